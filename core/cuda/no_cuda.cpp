@@ -1,0 +1,14 @@
+// Built when no CUDA compiler is available: the same API, reporting that there is no GPU.
+#include "tradecore/cuda.hpp"
+
+namespace tradecore::cuda {
+
+bool available() noexcept { return false; }
+bool compiled() noexcept { return false; }
+std::string describe() { return "built without CUDA (no nvcc found or TC_CUDA=OFF)"; }
+
+void bsm_european(const pricing::EuropeanBatch&, const pricing::EuropeanOut&) {
+  throw Error("CUDA is not available: this build has no CUDA kernels");
+}
+
+}  // namespace tradecore::cuda

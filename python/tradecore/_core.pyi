@@ -1,0 +1,35 @@
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class Error(RuntimeError): ...
+
+def cuda_available() -> bool: ...
+def cuda_compiled() -> bool: ...
+def cuda_describe() -> str: ...
+def european_check(
+    S: npt.NDArray[np.float64],
+    K: npt.NDArray[np.float64],
+    T: npt.NDArray[np.float64],
+    r: npt.NDArray[np.float64],
+    q: npt.NDArray[np.float64],
+    sigma: npt.NDArray[np.float64],
+    option_type: npt.NDArray[np.int8],
+) -> tuple[str, int, float, str] | None: ...
+def european(
+    S: npt.NDArray[np.float64],
+    K: npt.NDArray[np.float64],
+    T: npt.NDArray[np.float64],
+    r: npt.NDArray[np.float64],
+    q: npt.NDArray[np.float64],
+    sigma: npt.NDArray[np.float64],
+    option_type: npt.NDArray[np.int8],
+    outputs: Sequence[str],
+    gpu: bool = False,
+    threads: int = 0,
+    checked: bool = True,
+    out: Mapping[str, npt.NDArray[np.float64]] | None = None,
+) -> dict[str, npt.NDArray[np.float64]]: ...

@@ -1,0 +1,224 @@
+"""Option pricing: Black-Scholes-Merton European options with a continuous dividend yield.
+
+All functions are batch first: every argument may be a scalar or an array; arrays broadcast
+against each other (numpy rules) and scalars are never copied out to full length. Greeks are raw
+partial derivatives per year and per 1.00 of vol/rate:
+
+========  ==================  ========  ==================
+``delta``  dV/dS              ``theta``  -dV/dT
+``gamma``  d2V/dS2            ``rho``    dV/dr
+``vega``   dV/dsigma          ``phi``    dV/dq
+========  ==================  ========  ==================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from tradecore import _core
+
+ArrayLike = npt.ArrayLike
+FloatArray = npt.NDArray[np.float64]
+Device = Literal["cpu", "cuda", "auto"]
+
+EUROPEAN_OUTPUTS: tuple[str, ...] = ("price", "delta", "gamma", "vega", "theta", "rho", "phi")
+FIRST_ORDER_GREEKS: tuple[str, ...] = EUROPEAN_OUTPUTS[1:]
+
+# The names of european()'s arguments, keyed by the core's field names.
+_ARG_NAMES = {
+    "spot": "S",
+    "strike": "K",
+    "expiry": "T",
+    "rate": "r",
+    "dividend": "q",
+    "volatility": "sigma",
+    "option_type": "option_type",
+}
+# Above this many options, device="auto" uses the GPU when one is present.
+GPU_AUTO_THRESHOLD = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidInput:
+    """The first invalid input of a batch (see :func:`check_european`)."""
+
+    field: str  # spot, strike, expiry, rate, dividend, volatility, option_type
+    index: int  # flat row index
+    value: float
+    rule: str
+
+
+def option_type_codes(option_type: ArrayLike) -> npt.NDArray[np.int8]:
+    """Map ``"call"``/``"put"`` (any case; also ``"c"``/``"p"``) or +1/-1 to int8 codes."""
+    arr = np.asarray(option_type)
+    if arr.dtype.kind in "iu":
+        codes = arr.astype(np.int8, copy=False)
+        bad = (codes != 1) & (codes != -1)
+        if bad.any():
+            idx = int(np.flatnonzero(bad.ravel())[0])
+            raise ValueError(f"option_type[{idx}] must be 'call'/'put' or +1/-1")
+        return codes
+    if arr.dtype.kind not in "UO":
+        raise ValueError(f"option_type must be 'call'/'put' or +1/-1, not dtype {arr.dtype}")
+    lowered = np.char.lower(arr.astype(str))
+    codes = np.where(
+        (lowered == "call") | (lowered == "c"), 1, np.where((lowered == "put") | (lowered == "p"), -1, 0)
+    ).astype(np.int8)
+    if (codes == 0).any():
+        idx = int(np.flatnonzero(codes.ravel() == 0)[0])
+        raise ValueError(
+            f"option_type[{idx}] must be 'call' or 'put' (got {lowered.ravel()[idx]!r})"
+        )
+    return codes
+
+
+def _prepare(
+    S: ArrayLike,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: ArrayLike,
+    q: ArrayLike,
+    sigma: ArrayLike,
+    option_type: ArrayLike,
+) -> tuple[tuple[int, ...], list[npt.NDArray[np.generic]]]:
+    named = {"S": S, "K": K, "T": T, "r": r, "q": q, "sigma": sigma}
+    arrays: list[npt.NDArray[np.generic]] = []
+    for name, value in named.items():
+        try:
+            arrays.append(np.asarray(value, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be numeric: {exc}") from None
+    arrays.append(option_type_codes(option_type))
+    try:
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    except ValueError:
+        shapes = ", ".join(f"{n}{a.shape}" for n, a in zip([*named, "option_type"], arrays, strict=True))
+        raise ValueError(f"argument shapes do not broadcast: {shapes}") from None
+    flat: list[npt.NDArray[np.generic]] = []
+    for a in arrays:
+        b = np.broadcast_to(a, shape)
+        # 1-D views: 0-d and 1-D arrays keep their (possibly zero) stride; N-D ones are flattened.
+        flat.append(b.reshape(-1) if b.ndim != 1 else b)
+    return shape, flat
+
+
+def check_european(
+    S: ArrayLike,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: ArrayLike,
+    q: ArrayLike,
+    sigma: ArrayLike,
+    option_type: ArrayLike,
+) -> InvalidInput | None:
+    """Return the first invalid input of a European batch, or ``None`` when all are valid.
+
+    Rules: spot, strike and volatility finite and > 0; expiry finite and >= 0; rate and
+    dividend yield finite; option type call/put.
+    """
+    _, flat = _prepare(S, K, T, r, q, sigma, option_type)
+    found = _core.european_check(*flat)  # type: ignore[arg-type]
+    if found is None:
+        return None
+    field, row, value, rule = found
+    return InvalidInput(field=field, index=int(row), value=float(value), rule=rule)
+
+
+def _use_gpu(device: Device, n: int) -> bool:
+    if device == "cpu":
+        return False
+    if device == "cuda":
+        return True
+    if device == "auto":
+        return n >= GPU_AUTO_THRESHOLD and bool(_core.cuda_available())
+    raise ValueError(f"device must be 'cpu', 'cuda' or 'auto' (got {device!r})")
+
+
+def european(
+    S: ArrayLike,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: ArrayLike,
+    q: ArrayLike,
+    sigma: ArrayLike,
+    option_type: ArrayLike,
+    greeks: Sequence[str] | Literal["all", "none"] = "all",
+    *,
+    device: Device = "cpu",
+    threads: int = 0,
+    out: Mapping[str, FloatArray] | None = None,
+) -> dict[str, FloatArray]:
+    """Black-Scholes-Merton price and Greeks of European options with dividend yield ``q``.
+
+    Args:
+        S: spot price (> 0).  K: strike (> 0).  T: time to expiry in years (>= 0).
+        r: continuously compounded risk-free rate.  q: continuous dividend yield.
+        sigma: volatility (> 0, per 1.00).  option_type: ``"call"``/``"put"`` or an array of them.
+        greeks: ``"all"`` (delta, gamma, vega, theta, rho, phi), ``"none"``, or a list of names.
+        device: ``"cpu"``, ``"cuda"`` (raises TradecoreError without a GPU) or ``"auto"``.
+        threads: CPU threads (0: all cores).
+        out: optional preallocated float64 C-contiguous arrays of the result shape, keyed by
+            output name, written in place (reuse them to reprice a book without allocating).
+
+    Returns:
+        ``{"price": ..., "<greek>": ...}``: float64 arrays of the broadcast shape of the inputs
+        (0-d arrays for all-scalar input).
+
+    Raises:
+        ValueError: an invalid input; the message names the argument and the row.
+    """
+    if greeks == "all":
+        wanted: list[str] = list(FIRST_ORDER_GREEKS)
+    elif greeks == "none":
+        wanted = []
+    else:
+        wanted = list(greeks)
+        unknown = [g for g in wanted if g not in FIRST_ORDER_GREEKS]
+        if unknown:
+            raise ValueError(f"greeks: unknown {unknown}; choose from {list(FIRST_ORDER_GREEKS)}")
+    shape, flat = _prepare(S, K, T, r, q, sigma, option_type)
+    gpu = _use_gpu(device, flat[0].shape[0])
+    flat_out: dict[str, FloatArray] | None = None
+    if out is not None:
+        flat_out = {}
+        for name, arr in out.items():
+            if name not in EUROPEAN_OUTPUTS:
+                raise ValueError(f"out: unknown output {name!r}")
+            if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != np.float64:
+                raise ValueError(f"out[{name!r}] must be a float64 array of shape {shape}")
+            if not arr.flags.c_contiguous or not arr.flags.writeable:
+                raise ValueError(f"out[{name!r}] must be C-contiguous and writable")
+            flat_out[name] = arr.reshape(-1)
+    try:
+        # Validation is fused into the kernel's single pass over the inputs.
+        result = _core.european(
+            *flat,  # type: ignore[arg-type]
+            outputs=["price", *wanted],
+            gpu=gpu,
+            threads=threads,
+            checked=True,
+            out=flat_out,
+        )
+    except ValueError:
+        found = _core.european_check(*flat)  # type: ignore[arg-type]
+        if found is None:
+            raise
+        field, row, value, rule = found
+        raise ValueError(f"{_ARG_NAMES[field]}[{row}] {rule} (got {value!r})") from None
+    return {k: v.reshape(shape) for k, v in result.items()}
+
+
+__all__ = [
+    "EUROPEAN_OUTPUTS",
+    "FIRST_ORDER_GREEKS",
+    "GPU_AUTO_THRESHOLD",
+    "InvalidInput",
+    "check_european",
+    "european",
+    "option_type_codes",
+]
