@@ -1,4 +1,4 @@
-"""Option pricing: Black-Scholes-Merton European options with a continuous dividend yield.
+"""Black-Scholes-Merton European options with a continuous dividend yield.
 
 All functions are batch first: every argument may be a scalar or an array; arrays broadcast
 against each other (numpy rules) and scalars are never copied out to full length. Greeks are raw

@@ -1,0 +1,27 @@
+"""Option pricing (batch first; every argument a scalar or an array, broadcast numpy-style).
+
+Greeks are raw partial derivatives per year and per 1.00 of vol/rate: ``delta``=dV/dS,
+``gamma``=d2V/dS2, ``vega``=dV/dsigma, ``theta``=-dV/dT, ``rho``=dV/dr, ``phi``=dV/dq.
+"""
+
+from __future__ import annotations
+
+from tradecore.pricing.european import (
+    EUROPEAN_OUTPUTS,
+    FIRST_ORDER_GREEKS,
+    GPU_AUTO_THRESHOLD,
+    InvalidInput,
+    check_european,
+    european,
+    option_type_codes,
+)
+
+__all__ = [
+    "EUROPEAN_OUTPUTS",
+    "FIRST_ORDER_GREEKS",
+    "GPU_AUTO_THRESHOLD",
+    "InvalidInput",
+    "check_european",
+    "european",
+    "option_type_codes",
+]
