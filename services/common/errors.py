@@ -1,0 +1,44 @@
+"""Exceptions services raise, and the one mapping from exceptions to gRPC status codes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from tradecore.errors import TradecoreError
+
+
+class NotFoundError(LookupError):
+    """The requested entity does not exist (NOT_FOUND)."""
+
+
+class PreconditionError(RuntimeError):
+    """The request is valid but the system is not in a state to serve it (FAILED_PRECONDITION)."""
+
+
+class UnavailableError(RuntimeError):
+    """A dependency (NATS, ClickHouse, a device) is down (UNAVAILABLE)."""
+
+
+class ResourceExhaustedError(RuntimeError):
+    """A limit was hit (RESOURCE_EXHAUSTED)."""
+
+
+def status_for(exc: BaseException) -> grpc.StatusCode:
+    """The gRPC status code for an exception raised while serving a call."""
+    if isinstance(exc, ValueError):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(exc, NotFoundError | KeyError):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, PreconditionError):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, ResourceExhaustedError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    if isinstance(exc, UnavailableError | ConnectionError):
+        return grpc.StatusCode.UNAVAILABLE
+    if isinstance(exc, TradecoreError):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    return grpc.StatusCode.INTERNAL

@@ -1,0 +1,124 @@
+"""grpc.aio server bootstrap shared by every service.
+
+Health (grpc.health.v1) and reflection are registered for every service; one interceptor maps
+exceptions to status codes and records metrics; Prometheus metrics are served on a loopback
+port; SIGTERM/SIGINT flip health to NOT_SERVING, stop accepting, drain in-flight calls for the
+grace period, run the service's shutdown hooks (drain NATS, flush stores) and exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, start_http_server
+
+from .interceptors import RpcMetrics, ServiceInterceptor
+from .settings import ServiceSettings
+
+log = logging.getLogger("tradecore.server")
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceApp:
+    """What a service contributes: its servicers, its full names, and start/stop hooks."""
+
+    settings: ServiceSettings
+    register: Callable[[grpc.aio.Server], None]
+    service_names: Sequence[str]
+    on_start: list[Hook] = field(default_factory=list)
+    on_stop: list[Hook] = field(default_factory=list)
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+    s = app.settings
+    metrics = RpcMetrics(app.registry, s.service)
+    server = grpc.aio.server(
+        interceptors=[ServiceInterceptor(metrics)],
+        options=[
+            ("grpc.max_receive_message_length", s.max_message_bytes),
+            ("grpc.max_send_message_length", s.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    app.register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [*app.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
+    address = f"{s.host}:{s.port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise SystemExit(f"{s.service}: cannot listen on {address} (port in use?): {exc}") from exc
+    if bound == 0:
+        raise SystemExit(f"{s.service}: cannot listen on {address} (port in use?)")
+    metrics_server = None
+    if s.metrics_port:
+        try:
+            metrics_server, _ = start_http_server(s.metrics_port, "127.0.0.1", app.registry)
+        except OSError as exc:
+            raise SystemExit(
+                f"{s.service}: metrics port 127.0.0.1:{s.metrics_port} unavailable: {exc}"
+            ) from exc
+    for hook in app.on_start:
+        await hook()
+    await server.start()
+    for name in app.service_names:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    log.info("%s serving on %s (metrics 127.0.0.1:%s)", s.service, address, s.metrics_port)
+    if ready is not None:
+        ready.set()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("%s shutting down: NOT_SERVING, draining for %.1fs", s.service, s.grace_seconds)
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(s.grace_seconds)
+        for hook in reversed(app.on_stop):
+            try:
+                await hook()
+            except Exception:
+                log.exception("%s: shutdown hook failed", s.service)
+        if metrics_server is not None:
+            metrics_server.shutdown()
+        log.info("%s stopped", s.service)
+
+
+def main(build: Callable[[], ServiceApp]) -> None:
+    """Process entry: build the app, install uvloop when present, serve."""
+    app = build()
+    configure_logging(app.settings.log_level)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(run(app))
+    else:
+        uvloop.run(run(app))

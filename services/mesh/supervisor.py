@@ -1,0 +1,215 @@
+"""The mesh supervisor: starts every component in order, waits for each to be healthy,
+restarts a child that dies (with backoff, logged), and stops everything on SIGTERM/SIGINT.
+
+It records its state in ``<data_dir>/mesh.json`` for ``tradecore status`` and ``down``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from tradecore_gateway.generate import Upstream, descriptor_path, envoy_config, write_config
+
+from .components import Component, check_ports, child_env, components
+from .config import MeshConfig
+
+log = logging.getLogger("tradecore.mesh")
+
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+BACKOFF_MIN_S = 0.5
+BACKOFF_MAX_S = 30.0
+
+
+@dataclass
+class Child:
+    spec: Component
+    proc: subprocess.Popen[bytes] | None = None
+    log_file: IO[bytes] | None = None
+    restarts: int = 0
+    backoff: float = BACKOFF_MIN_S
+    restart_at: float = 0.0
+    started_at: float = 0.0
+    history: list[str] = field(default_factory=list)
+
+
+class Supervisor:
+    def __init__(self, cfg: MeshConfig) -> None:
+        self.cfg = cfg
+        self.data = cfg.data_path
+        self.children: list[Child] = []
+        self.stopping = False
+        self.state = "starting"
+
+    # ------------------------------------------------------------------ state file
+    def write_state(self) -> None:
+        doc: dict[str, Any] = {
+            "state": self.state,
+            "supervisor_pid": os.getpid(),
+            "pgid": os.getpgid(0),
+            "config": json.loads(self.cfg.to_json()),
+            "components": {
+                c.spec.name: {
+                    "pid": c.proc.pid if c.proc else None,
+                    "endpoint": c.spec.endpoint,
+                    "restarts": c.restarts,
+                    "log": str(self.data / "logs" / f"{c.spec.name}.log"),
+                }
+                for c in self.children
+            },
+        }
+        tmp = self.cfg.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=2))
+        tmp.replace(self.cfg.state_file)
+
+    # ------------------------------------------------------------------ processes
+    def spawn(self, child: Child) -> None:
+        logs = self.data / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        if child.log_file is None:
+            child.log_file = open(logs / f"{child.spec.name}.log", "ab")  # noqa: SIM115
+        child.proc = subprocess.Popen(
+            child.spec.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=child.log_file,
+            stderr=subprocess.STDOUT,
+            env=child_env(child.spec.env),
+            cwd=str(self.data),
+        )
+        child.started_at = time.monotonic()
+        log.info("started %s (pid %d)", child.spec.name, child.proc.pid)
+
+    def wait_healthy(self, child: Child, timeout: float = START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        detail = ""
+        while time.monotonic() < deadline and not self.stopping:
+            assert child.proc is not None
+            if child.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{child.spec.name} exited with code {child.proc.returncode} during start; "
+                    f"see {self.data / 'logs' / (child.spec.name + '.log')}"
+                )
+            ok, detail = child.spec.health()
+            if ok:
+                log.info("%s healthy: %s", child.spec.name, child.spec.endpoint)
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{child.spec.name} not healthy after {timeout:.0f}s: {detail}")
+
+    def start(self) -> None:
+        self.data.mkdir(parents=True, exist_ok=True)
+        check_ports(self.cfg)
+        envoy_file = self.data / "envoy.json"
+        write_config(
+            envoy_file,
+            envoy_config(
+                descriptor=descriptor_path(),
+                upstreams={
+                    "tradecore.pricing.v1.PricingService": Upstream(
+                        "127.0.0.1", self.cfg.pricing_port
+                    ),
+                },
+                listen_host=self.cfg.host,
+                listen_port=self.cfg.gateway_port,
+                admin_port=self.cfg.admin_port,
+            ),
+        )
+        self.children = [Child(spec) for spec in components(self.cfg, envoy_file)]
+        self.write_state()
+        for child in self.children:
+            self.spawn(child)
+            self.write_state()
+            self.wait_healthy(child)
+        self.state = "ready"
+        self.write_state()
+
+    def supervise_once(self) -> None:
+        now = time.monotonic()
+        changed = False
+        for child in self.children:
+            proc = child.proc
+            if proc is not None and proc.poll() is not None:
+                # A run that stayed up for a minute resets the backoff.
+                if now - child.started_at > 60:
+                    child.backoff = BACKOFF_MIN_S
+                child.restart_at = now + child.backoff
+                log.warning(
+                    "%s (pid %d) exited with code %s; restarting in %.1fs",
+                    child.spec.name, proc.pid, proc.returncode, child.backoff,
+                )
+                child.backoff = min(child.backoff * 2, BACKOFF_MAX_S)
+                child.proc = None
+                changed = True
+            elif proc is None and now >= child.restart_at:
+                child.restarts += 1
+                self.spawn(child)
+                changed = True
+        if changed:
+            self.write_state()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.state = "stopping"
+        for child in reversed(self.children):
+            proc = child.proc
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.terminate()
+            try:
+                proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0fs; killing", child.spec.name, STOP_TIMEOUT_S)
+                proc.kill()
+                proc.wait()
+            log.info("stopped %s", child.spec.name)
+        for child in self.children:
+            if child.log_file is not None:
+                child.log_file.close()
+        self.cfg.state_file.unlink(missing_ok=True)
+
+    def run(self) -> int:
+        def on_signal(signum: int, _frame: object) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        try:
+            self.start()
+            while not self.stopping:
+                self.supervise_once()
+                time.sleep(0.2)
+            return 0
+        except Exception as exc:
+            log.error("mesh failed: %s", exc)
+            self.state = "failed"
+            self.write_state()
+            return 1
+        finally:
+            self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Run the Tradecore mesh supervisor.")
+    ap.add_argument("--config-json", required=True)
+    ns = ap.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    cfg = MeshConfig.from_json(ns.config_json)
+    Path(cfg.data_path).mkdir(parents=True, exist_ok=True)
+    return Supervisor(cfg).run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""PricingService process: gRPC on TRADECORE_PORT (default 50051), and NATS request/reply on
+``pricing.v1.price`` (PriceRequest bytes in, PriceResponse bytes out; errors as a
+``Tradecore-Error`` header with the status name and message)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from nats.aio.msg import Msg
+
+from tradecore_api.pricing.v1 import pricing_pb2 as pb
+from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
+
+from ..common.bus import Bus
+from ..common.errors import status_for
+from ..common.server import ServiceApp, main
+from ..common.settings import ServiceSettings
+from . import logic
+from .servicer import PricingServicer
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PricingService"].full_name
+NATS_SUBJECT = "pricing.v1.price"
+DEFAULT_PORT = 50051
+DEFAULT_METRICS_PORT = 9464
+log = logging.getLogger("tradecore.pricing")
+
+
+def build() -> ServiceApp:
+    settings = ServiceSettings.from_env("pricing", port=DEFAULT_PORT,
+                                        metrics_port=DEFAULT_METRICS_PORT)
+    max_contracts = int(os.environ.get("TRADECORE_PRICING_MAX_CONTRACTS", "100000"))
+    servicer = PricingServicer(max_contracts)
+    bus = Bus(settings.nats_url, "pricing")
+
+    async def on_request(msg: Msg) -> None:
+        try:
+            request = pb.PriceRequest.FromString(msg.data)
+            reply = logic.price(request, max_contracts).SerializeToString()
+            await msg.respond(reply)
+        except Exception as exc:
+            code = status_for(exc)
+            if code.name == "INTERNAL":
+                log.exception("NATS %s failed", NATS_SUBJECT)
+            detail = str(exc) if code.name != "INTERNAL" else "internal error"
+            if msg.reply and bus.nc is not None:
+                await bus.nc.publish(
+                    msg.reply, b"", headers={"Tradecore-Error": f"{code.name}: {detail}"}
+                )
+
+    bus.subscribe(NATS_SUBJECT, on_request, queue="pricing")
+    return ServiceApp(
+        settings=settings,
+        register=lambda server: pb_grpc.add_PricingServiceServicer_to_server(servicer, server),
+        service_names=[SERVICE_NAME],
+        on_start=[bus.start],
+        on_stop=[bus.stop],
+    )
+
+
+def run() -> None:
+    main(build)
+
+
+if __name__ == "__main__":
+    run()
