@@ -1,0 +1,23 @@
+// Usage: node price.js <gateway host:port> <repo proto dir> <googleapis proto dir>
+// Prints the PriceResponse as JSON on stdout; exits 1 with the gRPC status on error.
+const grpc = require("@grpc/grpc-js");
+const loader = require("@grpc/proto-loader");
+
+const [target, protoDir, googleDir] = process.argv.slice(2);
+const def = loader.loadSync("tradecore/pricing/v1/pricing.proto", {
+  includeDirs: [protoDir, googleDir],
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: true,
+});
+const pkg = grpc.loadPackageDefinition(def);
+const client = new pkg.tradecore.pricing.v1.PricingService(target, grpc.credentials.createInsecure());
+const request = JSON.parse(process.env.PRICE_REQUEST);
+client.Price(request, { deadline: Date.now() + 10000 }, (err, res) => {
+  if (err) {
+    console.log(JSON.stringify({ code: err.code, details: err.details }));
+    process.exit(1);
+  }
+  console.log(JSON.stringify(res));
+});

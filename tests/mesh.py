@@ -1,0 +1,70 @@
+"""Start and stop a real mesh (nats-server, services, Envoy) on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import free_port
+
+
+def tradecore_cmd() -> list[str]:
+    exe = shutil.which("tradecore", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "tradecore_services.mesh.cli"]
+
+
+@dataclass
+class Mesh:
+    data_dir: Path
+    gateway_port: int
+    admin_port: int
+    nats_port: int
+    nats_monitor_port: int
+    pricing_port: int
+    pricing_metrics_port: int
+
+    @classmethod
+    def with_free_ports(cls, data_dir: Path) -> Mesh:
+        ports = set()
+        while len(ports) < 6:
+            ports.add(free_port())
+        g, a, n, nm, p, pm = sorted(ports)
+        return cls(data_dir, g, a, n, nm, p, pm)
+
+    def args(self) -> list[str]:
+        return [
+            "--data-dir", str(self.data_dir),
+            "--gateway-port", str(self.gateway_port),
+            "--admin-port", str(self.admin_port),
+            "--nats-port", str(self.nats_port),
+            "--nats-monitor-port", str(self.nats_monitor_port),
+            "--pricing-port", str(self.pricing_port),
+            "--pricing-metrics-port", str(self.pricing_metrics_port),
+        ]
+
+    def run(self, command: str, *extra: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECORE_")}
+        return subprocess.run(
+            [*tradecore_cmd(), command, *self.args(), *extra],
+            capture_output=True, text=True, timeout=timeout, env=env,
+        )
+
+    @property
+    def gateway(self) -> str:
+        return f"127.0.0.1:{self.gateway_port}"
+
+    @property
+    def pricing(self) -> str:
+        return f"127.0.0.1:{self.pricing_port}"
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.nats_port}"
+
+    def state(self) -> dict[str, object]:
+        return dict(json.loads((self.data_dir / "mesh.json").read_text()))
