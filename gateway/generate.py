@@ -19,6 +19,8 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 
+_T = "type.googleapis.com/envoy.extensions."
+
 
 @dataclass(frozen=True)
 class Upstream:
@@ -50,7 +52,7 @@ def _cluster(name: str, up: Upstream) -> dict[str, Any]:
         "lb_policy": "ROUND_ROBIN",
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "@type": _T + "upstreams.http.v3.HttpProtocolOptions",
                 "explicit_http_config": {"http2_protocol_options": {}},
             }
         },
@@ -112,14 +114,12 @@ def envoy_config(
     # Health of the gateway itself over gRPC (routed to the first service's health endpoint).
     if upstreams:
         first = sorted(upstreams)[0].replace(".", "_")
-        routes.append(
-            {"match": {"prefix": "/grpc.health.v1.Health/"}, "route": {"cluster": first}}
-        )
+        routes.append({"match": {"prefix": "/grpc.health.v1.Health/"}, "route": {"cluster": first}})
     http_filters = [
         {
             "name": "envoy.filters.http.grpc_json_transcoder",
             "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
+                "@type": _T + "filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
                 "proto_descriptor": str(descriptor),
                 "services": sorted(upstreams),
                 "print_options": {
@@ -139,13 +139,11 @@ def envoy_config(
         },
         {
             "name": "envoy.filters.http.router",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-            },
+            "typed_config": {"@type": _T + "filters.http.router.v3.Router"},
         },
     ]
     hcm = {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "@type": _T + "filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "gateway",
         "codec_type": "AUTO",
         "generate_request_id": True,
@@ -196,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--listen", default="127.0.0.1:8080")
     ap.add_argument("--admin-port", type=int, default=9901)
     ap.add_argument(
-        "--upstream", action="append", default=[], metavar="SERVICE=HOST:PORT",
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="SERVICE=HOST:PORT",
         help="e.g. tradecore.pricing.v1.PricingService=127.0.0.1:50051",
     )
     ns = ap.parse_args(argv)
@@ -206,8 +207,13 @@ def main(argv: list[str] | None = None) -> int:
         host, _, port = addr.rpartition(":")
         ups[name] = Upstream(host, int(port))
     host, _, port = ns.listen.rpartition(":")
-    cfg = envoy_config(descriptor=descriptor_path(), upstreams=ups, listen_host=host,
-                       listen_port=int(port), admin_port=ns.admin_port)
+    cfg = envoy_config(
+        descriptor=descriptor_path(),
+        upstreams=ups,
+        listen_host=host,
+        listen_port=int(port),
+        admin_port=ns.admin_port,
+    )
     write_config(ns.out, cfg)
     return 0
 

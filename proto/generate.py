@@ -36,7 +36,9 @@ def _include_dirs() -> list[str]:
             dirs.append(str(root))
             break
     else:
-        raise SystemExit("google/api/annotations.proto not found (install googleapis-common-protos)")
+        raise SystemExit(
+            "google/api/annotations.proto not found (install googleapis-common-protos)"
+        )
     return dirs
 
 

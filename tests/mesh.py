@@ -38,20 +38,32 @@ class Mesh:
 
     def args(self) -> list[str]:
         return [
-            "--data-dir", str(self.data_dir),
-            "--gateway-port", str(self.gateway_port),
-            "--admin-port", str(self.admin_port),
-            "--nats-port", str(self.nats_port),
-            "--nats-monitor-port", str(self.nats_monitor_port),
-            "--pricing-port", str(self.pricing_port),
-            "--pricing-metrics-port", str(self.pricing_metrics_port),
+            "--data-dir",
+            str(self.data_dir),
+            "--gateway-port",
+            str(self.gateway_port),
+            "--admin-port",
+            str(self.admin_port),
+            "--nats-port",
+            str(self.nats_port),
+            "--nats-monitor-port",
+            str(self.nats_monitor_port),
+            "--pricing-port",
+            str(self.pricing_port),
+            "--pricing-metrics-port",
+            str(self.pricing_metrics_port),
         ]
 
-    def run(self, command: str, *extra: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, command: str, *extra: str, timeout: float = 90
+    ) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECORE_")}
         return subprocess.run(
             [*tradecore_cmd(), command, *self.args(), *extra],
-            capture_output=True, text=True, timeout=timeout, env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
         )
 
     @property

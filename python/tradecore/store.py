@@ -38,9 +38,7 @@ def default_dsn(data_dir: str | Path, owner: str) -> str:
 
 def _validate_dsn(dsn: str) -> str:
     if not isinstance(dsn, str) or not _DSN_RE.match(dsn):
-        raise ValueError(
-            f"dsn must start with chdb://, http:// or https:// (got {dsn!r})"
-        )
+        raise ValueError(f"dsn must start with chdb://, http:// or https:// (got {dsn!r})")
     if dsn.lower().startswith("chdb://"):
         rest = dsn[len("chdb://") :]
         if rest != "memory" and not rest.startswith("/"):
@@ -66,7 +64,9 @@ class Store:
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         return self.client.command(sql, parameters=parameters)
 
-    def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def query_rows(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.client.query(sql, parameters=parameters).result_rows]
 
     def insert(
@@ -87,9 +87,12 @@ class Store:
             "(version UInt32, name String, applied_at DateTime64(3) DEFAULT now64(3)) "
             "ENGINE = MergeTree ORDER BY version"
         )
-        return [int(r[0]) for r in self.query_rows(
-            f"SELECT version FROM {self.MIGRATIONS_TABLE} ORDER BY version"
-        )]
+        return [
+            int(r[0])
+            for r in self.query_rows(
+                f"SELECT version FROM {self.MIGRATIONS_TABLE} ORDER BY version"
+            )
+        ]
 
     def migrate(self, migrations: Iterable[Migration]) -> list[int]:
         """Apply the migrations not applied yet, in version order; returns those applied."""

@@ -48,8 +48,13 @@ class Bus:
                     allow_reconnect=True,
                 )
             except Exception as exc:
-                log.warning("%s: NATS %s unreachable (%s); retrying in %.1fs", self.name,
-                            self.url, exc, delay)
+                log.warning(
+                    "%s: NATS %s unreachable (%s); retrying in %.1fs",
+                    self.name,
+                    self.url,
+                    exc,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -19,26 +20,62 @@ UP_TIMEOUT_S = 60.0
 
 
 def _add_mesh_args(p: argparse.ArgumentParser, defaults: MeshConfig) -> None:
-    p.add_argument("--data-dir", default=defaults.data_dir,
-                   help="state, logs and embedded databases (TRADECORE_DATA_DIR)")
-    p.add_argument("--gateway-port", type=int, default=defaults.gateway_port,
-                   help="gateway port, gRPC and JSON (TRADECORE_GATEWAY_PORT)")
-    p.add_argument("--gateway-host", default=defaults.host,
-                   help="gateway bind address (TRADECORE_GATEWAY_HOST)")
-    p.add_argument("--admin-port", type=int, default=defaults.admin_port,
-                   help="Envoy admin port, loopback only (TRADECORE_ADMIN_PORT)")
-    p.add_argument("--nats-port", type=int, default=defaults.nats_port,
-                   help="embedded NATS port (TRADECORE_NATS_PORT)")
-    p.add_argument("--nats-monitor-port", type=int, default=defaults.nats_monitor_port,
-                   help="embedded NATS monitoring port (TRADECORE_NATS_MONITOR_PORT)")
-    p.add_argument("--pricing-port", type=int, default=defaults.pricing_port,
-                   help="PricingService gRPC port (TRADECORE_PRICING_PORT)")
-    p.add_argument("--pricing-metrics-port", type=int, default=defaults.pricing_metrics_port,
-                   help="PricingService Prometheus port (TRADECORE_PRICING_METRICS_PORT)")
-    p.add_argument("--nats-url", default=defaults.nats_url,
-                   help="use an existing NATS server instead of the embedded one")
-    p.add_argument("--clickhouse-dsn", default=defaults.clickhouse_dsn,
-                   help="use an existing ClickHouse (http://...) instead of embedded chDB")
+    p.add_argument(
+        "--data-dir",
+        default=defaults.data_dir,
+        help="state, logs and embedded databases (TRADECORE_DATA_DIR)",
+    )
+    p.add_argument(
+        "--gateway-port",
+        type=int,
+        default=defaults.gateway_port,
+        help="gateway port, gRPC and JSON (TRADECORE_GATEWAY_PORT)",
+    )
+    p.add_argument(
+        "--gateway-host",
+        default=defaults.host,
+        help="gateway bind address (TRADECORE_GATEWAY_HOST)",
+    )
+    p.add_argument(
+        "--admin-port",
+        type=int,
+        default=defaults.admin_port,
+        help="Envoy admin port, loopback only (TRADECORE_ADMIN_PORT)",
+    )
+    p.add_argument(
+        "--nats-port",
+        type=int,
+        default=defaults.nats_port,
+        help="embedded NATS port (TRADECORE_NATS_PORT)",
+    )
+    p.add_argument(
+        "--nats-monitor-port",
+        type=int,
+        default=defaults.nats_monitor_port,
+        help="embedded NATS monitoring port (TRADECORE_NATS_MONITOR_PORT)",
+    )
+    p.add_argument(
+        "--pricing-port",
+        type=int,
+        default=defaults.pricing_port,
+        help="PricingService gRPC port (TRADECORE_PRICING_PORT)",
+    )
+    p.add_argument(
+        "--pricing-metrics-port",
+        type=int,
+        default=defaults.pricing_metrics_port,
+        help="PricingService Prometheus port (TRADECORE_PRICING_METRICS_PORT)",
+    )
+    p.add_argument(
+        "--nats-url",
+        default=defaults.nats_url,
+        help="use an existing NATS server instead of the embedded one",
+    )
+    p.add_argument(
+        "--clickhouse-dsn",
+        default=defaults.clickhouse_dsn,
+        help="use an existing ClickHouse (http://...) instead of embedded chDB",
+    )
 
 
 def _config(ns: argparse.Namespace) -> MeshConfig:
@@ -92,8 +129,11 @@ def cmd_up(ns: argparse.Namespace) -> int:
     cfg = _config(ns)
     state = _read_state(cfg.data_dir)
     if state and _alive(state.get("supervisor_pid")):
-        print(f"tradecore is already running (supervisor pid {state['supervisor_pid']}); "
-              "run `tradecore down` first", file=sys.stderr)
+        print(
+            f"tradecore is already running (supervisor pid {state['supervisor_pid']}); "
+            "run `tradecore down` first",
+            file=sys.stderr,
+        )
         return 1
     try:
         check_ports(cfg)
@@ -101,8 +141,13 @@ def cmd_up(ns: argparse.Namespace) -> int:
         print(f"tradecore up: {exc}", file=sys.stderr)
         return 1
     cfg.data_path.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "tradecore_services.mesh.supervisor",
-            "--config-json", cfg.to_json()]
+    argv = [
+        sys.executable,
+        "-m",
+        "tradecore_services.mesh.supervisor",
+        "--config-json",
+        cfg.to_json(),
+    ]
     if ns.foreground:
         from .supervisor import main as supervisor_main
 
@@ -113,19 +158,29 @@ def cmd_up(ns: argparse.Namespace) -> int:
     sup_log = logs / "supervisor.log"
     started = time.monotonic()
     with open(sup_log, "ab") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True, cwd=str(cfg.data_path))
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            cwd=str(cfg.data_path),
+        )
     while time.monotonic() - started < UP_TIMEOUT_S:
         if proc.poll() is not None:
-            print(f"tradecore up failed (supervisor exited with code {proc.returncode}):",
-                  file=sys.stderr)
+            print(
+                f"tradecore up failed (supervisor exited with code {proc.returncode}):",
+                file=sys.stderr,
+            )
             print(_tail(sup_log), file=sys.stderr)
             return 1
         state = _read_state(cfg.data_dir)
         if state and state.get("state") == "ready":
             elapsed = time.monotonic() - started
-            print(f"tradecore is up in {elapsed:.1f}s (supervisor pid {proc.pid}, "
-                  f"data {cfg.data_path})")
+            print(
+                f"tradecore is up in {elapsed:.1f}s (supervisor pid {proc.pid}, "
+                f"data {cfg.data_path})"
+            )
             _print_endpoints(state)
             print("Run `tradecore status` to check it and `tradecore down` to stop it.")
             return 0
@@ -160,8 +215,10 @@ def cmd_status(ns: argparse.Namespace) -> int:
         ok = ok and alive
         healthy &= ok
         word = "healthy" if ok else "UNHEALTHY"
-        print(f"  {name:<8} {word:<9} pid {comp.get('pid')!s:<7} restarts {comp['restarts']:<3} "
-              f"{comp['endpoint']}" + ("" if ok else f"  [{detail}]"))
+        print(
+            f"  {name:<8} {word:<9} pid {comp.get('pid')!s:<7} restarts {comp['restarts']:<3} "
+            f"{comp['endpoint']}" + ("" if ok else f"  [{detail}]")
+        )
     healthy &= state["state"] == "ready"
     return 0 if healthy else 1
 
@@ -180,16 +237,12 @@ def _stop(data_dir: str, timeout: float = 30.0) -> bool:
     # Whatever is left (a supervisor that hung or was killed): kill the group and the children.
     pgid = state.get("pgid")
     if pgid and pgid != os.getpgid(0):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
     for pid in [sup, *pids]:
         if _alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     (Path(data_dir).resolve() / "mesh.json").unlink(missing_ok=True)
     return True
 
@@ -205,8 +258,9 @@ def cmd_down(ns: argparse.Namespace) -> int:
 
 def cmd_replay(ns: argparse.Namespace, rest: list[str]) -> int:
     if ns.format != "lobster":
-        print(f"tradecore replay: unknown format {ns.format!r} (supported: lobster)",
-              file=sys.stderr)
+        print(
+            f"tradecore replay: unknown format {ns.format!r} (supported: lobster)", file=sys.stderr
+        )
         return 2
     try:
         from tradecore.lobster import replay_main
@@ -222,8 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the mesh (NATS, services, Envoy gateway)")
     _add_mesh_args(up, defaults)
-    up.add_argument("--foreground", action="store_true",
-                    help="stay attached; Ctrl-C stops everything")
+    up.add_argument(
+        "--foreground", action="store_true", help="stay attached; Ctrl-C stops everything"
+    )
     st = sub.add_parser("status", help="show each component's health (non-zero if unhealthy)")
     _add_mesh_args(st, defaults)
     dn = sub.add_parser("down", help="stop the mesh and every process it started")

@@ -97,9 +97,18 @@ def components(cfg: MeshConfig, envoy_config: Path) -> list[Component]:
             Component(
                 name="nats",
                 argv=[
-                    nats_server_path(), "-a", "127.0.0.1", "-p", str(cfg.nats_port),
-                    "-m", str(cfg.nats_monitor_port), "-js", "-sd", str(data / "nats"),
-                    "-n", "tradecore",
+                    nats_server_path(),
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    str(cfg.nats_port),
+                    "-m",
+                    str(cfg.nats_monitor_port),
+                    "-js",
+                    "-sd",
+                    str(data / "nats"),
+                    "-n",
+                    "tradecore",
                 ],
                 health=lambda: http_ok(f"http://127.0.0.1:{cfg.nats_monitor_port}/healthz"),
                 endpoint=cfg.effective_nats_url,
@@ -139,8 +148,14 @@ def components(cfg: MeshConfig, envoy_config: Path) -> list[Component]:
         Component(
             name="gateway",
             argv=[
-                envoy_path(), "-c", str(envoy_config), "--log-level", "warn",
-                "--disable-hot-restart", "--log-path", str(data / "logs" / "envoy-access.log"),
+                envoy_path(),
+                "-c",
+                str(envoy_config),
+                "--log-level",
+                "warn",
+                "--disable-hot-restart",
+                "--log-path",
+                str(data / "logs" / "envoy-access.log"),
             ],
             health=envoy_health,
             endpoint=f"http://{gateway_target} (gRPC + JSON; admin http://127.0.0.1:"

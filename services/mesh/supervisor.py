@@ -145,7 +145,10 @@ class Supervisor:
                 child.restart_at = now + child.backoff
                 log.warning(
                     "%s (pid %d) exited with code %s; restarting in %.1fs",
-                    child.spec.name, proc.pid, proc.returncode, child.backoff,
+                    child.spec.name,
+                    proc.pid,
+                    proc.returncode,
+                    child.backoff,
                 )
                 child.backoff = min(child.backoff * 2, BACKOFF_MAX_S)
                 child.proc = None
@@ -203,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config-json", required=True)
     ns = ap.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
+        level=logging.INFO,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     cfg = MeshConfig.from_json(ns.config_json)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from tradecore import pricing
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 

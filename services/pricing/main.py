@@ -8,7 +8,6 @@ import logging
 import os
 
 from nats.aio.msg import Msg
-
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
@@ -27,8 +26,9 @@ log = logging.getLogger("tradecore.pricing")
 
 
 def build() -> ServiceApp:
-    settings = ServiceSettings.from_env("pricing", port=DEFAULT_PORT,
-                                        metrics_port=DEFAULT_METRICS_PORT)
+    settings = ServiceSettings.from_env(
+        "pricing", port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT
+    )
     max_contracts = int(os.environ.get("TRADECORE_PRICING_MAX_CONTRACTS", "100000"))
     servicer = PricingServicer(max_contracts)
     bus = Bus(settings.nats_url, "pricing")

@@ -28,8 +28,11 @@ def alive(pid: int) -> bool:
 
 def processes_mentioning(text: str) -> list[int]:
     out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    return [int(line.split(None, 1)[0]) for line in out.splitlines()
-            if text in line and "pytest" not in line]
+    return [
+        int(line.split(None, 1)[0])
+        for line in out.splitlines()
+        if text in line and "pytest" not in line
+    ]
 
 
 def all_pids(m: Mesh) -> list[int]:
@@ -52,16 +55,31 @@ def test_up_status_down_leaves_nothing(tmp_path: Path) -> None:
     st = m.run("status")
     assert st.returncode == 0, st.stdout + st.stderr
     for name in ("nats", "pricing", "gateway"):
-        assert any(line.split()[:2] == [name, "healthy"] for line in st.stdout.splitlines()), st.stdout
+        assert any(line.split()[:2] == [name, "healthy"] for line in st.stdout.splitlines()), (
+            st.stdout
+        )
     # A second `up` on the same data dir is refused while the mesh runs.
     again = m.run("up")
     assert again.returncode == 1 and "already running" in again.stderr
     # curl through the gateway works
-    body = json.dumps({"contracts": [{"spot": 100, "strike": 100, "expiry_years": 1,
-                                      "volatility": 0.2, "option_type": "CALL"}]}).encode()
+    body = json.dumps(
+        {
+            "contracts": [
+                {
+                    "spot": 100,
+                    "strike": 100,
+                    "expiry_years": 1,
+                    "volatility": 0.2,
+                    "option_type": "CALL",
+                }
+            ]
+        }
+    ).encode()
     req = urllib.request.Request(f"http://{m.gateway}/v1/pricing/price", data=body, method="POST")
     with urllib.request.urlopen(req, timeout=10) as r:
-        assert json.loads(r.read())["results"][0]["price"] == pytest.approx(7.965567455405804, rel=1e-12)
+        assert json.loads(r.read())["results"][0]["price"] == pytest.approx(
+            7.965567455405804, rel=1e-12
+        )
     down = m.run("down")
     assert down.returncode == 0, down.stdout + down.stderr
     deadline = time.monotonic() + 5
@@ -135,9 +153,14 @@ def test_foreground_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECORE_")}
     from tests.mesh import tradecore_cmd
 
-    proc = subprocess.Popen([*tradecore_cmd(), "up", "--foreground", *m.args()], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*tradecore_cmd(), "up", "--foreground", *m.args()],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -34,16 +34,25 @@ def node() -> str:
     if not exe or not npm:
         pytest.fail("node and npm are required for the other-language client test")
     if not (NODE_DIR / "node_modules" / "@grpc" / "grpc-js").exists():
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--silent"], cwd=NODE_DIR,
-                       check=True, timeout=300)
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--silent"],
+            cwd=NODE_DIR,
+            check=True,
+            timeout=300,
+        )
     return exe
 
 
-def run_node(node: str, mesh: Mesh, contracts: list[dict[str, object]]) -> subprocess.CompletedProcess[str]:
+def run_node(
+    node: str, mesh: Mesh, contracts: list[dict[str, object]]
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PRICE_REQUEST=json.dumps({"contracts": contracts}))
     return subprocess.run(
         [node, str(NODE_DIR / "price.js"), mesh.gateway, str(REPO / "proto"), googleapis_dir()],
-        capture_output=True, text=True, timeout=60, env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
 
 

@@ -14,36 +14,74 @@ import nats
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tradecore_api.pricing.v1 import pricing_pb2 as pb
+from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
 from tests.mesh import Mesh
 from tests.unit.test_european import mp_greeks
-from tradecore_api.pricing.v1 import pricing_pb2 as pb
-from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.integration
 
 CONTRACTS = [
-    dict(spot=100.0, strike=105.0, expiry_years=0.5, rate=0.03, dividend_yield=0.01,
-         volatility=0.25, option_type="CALL", style="EUROPEAN"),
-    dict(spot=100.0, strike=95.0, expiry_years=2.0, rate=-0.005, dividend_yield=0.02,
-         volatility=0.4, option_type="PUT", style="EUROPEAN"),
-    dict(spot=50.0, strike=80.0, expiry_years=1 / 365, rate=0.05, dividend_yield=0.0,
-         volatility=0.3, option_type="PUT"),
+    dict(
+        spot=100.0,
+        strike=105.0,
+        expiry_years=0.5,
+        rate=0.03,
+        dividend_yield=0.01,
+        volatility=0.25,
+        option_type="CALL",
+        style="EUROPEAN",
+    ),
+    dict(
+        spot=100.0,
+        strike=95.0,
+        expiry_years=2.0,
+        rate=-0.005,
+        dividend_yield=0.02,
+        volatility=0.4,
+        option_type="PUT",
+        style="EUROPEAN",
+    ),
+    dict(
+        spot=50.0,
+        strike=80.0,
+        expiry_years=1 / 365,
+        rate=0.05,
+        dividend_yield=0.0,
+        volatility=0.3,
+        option_type="PUT",
+    ),
 ]
 
 
 def reference(c: dict[str, Any]) -> dict[str, float]:
-    return mp_greeks(c["spot"], c["strike"], c["expiry_years"], c["rate"],
-                     c.get("dividend_yield", 0.0), c["volatility"],
-                     1 if c["option_type"] == "CALL" else -1)
+    return mp_greeks(
+        c["spot"],
+        c["strike"],
+        c["expiry_years"],
+        c["rate"],
+        c.get("dividend_yield", 0.0),
+        c["volatility"],
+        1 if c["option_type"] == "CALL" else -1,
+    )
 
 
 def proto_request(contracts: list[dict[str, Any]]) -> pb.PriceRequest:
     req = pb.PriceRequest()
     for c in contracts:
-        req.contracts.add(**{k: (pb.OptionType.Value(v) if k == "option_type" else
-                                 pb.ExerciseStyle.Value(v) if k == "style" else v)
-                             for k, v in c.items()})
+        req.contracts.add(
+            **{
+                k: (
+                    pb.OptionType.Value(v)
+                    if k == "option_type"
+                    else pb.ExerciseStyle.Value(v)
+                    if k == "style"
+                    else v
+                )
+                for k, v in c.items()
+            }
+        )
     return req
 
 
@@ -57,8 +95,12 @@ def check_results(results: list[dict[str, float]]) -> None:
 
 def post_json(mesh: Mesh, path: str, body: Any) -> tuple[int, Any]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(f"http://{mesh.gateway}{path}", data=data, method="POST",
-                                 headers={"content-type": "application/json"})
+    req = urllib.request.Request(
+        f"http://{mesh.gateway}{path}",
+        data=data,
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())
@@ -75,12 +117,15 @@ def test_grpc_price(mesh: Mesh, via: str) -> None:
     target = mesh.pricing if via == "direct" else mesh.gateway
     with grpc.insecure_channel(target) as ch:
         stub = pb_grpc.PricingServiceStub(ch)
-        res, call = stub.Price.with_call(proto_request(CONTRACTS), timeout=10,
-                                         metadata=(("x-request-id", "req-123"),))
-    check_results([
-        {k: getattr(r, k) for k in ("price", "delta", "gamma", "vega", "theta", "rho", "phi")}
-        for r in res.results
-    ])
+        res, call = stub.Price.with_call(
+            proto_request(CONTRACTS), timeout=10, metadata=(("x-request-id", "req-123"),)
+        )
+    check_results(
+        [
+            {k: getattr(r, k) for k in ("price", "delta", "gamma", "vega", "theta", "rho", "phi")}
+            for r in res.results
+        ]
+    )
     assert ("x-request-id", "req-123") in tuple(call.initial_metadata())
 
 
@@ -91,13 +136,16 @@ def test_json_price_through_gateway(mesh: Mesh) -> None:
     assert set(body["results"][0]) == {"price", "delta", "gamma", "vega", "theta", "rho", "phi"}
 
 
-@pytest.mark.parametrize("field,value,expect", [
-    ("volatility", -0.2, "contracts[1].volatility"),
-    ("spot", 0, "contracts[1].spot"),
-    ("strike", -5, "contracts[1].strike"),
-    ("expiry_years", -1, "contracts[1].expiry_years"),
-    ("option_type", "OPTION_TYPE_UNSPECIFIED", "contracts[1].option_type"),
-])
+@pytest.mark.parametrize(
+    "field,value,expect",
+    [
+        ("volatility", -0.2, "contracts[1].volatility"),
+        ("spot", 0, "contracts[1].spot"),
+        ("strike", -5, "contracts[1].strike"),
+        ("expiry_years", -1, "contracts[1].expiry_years"),
+        ("option_type", "OPTION_TYPE_UNSPECIFIED", "contracts[1].option_type"),
+    ],
+)
 def test_bad_input_json_400_and_grpc_invalid_argument(
     mesh: Mesh, field: str, value: Any, expect: str
 ) -> None:
@@ -143,8 +191,9 @@ def test_large_batch_matches_library(mesh: Mesh) -> None:
     req = pb.PriceRequest()
     S, K = rng.uniform(50, 150, n), rng.uniform(50, 150, n)
     for s, k in zip(S, K, strict=True):
-        req.contracts.add(spot=s, strike=k, expiry_years=0.75, rate=0.02, volatility=0.3,
-                          option_type=pb.PUT)
+        req.contracts.add(
+            spot=s, strike=k, expiry_years=0.75, rate=0.02, volatility=0.3, option_type=pb.PUT
+        )
     with grpc.insecure_channel(mesh.gateway) as ch:
         res = pb_grpc.PricingServiceStub(ch).Price(req, timeout=30)
     from tradecore import pricing
@@ -171,20 +220,25 @@ def test_metrics_count_requests(mesh: Mesh) -> None:
         pb_grpc.PricingServiceStub(ch).Price(proto_request(CONTRACTS), timeout=5)
     url = f"http://127.0.0.1:{mesh.pricing_metrics_port}/metrics"
     text = urllib.request.urlopen(url, timeout=5).read().decode()
-    ok = [ln for ln in text.splitlines()
-          if ln.startswith("tradecore_rpc_requests_total") and 'method="Price"' in ln
-          and 'code="OK"' in ln]
+    ok = [
+        ln
+        for ln in text.splitlines()
+        if ln.startswith("tradecore_rpc_requests_total")
+        and 'method="Price"' in ln
+        and 'code="OK"' in ln
+    ]
     assert ok and float(ok[0].split()[-1]) >= 1
     assert "tradecore_rpc_latency_seconds_bucket" in text
     assert 'code="INVALID_ARGUMENT"' in text  # from the bad-input tests or below
-    
+
 
 def test_nats_request_reply(mesh: Mesh) -> None:
     async def go() -> tuple[pb.PriceResponse, dict[str, str] | None]:
         nc = await nats.connect(mesh.nats_url)
         try:
-            msg = await nc.request("pricing.v1.price",
-                                   proto_request(CONTRACTS).SerializeToString(), timeout=5)
+            msg = await nc.request(
+                "pricing.v1.price", proto_request(CONTRACTS).SerializeToString(), timeout=5
+            )
             bad = await nc.request(
                 "pricing.v1.price",
                 proto_request([dict(CONTRACTS[0], volatility=-1.0)]).SerializeToString(),

@@ -7,7 +7,6 @@ import math
 import mpmath as mp
 import numpy as np
 import pytest
-
 import tradecore
 from tradecore import pricing
 
@@ -24,7 +23,9 @@ def mp_price(S: float, K: float, T: float, r: float, q: float, v: float, w: int)
     return float(K_ * mp.e ** (-r_ * T_) * N(-d2) - S_ * mp.e ** (-q_ * T_) * N(-d1))
 
 
-def mp_greeks(S: float, K: float, T: float, r: float, q: float, v: float, w: int) -> dict[str, float]:
+def mp_greeks(
+    S: float, K: float, T: float, r: float, q: float, v: float, w: int
+) -> dict[str, float]:
     """Closed-form Greeks evaluated in 40-digit arithmetic."""
     S_, K_, T_, r_, q_, v_ = (mp.mpf(x) for x in (S, K, T, r, q, v))
     sT = mp.sqrt(T_)
@@ -38,7 +39,9 @@ def mp_greeks(S: float, K: float, T: float, r: float, q: float, v: float, w: int
         "delta": float(w * dq * Nw1),
         "gamma": float(dq * n1 / (S_ * v_ * sT)),
         "vega": float(S_ * dq * n1 * sT),
-        "theta": float(-S_ * dq * n1 * v_ / (2 * sT) - w * r_ * K_ * dr * Nw2 + w * q_ * S_ * dq * Nw1),
+        "theta": float(
+            -S_ * dq * n1 * v_ / (2 * sT) - w * r_ * K_ * dr * Nw2 + w * q_ * S_ * dq * Nw1
+        ),
         "rho": float(w * K_ * T_ * dr * Nw2),
         "phi": float(-w * S_ * T_ * dq * Nw1),
     }
@@ -71,7 +74,9 @@ def test_matches_high_precision_closed_form() -> None:
     out = pricing.european(d["S"], d["K"], d["T"], d["r"], d["q"], d["sigma"], d["w"])
     worst = 0.0
     for i in range(300):
-        ref = mp_greeks(*(float(d[k][i]) for k in ("S", "K", "T", "r", "q", "sigma")), int(d["w"][i]))
+        ref = mp_greeks(
+            *(float(d[k][i]) for k in ("S", "K", "T", "r", "q", "sigma")), int(d["w"][i])
+        )
         for name, value in ref.items():
             got = float(out[name][i])
             scale = max(abs(value), 1e-8 * float(d["S"][i]))
@@ -91,9 +96,16 @@ def test_put_call_parity() -> None:
     np.testing.assert_allclose(c["vega"], p["vega"], rtol=1e-13)
 
 
-@pytest.mark.parametrize("greek,arg,sign", [
-    ("delta", "S", 1), ("vega", "sigma", 1), ("theta", "T", -1), ("rho", "r", 1), ("phi", "q", 1),
-])
+@pytest.mark.parametrize(
+    "greek,arg,sign",
+    [
+        ("delta", "S", 1),
+        ("vega", "sigma", 1),
+        ("theta", "T", -1),
+        ("rho", "r", 1),
+        ("phi", "q", 1),
+    ],
+)
 def test_greeks_against_finite_differences(greek: str, arg: str, sign: int) -> None:
     d = random_set(200, seed=11)
     base = {k: d[k] for k in ("S", "K", "T", "r", "q", "sigma")}
@@ -114,8 +126,9 @@ def test_gamma_against_finite_difference_of_delta() -> None:
     args = (d["K"], d["T"], d["r"], d["q"], d["sigma"], d["w"])
     up = pricing.european(d["S"] + h, *args)["delta"]
     dn = pricing.european(d["S"] - h, *args)["delta"]
-    np.testing.assert_allclose(pricing.european(d["S"], *args)["gamma"], (up - dn) / (2 * h),
-                               rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(
+        pricing.european(d["S"], *args)["gamma"], (up - dn) / (2 * h), rtol=1e-5, atol=1e-9
+    )
 
 
 def test_against_quantlib_random_set() -> None:
@@ -125,8 +138,12 @@ def test_against_quantlib_random_set() -> None:
     for i in range(150):
         S, K, T, r, q, v = (float(d[k][i]) for k in ("S", "K", "T", "r", "q", "sigma"))
         kind = ql.Option.Call if d["w"][i] == 1 else ql.Option.Put
-        calc = ql.BlackCalculator(ql.PlainVanillaPayoff(kind, K), S * math.exp((r - q) * T),
-                                  v * math.sqrt(T), math.exp(-r * T))
+        calc = ql.BlackCalculator(
+            ql.PlainVanillaPayoff(kind, K),
+            S * math.exp((r - q) * T),
+            v * math.sqrt(T),
+            math.exp(-r * T),
+        )
         assert float(out["price"][i]) == pytest.approx(calc.value(), rel=1e-9, abs=1e-10)
         assert float(out["delta"][i]) == pytest.approx(calc.delta(S), rel=1e-9, abs=1e-10)
         assert float(out["gamma"][i]) == pytest.approx(calc.gamma(S), rel=1e-9, abs=1e-12)
@@ -135,15 +152,18 @@ def test_against_quantlib_random_set() -> None:
         assert float(out["phi"][i]) == pytest.approx(calc.dividendRho(T), rel=1e-9, abs=1e-10)
 
 
-@pytest.mark.parametrize("S,K,T,r,q,v,w", [
-    (100, 100, 1 / 365, 0.05, 0.0, 0.2, 1),     # one day
-    (100, 100, 30.0, 0.03, 0.01, 0.25, -1),     # thirty years
-    (100, 300, 0.25, 0.02, 0.0, 0.2, 1),        # far out of the money call
-    (100, 30, 0.25, 0.02, 0.0, 0.2, -1),        # far out of the money put
-    (100, 95, 2.0, -0.01, 0.0, 0.3, 1),         # negative rate
-    (100, 105, 1.5, 0.01, 0.06, 0.35, -1),      # q > r
-    (100, 105, 1.5, -0.005, 0.02, 0.35, 1),     # negative rate and q > r
-])
+@pytest.mark.parametrize(
+    "S,K,T,r,q,v,w",
+    [
+        (100, 100, 1 / 365, 0.05, 0.0, 0.2, 1),  # one day
+        (100, 100, 30.0, 0.03, 0.01, 0.25, -1),  # thirty years
+        (100, 300, 0.25, 0.02, 0.0, 0.2, 1),  # far out of the money call
+        (100, 30, 0.25, 0.02, 0.0, 0.2, -1),  # far out of the money put
+        (100, 95, 2.0, -0.01, 0.0, 0.3, 1),  # negative rate
+        (100, 105, 1.5, 0.01, 0.06, 0.35, -1),  # q > r
+        (100, 105, 1.5, -0.005, 0.02, 0.35, 1),  # negative rate and q > r
+    ],
+)
 def test_extreme_inputs_against_high_precision(S, K, T, r, q, v, w) -> None:  # type: ignore[no-untyped-def]
     out = pricing.european(S, K, T, r, q, v, w)
     ref = mp_greeks(S, K, T, r, q, v, w)
@@ -184,19 +204,32 @@ def test_out_buffers_are_written_in_place() -> None:
     d = random_set(50_000, seed=4)
     out = {k: np.empty(50_000) for k in pricing.EUROPEAN_OUTPUTS}
     res = pricing.european(d["S"], d["K"], d["T"], d["r"], d["q"], d["sigma"], d["w"], out=out)
-    assert res["price"].base is out["price"] or res["price"] is out["price"] or np.shares_memory(res["price"], out["price"])
+    assert (
+        res["price"].base is out["price"]
+        or res["price"] is out["price"]
+        or np.shares_memory(res["price"], out["price"])
+    )
     fresh = pricing.european(d["S"], d["K"], d["T"], d["r"], d["q"], d["sigma"], d["w"])
     np.testing.assert_array_equal(out["vega"], fresh["vega"])
     with pytest.raises(ValueError, match="out\\['price'\\]"):
-        pricing.european(d["S"], d["K"], d["T"], d["r"], d["q"], d["sigma"], d["w"],
-                         out={"price": np.empty(10)})
+        pricing.european(
+            d["S"], d["K"], d["T"], d["r"], d["q"], d["sigma"], d["w"], out={"price": np.empty(10)}
+        )
 
 
-@pytest.mark.parametrize("kwargs,name", [
-    ({"sigma": -0.2}, "sigma"), ({"sigma": 0.0}, "sigma"), ({"S": 0.0}, "S"),
-    ({"K": -1.0}, "K"), ({"T": -0.1}, "T"), ({"S": float("nan")}, "S"),
-    ({"r": float("inf")}, "r"), ({"q": float("nan")}, "q"),
-])
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"sigma": -0.2}, "sigma"),
+        ({"sigma": 0.0}, "sigma"),
+        ({"S": 0.0}, "S"),
+        ({"K": -1.0}, "K"),
+        ({"T": -0.1}, "T"),
+        ({"S": float("nan")}, "S"),
+        ({"r": float("inf")}, "r"),
+        ({"q": float("nan")}, "q"),
+    ],
+)
 def test_invalid_inputs_name_the_argument(kwargs: dict[str, float], name: str) -> None:
     args = {"S": 100.0, "K": 100.0, "T": 1.0, "r": 0.01, "q": 0.0, "sigma": 0.2}
     args.update(kwargs)
@@ -231,7 +264,10 @@ def test_cuda_reports_truthfully() -> None:
         with pytest.raises(tradecore.TradecoreError, match="CUDA"):
             pricing.european(100, 100, 1.0, 0.0, 0.0, 0.2, "call", device="cuda")
         # auto falls back to the CPU
-        assert float(pricing.european(100, 100, 1.0, 0.0, 0.0, 0.2, "call", device="auto")["price"]) > 0
+        assert (
+            float(pricing.european(100, 100, 1.0, 0.0, 0.0, 0.2, "call", device="auto")["price"])
+            > 0
+        )
 
 
 @pytest.mark.cuda

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tradecore_gateway.generate import Upstream, descriptor_path, envoy_config, tradecore_services
 
 
@@ -13,7 +12,8 @@ def test_config_routes_and_admin_loopback() -> None:
     cfg = envoy_config(
         descriptor=descriptor_path(),
         upstreams={"tradecore.pricing.v1.PricingService": Upstream("127.0.0.1", 5555)},
-        listen_port=18080, admin_port=19901,
+        listen_port=18080,
+        admin_port=19901,
     )
     assert cfg["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
     hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import pytest
-
 from tradecore import pricing
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_services.pricing import logic
 
 
 def contract(**kw: object) -> pb.OptionContract:
-    base = dict(spot=100.0, strike=100.0, expiry_years=1.0, rate=0.01, dividend_yield=0.0,
-                volatility=0.2, option_type=pb.CALL, style=pb.EUROPEAN)
+    base = dict(
+        spot=100.0,
+        strike=100.0,
+        expiry_years=1.0,
+        rate=0.01,
+        dividend_yield=0.0,
+        volatility=0.2,
+        option_type=pb.CALL,
+        style=pb.EUROPEAN,
+    )
     base.update(kw)
     return pb.OptionContract(**base)  # type: ignore[arg-type]
 
@@ -24,13 +31,16 @@ def test_results_in_order() -> None:
     assert [r.phi for r in res.results] == expect["phi"].tolist()
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("volatility", -0.2, r"contracts\[1\]\.volatility must be finite and > 0"),
-    ("spot", 0.0, r"contracts\[1\]\.spot"),
-    ("expiry_years", -1.0, r"contracts\[1\]\.expiry_years"),
-    ("dividend_yield", float("nan"), r"contracts\[1\]\.dividend_yield"),
-    ("option_type", pb.OPTION_TYPE_UNSPECIFIED, r"contracts\[1\]\.option_type"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("volatility", -0.2, r"contracts\[1\]\.volatility must be finite and > 0"),
+        ("spot", 0.0, r"contracts\[1\]\.spot"),
+        ("expiry_years", -1.0, r"contracts\[1\]\.expiry_years"),
+        ("dividend_yield", float("nan"), r"contracts\[1\]\.dividend_yield"),
+        ("option_type", pb.OPTION_TYPE_UNSPECIFIED, r"contracts\[1\]\.option_type"),
+    ],
+)
 def test_errors_name_field_and_index(field: str, value: object, message: str) -> None:
     req = pb.PriceRequest(contracts=[contract(), contract(**{field: value})])
     with pytest.raises(ValueError, match=message):

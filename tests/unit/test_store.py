@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-
 from tradecore import store
 
 TICKS = store.Migration(
@@ -30,19 +29,28 @@ def test_write_read_and_migrate_through_chdb(tmp_path: Path) -> None:
         assert s.applied_migrations() == [1]
         base = dt.datetime(2024, 3, 1, 14, 30, tzinfo=dt.UTC)
         ns = [1_000_000_000 * i + 123 for i in range(1000)]
-        table = pa.table({
-            "symbol": ["AAA"] * 600 + ["BBB"] * 400,
-            "ts": pa.array([int(base.timestamp() * 1e9) + n for n in ns], pa.timestamp("ns", "UTC")),
-            "recv_ts": pa.array([int(base.timestamp() * 1e9) + n + 5 for n in ns],
-                                pa.timestamp("ns", "UTC")),
-            "price": list(range(1000)),
-            "size": [2] * 1000,
-        })
+        table = pa.table(
+            {
+                "symbol": ["AAA"] * 600 + ["BBB"] * 400,
+                "ts": pa.array(
+                    [int(base.timestamp() * 1e9) + n for n in ns], pa.timestamp("ns", "UTC")
+                ),
+                "recv_ts": pa.array(
+                    [int(base.timestamp() * 1e9) + n + 5 for n in ns], pa.timestamp("ns", "UTC")
+                ),
+                "price": list(range(1000)),
+                "size": [2] * 1000,
+            }
+        )
         s.insert_arrow("ticks", table)
         rows = s.query_rows(
-            "SELECT symbol, count(), sum(price), sum(size) FROM ticks GROUP BY symbol ORDER BY symbol"
+            "SELECT symbol, count(), sum(price), sum(size) FROM ticks "
+            "GROUP BY symbol ORDER BY symbol"
         )
-        assert rows == [("AAA", 600, sum(range(600)), 1200), ("BBB", 400, sum(range(600, 1000)), 800)]
+        assert rows == [
+            ("AAA", 600, sum(range(600)), 1200),
+            ("BBB", 400, sum(range(600, 1000)), 800),
+        ]
         # nanoseconds survive the round trip through the columnar path
         got = s.query_arrow("SELECT ts FROM ticks ORDER BY ts LIMIT 1").column(0)[0].value
         assert got == int(base.timestamp() * 1e9) + 123
@@ -60,7 +68,8 @@ def test_rejects_bad_dsn() -> None:
 
 
 def test_duplicate_migration_versions_rejected(tmp_path: Path) -> None:
-    with store.connect(store.default_dsn(tmp_path, "dup")) as s, pytest.raises(
-        ValueError, match="duplicate"
+    with (
+        store.connect(store.default_dsn(tmp_path, "dup")) as s,
+        pytest.raises(ValueError, match="duplicate"),
     ):
         s.migrate([TICKS, store.Migration(1, "again", ("SELECT 1",))])

@@ -67,7 +67,9 @@ def option_type_codes(option_type: ArrayLike) -> npt.NDArray[np.int8]:
         raise ValueError(f"option_type must be 'call'/'put' or +1/-1, not dtype {arr.dtype}")
     lowered = np.char.lower(arr.astype(str))
     codes = np.where(
-        (lowered == "call") | (lowered == "c"), 1, np.where((lowered == "put") | (lowered == "p"), -1, 0)
+        (lowered == "call") | (lowered == "c"),
+        1,
+        np.where((lowered == "put") | (lowered == "p"), -1, 0),
     ).astype(np.int8)
     if (codes == 0).any():
         idx = int(np.flatnonzero(codes.ravel() == 0)[0])
@@ -97,7 +99,9 @@ def _prepare(
     try:
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError:
-        shapes = ", ".join(f"{n}{a.shape}" for n, a in zip([*named, "option_type"], arrays, strict=True))
+        shapes = ", ".join(
+            f"{n}{a.shape}" for n, a in zip([*named, "option_type"], arrays, strict=True)
+        )
         raise ValueError(f"argument shapes do not broadcast: {shapes}") from None
     flat: list[npt.NDArray[np.generic]] = []
     for a in arrays:
@@ -196,8 +200,15 @@ def european(
             flat_out[name] = arr.reshape(-1)
     try:
         # Validation is fused into the kernel's single pass over the inputs.
+        s_, k_, t_, r_, q_, v_, w_ = flat
         result = _core.european(
-            *flat,  # type: ignore[arg-type]
+            s_,  # type: ignore[arg-type]
+            k_,  # type: ignore[arg-type]
+            t_,  # type: ignore[arg-type]
+            r_,  # type: ignore[arg-type]
+            q_,  # type: ignore[arg-type]
+            v_,  # type: ignore[arg-type]
+            w_,  # type: ignore[arg-type]
             outputs=["price", *wanted],
             gpu=gpu,
             threads=threads,

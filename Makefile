@@ -1,0 +1,57 @@
+# Tradecore — the two commands a new user needs:
+#   make up     set up (virtualenv, build) and start the mesh in the background
+#   make test   set up (virtualenv, build, dev tools, Node client deps) and run every test
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+BUILD_DEPS := "scikit-build-core>=0.10" "pybind11>=2.13" "grpcio-tools>=1.70" "googleapis-common-protos>=1.63"
+
+.PHONY: up down status setup setup-dev test test-unit bench lint format clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Build and install the package (C++ core, CUDA kernels when nvcc is present, generated
+# gRPC code and the Envoy descriptor set) into the virtualenv.
+setup: $(PY)
+	$(PIP) install --quiet $(BUILD_DEPS)
+	$(PIP) install --quiet --no-build-isolation .
+
+setup-dev: $(PY)
+	$(PIP) install --quiet $(BUILD_DEPS)
+	$(PIP) install --quiet --no-build-isolation ".[dev]"
+	npm install --prefix tests/integration/node --no-audit --no-fund --silent
+
+up: setup
+	$(VENV)/bin/tradecore up
+
+down:
+	$(VENV)/bin/tradecore down
+
+status:
+	$(VENV)/bin/tradecore status
+
+test: setup-dev
+	$(PY) -m pytest tests
+
+test-unit: setup-dev
+	$(PY) -m pytest tests/unit
+
+bench: setup-dev
+	$(PY) -m pytest bench --benchmark-json bench/results/latest.json
+	$(PY) bench/summarize.py bench/results/latest.json
+
+lint:
+	$(VENV)/bin/ruff check python services gateway proto tests bench
+	$(VENV)/bin/ruff format --check python services gateway proto tests bench
+	$(VENV)/bin/mypy
+
+format:
+	$(VENV)/bin/ruff check --fix python services gateway proto tests bench
+	$(VENV)/bin/ruff format python services gateway proto tests bench
+	clang-format -i $$(git ls-files 'core/*.cpp' 'core/*.hpp' 'core/*.cu' 'python/bindings/*')
+
+clean:
+	rm -rf build dist $(VENV) tests/integration/node/node_modules
