@@ -50,12 +50,13 @@ def price(request: pb.PriceRequest, max_contracts: int) -> pb.PriceResponse:
             raise ValueError(
                 f"contracts[{i}].style: AMERICAN is not supported by this server version"
             )
-    bad = pricing.check_european(spot, strike, expiry, rate, div, vol, codes)
-    if bad is not None:
+    try:
+        out = pricing.european_arrays(spot, strike, expiry, rate, div, vol, codes, _GREEKS)
+    except pricing.InvalidInputError as exc:
+        bad = exc.invalid
         raise ValueError(
             f"contracts[{bad.index}].{_PROTO_FIELD[bad.field]} {bad.rule} (got {bad.value!r})"
-        )
-    out = pricing.european(spot, strike, expiry, rate, div, vol, codes, greeks=_GREEKS)
+        ) from None
     cols = [out["price"].tolist(), *(out[g].tolist() for g in _GREEKS)]
     response = pb.PriceResponse()
     results = response.results

@@ -11,8 +11,10 @@ from tradecore.pricing.european import (
     FIRST_ORDER_GREEKS,
     GPU_AUTO_THRESHOLD,
     InvalidInput,
+    InvalidInputError,
     check_european,
     european,
+    european_arrays,
     option_type_codes,
 )
 
@@ -21,7 +23,9 @@ __all__ = [
     "FIRST_ORDER_GREEKS",
     "GPU_AUTO_THRESHOLD",
     "InvalidInput",
+    "InvalidInputError",
     "check_european",
     "european",
+    "european_arrays",
     "option_type_codes",
 ]

@@ -53,6 +53,14 @@ class InvalidInput:
     rule: str
 
 
+class InvalidInputError(ValueError):
+    """A ValueError that also carries the structured :class:`InvalidInput`."""
+
+    def __init__(self, message: str, invalid: InvalidInput) -> None:
+        super().__init__(message)
+        self.invalid = invalid
+
+
 def option_type_codes(option_type: ArrayLike) -> npt.NDArray[np.int8]:
     """Map ``"call"``/``"put"`` (any case; also ``"c"``/``"p"``) or +1/-1 to int8 codes."""
     arr = np.asarray(option_type)
@@ -216,16 +224,54 @@ def european(
             out=flat_out,
         )
     except ValueError:
-        found = _core.european_check(*flat)  # type: ignore[arg-type]
-        if found is None:
-            raise
-        field, row, value, rule = found
-        raise ValueError(f"{_ARG_NAMES[field]}[{row}] {rule} (got {value!r})") from None
+        _raise_invalid(flat)
+        raise
     return {k: v.reshape(shape) for k, v in result.items()}
+
+
+def _raise_invalid(flat: Sequence[npt.NDArray[np.generic]]) -> None:
+    """Raise InvalidInputError for the first invalid row (returns if there is none)."""
+    found = _core.european_check(*flat)  # type: ignore[arg-type]
+    if found is None:
+        return
+    field, row, value, rule = found
+    invalid = InvalidInput(field=field, index=int(row), value=float(value), rule=rule)
+    raise InvalidInputError(f"{_ARG_NAMES[field]}[{row}] {rule} (got {value!r})", invalid) from None
+
+
+def european_arrays(
+    spot: FloatArray,
+    strike: FloatArray,
+    expiry: FloatArray,
+    rate: FloatArray,
+    dividend: FloatArray,
+    vol: FloatArray,
+    type_codes: npt.NDArray[np.int8],
+    greeks: Sequence[str] = FIRST_ORDER_GREEKS,
+) -> dict[str, FloatArray]:
+    """Low-overhead form of :func:`european` for callers that already hold 1-D float64 arrays
+    of one length and int8 type codes (+1 call, -1 put): no broadcasting, no conversions.
+
+    Raises :class:`InvalidInputError` (a ValueError) whose ``invalid`` names the core field
+    (``spot``, ``strike``, ``expiry``, ``rate``, ``dividend``, ``volatility``, ``option_type``).
+    """
+    unknown = [g for g in greeks if g not in FIRST_ORDER_GREEKS]
+    if unknown:
+        raise ValueError(f"greeks: unknown {unknown}; choose from {list(FIRST_ORDER_GREEKS)}")
+    flat = (spot, strike, expiry, rate, dividend, vol, type_codes)
+    try:
+        return _core.european(
+            spot, strike, expiry, rate, dividend, vol, type_codes, outputs=["price", *greeks]
+        )
+    except ValueError:
+        _raise_invalid(flat)
+        raise
 
 
 __all__ = [
     "EUROPEAN_OUTPUTS",
+    "InvalidInputError",
+    "european_arrays",
     "FIRST_ORDER_GREEKS",
     "GPU_AUTO_THRESHOLD",
     "InvalidInput",
