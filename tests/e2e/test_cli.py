@@ -39,7 +39,7 @@ def all_pids(m: Mesh) -> list[int]:
     state = m.state()
     comps = state["components"]
     assert isinstance(comps, dict)
-    return [int(state["supervisor_pid"]), *(int(c["pid"]) for c in comps.values())]
+    return [int(state["supervisor_pid"]), *(int(c["pid"]) for c in comps.values() if c["pid"])]
 
 
 def test_up_status_down_leaves_nothing(tmp_path: Path) -> None:
@@ -114,9 +114,10 @@ def test_dead_child_is_restarted_and_down_cleans_up(tmp_path: Path) -> None:
         log = (m.data_dir / "logs" / "supervisor.log").read_text()
         assert f"pricing (pid {old}) exited with code -9; restarting" in log
         # Kill the gateway too; then `down` must still leave nothing behind.
+        pids = all_pids(m)
         os.kill(int(comps["gateway"]["pid"]), signal.SIGKILL)
         time.sleep(0.1)
-        pids = all_pids(m)
+        pids += all_pids(m)
     finally:
         assert m.run("down").returncode == 0
     time.sleep(0.3)

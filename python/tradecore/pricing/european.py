@@ -270,12 +270,12 @@ def european_arrays(
 
 __all__ = [
     "EUROPEAN_OUTPUTS",
-    "InvalidInputError",
-    "european_arrays",
     "FIRST_ORDER_GREEKS",
     "GPU_AUTO_THRESHOLD",
     "InvalidInput",
+    "InvalidInputError",
     "check_european",
     "european",
+    "european_arrays",
     "option_type_codes",
 ]
