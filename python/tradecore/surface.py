@@ -339,10 +339,10 @@ def _implied_vols(
         res = european(F[a], K[a], t[a], rr[a], rr[a], sig[a], w[a], greeks=["vega"])
         diff, vega = res["price"] - p[a], res["vega"]
         hi[a] = np.where(diff > 0, sig[a], hi[a])
-        lo[a] = np.where(diff <= 0, sig[a], lo[a])
+        lo[a] = np.where(diff < 0, sig[a], lo[a])
         with np.errstate(divide="ignore", invalid="ignore"):
-            newton = sig[a] - diff / vega
-        inside = (newton > lo[a]) & (newton < hi[a]) & np.isfinite(newton)
+            newton = np.where(diff == 0, sig[a], sig[a] - diff / vega)
+        inside = (newton >= lo[a]) & (newton <= hi[a]) & np.isfinite(newton)
         step = np.where(inside, newton, 0.5 * (lo[a] + hi[a]))
         done = (
             (np.abs(step - sig[a]) <= 1e-15 * sig[a])
