@@ -363,3 +363,15 @@ def test_fit_surface_rejects_bad_model_and_thin_expiries() -> None:
         fit_surface(chain, "svi")
     with pytest.raises(ValueError, match="beta"):
         fit_surface(chain, "sabr", beta=2.0)
+
+
+def test_svi_fit_of_noisy_quotes_reports_the_noise_as_rmse() -> None:
+    rng = np.random.default_rng(11)
+    quotes = _svi_quotes(SVI_TRUE, np.linspace(-0.7, 0.5, 25))
+    noisy = {T: (K, v + 2e-3 * rng.standard_normal(v.size)) for T, (K, v) in quotes.items()}
+    surface = fit_surface(_chain(noisy, both_types=False))
+    for s in surface.slices:
+        assert s.rmse is not None and 5e-4 < s.rmse < 3e-3
+        w_fit = s.total_variance(np.array([-0.3, 0.0, 0.3]))
+        w_true = SVI_TRUE[s.expiry].total_variance(np.array([-0.3, 0.0, 0.3]))
+        np.testing.assert_allclose(w_fit, w_true, rtol=0.05)

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -209,6 +210,25 @@ void surface_vol(const SurfaceSpec& s, In<double> strike, In<double> expiry, std
   validate(s);
   const std::size_t m = s.n_slices;
   const double* T = s.expiries;
+  // ln F pillars (with the spot at T = 0 when known), so a query costs one log for k.
+  std::vector<double> pt, pl;
+  pt.reserve(m + 1);
+  pl.reserve(m + 1);
+  if (s.spot > 0.0) {
+    pt.push_back(0.0);
+    pl.push_back(std::log(s.spot));
+  }
+  for (std::size_t j = 0; j < m; ++j) {
+    pt.push_back(T[j]);
+    pl.push_back(std::log(s.forwards[j]));
+  }
+  const std::size_t np = pt.size();
+  auto log_forward = [&](double t) {
+    if (np == 1 || t <= pt[0]) return pl[0];
+    std::size_t hi = 1;
+    while (hi < np - 1 && pt[hi] < t) ++hi;  // beyond the last pillar: the last segment
+    return pl[hi - 1] + (pl[hi] - pl[hi - 1]) * (t - pt[hi - 1]) / (pt[hi] - pt[hi - 1]);
+  };
   for_rows(n, threads, [&](std::size_t i) {
     const double K = strike[i];
     const double t = expiry[i];
@@ -216,7 +236,7 @@ void surface_vol(const SurfaceSpec& s, In<double> strike, In<double> expiry, std
       vol[i] = kNaN;
       return;
     }
-    const double k = std::log(K / surface_forward(s, t));
+    const double k = std::log(K) - log_forward(t);
     double var;  // implied variance w / t
     if (t <= T[0]) {
       var = slice_total_variance(s, 0, k) / T[0];
