@@ -59,7 +59,8 @@ struct SviEval {
 inline SviEval svi_eval(const SviParams& p, double k) noexcept {
   const double x = k - p.m;
   const double r = std::sqrt(x * x + p.sigma * p.sigma);
-  return {p.a + p.b * (p.rho * x + r), p.b * (p.rho + x / r), p.b * p.sigma * p.sigma / (r * r * r)};
+  return {p.a + p.b * (p.rho * x + r), p.b * (p.rho + x / r),
+          p.b * p.sigma * p.sigma / (r * r * r)};
 }
 
 inline double density(double k, double w, double dw, double d2w) noexcept {
@@ -95,7 +96,9 @@ inline double sabr_one(const SabrParams& p, double f, double k, double t) noexce
   return v > 0.0 ? v : kNaN;
 }
 
-inline SviParams svi_row(const double* row) noexcept { return {row[0], row[1], row[2], row[3], row[4]}; }
+inline SviParams svi_row(const double* row) noexcept {
+  return {row[0], row[1], row[2], row[3], row[4]};
+}
 inline SabrParams sabr_row(const double* row) noexcept { return {row[0], row[1], row[2], row[3]}; }
 
 }  // namespace
@@ -163,11 +166,13 @@ void validate(const SurfaceSpec& s) {
   const std::size_t np = param_count(s.model);
   for (std::size_t i = 0; i < s.n_slices; ++i) {
     const double t = s.expiries[i];
-    if (!(t > 0.0) || !std::isfinite(t)) invalid("surface", "expiries", "must be finite and > 0", t);
+    if (!(t > 0.0) || !std::isfinite(t))
+      invalid("surface", "expiries", "must be finite and > 0", t);
     if (i > 0 && !(t > s.expiries[i - 1]))
       invalid("surface", "expiries", "must be strictly increasing", t);
     const double f = s.forwards[i];
-    if (!(f > 0.0) || !std::isfinite(f)) invalid("surface", "forwards", "must be finite and > 0", f);
+    if (!(f > 0.0) || !std::isfinite(f))
+      invalid("surface", "forwards", "must be finite and > 0", f);
     const double* row = s.params + i * np;
     if (s.model == SliceModel::Svi) {
       validate(svi_row(row));
