@@ -33,3 +33,42 @@ def european(
     checked: bool = True,
     out: Mapping[str, npt.NDArray[np.float64]] | None = None,
 ) -> dict[str, npt.NDArray[np.float64]]: ...
+def svi_total_variance(
+    k: npt.NDArray[np.float64],
+    a: float,
+    b: float,
+    rho: float,
+    m: float,
+    sigma: float,
+    derivatives: int,
+    threads: int,
+) -> tuple[npt.NDArray[np.float64], ...]: ...
+def svi_density(
+    k: npt.NDArray[np.float64],
+    a: float,
+    b: float,
+    rho: float,
+    m: float,
+    sigma: float,
+    threads: int,
+) -> npt.NDArray[np.float64]: ...
+def sabr_vol(
+    F: npt.NDArray[np.float64],
+    K: npt.NDArray[np.float64],
+    T: npt.NDArray[np.float64],
+    alpha: float,
+    beta: float,
+    rho: float,
+    nu: float,
+    threads: int,
+) -> npt.NDArray[np.float64]: ...
+def surface_vol(
+    model: str,
+    expiries: npt.NDArray[np.float64],
+    forwards: npt.NDArray[np.float64],
+    params: npt.NDArray[np.float64],
+    spot: float,
+    K: npt.NDArray[np.float64],
+    T: npt.NDArray[np.float64],
+    threads: int,
+) -> npt.NDArray[np.float64]: ...
