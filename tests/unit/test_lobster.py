@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tradecore import lobster
 from tradecore.orderbook import FeatureConfig
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tradecore.orderbook import (
     EVENT_DTYPE,
     EventType,
