@@ -10,6 +10,7 @@ namespace py = pybind11;
 namespace tradecore::bindings {
 void bind_pricing(py::module_& m);
 void bind_surface(py::module_& m);
+void bind_book(py::module_& m);
 }  // namespace tradecore::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -24,4 +25,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("cuda_describe", &tradecore::cuda::describe, "The device, or why there is none.");
   tradecore::bindings::bind_pricing(m);
   tradecore::bindings::bind_surface(m);
+  tradecore::bindings::bind_book(m);
 }
