@@ -153,6 +153,4 @@ def lobster_replay(
     book: OrderBook,
     status: bool = False,
     features: FeatureEngine | None = None,
-) -> tuple[
-    dict[str, int | None], npt.NDArray[np.uint8] | None, npt.NDArray[np.float64] | None
-]: ...
+) -> tuple[dict[str, int | None], npt.NDArray[np.uint8] | None, npt.NDArray[np.float64] | None]: ...
