@@ -9,6 +9,7 @@ namespace py = pybind11;
 
 namespace tradecore::bindings {
 void bind_pricing(py::module_& m);
+void bind_american(py::module_& m);
 }  // namespace tradecore::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -22,4 +23,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("cuda_compiled", &tradecore::cuda::compiled, "True when CUDA kernels are built in.");
   m.def("cuda_describe", &tradecore::cuda::describe, "The device, or why there is none.");
   tradecore::bindings::bind_pricing(m);
+  tradecore::bindings::bind_american(m);
 }
