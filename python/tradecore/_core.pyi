@@ -33,3 +33,26 @@ def european(
     checked: bool = True,
     out: Mapping[str, npt.NDArray[np.float64]] | None = None,
 ) -> dict[str, npt.NDArray[np.float64]]: ...
+
+class UnsupportedRegime(Error): ...
+
+def american(
+    S: npt.NDArray[np.float64],
+    K: npt.NDArray[np.float64],
+    T: npt.NDArray[np.float64],
+    r: npt.NDArray[np.float64],
+    q: npt.NDArray[np.float64],
+    sigma: npt.NDArray[np.float64],
+    option_type: npt.NDArray[np.int8],
+    method: str,
+    outputs: Sequence[str],
+    steps: int,
+    alo_nodes: int,
+    alo_quadrature: int,
+    alo_iterations: int,
+    alo_price_quadrature: int,
+    alo_equation: str,
+    alo_rule: str,
+    boundary_points: int,
+    threads: int,
+) -> tuple[dict[str, npt.NDArray[np.float64]], int]: ...
