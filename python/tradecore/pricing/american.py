@@ -145,7 +145,13 @@ def american(
         raise ValueError(f"{_ARG_NAMES[field]}[{row}] {rule} (got {value!r})")
     outputs = ["price", *(AMERICAN_GREEKS if greeks else ())]
     result, failed = _core.american(
-        *flat,  # type: ignore[arg-type]
+        flat[0],  # type: ignore[arg-type]
+        flat[1],  # type: ignore[arg-type]
+        flat[2],  # type: ignore[arg-type]
+        flat[3],  # type: ignore[arg-type]
+        flat[4],  # type: ignore[arg-type]
+        flat[5],  # type: ignore[arg-type]
+        flat[6],  # type: ignore[arg-type]
         method=method,
         outputs=outputs,
         steps=int(steps),
