@@ -11,6 +11,7 @@ namespace tradecore::bindings {
 void bind_pricing(py::module_& m);
 void bind_surface(py::module_& m);
 void bind_book(py::module_& m);
+void bind_american(py::module_& m);
 }  // namespace tradecore::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -26,4 +27,5 @@ PYBIND11_MODULE(_core, m) {
   tradecore::bindings::bind_pricing(m);
   tradecore::bindings::bind_surface(m);
   tradecore::bindings::bind_book(m);
+  tradecore::bindings::bind_american(m);
 }

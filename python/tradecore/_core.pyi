@@ -154,3 +154,26 @@ def lobster_replay(
     status: bool = False,
     features: FeatureEngine | None = None,
 ) -> tuple[dict[str, int | None], npt.NDArray[np.uint8] | None, npt.NDArray[np.float64] | None]: ...
+
+class UnsupportedRegime(Error): ...
+
+def american(
+    S: npt.NDArray[np.float64],
+    K: npt.NDArray[np.float64],
+    T: npt.NDArray[np.float64],
+    r: npt.NDArray[np.float64],
+    q: npt.NDArray[np.float64],
+    sigma: npt.NDArray[np.float64],
+    option_type: npt.NDArray[np.int8],
+    method: str,
+    outputs: Sequence[str],
+    steps: int,
+    alo_nodes: int,
+    alo_quadrature: int,
+    alo_iterations: int,
+    alo_price_quadrature: int,
+    alo_equation: str,
+    alo_rule: str,
+    boundary_points: int,
+    threads: int,
+) -> tuple[dict[str, npt.NDArray[np.float64]], int]: ...

@@ -10,5 +10,7 @@ from __future__ import annotations
 from tradecore import _core
 
 TradecoreError = _core.Error
+# A method that does not price the requested regime (e.g. the double-boundary American case).
+UnsupportedRegime = _core.UnsupportedRegime
 
-__all__ = ["TradecoreError"]
+__all__ = ["TradecoreError", "UnsupportedRegime"]

@@ -6,6 +6,14 @@ Greeks are raw partial derivatives per year and per 1.00 of vol/rate: ``delta``=
 
 from __future__ import annotations
 
+from tradecore.pricing.american import (
+    AMERICAN_GREEKS,
+    AMERICAN_METHODS,
+    DEFAULT_ALO,
+    PRECISE_ALO,
+    AloScheme,
+    american,
+)
 from tradecore.pricing.european import (
     EUROPEAN_OUTPUTS,
     FIRST_ORDER_GREEKS,
@@ -19,11 +27,17 @@ from tradecore.pricing.european import (
 )
 
 __all__ = [
+    "AMERICAN_GREEKS",
+    "AMERICAN_METHODS",
+    "DEFAULT_ALO",
     "EUROPEAN_OUTPUTS",
     "FIRST_ORDER_GREEKS",
     "GPU_AUTO_THRESHOLD",
+    "PRECISE_ALO",
+    "AloScheme",
     "InvalidInput",
     "InvalidInputError",
+    "american",
     "check_european",
     "european",
     "european_arrays",

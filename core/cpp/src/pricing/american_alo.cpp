@@ -1,0 +1,359 @@
+// Andersen-Lake-Offengenden (2016) fixed-point method for the exercise boundary of an American
+// put, written from the published method:
+//   * the boundary B(tau) of a unit-strike put is represented through
+//     H(sqrt(tau)) = ln(B(tau) / X)^2, X = B(0+) = min(1, r/q), interpolated by a Chebyshev
+//     polynomial in sqrt(tau) on Chebyshev-Gauss-Lobatto nodes (H is smooth in sqrt(tau));
+//   * the boundary solves B(tau) = exp(-(r-q) tau) N(tau, B) / D(tau, B) with
+//       FP-A (smooth pasting):
+//         N = phi(d-(tau, B/1)) / (v sqrt(tau)) + r int_0^tau e^{ru} phi(d-(tau-u, B(tau)/B(u)))
+//             / (v sqrt(tau-u)) du
+//         D = phi(d+) / (v sqrt(tau)) + Phi(d+) + q int_0^tau e^{qu} [Phi(d+(tau-u, .))
+//             + phi(d+(tau-u, .)) / (v sqrt(tau-u))] du
+//       FP-B (value matching):
+//         N = Phi(d-) + r int_0^tau e^{ru} Phi(d-(tau-u, .)) du
+//         D = Phi(d+) + q int_0^tau e^{qu} Phi(d+(tau-u, .)) du
+//     iterated from Li's QD+ boundary (Jacobi style: every node from the previous interpolant);
+//     the integrals use z = sqrt(tau - u) (removing the 1/sqrt singularity) and tanh-sinh (or
+//     Gauss-Legendre) points in z;
+//   * the price is the European price plus the early-exercise premium
+//       int_0^T [ r e^{-r(T-u)} Phi(-d-(T-u, S/B(u))) - q S e^{-q(T-u)} Phi(-d+(T-u, S/B(u))) ] du.
+#if defined(TC_HAVE_LIBMVEC)
+#define __FAST_MATH__ 1
+#include <math.h>
+#undef __FAST_MATH__
+#else
+#include <math.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "american_detail.hpp"
+
+namespace tradecore::pricing::detail {
+
+void gauss_legendre(int n, std::vector<double>& x, std::vector<double>& w) {
+  x.assign(static_cast<std::size_t>(n), 0.0);
+  w.assign(static_cast<std::size_t>(n), 0.0);
+  for (int i = 0; i < (n + 1) / 2; ++i) {
+    double z = std::cos(kPi * (i + 0.75) / (n + 0.5));
+    double dp = 0.0;
+    for (int it = 0; it < 100; ++it) {
+      double p0 = 1.0, p1 = z;
+      for (int k = 2; k <= n; ++k) {
+        const double p2 = ((2.0 * k - 1.0) * z * p1 - (k - 1.0) * p0) / k;
+        p0 = p1;
+        p1 = p2;
+      }
+      if (n == 1) p0 = 1.0;
+      dp = n * (z * p1 - p0) / (z * z - 1.0);
+      const double dz = p1 / dp;
+      z -= dz;
+      if (std::abs(dz) < 1e-16) break;
+    }
+    double p0 = 1.0, p1 = z;
+    for (int k = 2; k <= n; ++k) {
+      const double p2 = ((2.0 * k - 1.0) * z * p1 - (k - 1.0) * p0) / k;
+      p0 = p1;
+      p1 = p2;
+    }
+    dp = n * (z * p1 - p0) / (z * z - 1.0);
+    const double wi = 2.0 / ((1.0 - z * z) * dp * dp);
+    x[static_cast<std::size_t>(i)] = -z;
+    x[static_cast<std::size_t>(n - 1 - i)] = z;
+    w[static_cast<std::size_t>(i)] = wi;
+    w[static_cast<std::size_t>(n - 1 - i)] = wi;
+  }
+}
+
+double bsm_price(double S, double K, double T, double r, double q, double v, double w) noexcept {
+  const double sT = v * std::sqrt(T);
+  const double d1 = (std::log(S / K) + (r - q + 0.5 * v * v) * T) / sT;
+  const double d2 = d1 - sT;
+  return w * (S * std::exp(-q * T) * norm_cdf(w * d1) - K * std::exp(-r * T) * norm_cdf(w * d2));
+}
+
+namespace {
+constexpr int kMaxQuad = 256;
+constexpr double kTanhSinhRange = 3.0;
+}  // namespace
+
+void quadrature_rule(AloRule rule, int n, std::vector<double>& frac, std::vector<double>& comp,
+                     std::vector<double>& w) {
+  const auto sz = static_cast<std::size_t>(n);
+  frac.resize(sz);
+  comp.resize(sz);
+  w.resize(sz);
+  if (rule == AloRule::GaussLegendre) {
+    std::vector<double> y;
+    gauss_legendre(n, y, w);
+    for (std::size_t j = 0; j < sz; ++j) {
+      frac[j] = 0.5 * (1.0 + y[j]);
+      comp[j] = 0.5 * (1.0 - y[j]);
+      w[j] *= 0.5;
+    }
+    return;
+  }
+  // tanh-sinh on [0, 1]: x = 1 / (1 + e^{-pi sinh t}), dx/dt = pi cosh t x (1 - x), with the
+  // complement 1 - x computed directly (the rule clusters points at both ends).
+  const double tmax = kTanhSinhRange;
+  const double h = 2.0 * tmax / (n - 1);
+  for (std::size_t j = 0; j < sz; ++j) {
+    const double tk = -tmax + h * static_cast<double>(j);
+    const double g = kPi * std::sinh(tk);
+    const double x = 1.0 / (1.0 + std::exp(-g)), cx = 1.0 / (1.0 + std::exp(g));
+    frac[j] = x;
+    comp[j] = cx;
+    w[j] = h * kPi * std::cosh(tk) * x * cx;
+  }
+}
+
+AloTables make_alo_tables(const AmericanSettings& s) {
+  AloTables t;
+  t.n = s.alo_nodes;
+  t.l = s.alo_quadrature;
+  t.m = s.alo_iterations;
+  t.p = s.alo_price_quadrature;
+  t.equation = s.alo_equation;
+  const int n = t.n;
+  const auto sz = static_cast<std::size_t>(n + 1);
+  t.node_xi.resize(sz);
+  for (int i = 0; i <= n; ++i) t.node_xi[static_cast<std::size_t>(i)] = -std::cos(kPi * i / n);
+  // a_k = (2/n) sum''_i H_i T_k(xi_i); the interpolant is sum''_k a_k T_k (first/last halved).
+  t.cheb.resize(sz * sz);
+  for (int k = 0; k <= n; ++k) {
+    for (int i = 0; i <= n; ++i) {
+      const double wi = (i == 0 || i == n) ? 0.5 : 1.0;
+      const double wk = (k == 0 || k == n) ? 0.5 : 1.0;
+      const double tk = std::cos(k * std::acos(std::clamp(t.node_xi[static_cast<std::size_t>(i)],
+                                                          -1.0, 1.0)));
+      t.cheb[static_cast<std::size_t>(k) * sz + static_cast<std::size_t>(i)] =
+          (2.0 / n) * wi * wk * tk;
+    }
+  }
+  quadrature_rule(s.alo_rule, t.l, t.fl, t.cl, t.wl);
+  quadrature_rule(s.alo_rule, t.p, t.fp, t.cp, t.wp);
+  return t;
+}
+
+double AloBoundary::log_b(double z) const noexcept {
+  const double xi = 2.0 * z / sqrtT - 1.0;
+  double b1 = 0.0, b2 = 0.0;
+  for (int k = n; k >= 1; --k) {
+    const double b0 = 2.0 * xi * b1 - b2 + coef[k];
+    b2 = b1;
+    b1 = b0;
+  }
+  const double h = xi * b1 - b2 + coef[0];
+  return log_x - std::sqrt(h > 0.0 ? h : 0.0);
+}
+
+namespace {
+
+
+// Starting boundary: the Barone-Adesi-Whaley seed between B(0+) = X and the perpetual boundary.
+double seed_boundary(double r, double q, double v, double x, double tau) {
+  const double v2 = v * v;
+  const double beta = 2.0 * (r - q) / v2, alpha = 2.0 * r / v2;
+  const double lam = 0.5 * (-(beta - 1.0) - std::sqrt((beta - 1.0) * (beta - 1.0) + 4.0 * alpha));
+  const double b_inf = lam / (lam - 1.0);
+  double h = ((r - q) * tau - 2.0 * v * std::sqrt(tau)) * x / (x - b_inf);
+  h = std::min(h, 0.0);
+  return b_inf + (x - b_inf) * std::exp(h);
+}
+
+// ln B at many sqrt(u) values (Clenshaw, vectorised across the points).
+void log_b_many(const AloBoundary& b, const double* z, double* out, int count) {
+  const int n = b.n;
+  const double* c = b.coef;
+  const double inv = 2.0 / b.sqrtT;
+#pragma omp simd
+  for (int j = 0; j < count; ++j) {
+    const double xi = inv * z[j] - 1.0;
+    double b1 = 0.0, b2 = 0.0;
+    for (int k = n; k >= 1; --k) {
+      const double b0 = 2.0 * xi * b1 - b2 + c[k];
+      b2 = b1;
+      b1 = b0;
+    }
+    const double h = xi * b1 - b2 + c[0];
+    out[j] = b.log_x - sqrt(h > 0.0 ? h : 0.0);
+  }
+}
+
+// Li's (2005) QD+ approximation of the put boundary at tau (unit strike), solved by secant steps
+// from the BAW seed; the starting boundary of the fixed-point iterations.
+// Falls back to the seed where the iteration leaves (0, X).
+double qd_plus_boundary(double r, double q, double v, double x, double tau) {
+  const double seed = seed_boundary(r, q, v, x, tau);
+  const double v2 = v * v, st = std::sqrt(tau), vs = v * st;
+  const double h = -std::expm1(-r * tau);
+  const double alpha = 2.0 * r / v2, beta = 2.0 * (r - q) / v2;
+  const double root = std::sqrt((beta - 1.0) * (beta - 1.0) + 4.0 * alpha / h);
+  const double lam = 0.5 * (-(beta - 1.0) - root);
+  const double lam_p = alpha / (h * h * root);
+  const double dr = std::exp(-r * tau), dq = std::exp(-q * tau);
+  const double den = 2.0 * lam + beta - 1.0;
+  auto F = [&](double S) {
+    const double dp = (std::log(S) + (r - q + 0.5 * v2) * tau) / vs, dm = dp - vs;
+    const double Np = norm_cdf(-dp), Nm = norm_cdf(-dm);
+    const double p = dr * Nm - S * dq * Np;
+    const double theta = r * dr * Nm - q * S * dq * Np - 0.5 * v * S * dq * norm_pdf(dp) / st;
+    const double gap = 1.0 - S - p;
+    const double c0 = -((1.0 - h) * alpha / den) *
+                      (1.0 / h - theta / (r * gap * dr) + lam_p / den);
+    return (1.0 - dq * Np) * S + (lam + c0) * gap;
+  };
+  // Secant iterations (a starting guess needs no more than a few digits).
+  double s0 = seed, s1 = 0.98 * seed;
+  double f0 = F(s0), f1 = F(s1);
+  for (int it = 0; it < 5 && f1 != f0; ++it) {
+    const double next = s1 - f1 * (s1 - s0) / (f1 - f0);
+    if (!(next > 0.0 && next < x)) return seed;
+    s0 = s1;
+    f0 = f1;
+    s1 = next;
+    if (std::abs(s1 - s0) < 1e-7 * s1) break;
+    f1 = F(s1);
+  }
+  const double S = s1;
+  return S;
+}
+
+void coefficients(const AloTables& t, const double* H, double* coef) {
+  const int n = t.n;
+  const auto sz = static_cast<std::size_t>(n + 1);
+  for (int k = 0; k <= n; ++k) {
+    double a = 0.0;
+    const double* row = t.cheb.data() + static_cast<std::size_t>(k) * sz;
+    for (int i = 0; i <= n; ++i) a += row[i] * H[i];
+    coef[k] = a;
+  }
+}
+
+}  // namespace
+
+void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBoundary& b) {
+  const int n = t.n, l = t.l;
+  b.r = r;
+  b.q = q;
+  b.v = v;
+  b.T = T;
+  b.sqrtT = std::sqrt(T);
+  const double x = q > r ? r / q : 1.0;
+  b.log_x = std::log(x);
+  b.n = n;
+  double H[kAloMaxNodes + 1];
+  double log_bt[kAloMaxNodes + 1];
+  double zt[kAloMaxNodes + 1];
+  for (int i = 0; i <= n; ++i) {
+    zt[i] = 0.5 * b.sqrtT * (1.0 + t.node_xi[static_cast<std::size_t>(i)]);
+    const double bi = i == 0 ? x : qd_plus_boundary(r, q, v, x, zt[i] * zt[i]);
+    log_bt[i] = std::log(bi);
+    const double lh = log_bt[i] - b.log_x;
+    H[i] = lh * lh;
+  }
+  H[0] = 0.0;
+  log_bt[0] = b.log_x;
+  coefficients(t, H, b.coef);
+
+  const double v2h = 0.5 * v * v;
+  const bool fp_a = t.equation == AloEquation::FpA;
+  alignas(64) double gn[kMaxQuad], gd[kMaxQuad], lbu[kMaxQuad], zz[kMaxQuad], uu[kMaxQuad],
+      su[kMaxQuad];
+  for (int it = 0; it < t.m; ++it) {
+    for (int i = 1; i <= n; ++i) {
+      const double st = zt[i], tau = st * st;
+      const double lbt = log_bt[i];
+      // Quadrature points: z = sqrt(tau - u) = st f, so u = tau (1 - f)(1 + f).
+      const double* fl = t.fl.data();
+      const double* cl = t.cl.data();
+      for (int j = 0; j < l; ++j) {
+        zz[j] = st * fl[j];
+        uu[j] = tau * cl[j] * (1.0 + fl[j]);
+        su[j] = st * std::sqrt(cl[j] * (1.0 + fl[j]));
+      }
+      log_b_many(b, su, lbu, l);
+      if (fp_a) {
+#pragma omp simd
+        for (int j = 0; j < l; ++j) {
+          const double z = zz[j], s = z * z, u = uu[j];
+          const double dp = (lbt - lbu[j] + (r - q + v2h) * s) / (v * z);
+          const double dm = dp - v * z;
+          const double pdf_p = kInvSqrt2Pi * exp(-0.5 * dp * dp);
+          const double pdf_m = kInvSqrt2Pi * exp(-0.5 * dm * dm);
+          const double cdf_p = 0.5 * erfc(-dp * kInvSqrt2);
+          gn[j] = r * exp(r * u) * pdf_m * (2.0 / v);
+          gd[j] = q * exp(q * u) * (2.0 * z * cdf_p + pdf_p * (2.0 / v));
+        }
+      } else {
+#pragma omp simd
+        for (int j = 0; j < l; ++j) {
+          const double z = zz[j], s = z * z, u = uu[j];
+          const double dp = (lbt - lbu[j] + (r - q + v2h) * s) / (v * z);
+          const double dm = dp - v * z;
+          gn[j] = r * exp(r * u) * 0.5 * erfc(-dm * kInvSqrt2) * 2.0 * z;
+          gd[j] = q * exp(q * u) * 0.5 * erfc(-dp * kInvSqrt2) * 2.0 * z;
+        }
+      }
+      double in = 0.0, id = 0.0;
+      for (int j = 0; j < l; ++j) {
+        in += t.wl[static_cast<std::size_t>(j)] * gn[j];
+        id += t.wl[static_cast<std::size_t>(j)] * gd[j];
+      }
+      in *= st;
+      id *= st;
+      const double vs = v * st;
+      const double dp0 = (lbt + (r - q + v2h) * tau) / vs, dm0 = dp0 - vs;
+      double N, D;
+      if (fp_a) {
+        N = norm_pdf(dm0) / vs + in;
+        D = norm_pdf(dp0) / vs + norm_cdf(dp0) + id;
+      } else {
+        N = norm_cdf(dm0) + in;
+        D = norm_cdf(dp0) + id;
+      }
+      double lb_new = -(r - q) * tau + std::log(N / D);
+      if (!(lb_new < b.log_x)) lb_new = b.log_x;  // B <= X (also catches NaN)
+      log_bt[i] = lb_new;
+    }
+    for (int i = 0; i <= n; ++i) {
+      const double lh = log_bt[i] - b.log_x;
+      H[i] = lh * lh;
+    }
+    coefficients(t, H, b.coef);
+  }
+}
+
+double alo_unit_put(const AloTables& t, const AloBoundary& b, double x) noexcept {
+  const double r = b.r, q = b.q, v = b.v, T = b.T, sT = b.sqrtT;
+  const double lx = std::log(x);
+  if (lx <= b.log_b(sT)) return 1.0 - x;
+  const int p = t.p;
+  const double v2h = 0.5 * v * v;
+  alignas(64) double zz[kMaxQuad], lbu[kMaxQuad], g[kMaxQuad], su[kMaxQuad];
+  const double* fp = t.fp.data();
+  const double* cp = t.cp.data();
+  for (int j = 0; j < p; ++j) {
+    zz[j] = sT * fp[j];
+    su[j] = sT * std::sqrt(cp[j] * (1.0 + fp[j]));
+  }
+  log_b_many(b, su, lbu, p);
+#pragma omp simd
+  for (int j = 0; j < p; ++j) {
+    const double z = zz[j], s = z * z;
+    const double dp = (lx - lbu[j] + (r - q + v2h) * s) / (v * z);
+    const double dm = dp - v * z;
+    g[j] = 2.0 * z *
+           (r * exp(-r * s) * 0.5 * erfc(dm * kInvSqrt2) -
+            q * x * exp(-q * s) * 0.5 * erfc(dp * kInvSqrt2));
+  }
+  double prem = 0.0;
+  for (int j = 0; j < p; ++j) prem += t.wp[static_cast<std::size_t>(j)] * g[j];
+  prem *= sT;
+  const double value = bsm_price(x, 1.0, T, r, q, v, -1.0) + prem;
+  return std::max(value, 1.0 - x);
+}
+
+}  // namespace tradecore::pricing::detail

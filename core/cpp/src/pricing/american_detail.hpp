@@ -1,0 +1,72 @@
+#pragma once
+// Internal helpers shared by the American pricing sources (not a public header).
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "tradecore/pricing/american.hpp"
+
+namespace tradecore::pricing::detail {
+
+inline constexpr double kInvSqrt2 = 0.70710678118654752440;
+inline constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+inline constexpr double kPi = 3.14159265358979323846;
+
+inline double norm_cdf(double x) noexcept { return 0.5 * std::erfc(-x * kInvSqrt2); }
+inline double norm_pdf(double x) noexcept { return kInvSqrt2Pi * std::exp(-0.5 * x * x); }
+
+// Black-Scholes-Merton European price; w = +1 call, -1 put; T > 0.
+double bsm_price(double S, double K, double T, double r, double q, double v, double w) noexcept;
+
+// Where early exercise of a put with rate r and yield q can be optimal (a call: swap r and q).
+enum class Regime { European, SingleBoundary, DoubleBoundary };
+inline Regime put_regime(double r, double q) noexcept {
+  if (r > 0.0) return Regime::SingleBoundary;
+  return q < r ? Regime::DoubleBoundary : Regime::European;
+}
+
+// n-point Gauss-Legendre nodes and weights on [-1, 1] (Newton on the Legendre recurrence).
+void gauss_legendre(int n, std::vector<double>& x, std::vector<double>& w);
+
+// Approximations on valid input with T > 0 in the single-boundary regime.
+double baw_single(const AmericanOption& o);
+double bjs_single(const AmericanOption& o);
+
+// Price and spot Greeks of a tree (theta from the Black-Scholes PDE).
+struct TreeResult {
+  double price, delta, gamma, theta;
+};
+TreeResult crr_tree(const AmericanOption& o, int steps, std::vector<double>& work);
+TreeResult lr_tree(const AmericanOption& o, int steps, std::vector<double>& work);
+
+// Precomputed tables of an ALO scheme (built once per batch, read-only afterwards).
+struct AloTables {
+  int n = 0, l = 0, m = 0, p = 0;
+  AloEquation equation = AloEquation::FpA;
+  std::vector<double> node_xi;    // Chebyshev-Gauss-Lobatto nodes in [-1, 1], n + 1
+  std::vector<double> cheb;       // (n + 1) x (n + 1): coefficient k = sum_i cheb[k*(n+1)+i] H_i
+  // Quadrature rules on [0, 1] as point, 1 - point and weight: boundary integrals (l points)
+  // and the premium integral (p points).
+  std::vector<double> fl, cl, wl;
+  std::vector<double> fp, cp, wp;
+};
+AloTables make_alo_tables(const AmericanSettings& s);
+void quadrature_rule(AloRule rule, int n, std::vector<double>& frac, std::vector<double>& comp,
+                     std::vector<double>& w);
+
+inline constexpr int kAloMaxNodes = 64;
+
+// The exercise boundary of a unit-strike put (rate r > 0, yield q, vol v, expiry T > 0) as a
+// Chebyshev interpolant of H(sqrt(tau)) = ln(B(tau) / X)^2, X = B(0+) = min(1, r / q).
+struct AloBoundary {
+  double r, q, v, T, sqrtT, log_x;
+  int n;
+  double coef[kAloMaxNodes + 1];
+  // ln B(tau) at sqrt(tau) = z in [0, sqrt(T)].
+  [[nodiscard]] double log_b(double z) const noexcept;
+};
+void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBoundary& b);
+// Unit-strike put value at spot x with the boundary b (the exercise value where x <= B(T)).
+double alo_unit_put(const AloTables& t, const AloBoundary& b, double x) noexcept;
+
+}  // namespace tradecore::pricing::detail
