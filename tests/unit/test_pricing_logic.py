@@ -52,3 +52,31 @@ def test_limit() -> None:
     with pytest.raises(ValueError, match="contracts: 11 contracts exceed the limit of 10"):
         logic.price(req, 10)
     assert len(logic.price(pb.PriceRequest(), 10).results) == 0
+
+
+def test_american_rows_use_the_american_engine() -> None:
+    req = pb.PriceRequest(
+        contracts=[
+            contract(option_type=pb.PUT, strike=110.0, rate=0.05),
+            contract(option_type=pb.PUT, strike=110.0, rate=0.05, style=pb.AMERICAN),
+        ]
+    )
+    eu, am = logic.price(req, 1000).results
+    ref = pricing.american(100.0, 110.0, 1.0, 0.05, 0.0, 0.2, "put", method="alo")
+    assert am.price == pytest.approx(float(ref["price"]), rel=1e-12)
+    assert am.delta == pytest.approx(float(ref["delta"]), rel=1e-12)
+    assert am.price > eu.price  # early exercise premium of a deep ITM put
+    # phi by central difference of the engine's price
+    up = pricing.american(100.0, 110.0, 1.0, 0.05, 1e-4, 0.2, "put", greeks=False)["price"]
+    dn = pricing.american(100.0, 110.0, 1.0, 0.05, -1e-4, 0.2, "put", greeks=False)["price"]
+    assert am.phi == pytest.approx(float((up - dn) / 2e-4), rel=1e-9)
+
+
+def test_american_double_boundary_is_a_precondition_error() -> None:
+    from tradecore_services.common.errors import PreconditionError
+
+    req = pb.PriceRequest(
+        contracts=[contract(option_type=pb.PUT, rate=-0.01, dividend_yield=-0.02, style=2)]
+    )
+    with pytest.raises(PreconditionError, match=r"contracts\[0\]"):
+        logic.price(req, 1000)
