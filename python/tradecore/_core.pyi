@@ -32,4 +32,19 @@ def european(
     threads: int = 0,
     checked: bool = True,
     out: Mapping[str, npt.NDArray[np.float64]] | None = None,
+    model: str = "bsm",
 ) -> dict[str, npt.NDArray[np.float64]]: ...
+def implied_vol(
+    price: npt.NDArray[np.float64],
+    S: npt.NDArray[np.float64],
+    K: npt.NDArray[np.float64],
+    T: npt.NDArray[np.float64],
+    r: npt.NDArray[np.float64],
+    q: npt.NDArray[np.float64],
+    option_type: npt.NDArray[np.int8],
+    model: str = "bsm",
+    gpu: bool = False,
+    threads: int = 0,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int8], dict[str, int]]: ...
+def normalised_black(x: float, s: float) -> float: ...
+def normalised_implied_vol(beta: float, x: float) -> tuple[float, int]: ...

@@ -7,21 +7,37 @@ Greeks are raw partial derivatives per year and per 1.00 of vol/rate: ``delta``=
 from __future__ import annotations
 
 from tradecore.pricing.european import (
+    ALL_GREEKS,
+    BLACK76_GREEKS,
     EUROPEAN_OUTPUTS,
     FIRST_ORDER_GREEKS,
     GPU_AUTO_THRESHOLD,
     InvalidInput,
+    black76,
     check_european,
     european,
     option_type_codes,
 )
+from tradecore.pricing.implied_vol import (
+    ImpliedVolResult,
+    IVStatus,
+    implied_vol,
+    implied_vol_black76,
+)
 
 __all__ = [
+    "ALL_GREEKS",
+    "BLACK76_GREEKS",
     "EUROPEAN_OUTPUTS",
     "FIRST_ORDER_GREEKS",
     "GPU_AUTO_THRESHOLD",
+    "IVStatus",
+    "ImpliedVolResult",
     "InvalidInput",
+    "black76",
     "check_european",
     "european",
+    "implied_vol",
+    "implied_vol_black76",
     "option_type_codes",
 ]

@@ -50,6 +50,30 @@ void columns(const EuropeanOut& o, double* (&cols)[kNumEuropeanColumns]) {
   for (int k = 0; k < kNumEuropeanColumns; ++k) cols[k] = all[k];
 }
 
+// Recomputes row i of the outputs accurately: every output, or (price_only) the price and the
+// outputs derived from it. Out of line: rare rows, and it keeps the vector loop simple.
+template <bool kBlack76>
+[[gnu::noinline]] void fix_row(double S, double K, double T, double r, double q, double v,
+                               double w, bool price_only, double* const* oc, std::size_t i) {
+  if (price_only) {
+    const double qq = kBlack76 ? r : q;
+    const double x = std::log(S / K) + (r - qq) * T;
+    const double s = v * std::sqrt(T);
+    const double price = std::sqrt(S * K) * std::exp(-0.5 * (qq + r) * T) * normalised_black(w * x, s);
+    if (oc[kPrice]) oc[kPrice][i] = price;
+    if (kBlack76 && oc[kRho]) oc[kRho][i] = -T * price;
+    if (oc[kElasticity]) {
+      const double delta = w * std::exp(-qq * T) * math::norm_cdf(w * (x / s + 0.5 * s));
+      oc[kElasticity][i] = price > 0.0 ? delta * S / price : 0.0;
+    }
+    return;
+  }
+  double g[kNumEuropeanColumns];
+  european_greeks(S, K, T, r, q, v, w, kBlack76, g);
+  for (int k = 0; k < kNumEuropeanColumns; ++k)
+    if (oc[k]) oc[k][i] = g[k];
+}
+
 // One chunk of at most kChunk rows: inputs are gathered into contiguous buffers when strided,
 // unrequested outputs go to scratch, so the loop below is branch-free and vectorises (with
 // glibc's libmvec vector exp/log/erfc where available). kAll adds the second- and third-order
@@ -139,11 +163,14 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
     const double delta = expired ? (S == K ? 0.5 * w : itm) : w * dfq * Nd1;
     const double gamma = dfq * nd1 / (S * vsT);
     const double vega = Sq * nd1 * sqrtT;
-    // Recompute accurately where a1 - a2 cancels (more than 5 bits) or the tails get long.
-    o_fix[j] = (ok && !expired &&
-                (price * 32.0 < a1 + a2 || d1 > 8.0 || d1 < -8.0 || d2 > 8.0 || d2 < -8.0))
-                   ? 1.0
-                   : 0.0;
+    // Recompute accurately where a1 - a2 cancels by more than 10 bits or |d| > 20 (where the
+    // rounding of erfc's argument costs more than ~400 ulps): the fast rows keep ~1e-13.
+    // >= 2: every output; 1: the price (and what derives from it) only. (Kept as a sum of
+    // selects: a nested select here stops GCC from vectorising the loop.)
+    const bool live = ok && !expired;
+    const double tail = (live && (d1 > 20.0 || d1 < -20.0 || d2 > 20.0 || d2 < -20.0)) ? 2.0 : 0.0;
+    const double cancel = (live && price * 1024.0 < a1 + a2) ? 1.0 : 0.0;
+    o_fix[j] = tail + cancel;
     o_price[j] = expired ? (diff > 0.0 ? diff : 0.0) : price;
     o_delta[j] = delta;
     o_gamma[j] = expired ? 0.0 : gamma;
@@ -175,13 +202,10 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
     }
   }
   // Accurate recomputation of the flagged rows (rare in practice: deep out of the money).
-  double g[kNumEuropeanColumns];
-  for (std::size_t j = 0; j < m; ++j) {
-    if (fix[j] == 0.0) continue;
-    european_greeks(pS[j], pK[j], pT[j], pr[j], pq[j], pv[j], wbuf[j], kBlack76, g);
-    for (int k = 0; k < kNumEuropeanColumns; ++k)
-      if (oc[k]) oc[k][lo + j] = g[k];
-  }
+  for (std::size_t j = 0; j < m; ++j)
+    if (fix[j] != 0.0)
+      fix_row<kBlack76>(pS[j], pK[j], pT[j], pr[j], pq[j], pv[j], wbuf[j], fix[j] == 1.0, oc,
+                        lo + j);
   return bad;
 }
 

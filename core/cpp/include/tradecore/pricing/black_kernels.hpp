@@ -189,11 +189,15 @@ TC_HD inline void european_greeks(double S, double K, double T, double r, double
 TC_HD inline double normalised_implied_vol(double beta, double x, int* iterations = nullptr) {
   const double bmax = exp(0.5 * x);
   const double sc = sqrt(-2.0 * x);
-  const bool lower = sc > 0.0 && beta < normalised_black_otm(x, sc);
+  const double bc = sc > 0.0 ? normalised_black_otm(x, sc) : 0.0;
+  const bool lower = beta < bc;
   double s;
   const double ln_beta = log(beta);
   const double cbeta = bmax - beta;
   if (lower) {
+    // b is convex below s_c: the tangent at s_c meets beta to the right of the root.
+    const double bpc = math::kInvSqrt2Pi * detail::exp_half_sum_squares_neg(x / sc, 0.5 * sc);
+    const double tangent = sc - (bc - beta) / bpc;
     // ln b ~ ln s - (h^2 + t^2)/2 - ln(sqrt(2 pi)(h^2 + 3 - t^2)): a few fixed-point passes.
     s = fabs(x) / sqrt(-2.0 * ln_beta);
     for (int k = 0; k < 3; ++k) {
@@ -203,6 +207,7 @@ TC_HD inline double normalised_implied_vol(double beta, double x, int* iteration
       s = rhs > 0.0 ? fabs(x) / sqrt(rhs) : sc;
       if (s > sc) s = sc;
     }
+    if (tangent > 0.0 && tangent < s) s = tangent;
   } else {
     // Far above s_c, e^{x/2} - b ~ 2 cosh(x/2) N(-s/2); near the money at small s,
     // b ~ s/sqrt(2 pi).
