@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -10,48 +11,34 @@
 namespace tradecore::cuda {
 namespace {
 
-constexpr double kInvSqrt2 = 0.70710678118654752440;
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+constexpr int kCols = pricing::kNumEuropeanColumns;
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw Error(std::string("CUDA ") + what + ": " + cudaGetErrorString(e));
 }
 
-// Columns: 0 price, 1 delta, 2 gamma, 3 vega, 4 theta, 5 rho, 6 phi.
-__global__ void bsm_kernel(const double* __restrict__ in, const std::int8_t* __restrict__ type,
-                           double* __restrict__ out, unsigned mask, std::size_t n) {
+// in: 6 columns of n (S, K, T, r, q, sigma); out: kCols columns of n, written where mask has
+// the column's bit. Every row uses the accurate scalar kernel shared with the CPU.
+__global__ void european_kernel(const double* __restrict__ in,
+                                const std::int8_t* __restrict__ type, double* __restrict__ out,
+                                unsigned mask, bool black76, std::size_t n) {
   const std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
-  const double S = in[i], K = in[n + i], T0 = in[2 * n + i];
-  const double r = in[3 * n + i], q = in[4 * n + i], v = in[5 * n + i];
-  const double w = type[i] > 0 ? 1.0 : -1.0;
-  const bool expired = !(T0 > 0.0);
-  const double T = expired ? 1.0 : T0;
-  const double sqrtT = sqrt(T);
-  const double vsT = v * sqrtT;
-  const double d1 = (log(S / K) + (r - q + 0.5 * v * v) * T) / vsT;
-  const double d2 = d1 - vsT;
-  const double dfq = exp(-q * T), dfr = exp(-r * T);
-  const double Nd1 = 0.5 * erfc(-w * d1 * kInvSqrt2);
-  const double Nd2 = 0.5 * erfc(-w * d2 * kInvSqrt2);
-  const double nd1 = kInvSqrt2Pi * exp(-0.5 * d1 * d1);
-  const double Sq = S * dfq, Kr = K * dfr;
-  double g[7];
-  g[0] = w * (Sq * Nd1 - Kr * Nd2);
-  g[1] = w * dfq * Nd1;
-  g[2] = dfq * nd1 / (S * vsT);
-  g[3] = Sq * nd1 * sqrtT;
-  g[4] = -Sq * nd1 * v / (2.0 * sqrtT) - w * r * Kr * Nd2 + w * q * Sq * Nd1;
-  g[5] = w * Kr * T * Nd2;
-  g[6] = -w * Sq * T * Nd1;
-  if (expired) {
-    const double diff = w * (S - K);
-    g[0] = diff > 0.0 ? diff : 0.0;
-    g[1] = S == K ? 0.5 * w : (diff > 0.0 ? w : 0.0);
-    for (int k = 2; k < 7; ++k) g[k] = 0.0;
-  }
-  for (int k = 0; k < 7; ++k)
+  double g[kCols];
+  pricing::european_greeks(in[i], in[n + i], in[2 * n + i], in[3 * n + i], in[4 * n + i],
+                           in[5 * n + i], type[i] > 0 ? 1.0 : -1.0, black76, g);
+  for (int k = 0; k < kCols; ++k)
     if (mask & (1u << k)) out[k * n + i] = g[k];
+}
+
+// in: 6 columns of n (price, S, K, T, r, q).
+__global__ void implied_vol_kernel(const double* __restrict__ in,
+                                   const std::int8_t* __restrict__ type, double* __restrict__ vol,
+                                   std::int8_t* __restrict__ status, bool black76, std::size_t n) {
+  const std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  status[i] = pricing::implied_vol_one(in[i], in[n + i], in[2 * n + i], in[3 * n + i],
+                                       in[4 * n + i], in[5 * n + i], type[i], black76, &vol[i]);
 }
 
 template <class T>
@@ -95,11 +82,14 @@ std::string describe() {
          std::to_string(prop.minor) + ", " + std::to_string(count) + " device(s))";
 }
 
-void bsm_european(const pricing::EuropeanBatch& in, const pricing::EuropeanOut& out) {
+void european(const pricing::EuropeanBatch& in, const pricing::EuropeanOut& out) {
   pricing::validate(in);
+  if (in.model == pricing::Model::Black76 && out.phi)
+    throw std::invalid_argument("phi (dV/dq) is not defined for Black-76");
   if (!available()) throw Error("CUDA is not available: " + describe());
   const std::size_t n = in.n;
   if (n == 0) return;
+  const bool b76 = in.model == pricing::Model::Black76;
   std::vector<double> host(6 * n);
   std::vector<std::int8_t> types(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -107,27 +97,77 @@ void bsm_european(const pricing::EuropeanBatch& in, const pricing::EuropeanOut& 
     host[n + i] = in.strike[i];
     host[2 * n + i] = in.expiry[i];
     host[3 * n + i] = in.rate[i];
-    host[4 * n + i] = in.dividend[i];
+    host[4 * n + i] = b76 ? 0.0 : in.dividend[i];
     host[5 * n + i] = in.vol[i];
     types[i] = in.type[i];
   }
-  double* cols[7] = {out.price, out.delta, out.gamma, out.vega, out.theta, out.rho, out.phi};
+  double* cols[kCols] = {out.price,  out.delta,      out.gamma,      out.vega,      out.theta,
+                         out.rho,    out.phi,        out.vanna,      out.charm,     out.vomma,
+                         out.speed,  out.color,      out.zomma,      out.ultima,    out.veta,
+                         out.dual_delta, out.dual_gamma, out.elasticity};
   unsigned mask = 0;
-  for (int k = 0; k < 7; ++k)
+  for (int k = 0; k < kCols; ++k)
     if (cols[k]) mask |= 1u << k;
-  DeviceBuffer<double> d_in(6 * n), d_out(7 * n);
+  DeviceBuffer<double> d_in(6 * n), d_out(static_cast<std::size_t>(kCols) * n);
   DeviceBuffer<std::int8_t> d_type(n);
   check(cudaMemcpy(d_in.p, host.data(), 6 * n * sizeof(double), cudaMemcpyHostToDevice), "copy");
   check(cudaMemcpy(d_type.p, types.data(), n, cudaMemcpyHostToDevice), "copy");
-  const unsigned block = 256;
+  const unsigned block = 128;
   const auto grid = static_cast<unsigned>((n + block - 1) / block);
-  bsm_kernel<<<grid, block>>>(d_in.p, d_type.p, d_out.p, mask, n);
+  european_kernel<<<grid, block>>>(d_in.p, d_type.p, d_out.p, mask, b76, n);
   check(cudaGetLastError(), "launch");
   check(cudaDeviceSynchronize(), "kernel");
-  for (int k = 0; k < 7; ++k)
+  for (int k = 0; k < kCols; ++k)
     if (cols[k])
       check(cudaMemcpy(cols[k], d_out.p + k * n, n * sizeof(double), cudaMemcpyDeviceToHost),
             "copy back");
+}
+
+void bsm_european(const pricing::EuropeanBatch& in, const pricing::EuropeanOut& out) {
+  tradecore::cuda::european(in, out);
+}
+
+pricing::ImpliedVolCounts implied_vol(const pricing::ImpliedVolBatch& in, double* vol,
+                                      std::int8_t* status) {
+  if (in.n > 0 && vol == nullptr) throw std::invalid_argument("implied_vol: vol output is null");
+  if (!available()) throw Error("CUDA is not available: " + describe());
+  const std::size_t n = in.n;
+  pricing::ImpliedVolCounts c;
+  if (n == 0) return c;
+  const bool b76 = in.model == pricing::Model::Black76;
+  std::vector<double> host(6 * n);
+  std::vector<std::int8_t> types(n), st(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    host[i] = in.price[i];
+    host[n + i] = in.spot[i];
+    host[2 * n + i] = in.strike[i];
+    host[3 * n + i] = in.expiry[i];
+    host[4 * n + i] = in.rate[i];
+    host[5 * n + i] = b76 ? 0.0 : in.dividend[i];
+    types[i] = in.type[i];
+  }
+  DeviceBuffer<double> d_in(6 * n), d_vol(n);
+  DeviceBuffer<std::int8_t> d_type(n), d_status(n);
+  check(cudaMemcpy(d_in.p, host.data(), 6 * n * sizeof(double), cudaMemcpyHostToDevice), "copy");
+  check(cudaMemcpy(d_type.p, types.data(), n, cudaMemcpyHostToDevice), "copy");
+  const unsigned block = 128;
+  const auto grid = static_cast<unsigned>((n + block - 1) / block);
+  implied_vol_kernel<<<grid, block>>>(d_in.p, d_type.p, d_vol.p, d_status.p, b76, n);
+  check(cudaGetLastError(), "launch");
+  check(cudaDeviceSynchronize(), "kernel");
+  check(cudaMemcpy(vol, d_vol.p, n * sizeof(double), cudaMemcpyDeviceToHost), "copy back");
+  check(cudaMemcpy(st.data(), d_status.p, n, cudaMemcpyDeviceToHost), "copy back");
+  for (std::size_t i = 0; i < n; ++i) {
+    if (status) status[i] = st[i];
+    switch (st[i]) {
+      case pricing::kIvOk: ++c.ok; break;
+      case pricing::kIvBelowIntrinsic: ++c.below_intrinsic; break;
+      case pricing::kIvAboveUpper: ++c.above_upper; break;
+      case pricing::kIvNonPositive: ++c.non_positive; break;
+      default: ++c.invalid_input; break;
+    }
+  }
+  return c;
 }
 
 }  // namespace tradecore::cuda

@@ -1,4 +1,5 @@
 #include <array>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -7,17 +8,27 @@
 #include "common.hpp"
 #include "tradecore/cuda.hpp"
 #include "tradecore/pricing/european.hpp"
+#include "tradecore/pricing/implied_vol.hpp"
 
 namespace tradecore::bindings {
 
 namespace {
 
-constexpr std::array<const char*, 7> kEuropeanOutputs = {"price", "delta", "gamma", "vega",
-                                                         "theta", "rho",   "phi"};
+// In EuropeanColumn order.
+constexpr std::array<const char*, pricing::kNumEuropeanColumns> kEuropeanOutputs = {
+    "price", "delta", "gamma", "vega",  "theta",  "rho",  "phi",        "vanna",      "charm",
+    "vomma", "speed", "color", "zomma", "ultima", "veta", "dual_delta", "dual_gamma", "elasticity"};
+
+pricing::Model parse_model(const std::string& model) {
+  if (model == "bsm") return pricing::Model::Bsm;
+  if (model == "black76") return pricing::Model::Black76;
+  throw std::invalid_argument("model must be 'bsm' or 'black76' (got '" + model + "')");
+}
 
 pricing::EuropeanBatch european_batch(const py::array& S, const py::array& K, const py::array& T,
                                       const py::array& r, const py::array& q,
-                                      const py::array& sigma, const py::array& type) {
+                                      const py::array& sigma, const py::array& type,
+                                      pricing::Model model = pricing::Model::Bsm) {
   const py::ssize_t n = type.ndim() == 1 ? type.shape(0) : -1;
   pricing::EuropeanBatch b;
   b.type = view<std::int8_t>(type, "option_type", n);
@@ -28,6 +39,7 @@ pricing::EuropeanBatch european_batch(const py::array& S, const py::array& K, co
   b.dividend = view<double>(q, "dividend", n);
   b.vol = view<double>(sigma, "volatility", n);
   b.n = static_cast<std::size_t>(n);
+  b.model = model;
   return b;
 }
 
@@ -56,10 +68,10 @@ void bind_pricing(py::module_& m) {
       [](const py::array& S, const py::array& K, const py::array& T, const py::array& r,
          const py::array& q, const py::array& sigma, const py::array& type,
          const std::vector<std::string>& outputs, bool gpu, int threads, bool checked,
-         const py::object& out_arrays) {
-        const auto b = european_batch(S, K, T, r, q, sigma, type);
+         const py::object& out_arrays, const std::string& model) {
+        const auto b = european_batch(S, K, T, r, q, sigma, type, parse_model(model));
         pricing::EuropeanOut out;
-        double* slots[7] = {};
+        double* slots[pricing::kNumEuropeanColumns] = {};
         py::dict result;
         for (const auto& name : outputs) {
           std::size_t k = 0;
@@ -92,23 +104,94 @@ void bind_pricing(py::module_& m) {
         out.theta = slots[4];
         out.rho = slots[5];
         out.phi = slots[6];
+        out.vanna = slots[7];
+        out.charm = slots[8];
+        out.vomma = slots[9];
+        out.speed = slots[10];
+        out.color = slots[11];
+        out.zomma = slots[12];
+        out.ultima = slots[13];
+        out.veta = slots[14];
+        out.dual_delta = slots[15];
+        out.dual_gamma = slots[16];
+        out.elasticity = slots[17];
         {
           py::gil_scoped_release release;
           if (gpu) {
-            cuda::bsm_european(b, out);
+            cuda::european(b, out);
           } else if (checked) {
-            pricing::bsm_european(b, out, threads);
+            pricing::european(b, out, threads);
           } else {
-            pricing::bsm_european_unchecked(b, out, threads);
+            pricing::european_unchecked(b, out, threads);
           }
         }
         return result;
       },
       py::arg("S"), py::arg("K"), py::arg("T"), py::arg("r"), py::arg("q"), py::arg("sigma"),
       py::arg("option_type"), py::arg("outputs"), py::arg("gpu") = false, py::arg("threads") = 0,
-      py::arg("checked") = true, py::arg("out") = py::none(),
-      "Black-Scholes-Merton price and first-order Greeks over 1-D arrays (see "
+      py::arg("checked") = true, py::arg("out") = py::none(), py::arg("model") = "bsm",
+      "European price and Greeks (BSM or Black-76) over 1-D arrays (see "
       "tradecore.pricing.european).");
+
+  m.def(
+      "implied_vol",
+      [](const py::array& price, const py::array& S, const py::array& K, const py::array& T,
+         const py::array& r, const py::array& q, const py::array& type, const std::string& model,
+         bool gpu, int threads) {
+        const py::ssize_t n = type.ndim() == 1 ? type.shape(0) : -1;
+        pricing::ImpliedVolBatch b;
+        b.type = view<std::int8_t>(type, "option_type", n);
+        b.price = view<double>(price, "price", n);
+        b.spot = view<double>(S, "spot", n);
+        b.strike = view<double>(K, "strike", n);
+        b.expiry = view<double>(T, "expiry", n);
+        b.rate = view<double>(r, "rate", n);
+        b.dividend = view<double>(q, "dividend", n);
+        b.n = static_cast<std::size_t>(n);
+        b.model = parse_model(model);
+        py::array_t<double> vol(n);
+        py::array_t<std::int8_t> status(n);
+        pricing::ImpliedVolCounts c;
+        {
+          py::gil_scoped_release release;
+          c = gpu ? cuda::implied_vol(b, vol.mutable_data(), status.mutable_data())
+                  : pricing::implied_vol(b, vol.mutable_data(), status.mutable_data(), threads);
+        }
+        py::dict counts;
+        counts["ok"] = c.ok;
+        counts["below_intrinsic"] = c.below_intrinsic;
+        counts["above_upper"] = c.above_upper;
+        counts["non_positive"] = c.non_positive;
+        counts["invalid_input"] = c.invalid_input;
+        return py::make_tuple(vol, status, counts);
+      },
+      py::arg("price"), py::arg("S"), py::arg("K"), py::arg("T"), py::arg("r"), py::arg("q"),
+      py::arg("option_type"), py::arg("model") = "bsm", py::arg("gpu") = false,
+      py::arg("threads") = 0,
+      "Implied volatilities over 1-D arrays: (vol, status, counts) (see "
+      "tradecore.pricing.implied_vol).");
+
+  m.def(
+      "normalised_black",
+      [](double x, double s) {
+        if (!(s > 0.0)) throw std::invalid_argument("s must be > 0");
+        return pricing::normalised_black(x, s);
+      },
+      py::arg("x"), py::arg("s"),
+      "Normalised Black call e^{x/2} N(x/s + s/2) - e^{-x/2} N(x/s - s/2) (x = ln F/K, "
+      "s = sigma sqrt T), computed without cancellation.");
+
+  m.def(
+      "normalised_implied_vol",
+      [](double beta, double x) {
+        if (!(x <= 0.0) || !(beta > 0.0) || !(beta < std::exp(0.5 * x)))
+          throw std::invalid_argument("need x <= 0 and 0 < beta < exp(x/2)");
+        int iterations = 0;
+        const double s = pricing::normalised_implied_vol(beta, x, &iterations);
+        return py::make_tuple(s, iterations);
+      },
+      py::arg("beta"), py::arg("x"),
+      "The s with normalised_black(x, s) == beta for x <= 0, and the iterations it took.");
 }
 
 }  // namespace tradecore::bindings

@@ -33,6 +33,7 @@ def european(
     threads: int = 0,
     checked: bool = True,
     out: Mapping[str, npt.NDArray[np.float64]] | None = None,
+    model: str = "bsm",
 ) -> dict[str, npt.NDArray[np.float64]]: ...
 def svi_total_variance(
     k: npt.NDArray[np.float64],
@@ -158,6 +159,8 @@ def lobster_replay(
 class UnsupportedRegime(Error): ...
 
 def american(
+def implied_vol(
+    price: npt.NDArray[np.float64],
     S: npt.NDArray[np.float64],
     K: npt.NDArray[np.float64],
     T: npt.NDArray[np.float64],
@@ -177,3 +180,10 @@ def american(
     boundary_points: int,
     threads: int,
 ) -> tuple[dict[str, npt.NDArray[np.float64]], int]: ...
+    option_type: npt.NDArray[np.int8],
+    model: str = "bsm",
+    gpu: bool = False,
+    threads: int = 0,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int8], dict[str, int]]: ...
+def normalised_black(x: float, s: float) -> float: ...
+def normalised_implied_vol(beta: float, x: float) -> tuple[float, int]: ...

@@ -15,31 +15,47 @@ from tradecore.pricing.american import (
     american,
 )
 from tradecore.pricing.european import (
+    ALL_GREEKS,
+    BLACK76_GREEKS,
     EUROPEAN_OUTPUTS,
     FIRST_ORDER_GREEKS,
     GPU_AUTO_THRESHOLD,
     InvalidInput,
     InvalidInputError,
+    black76,
     check_european,
     european,
     european_arrays,
     option_type_codes,
 )
+from tradecore.pricing.implied_vol import (
+    ImpliedVolResult,
+    IVStatus,
+    implied_vol,
+    implied_vol_black76,
+)
 
 __all__ = [
+    "ALL_GREEKS",
     "AMERICAN_GREEKS",
     "AMERICAN_METHODS",
+    "BLACK76_GREEKS",
     "DEFAULT_ALO",
     "EUROPEAN_OUTPUTS",
     "FIRST_ORDER_GREEKS",
     "GPU_AUTO_THRESHOLD",
     "PRECISE_ALO",
     "AloScheme",
+    "IVStatus",
+    "ImpliedVolResult",
     "InvalidInput",
     "InvalidInputError",
     "american",
+    "black76",
     "check_european",
     "european",
     "european_arrays",
+    "implied_vol",
+    "implied_vol_black76",
     "option_type_codes",
 ]

@@ -1,14 +1,24 @@
-"""Black-Scholes-Merton European options with a continuous dividend yield.
+"""European options: Black-Scholes-Merton (continuous dividend yield) and Black-76 (forwards).
 
 All functions are batch first: every argument may be a scalar or an array; arrays broadcast
 against each other (numpy rules) and scalars are never copied out to full length. Greeks are raw
 partial derivatives per year and per 1.00 of vol/rate:
 
-========  ==================  ========  ==================
-``delta``  dV/dS              ``theta``  -dV/dT
-``gamma``  d2V/dS2            ``rho``    dV/dr
-``vega``   dV/dsigma          ``phi``    dV/dq
-========  ==================  ========  ==================
+==============  ====================  ==============  ====================
+``delta``       dV/dS                 ``vomma``       d2V/dsigma2
+``gamma``       d2V/dS2               ``speed``       d3V/dS3
+``vega``        dV/dsigma             ``color``       -d3V/dS2dT
+``theta``       -dV/dT                ``zomma``       d3V/dS2dsigma
+``rho``         dV/dr                 ``ultima``      d3V/dsigma3
+``phi``         dV/dq                 ``veta``        -d2V/dsigmadT
+``vanna``       d2V/dSdsigma          ``dual_delta``  dV/dK
+``charm``       -d2V/dSdT             ``dual_gamma``  d2V/dK2
+``elasticity``  delta S / V
+==============  ====================  ==============  ====================
+
+For Black-76 the underlying is the forward F (held fixed when T or r move): ``delta`` is dV/dF,
+``rho`` = dV/dr = -T V, and ``phi`` does not exist. Prices and Greeks keep relative accuracy for
+deep out-of-the-money options (no cancellation; normal tails to ~1e-300).
 """
 
 from __future__ import annotations
@@ -26,8 +36,15 @@ ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
 Device = Literal["cpu", "cuda", "auto"]
 
-EUROPEAN_OUTPUTS: tuple[str, ...] = ("price", "delta", "gamma", "vega", "theta", "rho", "phi")
-FIRST_ORDER_GREEKS: tuple[str, ...] = EUROPEAN_OUTPUTS[1:]
+Model = Literal["bsm", "black76"]
+
+EUROPEAN_OUTPUTS: tuple[str, ...] = (
+    "price", "delta", "gamma", "vega", "theta", "rho", "phi", "vanna", "charm", "vomma",
+    "speed", "color", "zomma", "ultima", "veta", "dual_delta", "dual_gamma", "elasticity",
+)  # fmt: skip
+FIRST_ORDER_GREEKS: tuple[str, ...] = EUROPEAN_OUTPUTS[1:7]
+ALL_GREEKS: tuple[str, ...] = EUROPEAN_OUTPUTS[1:]
+BLACK76_GREEKS: tuple[str, ...] = tuple(g for g in ALL_GREEKS if g != "phi")
 
 # The names of european()'s arguments, keyed by the core's field names.
 _ARG_NAMES = {
@@ -151,6 +168,28 @@ def _use_gpu(device: Device, n: int) -> bool:
     raise ValueError(f"device must be 'cpu', 'cuda' or 'auto' (got {device!r})")
 
 
+GreeksSpec = Sequence[str] | Literal["all", "first", "none"]
+
+
+def _wanted_greeks(greeks: GreeksSpec, model: Model) -> list[str]:
+    available = ALL_GREEKS if model == "bsm" else BLACK76_GREEKS
+    if isinstance(greeks, str):
+        if greeks == "all":
+            return list(available)
+        if greeks == "first":
+            return [g for g in FIRST_ORDER_GREEKS if g in available]
+        if greeks == "none":
+            return []
+        raise ValueError(f"greeks must be 'all', 'first', 'none' or a list (got {greeks!r})")
+    wanted = list(greeks)
+    unknown = [g for g in wanted if g not in available]
+    if unknown:
+        raise ValueError(
+            f"greeks: unknown {unknown} for model {model!r}; choose from {list(available)}"
+        )
+    return wanted
+
+
 def european(
     S: ArrayLike,
     K: ArrayLike,
@@ -159,20 +198,27 @@ def european(
     q: ArrayLike,
     sigma: ArrayLike,
     option_type: ArrayLike,
-    greeks: Sequence[str] | Literal["all", "none"] = "all",
+    greeks: GreeksSpec = "all",
     *,
+    model: Model = "bsm",
     device: Device = "cpu",
     threads: int = 0,
     out: Mapping[str, FloatArray] | None = None,
 ) -> dict[str, FloatArray]:
-    """Black-Scholes-Merton price and Greeks of European options with dividend yield ``q``.
+    """Price and Greeks of European options (Black-Scholes-Merton or Black-76).
 
     Args:
-        S: spot price (> 0).  K: strike (> 0).  T: time to expiry in years (>= 0).
-        r: continuously compounded risk-free rate.  q: continuous dividend yield.
+        S: spot price (> 0); with ``model="black76"`` the forward/futures price.
+        K: strike (> 0).  T: time to expiry in years (>= 0).
+        r: continuously compounded risk-free rate.
+        q: continuous dividend yield (must be 0 with ``model="black76"``).
         sigma: volatility (> 0, per 1.00).  option_type: ``"call"``/``"put"`` or an array of them.
-        greeks: ``"all"`` (delta, gamma, vega, theta, rho, phi), ``"none"``, or a list of names.
-        device: ``"cpu"``, ``"cuda"`` (raises TradecoreError without a GPU) or ``"auto"``.
+        greeks: ``"all"`` (every Greek through third order, see the module docstring; Black-76
+            omits ``phi``), ``"first"`` (delta, gamma, vega, theta, rho, phi: the fast path),
+            ``"none"``, or a list of names. The price is always returned.
+        model: ``"bsm"`` (spot with dividend yield) or ``"black76"`` (forward).
+        device: ``"cpu"``, ``"cuda"`` (raises TradecoreError without a GPU) or ``"auto"``
+            (the GPU above ``GPU_AUTO_THRESHOLD`` options when one is present).
         threads: CPU threads (0: all cores).
         out: optional preallocated float64 C-contiguous arrays of the result shape, keyed by
             output name, written in place (reuse them to reprice a book without allocating).
@@ -184,15 +230,11 @@ def european(
     Raises:
         ValueError: an invalid input; the message names the argument and the row.
     """
-    if greeks == "all":
-        wanted: list[str] = list(FIRST_ORDER_GREEKS)
-    elif greeks == "none":
-        wanted = []
-    else:
-        wanted = list(greeks)
-        unknown = [g for g in wanted if g not in FIRST_ORDER_GREEKS]
-        if unknown:
-            raise ValueError(f"greeks: unknown {unknown}; choose from {list(FIRST_ORDER_GREEKS)}")
+    if model not in ("bsm", "black76"):
+        raise ValueError(f"model must be 'bsm' or 'black76' (got {model!r})")
+    wanted = _wanted_greeks(greeks, model)
+    if model == "black76" and np.any(np.asarray(q, dtype=np.float64) != 0.0):
+        raise ValueError("q must be 0 with model='black76' (S is the forward)")
     shape, flat = _prepare(S, K, T, r, q, sigma, option_type)
     gpu = _use_gpu(device, flat[0].shape[0])
     flat_out: dict[str, FloatArray] | None = None
@@ -222,6 +264,7 @@ def european(
             threads=threads,
             checked=True,
             out=flat_out,
+            model=model,
         )
     except ValueError:
         _raise_invalid(flat)
@@ -268,12 +311,39 @@ def european_arrays(
         raise
 
 
+def black76(
+    F: ArrayLike,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: ArrayLike,
+    sigma: ArrayLike,
+    option_type: ArrayLike,
+    greeks: GreeksSpec = "all",
+    *,
+    device: Device = "cpu",
+    threads: int = 0,
+    out: Mapping[str, FloatArray] | None = None,
+) -> dict[str, FloatArray]:
+    """Black-76 price and Greeks of European options on a forward/futures price ``F``.
+
+    The same as ``european(F, K, T, r, 0.0, sigma, option_type, greeks, model="black76")``:
+    ``delta`` is dV/dF, ``rho`` = dV/dr = -T V at a fixed forward, and there is no ``phi``.
+    """
+    return european(
+        F, K, T, r, 0.0, sigma, option_type, greeks,
+        model="black76", device=device, threads=threads, out=out,
+    )  # fmt: skip
+
+
 __all__ = [
+    "ALL_GREEKS",
+    "BLACK76_GREEKS",
     "EUROPEAN_OUTPUTS",
     "FIRST_ORDER_GREEKS",
     "GPU_AUTO_THRESHOLD",
     "InvalidInput",
     "InvalidInputError",
+    "black76",
     "check_european",
     "european",
     "european_arrays",

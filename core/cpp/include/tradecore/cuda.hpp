@@ -3,7 +3,10 @@
 // core/cuda/*.cu implement them where nvcc is found, core/cuda/no_cuda.cpp otherwise.
 #include <string>
 
+#include <cstdint>
+
 #include "tradecore/pricing/european.hpp"
+#include "tradecore/pricing/implied_vol.hpp"
 
 namespace tradecore::cuda {
 
@@ -17,9 +20,18 @@ bool compiled() noexcept;
 // A one-line description of the device or of why there is none.
 std::string describe();
 
-// European BSM batch on the GPU: same inputs, outputs and conventions as
-// tradecore::pricing::bsm_european (validated on the host first). Throws tradecore::Error when
-// no device is usable.
+// European batch (BSM or Black-76, any Greeks through third order) on the GPU: same inputs,
+// outputs and conventions as tradecore::pricing::european (validated on the host first; every
+// row uses the accurate scalar kernel of black_kernels.hpp). Throws tradecore::Error when no
+// device is usable.
+void european(const pricing::EuropeanBatch& in, const pricing::EuropeanOut& out);
+
+// The earlier name of european().
 void bsm_european(const pricing::EuropeanBatch& in, const pricing::EuropeanOut& out);
+
+// Implied volatilities on the GPU: same contract as tradecore::pricing::implied_vol (per-row
+// status, NaN outside the bounds). Throws tradecore::Error when no device is usable.
+pricing::ImpliedVolCounts implied_vol(const pricing::ImpliedVolBatch& in, double* vol,
+                                      std::int8_t* status);
 
 }  // namespace tradecore::cuda

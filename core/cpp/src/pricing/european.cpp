@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "tradecore/pricing/black_kernels.hpp"
 #include "tradecore/pricing/european.hpp"
 
 #if defined(_OPENMP)
@@ -40,18 +41,59 @@ int resolve_threads(int threads) {
 
 constexpr std::size_t kChunk = 1024;
 
+// The output columns of `o` in EuropeanColumn order.
+void columns(const EuropeanOut& o, double* (&cols)[kNumEuropeanColumns]) {
+  double* const all[kNumEuropeanColumns] = {
+      o.price, o.delta, o.gamma, o.vega,  o.theta,  o.rho,        o.phi,        o.vanna, o.charm,
+      o.vomma, o.speed, o.color, o.zomma, o.ultima, o.veta, o.dual_delta, o.dual_gamma,
+      o.elasticity};
+  for (int k = 0; k < kNumEuropeanColumns; ++k) cols[k] = all[k];
+}
+
+// Recomputes row i of the outputs accurately: every output, or (price_only) the price and the
+// outputs derived from it. Out of line: rare rows, and it keeps the vector loop simple.
+template <bool kBlack76>
+[[gnu::noinline]] void fix_row(double S, double K, double T, double r, double q, double v,
+                               double w, bool price_only, double* const* oc, std::size_t i) {
+  if (price_only) {
+    const double qq = kBlack76 ? r : q;
+    const double x = std::log(S / K) + (r - qq) * T;
+    const double s = v * std::sqrt(T);
+    const double price = std::sqrt(S * K) * std::exp(-0.5 * (qq + r) * T) * normalised_black(w * x, s);
+    if (oc[kPrice]) oc[kPrice][i] = price;
+    if (kBlack76 && oc[kRho]) oc[kRho][i] = -T * price;
+    if (oc[kElasticity]) {
+      const double delta = w * std::exp(-qq * T) * math::norm_cdf(w * (x / s + 0.5 * s));
+      oc[kElasticity][i] = price > 0.0 ? delta * S / price : 0.0;
+    }
+    return;
+  }
+  double g[kNumEuropeanColumns];
+  european_greeks(S, K, T, r, q, v, w, kBlack76, g);
+  for (int k = 0; k < kNumEuropeanColumns; ++k)
+    if (oc[k]) oc[k][i] = g[k];
+}
+
 // One chunk of at most kChunk rows: inputs are gathered into contiguous buffers when strided,
 // unrequested outputs go to scratch, so the loop below is branch-free and vectorises (with
-// glibc's libmvec vector exp/log/erfc where available).
+// glibc's libmvec vector exp/log/erfc where available). kAll adds the second- and third-order
+// Greeks; kBlack76 reads spot as the forward. Rows whose closed forms would lose accuracy
+// (cancelling prices, normal tails) are flagged and recomputed by the scalar accurate kernel.
 // Returns the number of invalid rows in the chunk (their outputs are unspecified).
+template <bool kAll, bool kBlack76>
 int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, std::size_t hi) {
   const std::size_t m = hi - lo;
   alignas(64) double buf[6][kChunk];
   alignas(64) double wbuf[kChunk];
+  alignas(64) double fix[kChunk];
   alignas(64) double scratch[kChunk];
   const In<double>* cols[6] = {&in.spot, &in.strike, &in.expiry, &in.rate, &in.dividend, &in.vol};
   const double* src[6];
   for (int c = 0; c < 6; ++c) {
+    if (kBlack76 && c == 4) {  // the dividend column is not read: the rate stands in
+      src[c] = src[3];
+      continue;
+    }
     const In<double>& col = *cols[c];
     if (col.stride == 1) {
       src[c] = col.data + lo;
@@ -67,14 +109,28 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
     bad_types += (t == 1 || t == -1) ? 0 : 1;
   }
   int bad = bad_types;
+  double* oc[kNumEuropeanColumns];
+  columns(o, oc);
   auto dst = [&](double* p) { return p ? p + lo : scratch; };
-  double* __restrict__ o_price = dst(o.price);
-  double* __restrict__ o_delta = dst(o.delta);
-  double* __restrict__ o_gamma = dst(o.gamma);
-  double* __restrict__ o_vega = dst(o.vega);
-  double* __restrict__ o_theta = dst(o.theta);
-  double* __restrict__ o_rho = dst(o.rho);
-  double* __restrict__ o_phi = dst(o.phi);
+  double* __restrict__ o_price = dst(oc[kPrice]);
+  double* __restrict__ o_delta = dst(oc[kDelta]);
+  double* __restrict__ o_gamma = dst(oc[kGamma]);
+  double* __restrict__ o_vega = dst(oc[kVega]);
+  double* __restrict__ o_theta = dst(oc[kTheta]);
+  double* __restrict__ o_rho = dst(oc[kRho]);
+  double* __restrict__ o_phi = dst(oc[kPhi]);
+  double* __restrict__ o_vanna = dst(oc[kVanna]);
+  double* __restrict__ o_charm = dst(oc[kCharm]);
+  double* __restrict__ o_vomma = dst(oc[kVomma]);
+  double* __restrict__ o_speed = dst(oc[kSpeed]);
+  double* __restrict__ o_color = dst(oc[kColor]);
+  double* __restrict__ o_zomma = dst(oc[kZomma]);
+  double* __restrict__ o_ultima = dst(oc[kUltima]);
+  double* __restrict__ o_veta = dst(oc[kVeta]);
+  double* __restrict__ o_ddelta = dst(oc[kDualDelta]);
+  double* __restrict__ o_dgamma = dst(oc[kDualGamma]);
+  double* __restrict__ o_elast = dst(oc[kElasticity]);
+  double* __restrict__ o_fix = fix;
   const double* __restrict__ pS = src[0];
   const double* __restrict__ pK = src[1];
   const double* __restrict__ pT = src[2];
@@ -92,7 +148,8 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
     const double T = expired ? 1.0 : T0;
     const double sqrtT = std::sqrt(T);
     const double vsT = v * sqrtT;
-    const double d1 = (log(S / K) + (r - q + 0.5 * v * v) * T) / vsT;
+    const double carry = kBlack76 ? 0.0 : r - q;
+    const double d1 = (log(S / K) + (carry + 0.5 * v * v) * T) / vsT;
     const double d2 = d1 - vsT;
     const double dfq = exp(-q * T), dfr = exp(-r * T);
     const double Nd1 = 0.5 * erfc(-w * d1 * kInvSqrt2);  // N(w d1)
@@ -101,37 +158,96 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
     const double Sq = S * dfq, Kr = K * dfr;
     const double diff = w * (S - K);
     const double itm = diff > 0.0 ? w : 0.0;
-    o_price[j] = expired ? (diff > 0.0 ? diff : 0.0) : w * (Sq * Nd1 - Kr * Nd2);
-    o_delta[j] = expired ? (S == K ? 0.5 * w : itm) : w * dfq * Nd1;
-    o_gamma[j] = expired ? 0.0 : dfq * nd1 / (S * vsT);
-    o_vega[j] = expired ? 0.0 : Sq * nd1 * sqrtT;
-    o_theta[j] =
-        expired ? 0.0 : -Sq * nd1 * v / (2.0 * sqrtT) - w * r * Kr * Nd2 + w * q * Sq * Nd1;
-    o_rho[j] = expired ? 0.0 : w * Kr * T * Nd2;
-    o_phi[j] = expired ? 0.0 : -w * Sq * T * Nd1;
+    const double a1 = Sq * Nd1, a2 = Kr * Nd2;
+    const double price = w * (a1 - a2);
+    const double delta = expired ? (S == K ? 0.5 * w : itm) : w * dfq * Nd1;
+    const double gamma = dfq * nd1 / (S * vsT);
+    const double vega = Sq * nd1 * sqrtT;
+    // Recompute accurately where a1 - a2 cancels by more than 10 bits or |d| > 20 (where the
+    // rounding of erfc's argument costs more than ~400 ulps): the fast rows keep ~1e-13.
+    // >= 2: every output; 1: the price (and what derives from it) only. (Kept as a sum of
+    // selects: a nested select here stops GCC from vectorising the loop.)
+    const bool live = ok && !expired;
+    const double tail = (live && (d1 > 20.0 || d1 < -20.0 || d2 > 20.0 || d2 < -20.0)) ? 2.0 : 0.0;
+    const double cancel = (live && price * 1024.0 < a1 + a2) ? 1.0 : 0.0;
+    o_fix[j] = tail + cancel;
+    o_price[j] = expired ? (diff > 0.0 ? diff : 0.0) : price;
+    o_delta[j] = delta;
+    o_gamma[j] = expired ? 0.0 : gamma;
+    o_vega[j] = expired ? 0.0 : vega;
+    o_theta[j] = expired ? 0.0 : -Sq * nd1 * v / (2.0 * sqrtT) - w * r * a2 + w * q * a1;
+    if constexpr (kBlack76) {
+      o_rho[j] = expired ? 0.0 : -T * price;
+      o_phi[j] = std::numeric_limits<double>::quiet_NaN();
+    } else {
+      o_rho[j] = expired ? 0.0 : w * a2 * T;
+      o_phi[j] = expired ? 0.0 : -w * a1 * T;
+    }
+    if constexpr (kAll) {
+      const double nd2 = kInvSqrt2Pi * exp(-0.5 * d2 * d2);
+      const double dd1dT = carry / vsT - d2 / (2.0 * T);
+      const double d1d2 = d1 * d2;
+      o_vanna[j] = expired ? 0.0 : -dfq * nd1 * d2 / v;
+      o_charm[j] = expired ? 0.0 : w * q * dfq * Nd1 - dfq * nd1 * dd1dT;
+      o_vomma[j] = expired ? 0.0 : vega * d1d2 / v;
+      o_speed[j] = expired ? 0.0 : -gamma / S * (d1 / vsT + 1.0);
+      o_color[j] = expired ? 0.0 : gamma * (q + 0.5 / T + d1 * dd1dT);
+      o_zomma[j] = expired ? 0.0 : gamma * (d1d2 - 1.0) / v;
+      o_ultima[j] = expired ? 0.0 : -vega / (v * v) * (d1d2 * (1.0 - d1d2) + d1 * d1 + d2 * d2);
+      o_veta[j] = expired ? 0.0 : vega * (q + d1 * dd1dT - 0.5 / T);
+      o_ddelta[j] = expired ? -delta : -w * dfr * Nd2;
+      o_dgamma[j] = expired ? 0.0 : dfr * nd2 / (K * vsT);
+      const double pv0 = expired ? (diff > 0.0 ? diff : 0.0) : price;
+      o_elast[j] = pv0 > 0.0 ? delta * S / pv0 : 0.0;
+    }
   }
+  // Accurate recomputation of the flagged rows (rare in practice: deep out of the money).
+  for (std::size_t j = 0; j < m; ++j)
+    if (fix[j] != 0.0)
+      fix_row<kBlack76>(pS[j], pK[j], pT[j], pr[j], pq[j], pv[j], wbuf[j], fix[j] == 1.0, oc,
+                        lo + j);
   return bad;
 }
 
+// Whether any column beyond price and the first-order Greeks is requested.
+bool wants_higher(const EuropeanOut& o) {
+  double* oc[kNumEuropeanColumns];
+  columns(o, oc);
+  for (int k = kVanna; k < kNumEuropeanColumns; ++k)
+    if (oc[k]) return true;
+  return false;
+}
+
+int dispatch_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo,
+                   std::size_t hi, bool all) {
+  const bool b76 = in.model == Model::Black76;
+  if (all) return b76 ? kernel_chunk<true, true>(in, o, lo, hi) : kernel_chunk<true, false>(in, o, lo, hi);
+  return b76 ? kernel_chunk<false, true>(in, o, lo, hi) : kernel_chunk<false, false>(in, o, lo, hi);
+}
+
 std::size_t kernel(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo,
-                   std::size_t hi) {
+                   std::size_t hi, bool all) {
   std::size_t bad = 0;
   for (std::size_t c = lo; c < hi; c += kChunk)
-    bad += static_cast<std::size_t>(kernel_chunk(in, o, c, c + kChunk < hi ? c + kChunk : hi));
+    bad += static_cast<std::size_t>(
+        dispatch_chunk(in, o, c, c + kChunk < hi ? c + kChunk : hi, all));
   return bad;
 }
 
 // Runs the kernel over the batch, chunks spread over threads; returns the invalid-row count.
 std::size_t run(const EuropeanBatch& in, const EuropeanOut& out, int threads) {
+  if (in.model == Model::Black76 && out.phi)
+    throw std::invalid_argument("phi (dV/dq) is not defined for Black-76");
   const std::size_t n = in.n;
-  if (n < kParallelMin || threads == 1) return kernel(in, out, 0, n);
+  const bool all = wants_higher(out);
+  if (n < kParallelMin || threads == 1) return kernel(in, out, 0, n, all);
   const std::size_t chunks = (n + kChunk - 1) / kChunk;
   const int nt = resolve_threads(threads);
   std::size_t bad = 0;
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : bad)
   for (std::size_t c = 0; c < chunks; ++c) {
     const std::size_t lo = c * kChunk, hi = lo + kChunk < n ? lo + kChunk : n;
-    bad += kernel(in, out, lo, hi);
+    bad += kernel(in, out, lo, hi, all);
   }
   return bad;
 }
@@ -159,7 +275,8 @@ bool check(const EuropeanBatch& in, Invalid& bad) noexcept {
   };
   for (std::size_t i = 0; i < in.n; ++i) {
     const double S = in.spot[i], K = in.strike[i], T = in.expiry[i];
-    const double r = in.rate[i], q = in.dividend[i], v = in.vol[i];
+    const double r = in.rate[i], v = in.vol[i];
+    const double q = in.model == Model::Black76 ? 0.0 : in.dividend[i];
     if (!(S > 0.0) || !std::isfinite(S)) return fail(EuropeanField::Spot, i, S, kPositive);
     if (!(K > 0.0) || !std::isfinite(K)) return fail(EuropeanField::Strike, i, K, kPositive);
     if (!(T >= 0.0) || !std::isfinite(T))
@@ -183,11 +300,19 @@ void validate(const EuropeanBatch& in) {
   throw std::invalid_argument(os.str());
 }
 
-void bsm_european_unchecked(const EuropeanBatch& in, const EuropeanOut& out, int threads) {
+void european_unchecked(const EuropeanBatch& in, const EuropeanOut& out, int threads) {
   (void)run(in, out, threads);
 }
 
+void bsm_european_unchecked(const EuropeanBatch& in, const EuropeanOut& out, int threads) {
+  european_unchecked(in, out, threads);
+}
+
 void bsm_european(const EuropeanBatch& in, const EuropeanOut& out, int threads) {
+  european(in, out, threads);
+}
+
+void european(const EuropeanBatch& in, const EuropeanOut& out, int threads) {
   // Validation is fused into the pricing pass (the inputs are read once); the slow scan that
   // names the offending row runs only when a chunk reported an invalid row.
   if (run(in, out, threads) != 0) {

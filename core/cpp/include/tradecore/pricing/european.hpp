@@ -1,11 +1,21 @@
 #pragma once
-// Black-Scholes-Merton European options with a continuous dividend yield.
+// European options: Black-Scholes-Merton with a continuous dividend yield, and Black-76 on a
+// forward/futures price.
 //
 // Conventions: raw partial derivatives, per year and per 1.00 of vol/rate.
 //   delta = dV/dS, gamma = d2V/dS2, vega = dV/dsigma, theta = -dV/dT,
-//   rho = dV/dr, phi = dV/dq.
-// At T == 0 the price is the intrinsic value, delta the exercise indicator (1/2 at the money)
-// and every other Greek 0.
+//   rho = dV/dr, phi = dV/dq, vanna = d2V/dSdsigma, charm = -d2V/dSdT, vomma = d2V/dsigma2,
+//   speed = d3V/dS3, color = -d3V/dS2dT, zomma = d3V/dS2dsigma, ultima = d3V/dsigma3,
+//   veta = -d2V/dsigmadT, dual_delta = dV/dK, dual_gamma = d2V/dK2, elasticity = delta S / V.
+// Black-76: "spot" is the forward F (held fixed when T or r move), the dividend column is not
+// read, rho = dV/dr = -T V and phi is NaN.
+// At T == 0 the price is the intrinsic value, delta the exercise indicator (1/2 at the money),
+// dual_delta = -delta, elasticity delta S / V (0 when V == 0) and every other Greek 0.
+//
+// Accuracy: rows whose fast vectorised formulas would lose precision (prices cancelling by more
+// than 10 bits in
+// S e^{-qT} N(d1) - K e^{-rT} N(d2), normal tails beyond |d| = 20) are recomputed with the
+// cancellation-free normalised-Black kernels of black_kernels.hpp.
 #include <cstddef>
 #include <cstdint>
 
@@ -17,10 +27,13 @@ namespace tradecore::pricing {
 inline constexpr std::int8_t kCall = 1;
 inline constexpr std::int8_t kPut = -1;
 
+enum class Model : int { Bsm = 0, Black76 = 1 };
+
 struct EuropeanBatch {
   In<double> spot, strike, expiry, rate, dividend, vol;
   In<std::int8_t> type;
   std::size_t n = 0;
+  Model model = Model::Bsm;  // Black76: spot is the forward and dividend is not read
 };
 
 // Output columns; a null pointer means "not requested". All are contiguous, length n.
@@ -32,6 +45,17 @@ struct EuropeanOut {
   double* theta = nullptr;
   double* rho = nullptr;
   double* phi = nullptr;
+  double* vanna = nullptr;
+  double* charm = nullptr;
+  double* vomma = nullptr;
+  double* speed = nullptr;
+  double* color = nullptr;
+  double* zomma = nullptr;
+  double* ultima = nullptr;
+  double* veta = nullptr;
+  double* dual_delta = nullptr;
+  double* dual_gamma = nullptr;
+  double* elasticity = nullptr;
 };
 
 // The inputs of a batch, in the order of EuropeanBatch's members.
@@ -45,18 +69,25 @@ struct Invalid {
   const char* rule;  // e.g. "must be finite and > 0"
 };
 
-// Rules: spot/strike/vol finite and > 0, expiry finite and >= 0, rate/dividend finite,
-// type +1 (call) or -1 (put). Returns false and fills `bad` at the first violation.
+// Rules: spot/strike/vol finite and > 0, expiry finite and >= 0, rate/dividend finite
+// (dividend not read for Black-76), type +1 (call) or -1 (put). Returns false and fills `bad` at the first violation.
 bool check(const EuropeanBatch& in, Invalid& bad) noexcept;
 
 // check() that throws std::invalid_argument("volatility[3] must be finite and > 0 (got -0.2)").
 void validate(const EuropeanBatch& in);
 const char* field_name(EuropeanField f) noexcept;
 
-// Prices the batch (validated first). Uses up to `threads` threads (0: the runtime default).
-void bsm_european(const EuropeanBatch& in, const EuropeanOut& out, int threads = 0);
+// Prices the batch under in.model, validating it in the same pass (throws
+// std::invalid_argument naming the first invalid row). Uses up to `threads` threads (0: the
+// runtime default). Black-76 batches must not request phi (std::invalid_argument).
+void european(const EuropeanBatch& in, const EuropeanOut& out, int threads = 0);
 
-// Same computation without validation, for callers that validated already.
+// Same computation without validation, for callers that validated already (rows that are
+// invalid get unspecified outputs).
+void european_unchecked(const EuropeanBatch& in, const EuropeanOut& out, int threads = 0);
+
+// Earlier names of european() / european_unchecked() (they honour in.model too).
+void bsm_european(const EuropeanBatch& in, const EuropeanOut& out, int threads = 0);
 void bsm_european_unchecked(const EuropeanBatch& in, const EuropeanOut& out, int threads = 0);
 
 }  // namespace tradecore::pricing
