@@ -159,8 +159,6 @@ def lobster_replay(
 class UnsupportedRegime(Error): ...
 
 def american(
-def implied_vol(
-    price: npt.NDArray[np.float64],
     S: npt.NDArray[np.float64],
     K: npt.NDArray[np.float64],
     T: npt.NDArray[np.float64],
@@ -180,6 +178,13 @@ def implied_vol(
     boundary_points: int,
     threads: int,
 ) -> tuple[dict[str, npt.NDArray[np.float64]], int]: ...
+def implied_vol(
+    price: npt.NDArray[np.float64],
+    S: npt.NDArray[np.float64],
+    K: npt.NDArray[np.float64],
+    T: npt.NDArray[np.float64],
+    r: npt.NDArray[np.float64],
+    q: npt.NDArray[np.float64],
     option_type: npt.NDArray[np.int8],
     model: str = "bsm",
     gpu: bool = False,

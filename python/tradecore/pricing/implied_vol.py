@@ -120,7 +120,7 @@ def implied_vol(
         gpu = n >= GPU_AUTO_THRESHOLD and bool(_core.cuda_available())
     else:
         raise ValueError(f"device must be 'cpu', 'cuda' or 'auto' (got {device!r})")
-    vol, status, counts = _core.implied_vol(
+    vol, status, counts = _core.implied_vol(  # type: ignore[misc]
         *flat,  # type: ignore[arg-type]
         model=model,
         gpu=gpu,
