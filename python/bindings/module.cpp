@@ -16,7 +16,8 @@ PYBIND11_MODULE(_core, m) {
 #ifdef TC_VERSION
   m.attr("__version__") = TC_VERSION;
 #endif
-  static py::exception<tradecore::Error> error(m, "Error", PyExc_RuntimeError);
+  // register_exception also installs the translator (tradecore::Error -> _core.Error).
+  py::register_exception<tradecore::Error>(m, "Error", PyExc_RuntimeError);
   m.def("cuda_available", &tradecore::cuda::available,
         "True when CUDA kernels are built in and a usable device is present.");
   m.def("cuda_compiled", &tradecore::cuda::compiled, "True when CUDA kernels are built in.");

@@ -102,6 +102,12 @@ TC_HD inline double black_scaled(double x, double h, double t) {
   return first - 0.5 * E * math::erfcx((t - h) * math::kInvSqrt2Hi);
 }
 
+// ln(S/K) with full relative accuracy near the money: S - K is exact there (Sterbenz), so
+// log1p((S-K)/K) carries one rounding instead of the absolute ulp of log(S/K).
+TC_HD inline double log_moneyness(double S, double K) {
+  return (S >= 0.5 * K && S <= 2.0 * K) ? log1p((S - K) / K) : log(S / K);
+}
+
 }  // namespace detail
 
 // b(x, s) for x <= 0 (out of the money), s > 0.
@@ -149,7 +155,7 @@ TC_HD inline void european_greeks(double S, double K, double T, double r, double
   }
   const double sT = sqrt(T);
   const double s = v * sT;
-  const double x = log(S / K) + carry * T;
+  const double x = detail::log_moneyness(S, K) + carry * T;
   const double d1 = x / s + 0.5 * s;
   const double d2 = d1 - s;
   const double dfq = exp(-qq * T), dfr = exp(-r * T);
@@ -293,7 +299,7 @@ TC_HD inline int8_t implied_vol_one(double price, double S, double K, double T, 
   if (!ok) return kIvInvalidInput;
   if (!(price > 0.0)) return kIvNonPositive;
   const double qq = black76 ? r : q;
-  double x = log(S / K) + (r - qq) * T;
+  double x = detail::log_moneyness(S, K) + (r - qq) * T;
   const double beta0 = price / (sqrt(S * K) * exp(-0.5 * (qq + r) * T));
   double beta = beta0;
   if (type < 0) x = -x;  // a put at x is a call at -x
