@@ -12,10 +12,9 @@ from collections.abc import Callable
 import mpmath as mp
 import numpy as np
 import pytest
+import tradecore
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import tradecore
 from tradecore.pricing import ALL_GREEKS, BLACK76_GREEKS, FIRST_ORDER_GREEKS, black76, european
 
 mp.mp.dps = 50
@@ -106,7 +105,9 @@ def test_every_greek_matches_mpmath(case: tuple[float, ...], w: int) -> None:
     for name, want in ref.items():
         # Relative 1e-10; the scale covers Greeks that cross zero (a sum of terms of the size of
         # the price's own sensitivities).
-        check_close(float(got[name]), want, 1e-10, f"{name} {case} w={w}", 1e-6 * abs(price) + 1e-300)
+        check_close(
+            float(got[name]), want, 1e-10, f"{name} {case} w={w}", 1e-6 * abs(price) + 1e-300
+        )
 
 
 @pytest.mark.parametrize("case", CASES + random_cases(6, 11))
@@ -121,7 +122,9 @@ def test_black76_matches_mpmath(case: tuple[float, ...], w: int) -> None:
         [g for g in DERIVATIVES if g != "phi"] + ["elasticity"],
     )  # fmt: skip
     for name, want in ref.items():
-        check_close(float(got[name]), want, 1e-10, f"b76 {name} {case}", 1e-6 * abs(ref["price"]) + 1e-300)
+        check_close(
+            float(got[name]), want, 1e-10, f"b76 {name} {case}", 1e-6 * abs(ref["price"]) + 1e-300
+        )
 
 
 def test_deep_out_of_the_money_prices_keep_relative_accuracy() -> None:
@@ -133,7 +136,8 @@ def test_deep_out_of_the_money_prices_keep_relative_accuracy() -> None:
         want = mp_price(*args, 1)
         # The fast path keeps ~2e-12 at worst where it does not recompute (see european.hpp).
         assert want > 0 and abs(p - float(want)) <= 3e-12 * float(want), (k, p, want)
-        want_d = mp.diff(lambda s: mp_price(s, *args[1:], 1), args[0])
+        rest = args[1:]
+        want_d = mp.diff(lambda s, rest=rest: mp_price(s, *rest, 1), args[0])
         assert abs(d - float(want_d)) <= 1e-12 * float(want_d), (k, d, want_d)
 
 
@@ -302,7 +306,9 @@ def test_shape_properties(
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not tradecore.cuda_available(), reason="no usable CUDA device (cuda_available() is False)")
+@pytest.mark.skipif(
+    not tradecore.cuda_available(), reason="no usable CUDA device (cuda_available() is False)"
+)
 def test_cuda_matches_cpu() -> None:
     rng = np.random.default_rng(1)
     n = 100_000
@@ -316,7 +322,9 @@ def test_cuda_matches_cpu() -> None:
     for g in cpu:
         assert np.allclose(gpu[g], cpu[g], rtol=1e-11, atol=1e-13 * 100), g
     f = black76(*args[:4], args[5], args[6], device="cuda")
-    assert np.allclose(f["price"], black76(*args[:4], args[5], args[6])["price"], rtol=1e-11, atol=1e-11)
+    assert np.allclose(
+        f["price"], black76(*args[:4], args[5], args[6])["price"], rtol=1e-11, atol=1e-11
+    )
 
 
 def test_cuda_unavailable_raises_tradecore_error() -> None:

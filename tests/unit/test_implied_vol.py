@@ -6,7 +6,6 @@ from __future__ import annotations
 import mpmath as mp
 import numpy as np
 import pytest
-
 import tradecore
 from tradecore import _core
 from tradecore.pricing import IVStatus, european, implied_vol, implied_vol_black76
@@ -52,7 +51,9 @@ def test_round_trip_over_the_grid(kind: str, r: float, q: float) -> None:
     tol = 1e-12 * g["v"] + 8 * EPS * (price + 0.5 * scale) / np.maximum(vega, 1e-300)
     err = np.abs(res.vol - g["v"])
     bad = ok & (err > tol)
-    assert not bad.any(), list(zip(g["K"][bad], g["T"][bad], g["v"][bad], res.vol[bad], strict=True))
+    assert not bad.any(), list(
+        zip(g["K"][bad], g["T"][bad], g["v"][bad], res.vol[bad], strict=True)
+    )
     assert res.counts["ok"] == int(ok.sum())
     assert res.failed == int((~ok).sum())
 
@@ -108,7 +109,9 @@ def test_bound_violations_have_their_status() -> None:
     # Puts: the upper bound is K e^{-rT}, the lower K e^{-rT} - S e^{-qT}.
     put = implied_vol([K * np.exp(-r * T), 1e-3], S, K, T, r, q, "put")
     assert put.status.tolist() == [IVStatus.ABOVE_UPPER, IVStatus.OK]
-    bad_inputs = implied_vol(5.0, [-1.0, 100.0, 100.0], [90.0, 0.0, 90.0], [1.0, 1.0, np.inf], r, q, "call")
+    bad_inputs = implied_vol(
+        5.0, [-1.0, 100.0, 100.0], [90.0, 0.0, 90.0], [1.0, 1.0, np.inf], r, q, "call"
+    )
     assert (bad_inputs.status == IVStatus.INVALID_INPUT).all()
 
 
@@ -154,7 +157,9 @@ def test_shapes_are_kept() -> None:
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not tradecore.cuda_available(), reason="no usable CUDA device (cuda_available() is False)")
+@pytest.mark.skipif(
+    not tradecore.cuda_available(), reason="no usable CUDA device (cuda_available() is False)"
+)
 def test_cuda_implied_vol_matches_cpu() -> None:
     g = grid()
     p = european(g["S"], g["K"], g["T"], 0.02, 0.01, g["v"], "put", greeks="none")["price"]

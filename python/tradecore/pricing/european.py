@@ -84,7 +84,9 @@ def option_type_codes(option_type: ArrayLike) -> npt.NDArray[np.int8]:
         raise ValueError(f"option_type must be 'call'/'put' or +1/-1, not dtype {arr.dtype}")
     lowered = np.char.lower(arr.astype(str))
     codes = np.where(
-        (lowered == "call") | (lowered == "c"), 1, np.where((lowered == "put") | (lowered == "p"), -1, 0)
+        (lowered == "call") | (lowered == "c"),
+        1,
+        np.where((lowered == "put") | (lowered == "p"), -1, 0),
     ).astype(np.int8)
     if (codes == 0).any():
         idx = int(np.flatnonzero(codes.ravel() == 0)[0])
@@ -114,7 +116,9 @@ def _prepare(
     try:
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError:
-        shapes = ", ".join(f"{n}{a.shape}" for n, a in zip([*named, "option_type"], arrays, strict=True))
+        shapes = ", ".join(
+            f"{n}{a.shape}" for n, a in zip([*named, "option_type"], arrays, strict=True)
+        )
         raise ValueError(f"argument shapes do not broadcast: {shapes}") from None
     flat: list[npt.NDArray[np.generic]] = []
     for a in arrays:
@@ -172,7 +176,9 @@ def _wanted_greeks(greeks: GreeksSpec, model: Model) -> list[str]:
     wanted = list(greeks)
     unknown = [g for g in wanted if g not in available]
     if unknown:
-        raise ValueError(f"greeks: unknown {unknown} for model {model!r}; choose from {list(available)}")
+        raise ValueError(
+            f"greeks: unknown {unknown} for model {model!r}; choose from {list(available)}"
+        )
     return wanted
 
 
@@ -236,7 +242,7 @@ def european(
             flat_out[name] = arr.reshape(-1)
     try:
         # Validation is fused into the kernel's single pass over the inputs.
-        result = _core.european(
+        result = _core.european(  # type: ignore[misc]
             *flat,  # type: ignore[arg-type]
             outputs=["price", *wanted],
             gpu=gpu,

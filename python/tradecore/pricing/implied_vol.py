@@ -51,9 +51,9 @@ class ImpliedVolResult:
         return sum(v for k, v in self.counts.items() if k != "ok")
 
 
-def _flatten(named: dict[str, ArrayLike], option_type: ArrayLike) -> tuple[
-    tuple[int, ...], list[npt.NDArray[np.generic]]
-]:
+def _flatten(
+    named: dict[str, ArrayLike], option_type: ArrayLike
+) -> tuple[tuple[int, ...], list[npt.NDArray[np.generic]]]:
     arrays: list[npt.NDArray[np.generic]] = []
     for name, value in named.items():
         try:
@@ -120,7 +120,7 @@ def implied_vol(
         gpu = n >= GPU_AUTO_THRESHOLD and bool(_core.cuda_available())
     else:
         raise ValueError(f"device must be 'cpu', 'cuda' or 'auto' (got {device!r})")
-    vol, status, counts = _core.implied_vol(
+    vol, status, counts = _core.implied_vol(  # type: ignore[misc]
         *flat,  # type: ignore[arg-type]
         model=model,
         gpu=gpu,
@@ -151,4 +151,3 @@ def implied_vol_black76(
 
 
 __all__ = ["IVStatus", "ImpliedVolResult", "implied_vol", "implied_vol_black76"]
-
