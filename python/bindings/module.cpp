@@ -19,6 +19,7 @@ PYBIND11_MODULE(_core, m) {
 #ifdef TC_VERSION
   m.attr("__version__") = TC_VERSION;
 #endif
+  // register_exception also installs the translator (tradecore::Error -> _core.Error).
   py::register_exception<tradecore::Error>(m, "Error", PyExc_RuntimeError);
   m.def("cuda_available", &tradecore::cuda::available,
         "True when CUDA kernels are built in and a usable device is present.");

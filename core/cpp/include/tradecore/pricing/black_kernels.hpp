@@ -8,10 +8,10 @@
 //   deep (h <= -max(4, 2t)): b = s e^{-h^2/2}/(sqrt(2 pi) h^2) int_0^inf e^{-y} g(y) dy, from
 //     b = int_0^s db/ds' ds' (db/ds = e^{-(h^2+t^2)/2}/sqrt(2 pi) > 0) with the substitution
 //     1/w^2 = 1 + 2y/h^2 (w = s'/s); 20-point Gauss-Laguerre on the smooth g.
-//   small t (t < 1/4): the odd Taylor series in t of e^{ht} N(h+t) - e^{-ht} N(h-t), whose
+//   small t (t < 1/8): the odd Taylor series in t of e^{ht} N(h+t) - e^{-ht} N(h-t), whose
 //     coefficients obey f_{k+1} = h f_k + phi(h) m_k (m_k the derivatives of e^{-t^2/2} at 0).
 //   otherwise: the scaled form b = E/2 [erfcx(-(h+t)/sqrt 2) - erfcx((t-h)/sqrt 2)],
-//     E = e^{-(h^2+t^2)/2}, whose cancellation is bounded (< 4 bits) in this region.
+//     E = e^{-(h^2+t^2)/2}, whose cancellation is bounded (< 5 bits) in this region.
 // In-the-money values add the intrinsic 2 sinh(x/2) (b(x) = 2 sinh(x/2) + b(-x)).
 #include <stdint.h>
 
@@ -37,7 +37,7 @@ enum ImpliedVolStatus : int8_t {
 namespace detail {
 
 inline constexpr double kDeepH = 4.0;
-inline constexpr double kSmallT = 0.25;
+inline constexpr double kSmallT = 0.125;
 
 // exp(-(a^2 + b^2)/2) keeping the rounding of the squares and of their sum.
 TC_HD inline double exp_half_sum_squares_neg(double a, double b) {
@@ -78,18 +78,18 @@ TC_HD inline double black_deep_otm(double h, double t, double s) {
 TC_HD inline double black_small_t(double h, double t) {
   // b = 2 phi(h) sum_{k odd} t^k/k! F_k, F_0 = N(h)/phi(h), F_{k+1} = h F_k + m_k.
   double F = math::kSqrtPiOver2 * math::erfcx(-h * math::kInvSqrt2Hi);
+  // Two steps of the recurrence per odd term: F_{k+1} = h F_k + m_k (k even), F_{k+2} = h F_{k+1}.
   double m = 1.0;  // m_k for even k: (-1)^{k/2} (k-1)!!
-  double term = 1.0, sum = 0.0;
-  for (int k = 0; k < 40; ++k) {
-    const bool even = (k & 1) == 0;
-    F = h * F + (even ? m : 0.0);
-    if (even) m *= -(k + 1.0);
-    term *= t / (k + 1.0);
-    if (even) {  // k + 1 is odd
-      const double add = term * F;
-      sum += add;
-      if (k >= 2 && fabs(add) <= 1e-17 * fabs(sum)) break;
-    }
+  double term = t, sum = 0.0;
+  const double tt = t * t;
+  for (int k = 0; k < 40; k += 2) {
+    F = h * F + m;  // F_{k+1}
+    const double add = term * F;
+    sum += add;
+    if (k >= 2 && fabs(add) <= 1e-17 * fabs(sum)) break;
+    m *= -(k + 1.0);
+    F = h * F;  // F_{k+2}
+    term *= tt / ((k + 2.0) * (k + 3.0));  // t^{k+3}/(k+3)!
   }
   return 2.0 * math::norm_pdf(h) * sum;
 }
@@ -100,6 +100,12 @@ TC_HD inline double black_scaled(double x, double h, double t) {
   const double first = a >= 0.0 ? exp(0.5 * x) * math::norm_cdf(a)
                                  : 0.5 * E * math::erfcx(-a * math::kInvSqrt2Hi);
   return first - 0.5 * E * math::erfcx((t - h) * math::kInvSqrt2Hi);
+}
+
+// ln(S/K) with full relative accuracy near the money: S - K is exact there (Sterbenz), so
+// log1p((S-K)/K) carries one rounding instead of the absolute ulp of log(S/K).
+TC_HD inline double log_moneyness(double S, double K) {
+  return (S >= 0.5 * K && S <= 2.0 * K) ? log1p((S - K) / K) : log(S / K);
 }
 
 }  // namespace detail
@@ -149,7 +155,7 @@ TC_HD inline void european_greeks(double S, double K, double T, double r, double
   }
   const double sT = sqrt(T);
   const double s = v * sT;
-  const double x = log(S / K) + carry * T;
+  const double x = detail::log_moneyness(S, K) + carry * T;
   const double d1 = x / s + 0.5 * s;
   const double d2 = d1 - s;
   const double dfq = exp(-qq * T), dfr = exp(-r * T);
@@ -189,7 +195,9 @@ TC_HD inline void european_greeks(double S, double K, double T, double r, double
 TC_HD inline double normalised_implied_vol(double beta, double x, int* iterations = nullptr) {
   const double bmax = exp(0.5 * x);
   const double sc = sqrt(-2.0 * x);
-  const double bc = sc > 0.0 ? normalised_black_otm(x, sc) : 0.0;
+  // At s_c, h = -t: b_c = e^{x/2}/2 - e^{-x/2} N(-sqrt(2|x|)) (only steers the start, so the
+  // cancellation of this form for tiny |x| does not matter).
+  const double bc = sc > 0.0 ? 0.5 * bmax - math::norm_cdf(-sc) / bmax : 0.0;
   const bool lower = beta < bc;
   double s;
   const double ln_beta = log(beta);
@@ -200,7 +208,7 @@ TC_HD inline double normalised_implied_vol(double beta, double x, int* iteration
     const double tangent = sc - (bc - beta) / bpc;
     // ln b ~ ln s - (h^2 + t^2)/2 - ln(sqrt(2 pi)(h^2 + 3 - t^2)): a few fixed-point passes.
     s = fabs(x) / sqrt(-2.0 * ln_beta);
-    for (int k = 0; k < 3; ++k) {
+    for (int k = 0; k < 2; ++k) {
       const double h2 = x * x / (s * s), t2 = 0.25 * s * s;
       const double rhs =
           2.0 * (log(s) - 0.5 * t2 - log(2.5066282746310002 * (h2 + 3.0 - t2)) - ln_beta);
@@ -293,7 +301,7 @@ TC_HD inline int8_t implied_vol_one(double price, double S, double K, double T, 
   if (!ok) return kIvInvalidInput;
   if (!(price > 0.0)) return kIvNonPositive;
   const double qq = black76 ? r : q;
-  double x = log(S / K) + (r - qq) * T;
+  double x = detail::log_moneyness(S, K) + (r - qq) * T;
   const double beta0 = price / (sqrt(S * K) * exp(-0.5 * (qq + r) * T));
   double beta = beta0;
   if (type < 0) x = -x;  // a put at x is a call at -x
