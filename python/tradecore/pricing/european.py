@@ -104,16 +104,14 @@ def option_type_codes(option_type: ArrayLike) -> npt.NDArray[np.int8]:
     return codes
 
 
-def _prepare(
-    S: ArrayLike,
-    K: ArrayLike,
-    T: ArrayLike,
-    r: ArrayLike,
-    q: ArrayLike,
-    sigma: ArrayLike,
-    option_type: ArrayLike,
+def broadcast_batch(
+    named: dict[str, ArrayLike], option_type: ArrayLike
 ) -> tuple[tuple[int, ...], list[npt.NDArray[np.generic]]]:
-    named = {"S": S, "K": K, "T": T, "r": r, "q": q, "sigma": sigma}
+    """Convert named float inputs and the option type to 1-D views of one broadcast length.
+
+    Returns the broadcast shape and the arrays (float64 in ``named`` order, then int8 type
+    codes). 0-d and 1-D inputs keep their (possibly zero) stride; N-D ones are flattened.
+    """
     arrays: list[npt.NDArray[np.generic]] = []
     for name, value in named.items():
         try:
@@ -131,9 +129,20 @@ def _prepare(
     flat: list[npt.NDArray[np.generic]] = []
     for a in arrays:
         b = np.broadcast_to(a, shape)
-        # 1-D views: 0-d and 1-D arrays keep their (possibly zero) stride; N-D ones are flattened.
         flat.append(b.reshape(-1) if b.ndim != 1 else b)
     return shape, flat
+
+
+def _prepare(
+    S: ArrayLike,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: ArrayLike,
+    q: ArrayLike,
+    sigma: ArrayLike,
+    option_type: ArrayLike,
+) -> tuple[tuple[int, ...], list[npt.NDArray[np.generic]]]:
+    return broadcast_batch({"S": S, "K": K, "T": T, "r": r, "q": q, "sigma": sigma}, option_type)
 
 
 def check_european(

@@ -23,7 +23,7 @@ from tradecore.pricing.european import (
     Device,
     FloatArray,
     Model,
-    option_type_codes,
+    broadcast_batch,
 )
 
 
@@ -49,30 +49,6 @@ class ImpliedVolResult:
     def failed(self) -> int:
         """The number of rows without a vol."""
         return sum(v for k, v in self.counts.items() if k != "ok")
-
-
-def _flatten(
-    named: dict[str, ArrayLike], option_type: ArrayLike
-) -> tuple[tuple[int, ...], list[npt.NDArray[np.generic]]]:
-    arrays: list[npt.NDArray[np.generic]] = []
-    for name, value in named.items():
-        try:
-            arrays.append(np.asarray(value, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be numeric: {exc}") from None
-    arrays.append(option_type_codes(option_type))
-    try:
-        shape = np.broadcast_shapes(*(a.shape for a in arrays))
-    except ValueError:
-        shapes = ", ".join(
-            f"{n}{a.shape}" for n, a in zip([*named, "option_type"], arrays, strict=True)
-        )
-        raise ValueError(f"argument shapes do not broadcast: {shapes}") from None
-    flat = []
-    for a in arrays:
-        b = np.broadcast_to(a, shape)
-        flat.append(b.reshape(-1) if b.ndim != 1 else b)
-    return shape, flat
 
 
 def implied_vol(
@@ -110,7 +86,9 @@ def implied_vol(
         raise ValueError(f"model must be 'bsm' or 'black76' (got {model!r})")
     if model == "black76" and np.any(np.asarray(q, dtype=np.float64) != 0.0):
         raise ValueError("q must be 0 with model='black76' (S is the forward)")
-    shape, flat = _flatten({"price": price, "S": S, "K": K, "T": T, "r": r, "q": q}, option_type)
+    shape, flat = broadcast_batch(
+        {"price": price, "S": S, "K": K, "T": T, "r": r, "q": q}, option_type
+    )
     n = flat[0].shape[0]
     if device == "cpu":
         gpu = False
