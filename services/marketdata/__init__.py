@@ -1,0 +1,1 @@
+"""MarketDataService: feeds, books, NATS publishing and the ClickHouse tick store."""

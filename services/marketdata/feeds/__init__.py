@@ -1,0 +1,1 @@
+"""Market-data feeds: LOBSTER replay, synthetic, and external adapters (Alpaca)."""
