@@ -228,11 +228,16 @@ def price(request: pb.PriceRequest, max_contracts: int) -> pb.PriceResponse:
             raise ValueError(
                 f"contracts[{i}].dividend_yield must be 0 with MODEL_BLACK76 (got {div[i]!r})"
             )
-    batch = Batch(spot, strike, expiry, rate, div, vol, codes, np.asarray(american, np.intp))
+    batch = Batch(spot, strike, expiry, rate, div, vol, codes, np.array(american, np.intp))
     check_styles(batch, greeks, model)
     out = compute(batch, greeks, model)
     response = pb.PriceResponse()
     add = response.results.add
-    for row in result_columns(["price", *greeks], out):
-        add(**row)
+    if greeks == list(FIRST_ORDER):  # the default: explicit keywords, no dict per row
+        cols = [out["price"].tolist(), *(out[g].tolist() for g in FIRST_ORDER)]
+        for p, d, g, v, t, r, ph in zip(*cols, strict=True):
+            add(price=p, delta=d, gamma=g, vega=v, theta=t, rho=r, phi=ph)
+    else:
+        for row in result_columns(["price", *greeks], out):
+            add(**row)
     return response

@@ -164,7 +164,7 @@ class ChainRepricer:
         )
         add = update.rows.add
         for index, result in zip(rows.tolist(), result_columns(self.names, out, rows), strict=True):
-            add(index=index, result=pb.PriceResult(**result))
+            add(index=index, result=result)
         return update
 
 
