@@ -44,6 +44,19 @@ def tradecore_services(descriptor: Path) -> list[str]:
     )
 
 
+def streaming_methods(descriptor: Path) -> list[str]:
+    """gRPC paths (``/<package>.<Service>/<Method>``) of our server-streaming methods."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
+    return sorted(
+        f"/{f.package}.{s.name}/{m.name}"
+        for f in fds.file
+        if f.package.startswith("tradecore.")
+        for s in f.service
+        for m in s.method
+        if m.server_streaming
+    )
+
+
 def _cluster(name: str, up: Upstream) -> dict[str, Any]:
     return {
         "name": name,
@@ -102,9 +115,20 @@ def envoy_config(
         raise ValueError(f"upstreams name services not in the descriptor set: {missing}")
     routes: list[dict[str, Any]] = []
     clusters: list[dict[str, Any]] = []
+    streams = streaming_methods(descriptor)
     for full_name, up in sorted(upstreams.items()):
         cluster = full_name.replace(".", "_")
         clusters.append(_cluster(cluster, up))
+        # Server streams (gRPC, and JSON after the transcoder) run until the client cancels:
+        # no overall route timeout for them, only an idle timeout of 1 hour without a message.
+        for path in streams:
+            if path.startswith(f"/{full_name}/"):
+                routes.append(
+                    {
+                        "match": {"path": path},
+                        "route": {"cluster": cluster, "timeout": "0s", "idle_timeout": "3600s"},
+                    }
+                )
         routes.append(
             {
                 "match": {"prefix": f"/{full_name}/"},

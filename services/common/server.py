@@ -38,6 +38,9 @@ class ServiceApp:
     service_names: Sequence[str]
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
+    # Run when shutdown begins, before in-flight calls drain: end open server streams here so
+    # they finish cleanly instead of being cancelled at the end of the grace period.
+    on_draining: list[Hook] = field(default_factory=list)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
 
@@ -101,6 +104,11 @@ async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
     finally:
         log.info("%s shutting down: NOT_SERVING, draining for %.1fs", s.service, s.grace_seconds)
         await health_servicer.enter_graceful_shutdown()
+        for hook in app.on_draining:
+            try:
+                await hook()
+            except Exception:
+                log.exception("%s: draining hook failed", s.service)
         await server.stop(s.grace_seconds)
         for hook in reversed(app.on_stop):
             try:

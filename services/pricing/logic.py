@@ -1,12 +1,23 @@
-"""PricingService logic: protobuf contracts ⇄ numpy batches ⇄ tradecore.pricing."""
+"""PricingService logic: protobuf contracts ⇄ numpy batches ⇄ tradecore.pricing.
+
+Shared by ``Price`` and ``StreamGreeks``: the Greek selection (:func:`select_greeks`), the batch
+computation over European and American rows (:func:`compute`) and the result rows
+(:func:`fill_result`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
+import numpy.typing as npt
 from tradecore import pricing
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 
 from ..common.errors import PreconditionError
+
+FloatArray = npt.NDArray[np.float64]
 
 # Core field name → proto field name, for error messages.
 _PROTO_FIELD = {
@@ -18,66 +29,171 @@ _PROTO_FIELD = {
     "volatility": "volatility",
     "option_type": "option_type",
 }
-_TYPE_CODE = {pb.CALL: 1, pb.PUT: -1}
-_GREEKS = pricing.FIRST_ORDER_GREEKS
-
-
+TYPE_CODE = {pb.CALL: 1, pb.PUT: -1}
+FIRST_ORDER: tuple[str, ...] = pricing.FIRST_ORDER_GREEKS
+# The 14 Greeks of the API (the library also has dual_delta, dual_gamma and elasticity).
+ALL_GREEKS: tuple[str, ...] = (
+    *FIRST_ORDER, "vanna", "charm", "vomma", "speed", "color", "zomma", "ultima", "veta",
+)  # fmt: skip
+AMERICAN_GREEKS: tuple[str, ...] = FIRST_ORDER
+_MODEL = {
+    pb.PRICING_MODEL_UNSPECIFIED: "bsm",
+    pb.MODEL_BSM: "bsm",
+    pb.MODEL_BLACK76: "black76",
+}
 _PHI_BUMP = 1e-4
 
 
+def model_name(model: int) -> str:
+    """``"bsm"`` or ``"black76"`` for a PricingModel value (ValueError naming ``model``)."""
+    name = _MODEL.get(model)
+    if name is None:
+        raise ValueError(f"model must be MODEL_BSM or MODEL_BLACK76 (got {model})")
+    return name
+
+
+def select_greeks(greeks: int, names: Sequence[str], model: str) -> list[str]:
+    """The Greeks a request asks for, in API order for a set and request order for names."""
+    available = ALL_GREEKS if model == "bsm" else tuple(g for g in ALL_GREEKS if g != "phi")
+    if names:
+        if greeks != pb.GREEK_SET_UNSPECIFIED:
+            raise ValueError("greeks: give either greeks or greek_names, not both")
+        wanted: list[str] = []
+        for i, name in enumerate(names):
+            if name not in available:
+                why = "does not exist for MODEL_BLACK76" if name == "phi" else "is not a Greek"
+                raise ValueError(
+                    f"greek_names[{i}] {name!r} {why}; choose from {', '.join(available)}"
+                )
+            if name not in wanted:
+                wanted.append(name)
+        return wanted
+    if greeks in (pb.GREEK_SET_UNSPECIFIED, pb.GREEKS_FIRST_ORDER):
+        return [g for g in FIRST_ORDER if g in available]
+    if greeks == pb.GREEKS_ALL:
+        return list(available)
+    if greeks == pb.GREEKS_NONE:
+        return []
+    raise ValueError(f"greeks must be GREEKS_FIRST_ORDER, GREEKS_ALL or GREEKS_NONE (got {greeks})")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Contracts as 1-D columns; ``american`` holds the row numbers of American contracts."""
+
+    spot: FloatArray
+    strike: FloatArray
+    expiry: FloatArray
+    rate: FloatArray
+    dividend: FloatArray
+    vol: FloatArray
+    codes: npt.NDArray[np.int8]
+    american: npt.NDArray[np.intp]
+
+
+def check_styles(
+    batch: Batch, greeks: Sequence[str], model: str, list_name: str = "contracts"
+) -> None:
+    """American rows: BSM only, and only the Greeks the ALO engine gives."""
+    if batch.american.size == 0:
+        return
+    i = int(batch.american[0])
+    if model != "bsm":
+        raise ValueError(f"{list_name}[{i}].style AMERICAN is priced with MODEL_BSM only")
+    missing = [g for g in greeks if g not in AMERICAN_GREEKS]
+    if missing:
+        raise ValueError(
+            f"greeks: {', '.join(missing)} not available for American contracts "
+            f"({list_name}[{i}].style is AMERICAN; American rows give {', '.join(AMERICAN_GREEKS)})"
+        )
+
+
+def compute(
+    batch: Batch, greeks: Sequence[str], model: str, list_name: str = "contracts"
+) -> dict[str, FloatArray]:
+    """Price and the requested Greeks of every row (columns keyed by name).
+
+    Raises ValueError naming ``<list_name>[i].<field>`` for bad input and PreconditionError for
+    American rows in the double-boundary regime."""
+    b = batch
+    try:
+        if model == "bsm" and all(g in FIRST_ORDER for g in greeks):
+            out = pricing.european_arrays(
+                b.spot, b.strike, b.expiry, b.rate, b.dividend, b.vol, b.codes, tuple(greeks)
+            )
+        else:
+            out = pricing.european(
+                b.spot, b.strike, b.expiry, b.rate, b.dividend, b.vol, b.codes,
+                list(greeks), model="black76" if model == "black76" else "bsm",
+            )  # fmt: skip
+    except pricing.InvalidInputError as exc:
+        bad = exc.invalid
+        raise ValueError(
+            f"{list_name}[{bad.index}].{_PROTO_FIELD[bad.field]} {bad.rule} (got {bad.value!r})"
+        ) from None
+    if b.american.size:
+        _price_american(b, greeks, out, list_name)
+    return out
+
+
 def _price_american(
-    rows: np.ndarray,
-    spot: np.ndarray,
-    strike: np.ndarray,
-    expiry: np.ndarray,
-    rate: np.ndarray,
-    div: np.ndarray,
-    vol: np.ndarray,
-    codes: np.ndarray,
-    out: dict[str, np.ndarray],
+    b: Batch, greeks: Sequence[str], out: dict[str, FloatArray], list_name: str
 ) -> None:
     """Overwrite the American rows of ``out`` with the ALO engine's price and Greeks.
 
     phi (dV/dq) is a central difference of the engine's price with a bump of 1e-4."""
-    args = (spot[rows], strike[rows], expiry[rows], rate[rows])
+    rows = b.american
+    args = (b.spot[rows], b.strike[rows], b.expiry[rows], b.rate[rows])
     res = pricing.american(
-        *args, div[rows], vol[rows], codes[rows], method="alo", greeks=True, unsupported="nan"
+        *args,
+        b.dividend[rows],
+        b.vol[rows],
+        b.codes[rows],
+        method="alo",
+        greeks=any(g != "phi" for g in greeks),
+        unsupported="nan",
     )
     unsupported = np.flatnonzero(res["status"] != 0)
     if unsupported.size:
         i = int(rows[unsupported[0]])
         raise PreconditionError(
-            f"contracts[{i}]: American exercise with rate={rate[i]!r} and "
-            f"dividend_yield={div[i]!r} has two exercise boundaries, which the server's "
+            f"{list_name}[{i}]: American exercise with rate={b.rate[i]!r} and "
+            f"dividend_yield={b.dividend[i]!r} has two exercise boundaries, which the server's "
             "ALO engine does not price"
         )
-    up = pricing.american(
-        *args,
-        div[rows] + _PHI_BUMP,
-        vol[rows],
-        codes[rows],
-        method="alo",
-        greeks=False,
-        unsupported="nan",
-    )["price"]
-    dn = pricing.american(
-        *args,
-        div[rows] - _PHI_BUMP,
-        vol[rows],
-        codes[rows],
-        method="alo",
-        greeks=False,
-        unsupported="nan",
-    )["price"]
-    for name in ("price", "delta", "gamma", "theta", "vega", "rho"):
-        out[name][rows] = res[name]
-    out["phi"][rows] = (up - dn) / (2 * _PHI_BUMP)
+    for name in ("price", *greeks):
+        if name != "phi":
+            out[name][rows] = res[name]
+    if "phi" in greeks:
+        bumped = [
+            pricing.american(
+                *args,
+                b.dividend[rows] + bump,
+                b.vol[rows],
+                b.codes[rows],
+                method="alo",
+                greeks=False,
+                unsupported="nan",
+            )["price"]
+            for bump in (_PHI_BUMP, -_PHI_BUMP)
+        ]
+        out["phi"][rows] = (bumped[0] - bumped[1]) / (2 * _PHI_BUMP)
+
+
+def result_columns(
+    names: Sequence[str], out: dict[str, FloatArray], rows: npt.NDArray[np.intp] | None = None
+) -> list[dict[str, float]]:
+    """One ``{name: value}`` dict per row (all rows, or the given ones), for PriceResult."""
+    cols = [(out[n] if rows is None else out[n][rows]).tolist() for n in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*cols, strict=True)]
 
 
 def price(request: pb.PriceRequest, max_contracts: int) -> pb.PriceResponse:
     """Price a batch; raises ValueError naming ``contracts[i].<field>`` for bad input."""
     contracts = request.contracts
     n = len(contracts)
+    model = model_name(request.model)
+    greeks = select_greeks(request.greeks, request.greek_names, model)
     if n == 0:
         return pb.PriceResponse()
     if n > max_contracts:
@@ -89,6 +205,7 @@ def price(request: pb.PriceRequest, max_contracts: int) -> pb.PriceResponse:
     div = np.empty(n)
     vol = np.empty(n)
     codes = np.empty(n, dtype=np.int8)
+    american: list[int] = []
     for i, c in enumerate(contracts):
         spot[i] = c.spot
         strike[i] = c.strike
@@ -96,23 +213,31 @@ def price(request: pb.PriceRequest, max_contracts: int) -> pb.PriceResponse:
         rate[i] = c.rate
         div[i] = c.dividend_yield
         vol[i] = c.volatility
-        code = _TYPE_CODE.get(c.option_type)
+        code = TYPE_CODE.get(c.option_type)
         if code is None:
             raise ValueError(f"contracts[{i}].option_type must be CALL or PUT")
         codes[i] = code
-    american_rows = [i for i, c in enumerate(contracts) if c.style == pb.AMERICAN]
-    try:
-        out = pricing.european_arrays(spot, strike, expiry, rate, div, vol, codes, _GREEKS)
-    except pricing.InvalidInputError as exc:
-        bad = exc.invalid
-        raise ValueError(
-            f"contracts[{bad.index}].{_PROTO_FIELD[bad.field]} {bad.rule} (got {bad.value!r})"
-        ) from None
-    if american_rows:
-        _price_american(np.asarray(american_rows), spot, strike, expiry, rate, div, vol, codes, out)
-    cols = [out["price"].tolist(), *(out[g].tolist() for g in _GREEKS)]
+        if c.style == pb.AMERICAN:
+            american.append(i)
+        elif c.style not in (pb.EUROPEAN, pb.EXERCISE_STYLE_UNSPECIFIED):
+            raise ValueError(f"contracts[{i}].style must be EUROPEAN or AMERICAN")
+    if model == "black76":
+        nonzero = np.flatnonzero(div != 0.0)
+        if nonzero.size:
+            i = int(nonzero[0])
+            raise ValueError(
+                f"contracts[{i}].dividend_yield must be 0 with MODEL_BLACK76 (got {div[i]!r})"
+            )
+    batch = Batch(spot, strike, expiry, rate, div, vol, codes, np.array(american, np.intp))
+    check_styles(batch, greeks, model)
+    out = compute(batch, greeks, model)
     response = pb.PriceResponse()
-    results = response.results
-    for p, d, g, v, t, r, ph in zip(*cols, strict=True):
-        results.add(price=p, delta=d, gamma=g, vega=v, theta=t, rho=r, phi=ph)
+    add = response.results.add
+    if greeks == list(FIRST_ORDER):  # the default: explicit keywords, no dict per row
+        cols = [out["price"].tolist(), *(out[g].tolist() for g in FIRST_ORDER)]
+        for p, d, g, v, t, r, ph in zip(*cols, strict=True):
+            add(price=p, delta=d, gamma=g, vega=v, theta=t, rho=r, phi=ph)
+    else:
+        for row in result_columns(["price", *greeks], out):
+            add(**row)
     return response

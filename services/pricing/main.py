@@ -1,6 +1,10 @@
 """PricingService process: gRPC on TRADECORE_PORT (default 50051), and NATS request/reply on
 ``pricing.v1.price`` (PriceRequest bytes in, PriceResponse bytes out; errors as a
-``Tradecore-Error`` header with the status name and message)."""
+``Tradecore-Error`` header with the status name and message). StreamGreeks subscribes to
+``md.<venue>.<symbol>.quote`` on the same NATS connection.
+
+Settings beyond ServiceSettings: TRADECORE_PRICING_MAX_CONTRACTS (rows per call, 100000) and
+TRADECORE_PRICING_MAX_SURFACES (fitted surfaces kept, least recently used evicted, 256)."""
 
 from __future__ import annotations
 
@@ -25,13 +29,25 @@ DEFAULT_METRICS_PORT = 9464
 log = logging.getLogger("tradecore.pricing")
 
 
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer (got {raw!r})") from None
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1 (got {value})")
+    return value
+
+
 def build() -> ServiceApp:
     settings = ServiceSettings.from_env(
         "pricing", port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT
     )
-    max_contracts = int(os.environ.get("TRADECORE_PRICING_MAX_CONTRACTS", "100000"))
-    servicer = PricingServicer(max_contracts)
+    max_contracts = _env_int("TRADECORE_PRICING_MAX_CONTRACTS", 100_000)
+    max_surfaces = _env_int("TRADECORE_PRICING_MAX_SURFACES", 256)
     bus = Bus(settings.nats_url, "pricing")
+    servicer = PricingServicer(max_contracts, max_surfaces=max_surfaces, bus=bus)
 
     async def on_request(msg: Msg) -> None:
         try:
@@ -55,6 +71,7 @@ def build() -> ServiceApp:
         service_names=[SERVICE_NAME],
         on_start=[bus.start],
         on_stop=[bus.stop],
+        on_draining=[servicer.close_streams],
     )
 
 

@@ -44,9 +44,14 @@ def node() -> str:
 
 
 def run_node(
-    node: str, mesh: Mesh, contracts: list[dict[str, object]]
+    node: str,
+    mesh: Mesh,
+    contracts: list[dict[str, object]],
+    method: str = "Price",
+    request: dict[str, object] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PRICE_REQUEST=json.dumps({"contracts": contracts}))
+    body = {"contracts": contracts} if request is None else request
+    env = dict(os.environ, PRICE_REQUEST=json.dumps(body), PRICE_METHOD=method)
     return subprocess.run(
         [node, str(NODE_DIR / "price.js"), mesh.gateway, str(REPO / "proto"), googleapis_dir()],
         capture_output=True,
@@ -67,3 +72,17 @@ def test_node_client_gets_invalid_argument(node: str, mesh: Mesh) -> None:
     assert done.returncode == 1
     err = json.loads(done.stdout)
     assert err["code"] == 3 and "contracts[0].volatility" in err["details"]
+
+
+def test_node_client_implied_vol(node: str, mesh: Mesh) -> None:
+    from tradecore import pricing
+
+    p = float(pricing.european(100.0, 105.0, 0.5, 0.03, 0.01, 0.25, "call", "none")["price"])
+    row = dict(spot=100.0, strike=105.0, expiry_years=0.5, rate=0.03, dividend_yield=0.01)
+    options = [dict(row, price=p, option_type="CALL"), dict(row, price=-1.0, option_type="PUT")]
+    done = run_node(node, mesh, [], "ImpliedVol", {"options": options})
+    assert done.returncode == 0, done.stdout + done.stderr
+    res = json.loads(done.stdout)
+    assert [r["status"] for r in res["results"]] == ["IV_OK", "IV_NON_POSITIVE"]
+    assert abs(res["results"][0]["volatility"] - 0.25) < 1e-12
+    assert res["counts"]["ok"] == 1 and res["counts"]["non_positive"] == 1
