@@ -15,6 +15,7 @@ from tradecore_services.marketdata.feeds.alpaca import (
     TIE_BITS,
     AlpacaAuthError,
     AlpacaFeed,
+    Sequencer,
     parse_rfc3339_ns,
 )
 
@@ -228,6 +229,24 @@ def test_timestamps_parse_to_exact_nanoseconds() -> None:
     assert parse_rfc3339_ns("2024-01-02T14:30:00.123456789+00:00") == T0_NS + 123_456_789
     with pytest.raises(ValueError, match="not RFC 3339"):
         parse_rfc3339_ns("2024-01-02 14:30")
+
+
+def test_sequencer_stays_unique_and_increasing_when_events_arrive_out_of_order() -> None:
+    seq = Sequencer()
+    base = (T0_NS // 1000 - SEQUENCE_EPOCH_US) << TIE_BITS
+    assert seq.next("A", T0_NS + 5) == base
+    assert seq.next("A", T0_NS + 900) == base + 1  # same microsecond
+    assert seq.next("B", T0_NS) == base  # symbols are independent
+    assert seq.next("A", T0_NS + 2000) == base + (2 << TIE_BITS)
+    assert seq.next("A", T0_NS) == base + (2 << TIE_BITS) + 1  # late: previous + 1
+    assert seq.next("A", T0_NS + 3000) == base + (3 << TIE_BITS)
+
+
+def test_events_can_be_iterated_once() -> None:
+    feed = AlpacaFeed(["AAPL"], api_key="k", secret_key="s", env={})
+    feed.events()
+    with pytest.raises(RuntimeError, match="only once"):
+        feed.events()
 
 
 # ---------------------------------------------------------------------------- live
