@@ -193,7 +193,7 @@ class TickStore:
         where, params = _where(symbol, venue, start_ns, end_ns)
         names = [n for n, _ in COLUMNS]
         select = ", ".join(
-            f"toUnixTimestamp64Nano({n}) AS {n}" if n in ("ts", "recv_ts") else n for n in names
+            f"toUnixTimestamp64Nano({n}) AS {n}_ns" if n in ("ts", "recv_ts") else n for n in names
         )
         t = self.store.query_arrow(
             f"SELECT venue, {select} FROM {TABLE} WHERE {where} ORDER BY ts, venue, seq", params
