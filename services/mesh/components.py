@@ -159,8 +159,8 @@ def components(cfg: MeshConfig, envoy_config: Path) -> list[Component]:
         ok, detail = http_ok(f"http://127.0.0.1:{cfg.admin_port}/ready")
         if not ok:
             return ok, f"admin: {detail}"
-        # The gateway routes grpc.health.v1 to the first service by name.
-        return grpc_health(gateway_target, "tradecore.marketdata.v1.MarketDataService")
+        # The gateway routes grpc.health.v1 to PricingService (see Supervisor.start).
+        return grpc_health(gateway_target, "tradecore.pricing.v1.PricingService")
 
     out.append(
         Component(

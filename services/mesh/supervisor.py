@@ -122,6 +122,7 @@ class Supervisor:
                         "127.0.0.1", self.cfg.marketdata_port
                     ),
                 },
+                health_service="tradecore.pricing.v1.PricingService",
                 listen_host=self.cfg.host,
                 listen_port=self.cfg.gateway_port,
                 admin_port=self.cfg.admin_port,

@@ -11,7 +11,6 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 

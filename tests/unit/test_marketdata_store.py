@@ -63,7 +63,7 @@ def test_insert_is_idempotent_and_bars_match_numpy(tmp_path: Path) -> None:
             assert bars.start_ns.tolist() == sorted(expected)
             for i, t in enumerate(bars.start_ns.tolist()):
                 got = (bars.open[i], bars.high[i], bars.low[i], bars.close[i])
-                assert got + (bars.volume[i], bars.trades[i]) == expected[t]
+                assert (*got, bars.volume[i], bars.trades[i]) == expected[t]
         m = np.isin(full.type, ticks.TRADE_TYPES)
         vwap, volume, trades = s.vwap("AAA", "test", START, START + 10**12)
         assert volume == full.size[m].sum() and trades == m.sum()
@@ -73,7 +73,7 @@ def test_insert_is_idempotent_and_bars_match_numpy(tmp_path: Path) -> None:
         cols = list(s.ticks("AAA", "", lo, hi, 400))
         seqs = np.concatenate([c["seq"] for c in cols])
         assert seqs.tolist() == list(range(1000, 2000)) and max(len(c["seq"]) for c in cols) <= 400
-        assert ("test", "BBB", 50) == s.symbols()[1][:3]
+        assert s.symbols()[1][:3] == ("test", "BBB", 50)
         assert s.venues("AAA") == ["test"] and s.venues("ZZZ") == []
         assert s.feed_counts() == {"f1": 5549}
     finally:

@@ -81,7 +81,7 @@ def test_synthetic_flow_is_deterministic_and_consistent() -> None:
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
     assert len(other[0]) != len(a[0]) or not np.array_equal(other[4], a[4])
-    ts, typ, oid, side, price, size = a
+    ts, typ, _oid, side, price, size = a
     assert (np.diff(ts) >= 0).all() and ts[0] > START
     counts = np.bincount(typ, minlength=5)
     assert counts[ticks.ADD] > 0 and counts[ticks.DELETE] > 0 and counts[ticks.EXECUTE] > 0
