@@ -107,6 +107,7 @@ def envoy_config(
     listen_port: int = 8080,
     admin_port: int = 9901,
     max_request_bytes: int = 8 * 1024 * 1024,
+    health_service: str = "",
 ) -> dict[str, Any]:
     """The Envoy bootstrap for the given service → upstream map (full service names)."""
     services = tradecore_services(descriptor)
@@ -135,9 +136,12 @@ def envoy_config(
                 "route": {"cluster": cluster, "timeout": "60s"},
             }
         )
-    # Health of the gateway itself over gRPC (routed to the first service's health endpoint).
+    # Health of the gateway itself over gRPC (routed to the health endpoint of
+    # ``health_service``, by default the first service by name).
+    if health_service and health_service not in upstreams:
+        raise ValueError(f"health_service {health_service!r} is not one of the upstreams")
     if upstreams:
-        first = sorted(upstreams)[0].replace(".", "_")
+        first = (health_service or sorted(upstreams)[0]).replace(".", "_")
         routes.append({"match": {"prefix": "/grpc.health.v1.Health/"}, "route": {"cluster": first}})
     http_filters = [
         {

@@ -27,14 +27,16 @@ class Mesh:
     nats_monitor_port: int
     pricing_port: int
     pricing_metrics_port: int
+    marketdata_port: int
+    marketdata_metrics_port: int
 
     @classmethod
     def with_free_ports(cls, data_dir: Path) -> Mesh:
         ports = set()
-        while len(ports) < 6:
+        while len(ports) < 8:
             ports.add(free_port())
-        g, a, n, nm, p, pm = sorted(ports)
-        return cls(data_dir, g, a, n, nm, p, pm)
+        g, a, n, nm, p, pm, md, mdm = sorted(ports)
+        return cls(data_dir, g, a, n, nm, p, pm, md, mdm)
 
     def args(self) -> list[str]:
         return [
@@ -52,6 +54,10 @@ class Mesh:
             str(self.pricing_port),
             "--pricing-metrics-port",
             str(self.pricing_metrics_port),
+            "--marketdata-port",
+            str(self.marketdata_port),
+            "--marketdata-metrics-port",
+            str(self.marketdata_metrics_port),
         ]
 
     def run(
@@ -73,6 +79,10 @@ class Mesh:
     @property
     def pricing(self) -> str:
         return f"127.0.0.1:{self.pricing_port}"
+
+    @property
+    def marketdata(self) -> str:
+        return f"127.0.0.1:{self.marketdata_port}"
 
     @property
     def nats_url(self) -> str:

@@ -67,6 +67,18 @@ def _add_mesh_args(p: argparse.ArgumentParser, defaults: MeshConfig) -> None:
         help="PricingService Prometheus port (TRADECORE_PRICING_METRICS_PORT)",
     )
     p.add_argument(
+        "--marketdata-port",
+        type=int,
+        default=defaults.marketdata_port,
+        help="MarketDataService gRPC port (TRADECORE_MARKETDATA_PORT)",
+    )
+    p.add_argument(
+        "--marketdata-metrics-port",
+        type=int,
+        default=defaults.marketdata_metrics_port,
+        help="MarketDataService Prometheus port (TRADECORE_MARKETDATA_METRICS_PORT)",
+    )
+    p.add_argument(
         "--nats-url",
         default=defaults.nats_url,
         help="use an existing NATS server instead of the embedded one",
@@ -88,6 +100,8 @@ def _config(ns: argparse.Namespace) -> MeshConfig:
         nats_monitor_port=ns.nats_monitor_port,
         pricing_port=ns.pricing_port,
         pricing_metrics_port=ns.pricing_metrics_port,
+        marketdata_port=ns.marketdata_port,
+        marketdata_metrics_port=ns.marketdata_metrics_port,
         nats_url=ns.nats_url,
         clickhouse_dsn=ns.clickhouse_dsn,
     )
@@ -285,11 +299,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mesh_args(dn, defaults)
     rp = sub.add_parser("replay", help="replay market data files offline")
     rp.add_argument("format", help="lobster")
+    sub.add_parser(
+        "feed",
+        help="market data feeds of the running mesh (lobster|synthetic|list|status|stop)",
+        add_help=False,
+    )
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["feed"]:
+        from .feed_cli import feed_main
+
+        return feed_main(args[1:])
     ap = build_parser()
     ns, rest = ap.parse_known_args(args)
     if ns.command == "replay":

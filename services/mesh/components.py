@@ -136,12 +136,30 @@ def components(cfg: MeshConfig, envoy_config: Path) -> list[Component]:
             f"{cfg.pricing_metrics_port}/metrics)",
         )
     )
+    marketdata_target = f"127.0.0.1:{cfg.marketdata_port}"
+    out.append(
+        Component(
+            name="marketdata",
+            argv=[sys.executable, "-m", "tradecore_services.marketdata"],
+            env={
+                **service_env,
+                "TRADECORE_PORT": str(cfg.marketdata_port),
+                "TRADECORE_METRICS_PORT": str(cfg.marketdata_metrics_port),
+            },
+            health=lambda: grpc_health(
+                marketdata_target, "tradecore.marketdata.v1.MarketDataService"
+            ),
+            endpoint=f"grpc://{marketdata_target} (metrics http://127.0.0.1:"
+            f"{cfg.marketdata_metrics_port}/metrics)",
+        )
+    )
     gateway_target = f"{cfg.host}:{cfg.gateway_port}"
 
     def envoy_health() -> tuple[bool, str]:
         ok, detail = http_ok(f"http://127.0.0.1:{cfg.admin_port}/ready")
         if not ok:
             return ok, f"admin: {detail}"
+        # The gateway routes grpc.health.v1 to PricingService (see Supervisor.start).
         return grpc_health(gateway_target, "tradecore.pricing.v1.PricingService")
 
     out.append(

@@ -28,6 +28,8 @@ class MeshConfig:
     nats_monitor_port: int = 8222
     pricing_port: int = 50051
     pricing_metrics_port: int = 9464
+    marketdata_port: int = 50052
+    marketdata_metrics_port: int = 9465
     nats_url: str = ""  # external NATS: when set, no embedded nats-server is started
     clickhouse_dsn: str = ""  # external ClickHouse: when empty, embedded chDB under data_dir
 
@@ -43,6 +45,8 @@ class MeshConfig:
             nats_monitor_port=_env_int("TRADECORE_NATS_MONITOR_PORT", 8222),
             pricing_port=_env_int("TRADECORE_PRICING_PORT", 50051),
             pricing_metrics_port=_env_int("TRADECORE_PRICING_METRICS_PORT", 9464),
+            marketdata_port=_env_int("TRADECORE_MARKETDATA_PORT", 50052),
+            marketdata_metrics_port=_env_int("TRADECORE_MARKETDATA_METRICS_PORT", 9465),
             nats_url=e.get("TRADECORE_NATS_URL", ""),
             clickhouse_dsn=e.get("TRADECORE_CLICKHOUSE_DSN", ""),
         )
@@ -66,6 +70,8 @@ class MeshConfig:
             "envoy admin": self.admin_port,
             "pricing gRPC": self.pricing_port,
             "pricing metrics": self.pricing_metrics_port,
+            "marketdata gRPC": self.marketdata_port,
+            "marketdata metrics": self.marketdata_metrics_port,
         }
         if not self.nats_url:
             ports["nats"] = self.nats_port

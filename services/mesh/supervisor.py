@@ -118,7 +118,11 @@ class Supervisor:
                     "tradecore.pricing.v1.PricingService": Upstream(
                         "127.0.0.1", self.cfg.pricing_port
                     ),
+                    "tradecore.marketdata.v1.MarketDataService": Upstream(
+                        "127.0.0.1", self.cfg.marketdata_port
+                    ),
                 },
+                health_service="tradecore.pricing.v1.PricingService",
                 listen_host=self.cfg.host,
                 listen_port=self.cfg.gateway_port,
                 admin_port=self.cfg.admin_port,

@@ -1,0 +1,171 @@
+"""MarketDataService: (a) ticks per second from a feed to rows in ClickHouse, end to end through
+the mesh (feed → packed batches on JetStream → durable consumer → chDB insert), against the
+bare columnar chDB insert of the same number of rows measured in the same run; (b) tick-to-
+subscriber latency over core NATS (p50/p99), against a bare nats-py publish → subscribe of
+the same payload in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats
+import numpy as np
+import pytest
+from tradecore import ticks
+from tradecore.store import default_dsn
+from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
+from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
+from tradecore_services.marketdata.store import TickStore
+
+from tests.mesh import Mesh
+
+SYMBOLS = ["B1", "B2", "B3", "B4"]
+PER_SYMBOL = 250_000  # 1M ticks in all
+RESULTS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    m = Mesh.with_free_ports(Path(tmp_path_factory.mktemp("bench-md")))
+    up = m.run("up")
+    assert up.returncode == 0, up.stderr
+    yield m
+    m.run("down")
+
+
+def _wait_done(stub: Any, feed_id: str) -> Any:
+    while True:
+        st = stub.GetFeed(pb.GetFeedRequest(id=feed_id), timeout=10)
+        if st.state != pb.RUNNING:
+            return st
+        time.sleep(0.01)
+
+
+@pytest.mark.benchmark(group="md-throughput")
+def test_feed_to_clickhouse_ticks_per_second(benchmark, mesh: Mesh) -> None:  # type: ignore[no-untyped-def]
+    with grpc.insecure_channel(mesh.marketdata) as ch:
+        stub = pb_grpc.MarketDataServiceStub(ch)
+        run = [0]
+
+        def feed() -> None:
+            run[0] += 1
+            spec = pb.SyntheticFeedSpec(
+                symbols=[f"{s}R{run[0]}" for s in SYMBOLS], rate=1e6, count=PER_SYMBOL, speed=0
+            )
+            st = stub.StartFeed(pb.StartFeedRequest(synthetic=spec), timeout=30)
+            done = _wait_done(stub, st.id)
+            assert done.state == pb.DONE and done.stored == len(SYMBOLS) * PER_SYMBOL
+
+        benchmark.pedantic(feed, rounds=3, iterations=1)
+    n = len(SYMBOLS) * PER_SYMBOL
+    rate = n / benchmark.stats.stats.median
+    RESULTS["e2e"] = rate
+    benchmark.extra_info.update({"ticks": n, "ticks_per_s": rate})
+    if "insert" in RESULTS:
+        benchmark.extra_info["ratio_to_bare_insert"] = rate / RESULTS["insert"]
+
+
+@pytest.mark.benchmark(group="md-throughput")
+def test_peer_bare_chdb_insert(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The store stage alone: the same 1M rows as one columnar insert (no NATS, no feed)."""
+    n = len(SYMBOLS) * PER_SYMBOL
+    rng = np.random.default_rng(0)
+    store = TickStore(default_dsn(tmp_path, "peer"))
+    rounds = [0]
+
+    def insert() -> None:
+        rounds[0] += 1
+        batch = ticks.make_batch(
+            "peer",
+            f"P{rounds[0]}",
+            "peer",
+            seq=np.arange(1, n + 1),
+            ts=time.time_ns() + np.arange(n),
+            recv_ts=time.time_ns(),
+            type=rng.integers(1, 5, n),
+            price=rng.integers(990_000, 1_010_000, n),
+            size=rng.integers(1, 500, n),
+        )
+        store.insert([batch])
+
+    try:
+        benchmark.pedantic(insert, rounds=3, iterations=1)
+    finally:
+        store.close()
+    rate = n / benchmark.stats.stats.median
+    RESULTS["insert"] = rate
+    benchmark.extra_info.update({"ticks": n, "ticks_per_s": rate})
+    if "e2e" in RESULTS:
+        benchmark.extra_info["e2e_over_bare_insert"] = RESULTS["e2e"] / rate
+
+
+async def _latency(mesh: Mesh, stub: Any, samples: int) -> np.ndarray:
+    nc = await nats.connect(mesh.nats_url)
+    lat: list[float] = []
+
+    async def on_book(m: Any) -> None:
+        now = time.time_ns()
+        b = ticks.unpack(m.data)
+        lat.extend(((now - b.recv_ts) / 1e3).tolist())
+
+    await nc.subscribe("md.synthetic.LAT.book", cb=on_book)
+    await nc.flush()
+    st = stub.StartFeed(
+        pb.StartFeedRequest(
+            synthetic=pb.SyntheticFeedSpec(symbols=["LAT"], rate=2000, count=samples, speed=1)
+        ),
+        timeout=30,
+    )
+    while stub.GetFeed(pb.GetFeedRequest(id=st.id), timeout=5).state == pb.RUNNING:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    await nc.close()
+    return np.asarray(lat)
+
+
+async def _bare_latency(url: str, samples: int, payload: int) -> np.ndarray:
+    pub = await nats.connect(url)
+    sub = await nats.connect(url)
+    lat: list[float] = []
+
+    async def on_msg(m: Any) -> None:
+        lat.append((time.time_ns() - int.from_bytes(m.data[:8], "little")) / 1e3)
+
+    await sub.subscribe("bench.lat", cb=on_msg)
+    await sub.flush()
+    pad = bytes(max(0, payload - 8))
+    for _ in range(samples):
+        await pub.publish("bench.lat", time.time_ns().to_bytes(8, "little") + pad)
+        await pub.flush()
+        await asyncio.sleep(0.005)  # paced like the feed's 5 ms chunks
+    await asyncio.sleep(0.3)
+    await pub.close()
+    await sub.close()
+    return np.asarray(lat)
+
+
+@pytest.mark.benchmark(group="md-latency")
+def test_tick_to_subscriber_latency(benchmark, mesh: Mesh) -> None:  # type: ignore[no-untyped-def]
+    with grpc.insecure_channel(mesh.marketdata) as ch:
+        stub = pb_grpc.MarketDataServiceStub(ch)
+        lat = asyncio.run(_latency(mesh, stub, 6000))
+        # Payload of a paced chunk: 2000 ticks/s x 5 ms = 10 ticks.
+        bare = asyncio.run(_bare_latency(mesh.nats_url, 600, 10 * ticks.BYTES_PER_TICK + 32))
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+    b50, b99 = float(np.percentile(bare, 50)), float(np.percentile(bare, 99))
+    benchmark.extra_info.update(
+        {
+            "ticks": len(lat),
+            "p50_us": p50,
+            "p99_us": p99,
+            "bare_nats_p50_us": b50,
+            "bare_nats_p99_us": b99,
+            "p50_over_bare": p50 / b50,
+        }
+    )

@@ -1,0 +1,263 @@
+"""Feed control: the registry of feed kinds, the running feeds, their progress and their
+persistence (``<data_dir>/marketdata/feeds.json``) so that a feed killed with the service
+resumes, after a restart, from the last sequence the JetStream stream holds.
+
+Kinds: ``lobster``, ``synthetic``, and ``alpaca`` (reserved: it runs
+``services/marketdata/feeds/alpaca.py``'s ``AlpacaFeed`` once that module exists). Any other
+:class:`~.base.EventFeed` is wired in by adding a factory to :data:`EVENT_FEEDS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
+
+from ...common.errors import NotFoundError, PreconditionError
+from ..books import Books
+from .base import EventFeed
+from .sources import Chunk, EventFeedSource, LobsterSource, Source, SyntheticSource, check_symbol
+
+log = logging.getLogger("tradecore.marketdata.feeds")
+
+KINDS = {"lobster": pb.LOBSTER, "synthetic": pb.SYNTHETIC, "alpaca": pb.ALPACA}
+
+
+def _alpaca(spec: Any) -> EventFeed:
+    try:
+        module = importlib.import_module(f"{__package__}.alpaca")
+    except ImportError:
+        raise PreconditionError("the alpaca feed adapter is not part of this build") from None
+    feed: EventFeed = module.AlpacaFeed(list(spec.symbols))
+    return feed
+
+
+# Event-feed kinds: proto spec -> adapter. The lead wires AlpacaFeed's constructor here.
+EVENT_FEEDS: dict[str, Callable[[Any], EventFeed]] = {"alpaca": _alpaca}
+
+Publish = Callable[[str, Chunk], Awaitable[None]]
+Resume = Callable[[str, str, list[str]], Awaitable[dict[str, int]]]
+
+
+@dataclass
+class FeedRecord:
+    id: str
+    kind: str
+    spec: dict[str, Any]
+    venue: str
+    symbols: list[str]
+    state: str = "RUNNING"
+    total: int = 0
+    published: int = 0
+    stored: int = 0
+    error: str = ""
+    created_ns: int = 0
+    start_ns: int = 0
+    task: asyncio.Task[None] | None = field(default=None, repr=False, compare=False)
+
+    def status(self) -> pb.FeedStatus:
+        st = pb.FeedStatus(
+            id=self.id,
+            kind=KINDS[self.kind],
+            state=pb.FeedState.Value(self.state),
+            venue=self.venue,
+            symbols=self.symbols,
+            total=self.total,
+            published=self.published,
+            stored=min(self.stored, self.total) if self.total else self.stored,
+            error=self.error,
+        )
+        st.created.FromNanoseconds(self.created_ns)
+        return st
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "task"}
+
+
+def build_source(kind: str, spec: Any, start_ns: int) -> Source:
+    if kind == "lobster":
+        return LobsterSource(spec)
+    if kind == "synthetic":
+        return SyntheticSource(spec, start_ns)
+    factory = EVENT_FEEDS.get(kind)
+    if factory is None:
+        raise ValueError(f"feed kind {kind!r} is not one of {sorted(KINDS)}")
+    for i, s in enumerate(spec.symbols):
+        check_symbol(s, f"{kind}.symbols[{i}]")
+    return EventFeedSource(factory(spec), list(spec.symbols))
+
+
+class FeedManager:
+    def __init__(self, data_dir: Path, books: Books) -> None:
+        self.path = data_dir / "marketdata" / "feeds.json"
+        self.books = books
+        self.feeds: dict[str, FeedRecord] = {}
+        self.publish: Publish | None = None
+        self.resume_points: Resume | None = None
+        self.changed = asyncio.Event()
+        self._load()
+
+    # ------------------------------------------------------------------ persistence
+    def _load(self) -> None:
+        try:
+            docs = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return
+        for d in docs:
+            d.pop("task", None)
+            rec = FeedRecord(**d)
+            self.feeds[rec.id] = rec
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([r.to_json() for r in self.feeds.values()], indent=1))
+        tmp.replace(self.path)
+
+    # ------------------------------------------------------------------ control
+    def get(self, feed_id: str) -> FeedRecord:
+        rec = self.feeds.get(feed_id)
+        if rec is None:
+            raise NotFoundError(f"id: no feed {feed_id!r}")
+        return rec
+
+    async def start(self, request: pb.StartFeedRequest) -> FeedRecord:
+        kind = request.WhichOneof("spec")
+        if kind is None:
+            raise ValueError("spec: one of lobster, synthetic or alpaca is required")
+        if self.publish is None:
+            raise PreconditionError("NATS is not connected yet: feeds cannot publish")
+        spec = getattr(request, kind)
+        now = time.time_ns()
+        source = build_source(kind, spec, now)
+        if isinstance(source, LobsterSource):
+            await asyncio.get_running_loop().run_in_executor(None, source.load)
+        busy = {
+            (r.venue, s): r.id
+            for r in self.feeds.values()
+            if r.state == "RUNNING"
+            for s in r.symbols
+        }
+        for s in source.symbols:
+            if (source.venue, s) in busy:
+                raise PreconditionError(
+                    f"{source.venue}/{s} is being fed by {busy[(source.venue, s)]}; stop it first"
+                )
+        feed_id = f"{kind}-{len(self.feeds) + 1}"
+        rec = FeedRecord(
+            id=feed_id,
+            kind=kind,
+            spec=json_format.MessageToDict(spec, preserving_proto_field_name=True),
+            venue=source.venue,
+            symbols=list(source.symbols),
+            total=source.total,
+            created_ns=now,
+            start_ns=now,
+        )
+        self.feeds[feed_id] = rec
+        self.save()
+        rec.task = asyncio.create_task(self._run(rec, source, {}), name=f"feed-{feed_id}")
+        return rec
+
+    async def stop(self, feed_id: str) -> FeedRecord:
+        rec = self.get(feed_id)
+        if rec.state == "RUNNING":
+            rec.state = "STOPPED"
+            if rec.task is not None:
+                rec.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await rec.task
+            self.save()
+        return rec
+
+    async def resume_all(self) -> None:
+        """Restart the feeds that were running when the service stopped."""
+        for rec in list(self.feeds.values()):
+            if rec.state != "RUNNING" or rec.task is not None:
+                continue
+            try:
+                spec_type = {
+                    "lobster": pb.LobsterFeedSpec,
+                    "synthetic": pb.SyntheticFeedSpec,
+                    "alpaca": pb.AlpacaFeedSpec,
+                }[rec.kind]
+                spec = json_format.ParseDict(rec.spec, spec_type())
+                source = build_source(rec.kind, spec, rec.start_ns)
+                assert self.resume_points is not None
+                resume = await self.resume_points(rec.id, rec.venue, rec.symbols)
+            except Exception as exc:
+                rec.state, rec.error = "FAILED", f"cannot resume: {exc}"
+                log.error("feed %s: %s", rec.id, rec.error)
+                self.save()
+                continue
+            rec.published = sum(resume.values())
+            log.info("feed %s resumes after %s", rec.id, resume)
+            rec.task = asyncio.create_task(self._run(rec, source, resume), name=f"feed-{rec.id}")
+
+    def on_stored(self, counts: dict[str, int]) -> None:
+        for feed_id, n in counts.items():
+            rec = self.feeds.get(feed_id)
+            if rec is not None:
+                rec.stored += n
+                self._maybe_done(rec)
+        self.changed.set()
+
+    def _maybe_done(self, rec: FeedRecord) -> None:
+        if (
+            rec.state == "RUNNING"
+            and rec.task is not None
+            and rec.task.done()
+            and rec.total
+            and rec.published >= rec.total
+            and rec.stored >= rec.total
+        ):
+            rec.state = "DONE"
+            self.save()
+            log.info("feed %s done: %d published, %d stored", rec.id, rec.published, rec.stored)
+
+    async def _run(self, rec: FeedRecord, source: Source, resume: dict[str, int]) -> None:
+        assert self.publish is not None
+        speed = source.speed
+        t0_wall = 0.0
+        t0_feed = 0
+        try:
+            async for chunk in source.chunks(resume):
+                b = chunk.batch
+                if speed > 0:
+                    if not t0_wall:
+                        t0_wall, t0_feed = time.monotonic(), int(b.ts[0])
+                    due = t0_wall + (int(b.ts[0]) - t0_feed) / 1e9 / speed
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                now = time.time_ns()
+                if not b.recv_ts.any():
+                    b.recv_ts[:] = now
+                await self.publish(rec.id, chunk)
+                rec.published += len(b)
+                self.books.update((b.venue, b.symbol), chunk.book, chunk.quotes)
+        except asyncio.CancelledError:
+            await source.close()
+            raise
+        except Exception as exc:
+            log.exception("feed %s failed", rec.id)
+            rec.state, rec.error = "FAILED", str(exc)
+            self.save()
+            await source.close()
+            return
+        await source.close()
+        if not rec.total:
+            rec.total = rec.published
+        self.save()
+        # Done once the consumer has stored everything (see on_stored).
+        asyncio.get_running_loop().call_soon(self._maybe_done, rec)

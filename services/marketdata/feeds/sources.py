@@ -1,0 +1,406 @@
+"""Feed sources: what each kind of feed produces, chunk by chunk, for the runner to publish.
+
+A source yields :class:`Chunk` s of one (venue, symbol): the ticks as columns (sequence numbers
+1, 2, ... per symbol for the replayed and synthetic feeds), the quotes and trades to publish
+on core NATS, and the book after the chunk. ``resume`` maps a symbol to the last sequence the
+stream already holds, so a restarted feed continues after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+from tradecore import lobster
+from tradecore.synthetic import SyntheticFlow
+from tradecore.ticks import PRICE_SCALE, QUOTE, TRADE_PRINT, TRADE_TYPES, TickBatch, make_batch
+from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
+
+from ..books import Levels
+from .base import EventFeed
+
+MAX_CHUNK = 8192  # ticks per chunk when unpaced (one JetStream message each)
+PACED_WINDOW_S = 0.005  # wall time one paced chunk covers
+BOOK_DEPTH = 50
+_SYMBOL = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_SIDE = {pb.BUY: 1, pb.SELL: -1}
+
+
+def check_symbol(symbol: str, field_name: str) -> str:
+    if not _SYMBOL.match(symbol):
+        raise ValueError(f"{field_name} must be 1-32 letters, digits, '_' or '-' (got {symbol!r})")
+    return symbol
+
+
+@dataclass(slots=True)
+class Chunk:
+    batch: TickBatch
+    quotes: list[pb.Quote] = field(default_factory=list)
+    trades: list[pb.Trade] = field(default_factory=list)
+    book: Levels | None = None
+
+
+class Source(Protocol):
+    venue: str
+    symbols: list[str]
+    total: int  # ticks the source will produce (0: unknown)
+    speed: float  # 0: as fast as possible
+
+    def chunks(self, resume: Mapping[str, int]) -> AsyncIterator[Chunk]: ...
+
+    async def close(self) -> None: ...
+
+
+def _trades(venue: str, symbol: str, b: TickBatch) -> list[pb.Trade]:
+    idx = np.flatnonzero(np.isin(b.type, TRADE_TYPES))
+    if not len(idx):
+        return []
+    cols = zip(
+        b.ts[idx].tolist(),
+        b.price[idx].tolist(),
+        b.size[idx].tolist(),
+        b.side[idx].tolist(),
+        b.order_id[idx].tolist(),
+        b.seq[idx].tolist(),
+        strict=True,
+    )
+    # Executions carry the resting order's side: the aggressor is the other one.
+    return [
+        pb.Trade(
+            venue=venue,
+            symbol=symbol,
+            exchange_time_ns=t,
+            price=p / PRICE_SCALE,
+            size=s,
+            aggressor=pb.SELL if d > 0 else pb.BUY if d < 0 else pb.SIDE_UNSPECIFIED,
+            maker_order_id=o,
+            sequence=q,
+        )
+        for t, p, s, d, o, q in cols
+    ]
+
+
+def _windows(ts: npt.NDArray[np.int64], start: int, speed: float) -> list[tuple[int, int]]:
+    """Chunk bounds from ``start``: MAX_CHUNK rows, and when paced at most one window of
+    feed time each."""
+    n = len(ts)
+    bounds: list[tuple[int, int]] = []
+    i = start
+    span = int(PACED_WINDOW_S * speed * 1e9) if speed > 0 else 0
+    while i < n:
+        j = min(n, i + MAX_CHUNK)
+        if span:
+            j = min(j, max(i + 1, int(np.searchsorted(ts, ts[i] + span, side="left"))))
+        bounds.append((i, j))
+        i = j
+    return bounds
+
+
+class LobsterSource:
+    """Replays a LOBSTER message file; the book is the orderbook file's row after each chunk."""
+
+    venue = "lobster"
+
+    def __init__(self, spec: pb.LobsterFeedSpec) -> None:
+        self.symbol = check_symbol(spec.symbol, "lobster.symbol")
+        if not np.isfinite(spec.speed) or spec.speed < 0:
+            raise ValueError(f"lobster.speed must be finite and >= 0 (got {spec.speed!r})")
+        for name in ("messages_path", "book_path"):
+            path = getattr(spec, name)
+            if not path:
+                raise ValueError(f"lobster.{name} is required")
+            if not Path(path).is_absolute():
+                raise ValueError(f"lobster.{name} must be an absolute path (got {path!r})")
+        self.spec = spec
+        self.symbols = [self.symbol]
+        self.speed = float(spec.speed)
+        self.total = 0
+        self._cols: dict[str, npt.NDArray[np.int64]] = {}
+        self._rows: npt.NDArray[np.int64] | None = None
+        self._levels = 0
+
+    def load(self) -> None:
+        """Parse and check both files (blocking; ValueError names the file and line)."""
+        try:
+            msgs = lobster.parse_messages(self.spec.messages_path)
+        except ValueError as exc:
+            raise ValueError(f"lobster.messages_path: {exc}") from None
+        if msgs.date is None:
+            raise ValueError(
+                "lobster.messages_path: the file name has no trading day (_YYYY-MM-DD_), "
+                f"which LOBSTER times need: {self.spec.messages_path}"
+            )
+        try:
+            levels = lobster.book_depth(self.spec.book_path)
+            rows = lobster.parse_book(self.spec.book_path, levels)
+        except ValueError as exc:
+            raise ValueError(f"lobster.book_path: {exc}") from None
+        if len(rows) != len(msgs):
+            raise ValueError(
+                f"lobster.book_path has {len(rows)} rows but lobster.messages_path "
+                f"{len(msgs)}: not the same day and symbol"
+            )
+        oid = msgs.order_id.copy()
+        oid[oid < 0] = 0
+        self._cols = {
+            "ts": msgs.time_ns + lobster.midnight_utc_ns(msgs.date),
+            "type": msgs.type.astype(np.int64),
+            "order_id": oid,
+            "size": msgs.size,
+            "price": msgs.price,
+            "side": msgs.direction.astype(np.int64),
+        }
+        self._rows = rows
+        self._levels = levels
+        self.total = len(msgs)
+
+    def _book(self, row: int, seq: int, ts: int) -> Levels:
+        assert self._rows is not None
+        r = self._rows[row].reshape(self._levels, 4)
+        ask_p, ask_s, bid_p, bid_s = r[:, 0], r[:, 1], r[:, 2], r[:, 3]
+        na = int(np.count_nonzero(ask_p != lobster.EMPTY_ASK))
+        nb = int(np.count_nonzero(bid_p != lobster.EMPTY_BID))
+        return Levels(bid_p.copy(), bid_s.copy(), ask_p.copy(), ask_s.copy(), nb, na, seq, ts)
+
+    async def chunks(self, resume: Mapping[str, int]) -> AsyncIterator[Chunk]:
+        if self._rows is None:
+            await asyncio.get_running_loop().run_in_executor(None, self.load)
+        assert self._rows is not None
+        c = self._cols
+        n = self.total
+        seq = np.arange(1, n + 1, dtype=np.uint64)
+        # Level 1 after each message, and where it changed (a quote).
+        l1 = self._rows[:, :4].copy()
+        l1[l1[:, 0] == lobster.EMPTY_ASK, 0:2] = 0
+        l1[l1[:, 2] == lobster.EMPTY_BID, 2:4] = 0
+        changed = np.ones(n, dtype=bool)
+        changed[1:] = (l1[1:] != l1[:-1]).any(axis=1)
+        start = min(int(resume.get(self.symbol, 0)), n)
+        for i, j in _windows(c["ts"], start, self.speed):
+            b = make_batch(
+                self.venue,
+                self.symbol,
+                "",
+                seq=seq[i:j],
+                ts=c["ts"][i:j],
+                type=c["type"][i:j],
+                order_id=c["order_id"][i:j],
+                side=c["side"][i:j],
+                price=c["price"][i:j],
+                size=c["size"][i:j],
+            )
+            qi = np.flatnonzero(changed[i:j]) + i
+            quotes = [
+                pb.Quote(
+                    venue=self.venue,
+                    symbol=self.symbol,
+                    exchange_time_ns=t,
+                    ask_price=ap / PRICE_SCALE,
+                    ask_size=asz,
+                    bid_price=bp / PRICE_SCALE,
+                    bid_size=bsz,
+                    sequence=q,
+                )
+                for t, (ap, asz, bp, bsz), q in zip(
+                    c["ts"][qi].tolist(), l1[qi].tolist(), (qi + 1).tolist(), strict=True
+                )
+            ]
+            yield Chunk(
+                b,
+                quotes,
+                _trades(self.venue, self.symbol, b),
+                self._book(j - 1, j, int(c["ts"][j - 1])),
+            )
+
+    async def close(self) -> None:
+        return None
+
+
+class SyntheticSource:
+    """Order flow for several symbols (:class:`tradecore.synthetic.SyntheticFlow`), ``count``
+    ticks per symbol; the same seed and start time give the same ticks."""
+
+    venue = "synthetic"
+
+    def __init__(self, spec: pb.SyntheticFeedSpec, start_ns: int) -> None:
+        if not spec.symbols:
+            raise ValueError("synthetic.symbols must name at least one symbol")
+        for i, s in enumerate(spec.symbols):
+            check_symbol(s, f"synthetic.symbols[{i}]")
+        if len(set(spec.symbols)) != len(spec.symbols):
+            raise ValueError("synthetic.symbols must not repeat a symbol")
+        if not np.isfinite(spec.rate) or spec.rate <= 0:
+            raise ValueError(f"synthetic.rate must be finite and > 0 (got {spec.rate!r})")
+        if spec.count <= 0:
+            raise ValueError(f"synthetic.count must be > 0 (got {spec.count})")
+        if not np.isfinite(spec.speed) or spec.speed < 0:
+            raise ValueError(f"synthetic.speed must be finite and >= 0 (got {spec.speed!r})")
+        self.spec = spec
+        self.symbols = list(spec.symbols)
+        self.total = int(spec.count) * len(self.symbols)
+        self.speed = float(spec.speed)
+        self.start_ns = start_ns
+
+    async def chunks(self, resume: Mapping[str, int]) -> AsyncIterator[Chunk]:
+        count = int(self.spec.count)
+        flows = {
+            s: SyntheticFlow(
+                s, seed=int(self.spec.seed), rate=self.spec.rate, start_ns=self.start_ns
+            )
+            for s in self.symbols
+        }
+        sent = dict.fromkeys(self.symbols, 0)  # messages generated so far per symbol
+        ops = MAX_CHUNK
+        if self.speed > 0:
+            ops = int(min(MAX_CHUNK, max(1.0, self.spec.rate * self.speed * PACED_WINDOW_S)))
+        last_l1: dict[str, tuple[int, int, int, int]] = {}
+        loop = asyncio.get_running_loop()
+        while any(sent[s] < count for s in self.symbols):
+            for s in self.symbols:
+                if sent[s] >= count:
+                    continue
+                flow = flows[s]
+                m = await loop.run_in_executor(None, flow.next, ops)
+                if not len(m):
+                    continue
+                take = min(len(m), count - sent[s])
+                seq = np.arange(sent[s] + 1, sent[s] + take + 1, dtype=np.uint64)
+                sent[s] += take
+                keep = seq > resume.get(s, 0)
+                if not keep.any():
+                    continue
+                b = make_batch(
+                    self.venue,
+                    s,
+                    "",
+                    seq=seq[keep],
+                    ts=m.ts[:take][keep],
+                    type=m.type[:take][keep],
+                    order_id=m.order_id[:take][keep],
+                    side=m.side[:take][keep],
+                    price=m.price[:take][keep],
+                    size=m.size[:take][keep],
+                )
+                snap = flow.book.snapshot(BOOK_DEPTH)
+                levels = Levels(
+                    snap.bid_price.copy(),
+                    snap.bid_size.copy(),
+                    snap.ask_price.copy(),
+                    snap.ask_size.copy(),
+                    snap.bid_levels,
+                    snap.ask_levels,
+                    b.last_seq,
+                    int(b.ts[-1]),
+                )
+                l1 = (
+                    int(snap.bid_price[0]),
+                    int(snap.bid_size[0]),
+                    int(snap.ask_price[0]),
+                    int(snap.ask_size[0]),
+                )
+                quotes = []
+                if last_l1.get(s) != l1:
+                    last_l1[s] = l1
+                    quotes.append(
+                        pb.Quote(
+                            venue=self.venue,
+                            symbol=s,
+                            exchange_time_ns=int(b.ts[-1]),
+                            bid_price=l1[0] / PRICE_SCALE,
+                            bid_size=l1[1],
+                            ask_price=l1[2] / PRICE_SCALE,
+                            ask_size=l1[3],
+                            sequence=b.last_seq,
+                        )
+                    )
+                yield Chunk(b, quotes, _trades(self.venue, s, b), levels)
+
+    async def close(self) -> None:
+        return None
+
+
+class EventFeedSource:
+    """Any :class:`~services.marketdata.feeds.base.EventFeed` (Alpaca, ...): its quotes and
+    trades become ticks (QUOTE / TRADE_PRINT) and are republished as they came; the book is
+    the last quote (level 1)."""
+
+    def __init__(self, feed: EventFeed, symbols: list[str]) -> None:
+        self.feed = feed
+        self.venue = feed.venue
+        self.symbols = symbols
+        self.total = 0
+        self.speed = 0.0
+
+    async def chunks(self, resume: Mapping[str, int]) -> AsyncIterator[Chunk]:
+        async for events in self.feed.events():
+            by_symbol: dict[str, list[pb.Quote | pb.Trade]] = {}
+            for e in events:
+                by_symbol.setdefault(e.symbol, []).append(e)
+            for symbol, evs in by_symbol.items():
+                yield _event_chunk(self.venue, symbol, evs)
+
+    async def close(self) -> None:
+        await self.feed.close()
+
+
+def _event_chunk(venue: str, symbol: str, events: list[pb.Quote | pb.Trade]) -> Chunk:
+    n = len(events)
+    cols = {
+        k: np.zeros(n, dtype=np.int64)
+        for k in ("seq", "ts", "recv", "type", "side", "oid", "px", "sz", "apx", "asz")
+    }
+    quotes: list[pb.Quote] = []
+    trades: list[pb.Trade] = []
+    for i, e in enumerate(events):
+        cols["seq"][i] = e.sequence
+        cols["ts"][i] = e.exchange_time_ns
+        cols["recv"][i] = e.receive_time_ns
+        if isinstance(e, pb.Quote):
+            quotes.append(e)
+            cols["type"][i] = QUOTE
+            cols["px"][i] = round(e.bid_price * PRICE_SCALE)
+            cols["sz"][i] = e.bid_size
+            cols["apx"][i] = round(e.ask_price * PRICE_SCALE)
+            cols["asz"][i] = e.ask_size
+        else:
+            trades.append(e)
+            cols["type"][i] = TRADE_PRINT
+            cols["side"][i] = _SIDE.get(e.aggressor, 0)
+            cols["oid"][i] = e.maker_order_id
+            cols["px"][i] = round(e.price * PRICE_SCALE)
+            cols["sz"][i] = e.size
+    b = make_batch(
+        venue,
+        symbol,
+        "",
+        seq=cols["seq"],
+        ts=cols["ts"],
+        recv_ts=cols["recv"],
+        type=cols["type"],
+        side=cols["side"],
+        order_id=cols["oid"],
+        price=cols["px"],
+        size=cols["sz"],
+        ask_price=cols["apx"],
+        ask_size=cols["asz"],
+    )
+    book = None
+    if quotes:
+        q = quotes[-1]
+        book = Levels(
+            np.array([round(q.bid_price * PRICE_SCALE)], dtype=np.int64),
+            np.array([q.bid_size], dtype=np.int64),
+            np.array([round(q.ask_price * PRICE_SCALE)], dtype=np.int64),
+            np.array([q.ask_size], dtype=np.int64),
+            int(q.bid_size > 0),
+            int(q.ask_size > 0),
+            q.sequence,
+            q.exchange_time_ns,
+        )
+    return Chunk(b, quotes, trades, book)

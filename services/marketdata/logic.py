@@ -1,0 +1,128 @@
+"""MarketDataService request checks and conversions between protos and columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from google.protobuf import duration_pb2, timestamp_pb2
+from tradecore.ticks import PRICE_SCALE
+from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
+
+from .feeds.sources import check_symbol
+from .store import Bars
+
+MAX_DEPTH = 1000
+MAX_BARS = 1_000_000
+DEFAULT_TICK_BATCH = 10_000
+MAX_TICK_BATCH = 100_000
+_MIN_INTERVAL_NS = 1_000
+
+
+def symbol_of(request: Any) -> str:
+    if not request.symbol:
+        raise ValueError("symbol is required")
+    check_symbol(request.symbol, "symbol")
+    if request.venue:
+        check_symbol(request.venue, "venue")
+    return str(request.symbol)
+
+
+def depth_of(depth: int) -> int:
+    if not 1 <= depth <= MAX_DEPTH:
+        raise ValueError(f"depth must be in 1..{MAX_DEPTH} (got {depth})")
+    return depth
+
+
+def _ns(ts: timestamp_pb2.Timestamp, name: str) -> int:
+    if not 0 <= ts.nanos < 1_000_000_000:
+        raise ValueError(f"{name}.nanos must be in 0..999999999 (got {ts.nanos})")
+    return int(ts.ToNanoseconds())
+
+
+def time_range(request: Any) -> tuple[int, int]:
+    """[start, end) in nanoseconds; both required, start < end."""
+    for name in ("start", "end"):
+        if not request.HasField(name):
+            raise ValueError(f"{name} is required (an RFC 3339 time, e.g. 2012-06-21T13:30:00Z)")
+    start, end = _ns(request.start, "start"), _ns(request.end, "end")
+    if start >= end:
+        raise ValueError(
+            f"start must be before end (got start={request.start.ToJsonString()}, "
+            f"end={request.end.ToJsonString()})"
+        )
+    return start, end
+
+
+def interval_ns(request: pb.GetBarsRequest, start: int, end: int) -> int:
+    if not request.HasField("interval"):
+        raise ValueError("interval is required (a duration such as 60s)")
+    d: duration_pb2.Duration = request.interval
+    if d.seconds < 0 or d.nanos < 0 or (d.seconds == 0 and d.nanos == 0):
+        raise ValueError(f"interval must be > 0 (got {d.ToJsonString()})")
+    ns = int(d.ToNanoseconds())
+    if ns < _MIN_INTERVAL_NS:
+        raise ValueError(f"interval must be at least 1 microsecond (got {d.ToJsonString()})")
+    if (end - start) // ns > MAX_BARS:
+        raise ValueError(
+            f"interval {d.ToJsonString()} gives more than {MAX_BARS} bars over the range; "
+            "use a longer interval or a shorter range"
+        )
+    return ns
+
+
+def tick_batch_size(n: int) -> int:
+    if n == 0:
+        return DEFAULT_TICK_BATCH
+    if not 1 <= n <= MAX_TICK_BATCH:
+        raise ValueError(f"batch_size must be in 1..{MAX_TICK_BATCH} (got {n})")
+    return n
+
+
+def bars_response(symbol: str, interval: int, bars: Bars) -> pb.GetBarsResponse:
+    resp = pb.GetBarsResponse(symbol=symbol)
+    resp.interval.FromNanoseconds(interval)
+    s = float(PRICE_SCALE)
+    vol = bars.volume
+    vwap = np.divide(bars.notional, vol, out=np.zeros(len(vol)), where=vol > 0) / s
+    out = resp.bars
+    for t, o, h, lo, c, v, n, w in zip(
+        bars.start_ns.tolist(),
+        (bars.open / s).tolist(),
+        (bars.high / s).tolist(),
+        (bars.low / s).tolist(),
+        (bars.close / s).tolist(),
+        vol.tolist(),
+        bars.trades.tolist(),
+        vwap.tolist(),
+        strict=True,
+    ):
+        bar = out.add(open=o, high=h, low=lo, close=c, volume=v, trades=n, vwap=w)
+        bar.start.FromNanoseconds(t)
+    return resp
+
+
+def tick_batches(symbol: str, cols: dict[str, Any]) -> list[pb.TickBatch]:
+    """One TickBatch proto per venue in a column dict from the store."""
+    out = []
+    venues = cols["venue"]
+    for venue in sorted({str(v) for v in venues.tolist()}) if len(venues) else []:
+        m = venues == venue
+        s = float(PRICE_SCALE)
+        out.append(
+            pb.TickBatch(
+                venue=venue,
+                symbol=symbol,
+                sequence=cols["seq"][m].tolist(),
+                exchange_time_ns=cols["ts"][m].tolist(),
+                receive_time_ns=cols["recv_ts"][m].tolist(),
+                order_id=cols["order_id"][m].tolist(),
+                type=cols["type"][m].tolist(),
+                side=cols["side"][m].tolist(),
+                price=(cols["price"][m] / s).tolist(),
+                size=cols["size"][m].tolist(),
+                ask_price=(cols["ask_price"][m] / s).tolist(),
+                ask_size=cols["ask_size"][m].tolist(),
+            )
+        )
+    return out

@@ -1,0 +1,108 @@
+"""MarketDataService process: gRPC on TRADECORE_PORT (default 50052), the tick store in
+ClickHouse (embedded chDB under the data directory unless TRADECORE_CLICKHOUSE_DSN is set), the
+JetStream tick stream and its durable store consumer, and the feeds (resumed after a restart)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from tradecore.ticks import TickBatch
+from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
+from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
+
+from ..common.bus import Bus
+from ..common.server import ServiceApp, main
+from ..common.settings import ServiceSettings
+from .books import Books
+from .feeds.manager import FeedManager
+from .pipeline import Publisher, StoreConsumer, ensure_stream, last_sequences
+from .servicer import MarketDataServicer, StoreThread
+from .store import InsertResult, TickStore
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MarketDataService"].full_name
+DEFAULT_PORT = 50052
+DEFAULT_METRICS_PORT = 9465
+log = logging.getLogger("tradecore.marketdata")
+
+
+def build() -> ServiceApp:
+    settings = ServiceSettings.from_env(
+        "marketdata", port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT
+    )
+    books = Books()
+    feeds = FeedManager(settings.data_dir, books)
+    store = StoreThread()
+    servicer = MarketDataServicer(store, books, feeds)
+    bus = Bus(settings.nats_url, "marketdata")
+    consumer: list[StoreConsumer] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def insert(batches: list[TickBatch]) -> InsertResult:
+        return await store.call(lambda s: s.insert(batches))
+
+    async def wire_nats() -> None:
+        await bus.connected.wait()
+        assert bus.nc is not None
+        js = bus.nc.jetstream(timeout=10.0)
+        while True:
+            try:
+                await ensure_stream(js)
+                break
+            except Exception as exc:
+                log.warning("JetStream not ready (%s); retrying", exc)
+                await asyncio.sleep(0.5)
+        publisher = Publisher(bus.nc, js)
+        feeds.publish = publisher.publish
+
+        async def resume(feed: str, venue: str, symbols: list[str]) -> dict[str, int]:
+            return await last_sequences(js, feed, venue, symbols)
+
+        feeds.resume_points = resume
+        c = StoreConsumer(js, insert, feeds.on_stored)
+        await c.start()
+        consumer.append(c)
+        await feeds.resume_all()
+        log.info("marketdata: JetStream stream, store consumer and feeds ready")
+
+    async def on_start() -> None:
+        loop = asyncio.get_running_loop()
+        ticks = await loop.run_in_executor(store.pool, TickStore, settings.clickhouse_dsn)
+        store.store = ticks
+        counts = await store.call(lambda s: s.feed_counts())
+        for rec in feeds.feeds.values():
+            rec.stored = counts.get(rec.id, 0)
+        await bus.start()
+        tasks.append(asyncio.create_task(wire_nats(), name="marketdata-nats"))
+
+    async def on_stop() -> None:
+        for rec in feeds.feeds.values():
+            if rec.task is not None and not rec.task.done():
+                rec.task.cancel()  # state stays RUNNING: the feed resumes on the next start
+        for t in tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for c in consumer:
+            await c.stop()
+        await bus.stop()
+        if store.store is not None:
+            await store.call(lambda s: s.close())
+        store.pool.shutdown(wait=True)
+
+    return ServiceApp(
+        settings=settings,
+        register=lambda server: pb_grpc.add_MarketDataServiceServicer_to_server(servicer, server),
+        service_names=[SERVICE_NAME],
+        on_start=[on_start],
+        on_stop=[on_stop],
+    )
+
+
+def run() -> None:
+    main(build)
+
+
+if __name__ == "__main__":
+    run()

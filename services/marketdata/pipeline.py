@@ -1,0 +1,194 @@
+"""NATS side of the market data: the JetStream tick stream, the publisher that feeds it (and the
+realtime core-NATS subjects), and the durable consumer that stores ticks in ClickHouse.
+
+Subjects: ``md.<venue>.<symbol>.ticks`` (JetStream stream ``MD_TICKS``; one message is a
+packed :class:`~tradecore.ticks.TickBatch` of up to ``MAX_TICKS_PER_MESSAGE`` ticks, its
+``Nats-Msg-Id`` ``<feed>/<venue>.<symbol>.<first sequence>``, so a re-publish of the same
+batch is dropped by the stream), and on core NATS ``md.<venue>.<symbol>.quote`` (serialized
+``Quote``), ``.trade`` (``Trade``) and ``.book`` (the packed batch: the book deltas).
+
+The consumer is durable (``marketdata-store``), pulls many messages at once, inserts them in
+one columnar insert (skipping sequences already stored) and only then acknowledges (ack-all
+on the last message), so a crash at any point redelivers what was not stored and nothing is
+stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+from tradecore.ticks import TickBatch, pack, unpack
+
+from .feeds.sources import Chunk
+from .store import InsertResult
+
+log = logging.getLogger("tradecore.marketdata.pipeline")
+
+STREAM = "MD_TICKS"
+TICK_SUBJECTS = "md.*.*.ticks"
+DURABLE = "marketdata-store"
+MAX_TICKS_PER_MESSAGE = 8192  # 8192 x 74 bytes: under NATS's default 1 MiB payload limit
+FETCH_MESSAGES = 64
+PUBLISH_WINDOW = 8
+
+
+def subject(venue: str, symbol: str, kind: str) -> str:
+    return f"md.{venue}.{symbol}.{kind}"
+
+
+async def ensure_stream(js: JetStreamContext) -> None:
+    config = StreamConfig(
+        name=STREAM,
+        subjects=[TICK_SUBJECTS],
+        storage=StorageType.FILE,
+        duplicate_window=120.0,
+        max_age=7 * 24 * 3600.0,
+        max_bytes=8 * 1024**3,
+    )
+    try:
+        await js.stream_info(STREAM)
+    except NotFoundError:
+        await js.add_stream(config)
+
+
+async def last_sequences(
+    js: JetStreamContext, feed: str, venue: str, symbols: list[str]
+) -> dict[str, int]:
+    """Per symbol, the last sequence the stream holds from ``feed`` (0 when none)."""
+    out: dict[str, int] = {}
+    for s in symbols:
+        try:
+            msg = await js.get_last_msg(STREAM, subject(venue, s, "ticks"))
+        except NotFoundError:
+            out[s] = 0
+            continue
+        batch = unpack(msg.data or b"")
+        out[s] = batch.last_seq if batch.feed == feed else 0
+    return out
+
+
+class Publisher:
+    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+        self.nc = nc
+        self.js = js
+
+    async def publish(self, feed: str, chunk: Chunk) -> None:
+        """Ticks to JetStream (awaiting every ack), then quotes, trades and deltas to core NATS."""
+        b = chunk.batch
+        b.feed = feed
+        subj = subject(b.venue, b.symbol, "ticks")
+        parts: list[tuple[TickBatch, bytes]] = []
+        for i in range(0, len(b), MAX_TICKS_PER_MESSAGE):
+            part = (
+                b
+                if len(b) <= MAX_TICKS_PER_MESSAGE
+                else b.take(slice(i, i + MAX_TICKS_PER_MESSAGE))
+            )
+            parts.append((part, pack(part)))
+        pending: list[Awaitable[Any]] = []
+        for part, data in parts:
+            msg_id = f"{feed}/{part.venue}.{part.symbol}.{part.first_seq}"
+            pending.append(self.js.publish(subj, data, headers={"Nats-Msg-Id": msg_id}))
+            if len(pending) >= PUBLISH_WINDOW:
+                await asyncio.gather(*pending)
+                pending.clear()
+        if pending:
+            await asyncio.gather(*pending)
+        nc = self.nc
+        book = subject(b.venue, b.symbol, "book")
+        for _, data in parts:
+            await nc.publish(book, data)
+        if chunk.quotes:
+            qs = subject(b.venue, b.symbol, "quote")
+            for q in chunk.quotes:
+                await nc.publish(qs, q.SerializeToString())
+        if chunk.trades:
+            ts = subject(b.venue, b.symbol, "trade")
+            for t in chunk.trades:
+                await nc.publish(ts, t.SerializeToString())
+
+
+InsertFn = Callable[[list[TickBatch]], Awaitable[InsertResult]]
+StoredFn = Callable[[dict[str, int]], None]
+
+
+class StoreConsumer:
+    """Durable pull consumer: fetch, insert, then ack; counts stored ticks per feed."""
+
+    def __init__(self, js: JetStreamContext, insert: InsertFn, on_stored: StoredFn) -> None:
+        self.js = js
+        self.insert = insert
+        self.on_stored = on_stored
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        sub = await self.js.pull_subscribe(
+            TICK_SUBJECTS,
+            durable=DURABLE,
+            stream=STREAM,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.ALL,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=120.0,
+                max_ack_pending=100_000,
+            ),
+            pending_bytes_limit=1024 * 1024 * 1024,
+        )
+        self._task = asyncio.create_task(self._run(sub), name="marketdata-store-consumer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
+        while True:
+            try:
+                msgs = await sub.fetch(FETCH_MESSAGES, timeout=0.5)
+            except TimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("fetch from %s failed: %s; retrying", STREAM, exc)
+                await asyncio.sleep(0.5)
+                continue
+            if not msgs:
+                continue
+            batches: list[TickBatch] = []
+            redelivered: set[str] = set()
+            for m in msgs:
+                try:
+                    b = unpack(m.data)
+                except ValueError as exc:
+                    log.error("dropping a malformed message on %s: %s", m.subject, exc)
+                    continue
+                batches.append(b)
+                if m.metadata.num_delivered and m.metadata.num_delivered > 1:
+                    redelivered.add(b.feed)
+            while True:
+                try:
+                    result = await self.insert(batches)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("insert of %d batches failed; retrying in 1s", len(batches))
+                    await asyncio.sleep(1.0)
+            await msgs[-1].ack()
+            counts = dict(result.inserted)
+            # Rows already stored count as stored for their feed unless this is a redelivery
+            # of rows the feed itself stored before a crash (counted from the table at start).
+            for feed, n in result.duplicates.items():
+                if feed not in redelivered:
+                    counts[feed] = counts.get(feed, 0) + n
+            self.on_stored(counts)

@@ -1,0 +1,149 @@
+"""gRPC servicer for tradecore.marketdata.v1.MarketDataService (thin: see logic, store,
+books and feeds.manager)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import grpc
+from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
+from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
+
+from ..common.errors import NotFoundError, UnavailableError
+from . import logic
+from .books import Books, Key, snapshot_proto
+from .feeds.manager import FeedManager
+from .store import TickStore
+
+T = TypeVar("T")
+Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+class StoreThread:
+    """Runs every blocking store call on one thread, off the event loop."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="marketdata-store")
+        self.store: TickStore | None = None
+
+    async def call(self, fn: Callable[[TickStore], T]) -> T:
+        store = self.store
+        if store is None:
+            raise UnavailableError("the tick store is not open yet")
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, store)
+
+
+class MarketDataServicer(pb_grpc.MarketDataServiceServicer):  # type: ignore[misc]
+    def __init__(self, store: StoreThread, books: Books, feeds: FeedManager) -> None:
+        self.store = store
+        self.books = books
+        self.feeds = feeds
+
+    async def _known(self, symbol: str, venue: str) -> list[str]:
+        """The venues of a symbol (in the books or the store); NOT_FOUND when none."""
+        venues = {v for v, _ in self.books.keys_for(symbol)}
+        venues |= set(await self.store.call(lambda s: s.venues(symbol)))
+        if venue:
+            venues &= {venue}
+        if not venues:
+            where = f" on venue {venue!r}" if venue else ""
+            raise NotFoundError(f"symbol: no market data for {symbol!r}{where}")
+        return sorted(venues)
+
+    def _book_key(self, symbol: str, venue: str) -> Key:
+        keys = [k for k in self.books.keys_for(symbol) if not venue or k[0] == venue]
+        if not keys:
+            where = f" on venue {venue!r}" if venue else ""
+            raise NotFoundError(f"symbol: no book for {symbol!r}{where}")
+        if len(keys) > 1:
+            raise ValueError(
+                f"venue is required: {symbol!r} has books on {', '.join(k[0] for k in keys)}"
+            )
+        return keys[0]
+
+    async def GetBook(self, request: pb.GetBookRequest, context: Ctx) -> pb.BookSnapshot:
+        symbol = logic.symbol_of(request)
+        depth = logic.depth_of(request.depth)
+        key = self._book_key(symbol, request.venue)
+        return snapshot_proto(key[0], key[1], self.books.levels[key], depth)
+
+    async def StreamQuotes(
+        self, request: pb.StreamQuotesRequest, context: Ctx
+    ) -> AsyncIterator[pb.Quote]:
+        symbol = logic.symbol_of(request)
+        key = self._book_key(symbol, request.venue)
+        async for q in self.books.quotes(key):
+            yield q
+
+    async def StreamBook(
+        self, request: pb.StreamBookRequest, context: Ctx
+    ) -> AsyncIterator[pb.BookSnapshot]:
+        symbol = logic.symbol_of(request)
+        depth = logic.depth_of(request.depth)
+        key = self._book_key(symbol, request.venue)
+        async for lv in self.books.books(key):
+            yield snapshot_proto(key[0], key[1], lv, depth)
+
+    async def GetBars(self, request: pb.GetBarsRequest, context: Ctx) -> pb.GetBarsResponse:
+        symbol = logic.symbol_of(request)
+        start, end = logic.time_range(request)
+        interval = logic.interval_ns(request, start, end)
+        await self._known(symbol, request.venue)
+        venue = request.venue
+        bars = await self.store.call(lambda s: s.bars(symbol, venue, start, end, interval))
+        return logic.bars_response(symbol, interval, bars)
+
+    async def GetVWAP(self, request: pb.GetVWAPRequest, context: Ctx) -> pb.GetVWAPResponse:
+        symbol = logic.symbol_of(request)
+        start, end = logic.time_range(request)
+        await self._known(symbol, request.venue)
+        venue = request.venue
+        vwap, volume, trades = await self.store.call(lambda s: s.vwap(symbol, venue, start, end))
+        return pb.GetVWAPResponse(symbol=symbol, vwap=vwap / 10_000, volume=volume, trades=trades)
+
+    async def QueryTicks(
+        self, request: pb.QueryTicksRequest, context: Ctx
+    ) -> AsyncIterator[pb.TickBatch]:
+        symbol = logic.symbol_of(request)
+        start, end = logic.time_range(request)
+        size = logic.tick_batch_size(request.batch_size)
+        await self._known(symbol, request.venue)
+        venue = request.venue
+        chunks = await self.store.call(lambda s: list(s.ticks(symbol, venue, start, end, size)))
+        for cols in chunks:
+            for batch in logic.tick_batches(symbol, cols):
+                yield batch
+
+    async def ListSymbols(
+        self, request: pb.ListSymbolsRequest, context: Ctx
+    ) -> pb.ListSymbolsResponse:
+        rows = await self.store.call(lambda s: s.symbols())
+        resp = pb.ListSymbolsResponse()
+        seen = set()
+        for v, s, n, a, b in rows:
+            seen.add((v, s))
+            resp.symbols.add(
+                venue=v, symbol=s, ticks=n, first_exchange_time_ns=a, last_exchange_time_ns=b
+            )
+        for v, s in sorted(set(self.books.levels) - seen):
+            resp.symbols.add(venue=v, symbol=s)
+        return resp
+
+    async def StartFeed(self, request: pb.StartFeedRequest, context: Ctx) -> pb.FeedStatus:
+        return (await self.feeds.start(request)).status()
+
+    async def StopFeed(self, request: pb.StopFeedRequest, context: Ctx) -> pb.FeedStatus:
+        if not request.id:
+            raise ValueError("id is required")
+        return (await self.feeds.stop(request.id)).status()
+
+    async def GetFeed(self, request: pb.GetFeedRequest, context: Ctx) -> pb.FeedStatus:
+        if not request.id:
+            raise ValueError("id is required")
+        return self.feeds.get(request.id).status()
+
+    async def ListFeeds(self, request: pb.ListFeedsRequest, context: Ctx) -> pb.ListFeedsResponse:
+        return pb.ListFeedsResponse(feeds=[r.status() for r in self.feeds.feeds.values()])

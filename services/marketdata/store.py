@@ -1,0 +1,240 @@
+"""The tick table in ClickHouse (through tradecore.store): idempotent batched inserts and the
+queries behind GetBars, GetVWAP, QueryTicks and ListSymbols.
+
+Every method blocks; the service calls them on its one store thread (chDB allows one process
+per data path, and one thread keeps the client's use simple and ordered).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+from tradecore.store import Migration, Store, connect
+from tradecore.ticks import COLUMNS, TRADE_TYPES, TickBatch
+
+TABLE = "ticks"
+MIGRATIONS = (
+    Migration(
+        1,
+        "ticks",
+        (
+            f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+                venue LowCardinality(String),
+                symbol LowCardinality(String),
+                feed LowCardinality(String),
+                seq UInt64,
+                ts DateTime64(9, 'UTC'),
+                recv_ts DateTime64(9, 'UTC'),
+                order_id UInt64,
+                type UInt8,
+                side Int8,
+                price Int64,
+                size Int64,
+                ask_price Int64,
+                ask_size Int64
+            ) ENGINE = MergeTree
+            ORDER BY (symbol, ts, seq)
+            TTL toDateTime(recv_ts) + INTERVAL 30 DAY""",
+        ),
+    ),
+)
+_TRADES = ", ".join(str(t) for t in TRADE_TYPES)
+_ARROW_TYPES = {
+    "seq": pa.uint64(),
+    "ts": pa.timestamp("ns", tz="UTC"),
+    "recv_ts": pa.timestamp("ns", tz="UTC"),
+    "order_id": pa.uint64(),
+    "type": pa.uint8(),
+    "side": pa.int8(),
+    "price": pa.int64(),
+    "size": pa.int64(),
+    "ask_price": pa.int64(),
+    "ask_size": pa.int64(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InsertResult:
+    inserted: dict[str, int]  # feed -> rows written
+    duplicates: dict[str, int]  # feed -> rows already stored, skipped
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    start_ns: npt.NDArray[np.int64]
+    open: npt.NDArray[np.int64]
+    high: npt.NDArray[np.int64]
+    low: npt.NDArray[np.int64]
+    close: npt.NDArray[np.int64]
+    volume: npt.NDArray[np.int64]
+    trades: npt.NDArray[np.int64]
+    notional: npt.NDArray[np.float64]  # sum(price x size) in price units
+
+
+def _where(symbol: str, venue: str, start_ns: int, end_ns: int) -> tuple[str, dict[str, Any]]:
+    sql = (
+        "symbol = {symbol:String} AND ts >= fromUnixTimestamp64Nano({start:Int64}, 'UTC') "
+        "AND ts < fromUnixTimestamp64Nano({end:Int64}, 'UTC')"
+    )
+    params: dict[str, Any] = {"symbol": symbol, "start": start_ns, "end": end_ns}
+    if venue:
+        sql += " AND venue = {venue:String}"
+        params["venue"] = venue
+    return sql, params
+
+
+class TickStore:
+    """The service's tick table. ``max_seq`` remembers the highest stored sequence per
+    (venue, symbol): a batch above it is new and is written without a look-up; a batch that
+    overlaps it (a redelivery after a crash, a second replay of the same file) is checked
+    against the stored sequences and only the missing rows are written."""
+
+    def __init__(self, dsn: str) -> None:
+        self.store: Store = connect(dsn, MIGRATIONS)
+        self.max_seq: dict[tuple[str, str], int] = {
+            (str(v), str(s)): int(m)
+            for v, s, m in self.store.query_rows(
+                f"SELECT venue, symbol, max(seq) FROM {TABLE} GROUP BY venue, symbol"
+            )
+        }
+
+    def close(self) -> None:
+        self.store.close()
+
+    def feed_counts(self) -> dict[str, int]:
+        return {
+            str(f): int(n)
+            for f, n in self.store.query_rows(f"SELECT feed, count() FROM {TABLE} GROUP BY feed")
+        }
+
+    def _stored_seqs(self, venue: str, symbol: str, lo: int, hi: int) -> npt.NDArray[np.uint64]:
+        res = self.store.client.query_np(
+            f"SELECT seq FROM {TABLE} WHERE venue = {{v:String}} AND symbol = {{s:String}} "
+            "AND seq BETWEEN {lo:UInt64} AND {hi:UInt64}",
+            parameters={"v": venue, "s": symbol, "lo": lo, "hi": hi},
+        )
+        return np.asarray(res, dtype=np.uint64).reshape(-1)
+
+    def insert(self, batches: list[TickBatch]) -> InsertResult:
+        """Write the rows of ``batches`` that are not stored yet, in one columnar insert."""
+        inserted: dict[str, int] = defaultdict(int)
+        duplicates: dict[str, int] = defaultdict(int)
+        keep: list[TickBatch] = []
+        for b in batches:
+            if len(b) == 0:
+                continue
+            key = (b.venue, b.symbol)
+            top = self.max_seq.get(key, 0)
+            if b.first_seq <= top:
+                stored = self._stored_seqs(b.venue, b.symbol, b.first_seq, b.last_seq)
+                fresh = ~np.isin(b.seq, stored)
+                # Within the batch too: a sequence must appear once.
+                _, first = np.unique(b.seq, return_index=True)
+                once = np.zeros(len(b), dtype=bool)
+                once[first] = True
+                fresh &= once
+                duplicates[b.feed] += int(len(b) - fresh.sum())
+                b = b.take(fresh)
+                if len(b) == 0:
+                    continue
+            keep.append(b)
+            self.max_seq[key] = max(top, b.last_seq)
+            inserted[b.feed] += len(b)
+        if keep:
+            self.store.insert_arrow(TABLE, _to_arrow(keep))
+        return InsertResult(dict(inserted), dict(duplicates))
+
+    # ------------------------------------------------------------------ queries
+    def venues(self, symbol: str) -> list[str]:
+        return [
+            str(r[0])
+            for r in self.store.query_rows(
+                f"SELECT DISTINCT venue FROM {TABLE} WHERE symbol = {{s:String}} ORDER BY venue",
+                {"s": symbol},
+            )
+        ]
+
+    def bars(self, symbol: str, venue: str, start_ns: int, end_ns: int, interval_ns: int) -> Bars:
+        where, params = _where(symbol, venue, start_ns, end_ns)
+        params["iv"] = interval_ns
+        sql = (
+            "SELECT intDiv(toUnixTimestamp64Nano(ts), {iv:Int64}) * {iv:Int64} AS b, "
+            "argMin(price, (ts, seq)), max(price), min(price), argMax(price, (ts, seq)), "
+            "sum(size), count(), sum(toFloat64(price) * size) "
+            f"FROM {TABLE} WHERE {where} AND type IN ({_TRADES}) GROUP BY b ORDER BY b"
+        )
+        t = self.store.query_arrow(sql, params)
+        cols = [np.asarray(t.column(i).to_numpy()) for i in range(t.num_columns)]
+        i64 = [c.astype(np.int64) for c in cols[:7]]
+        return Bars(*i64, notional=cols[7].astype(np.float64))
+
+    def vwap(self, symbol: str, venue: str, start_ns: int, end_ns: int) -> tuple[float, int, int]:
+        where, params = _where(symbol, venue, start_ns, end_ns)
+        rows = self.store.query_rows(
+            "SELECT sum(toFloat64(price) * size), sum(size), count() "
+            f"FROM {TABLE} WHERE {where} AND type IN ({_TRADES})",
+            params,
+        )
+        notional, volume, trades = rows[0]
+        volume = int(volume or 0)
+        return (float(notional) / volume if volume else 0.0), volume, int(trades or 0)
+
+    def ticks(
+        self, symbol: str, venue: str, start_ns: int, end_ns: int, batch: int
+    ) -> Iterator[dict[str, npt.NDArray[Any]]]:
+        """Column dicts of at most ``batch`` rows in (ts, seq) order (plus ``venue``)."""
+        where, params = _where(symbol, venue, start_ns, end_ns)
+        names = [n for n, _ in COLUMNS]
+        select = ", ".join(
+            f"toUnixTimestamp64Nano({n}) AS {n}_ns" if n in ("ts", "recv_ts") else n for n in names
+        )
+        t = self.store.query_arrow(
+            f"SELECT venue, {select} FROM {TABLE} WHERE {where} ORDER BY ts, venue, seq", params
+        )
+        for rb in t.to_batches(max_chunksize=batch):
+            yield {
+                name: np.asarray(rb.column(i).to_numpy(zero_copy_only=False))
+                for i, name in enumerate(["venue", *names])
+            }
+
+    def symbols(self) -> list[tuple[str, str, int, int, int]]:
+        return [
+            (str(v), str(s), int(n), int(a), int(b))
+            for v, s, n, a, b in self.store.query_rows(
+                "SELECT venue, symbol, count(), toUnixTimestamp64Nano(min(ts)), "
+                f"toUnixTimestamp64Nano(max(ts)) FROM {TABLE} GROUP BY venue, symbol "
+                "ORDER BY symbol, venue"
+            )
+        ]
+
+    def count(self, feed: str = "") -> tuple[int, int]:
+        """(rows, distinct (venue, symbol, seq)) of one feed or all."""
+        where = "WHERE feed = {f:String}" if feed else ""
+        rows = self.store.query_rows(
+            f"SELECT count(), uniqExact(venue, symbol, seq) FROM {TABLE} {where}", {"f": feed}
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+
+def _to_arrow(batches: list[TickBatch]) -> pa.Table:
+    sizes = np.array([len(b) for b in batches])
+    arrays: dict[str, pa.Array] = {}
+    for name in ("venue", "symbol", "feed"):
+        labels = [getattr(b, name) for b in batches]
+        uniq = sorted(set(labels))
+        codes = np.repeat(np.array([uniq.index(x) for x in labels], dtype=np.int32), sizes)
+        arrays[name] = pc.take(pa.array(uniq, pa.string()), pa.array(codes))
+    for name, _ in COLUMNS:
+        col = np.concatenate([b.column(name) for b in batches])
+        arr = pa.array(col)
+        if name in ("ts", "recv_ts"):
+            arr = arr.cast(_ARROW_TYPES[name])
+        arrays[name] = arr
+    return pa.table(arrays)

@@ -1,0 +1,87 @@
+"""The MarketDataService tick table on embedded chDB: idempotent inserts and bars/VWAP
+against numpy."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from tradecore import ticks
+from tradecore.store import default_dsn
+from tradecore_services.marketdata.store import TickStore
+
+START = 1_700_000_000_000_000_000
+
+
+def _batch(first: int, n: int, symbol: str = "AAA", feed: str = "f1") -> ticks.TickBatch:
+    rng = np.random.default_rng(first)
+    seq = np.arange(first, first + n)
+    return ticks.make_batch(
+        "test",
+        symbol,
+        feed,
+        seq=seq,
+        ts=START + seq * 7_000_000,  # 7 ms apart
+        recv_ts=time.time_ns(),  # rows expire 30 days after they were received
+        type=rng.choice([1, 3, 4, 5], n),
+        side=rng.choice([-1, 1], n),
+        price=rng.integers(990_000, 1_010_000, n),
+        size=rng.integers(1, 500, n),
+    )
+
+
+def _numpy_bars(b: ticks.TickBatch, interval: int) -> dict[int, tuple[int, ...]]:
+    m = np.isin(b.type, ticks.TRADE_TYPES)
+    ts, px, sz = b.ts[m], b.price[m], b.size[m]
+    out = {}
+    for k in np.unique(ts // interval):
+        sel = ts // interval == k
+        p = px[sel]
+        out[int(k * interval)] = (p[0], p.max(), p.min(), p[-1], sz[sel].sum(), sel.sum())
+    return out
+
+
+def test_insert_is_idempotent_and_bars_match_numpy(tmp_path: Path) -> None:
+    s = TickStore(default_dsn(tmp_path, "marketdata"))
+    try:
+        b = ticks.concat([_batch(1, 3000), _batch(3001, 2000)])
+        r = s.insert([_batch(1, 3000), _batch(3001, 2000), _batch(1, 50, symbol="BBB")])
+        assert r.inserted == {"f1": 5050} and r.duplicates == {}
+        # A redelivery (overlapping, partly new) stores only the new rows.
+        again = _batch(4500, 1000)
+        r = s.insert([again])
+        assert r.inserted == {"f1": 499} and r.duplicates == {"f1": 501}
+        r = s.insert([_batch(1, 10)])
+        assert r.inserted == {} and r.duplicates == {"f1": 10}
+        assert s.count() == (5549, 5549)
+        assert s.max_seq[("test", "AAA")] == 5499
+        full = ticks.concat([b, again.take(again.seq > 5000)])
+        for interval in (1_000_000_000, 60_000_000_000, 3_300_000_000):
+            bars = s.bars("AAA", "", START, START + 10**12, interval)
+            expected = _numpy_bars(full, interval)
+            assert bars.start_ns.tolist() == sorted(expected)
+            for i, t in enumerate(bars.start_ns.tolist()):
+                got = (bars.open[i], bars.high[i], bars.low[i], bars.close[i])
+                assert (*got, bars.volume[i], bars.trades[i]) == expected[t]
+        m = np.isin(full.type, ticks.TRADE_TYPES)
+        vwap, volume, trades = s.vwap("AAA", "test", START, START + 10**12)
+        assert volume == full.size[m].sum() and trades == m.sum()
+        assert np.isclose(vwap, (full.price[m] * full.size[m]).sum() / volume, rtol=1e-12)
+        # A range that cuts the data keeps only the ticks inside it.
+        lo, hi = START + 1000 * 7_000_000, START + 2000 * 7_000_000
+        cols = list(s.ticks("AAA", "", lo, hi, 400))
+        seqs = np.concatenate([c["seq"] for c in cols])
+        assert seqs.tolist() == list(range(1000, 2000)) and max(len(c["seq"]) for c in cols) <= 400
+        assert s.symbols()[1][:3] == ("test", "BBB", 50)
+        assert s.venues("AAA") == ["test"] and s.venues("ZZZ") == []
+        assert s.feed_counts() == {"f1": 5549}
+    finally:
+        s.close()
+    # Reopened: the highest stored sequences come back from the table.
+    s = TickStore(default_dsn(tmp_path, "marketdata"))
+    try:
+        assert s.max_seq == {("test", "AAA"): 5499, ("test", "BBB"): 50}
+        assert s.insert([_batch(5400, 200)]).inserted == {"f1": 100}
+    finally:
+        s.close()
