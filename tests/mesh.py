@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.conftest import free_port
@@ -29,6 +29,8 @@ class Mesh:
     pricing_metrics_port: int
     marketdata_port: int
     marketdata_metrics_port: int
+    # Extra environment for the CLI and, through the supervisor, every service.
+    env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def with_free_ports(cls, data_dir: Path) -> Mesh:
@@ -64,6 +66,7 @@ class Mesh:
         self, command: str, *extra: str, timeout: float = 90
     ) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECORE_")}
+        env.update(self.env)
         return subprocess.run(
             [*tradecore_cmd(), command, *self.args(), *extra],
             capture_output=True,

@@ -2,6 +2,8 @@
 
     tradecore feed lobster --messages FILE --book FILE --symbol SYM [--speed X] [--wait]
     tradecore feed synthetic --symbols A,B --rate N --count M [--speed X] [--seed S] [--wait]
+    tradecore feed alpaca --symbols AAPL,MSFT [--history --start T --end T] [--feed iex|sip]
+                          [--rest-url URL --stream-url URL] [--wait]
     tradecore feed list
     tradecore feed status ID [--wait]
     tradecore feed stop ID
@@ -64,7 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--count", type=int, required=True, help="ticks per symbol")
     sy.add_argument("--speed", type=float, default=1.0, help="0: as fast as possible")
     sy.add_argument("--seed", type=int, default=0)
-    for p in (lo, sy):
+    al = sub.add_parser(
+        "alpaca",
+        help="Alpaca stock quotes and trades (credentials: the service's environment)",
+    )
+    al.add_argument("--symbols", required=True, help="comma separated, e.g. AAPL,MSFT")
+    al.add_argument("--history", action="store_true", help="REST history over --start/--end")
+    al.add_argument("--start", default="", help="RFC 3339, e.g. 2024-01-02T14:30:00Z")
+    al.add_argument("--end", default="", help="RFC 3339 (default: now)")
+    al.add_argument("--feed", default="", help="iex (default) or sip")
+    al.add_argument("--rest-url", default="", help="override Alpaca's data REST base URL")
+    al.add_argument("--stream-url", default="", help="override Alpaca's stream base URL")
+    for p in (lo, sy, al):
         p.add_argument("--wait", action="store_true", help="return once all is stored")
         p.add_argument("--timeout", type=float, default=600.0, help="--wait limit, seconds")
     sub.add_parser("list", help="every feed and its progress")
@@ -75,6 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("stop", help="stop a feed")
     sp.add_argument("id")
     return ap
+
+
+def _alpaca_spec(pb: Any, ns: argparse.Namespace) -> Any:
+    spec = pb.AlpacaFeedSpec(
+        symbols=[s.strip() for s in ns.symbols.split(",") if s.strip()],
+        mode=pb.HISTORY if ns.history else pb.LIVE,
+        feed=ns.feed,
+        rest_url=ns.rest_url,
+        stream_url=ns.stream_url,
+    )
+    for name in ("start", "end"):
+        text = getattr(ns, name)
+        if text:
+            try:
+                getattr(spec, name).FromJsonString(text)
+            except ValueError:
+                raise ValueError(f"--{name} must be an RFC 3339 time (got {text!r})") from None
+    return spec
 
 
 def _wait(stub: Any, pb: Any, feed_id: str, timeout: float) -> Any:
@@ -122,6 +153,9 @@ def feed_main(argv: list[str]) -> int:
                     ),
                     timeout=60,
                 )
+            elif ns.action == "alpaca":
+                request = pb.StartFeedRequest(alpaca=_alpaca_spec(pb, ns))
+                status = stub.StartFeed(request, timeout=60)
             else:
                 symbols = [s.strip() for s in ns.symbols.split(",") if s.strip()]
                 status = stub.StartFeed(
@@ -142,6 +176,9 @@ def feed_main(argv: list[str]) -> int:
             if ns.wait and status.state != pb.DONE:
                 return 1
             return 0
+        except ValueError as exc:
+            print(f"tradecore feed {ns.action}: {exc}", file=sys.stderr)
+            return 2
         except grpc.RpcError as exc:
             code = exc.code()
             print(f"tradecore feed {ns.action}: {code.name}: {exc.details()}", file=sys.stderr)

@@ -2,21 +2,21 @@
 persistence (``<data_dir>/marketdata/feeds.json``) so that a feed killed with the service
 resumes, after a restart, from the last sequence the JetStream stream holds.
 
-Kinds: ``lobster``, ``synthetic``, and ``alpaca`` (reserved: it runs
-``services/marketdata/feeds/alpaca.py``'s ``AlpacaFeed`` once that module exists). Any other
-:class:`~.base.EventFeed` is wired in by adding a factory to :data:`EVENT_FEEDS`.
+Kinds: ``lobster``, ``synthetic``, and ``alpaca`` (``services/marketdata/feeds/alpaca.py``'s
+``AlpacaFeed``, live or history). Any other :class:`~.base.EventFeed` is wired in by adding a
+factory to :data:`EVENT_FEEDS`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,25 @@ KINDS = {"lobster": pb.LOBSTER, "synthetic": pb.SYNTHETIC, "alpaca": pb.ALPACA}
 
 
 def _alpaca(spec: Any) -> EventFeed:
-    try:
-        module = importlib.import_module(f"{__package__}.alpaca")
-    except ImportError:
-        raise PreconditionError("the alpaca feed adapter is not part of this build") from None
-    feed: EventFeed = module.AlpacaFeed(list(spec.symbols))
+    """``AlpacaFeedSpec`` -> :class:`~.alpaca.AlpacaFeed` (credentials from the environment)."""
+    from .alpaca import AlpacaFeed
+
+    history = spec.mode == pb.HISTORY
+    if not history and (spec.HasField("start") or spec.HasField("end")):
+        raise ValueError("alpaca.start/alpaca.end are for mode HISTORY only")
+    feed: EventFeed = AlpacaFeed(
+        list(spec.symbols),
+        "history" if history else "live",
+        feed=spec.feed or None,
+        start=spec.start.ToDatetime(tzinfo=UTC) if spec.HasField("start") else None,
+        end=spec.end.ToDatetime(tzinfo=UTC) if spec.HasField("end") else None,
+        rest_url=spec.rest_url or None,
+        stream_url=spec.stream_url or None,
+    )
     return feed
 
 
-# Event-feed kinds: proto spec -> adapter. The lead wires AlpacaFeed's constructor here.
+# Event-feed kinds: proto spec -> adapter (any EventFeed is wired in by adding a factory).
 EVENT_FEEDS: dict[str, Callable[[Any], EventFeed]] = {"alpaca": _alpaca}
 
 Publish = Callable[[str, Chunk], Awaitable[None]]
@@ -94,7 +104,8 @@ def build_source(kind: str, spec: Any, start_ns: int) -> Source:
         raise ValueError(f"feed kind {kind!r} is not one of {sorted(KINDS)}")
     for i, s in enumerate(spec.symbols):
         check_symbol(s, f"{kind}.symbols[{i}]")
-    return EventFeedSource(factory(spec), list(spec.symbols))
+    feed = factory(spec)
+    return EventFeedSource(feed, list(getattr(feed, "symbols", spec.symbols)))
 
 
 class FeedManager:
@@ -200,7 +211,8 @@ class FeedManager:
                 log.error("feed %s: %s", rec.id, rec.error)
                 self.save()
                 continue
-            rec.published = sum(resume.values())
+            if rec.kind not in EVENT_FEEDS:  # sequences 1..n: the last one is the count
+                rec.published = sum(resume.values())
             log.info("feed %s resumes after %s", rec.id, resume)
             rec.task = asyncio.create_task(self._run(rec, source, resume), name=f"feed-{rec.id}")
 

@@ -341,7 +341,10 @@ class EventFeedSource:
         async for events in self.feed.events():
             by_symbol: dict[str, list[pb.Quote | pb.Trade]] = {}
             for e in events:
-                by_symbol.setdefault(e.symbol, []).append(e)
+                # After a restart, what the stream already holds is not published again
+                # (a history feed re-fetches its range with the same sequences).
+                if e.sequence > resume.get(e.symbol, 0):
+                    by_symbol.setdefault(e.symbol, []).append(e)
             for symbol, evs in by_symbol.items():
                 yield _event_chunk(self.venue, symbol, evs)
 
