@@ -21,6 +21,9 @@
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
+#if defined(__AVX512F__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 namespace tradecore::pricing {
 namespace {
@@ -51,7 +54,8 @@ void columns(const EuropeanOut& o, double* (&cols)[kNumEuropeanColumns]) {
 }
 
 // Recomputes row i of the outputs accurately: every output, or (price_only) the price and the
-// outputs derived from it. Out of line: rare rows, and it keeps the vector loop simple.
+// outputs derived from it; oc[k] + i is where output k of the row goes (null: not requested).
+// Out of line: rare rows, and it keeps the vector loop simple.
 template <bool kBlack76>
 [[gnu::noinline]] void fix_row(double S, double K, double T, double r, double q, double v,
                                double w, bool price_only, double* const* oc, std::size_t i) {
@@ -80,8 +84,35 @@ template <bool kBlack76>
 // Greeks; kBlack76 reads spot as the forward. Rows whose closed forms would lose accuracy
 // (cancelling prices, normal tails) are flagged and recomputed by the scalar accurate kernel.
 // Returns the number of invalid rows in the chunk (their outputs are unspecified).
+// Copies m doubles to dst with non-temporal (streaming) stores: a large batch's outputs go
+// to memory without first being read into the cache (no read-for-ownership traffic).
+void stream_copy(double* dst, const double* src, std::size_t m) {
+  std::size_t j = 0;
+#if defined(__AVX512F__)
+  while (j < m && (reinterpret_cast<std::uintptr_t>(dst + j) & 63) != 0) {
+    dst[j] = src[j];
+    ++j;
+  }
+  for (; j + 8 <= m; j += 8) _mm512_stream_pd(dst + j, _mm512_loadu_pd(src + j));
+#elif defined(__AVX__)
+  while (j < m && (reinterpret_cast<std::uintptr_t>(dst + j) & 31) != 0) {
+    dst[j] = src[j];
+    ++j;
+  }
+  for (; j + 4 <= m; j += 4) _mm256_stream_pd(dst + j, _mm256_loadu_pd(src + j));
+#endif
+  for (; j < m; ++j) dst[j] = src[j];
+}
+
+void stream_fence() {
+#if defined(__AVX512F__) || defined(__AVX__)
+  _mm_sfence();  // order the streaming stores before anything that follows
+#endif
+}
+
 template <bool kAll, bool kBlack76>
-int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, std::size_t hi) {
+int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, std::size_t hi,
+                 bool stream) {
   const std::size_t m = hi - lo;
   alignas(64) double buf[6][kChunk];
   alignas(64) double wbuf[kChunk];
@@ -111,25 +142,34 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
   int bad = bad_types;
   double* oc[kNumEuropeanColumns];
   columns(o, oc);
-  auto dst = [&](double* p) { return p ? p + lo : scratch; };
-  double* __restrict__ o_price = dst(oc[kPrice]);
-  double* __restrict__ o_delta = dst(oc[kDelta]);
-  double* __restrict__ o_gamma = dst(oc[kGamma]);
-  double* __restrict__ o_vega = dst(oc[kVega]);
-  double* __restrict__ o_theta = dst(oc[kTheta]);
-  double* __restrict__ o_rho = dst(oc[kRho]);
-  double* __restrict__ o_phi = dst(oc[kPhi]);
-  double* __restrict__ o_vanna = dst(oc[kVanna]);
-  double* __restrict__ o_charm = dst(oc[kCharm]);
-  double* __restrict__ o_vomma = dst(oc[kVomma]);
-  double* __restrict__ o_speed = dst(oc[kSpeed]);
-  double* __restrict__ o_color = dst(oc[kColor]);
-  double* __restrict__ o_zomma = dst(oc[kZomma]);
-  double* __restrict__ o_ultima = dst(oc[kUltima]);
-  double* __restrict__ o_veta = dst(oc[kVeta]);
-  double* __restrict__ o_ddelta = dst(oc[kDualDelta]);
-  double* __restrict__ o_dgamma = dst(oc[kDualGamma]);
-  double* __restrict__ o_elast = dst(oc[kElasticity]);
+  // Where row j of the chunk goes: fc[k] + j. Streaming (large first-order batches), the
+  // price and first-order columns are computed into chunk-local buffers (in L1/L2) and copied
+  // out with non-temporal stores once the flagged rows are fixed.
+  constexpr int kLocal = kAll ? 1 : kVanna;
+  alignas(64) double local[kLocal][kChunk];
+  const bool use_local = !kAll && stream;
+  double* fc[kNumEuropeanColumns];
+  for (int k = 0; k < kNumEuropeanColumns; ++k)
+    fc[k] = oc[k] == nullptr ? nullptr : (use_local && k < kLocal ? local[k] : oc[k] + lo);
+  auto dst = [&](int k) { return fc[k] ? fc[k] : scratch; };
+  double* __restrict__ o_price = dst(kPrice);
+  double* __restrict__ o_delta = dst(kDelta);
+  double* __restrict__ o_gamma = dst(kGamma);
+  double* __restrict__ o_vega = dst(kVega);
+  double* __restrict__ o_theta = dst(kTheta);
+  double* __restrict__ o_rho = dst(kRho);
+  double* __restrict__ o_phi = dst(kPhi);
+  double* __restrict__ o_vanna = dst(kVanna);
+  double* __restrict__ o_charm = dst(kCharm);
+  double* __restrict__ o_vomma = dst(kVomma);
+  double* __restrict__ o_speed = dst(kSpeed);
+  double* __restrict__ o_color = dst(kColor);
+  double* __restrict__ o_zomma = dst(kZomma);
+  double* __restrict__ o_ultima = dst(kUltima);
+  double* __restrict__ o_veta = dst(kVeta);
+  double* __restrict__ o_ddelta = dst(kDualDelta);
+  double* __restrict__ o_dgamma = dst(kDualGamma);
+  double* __restrict__ o_elast = dst(kElasticity);
   double* __restrict__ o_fix = fix;
   const double* __restrict__ pS = src[0];
   const double* __restrict__ pK = src[1];
@@ -163,6 +203,8 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
     const double delta = expired ? (S == K ? 0.5 * w : itm) : w * dfq * Nd1;
     const double gamma = dfq * nd1 / (S * vsT);
     const double vega = Sq * nd1 * sqrtT;
+    // Sq nd1 v / (2 sqrt T) = gamma S^2 v^2 / 2: no division.
+    const double theta_vol = 0.5 * gamma * S * S * v * v;
     // Recompute accurately where the price would lose more than ~12 bits or |d| > 20 (where the
     // rounding of erfc's argument costs more than ~400 ulps).
     // >= 2: every output; 1: the price (and what derives from it) only. (Kept as a sum of
@@ -179,7 +221,7 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
     o_delta[j] = delta;
     o_gamma[j] = expired ? 0.0 : gamma;
     o_vega[j] = expired ? 0.0 : vega;
-    o_theta[j] = expired ? 0.0 : -Sq * nd1 * v / (2.0 * sqrtT) - w * r * a2 + w * q * a1;
+    o_theta[j] = expired ? 0.0 : -theta_vol - w * r * a2 + w * q * a1;
     if constexpr (kBlack76) {
       o_rho[j] = expired ? 0.0 : -T * price;
       o_phi[j] = std::numeric_limits<double>::quiet_NaN();
@@ -208,8 +250,12 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
   // Accurate recomputation of the flagged rows (rare in practice: deep out of the money).
   for (std::size_t j = 0; j < m; ++j)
     if (fix[j] != 0.0)
-      fix_row<kBlack76>(pS[j], pK[j], pT[j], pr[j], pq[j], pv[j], wbuf[j], fix[j] == 1.0, oc,
-                        lo + j);
+      fix_row<kBlack76>(pS[j], pK[j], pT[j], pr[j], pq[j], pv[j], wbuf[j], fix[j] == 1.0, fc, j);
+  if (use_local) {
+    for (int k = 0; k < kLocal; ++k)
+      if (oc[k]) stream_copy(oc[k] + lo, local[k], m);
+    stream_fence();
+  }
   return bad;
 }
 
@@ -223,18 +269,26 @@ bool wants_higher(const EuropeanOut& o) {
 }
 
 int dispatch_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo,
-                   std::size_t hi, bool all) {
+                   std::size_t hi, bool all, bool stream) {
   const bool b76 = in.model == Model::Black76;
-  if (all) return b76 ? kernel_chunk<true, true>(in, o, lo, hi) : kernel_chunk<true, false>(in, o, lo, hi);
-  return b76 ? kernel_chunk<false, true>(in, o, lo, hi) : kernel_chunk<false, false>(in, o, lo, hi);
+  if (all)
+    return b76 ? kernel_chunk<true, true>(in, o, lo, hi, stream)
+               : kernel_chunk<true, false>(in, o, lo, hi, stream);
+  return b76 ? kernel_chunk<false, true>(in, o, lo, hi, stream)
+             : kernel_chunk<false, false>(in, o, lo, hi, stream);
 }
+
+// Batches at least this long have their outputs written with streaming stores (each output
+// column is then larger than a core's share of the L2 cache, so it would not stay cached).
+constexpr std::size_t kStreamMin = std::size_t{1} << 18;
 
 std::size_t kernel(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo,
                    std::size_t hi, bool all) {
+  const bool stream = in.n >= kStreamMin;
   std::size_t bad = 0;
   for (std::size_t c = lo; c < hi; c += kChunk)
     bad += static_cast<std::size_t>(
-        dispatch_chunk(in, o, c, c + kChunk < hi ? c + kChunk : hi, all));
+        dispatch_chunk(in, o, c, c + kChunk < hi ? c + kChunk : hi, all, stream));
   return bad;
 }
 
