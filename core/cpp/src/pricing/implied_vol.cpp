@@ -152,7 +152,11 @@ void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::s
   }
 
   for (int it = 0; it < kMaxVecIter && m > 0; ++it) {
-    // b (and the distance to the bound c) in the scaled form: one exp, two erfcx.
+    // b and the distance to the bound c from one exp and one erfcx pair: below s_c (a <= 0)
+    // b = E/2 [erfcx(-a/sqrt 2) - erfcx((t - h)/sqrt 2)] with the difference taken without
+    // cancellation (erfcx_pair_nonneg: deep out of the money and small t included); above
+    // it b = e^{x/2} - E/2 [erfcx(a/sqrt 2) + erfcx((t - h)/sqrt 2)] (cancelling by < 5 bits
+    // for t >= 1/8; smaller t takes the series, as in normalised_black_otm).
     std::size_t ns = 0;
 #pragma omp simd
     for (std::size_t j = 0; j < m; ++j) {
@@ -160,15 +164,19 @@ void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::s
       const double h = x / s, t = 0.5 * s;
       const double E = detail::exp_half_sum_squares_neg(h, t);
       const double a = h + t;
-      const double g1 = 0.5 * E * math::erfcx_nonneg(fabs(a) * math::kInvSqrt2Hi);
-      const double g2 = 0.5 * E * math::erfcx_nonneg((t - h) * math::kInvSqrt2Hi);
+      double f1, f2;
+      // z1 - z2 = -2t/sqrt 2 below s_c (a <= 0), 2h/sqrt 2 above it.
+      const double dz = (a <= 0.0 ? -s : 2.0 * h) * math::kInvSqrt2Hi;
+      const double diff = math::erfcx_pair_nonneg(fabs(a) * math::kInvSqrt2Hi,
+                                                  (t - h) * math::kInvSqrt2Hi, dz, &f1, &f2);
+      const double g1 = 0.5 * E * f1, g2 = 0.5 * E * f2;
       A.h[j] = h;
       A.E[j] = E;
-      A.b[j] = a >= 0.0 ? (bmax - g1) - g2 : g1 - g2;
+      A.b[j] = a <= 0.0 ? 0.5 * E * diff : (bmax - g1) - g2;
       A.c[j] = a > 0.0 ? g1 + g2 : (bmax - g1) + g2;
-      const bool deep = -h >= detail::kDeepH && -h >= 2.0 * t;
-      const bool small = t < detail::kSmallT && A.obj[j] != kObjNearUpper;
-      A.flag[j] = deep && A.obj[j] != kObjNearUpper ? kScalar : (small ? kDone : kGoOn);
+      // (One expression: GCC 12 does not vectorise the loop with these conditions held in
+      // boolean variables.)
+      A.flag[j] = (a > 0.0 && t < detail::kSmallT && A.obj[j] != kObjNearUpper) ? kDone : kGoOn;
     }
     for (std::size_t j = 0; j < m; ++j) {  // (kDone marks "needs the series" here)
       if (A.flag[j] == kDone) A.series[ns++] = static_cast<std::int64_t>(j);
