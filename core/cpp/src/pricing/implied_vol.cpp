@@ -85,23 +85,60 @@ inline double black_small_t_fixed(double h, double t) {
 void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::size_t lo,
                  std::size_t n) {
   const bool b76 = in.model == Model::Black76;
-  // Normalisation with the scalar libm (correctly rounded to < 1 ulp): the vector variants'
-  // few ulps in x and beta would move ill-conditioned rows (prices near a bound).
+  // Normalisation (implied_vol_normalise) of every row at once with the vector libm (a few
+  // ulps). Rows where those ulps could matter - an invalid input or a price on or near a bound,
+  // an in-the-money price that is mostly intrinsic value (beta < beta0/4), a price within a
+  // quarter of the upper bound (the near-bound objective takes e^{x/2} - beta) - are
+  // normalised again with the scalar libm, so their status and digits are the scalar solver's.
+  alignas(64) double P[kBlock], S[kBlock], K[kBlock], T[kBlock], R[kBlock], Q[kBlock];
+  alignas(64) double W[kBlock], X[kBlock], B[kBlock], G[kBlock], RT[kBlock];
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::size_t i = lo + j;
+    P[j] = in.price[i];
+    S[j] = in.spot[i];
+    K[j] = in.strike[i];
+    T[j] = in.expiry[i];
+    R[j] = in.rate[i];
+    Q[j] = b76 ? R[j] : in.dividend[i];
+    W[j] = in.type[i];
+  }
+#pragma omp simd
+  for (std::size_t j = 0; j < n; ++j) {
+    const double price = P[j], s_ = S[j], k_ = K[j], t_ = T[j], r = R[j], qq = Q[j];
+    const double type = W[j];
+    const bool ok = (s_ > 0.0) & (s_ < kInf) & (k_ > 0.0) & (k_ < kInf) & (t_ > 0.0) &
+                    (t_ < kInf) & (fabs(r) < kInf) & (fabs(qq) < kInf) &
+                    ((type == 1.0) | (type == -1.0)) & (price > 0.0) & (price < kInf);
+    const double x0 = detail::log_moneyness(s_, k_) + (r - qq) * t_;
+    const double beta0 = price / (sqrt(s_ * k_) * exp(-0.5 * (qq + r) * t_));
+    const double xw = type < 0.0 ? -x0 : x0;
+    const double intrinsic = xw > 0.0 ? 2.0 * sinh(0.5 * xw) : 0.0;
+    const double beta = beta0 - intrinsic;
+    const double x = xw > 0.0 ? -xw : xw;
+    X[j] = x;
+    B[j] = beta;
+    G[j] = (ok & (beta > 0.25 * beta0) & (beta < 0.75 * exp(0.5 * x))) ? 1.0 : 0.0;
+    RT[j] = sqrt(t_);
+  }
   BlockState A;
   std::size_t m = 0;
   for (std::size_t j = 0; j < n; ++j) {
-    const std::size_t i = lo + j;
-    double x = 0.0, beta = 0.0;
-    st[j] = implied_vol_normalise(in.price[i], in.spot[i], in.strike[i], in.expiry[i],
-                                  in.rate[i], b76 ? 0.0 : in.dividend[i], in.type[i], b76, &x,
-                                  &beta);
-    if (st[j] != kIvOk) {
-      vol[i] = kNaN;
-      continue;
+    double x = X[j], beta = B[j];
+    if (G[j] != 0.0) {
+      st[j] = kIvOk;
+    } else {
+      const std::size_t i = lo + j;
+      st[j] = implied_vol_normalise(in.price[i], in.spot[i], in.strike[i], in.expiry[i],
+                                    in.rate[i], b76 ? 0.0 : in.dividend[i], in.type[i], b76,
+                                    &x, &beta);
+      if (st[j] != kIvOk) {
+        vol[i] = kNaN;
+        continue;
+      }
     }
     A.x[m] = x;
     A.beta[m] = beta;
-    A.sqrtT[m] = std::sqrt(in.expiry[i]);
+    A.sqrtT[m] = RT[j];
     A.row[m] = static_cast<std::int64_t>(j);
     ++m;
   }
