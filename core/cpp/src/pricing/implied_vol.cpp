@@ -87,21 +87,32 @@ void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::s
   const bool b76 = in.model == Model::Black76;
   // Normalisation (implied_vol_normalise) of every row at once with the vector libm (a few
   // ulps). Rows where those ulps could matter - an invalid input or a price on or near a bound,
-  // an in-the-money price that is mostly intrinsic value (beta < beta0/4), a price within a
+  // an in-the-money price that is mostly intrinsic value (beta < beta0/16: the vector sinh's
+  // ulps of the intrinsic value stay below ~4 ulps of the price), a price within a
   // quarter of the upper bound (the near-bound objective takes e^{x/2} - beta) - are
   // normalised again with the scalar libm, so their status and digits are the scalar solver's.
-  alignas(64) double P[kBlock], S[kBlock], K[kBlock], T[kBlock], R[kBlock], Q[kBlock];
+  alignas(64) double buf[6][kBlock];
   alignas(64) double W[kBlock], X[kBlock], B[kBlock], G[kBlock], RT[kBlock];
-  for (std::size_t j = 0; j < n; ++j) {
-    const std::size_t i = lo + j;
-    P[j] = in.price[i];
-    S[j] = in.spot[i];
-    K[j] = in.strike[i];
-    T[j] = in.expiry[i];
-    R[j] = in.rate[i];
-    Q[j] = b76 ? R[j] : in.dividend[i];
-    W[j] = in.type[i];
+  // Contiguous columns are read in place; strided (broadcast) ones are gathered.
+  const In<double>* cols[6] = {&in.price, &in.spot, &in.strike, &in.expiry, &in.rate,
+                               b76 ? &in.rate : &in.dividend};
+  const double* src[6];
+  for (int c = 0; c < 6; ++c) {
+    const In<double>& col = *cols[c];
+    if (col.stride == 1) {
+      src[c] = col.data + lo;
+    } else {
+      for (std::size_t j = 0; j < n; ++j) buf[c][j] = col[lo + j];
+      src[c] = buf[c];
+    }
   }
+  for (std::size_t j = 0; j < n; ++j) W[j] = in.type[lo + j];
+  const double* __restrict__ P = src[0];
+  const double* __restrict__ S = src[1];
+  const double* __restrict__ K = src[2];
+  const double* __restrict__ T = src[3];
+  const double* __restrict__ R = src[4];
+  const double* __restrict__ Q = src[5];
 #pragma omp simd
   for (std::size_t j = 0; j < n; ++j) {
     const double price = P[j], s_ = S[j], k_ = K[j], t_ = T[j], r = R[j], qq = Q[j];
@@ -117,7 +128,7 @@ void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::s
     const double x = xw > 0.0 ? -xw : xw;
     X[j] = x;
     B[j] = beta;
-    G[j] = (ok & (beta > 0.25 * beta0) & (beta < 0.75 * exp(0.5 * x))) ? 1.0 : 0.0;
+    G[j] = (ok & (beta > 0.0625 * beta0) & (beta < 0.75 * exp(0.5 * x))) ? 1.0 : 0.0;
     RT[j] = sqrt(t_);
   }
   BlockState A;
