@@ -28,11 +28,13 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // The block solver: rows are solved kBlock at a time, every step a branch-free loop over the
-// rows still iterating (vectorised across rows, 8 per AVX-512 register), with the same method
-// as the scalar normalised_implied_vol (same normalisation, objectives, initial guesses and
-// Householder steps). Rows it does not take (a step into the deep out-of-the-money region,
-// where b needs the Gauss-Laguerre form; underflowing objectives; more than kMaxVecIter steps)
-// are finished by the scalar solver, so every row gets the scalar solver's accuracy.
+// rows still iterating (vectorised across rows, 8 per AVX-512 register), with the method of the
+// scalar normalised_implied_vol (same normalisation, objectives, initial guesses, Householder
+// steps and stop rule); only b is evaluated differently: one cancellation-free form from an
+// erfcx pair below s_c (where the scalar kernel switches between Gauss-Laguerre, the small-t
+// series and the scaled form), the scaled form or the small-t series above it. Rows it does not
+// finish (an objective that underflows, more than kMaxVecIter steps) are solved again by the
+// scalar solver. The two agree to ~1e-14 relative (docs/benchmarks_greeks.md).
 constexpr std::size_t kBlock = 256;
 constexpr int kMaxVecIter = 6;
 constexpr double kStepTol = 1e-5;  // see normalised_implied_vol
@@ -65,8 +67,8 @@ struct BlockState {
   alignas(64) std::int64_t series[kBlock];  // rows whose b comes from the small-t series
 };
 
-// b for small t (t < kSmallT, h > -kDeepH): black_small_t with the term count fixed (at most
-// 8 odd terms are needed there; 10 are summed) so that it vectorises.
+// b for small t above s_c (t < kSmallT, -t < h <= 0): black_small_t with the term count fixed
+// (at most 8 odd terms are needed for any h > -4; 10 are summed) so that it vectorises.
 inline double black_small_t_fixed(double h, double t) {
   double F = math::kSqrtPiOver2 * math::erfcx_nonneg(-h * math::kInvSqrt2Hi);
   double m = 1.0, term = t, sum = 0.0;
