@@ -79,6 +79,20 @@ template <bool kBlack76>
     if (oc[k]) oc[k][i] = g[k];
 }
 
+// The normalisation of one row for fix_prices with the scalar libm (out of line, so that the
+// compiler does not vectorise it with the vector libm): w x (x = ln(F/K)), s = sigma sqrt(T),
+// the discounted sqrt(S K) and the intrinsic part 2 sinh(w x / 2) of the normalised price.
+template <bool kBlack76>
+[[gnu::noinline]] void normalise_row(double S, double K, double T, double r, double q, double v,
+                                     double w, double& x, double& s, double& pref,
+                                     double& intrinsic) {
+  const double qq = kBlack76 ? r : q;
+  x = w * (detail::log_moneyness(S, K) + (r - qq) * T);
+  s = v * std::sqrt(T);
+  pref = std::sqrt(S * K) * std::exp(-0.5 * (qq + r) * T);
+  intrinsic = x > 0.0 ? 2.0 * std::sinh(0.5 * x) : 0.0;
+}
+
 // Accurate prices of rows idx[0..nf) of a chunk (the rows whose closed form cancels): the
 // normalisation (x, the discounting, the intrinsic value) with the scalar libm, then the
 // out-of-the-money normalised Black b(-|x|, s) for all rows at once from one exp and one
@@ -93,18 +107,20 @@ template <bool kBlack76>
   alignas(64) double xo[kChunk], sv[kChunk], pref[kChunk], intr[kChunk], bv[kChunk];
   alignas(64) double xs[kChunk];
   for (std::size_t i = 0; i < nf; ++i) {
-    const std::int64_t j = idx[i];
-    const double T = pT[j], r = pr[j];
-    const double qq = kBlack76 ? r : pq[j];
-    const double x = wbuf[j] * (detail::log_moneyness(pS[j], pK[j]) + (r - qq) * T);
-    xs[i] = x;
-    xo[i] = -std::fabs(x);
-    sv[i] = pv[j] * std::sqrt(T);
-    pref[i] = std::sqrt(pS[j] * pK[j]) * std::exp(-0.5 * (qq + r) * T);
-    intr[i] = x > 0.0 ? 2.0 * std::sinh(0.5 * x) : 0.0;
+    const std::size_t j = static_cast<std::size_t>(idx[i]);
+    normalise_row<kBlack76>(pS[j], pK[j], pT[j], pr[j], pq[j], pv[j], wbuf[j], xs[i], sv[i],
+                            pref[i], intr[i]);
+    xo[i] = -std::fabs(xs[i]);
+  }
+  // Whole vectors only (padding: copies of the first row): every row takes the vector libm
+  // whatever its position in the list (a scalar remainder loop would give it other last bits).
+  const std::size_t np = (nf + 7) / 8 * 8;
+  for (std::size_t i = nf; i < np; ++i) {
+    xo[i] = xo[0];
+    sv[i] = sv[0];
   }
 #pragma omp simd
-  for (std::size_t i = 0; i < nf; ++i) {
+  for (std::size_t i = 0; i < np; ++i) {
     const double x = xo[i], s = sv[i];
     const double h = x / s, t = 0.5 * s;
     const double E = detail::exp_half_sum_squares_neg(h, t);

@@ -36,6 +36,11 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // finish (an objective that underflows, more than kMaxVecIter steps) are solved again by the
 // scalar solver. The two agree to ~1e-14 relative (docs/benchmarks_greeks.md).
 constexpr std::size_t kBlock = 256;
+// Vector loops run over whole vectors: trip counts are padded to a multiple of kLanes with
+// copies of a real row, so no row is ever computed by a scalar remainder loop (whose scalar
+// libm would give a row different last bits depending on where it falls in a batch).
+constexpr std::size_t kLanes = 8;
+constexpr std::size_t padded(std::size_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
 constexpr int kMaxVecIter = 6;
 constexpr double kStepTol = 1e-5;  // see normalised_implied_vol
 
@@ -65,6 +70,7 @@ struct BlockState {
   alignas(64) double c[kBlock];
   alignas(64) Code flag[kBlock];
   alignas(64) std::int64_t series[kBlock];  // rows whose b comes from the small-t series
+  alignas(64) double bs[kBlock];             // their b, by position in `series`
 };
 
 // b for small t above s_c (t < kSmallT, -t < h <= 0): black_small_t with the term count fixed
@@ -99,16 +105,19 @@ void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::s
   const In<double>* cols[6] = {&in.price, &in.spot, &in.strike, &in.expiry, &in.rate,
                                b76 ? &in.rate : &in.dividend};
   const double* src[6];
+  const std::size_t np = padded(n);
   for (int c = 0; c < 6; ++c) {
     const In<double>& col = *cols[c];
-    if (col.stride == 1) {
+    if (col.stride == 1 && np == n) {
       src[c] = col.data + lo;
     } else {
       for (std::size_t j = 0; j < n; ++j) buf[c][j] = col[lo + j];
+      for (std::size_t j = n; j < np; ++j) buf[c][j] = buf[c][0];
       src[c] = buf[c];
     }
   }
   for (std::size_t j = 0; j < n; ++j) W[j] = in.type[lo + j];
+  for (std::size_t j = n; j < np; ++j) W[j] = W[0];
   const double* __restrict__ P = src[0];
   const double* __restrict__ S = src[1];
   const double* __restrict__ K = src[2];
@@ -116,7 +125,7 @@ void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::s
   const double* __restrict__ R = src[4];
   const double* __restrict__ Q = src[5];
 #pragma omp simd
-  for (std::size_t j = 0; j < n; ++j) {
+  for (std::size_t j = 0; j < np; ++j) {
     const double price = P[j], s_ = S[j], k_ = K[j], t_ = T[j], r = R[j], qq = Q[j];
     const double type = W[j];
     const bool ok = (s_ > 0.0) & (s_ < kInf) & (k_ > 0.0) & (k_ < kInf) & (t_ > 0.0) &
@@ -155,10 +164,14 @@ void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::s
     A.row[m] = static_cast<std::int64_t>(j);
     ++m;
   }
+  for (std::size_t j = m; j < padded(m); ++j) {  // padding: copies of row 0
+    A.x[j] = A.x[0];
+    A.beta[j] = A.beta[0];
+  }
 
   // Initial guesses and objectives (normalised_implied_vol's, both branches computed).
 #pragma omp simd
-  for (std::size_t j = 0; j < m; ++j) {
+  for (std::size_t j = 0; j < padded(m); ++j) {
     const double x = A.x[j], beta = A.beta[j];
     const double bmax = exp(0.5 * x);
     const double sc = sqrt(-2.0 * x);
@@ -207,9 +220,10 @@ void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::s
     // cancellation (erfcx_pair_nonneg: deep out of the money and small t included); above
     // it b = e^{x/2} - E/2 [erfcx(a/sqrt 2) + erfcx((t - h)/sqrt 2)] (cancelling by < 5 bits
     // for t >= 1/8; smaller t takes the series, as in normalised_black_otm).
+    // (Rows [m, padded(m)) hold earlier rows' states: computed, never written out.)
     std::size_t ns = 0;
 #pragma omp simd
-    for (std::size_t j = 0; j < m; ++j) {
+    for (std::size_t j = 0; j < padded(m); ++j) {
       const double s = A.s[j], x = A.x[j], bmax = A.bmax[j];
       const double h = x / s, t = 0.5 * s;
       const double E = detail::exp_half_sum_squares_neg(h, t);
@@ -231,14 +245,18 @@ void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::s
     for (std::size_t j = 0; j < m; ++j) {  // (kDone marks "needs the series" here)
       if (A.flag[j] == kDone) A.series[ns++] = static_cast<std::int64_t>(j);
     }
+    if (ns > 0) {
+      for (std::size_t i = ns; i < padded(ns); ++i) A.series[i] = A.series[0];
 #pragma omp simd
-    for (std::size_t i = 0; i < ns; ++i) {
-      const std::int64_t j = A.series[i];
-      A.b[j] = black_small_t_fixed(A.h[j], 0.5 * A.s[j]);
+      for (std::size_t i = 0; i < padded(ns); ++i) {
+        const std::int64_t j = A.series[i];
+        A.bs[i] = black_small_t_fixed(A.h[j], 0.5 * A.s[j]);
+      }
+      for (std::size_t i = 0; i < ns; ++i) A.b[A.series[i]] = A.bs[i];
     }
     // Third-order Householder step on the row's objective (as normalised_implied_vol).
 #pragma omp simd
-    for (std::size_t j = 0; j < m; ++j) {
+    for (std::size_t j = 0; j < padded(m); ++j) {
       const double s = A.s[j], h = A.h[j], b = A.b[j], c = A.c[j];
       const double lnb = A.lnb[j], cb = A.cb[j], beta = A.beta[j];
       const Code obj = A.obj[j];
