@@ -76,14 +76,14 @@ def numpy_newton_iv(price: np.ndarray, m: dict[str, Any]) -> np.ndarray:
 
 
 def run(benchmark: Any, name: str, fn: Callable[[], Any], per: int, rounds: int = 5) -> Any:
-    """Best of `rounds` (after a warm-up), at least ~0.3 s of rounds in all: on a shared
+    """Best of `rounds` (after a warm-up), at least ~1 s of rounds in all: on a shared
     machine a fast kernel's few-millisecond rounds can all land while another process holds a
     core, where the peer's long rounds average over it; equal measuring time keeps the
     best-of comparison fair."""
     t0 = time.perf_counter()
     fn()  # warm-up, also times one call
     once = time.perf_counter() - t0
-    rounds = max(rounds, min(60, int(0.3 / max(once, 1e-6))))
+    rounds = max(rounds, min(200, int(1.0 / max(once, 1e-6))))
     result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
     RESULTS[name] = benchmark.stats.stats.min / per * 1e9
     return result
