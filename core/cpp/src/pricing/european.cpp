@@ -150,12 +150,6 @@ template <bool kBlack76>
   }
 }
 
-// One chunk of at most kChunk rows: inputs are gathered into contiguous buffers when strided,
-// unrequested outputs go to scratch, so the loop below is branch-free and vectorises (with
-// glibc's libmvec vector exp/log/erfc where available). kAll adds the second- and third-order
-// Greeks; kBlack76 reads spot as the forward. Rows whose closed forms would lose accuracy
-// (cancelling prices, normal tails) are flagged and recomputed by the scalar accurate kernel.
-// Returns the number of invalid rows in the chunk (their outputs are unspecified).
 // Copies m doubles to dst with non-temporal (streaming) stores: a large batch's outputs go
 // to memory without first being read into the cache (no read-for-ownership traffic).
 void stream_copy(double* dst, const double* src, std::size_t m) {
@@ -182,6 +176,13 @@ void stream_fence() {
 #endif
 }
 
+// One chunk of at most kChunk rows: inputs are gathered into contiguous buffers when strided,
+// unrequested outputs go to scratch, so the loop below is branch-free and vectorises (with
+// glibc's libmvec vector exp/log/erfc where available). kAll adds the second- and third-order
+// Greeks; kBlack76 reads spot as the forward. Rows whose closed forms would lose accuracy are
+// flagged and recomputed: cancelling prices in one vector pass (fix_prices), normal tails by
+// the scalar accurate kernel (fix_row). `stream`: write the first-order columns with streaming
+// stores. Returns the number of invalid rows in the chunk (their outputs are unspecified).
 template <bool kAll, bool kBlack76>
 int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, std::size_t hi,
                  bool stream) {
