@@ -21,6 +21,9 @@
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
+#if defined(__AVX512F__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 namespace tradecore::pricing {
 namespace {
@@ -29,6 +32,7 @@ constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 constexpr std::size_t kParallelMin = 16384;
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 int resolve_threads(int threads) {
 #if defined(_OPENMP)
@@ -51,7 +55,8 @@ void columns(const EuropeanOut& o, double* (&cols)[kNumEuropeanColumns]) {
 }
 
 // Recomputes row i of the outputs accurately: every output, or (price_only) the price and the
-// outputs derived from it. Out of line: rare rows, and it keeps the vector loop simple.
+// outputs derived from it; oc[k] + i is where output k of the row goes (null: not requested).
+// Out of line: rare rows, and it keeps the vector loop simple.
 template <bool kBlack76>
 [[gnu::noinline]] void fix_row(double S, double K, double T, double r, double q, double v,
                                double w, bool price_only, double* const* oc, std::size_t i) {
@@ -74,14 +79,113 @@ template <bool kBlack76>
     if (oc[k]) oc[k][i] = g[k];
 }
 
+// The normalisation of one row for fix_prices with the scalar libm (out of line, so that the
+// compiler does not vectorise it with the vector libm): w x (x = ln(F/K)), s = sigma sqrt(T),
+// the discounted sqrt(S K) and the intrinsic part 2 sinh(w x / 2) of the normalised price.
+template <bool kBlack76>
+[[gnu::noinline]] void normalise_row(double S, double K, double T, double r, double q, double v,
+                                     double w, double& x, double& s, double& pref,
+                                     double& intrinsic) {
+  const double qq = kBlack76 ? r : q;
+  x = w * (detail::log_moneyness(S, K) + (r - qq) * T);
+  s = v * std::sqrt(T);
+  pref = std::sqrt(S * K) * std::exp(-0.5 * (qq + r) * T);
+  intrinsic = x > 0.0 ? 2.0 * std::sinh(0.5 * x) : 0.0;
+}
+
+// Accurate prices of rows idx[0..nf) of a chunk (the rows whose closed form cancels): the
+// normalisation (x, the discounting, the intrinsic value) with the scalar libm, then the
+// out-of-the-money normalised Black b(-|x|, s) for all rows at once from one exp and one
+// erfcx pair (math::erfcx_pair_nonneg takes the difference below s_c without cancellation;
+// above it b = e^{x/2} - E/2 (erfcx + erfcx) cancels by < 5 bits for t >= 1/8). Rows above
+// s_c with t < 1/8 (the small-t series) take the scalar normalised_black_otm.
+template <bool kBlack76>
+[[gnu::noinline]] void fix_prices(const double* pS, const double* pK, const double* pT,
+                                  const double* pr, const double* pq, const double* pv,
+                                  const double* wbuf, const std::int64_t* idx, std::size_t nf,
+                                  double* const* fc) {
+  alignas(64) double xo[kChunk], sv[kChunk], pref[kChunk], intr[kChunk], bv[kChunk];
+  alignas(64) double xs[kChunk];
+  for (std::size_t i = 0; i < nf; ++i) {
+    const std::size_t j = static_cast<std::size_t>(idx[i]);
+    normalise_row<kBlack76>(pS[j], pK[j], pT[j], pr[j], pq[j], pv[j], wbuf[j], xs[i], sv[i],
+                            pref[i], intr[i]);
+    xo[i] = -std::fabs(xs[i]);
+  }
+  // Whole vectors only (padding: copies of the first row): every row takes the vector libm
+  // whatever its position in the list (a scalar remainder loop would give it other last bits).
+  const std::size_t np = (nf + 7) / 8 * 8;
+  for (std::size_t i = nf; i < np; ++i) {
+    xo[i] = xo[0];
+    sv[i] = sv[0];
+  }
+#pragma omp simd
+  for (std::size_t i = 0; i < np; ++i) {
+    const double x = xo[i], s = sv[i];
+    const double h = x / s, t = 0.5 * s;
+    const double E = detail::exp_half_sum_squares_neg(h, t);
+    const double a = h + t;
+    const double dz = (a <= 0.0 ? -s : 2.0 * h) * math::kInvSqrt2Hi;  // z1 - z2
+    double f1, f2;
+    const double diff = math::erfcx_pair_nonneg(fabs(a) * math::kInvSqrt2Hi,
+                                                (t - h) * math::kInvSqrt2Hi, dz, &f1, &f2);
+    const double above = (exp(0.5 * x) - 0.5 * E * f1) - 0.5 * E * f2;
+    // NaN marks the rows left to the scalar kernel (above s_c at small t).
+    bv[i] = a <= 0.0 ? 0.5 * E * diff : (t < detail::kSmallT ? kNaN : above);
+  }
+  for (std::size_t i = 0; i < nf; ++i) {
+    const std::size_t j = static_cast<std::size_t>(idx[i]);
+    const double b = bv[i] == bv[i] ? bv[i] : normalised_black_otm(xo[i], sv[i]);
+    const double price = pref[i] * (intr[i] + b);
+    if (fc[kPrice]) fc[kPrice][j] = price;
+    if (kBlack76 && fc[kRho]) fc[kRho][j] = -pT[j] * price;
+    if (fc[kElasticity]) {
+      const double w = wbuf[j], S = pS[j], T = pT[j];
+      const double qq = kBlack76 ? pr[j] : pq[j];
+      // N(w d1), w d1 = w x / s + w s / 2 (xs holds w x).
+      const double d1w = xs[i] / sv[i] + 0.5 * w * sv[i];
+      const double delta = w * std::exp(-qq * T) * math::norm_cdf(d1w);
+      fc[kElasticity][j] = price > 0.0 ? delta * S / price : 0.0;
+    }
+  }
+}
+
+// Copies m doubles to dst with non-temporal (streaming) stores: a large batch's outputs go
+// to memory without first being read into the cache (no read-for-ownership traffic).
+void stream_copy(double* dst, const double* src, std::size_t m) {
+  std::size_t j = 0;
+#if defined(__AVX512F__)
+  while (j < m && (reinterpret_cast<std::uintptr_t>(dst + j) & 63) != 0) {
+    dst[j] = src[j];
+    ++j;
+  }
+  for (; j + 8 <= m; j += 8) _mm512_stream_pd(dst + j, _mm512_loadu_pd(src + j));
+#elif defined(__AVX__)
+  while (j < m && (reinterpret_cast<std::uintptr_t>(dst + j) & 31) != 0) {
+    dst[j] = src[j];
+    ++j;
+  }
+  for (; j + 4 <= m; j += 4) _mm256_stream_pd(dst + j, _mm256_loadu_pd(src + j));
+#endif
+  for (; j < m; ++j) dst[j] = src[j];
+}
+
+void stream_fence() {
+#if defined(__AVX512F__) || defined(__AVX__)
+  _mm_sfence();  // order the streaming stores before anything that follows
+#endif
+}
+
 // One chunk of at most kChunk rows: inputs are gathered into contiguous buffers when strided,
 // unrequested outputs go to scratch, so the loop below is branch-free and vectorises (with
 // glibc's libmvec vector exp/log/erfc where available). kAll adds the second- and third-order
-// Greeks; kBlack76 reads spot as the forward. Rows whose closed forms would lose accuracy
-// (cancelling prices, normal tails) are flagged and recomputed by the scalar accurate kernel.
-// Returns the number of invalid rows in the chunk (their outputs are unspecified).
+// Greeks; kBlack76 reads spot as the forward. Rows whose closed forms would lose accuracy are
+// flagged and recomputed: cancelling prices in one vector pass (fix_prices), normal tails by
+// the scalar accurate kernel (fix_row). `stream`: write the first-order columns with streaming
+// stores. Returns the number of invalid rows in the chunk (their outputs are unspecified).
 template <bool kAll, bool kBlack76>
-int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, std::size_t hi) {
+int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, std::size_t hi,
+                 bool stream) {
   const std::size_t m = hi - lo;
   alignas(64) double buf[6][kChunk];
   alignas(64) double wbuf[kChunk];
@@ -111,25 +215,34 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
   int bad = bad_types;
   double* oc[kNumEuropeanColumns];
   columns(o, oc);
-  auto dst = [&](double* p) { return p ? p + lo : scratch; };
-  double* __restrict__ o_price = dst(oc[kPrice]);
-  double* __restrict__ o_delta = dst(oc[kDelta]);
-  double* __restrict__ o_gamma = dst(oc[kGamma]);
-  double* __restrict__ o_vega = dst(oc[kVega]);
-  double* __restrict__ o_theta = dst(oc[kTheta]);
-  double* __restrict__ o_rho = dst(oc[kRho]);
-  double* __restrict__ o_phi = dst(oc[kPhi]);
-  double* __restrict__ o_vanna = dst(oc[kVanna]);
-  double* __restrict__ o_charm = dst(oc[kCharm]);
-  double* __restrict__ o_vomma = dst(oc[kVomma]);
-  double* __restrict__ o_speed = dst(oc[kSpeed]);
-  double* __restrict__ o_color = dst(oc[kColor]);
-  double* __restrict__ o_zomma = dst(oc[kZomma]);
-  double* __restrict__ o_ultima = dst(oc[kUltima]);
-  double* __restrict__ o_veta = dst(oc[kVeta]);
-  double* __restrict__ o_ddelta = dst(oc[kDualDelta]);
-  double* __restrict__ o_dgamma = dst(oc[kDualGamma]);
-  double* __restrict__ o_elast = dst(oc[kElasticity]);
+  // Where row j of the chunk goes: fc[k] + j. Streaming (large first-order batches), the
+  // price and first-order columns are computed into chunk-local buffers (in L1/L2) and copied
+  // out with non-temporal stores once the flagged rows are fixed.
+  constexpr int kLocal = kAll ? 1 : kVanna;
+  alignas(64) double local[kLocal][kChunk];
+  const bool use_local = !kAll && stream;
+  double* fc[kNumEuropeanColumns];
+  for (int k = 0; k < kNumEuropeanColumns; ++k)
+    fc[k] = oc[k] == nullptr ? nullptr : (use_local && k < kLocal ? local[k] : oc[k] + lo);
+  auto dst = [&](int k) { return fc[k] ? fc[k] : scratch; };
+  double* __restrict__ o_price = dst(kPrice);
+  double* __restrict__ o_delta = dst(kDelta);
+  double* __restrict__ o_gamma = dst(kGamma);
+  double* __restrict__ o_vega = dst(kVega);
+  double* __restrict__ o_theta = dst(kTheta);
+  double* __restrict__ o_rho = dst(kRho);
+  double* __restrict__ o_phi = dst(kPhi);
+  double* __restrict__ o_vanna = dst(kVanna);
+  double* __restrict__ o_charm = dst(kCharm);
+  double* __restrict__ o_vomma = dst(kVomma);
+  double* __restrict__ o_speed = dst(kSpeed);
+  double* __restrict__ o_color = dst(kColor);
+  double* __restrict__ o_zomma = dst(kZomma);
+  double* __restrict__ o_ultima = dst(kUltima);
+  double* __restrict__ o_veta = dst(kVeta);
+  double* __restrict__ o_ddelta = dst(kDualDelta);
+  double* __restrict__ o_dgamma = dst(kDualGamma);
+  double* __restrict__ o_elast = dst(kElasticity);
   double* __restrict__ o_fix = fix;
   const double* __restrict__ pS = src[0];
   const double* __restrict__ pK = src[1];
@@ -163,6 +276,8 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
     const double delta = expired ? (S == K ? 0.5 * w : itm) : w * dfq * Nd1;
     const double gamma = dfq * nd1 / (S * vsT);
     const double vega = Sq * nd1 * sqrtT;
+    // Sq nd1 v / (2 sqrt T) = gamma S^2 v^2 / 2: no division.
+    const double theta_vol = 0.5 * gamma * S * S * v * v;
     // Recompute accurately where the price would lose more than ~12 bits or |d| > 20 (where the
     // rounding of erfc's argument costs more than ~400 ulps).
     // >= 2: every output; 1: the price (and what derives from it) only. (Kept as a sum of
@@ -179,7 +294,7 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
     o_delta[j] = delta;
     o_gamma[j] = expired ? 0.0 : gamma;
     o_vega[j] = expired ? 0.0 : vega;
-    o_theta[j] = expired ? 0.0 : -Sq * nd1 * v / (2.0 * sqrtT) - w * r * a2 + w * q * a1;
+    o_theta[j] = expired ? 0.0 : -theta_vol - w * r * a2 + w * q * a1;
     if constexpr (kBlack76) {
       o_rho[j] = expired ? 0.0 : -T * price;
       o_phi[j] = std::numeric_limits<double>::quiet_NaN();
@@ -206,10 +321,35 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
     }
   }
   // Accurate recomputation of the flagged rows (rare in practice: deep out of the money).
-  for (std::size_t j = 0; j < m; ++j)
-    if (fix[j] != 0.0)
-      fix_row<kBlack76>(pS[j], pK[j], pT[j], pr[j], pq[j], pv[j], wbuf[j], fix[j] == 1.0, oc,
-                        lo + j);
+  // Tail rows (fix == 2) get every output from the scalar kernel; price-only rows (fix == 1)
+  // are gathered and their normalised Black prices computed in one vector pass.
+  alignas(64) std::int64_t idx[kChunk];
+  std::size_t nf = 0;
+  auto visit = [&](std::size_t j) {
+    if (fix[j] == 1.0) {
+      idx[nf++] = static_cast<std::int64_t>(j);
+    } else if (fix[j] != 0.0) {
+      fix_row<kBlack76>(pS[j], pK[j], pT[j], pr[j], pq[j], pv[j], wbuf[j], false, fc, j);
+    }
+  };
+  std::size_t j0 = 0;
+#if defined(__AVX512F__)
+  // Eight flags per compare: a chunk has ~1.4% flagged rows on a random book.
+  for (; j0 + 8 <= m; j0 += 8) {
+    unsigned mask = _mm512_cmp_pd_mask(_mm512_load_pd(fix + j0), _mm512_setzero_pd(), _CMP_NEQ_UQ);
+    while (mask != 0) {
+      visit(j0 + static_cast<std::size_t>(__builtin_ctz(mask)));
+      mask &= mask - 1;
+    }
+  }
+#endif
+  for (; j0 < m; ++j0) visit(j0);
+  if (nf > 0) fix_prices<kBlack76>(pS, pK, pT, pr, pq, pv, wbuf, idx, nf, fc);
+  if (use_local) {
+    for (int k = 0; k < kLocal; ++k)
+      if (oc[k]) stream_copy(oc[k] + lo, local[k], m);
+    stream_fence();
+  }
   return bad;
 }
 
@@ -223,18 +363,26 @@ bool wants_higher(const EuropeanOut& o) {
 }
 
 int dispatch_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo,
-                   std::size_t hi, bool all) {
+                   std::size_t hi, bool all, bool stream) {
   const bool b76 = in.model == Model::Black76;
-  if (all) return b76 ? kernel_chunk<true, true>(in, o, lo, hi) : kernel_chunk<true, false>(in, o, lo, hi);
-  return b76 ? kernel_chunk<false, true>(in, o, lo, hi) : kernel_chunk<false, false>(in, o, lo, hi);
+  if (all)
+    return b76 ? kernel_chunk<true, true>(in, o, lo, hi, stream)
+               : kernel_chunk<true, false>(in, o, lo, hi, stream);
+  return b76 ? kernel_chunk<false, true>(in, o, lo, hi, stream)
+             : kernel_chunk<false, false>(in, o, lo, hi, stream);
 }
+
+// Batches at least this long have their outputs written with streaming stores (each output
+// column is then larger than a core's share of the L2 cache, so it would not stay cached).
+constexpr std::size_t kStreamMin = std::size_t{1} << 18;
 
 std::size_t kernel(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo,
                    std::size_t hi, bool all) {
+  const bool stream = in.n >= kStreamMin;
   std::size_t bad = 0;
   for (std::size_t c = lo; c < hi; c += kChunk)
     bad += static_cast<std::size_t>(
-        dispatch_chunk(in, o, c, c + kChunk < hi ? c + kChunk : hi, all));
+        dispatch_chunk(in, o, c, c + kChunk < hi ? c + kChunk : hi, all, stream));
   return bad;
 }
 
@@ -248,7 +396,9 @@ std::size_t run(const EuropeanBatch& in, const EuropeanOut& out, int threads) {
   const std::size_t chunks = (n + kChunk - 1) / kChunk;
   const int nt = resolve_threads(threads);
   std::size_t bad = 0;
-#pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : bad)
+  // Dynamic scheduling in runs of 8 chunks: on a shared machine a thread whose core is busy
+  // with another process takes fewer chunks instead of making the other wait at the end.
+#pragma omp parallel for schedule(dynamic, 8) num_threads(nt) reduction(+ : bad)
   for (std::size_t c = 0; c < chunks; ++c) {
     const std::size_t lo = c * kChunk, hi = lo + kChunk < n ? lo + kChunk : n;
     bad += kernel(in, out, lo, hi, all);

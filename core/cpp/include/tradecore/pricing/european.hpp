@@ -13,9 +13,10 @@
 // dual_delta = -delta, elasticity delta S / V (0 when V == 0) and every other Greek 0.
 //
 // Accuracy: rows whose fast vectorised formulas would lose more than ~12 bits (prices cancelling
-// in S e^{-qT} N(d1) - K e^{-rT} N(d2), normal tails beyond |d| = 20) are recomputed with the
-// cancellation-free normalised-Black kernels of black_kernels.hpp; the other rows keep ~2e-12
-// relative at worst (typically a few ulps).
+// in S e^{-qT} N(d1) - K e^{-rT} N(d2), normal tails beyond |d| = 20) are recomputed without
+// cancellation (prices: the normalised Black form from math::erfcx_pair_nonneg in one vector
+// pass; tails: every output from the scalar kernels of black_kernels.hpp); the other rows keep
+// ~2e-12 relative at worst (typically a few ulps).
 #include <cstddef>
 #include <cstdint>
 

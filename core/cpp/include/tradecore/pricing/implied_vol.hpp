@@ -5,8 +5,9 @@
 // precision allows, down to prices of 1e-100 of the spot: the price is normalised to the Black
 // form b(x, s) (x = ln(F/K), s = sigma sqrt T), in-the-money prices are reduced to
 // out-of-the-money ones, and third-order Householder steps on a transformed objective start from
-// closed-form guesses (see black_kernels.hpp). Rows outside the bounds get NaN and a status code;
-// the batch never throws per row.
+// closed-form guesses (see black_kernels.hpp). The CPU batch solves 256 rows at a time with every
+// step vectorised across rows (implied_vol.cpp); rows it cannot finish take the scalar solver.
+// Rows outside the bounds get NaN and a status code; the batch never throws per row.
 #include <cstddef>
 #include <cstdint>
 
