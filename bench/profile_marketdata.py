@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import nats
-import numpy as np
 from tradecore.store import default_dsn
 from tradecore.ticks import TickBatch, pack, unpack
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
@@ -99,7 +98,9 @@ async def run(n_symbols: int, per_symbol: int, tmp: Path) -> None:
     n_trades = sum(len(c.trades) for c in cs)
     n_quotes = sum(len(c.quotes) for c in cs)
     datas = [timed("2 pack", lambda c=c: pack(c.batch)) for c in cs]
-    timed("2b Trade.SerializeToString", lambda: [t.SerializeToString() for c in cs for t in c.trades])
+    timed(
+        "2b Trade.SerializeToString", lambda: [t.SerializeToString() for c in cs for t in c.trades]
+    )
 
     proc, url = start_nats(tmp)
     try:
@@ -141,7 +142,9 @@ async def run(n_symbols: int, per_symbol: int, tmp: Path) -> None:
 
         # Consumer side: fetch, unpack.
         sub = await js.pull_subscribe(
-            pipeline.TICK_SUBJECTS, durable="prof", stream=pipeline.STREAM,
+            pipeline.TICK_SUBJECTS,
+            durable="prof",
+            stream=pipeline.STREAM,
             pending_bytes_limit=1024**3,
         )
         got: list[TickBatch] = []
@@ -157,11 +160,16 @@ async def run(n_symbols: int, per_symbol: int, tmp: Path) -> None:
         proc.wait()
 
     store = TickStore(default_dsn(tmp, "prof"))
-    groups = [got[i : i + pipeline.FETCH_MESSAGES] for i in range(0, len(got), pipeline.FETCH_MESSAGES)]
+    groups = [
+        got[i : i + pipeline.FETCH_MESSAGES] for i in range(0, len(got), pipeline.FETCH_MESSAGES)
+    ]
     for g in groups:
         tables = timed("7 arrow build (_to_arrow)", lambda g=g: _to_arrow(g))
         timed("8 chDB insert (TickStore.insert_arrow)", lambda t=tables: store.insert_arrow(t))
-        timed("8a clickhouse-connect insert_arrow", lambda t=tables: store.store.insert_arrow("ticks", t))
+        timed(
+            "8a clickhouse-connect insert_arrow",
+            lambda t=tables: store.store.insert_arrow("ticks", t),
+        )
     # TickStore.insert end to end on a fresh symbol set (dedup check + arrow + insert).
     for g in groups:
         for b in g:

@@ -8,8 +8,8 @@ batch is dropped by the stream), and on core NATS ``md.<venue>.<symbol>.quote`` 
 ``Quote``), ``.trade`` (``Trade``) and ``.book`` (the packed batch: the book deltas).
 
 The consumer is durable (``marketdata-store``), pulls many messages at once, inserts them in
-one columnar insert (skipping sequences already stored) and only then acknowledges (ack-all
-on the last message), so a crash at any point redelivers what was not stored and nothing is
+one columnar insert (skipping sequences already stored) and only then acknowledges each of
+them (explicit acks), so a crash at any point redelivers what was not stored and nothing is
 stored twice.
 """
 
@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -37,6 +38,7 @@ TICK_SUBJECTS = "md.*.*.ticks"
 DURABLE = "marketdata-store"
 MAX_TICKS_PER_MESSAGE = 8192  # 8192 x 74 bytes: under NATS's default 1 MiB payload limit
 FETCH_MESSAGES = 64
+ACK_WAIT_S = 15.0  # a message fetched by a process that died is redelivered after this
 PUBLISH_WINDOW = 8
 
 
@@ -121,34 +123,60 @@ StoredFn = Callable[[dict[str, int]], None]
 
 
 class StoreConsumer:
-    """Durable pull consumer: fetch, insert, then ack; counts stored ticks per feed."""
+    """Durable pull consumer: fetch, insert, then ack; counts stored ticks per feed.
+
+    Fetch and insert overlap: while one fetched group is inserted (on the store thread, which
+    releases the GIL inside chDB), the next group is fetched and unpacked. Inserts run one at a
+    time and in order, and each message is acknowledged on its own (explicit acks) only after
+    the insert holding it returned. (Ack-all is not safe here: after a crash, the first ack of
+    a newer message would also acknowledge the messages the dead process had fetched but not
+    stored, and they would never be redelivered.)"""
 
     def __init__(self, js: JetStreamContext, insert: InsertFn, on_stored: StoredFn) -> None:
         self.js = js
         self.insert = insert
         self.on_stored = on_stored
         self._task: asyncio.Task[None] | None = None
+        self._store_task: asyncio.Task[None] | None = None
+
+    async def _config(self) -> ConsumerConfig:
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ACK_WAIT_S,
+            max_ack_pending=100_000,
+        )
+        try:
+            info = await self.js.consumer_info(STREAM, DURABLE)
+        except NotFoundError:
+            return config
+        if info.config.ack_policy == AckPolicy.EXPLICIT:
+            return config
+        # A consumer made by an earlier version (ack-all): the ack policy cannot be changed in
+        # place, so it is made again from the first message it has not acknowledged.
+        floor = info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
+        log.info("recreating consumer %s with explicit acks from stream seq %d", DURABLE, floor + 1)
+        await self.js.delete_consumer(STREAM, DURABLE)
+        config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+        config.opt_start_seq = floor + 1
+        return config
 
     async def start(self) -> None:
         sub = await self.js.pull_subscribe(
             TICK_SUBJECTS,
             durable=DURABLE,
             stream=STREAM,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.ALL,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=120.0,
-                max_ack_pending=100_000,
-            ),
+            config=await self._config(),
             pending_bytes_limit=1024 * 1024 * 1024,
         )
         self._task = asyncio.create_task(self._run(sub), name="marketdata-store-consumer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        for task in (self._task, self._store_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
         while True:
@@ -175,20 +203,34 @@ class StoreConsumer:
                 batches.append(b)
                 if m.metadata.num_delivered and m.metadata.num_delivered > 1:
                     redelivered.add(b.feed)
-            while True:
-                try:
-                    result = await self.insert(batches)
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("insert of %d batches failed; retrying in 1s", len(batches))
-                    await asyncio.sleep(1.0)
-            await msgs[-1].ack()
-            counts = dict(result.inserted)
-            # Rows already stored count as stored for their feed unless this is a redelivery
-            # of rows the feed itself stored before a crash (counted from the table at start).
-            for feed, n in result.duplicates.items():
-                if feed not in redelivered:
-                    counts[feed] = counts.get(feed, 0) + n
-            self.on_stored(counts)
+            # One insert in flight: wait for the previous group before handing over this one.
+            if self._store_task is not None:
+                await self._store_task
+            self._store_task = asyncio.create_task(
+                self._store(msgs, batches, redelivered), name="marketdata-store-insert"
+            )
+
+    async def _store(
+        self, msgs: list[Msg], batches: list[TickBatch], redelivered: set[str]
+    ) -> None:
+        while True:
+            try:
+                result = await self.insert(batches)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("insert of %d batches failed; retrying in 1s", len(batches))
+                for m in msgs:  # keep them ours while retrying (no redelivery meanwhile)
+                    with contextlib.suppress(Exception):
+                        await m.in_progress()
+                await asyncio.sleep(1.0)
+        for m in msgs:
+            await m.ack()
+        counts = dict(result.inserted)
+        # Rows already stored count as stored for their feed unless this is a redelivery
+        # of rows the feed itself stored before a crash (counted from the table at start).
+        for feed, n in result.duplicates.items():
+            if feed not in redelivered:
+                counts[feed] = counts.get(feed, 0) + n
+        self.on_stored(counts)

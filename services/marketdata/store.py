@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import chdb
-
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
@@ -121,8 +120,10 @@ class TickStore:
         if self._chdb is None:
             self.store.insert_arrow(TABLE, table)
             return
-        _md_insert_rows = table  # noqa: F841 (found by name by chDB's Python() function)
-        self._chdb.query(f"INSERT INTO {TABLE} ({_NAMES}) SELECT {_NAMES} FROM Python(_md_insert_rows)")
+        _md_insert_rows = table  # chDB's Python() finds the table by this name
+        self._chdb.query(
+            f"INSERT INTO {TABLE} ({_NAMES}) SELECT {_NAMES} FROM Python(_md_insert_rows)"
+        )
 
     def feed_counts(self) -> dict[str, int]:
         return {
@@ -268,8 +269,7 @@ def _to_arrow(batches: list[TickBatch]) -> pa.Table:
         for name in ("venue", "symbol", "feed")
     }
     for name, dtype in COLUMNS:
-        parts = [b.column(name) for b in batches]
-        col = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        col = np.ascontiguousarray(col, dtype=dtype)
+        # One fresh (aligned) array: unpacked columns are views at odd offsets of a message.
+        col = np.concatenate([b.column(name) for b in batches]).astype(dtype, copy=False)
         arrays[name] = pa.Array.from_buffers(_ARROW_TYPES[name], n, [None, pa.py_buffer(col)])
     return pa.table(arrays)
