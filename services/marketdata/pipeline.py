@@ -5,7 +5,9 @@ Subjects: ``md.<venue>.<symbol>.ticks`` (JetStream stream ``MD_TICKS``; one mess
 packed :class:`~tradecore.ticks.TickBatch` of up to ``MAX_TICKS_PER_MESSAGE`` ticks, its
 ``Nats-Msg-Id`` ``<feed>/<venue>.<symbol>.<first sequence>``, so a re-publish of the same
 batch is dropped by the stream), and on core NATS ``md.<venue>.<symbol>.quote`` (serialized
-``Quote``), ``.trade`` (``Trade``) and ``.book`` (the packed batch: the book deltas).
+``Quote``: each top-of-book change, or only the chunk's last one when a replay is unpaced),
+``.trade`` (``Trade`` per execution; not sent for unpaced replays), ``.trades`` (the chunk's
+executions as one packed batch, always) and ``.book`` (the packed batch: the book deltas).
 
 The consumer is durable (``marketdata-store``), pulls many messages at once, inserts them in
 one columnar insert (skipping sequences already stored) and only then acknowledges each of
@@ -18,15 +20,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
-from tradecore.ticks import TickBatch, pack, unpack
+from tradecore.ticks import TRADE_TYPES, TickBatch, pack, unpack
 
 from .feeds.sources import Chunk
 from .store import InsertResult
@@ -78,15 +82,19 @@ async def last_sequences(
 
 
 class Publisher:
+    """Publishes feed chunks. Realtime first (core NATS: ``.book``, ``.quote``, ``.trades`` and,
+    per event, ``.trade``), then the ticks to JetStream. JetStream acks are awaited in a
+    window of ``PUBLISH_WINDOW`` messages across chunks (so the feed does not stall on each
+    ack round trip); :meth:`flush` waits for the rest and raises if any publish failed."""
+
     def __init__(self, nc: Client, js: JetStreamContext) -> None:
         self.nc = nc
         self.js = js
+        self._pending: dict[str, deque[asyncio.Task[Any]]] = {}
 
     async def publish(self, feed: str, chunk: Chunk) -> None:
-        """Ticks to JetStream (awaiting every ack), then quotes, trades and deltas to core NATS."""
         b = chunk.batch
         b.feed = feed
-        subj = subject(b.venue, b.symbol, "ticks")
         parts: list[tuple[TickBatch, bytes]] = []
         for i in range(0, len(b), MAX_TICKS_PER_MESSAGE):
             part = (
@@ -95,27 +103,41 @@ class Publisher:
                 else b.take(slice(i, i + MAX_TICKS_PER_MESSAGE))
             )
             parts.append((part, pack(part)))
-        pending: list[Awaitable[Any]] = []
-        for part, data in parts:
-            msg_id = f"{feed}/{part.venue}.{part.symbol}.{part.first_seq}"
-            pending.append(self.js.publish(subj, data, headers={"Nats-Msg-Id": msg_id}))
-            if len(pending) >= PUBLISH_WINDOW:
-                await asyncio.gather(*pending)
-                pending.clear()
-        if pending:
-            await asyncio.gather(*pending)
         nc = self.nc
         book = subject(b.venue, b.symbol, "book")
         for _, data in parts:
             await nc.publish(book, data)
-        if chunk.quotes:
+        quotes = chunk.quotes if chunk.per_event else chunk.quotes[-1:]
+        if quotes:
             qs = subject(b.venue, b.symbol, "quote")
-            for q in chunk.quotes:
+            for q in quotes:
                 await nc.publish(qs, q.SerializeToString())
-        if chunk.trades:
+        is_trade = np.isin(b.type, TRADE_TYPES)
+        if is_trade.any():
+            await nc.publish(subject(b.venue, b.symbol, "trades"), pack(b.take(is_trade)))
+        if chunk.per_event and chunk.trades:
             ts = subject(b.venue, b.symbol, "trade")
             for t in chunk.trades:
                 await nc.publish(ts, t.SerializeToString())
+        subj = subject(b.venue, b.symbol, "ticks")
+        pending = self._pending.setdefault(feed, deque())
+        for part, data in parts:
+            msg_id = f"{feed}/{part.venue}.{part.symbol}.{part.first_seq}"
+            pending.append(
+                asyncio.ensure_future(self.js.publish(subj, data, headers={"Nats-Msg-Id": msg_id}))
+            )
+            while len(pending) > PUBLISH_WINDOW:
+                await pending.popleft()
+
+    async def flush(self, feed: str) -> None:
+        """Wait for the JetStream acks of everything ``feed`` published (raises on a failure)."""
+        pending = self._pending.pop(feed, deque())
+        try:
+            while pending:
+                await pending.popleft()
+        finally:
+            for task in pending:
+                task.cancel()
 
 
 InsertFn = Callable[[list[TickBatch]], Awaitable[InsertResult]]

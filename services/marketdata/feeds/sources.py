@@ -44,6 +44,9 @@ class Chunk:
     quotes: list[pb.Quote] = field(default_factory=list)
     trades: list[pb.Trade] = field(default_factory=list)
     book: Levels | None = None
+    # True: every quote and trade goes out as its own message (paced replays, live feeds);
+    # False (unpaced replays): only the chunk's last quote, and the trades as one packed batch.
+    per_event: bool = True
 
 
 class Source(Protocol):
@@ -182,6 +185,7 @@ class LobsterSource:
         changed = np.ones(n, dtype=bool)
         changed[1:] = (l1[1:] != l1[:-1]).any(axis=1)
         start = min(int(resume.get(self.symbol, 0)), n)
+        per_event = self.speed > 0
         for i, j in _windows(c["ts"], start, self.speed):
             b = make_batch(
                 self.venue,
@@ -196,6 +200,8 @@ class LobsterSource:
                 size=c["size"][i:j],
             )
             qi = np.flatnonzero(changed[i:j]) + i
+            if not per_event:
+                qi = qi[-1:]
             quotes = [
                 pb.Quote(
                     venue=self.venue,
@@ -214,8 +220,9 @@ class LobsterSource:
             yield Chunk(
                 b,
                 quotes,
-                _trades(self.venue, self.symbol, b),
+                _trades(self.venue, self.symbol, b) if per_event else [],
                 self._book(j - 1, j, int(c["ts"][j - 1])),
+                per_event,
             )
 
     async def close(self) -> None:
@@ -319,7 +326,9 @@ class SyntheticSource:
                             sequence=b.last_seq,
                         )
                     )
-                yield Chunk(b, quotes, _trades(self.venue, s, b), levels)
+                per_event = self.speed > 0
+                trades = _trades(self.venue, s, b) if per_event else []
+                yield Chunk(b, quotes, trades, levels, per_event)
 
     async def close(self) -> None:
         return None
