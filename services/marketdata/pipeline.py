@@ -42,6 +42,7 @@ TICK_SUBJECTS = "md.*.*.ticks"
 DURABLE = "marketdata-store"
 MAX_TICKS_PER_MESSAGE = 8192  # 8192 x 74 bytes: under NATS's default 1 MiB payload limit
 FETCH_MESSAGES = 64
+MAX_GROUP_MESSAGES = 128  # at most ≈ 1M ticks per insert
 ACK_WAIT_S = 15.0  # a message fetched by a process that died is redelivered after this
 PUBLISH_WINDOW = 8
 
@@ -148,11 +149,11 @@ class StoreConsumer:
     """Durable pull consumer: fetch, insert, then ack; counts stored ticks per feed.
 
     Fetch and insert overlap: while one fetched group is inserted (on the store thread, which
-    releases the GIL inside chDB), the next group is fetched and unpacked. Inserts run one at a
-    time and in order, and each message is acknowledged on its own (explicit acks) only after
-    the insert holding it returned. (Ack-all is not safe here: after a crash, the first ack of
-    a newer message would also acknowledge the messages the dead process had fetched but not
-    stored, and they would never be redelivered.)"""
+    releases the GIL inside chDB), the next group is fetched, unpacked and grows. Inserts run
+    one at a time and in order, and each message is acknowledged on its own (explicit acks)
+    only after the insert holding it returned. (Ack-all is not safe here: after a crash, the
+    first ack of a newer message would also acknowledge the messages the dead process had
+    fetched but not stored, and they would never be redelivered.)"""
 
     def __init__(self, js: JetStreamContext, insert: InsertFn, on_stored: StoredFn) -> None:
         self.js = js
@@ -201,9 +202,28 @@ class StoreConsumer:
                     await task
 
     async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
+        # Messages fetched while an insert is in flight accumulate into the next group, so the
+        # groups grow (up to MAX_GROUP_MESSAGES) when the store is the slower side: fewer,
+        # larger inserts, which is what ClickHouse does best.
+        msgs: list[Msg] = []
+        batches: list[TickBatch] = []
+        redelivered: set[str] = set()
         while True:
+            busy = self._store_task is not None and not self._store_task.done()
+            if msgs and not busy:
+                if self._store_task is not None:
+                    await self._store_task
+                self._store_task = asyncio.create_task(
+                    self._store(msgs, batches, redelivered), name="marketdata-store-insert"
+                )
+                msgs, batches, redelivered = [], [], set()
+                busy = True
+            if busy and len(msgs) >= MAX_GROUP_MESSAGES:
+                assert self._store_task is not None
+                await asyncio.wait({self._store_task})
+                continue
             try:
-                msgs = await sub.fetch(FETCH_MESSAGES, timeout=0.5)
+                got = await sub.fetch(FETCH_MESSAGES, timeout=0.05 if busy else 0.5)
             except TimeoutError:
                 continue
             except asyncio.CancelledError:
@@ -212,11 +232,8 @@ class StoreConsumer:
                 log.warning("fetch from %s failed: %s; retrying", STREAM, exc)
                 await asyncio.sleep(0.5)
                 continue
-            if not msgs:
-                continue
-            batches: list[TickBatch] = []
-            redelivered: set[str] = set()
-            for m in msgs:
+            for m in got:
+                msgs.append(m)
                 try:
                     b = unpack(m.data)
                 except ValueError as exc:
@@ -225,12 +242,6 @@ class StoreConsumer:
                 batches.append(b)
                 if m.metadata.num_delivered and m.metadata.num_delivered > 1:
                     redelivered.add(b.feed)
-            # One insert in flight: wait for the previous group before handing over this one.
-            if self._store_task is not None:
-                await self._store_task
-            self._store_task = asyncio.create_task(
-                self._store(msgs, batches, redelivered), name="marketdata-store-insert"
-            )
 
     async def _store(
         self, msgs: list[Msg], batches: list[TickBatch], redelivered: set[str]
