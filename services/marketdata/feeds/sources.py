@@ -273,6 +273,8 @@ def _flow_drop(token: str) -> None:
 
 def _pool() -> ProcessPoolExecutor:
     global _POOL
+    if _POOL is not None and getattr(_POOL, "_broken", False):
+        _POOL = None  # the worker died (killed, out of memory): the next feed gets a new one
     if _POOL is None:
         # spawn, not fork: the service process runs threads (gRPC, chDB) a fork would copy.
         _POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
