@@ -269,8 +269,11 @@ class StoreConsumer:
                     with contextlib.suppress(Exception):
                         await m.in_progress()
                 await asyncio.sleep(1.0)
-        for m in msgs:
-            await m.ack()
+        try:
+            for m in msgs:
+                await m.ack()
+        except Exception as exc:  # NATS went away: the rest come back and are deduplicated
+            log.warning("ack after an insert failed (%s); the messages will be redelivered", exc)
         counts = dict(result.inserted)
         # Rows already stored count as stored for their feed unless this is a redelivery
         # of rows the feed itself stored before a crash (counted from the table at start).

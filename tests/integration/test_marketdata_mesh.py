@@ -450,7 +450,7 @@ def test_store_consumer_made_with_ack_all_is_recreated_with_explicit_acks(mesh: 
             config=ConsumerConfig(ack_policy=AckPolicy.ALL),
         )
         first = await old.fetch(4, timeout=5)
-        await first[1].ack()  # ack-all: messages 1 and 2 are done, 3 and 4 are in flight
+        await first[1].ack_sync()  # ack-all: messages 1 and 2 are done, 3 and 4 in flight
         await old.unsubscribe()
         seen: list[int] = []
 
