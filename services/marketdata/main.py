@@ -55,6 +55,7 @@ def build() -> ServiceApp:
                 await asyncio.sleep(0.5)
         publisher = Publisher(bus.nc, js)
         feeds.publish = publisher.publish
+        feeds.flush = publisher.flush
 
         async def resume(feed: str, venue: str, symbols: list[str]) -> dict[str, int]:
             return await last_sequences(js, feed, venue, symbols)

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import chdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 from tradecore.store import Migration, Store, connect
 from tradecore.ticks import COLUMNS, TRADE_TYPES, TickBatch
 
@@ -98,6 +98,7 @@ class TickStore:
 
     def __init__(self, dsn: str) -> None:
         self.store: Store = connect(dsn, MIGRATIONS)
+        self._chdb = _insert_handle(self.store)
         self.max_seq: dict[tuple[str, str], int] = {
             (str(v), str(s)): int(m)
             for v, s, m in self.store.query_rows(
@@ -106,7 +107,23 @@ class TickStore:
         }
 
     def close(self) -> None:
+        if self._chdb is not None:
+            self._chdb.close()
+            self._chdb = None
         self.store.close()
+
+    def insert_arrow(self, table: pa.Table) -> None:
+        """One columnar insert. On embedded chDB the rows go straight from the Arrow
+        buffers into the engine (the ``Python()`` table function on a dedicated handle);
+        clickhouse-connect's ``insert_arrow`` (used for a server) writes them to a temporary
+        Arrow file first and reads that back, ≈ 2.5× slower for 1M rows."""
+        if self._chdb is None:
+            self.store.insert_arrow(TABLE, table)
+            return
+        _md_insert_rows = table  # chDB's Python() finds the table by this name
+        self._chdb.query(
+            f"INSERT INTO {TABLE} ({_NAMES}) SELECT {_NAMES} FROM Python(_md_insert_rows)"
+        )
 
     def feed_counts(self) -> dict[str, int]:
         return {
@@ -148,7 +165,7 @@ class TickStore:
             self.max_seq[key] = max(top, b.last_seq)
             inserted[b.feed] += len(b)
         if keep:
-            self.store.insert_arrow(TABLE, _to_arrow(keep))
+            self.insert_arrow(_to_arrow(keep))
         return InsertResult(dict(inserted), dict(duplicates))
 
     # ------------------------------------------------------------------ queries
@@ -223,18 +240,36 @@ class TickStore:
         return int(rows[0][0]), int(rows[0][1])
 
 
+def _insert_handle(store: Store) -> Any:
+    """A chDB connection of its own for inserts when the store is embedded (else None)."""
+    backend = getattr(store.client, "_backend", None)
+    conn_str = getattr(backend, "connection_string", None)
+    if not store.embedded or not isinstance(conn_str, str):
+        return None
+    return chdb.connect(conn_str)
+
+
+_NAMES = ", ".join(["venue", "symbol", "feed", *(name for name, _ in COLUMNS)])
+
+
+def _labels(values: list[str], sizes: npt.NDArray[np.int64]) -> pa.Array:
+    """One label per batch, repeated over its rows, as a dictionary array (no per-row strings)."""
+    uniq = sorted(set(values))
+    codes = np.repeat(np.array([uniq.index(x) for x in values], dtype=np.int32), sizes)
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(uniq, pa.string()))
+
+
 def _to_arrow(batches: list[TickBatch]) -> pa.Table:
-    sizes = np.array([len(b) for b in batches])
-    arrays: dict[str, pa.Array] = {}
-    for name in ("venue", "symbol", "feed"):
-        labels = [getattr(b, name) for b in batches]
-        uniq = sorted(set(labels))
-        codes = np.repeat(np.array([uniq.index(x) for x in labels], dtype=np.int32), sizes)
-        arrays[name] = pc.take(pa.array(uniq, pa.string()), pa.array(codes))
-    for name, _ in COLUMNS:
-        col = np.concatenate([b.column(name) for b in batches])
-        arr = pa.array(col)
-        if name in ("ts", "recv_ts"):
-            arr = arr.cast(_ARROW_TYPES[name])
-        arrays[name] = arr
+    """The batches as one Arrow table; the numeric columns are zero-copy views of one
+    concatenated numpy array each (the times reinterpreted as timestamp[ns, UTC])."""
+    sizes = np.array([len(b) for b in batches], dtype=np.int64)
+    n = int(sizes.sum())
+    arrays: dict[str, pa.Array] = {
+        name: _labels([getattr(b, name) for b in batches], sizes)
+        for name in ("venue", "symbol", "feed")
+    }
+    for name, dtype in COLUMNS:
+        # One fresh (aligned) array: unpacked columns are views at odd offsets of a message.
+        col = np.concatenate([b.column(name) for b in batches]).astype(dtype, copy=False)
+        arrays[name] = pa.Array.from_buffers(_ARROW_TYPES[name], n, [None, pa.py_buffer(col)])
     return pa.table(arrays)

@@ -370,6 +370,120 @@ def test_nats_subscribers_receive_quotes_and_trades(mesh: Mesh, stub: Any) -> No
     assert [t.sequence for t in trades] == stored["sequence"][executions].tolist()
 
 
+def test_unpaced_feed_sends_packed_trades_and_last_quotes(mesh: Mesh, stub: Any) -> None:
+    """Unpaced: every execution once on `.trades` (packed batches), no per-execution `Trade`,
+    at most one `Quote` per chunk; the ticks stored are the same executions."""
+    count = 3 * MAX_CHUNK + 100
+
+    async def run() -> tuple[list[ticks.TickBatch], int, list[pb.Quote], int]:
+        nc = await nats.connect(mesh.nats_url)
+        packed: list[ticks.TickBatch] = []
+        quotes: list[pb.Quote] = []
+        singles = [0]
+        books = [0]
+
+        async def on_trades(m: Any) -> None:
+            packed.append(ticks.unpack(m.data))
+
+        async def on_trade(m: Any) -> None:
+            singles[0] += 1
+
+        async def on_quote(m: Any) -> None:
+            quotes.append(pb.Quote.FromString(m.data))
+
+        async def on_book(m: Any) -> None:
+            books[0] += 1
+
+        await nc.subscribe("md.synthetic.UPT.trades", cb=on_trades)
+        await nc.subscribe("md.synthetic.UPT.trade", cb=on_trade)
+        await nc.subscribe("md.synthetic.UPT.quote", cb=on_quote)
+        await nc.subscribe("md.synthetic.UPT.book", cb=on_book)
+        await nc.flush()
+        st = stub.StartFeed(
+            pb.StartFeedRequest(
+                synthetic=pb.SyntheticFeedSpec(
+                    symbols=["UPT"], rate=50_000, count=count, speed=0, seed=9
+                )
+            ),
+            timeout=30,
+        )
+        while stub.GetFeed(pb.GetFeedRequest(id=st.id), timeout=5).state == pb.RUNNING:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        await nc.close()
+        return packed, singles[0], quotes, books[0]
+
+    packed, singles, quotes, books = asyncio.run(run())
+    stored = all_ticks(stub, "UPT")
+    assert len(stored["sequence"]) == count
+    executions = stored["type"] == ticks.EXECUTE
+    got = ticks.concat(packed)
+    assert np.isin(got.type, ticks.TRADE_TYPES).all()
+    assert got.seq.tolist() == stored["sequence"][executions].tolist()
+    np.testing.assert_allclose(got.price / ticks.PRICE_SCALE, stored["price"][executions])
+    assert singles == 0
+    assert books >= 4  # one packed batch per chunk (≤ MAX_CHUNK ticks)
+    assert 1 <= len(quotes) <= books
+    assert [q.sequence for q in quotes] == sorted(q.sequence for q in quotes)
+
+
+def test_store_consumer_made_with_ack_all_is_recreated_with_explicit_acks(mesh: Mesh) -> None:
+    """A `marketdata-store` consumer left by an earlier version (ack-all) is replaced at start
+    by one with explicit acks that starts after its ack floor (nothing acked is redelivered,
+    nothing unacked is skipped)."""
+    from nats.js.api import AckPolicy, ConsumerConfig
+    from tradecore_services.marketdata import pipeline
+    from tradecore_services.marketdata.store import InsertResult
+
+    async def run() -> tuple[list[int], AckPolicy | None]:
+        nc = await nats.connect(mesh.nats_url)
+        js = nc.jetstream()
+        stream, durable, subj = "MD_MIGRATE_TEST", "marketdata-store", "mdtest.x.ACK.ticks"
+        await js.add_stream(name=stream, subjects=["mdtest.*.*.ticks"])
+        for i in range(1, 7):
+            b = ticks.make_batch("x", "ACK", "f", seq=[i], ts=[i], type=[1], price=[1], size=[1])
+            await js.publish(subj, ticks.pack(b))
+        old = await js.pull_subscribe(
+            "mdtest.*.*.ticks",
+            durable=durable,
+            stream=stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.ALL),
+        )
+        first = await old.fetch(4, timeout=5)
+        await first[1].ack_sync()  # ack-all: messages 1 and 2 are done, 3 and 4 in flight
+        await old.unsubscribe()
+        seen: list[int] = []
+
+        async def insert(batches: list[ticks.TickBatch]) -> InsertResult:
+            seen.extend(int(b.seq[0]) for b in batches)
+            return InsertResult({"f": len(batches)}, {})
+
+        consumer = pipeline.StoreConsumer(js, insert, lambda counts: None)
+        saved = (pipeline.STREAM, pipeline.TICK_SUBJECTS, pipeline.GROUP_WAIT_S)
+        pipeline.STREAM, pipeline.TICK_SUBJECTS, pipeline.GROUP_WAIT_S = (
+            stream,
+            "mdtest.*.*.ticks",
+            0.05,
+        )
+        try:
+            await consumer.start()
+            deadline = time.monotonic() + 10
+            while len(seen) < 4 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            info = await js.consumer_info(stream, durable)
+        finally:
+            pipeline.STREAM, pipeline.TICK_SUBJECTS, pipeline.GROUP_WAIT_S = saved
+            await consumer.stop()
+            await js.delete_stream(stream)
+            await nc.close()
+        return seen, info.config.ack_policy
+
+    seen, policy = asyncio.run(run())
+    assert sorted(seen) == [3, 4, 5, 6]
+    assert policy == AckPolicy.EXPLICIT
+
+
 def test_stream_quotes_over_grpc(mesh: Mesh, stub: Any) -> None:
     stub.StartFeed(
         pb.StartFeedRequest(

@@ -114,6 +114,7 @@ class FeedManager:
         self.books = books
         self.feeds: dict[str, FeedRecord] = {}
         self.publish: Publish | None = None
+        self.flush: Callable[[str], Awaitable[None]] | None = None
         self.resume_points: Resume | None = None
         self.changed = asyncio.Event()
         self._load()
@@ -258,6 +259,8 @@ class FeedManager:
                 await self.publish(rec.id, chunk)
                 rec.published += len(b)
                 self.books.update((b.venue, b.symbol), chunk.book, chunk.quotes)
+            if self.flush is not None:
+                await self.flush(rec.id)
         except asyncio.CancelledError:
             await source.close()
             raise

@@ -9,11 +9,16 @@ stream already holds, so a restarted feed continues after it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing
 import re
+import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +49,9 @@ class Chunk:
     quotes: list[pb.Quote] = field(default_factory=list)
     trades: list[pb.Trade] = field(default_factory=list)
     book: Levels | None = None
+    # True: every quote and trade goes out as its own message (paced replays, live feeds);
+    # False (unpaced replays): only the chunk's last quote, and the trades as one packed batch.
+    per_event: bool = True
 
 
 class Source(Protocol):
@@ -182,6 +190,7 @@ class LobsterSource:
         changed = np.ones(n, dtype=bool)
         changed[1:] = (l1[1:] != l1[:-1]).any(axis=1)
         start = min(int(resume.get(self.symbol, 0)), n)
+        per_event = self.speed > 0
         for i, j in _windows(c["ts"], start, self.speed):
             b = make_batch(
                 self.venue,
@@ -196,6 +205,8 @@ class LobsterSource:
                 size=c["size"][i:j],
             )
             qi = np.flatnonzero(changed[i:j]) + i
+            if not per_event:
+                qi = qi[-1:]
             quotes = [
                 pb.Quote(
                     venue=self.venue,
@@ -214,17 +225,66 @@ class LobsterSource:
             yield Chunk(
                 b,
                 quotes,
-                _trades(self.venue, self.symbol, b),
+                _trades(self.venue, self.symbol, b) if per_event else [],
                 self._book(j - 1, j, int(c["ts"][j - 1])),
+                per_event,
             )
 
     async def close(self) -> None:
         return None
 
 
+# ---------------------------------------------------------------- synthetic generation
+# The order flow is generated in a worker process (numpy + the C++ book: ≈ 0.65 s of CPU per
+# million ticks), so that it runs beside the service's event loop, its consumer and its
+# store inserts instead of competing with them for the GIL. The worker keeps the flows of
+# every running synthetic feed (keyed by the source's token and the symbol) and is shared by
+# all of them; calls run in submission order, which keeps each flow deterministic.
+_FLOWS: dict[tuple[str, str], SyntheticFlow] = {}
+_POOL: ProcessPoolExecutor | None = None
+GEN_AHEAD = 4  # generation calls queued ahead of the one being published
+
+FlowOut = tuple[
+    tuple[npt.NDArray[Any], ...],  # ts, type, order_id, side, price, size
+    tuple[npt.NDArray[np.int64], ...],  # bid_price, bid_size, ask_price, ask_size
+    int,  # bid levels
+    int,  # ask levels
+]
+
+
+def _flow_next(token: str, symbol: str, seed: int, rate: float, start_ns: int, ops: int) -> FlowOut:
+    """In the worker: the next messages of one flow and its book afterwards."""
+    flow = _FLOWS.get((token, symbol))
+    if flow is None:
+        flow = _FLOWS[(token, symbol)] = SyntheticFlow(
+            symbol, seed=seed, rate=rate, start_ns=start_ns
+        )
+    m = flow.next(ops)
+    snap = flow.book.snapshot(BOOK_DEPTH)
+    cols = (m.ts, m.type, m.order_id, m.side, m.price, m.size)
+    book = (snap.bid_price, snap.bid_size, snap.ask_price, snap.ask_size)
+    return cols, book, snap.bid_levels, snap.ask_levels
+
+
+def _flow_drop(token: str) -> None:
+    for key in [k for k in _FLOWS if k[0] == token]:
+        del _FLOWS[key]
+
+
+def _pool() -> ProcessPoolExecutor:
+    global _POOL
+    if _POOL is not None and getattr(_POOL, "_broken", False):
+        _POOL = None  # the worker died (killed, out of memory): the next feed gets a new one
+    if _POOL is None:
+        # spawn, not fork: the service process runs threads (gRPC, chDB) a fork would copy.
+        _POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    return _POOL
+
+
 class SyntheticSource:
     """Order flow for several symbols (:class:`tradecore.synthetic.SyntheticFlow`), ``count``
-    ticks per symbol; the same seed and start time give the same ticks."""
+    ticks per symbol; the same seed and start time give the same ticks. Generated in a
+    worker process, up to ``GEN_AHEAD`` chunks ahead of publishing."""
 
     venue = "synthetic"
 
@@ -246,32 +306,50 @@ class SyntheticSource:
         self.total = int(spec.count) * len(self.symbols)
         self.speed = float(spec.speed)
         self.start_ns = start_ns
+        self._token = uuid.uuid4().hex
 
     async def chunks(self, resume: Mapping[str, int]) -> AsyncIterator[Chunk]:
         count = int(self.spec.count)
-        flows = {
-            s: SyntheticFlow(
-                s, seed=int(self.spec.seed), rate=self.spec.rate, start_ns=self.start_ns
-            )
-            for s in self.symbols
-        }
-        sent = dict.fromkeys(self.symbols, 0)  # messages generated so far per symbol
         ops = MAX_CHUNK
         if self.speed > 0:
             ops = int(min(MAX_CHUNK, max(1.0, self.spec.rate * self.speed * PACED_WINDOW_S)))
-        last_l1: dict[str, tuple[int, int, int, int]] = {}
+        pool = _pool()
         loop = asyncio.get_running_loop()
-        while any(sent[s] < count for s in self.symbols):
-            for s in self.symbols:
+        args = (int(self.spec.seed), float(self.spec.rate), self.start_ns, ops)
+        # Calls are made round robin over the symbols that are not done; a symbol is asked
+        # for more while its generated total (known once its calls return) is below count, so
+        # a call made ahead may turn out not to be needed: its messages are dropped.
+        sent = dict.fromkeys(self.symbols, 0)  # messages generated so far per symbol
+        queued: deque[tuple[str, asyncio.Future[FlowOut]]] = deque()
+        rr = 0
+
+        def submit() -> None:
+            nonlocal rr
+            open_ = [s for s in self.symbols if sent[s] < count]
+            if not open_:
+                return
+            s = open_[rr % len(open_)]
+            rr += 1
+            fut = loop.run_in_executor(pool, _flow_next, self._token, s, *args)
+            queued.append((s, fut))
+
+        last_l1: dict[str, tuple[int, int, int, int]] = {}
+        try:
+            for _ in range(GEN_AHEAD):
+                submit()
+            while queued:
+                s, fut = queued.popleft()
+                cols, book, nb, na = await fut
                 if sent[s] >= count:
+                    submit()
                     continue
-                flow = flows[s]
-                m = await loop.run_in_executor(None, flow.next, ops)
-                if not len(m):
-                    continue
-                take = min(len(m), count - sent[s])
+                ts, typ, oid, side, price, size = cols
+                take = min(len(ts), count - sent[s])
                 seq = np.arange(sent[s] + 1, sent[s] + take + 1, dtype=np.uint64)
                 sent[s] += take
+                submit()
+                if not take:
+                    continue
                 keep = seq > resume.get(s, 0)
                 if not keep.any():
                     continue
@@ -280,30 +358,15 @@ class SyntheticSource:
                     s,
                     "",
                     seq=seq[keep],
-                    ts=m.ts[:take][keep],
-                    type=m.type[:take][keep],
-                    order_id=m.order_id[:take][keep],
-                    side=m.side[:take][keep],
-                    price=m.price[:take][keep],
-                    size=m.size[:take][keep],
+                    ts=ts[:take][keep],
+                    type=typ[:take][keep],
+                    order_id=oid[:take][keep],
+                    side=side[:take][keep],
+                    price=price[:take][keep],
+                    size=size[:take][keep],
                 )
-                snap = flow.book.snapshot(BOOK_DEPTH)
-                levels = Levels(
-                    snap.bid_price.copy(),
-                    snap.bid_size.copy(),
-                    snap.ask_price.copy(),
-                    snap.ask_size.copy(),
-                    snap.bid_levels,
-                    snap.ask_levels,
-                    b.last_seq,
-                    int(b.ts[-1]),
-                )
-                l1 = (
-                    int(snap.bid_price[0]),
-                    int(snap.bid_size[0]),
-                    int(snap.ask_price[0]),
-                    int(snap.ask_size[0]),
-                )
+                levels = Levels(*book, nb, na, b.last_seq, int(b.ts[-1]))
+                l1 = (int(book[0][0]), int(book[1][0]), int(book[2][0]), int(book[3][0]))
                 quotes = []
                 if last_l1.get(s) != l1:
                     last_l1[s] = l1
@@ -319,7 +382,14 @@ class SyntheticSource:
                             sequence=b.last_seq,
                         )
                     )
-                yield Chunk(b, quotes, _trades(self.venue, s, b), levels)
+                per_event = self.speed > 0
+                trades = _trades(self.venue, s, b) if per_event else []
+                yield Chunk(b, quotes, trades, levels, per_event)
+        finally:
+            for _, fut in queued:
+                fut.cancel()
+            with contextlib.suppress(Exception):
+                pool.submit(_flow_drop, self._token)
 
     async def close(self) -> None:
         return None
