@@ -110,7 +110,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 try:
                     return await inner(request, context)
                 except grpc.aio.AbortError:
-                    code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                    code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
                 except Exception as exc:
                     code = status_for(exc)
@@ -138,7 +138,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     async for item in inner_stream(request, context):
                         yield item
                 except grpc.aio.AbortError:
-                    code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                    code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
                 except Exception as exc:
                     code = status_for(exc)

@@ -60,8 +60,8 @@ class Books:
     def update(self, key: Key, levels: Levels | None, quotes: list[pb.Quote]) -> None:
         if levels is not None:
             self.levels[key] = levels
-            for q in self._book_subs.get(key, ()):
-                _offer(q, levels)
+            for book_q in self._book_subs.get(key, ()):
+                _offer(book_q, levels)
         subs = self._quote_subs.get(key)
         if subs:
             for quote in quotes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
@@ -19,7 +19,7 @@ from .feeds.manager import FeedManager
 from .store import TickStore
 
 T = TypeVar("T")
-Ctx = grpc.aio.ServicerContext[Any, Any]
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class StoreThread:
@@ -36,7 +36,7 @@ class StoreThread:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, store)
 
 
-class MarketDataServicer(pb_grpc.MarketDataServiceServicer):  # type: ignore[misc]
+class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
     def __init__(self, store: StoreThread, books: Books, feeds: FeedManager) -> None:
         self.store = store
         self.books = books

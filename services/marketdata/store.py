@@ -190,7 +190,10 @@ class TickStore:
         t = self.store.query_arrow(sql, params)
         cols = [np.asarray(t.column(i).to_numpy()) for i in range(t.num_columns)]
         i64 = [c.astype(np.int64) for c in cols[:7]]
-        return Bars(*i64, notional=cols[7].astype(np.float64))
+        start, open_, high, low, close, volume, trades = i64
+        return Bars(
+            start, open_, high, low, close, volume, trades, notional=cols[7].astype(np.float64)
+        )
 
     def vwap(self, symbol: str, venue: str, start_ns: int, end_ns: int) -> tuple[float, int, int]:
         where, params = _where(symbol, venue, start_ns, end_ns)

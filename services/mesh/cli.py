@@ -243,7 +243,7 @@ def _stop(data_dir: str, timeout: float = 30.0) -> bool:
         return False
     sup = state.get("supervisor_pid")
     pids = [c.get("pid") for c in state.get("components", {}).values() if c.get("pid")]
-    if _alive(sup):
+    if isinstance(sup, int) and _alive(sup):
         os.kill(sup, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(sup) and time.monotonic() < deadline:

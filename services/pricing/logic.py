@@ -46,7 +46,7 @@ _PHI_BUMP = 1e-4
 
 def model_name(model: int) -> str:
     """``"bsm"`` or ``"black76"`` for a PricingModel value (ValueError naming ``model``)."""
-    name = _MODEL.get(model)
+    name = _MODEL.get(pb.PricingModel.ValueType(model))
     if name is None:
         raise ValueError(f"model must be MODEL_BSM or MODEL_BLACK76 (got {model})")
     return name

@@ -17,7 +17,7 @@ from . import implied, logic, surfaces
 from .stream import ChainRepricer, stream_greeks
 
 
-class PricingServicer(pb_grpc.PricingServiceServicer):  # type: ignore[misc]
+class PricingServicer(pb_grpc.PricingServiceServicer):
     def __init__(
         self, max_contracts: int, *, max_surfaces: int = 256, bus: Bus | None = None
     ) -> None:

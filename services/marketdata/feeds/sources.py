@@ -365,7 +365,8 @@ class SyntheticSource:
                     price=price[:take][keep],
                     size=size[:take][keep],
                 )
-                levels = Levels(*book, nb, na, b.last_seq, int(b.ts[-1]))
+                bp, bs, ap, as_ = book
+                levels = Levels(bp, bs, ap, as_, nb, na, b.last_seq, int(b.ts[-1]))
                 l1 = (int(book[0][0]), int(book[1][0]), int(book[2][0]), int(book[3][0]))
                 quotes = []
                 if last_l1.get(s) != l1:
