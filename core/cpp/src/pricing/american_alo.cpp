@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "american_detail.hpp"
+#include "tradecore/math/normal.hpp"
 
 namespace tradecore::pricing::detail {
 
@@ -134,6 +135,14 @@ AloTables make_alo_tables(const AmericanSettings& s) {
   }
   quadrature_rule(s.alo_rule, t.l, t.fl, t.cl, t.wl);
   quadrature_rule(s.alo_rule, t.p, t.fp, t.cp, t.wp);
+  t.ul.resize(t.fl.size());
+  t.sl.resize(t.fl.size());
+  for (std::size_t j = 0; j < t.fl.size(); ++j) {
+    t.ul[j] = t.cl[j] * (1.0 + t.fl[j]);
+    t.sl[j] = std::sqrt(t.ul[j]);
+  }
+  t.sp.resize(t.fp.size());
+  for (std::size_t j = 0; j < t.fp.size(); ++j) t.sp[j] = std::sqrt(t.cp[j] * (1.0 + t.fp[j]));
   return t;
 }
 
@@ -163,21 +172,31 @@ double seed_boundary(double r, double q, double v, double x, double tau) {
   return b_inf + (x - b_inf) * std::exp(h);
 }
 
-// ln B at many sqrt(u) values (Clenshaw, vectorised across the points).
+// ln B at many sqrt(u) values (count <= kMaxQuad): Clenshaw with the points in the inner loop,
+// so that it vectorises across them.
 void log_b_many(const AloBoundary& b, const double* z, double* out, int count) {
   const int n = b.n;
   const double* c = b.coef;
   const double inv = 2.0 / b.sqrtT;
+  alignas(64) double xi2[kMaxQuad], b1[kMaxQuad], b2[kMaxQuad];
 #pragma omp simd
   for (int j = 0; j < count; ++j) {
-    const double xi = inv * z[j] - 1.0;
-    double b1 = 0.0, b2 = 0.0;
-    for (int k = n; k >= 1; --k) {
-      const double b0 = 2.0 * xi * b1 - b2 + c[k];
-      b2 = b1;
-      b1 = b0;
+    xi2[j] = 2.0 * (inv * z[j] - 1.0);
+    b1[j] = c[n];
+    b2[j] = 0.0;
+  }
+  for (int k = n - 1; k >= 1; --k) {
+    const double ck = c[k];
+#pragma omp simd
+    for (int j = 0; j < count; ++j) {
+      const double b0 = xi2[j] * b1[j] - b2[j] + ck;
+      b2[j] = b1[j];
+      b1[j] = b0;
     }
-    const double h = xi * b1 - b2 + c[0];
+  }
+#pragma omp simd
+  for (int j = 0; j < count; ++j) {
+    const double h = 0.5 * xi2[j] * b1[j] - b2[j] + c[0];
     out[j] = b.log_x - sqrt(h > 0.0 ? h : 0.0);
   }
 }
@@ -258,49 +277,74 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
   log_bt[0] = b.log_x;
   coefficients(t, H, b.coef);
 
-  const double v2h = 0.5 * v * v;
+  const double v2h = 0.5 * v * v, inv_v = 1.0 / v;
   const bool fp_a = t.equation == AloEquation::FpA;
-  alignas(64) double gn[kMaxQuad], gd[kMaxQuad], lbu[kMaxQuad], zz[kMaxQuad], uu[kMaxQuad],
-      su[kMaxQuad];
+  // Everything of the boundary integrals that does not depend on the boundary, per node i and
+  // point j, computed once per option (the iterations only redo what the boundary changes):
+  // z = sqrt(tau - u) = st f, sqrt(u) = st sqrt((1 - f)(1 + f)), 1 / (v z), and the factors
+  // r e^{ru} (2/v) | r e^{ru} 2z and q e^{qu} of the integrands (FP-A | FP-B).
+  const std::size_t lz = static_cast<std::size_t>(l);
+  const std::size_t nl = static_cast<std::size_t>(n) * lz;
+  thread_local std::vector<double> work;
+  if (work.size() < 5 * nl) work.resize(5 * nl);
+  double* const z_all = work.data();
+  double* const su_all = z_all + nl;
+  double* const ivz_all = su_all + nl;
+  double* const fn_all = ivz_all + nl;
+  double* const fd_all = fn_all + nl;
+  for (int i = 1; i <= n; ++i) {
+    const double st = zt[i], tau = st * st;
+    const std::size_t o = static_cast<std::size_t>(i - 1) * lz;
+    const double* fl = t.fl.data();
+    const double* sl = t.sl.data();
+    const double* ul = t.ul.data();
+#pragma omp simd
+    for (int j = 0; j < l; ++j) {
+      const double z = st * fl[j], u = tau * ul[j];
+      z_all[o + j] = z;
+      su_all[o + j] = st * sl[j];
+      ivz_all[o + j] = inv_v / z;
+      fn_all[o + j] = r * exp(r * u) * (fp_a ? 2.0 * inv_v : 2.0 * z);
+      fd_all[o + j] = q * exp(q * u) * (fp_a ? 1.0 : 2.0 * z);
+    }
+  }
+  alignas(64) double lbu[kMaxQuad];
+  const double* wl = t.wl.data();
   for (int it = 0; it < t.m; ++it) {
     for (int i = 1; i <= n; ++i) {
       const double st = zt[i], tau = st * st;
       const double lbt = log_bt[i];
-      // Quadrature points: z = sqrt(tau - u) = st f, so u = tau (1 - f)(1 + f).
-      const double* fl = t.fl.data();
-      const double* cl = t.cl.data();
-      for (int j = 0; j < l; ++j) {
-        zz[j] = st * fl[j];
-        uu[j] = tau * cl[j] * (1.0 + fl[j]);
-        su[j] = st * std::sqrt(cl[j] * (1.0 + fl[j]));
-      }
-      log_b_many(b, su, lbu, l);
+      const std::size_t o = static_cast<std::size_t>(i - 1) * lz;
+      const double* zz = z_all + o;
+      const double* ivz = ivz_all + o;
+      const double* fn = fn_all + o;
+      const double* fd = fd_all + o;
+      log_b_many(b, su_all + o, lbu, l);
+      double in = 0.0, id = 0.0;
       if (fp_a) {
-#pragma omp simd
+        // Phi(d+) from erfcx and the density already at hand: one exp per point besides the
+        // density of d-.
+#pragma omp simd reduction(+ : in, id)
         for (int j = 0; j < l; ++j) {
-          const double z = zz[j], s = z * z, u = uu[j];
-          const double dp = (lbt - lbu[j] + (r - q + v2h) * s) / (v * z);
+          const double z = zz[j], s = z * z;
+          const double dp = (lbt - lbu[j] + (r - q + v2h) * s) * ivz[j];
           const double dm = dp - v * z;
-          const double pdf_p = kInvSqrt2Pi * exp(-0.5 * dp * dp);
+          const double ep = exp(-0.5 * dp * dp);
           const double pdf_m = kInvSqrt2Pi * exp(-0.5 * dm * dm);
-          const double cdf_p = 0.5 * erfc(-dp * kInvSqrt2);
-          gn[j] = r * exp(r * u) * pdf_m * (2.0 / v);
-          gd[j] = q * exp(q * u) * (2.0 * z * cdf_p + pdf_p * (2.0 / v));
+          const double tail = 0.5 * math::erfcx_nonneg(std::abs(dp) * kInvSqrt2) * ep;
+          const double cdf_p = dp < 0.0 ? tail : 1.0 - tail;
+          in += wl[j] * fn[j] * pdf_m;
+          id += wl[j] * fd[j] * (2.0 * z * cdf_p + kInvSqrt2Pi * ep * (2.0 * inv_v));
         }
       } else {
-#pragma omp simd
+#pragma omp simd reduction(+ : in, id)
         for (int j = 0; j < l; ++j) {
-          const double z = zz[j], s = z * z, u = uu[j];
-          const double dp = (lbt - lbu[j] + (r - q + v2h) * s) / (v * z);
+          const double z = zz[j], s = z * z;
+          const double dp = (lbt - lbu[j] + (r - q + v2h) * s) * ivz[j];
           const double dm = dp - v * z;
-          gn[j] = r * exp(r * u) * 0.5 * erfc(-dm * kInvSqrt2) * 2.0 * z;
-          gd[j] = q * exp(q * u) * 0.5 * erfc(-dp * kInvSqrt2) * 2.0 * z;
+          in += wl[j] * fn[j] * 0.5 * erfc(-dm * kInvSqrt2);
+          id += wl[j] * fd[j] * 0.5 * erfc(-dp * kInvSqrt2);
         }
-      }
-      double in = 0.0, id = 0.0;
-      for (int j = 0; j < l; ++j) {
-        in += t.wl[static_cast<std::size_t>(j)] * gn[j];
-        id += t.wl[static_cast<std::size_t>(j)] * gd[j];
       }
       in *= st;
       id *= st;
@@ -337,7 +381,7 @@ double alo_unit_put(const AloTables& t, const AloBoundary& b, double x) noexcept
   const double* cp = t.cp.data();
   for (int j = 0; j < p; ++j) {
     zz[j] = sT * fp[j];
-    su[j] = sT * std::sqrt(cp[j] * (1.0 + fp[j]));
+    su[j] = sT * t.sp[j];
   }
   log_b_many(b, su, lbu, p);
 #pragma omp simd
