@@ -161,17 +161,6 @@ double AloBoundary::log_b(double z) const noexcept {
 namespace {
 
 
-// Starting boundary: the Barone-Adesi-Whaley seed between B(0+) = X and the perpetual boundary.
-double seed_boundary(double r, double q, double v, double x, double tau) {
-  const double v2 = v * v;
-  const double beta = 2.0 * (r - q) / v2, alpha = 2.0 * r / v2;
-  const double lam = 0.5 * (-(beta - 1.0) - std::sqrt((beta - 1.0) * (beta - 1.0) + 4.0 * alpha));
-  const double b_inf = lam / (lam - 1.0);
-  double h = ((r - q) * tau - 2.0 * v * std::sqrt(tau)) * x / (x - b_inf);
-  h = std::min(h, 0.0);
-  return b_inf + (x - b_inf) * std::exp(h);
-}
-
 // ln B at many sqrt(u) values (count <= kMaxQuad): Clenshaw with the points in the inner loop,
 // so that it vectorises across them.
 void log_b_many(const AloBoundary& b, const double* z, double* out, int count) {
@@ -201,43 +190,95 @@ void log_b_many(const AloBoundary& b, const double* z, double* out, int count) {
   }
 }
 
-// Li's (2005) QD+ approximation of the put boundary at tau (unit strike), solved by secant steps
-// from the BAW seed; the starting boundary of the fixed-point iterations.
-// Falls back to the seed where the iteration leaves (0, X).
-double qd_plus_boundary(double r, double q, double v, double x, double tau) {
-  const double seed = seed_boundary(r, q, v, x, tau);
-  const double v2 = v * v, st = std::sqrt(tau), vs = v * st;
-  const double h = -std::expm1(-r * tau);
+// Li's (2005) QD+ approximation of the put boundary (unit strike) at the times tau[0..count),
+// solved by secant steps from the Barone-Adesi-Whaley seed; the starting boundary of the
+// fixed-point iterations. Vectorised across the points: every lane takes the same steps (at most
+// 5, fewer where all converge), a converged lane is frozen, and a lane whose iterate leaves
+// (0, X) falls back to its seed. count <= kAloMaxNodes.
+void qd_plus_boundary_many(double r, double q, double v, double x, const double* tau, double* out,
+                           int count) {
+  const double v2 = v * v;
   const double alpha = 2.0 * r / v2, beta = 2.0 * (r - q) / v2;
-  const double root = std::sqrt((beta - 1.0) * (beta - 1.0) + 4.0 * alpha / h);
-  const double lam = 0.5 * (-(beta - 1.0) - root);
-  const double lam_p = alpha / (h * h * root);
-  const double dr = std::exp(-r * tau), dq = std::exp(-q * tau);
-  const double den = 2.0 * lam + beta - 1.0;
-  auto F = [&](double S) {
-    const double dp = (std::log(S) + (r - q + 0.5 * v2) * tau) / vs, dm = dp - vs;
-    const double Np = norm_cdf(-dp), Nm = norm_cdf(-dm);
-    const double p = dr * Nm - S * dq * Np;
-    const double theta = r * dr * Nm - q * S * dq * Np - 0.5 * v * S * dq * norm_pdf(dp) / st;
-    const double gap = 1.0 - S - p;
-    const double c0 = -((1.0 - h) * alpha / den) *
-                      (1.0 / h - theta / (r * gap * dr) + lam_p / den);
-    return (1.0 - dq * Np) * S + (lam + c0) * gap;
-  };
-  // Secant iterations (a starting guess needs no more than a few digits).
-  double s0 = seed, s1 = 0.98 * seed;
-  double f0 = F(s0), f1 = F(s1);
-  for (int it = 0; it < 5 && f1 != f0; ++it) {
-    const double next = s1 - f1 * (s1 - s0) / (f1 - f0);
-    if (!(next > 0.0 && next < x)) return seed;
-    s0 = s1;
-    f0 = f1;
-    s1 = next;
-    if (std::abs(s1 - s0) < 1e-7 * s1) break;
-    f1 = F(s1);
+  const double lam_inf = 0.5 * (-(beta - 1.0) - std::sqrt((beta - 1.0) * (beta - 1.0) + 4.0 * alpha));
+  const double b_inf = lam_inf / (lam_inf - 1.0);
+  const double mu = r - q + 0.5 * v2;
+  constexpr int kN = kAloMaxNodes;
+  alignas(64) double seed[kN], vs[kN], st[kN], hh[kN], lam[kN], lamp[kN], dr[kN], dq[kN], den[kN],
+      k1[kN], s0[kN], s1[kN], f0[kN], f1[kN];
+  alignas(64) bool active[kN], failed[kN];
+#pragma omp simd
+  for (int i = 0; i < count; ++i) {
+    const double ti = tau[i], sti = sqrt(ti);
+    // The seed between B(0+) = X and the perpetual boundary.
+    double hs = ((r - q) * ti - 2.0 * v * sti) * x / (x - b_inf);
+    hs = hs < 0.0 ? hs : 0.0;
+    seed[i] = b_inf + (x - b_inf) * exp(hs);
+    st[i] = sti;
+    vs[i] = v * sti;
+    const double h = -expm1(-r * ti);
+    const double root = sqrt((beta - 1.0) * (beta - 1.0) + 4.0 * alpha / h);
+    hh[i] = h;
+    lam[i] = 0.5 * (-(beta - 1.0) - root);
+    lamp[i] = alpha / (h * h * root);
+    dr[i] = exp(-r * ti);
+    dq[i] = exp(-q * ti);
+    den[i] = 2.0 * lam[i] + beta - 1.0;
+    k1[i] = (1.0 - h) * alpha / den[i];
   }
-  const double S = s1;
-  return S;
+  auto F = [&](const double* S, double* f) {
+#pragma omp simd
+    for (int i = 0; i < count; ++i) {
+      const double Si = S[i];
+      const double dp = (log(Si) + mu * tau[i]) / vs[i], dm = dp - vs[i];
+      const double Np = 0.5 * erfc(dp * kInvSqrt2), Nm = 0.5 * erfc(dm * kInvSqrt2);
+      const double pdf = kInvSqrt2Pi * exp(-0.5 * dp * dp);
+      const double p = dr[i] * Nm - Si * dq[i] * Np;
+      const double theta =
+          r * dr[i] * Nm - q * Si * dq[i] * Np - 0.5 * v * Si * dq[i] * pdf / st[i];
+      const double gap = 1.0 - Si - p;
+      const double c0 = -k1[i] * (1.0 / hh[i] - theta / (r * gap * dr[i]) + lamp[i] / den[i]);
+      f[i] = (1.0 - dq[i] * Np) * Si + (lam[i] + c0) * gap;
+    }
+  };
+  for (int i = 0; i < count; ++i) {
+    s0[i] = seed[i];
+    s1[i] = 0.98 * seed[i];
+    active[i] = true;
+    failed[i] = false;
+  }
+  F(s0, f0);
+  F(s1, f1);
+  // Secant iterations (a starting guess needs no more than a few digits).
+  for (int it = 0; it < 5; ++it) {
+    int live = 0;
+    for (int i = 0; i < count; ++i) {
+      if (!active[i]) continue;
+      if (f1[i] == f0[i]) {
+        active[i] = false;
+        continue;
+      }
+      const double next = s1[i] - f1[i] * (s1[i] - s0[i]) / (f1[i] - f0[i]);
+      if (!(next > 0.0 && next < x)) {
+        failed[i] = true;
+        active[i] = false;
+        continue;
+      }
+      s0[i] = s1[i];
+      f0[i] = f1[i];
+      s1[i] = next;
+      if (std::abs(s1[i] - s0[i]) < 1e-7 * s1[i]) {
+        active[i] = false;
+        continue;
+      }
+      ++live;
+    }
+    if (live == 0) break;
+    alignas(64) double fn[kN];
+    F(s1, fn);
+    for (int i = 0; i < count; ++i)
+      if (active[i]) f1[i] = fn[i];
+  }
+  for (int i = 0; i < count; ++i) out[i] = failed[i] ? seed[i] : s1[i];
 }
 
 void coefficients(const AloTables& t, const double* H, double* coef) {
@@ -266,10 +307,14 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
   double H[kAloMaxNodes + 1];
   double log_bt[kAloMaxNodes + 1];
   double zt[kAloMaxNodes + 1];
+  double tau_n[kAloMaxNodes], b0[kAloMaxNodes];
   for (int i = 0; i <= n; ++i) {
     zt[i] = 0.5 * b.sqrtT * (1.0 + t.node_xi[static_cast<std::size_t>(i)]);
-    const double bi = i == 0 ? x : qd_plus_boundary(r, q, v, x, zt[i] * zt[i]);
-    log_bt[i] = std::log(bi);
+    if (i > 0) tau_n[i - 1] = zt[i] * zt[i];
+  }
+  qd_plus_boundary_many(r, q, v, x, tau_n, b0, n);
+  for (int i = 0; i <= n; ++i) {
+    log_bt[i] = std::log(i == 0 ? x : b0[i - 1]);
     const double lh = log_bt[i] - b.log_x;
     H[i] = lh * lh;
   }
