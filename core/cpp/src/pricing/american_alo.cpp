@@ -161,9 +161,15 @@ double AloBoundary::log_b(double z) const noexcept {
 namespace {
 
 
-// ln B at many sqrt(u) values (count <= kMaxQuad): Clenshaw with the points in the inner loop,
-// so that it vectorises across them.
+// ln B at many sqrt(u) values: Clenshaw with the points in the inner loop, so that it vectorises
+// across them (in chunks of kMaxQuad).
 void log_b_many(const AloBoundary& b, const double* z, double* out, int count) {
+  while (count > kMaxQuad) {
+    log_b_many(b, z, out, kMaxQuad);
+    z += kMaxQuad;
+    out += kMaxQuad;
+    count -= kMaxQuad;
+  }
   const int n = b.n;
   const double* c = b.coef;
   const double inv = 2.0 / b.sqrtT;
@@ -331,12 +337,13 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
   const std::size_t lz = static_cast<std::size_t>(l);
   const std::size_t nl = static_cast<std::size_t>(n) * lz;
   thread_local std::vector<double> work;
-  if (work.size() < 5 * nl) work.resize(5 * nl);
+  if (work.size() < 6 * nl) work.resize(6 * nl);
   double* const z_all = work.data();
   double* const su_all = z_all + nl;
   double* const ivz_all = su_all + nl;
   double* const fn_all = ivz_all + nl;
   double* const fd_all = fn_all + nl;
+  double* const lbu_all = fd_all + nl;
   for (int i = 1; i <= n; ++i) {
     const double st = zt[i], tau = st * st;
     const std::size_t o = static_cast<std::size_t>(i - 1) * lz;
@@ -353,18 +360,19 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
       fd_all[o + j] = q * exp(q * u) * (fp_a ? 1.0 : 2.0 * z);
     }
   }
-  alignas(64) double lbu[kMaxQuad];
   const double* wl = t.wl.data();
+  alignas(64) double in_n[kAloMaxNodes], id_n[kAloMaxNodes];
   for (int it = 0; it < t.m; ++it) {
+    // ln B(u) at the points of every node from the current interpolant (one vectorised pass).
+    log_b_many(b, su_all, lbu_all, static_cast<int>(nl));
     for (int i = 1; i <= n; ++i) {
-      const double st = zt[i], tau = st * st;
       const double lbt = log_bt[i];
       const std::size_t o = static_cast<std::size_t>(i - 1) * lz;
       const double* zz = z_all + o;
       const double* ivz = ivz_all + o;
       const double* fn = fn_all + o;
       const double* fd = fd_all + o;
-      log_b_many(b, su_all + o, lbu, l);
+      const double* lbu = lbu_all + o;
       double in = 0.0, id = 0.0;
       if (fp_a) {
         // Phi(d+) from erfcx and the density already at hand: one exp per point besides the
@@ -391,20 +399,26 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
           id += wl[j] * fd[j] * 0.5 * erfc(-dp * kInvSqrt2);
         }
       }
-      in *= st;
-      id *= st;
+      in_n[i - 1] = in * zt[i];
+      id_n[i - 1] = id * zt[i];
+    }
+    // The new boundary at every node (Jacobi: each from the previous interpolant), vectorised.
+#pragma omp simd
+    for (int i = 1; i <= n; ++i) {
+      const double st = zt[i], tau = st * st, lbt = log_bt[i];
       const double vs = v * st;
       const double dp0 = (lbt + (r - q + v2h) * tau) / vs, dm0 = dp0 - vs;
       double N, D;
       if (fp_a) {
-        N = norm_pdf(dm0) / vs + in;
-        D = norm_pdf(dp0) / vs + norm_cdf(dp0) + id;
+        N = kInvSqrt2Pi * exp(-0.5 * dm0 * dm0) / vs + in_n[i - 1];
+        D = kInvSqrt2Pi * exp(-0.5 * dp0 * dp0) / vs + 0.5 * erfc(-dp0 * kInvSqrt2) +
+            id_n[i - 1];
       } else {
-        N = norm_cdf(dm0) + in;
-        D = norm_cdf(dp0) + id;
+        N = 0.5 * erfc(-dm0 * kInvSqrt2) + in_n[i - 1];
+        D = 0.5 * erfc(-dp0 * kInvSqrt2) + id_n[i - 1];
       }
-      double lb_new = -(r - q) * tau + std::log(N / D);
-      if (!(lb_new < b.log_x)) lb_new = b.log_x;  // B <= X (also catches NaN)
+      double lb_new = -(r - q) * tau + log(N / D);
+      lb_new = lb_new < b.log_x ? lb_new : b.log_x;  // B <= X (also catches NaN)
       log_bt[i] = lb_new;
     }
     for (int i = 0; i <= n; ++i) {
