@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   if (const char* sch = std::getenv("TC_ALO_SCHEME")) {
     if (std::sscanf(sch, "%d,%d,%d,%d", &s.alo_nodes, &s.alo_quadrature, &s.alo_iterations,
                     &s.alo_price_quadrature) != 4) {
-      std::fprintf(stderr, "TC_ALO_SCHEME: expected nodes,quadrature,iterations,price_quadrature\n");
+      std::fprintf(stderr, "TC_ALO_SCHEME: nodes,quadrature,iterations,price_quadrature\n");
       return 2;
     }
     validate(s);
@@ -81,8 +81,8 @@ int main(int argc, char** argv) {
     best = std::min(best, thread_cpu() - t0);
   }
   if (argc > 2) {
-    std::printf("alo %d,%d,%d,%d:", s.alo_nodes, s.alo_quadrature, s.alo_iterations, s.alo_price_quadrature);
-  std::printf(" %.3f us/option\n", best / static_cast<double>(n) * 1e6);
+    std::printf("alo %d,%d,%d,%d: %.3f us/option\n", s.alo_nodes, s.alo_quadrature,
+                s.alo_iterations, s.alo_price_quadrature, best / static_cast<double>(n) * 1e6);
     return 0;
   }
   AmericanSettings p;
@@ -104,9 +104,9 @@ int main(int argc, char** argv) {
       worst = i;
     }
   }
-  std::printf("alo %d,%d,%d,%d:", s.alo_nodes, s.alo_quadrature, s.alo_iterations, s.alo_price_quadrature);
-  std::printf(" %.3f us/option (CPU time, 1 thread, %zu rows), max |err| vs fine FP-B "
-              "%.2e (row %zu: S %.17g T %.17g r %.17g q %.17g v %.17g %s)\n",
+  std::printf("alo %d,%d,%d,%d: %.3f us/option (CPU time, 1 thread, %zu rows), max |err| vs fine "
+              "FP-B %.2e (row %zu: S %.17g T %.17g r %.17g q %.17g v %.17g %s)\n",
+              s.alo_nodes, s.alo_quadrature, s.alo_iterations, s.alo_price_quadrature,
               best / static_cast<double>(n) * 1e6, n, err, worst, S[worst], T[worst], r[worst],
               q[worst], v[worst], w[worst] > 0 ? "call" : "put");
   std::printf("  rows with |err| > 1e-4: %zu\n", over);

@@ -161,18 +161,18 @@ double AloBoundary::log_b(double z) const noexcept {
 namespace {
 
 
-// ln B at many sqrt(u) values: Clenshaw with the points in the inner loop, so that it vectorises
-// across them (in chunks of kMaxQuad).
-void log_b_many(const AloBoundary& b, const double* z, double* out, int count) {
+// ln B at many sqrt(u) = scale * z[j]: Clenshaw with the points in the inner loop, so that it
+// vectorises across them (in chunks of kMaxQuad).
+void log_b_many(const AloBoundary& b, const double* z, double scale, double* out, int count) {
   while (count > kMaxQuad) {
-    log_b_many(b, z, out, kMaxQuad);
+    log_b_many(b, z, scale, out, kMaxQuad);
     z += kMaxQuad;
     out += kMaxQuad;
     count -= kMaxQuad;
   }
   const int n = b.n;
   const double* c = b.coef;
-  const double inv = 2.0 / b.sqrtT;
+  const double inv = 2.0 * scale / b.sqrtT;
   alignas(64) double xi2[kMaxQuad], b1[kMaxQuad], b2[kMaxQuad];
 #pragma omp simd
   for (int j = 0; j < count; ++j) {
@@ -205,7 +205,8 @@ void qd_plus_boundary_many(double r, double q, double v, double x, const double*
                            int count) {
   const double v2 = v * v;
   const double alpha = 2.0 * r / v2, beta = 2.0 * (r - q) / v2;
-  const double lam_inf = 0.5 * (-(beta - 1.0) - std::sqrt((beta - 1.0) * (beta - 1.0) + 4.0 * alpha));
+  const double lam_inf =
+      0.5 * (-(beta - 1.0) - std::sqrt((beta - 1.0) * (beta - 1.0) + 4.0 * alpha));
   const double b_inf = lam_inf / (lam_inf - 1.0);
   const double mu = r - q + 0.5 * v2;
   constexpr int kN = kAloMaxNodes;
@@ -364,7 +365,7 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
   alignas(64) double in_n[kAloMaxNodes], id_n[kAloMaxNodes];
   for (int it = 0; it < t.m; ++it) {
     // ln B(u) at the points of every node from the current interpolant (one vectorised pass).
-    log_b_many(b, su_all, lbu_all, static_cast<int>(nl));
+    log_b_many(b, su_all, 1.0, lbu_all, static_cast<int>(nl));
     for (int i = 1; i <= n; ++i) {
       const double lbt = log_bt[i];
       const std::size_t o = static_cast<std::size_t>(i - 1) * lz;
@@ -435,25 +436,20 @@ double alo_unit_put(const AloTables& t, const AloBoundary& b, double x) noexcept
   if (lx <= b.log_b(sT)) return 1.0 - x;
   const int p = t.p;
   const double v2h = 0.5 * v * v;
-  alignas(64) double zz[kMaxQuad], lbu[kMaxQuad], g[kMaxQuad], su[kMaxQuad];
+  alignas(64) double lbu[kMaxQuad];
   const double* fp = t.fp.data();
-  const double* cp = t.cp.data();
+  const double* wp = t.wp.data();
+  log_b_many(b, t.sp.data(), sT, lbu, p);
+  double prem = 0.0;
+#pragma omp simd reduction(+ : prem)
   for (int j = 0; j < p; ++j) {
-    zz[j] = sT * fp[j];
-    su[j] = sT * t.sp[j];
-  }
-  log_b_many(b, su, lbu, p);
-#pragma omp simd
-  for (int j = 0; j < p; ++j) {
-    const double z = zz[j], s = z * z;
+    const double z = sT * fp[j], s = z * z;
     const double dp = (lx - lbu[j] + (r - q + v2h) * s) / (v * z);
     const double dm = dp - v * z;
-    g[j] = 2.0 * z *
-           (r * exp(-r * s) * 0.5 * erfc(dm * kInvSqrt2) -
-            q * x * exp(-q * s) * 0.5 * erfc(dp * kInvSqrt2));
+    prem += wp[j] * 2.0 * z *
+            (r * exp(-r * s) * 0.5 * erfc(dm * kInvSqrt2) -
+             q * x * exp(-q * s) * 0.5 * erfc(dp * kInvSqrt2));
   }
-  double prem = 0.0;
-  for (int j = 0; j < p; ++j) prem += t.wp[static_cast<std::size_t>(j)] * g[j];
   prem *= sT;
   const double value = bsm_price(x, 1.0, T, r, q, v, -1.0) + prem;
   return std::max(value, 1.0 - x);
