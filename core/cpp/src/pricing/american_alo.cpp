@@ -17,6 +17,11 @@
 //     Gauss-Legendre) points in z;
 //   * the price is the European price plus the early-exercise premium
 //       int_0^T [ r e^{-r(T-u)} Phi(-d-(T-u, S/B(u))) - q S e^{-q(T-u)} Phi(-d+(T-u, S/B(u))) ] du.
+// Speed (docs/benchmarks_american.md): everything that does not depend on the boundary (points,
+// discount factors) is tabulated once per option; each iteration evaluates ln B at all nodes'
+// points in one Clenshaw pass vectorised across points, the integrands with libmvec exp and the
+// erfcx polynomial of math/normal.hpp, and the node updates vectorised across nodes; the QD+
+// start is solved for all nodes at once.
 #if defined(TC_HAVE_LIBMVEC)
 #define __FAST_MATH__ 1
 #include <math.h>
