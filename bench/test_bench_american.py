@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tradecore.pricing import american
+from tradecore.pricing import AloScheme, american
 
 ql = pytest.importorskip("QuantLib")
 
@@ -106,6 +106,29 @@ def test_bench_tradecore_alo(benchmark: Any, setup: dict[str, Any]) -> None:
 
     prices = benchmark(run)
     _record(benchmark, setup, "tradecore_alo", prices)
+    assert np.abs(prices - setup["ref"]).max() < 1e-4
+
+
+def test_bench_tradecore_alo_4_iterations(benchmark: Any, setup: dict[str, Any]) -> None:
+    b = setup["book"]
+    scheme = AloScheme(iterations=4)
+
+    def run() -> np.ndarray:
+        return american(
+            b["S"],
+            b["K"],
+            b["T"],
+            b["r"],
+            b["q"],
+            b["sigma"],
+            b["type"],
+            greeks=False,
+            alo=scheme,
+            threads=1,
+        )["price"]
+
+    prices = benchmark(run)
+    _record(benchmark, setup, "tradecore_alo_4_iterations", prices)
     assert np.abs(prices - setup["ref"]).max() < 1e-4
 
 

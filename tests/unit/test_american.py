@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from tradecore.errors import UnsupportedRegime
-from tradecore.pricing import PRECISE_ALO, american, european
+from tradecore.pricing import PRECISE_ALO, AloScheme, american, european
 
 ql = pytest.importorskip("QuantLib")
 
@@ -99,6 +99,64 @@ def test_alo_default_within_1e4_of_qdfp(book: dict[str, np.ndarray]) -> None:
 def test_alo_precise_scheme_converges_to_qdfp(book: dict[str, np.ndarray]) -> None:
     err = np.abs(_price(book, alo=PRECISE_ALO) - book["ref"])
     assert err.max() < 2e-6
+
+
+# Rows where the default scheme's 3 FP-A iterations are not enough (docs/benchmarks_american.md):
+# a call with q >> r at low vol (FP-A converges slowly: default 1.0e-3 from QD-FP) and puts with q
+# slightly above r (B(0+) = r/q just below 1; the default is right, FP-A at 32 nodes is not).
+_SLOW_ROWS = [
+    # S, days, r, q, sigma, call
+    (
+        107.55019233612227,
+        679,
+        0.0041685717520146184,
+        0.086765788192352672,
+        0.1212243367811353,
+        True,
+    ),
+    (
+        115.26311824917148,
+        1039,
+        0.011741428103451813,
+        0.089191317671247647,
+        0.17063578160189341,
+        True,
+    ),
+    (
+        91.954868106711771,
+        56,
+        0.066578177379866432,
+        0.067050799772240904,
+        0.18614407832403318,
+        False,
+    ),
+    (
+        98.452039881753407,
+        193,
+        0.0019681451516608949,
+        0.0021057008655609739,
+        0.51634267721907223,
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize("row", _SLOW_ROWS)
+def test_alo_six_iterations_within_1e4_on_slow_rows(
+    row: tuple[float, int, float, float, float, bool],
+) -> None:
+    S, days, r, q, sigma, call = row
+    ref = qdfp_price(S, 100.0, days, r, q, sigma, call)
+    kind = "call" if call else "put"
+    price = float(
+        american(S, 100.0, days / 365.0, r, q, sigma, kind, alo=AloScheme(iterations=6))["price"]
+    )
+    assert abs(price - ref) < 1e-4, (price, ref)
+    fine_fp_b = AloScheme(
+        nodes=32, quadrature=64, iterations=24, price_quadrature=128, equation="fp_b"
+    )
+    fine = float(american(S, 100.0, days / 365.0, r, q, sigma, kind, alo=fine_fp_b)["price"])
+    assert abs(fine - ref) < 1e-5, (fine, ref)
 
 
 def test_early_exercise_premium_is_material(book: dict[str, np.ndarray]) -> None:

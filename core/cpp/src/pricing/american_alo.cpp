@@ -17,6 +17,11 @@
 //     Gauss-Legendre) points in z;
 //   * the price is the European price plus the early-exercise premium
 //       int_0^T [ r e^{-r(T-u)} Phi(-d-(T-u, S/B(u))) - q S e^{-q(T-u)} Phi(-d+(T-u, S/B(u))) ] du.
+// Speed (docs/benchmarks_american.md): everything that does not depend on the boundary (points,
+// discount factors) is tabulated once per option; each iteration evaluates ln B at all nodes'
+// points in one Clenshaw pass vectorised across points, the integrands with libmvec exp and the
+// erfcx polynomial of math/normal.hpp, and the node updates vectorised across nodes; the QD+
+// start is solved for all nodes at once.
 #if defined(TC_HAVE_LIBMVEC)
 #define __FAST_MATH__ 1
 #include <math.h>
@@ -30,6 +35,7 @@
 #include <vector>
 
 #include "american_detail.hpp"
+#include "tradecore/math/normal.hpp"
 
 namespace tradecore::pricing::detail {
 
@@ -134,6 +140,14 @@ AloTables make_alo_tables(const AmericanSettings& s) {
   }
   quadrature_rule(s.alo_rule, t.l, t.fl, t.cl, t.wl);
   quadrature_rule(s.alo_rule, t.p, t.fp, t.cp, t.wp);
+  t.ul.resize(t.fl.size());
+  t.sl.resize(t.fl.size());
+  for (std::size_t j = 0; j < t.fl.size(); ++j) {
+    t.ul[j] = t.cl[j] * (1.0 + t.fl[j]);
+    t.sl[j] = std::sqrt(t.ul[j]);
+  }
+  t.sp.resize(t.fp.size());
+  for (std::size_t j = 0; j < t.fp.size(); ++j) t.sp[j] = std::sqrt(t.cp[j] * (1.0 + t.fp[j]));
   return t;
 }
 
@@ -152,73 +166,131 @@ double AloBoundary::log_b(double z) const noexcept {
 namespace {
 
 
-// Starting boundary: the Barone-Adesi-Whaley seed between B(0+) = X and the perpetual boundary.
-double seed_boundary(double r, double q, double v, double x, double tau) {
-  const double v2 = v * v;
-  const double beta = 2.0 * (r - q) / v2, alpha = 2.0 * r / v2;
-  const double lam = 0.5 * (-(beta - 1.0) - std::sqrt((beta - 1.0) * (beta - 1.0) + 4.0 * alpha));
-  const double b_inf = lam / (lam - 1.0);
-  double h = ((r - q) * tau - 2.0 * v * std::sqrt(tau)) * x / (x - b_inf);
-  h = std::min(h, 0.0);
-  return b_inf + (x - b_inf) * std::exp(h);
-}
-
-// ln B at many sqrt(u) values (Clenshaw, vectorised across the points).
-void log_b_many(const AloBoundary& b, const double* z, double* out, int count) {
+// ln B at many sqrt(u) = scale * z[j]: Clenshaw with the points in the inner loop, so that it
+// vectorises across them (in chunks of kMaxQuad).
+void log_b_many(const AloBoundary& b, const double* z, double scale, double* out, int count) {
+  while (count > kMaxQuad) {
+    log_b_many(b, z, scale, out, kMaxQuad);
+    z += kMaxQuad;
+    out += kMaxQuad;
+    count -= kMaxQuad;
+  }
   const int n = b.n;
   const double* c = b.coef;
-  const double inv = 2.0 / b.sqrtT;
+  const double inv = 2.0 * scale / b.sqrtT;
+  alignas(64) double xi2[kMaxQuad], b1[kMaxQuad], b2[kMaxQuad];
 #pragma omp simd
   for (int j = 0; j < count; ++j) {
-    const double xi = inv * z[j] - 1.0;
-    double b1 = 0.0, b2 = 0.0;
-    for (int k = n; k >= 1; --k) {
-      const double b0 = 2.0 * xi * b1 - b2 + c[k];
-      b2 = b1;
-      b1 = b0;
+    xi2[j] = 2.0 * (inv * z[j] - 1.0);
+    b1[j] = c[n];
+    b2[j] = 0.0;
+  }
+  for (int k = n - 1; k >= 1; --k) {
+    const double ck = c[k];
+#pragma omp simd
+    for (int j = 0; j < count; ++j) {
+      const double b0 = xi2[j] * b1[j] - b2[j] + ck;
+      b2[j] = b1[j];
+      b1[j] = b0;
     }
-    const double h = xi * b1 - b2 + c[0];
+  }
+#pragma omp simd
+  for (int j = 0; j < count; ++j) {
+    const double h = 0.5 * xi2[j] * b1[j] - b2[j] + c[0];
     out[j] = b.log_x - sqrt(h > 0.0 ? h : 0.0);
   }
 }
 
-// Li's (2005) QD+ approximation of the put boundary at tau (unit strike), solved by secant steps
-// from the BAW seed; the starting boundary of the fixed-point iterations.
-// Falls back to the seed where the iteration leaves (0, X).
-double qd_plus_boundary(double r, double q, double v, double x, double tau) {
-  const double seed = seed_boundary(r, q, v, x, tau);
-  const double v2 = v * v, st = std::sqrt(tau), vs = v * st;
-  const double h = -std::expm1(-r * tau);
+// Li's (2005) QD+ approximation of the put boundary (unit strike) at the times tau[0..count),
+// solved by secant steps from the Barone-Adesi-Whaley seed; the starting boundary of the
+// fixed-point iterations. Vectorised across the points: every lane takes the same steps (at most
+// 5, fewer where all converge), a converged lane is frozen, and a lane whose iterate leaves
+// (0, X) falls back to its seed. count <= kAloMaxNodes.
+void qd_plus_boundary_many(double r, double q, double v, double x, const double* tau, double* out,
+                           int count) {
+  const double v2 = v * v;
   const double alpha = 2.0 * r / v2, beta = 2.0 * (r - q) / v2;
-  const double root = std::sqrt((beta - 1.0) * (beta - 1.0) + 4.0 * alpha / h);
-  const double lam = 0.5 * (-(beta - 1.0) - root);
-  const double lam_p = alpha / (h * h * root);
-  const double dr = std::exp(-r * tau), dq = std::exp(-q * tau);
-  const double den = 2.0 * lam + beta - 1.0;
-  auto F = [&](double S) {
-    const double dp = (std::log(S) + (r - q + 0.5 * v2) * tau) / vs, dm = dp - vs;
-    const double Np = norm_cdf(-dp), Nm = norm_cdf(-dm);
-    const double p = dr * Nm - S * dq * Np;
-    const double theta = r * dr * Nm - q * S * dq * Np - 0.5 * v * S * dq * norm_pdf(dp) / st;
-    const double gap = 1.0 - S - p;
-    const double c0 = -((1.0 - h) * alpha / den) *
-                      (1.0 / h - theta / (r * gap * dr) + lam_p / den);
-    return (1.0 - dq * Np) * S + (lam + c0) * gap;
-  };
-  // Secant iterations (a starting guess needs no more than a few digits).
-  double s0 = seed, s1 = 0.98 * seed;
-  double f0 = F(s0), f1 = F(s1);
-  for (int it = 0; it < 5 && f1 != f0; ++it) {
-    const double next = s1 - f1 * (s1 - s0) / (f1 - f0);
-    if (!(next > 0.0 && next < x)) return seed;
-    s0 = s1;
-    f0 = f1;
-    s1 = next;
-    if (std::abs(s1 - s0) < 1e-7 * s1) break;
-    f1 = F(s1);
+  const double lam_inf =
+      0.5 * (-(beta - 1.0) - std::sqrt((beta - 1.0) * (beta - 1.0) + 4.0 * alpha));
+  const double b_inf = lam_inf / (lam_inf - 1.0);
+  const double mu = r - q + 0.5 * v2;
+  constexpr int kN = kAloMaxNodes;
+  alignas(64) double seed[kN], vs[kN], st[kN], hh[kN], lam[kN], lamp[kN], dr[kN], dq[kN], den[kN],
+      k1[kN], s0[kN], s1[kN], f0[kN], f1[kN];
+  alignas(64) bool active[kN], failed[kN];
+#pragma omp simd
+  for (int i = 0; i < count; ++i) {
+    const double ti = tau[i], sti = sqrt(ti);
+    // The seed between B(0+) = X and the perpetual boundary.
+    double hs = ((r - q) * ti - 2.0 * v * sti) * x / (x - b_inf);
+    hs = hs < 0.0 ? hs : 0.0;
+    seed[i] = b_inf + (x - b_inf) * exp(hs);
+    st[i] = sti;
+    vs[i] = v * sti;
+    const double h = -expm1(-r * ti);
+    const double root = sqrt((beta - 1.0) * (beta - 1.0) + 4.0 * alpha / h);
+    hh[i] = h;
+    lam[i] = 0.5 * (-(beta - 1.0) - root);
+    lamp[i] = alpha / (h * h * root);
+    dr[i] = exp(-r * ti);
+    dq[i] = exp(-q * ti);
+    den[i] = 2.0 * lam[i] + beta - 1.0;
+    k1[i] = (1.0 - h) * alpha / den[i];
   }
-  const double S = s1;
-  return S;
+  auto F = [&](const double* S, double* f) {
+#pragma omp simd
+    for (int i = 0; i < count; ++i) {
+      const double Si = S[i];
+      const double dp = (log(Si) + mu * tau[i]) / vs[i], dm = dp - vs[i];
+      const double Np = 0.5 * erfc(dp * kInvSqrt2), Nm = 0.5 * erfc(dm * kInvSqrt2);
+      const double pdf = kInvSqrt2Pi * exp(-0.5 * dp * dp);
+      const double p = dr[i] * Nm - Si * dq[i] * Np;
+      const double theta =
+          r * dr[i] * Nm - q * Si * dq[i] * Np - 0.5 * v * Si * dq[i] * pdf / st[i];
+      const double gap = 1.0 - Si - p;
+      const double c0 = -k1[i] * (1.0 / hh[i] - theta / (r * gap * dr[i]) + lamp[i] / den[i]);
+      f[i] = (1.0 - dq[i] * Np) * Si + (lam[i] + c0) * gap;
+    }
+  };
+  for (int i = 0; i < count; ++i) {
+    s0[i] = seed[i];
+    s1[i] = 0.98 * seed[i];
+    active[i] = true;
+    failed[i] = false;
+  }
+  F(s0, f0);
+  F(s1, f1);
+  // Secant iterations (a starting guess needs no more than a few digits).
+  for (int it = 0; it < 5; ++it) {
+    int live = 0;
+    for (int i = 0; i < count; ++i) {
+      if (!active[i]) continue;
+      if (f1[i] == f0[i]) {
+        active[i] = false;
+        continue;
+      }
+      const double next = s1[i] - f1[i] * (s1[i] - s0[i]) / (f1[i] - f0[i]);
+      if (!(next > 0.0 && next < x)) {
+        failed[i] = true;
+        active[i] = false;
+        continue;
+      }
+      s0[i] = s1[i];
+      f0[i] = f1[i];
+      s1[i] = next;
+      if (std::abs(s1[i] - s0[i]) < 1e-7 * s1[i]) {
+        active[i] = false;
+        continue;
+      }
+      ++live;
+    }
+    if (live == 0) break;
+    alignas(64) double fn[kN];
+    F(s1, fn);
+    for (int i = 0; i < count; ++i)
+      if (active[i]) f1[i] = fn[i];
+  }
+  for (int i = 0; i < count; ++i) out[i] = failed[i] ? seed[i] : s1[i];
 }
 
 void coefficients(const AloTables& t, const double* H, double* coef) {
@@ -247,10 +319,14 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
   double H[kAloMaxNodes + 1];
   double log_bt[kAloMaxNodes + 1];
   double zt[kAloMaxNodes + 1];
+  double tau_n[kAloMaxNodes], b0[kAloMaxNodes];
   for (int i = 0; i <= n; ++i) {
     zt[i] = 0.5 * b.sqrtT * (1.0 + t.node_xi[static_cast<std::size_t>(i)]);
-    const double bi = i == 0 ? x : qd_plus_boundary(r, q, v, x, zt[i] * zt[i]);
-    log_bt[i] = std::log(bi);
+    if (i > 0) tau_n[i - 1] = zt[i] * zt[i];
+  }
+  qd_plus_boundary_many(r, q, v, x, tau_n, b0, n);
+  for (int i = 0; i <= n; ++i) {
+    log_bt[i] = std::log(i == 0 ? x : b0[i - 1]);
     const double lh = log_bt[i] - b.log_x;
     H[i] = lh * lh;
   }
@@ -258,64 +334,97 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
   log_bt[0] = b.log_x;
   coefficients(t, H, b.coef);
 
-  const double v2h = 0.5 * v * v;
+  const double v2h = 0.5 * v * v, inv_v = 1.0 / v;
   const bool fp_a = t.equation == AloEquation::FpA;
-  alignas(64) double gn[kMaxQuad], gd[kMaxQuad], lbu[kMaxQuad], zz[kMaxQuad], uu[kMaxQuad],
-      su[kMaxQuad];
-  for (int it = 0; it < t.m; ++it) {
-    for (int i = 1; i <= n; ++i) {
-      const double st = zt[i], tau = st * st;
-      const double lbt = log_bt[i];
-      // Quadrature points: z = sqrt(tau - u) = st f, so u = tau (1 - f)(1 + f).
-      const double* fl = t.fl.data();
-      const double* cl = t.cl.data();
-      for (int j = 0; j < l; ++j) {
-        zz[j] = st * fl[j];
-        uu[j] = tau * cl[j] * (1.0 + fl[j]);
-        su[j] = st * std::sqrt(cl[j] * (1.0 + fl[j]));
-      }
-      log_b_many(b, su, lbu, l);
-      if (fp_a) {
+  // Everything of the boundary integrals that does not depend on the boundary, per node i and
+  // point j, computed once per option (the iterations only redo what the boundary changes):
+  // z = sqrt(tau - u) = st f, sqrt(u) = st sqrt((1 - f)(1 + f)), 1 / (v z), and the factors
+  // r e^{ru} (2/v) | r e^{ru} 2z and q e^{qu} of the integrands (FP-A | FP-B).
+  const std::size_t lz = static_cast<std::size_t>(l);
+  const std::size_t nl = static_cast<std::size_t>(n) * lz;
+  thread_local std::vector<double> work;
+  if (work.size() < 6 * nl) work.resize(6 * nl);
+  double* const z_all = work.data();
+  double* const su_all = z_all + nl;
+  double* const ivz_all = su_all + nl;
+  double* const fn_all = ivz_all + nl;
+  double* const fd_all = fn_all + nl;
+  double* const lbu_all = fd_all + nl;
+  for (int i = 1; i <= n; ++i) {
+    const double st = zt[i], tau = st * st;
+    const std::size_t o = static_cast<std::size_t>(i - 1) * lz;
+    const double* fl = t.fl.data();
+    const double* sl = t.sl.data();
+    const double* ul = t.ul.data();
 #pragma omp simd
+    for (int j = 0; j < l; ++j) {
+      const double z = st * fl[j], u = tau * ul[j];
+      z_all[o + j] = z;
+      su_all[o + j] = st * sl[j];
+      ivz_all[o + j] = inv_v / z;
+      fn_all[o + j] = r * exp(r * u) * (fp_a ? 2.0 * inv_v : 2.0 * z);
+      fd_all[o + j] = q * exp(q * u) * (fp_a ? 1.0 : 2.0 * z);
+    }
+  }
+  const double* wl = t.wl.data();
+  alignas(64) double in_n[kAloMaxNodes], id_n[kAloMaxNodes];
+  for (int it = 0; it < t.m; ++it) {
+    // ln B(u) at the points of every node from the current interpolant (one vectorised pass).
+    log_b_many(b, su_all, 1.0, lbu_all, static_cast<int>(nl));
+    for (int i = 1; i <= n; ++i) {
+      const double lbt = log_bt[i];
+      const std::size_t o = static_cast<std::size_t>(i - 1) * lz;
+      const double* zz = z_all + o;
+      const double* ivz = ivz_all + o;
+      const double* fn = fn_all + o;
+      const double* fd = fd_all + o;
+      const double* lbu = lbu_all + o;
+      double in = 0.0, id = 0.0;
+      if (fp_a) {
+        // Phi(d+) from erfcx and the density already at hand: one exp per point besides the
+        // density of d-.
+#pragma omp simd reduction(+ : in, id)
         for (int j = 0; j < l; ++j) {
-          const double z = zz[j], s = z * z, u = uu[j];
-          const double dp = (lbt - lbu[j] + (r - q + v2h) * s) / (v * z);
+          const double z = zz[j], s = z * z;
+          const double dp = (lbt - lbu[j] + (r - q + v2h) * s) * ivz[j];
           const double dm = dp - v * z;
-          const double pdf_p = kInvSqrt2Pi * exp(-0.5 * dp * dp);
+          const double ep = exp(-0.5 * dp * dp);
           const double pdf_m = kInvSqrt2Pi * exp(-0.5 * dm * dm);
-          const double cdf_p = 0.5 * erfc(-dp * kInvSqrt2);
-          gn[j] = r * exp(r * u) * pdf_m * (2.0 / v);
-          gd[j] = q * exp(q * u) * (2.0 * z * cdf_p + pdf_p * (2.0 / v));
+          const double tail = 0.5 * math::erfcx_nonneg(std::abs(dp) * kInvSqrt2) * ep;
+          const double cdf_p = dp < 0.0 ? tail : 1.0 - tail;
+          in += wl[j] * fn[j] * pdf_m;
+          id += wl[j] * fd[j] * (2.0 * z * cdf_p + kInvSqrt2Pi * ep * (2.0 * inv_v));
         }
       } else {
-#pragma omp simd
+#pragma omp simd reduction(+ : in, id)
         for (int j = 0; j < l; ++j) {
-          const double z = zz[j], s = z * z, u = uu[j];
-          const double dp = (lbt - lbu[j] + (r - q + v2h) * s) / (v * z);
+          const double z = zz[j], s = z * z;
+          const double dp = (lbt - lbu[j] + (r - q + v2h) * s) * ivz[j];
           const double dm = dp - v * z;
-          gn[j] = r * exp(r * u) * 0.5 * erfc(-dm * kInvSqrt2) * 2.0 * z;
-          gd[j] = q * exp(q * u) * 0.5 * erfc(-dp * kInvSqrt2) * 2.0 * z;
+          in += wl[j] * fn[j] * 0.5 * erfc(-dm * kInvSqrt2);
+          id += wl[j] * fd[j] * 0.5 * erfc(-dp * kInvSqrt2);
         }
       }
-      double in = 0.0, id = 0.0;
-      for (int j = 0; j < l; ++j) {
-        in += t.wl[static_cast<std::size_t>(j)] * gn[j];
-        id += t.wl[static_cast<std::size_t>(j)] * gd[j];
-      }
-      in *= st;
-      id *= st;
+      in_n[i - 1] = in * zt[i];
+      id_n[i - 1] = id * zt[i];
+    }
+    // The new boundary at every node (Jacobi: each from the previous interpolant), vectorised.
+#pragma omp simd
+    for (int i = 1; i <= n; ++i) {
+      const double st = zt[i], tau = st * st, lbt = log_bt[i];
       const double vs = v * st;
       const double dp0 = (lbt + (r - q + v2h) * tau) / vs, dm0 = dp0 - vs;
       double N, D;
       if (fp_a) {
-        N = norm_pdf(dm0) / vs + in;
-        D = norm_pdf(dp0) / vs + norm_cdf(dp0) + id;
+        N = kInvSqrt2Pi * exp(-0.5 * dm0 * dm0) / vs + in_n[i - 1];
+        D = kInvSqrt2Pi * exp(-0.5 * dp0 * dp0) / vs + 0.5 * erfc(-dp0 * kInvSqrt2) +
+            id_n[i - 1];
       } else {
-        N = norm_cdf(dm0) + in;
-        D = norm_cdf(dp0) + id;
+        N = 0.5 * erfc(-dm0 * kInvSqrt2) + in_n[i - 1];
+        D = 0.5 * erfc(-dp0 * kInvSqrt2) + id_n[i - 1];
       }
-      double lb_new = -(r - q) * tau + std::log(N / D);
-      if (!(lb_new < b.log_x)) lb_new = b.log_x;  // B <= X (also catches NaN)
+      double lb_new = -(r - q) * tau + log(N / D);
+      lb_new = lb_new < b.log_x ? lb_new : b.log_x;  // B <= X (also catches NaN)
       log_bt[i] = lb_new;
     }
     for (int i = 0; i <= n; ++i) {
@@ -332,25 +441,20 @@ double alo_unit_put(const AloTables& t, const AloBoundary& b, double x) noexcept
   if (lx <= b.log_b(sT)) return 1.0 - x;
   const int p = t.p;
   const double v2h = 0.5 * v * v;
-  alignas(64) double zz[kMaxQuad], lbu[kMaxQuad], g[kMaxQuad], su[kMaxQuad];
+  alignas(64) double lbu[kMaxQuad];
   const double* fp = t.fp.data();
-  const double* cp = t.cp.data();
+  const double* wp = t.wp.data();
+  log_b_many(b, t.sp.data(), sT, lbu, p);
+  double prem = 0.0;
+#pragma omp simd reduction(+ : prem)
   for (int j = 0; j < p; ++j) {
-    zz[j] = sT * fp[j];
-    su[j] = sT * std::sqrt(cp[j] * (1.0 + fp[j]));
-  }
-  log_b_many(b, su, lbu, p);
-#pragma omp simd
-  for (int j = 0; j < p; ++j) {
-    const double z = zz[j], s = z * z;
+    const double z = sT * fp[j], s = z * z;
     const double dp = (lx - lbu[j] + (r - q + v2h) * s) / (v * z);
     const double dm = dp - v * z;
-    g[j] = 2.0 * z *
-           (r * exp(-r * s) * 0.5 * erfc(dm * kInvSqrt2) -
-            q * x * exp(-q * s) * 0.5 * erfc(dp * kInvSqrt2));
+    prem += wp[j] * 2.0 * z *
+            (r * exp(-r * s) * 0.5 * erfc(dm * kInvSqrt2) -
+             q * x * exp(-q * s) * 0.5 * erfc(dp * kInvSqrt2));
   }
-  double prem = 0.0;
-  for (int j = 0; j < p; ++j) prem += t.wp[static_cast<std::size_t>(j)] * g[j];
   prem *= sT;
   const double value = bsm_price(x, 1.0, T, r, q, v, -1.0) + prem;
   return std::max(value, 1.0 - x);

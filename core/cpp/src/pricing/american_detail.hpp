@@ -49,6 +49,9 @@ struct AloTables {
   // and the premium integral (p points).
   std::vector<double> fl, cl, wl;
   std::vector<double> fp, cp, wp;
+  // Derived per point: (1 - f)(1 + f) and its square root (boundary rule), sqrt((1 - f)(1 + f))
+  // (premium rule): u / tau and sqrt(u / tau) at z = sqrt(tau - u) = sqrt(tau) f.
+  std::vector<double> ul, sl, sp;
 };
 AloTables make_alo_tables(const AmericanSettings& s);
 void quadrature_rule(AloRule rule, int n, std::vector<double>& frac, std::vector<double>& comp,
