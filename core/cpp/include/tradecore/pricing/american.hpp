@@ -73,7 +73,7 @@ struct AmericanSettings {
   // fixed-point iterations (m), Gauss-Legendre points of the premium integral (p).
   int alo_nodes = 8;
   int alo_quadrature = 16;
-  int alo_iterations = 3;
+  int alo_iterations = 6;  // 3 leaves rows with q >> r at ~1e-3; 6 keeps all within 1e-4
   int alo_price_quadrature = 40;
   AloEquation alo_equation = AloEquation::FpA;
   AloRule alo_rule = AloRule::TanhSinh;
