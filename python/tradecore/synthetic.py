@@ -68,6 +68,7 @@ class SyntheticFlow:
         self.next_id = 1
         self.live_id = np.zeros(0, dtype=np.uint64)
         self.live_price = np.zeros(0, dtype=np.int64)
+        self.live_size = np.zeros(0, dtype=np.int64)  # what is left of each resting order
         self.ops = 0
 
     def _ops(self, n: int) -> tuple[npt.NDArray[np.generic], ...]:
@@ -144,16 +145,23 @@ class SyntheticFlow:
         cancel: npt.NDArray[np.bool_],
         trade: npt.NDArray[np.bool_],
     ) -> None:
-        """Keep the ids and prices of the resting orders (the cancel targets)."""
-        makers = np.unique(ev["other_id"][trade])
-        filled = [m for m in makers.tolist() if self.book.core.find(int(m)) is None]
-        gone = np.concatenate(
-            [ev["order_id"][cancel].astype(np.uint64), np.asarray(filled, dtype=np.uint64)]
-        )
+        """Keep the ids, prices and remaining sizes of the resting orders (the cancel targets).
+
+        Worked out from the book's events alone, in numpy: a post-only add rests with its
+        whole size, each trade takes its size off the maker (``other_id``), and a maker with
+        nothing left is gone, as is a cancelled order. Ids are handed out in increasing order
+        and kept in that order, so the resting orders are found by binary search."""
         ids = np.concatenate([self.live_id, ev["order_id"][add].astype(np.uint64)])
         prices = np.concatenate([self.live_price, ev["price"][add].astype(np.int64)])
-        alive = ~np.isin(ids, gone)
-        self.live_id, self.live_price = ids[alive], prices[alive]
+        sizes = np.concatenate([self.live_size, ev["size"][add].astype(np.int64)])
+        alive = np.ones(len(ids), dtype=np.bool_)
+        if trade.any():
+            at = np.searchsorted(ids, ev["other_id"][trade].astype(np.uint64))
+            np.subtract.at(sizes, at, ev["size"][trade].astype(np.int64))
+            alive &= sizes > 0
+        if cancel.any():
+            alive[np.searchsorted(ids, ev["order_id"][cancel].astype(np.uint64))] = False
+        self.live_id, self.live_price, self.live_size = ids[alive], prices[alive], sizes[alive]
 
 
 __all__ = ["TICK", "Messages", "SyntheticFlow"]
