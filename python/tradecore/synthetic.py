@@ -68,6 +68,7 @@ class SyntheticFlow:
         self.next_id = 1
         self.live_id = np.zeros(0, dtype=np.uint64)
         self.live_price = np.zeros(0, dtype=np.int64)
+        self.live_size = np.zeros(0, dtype=np.int64)  # what is left of each resting order
         self.ops = 0
 
     def _ops(self, n: int) -> tuple[npt.NDArray[np.generic], ...]:
@@ -118,42 +119,55 @@ class SyntheticFlow:
         kind, order_id, side, price, size, ts = self._ops(ops)
         ev = self.book.apply_batch(kind, order_id, side, price, size, ts)
         etype = ev["type"]
-        oid = ev["order_id"].astype(np.uint64)
+        oid = ev["order_id"]
         market = (oid & _MARKET_BIT) != 0
         add = (etype == EventType.ACCEPTED) & ~market
         cancel = (etype == EventType.CANCELLED) & ~market
         trade = etype == EventType.TRADE
-        keep = add | cancel | trade
+        keep = np.flatnonzero(add | cancel | trade)
         add, cancel, trade = add[keep], cancel[keep], trade[keep]
-        ev = ev[keep]
-        self._track(ev, add, cancel, trade)
-        esides = ev["side"].astype(np.int8)
+        # One gather per field (the event fields are already the message dtypes).
+        oid, other = oid[keep], ev["other_id"][keep]
+        eprice, esize, eside = ev["price"][keep], ev["size"][keep], ev["side"][keep]
+        self._track(oid, other, eprice, esize, add, cancel, trade)
+        mtype = np.full(len(keep), EXECUTE, dtype=np.uint8)
+        mtype[add] = ADD
+        mtype[cancel] = DELETE
         return Messages(
-            ts=ev["ts"].astype(np.int64),
-            type=np.where(add, ADD, np.where(cancel, DELETE, EXECUTE)).astype(np.uint8),
-            order_id=np.where(trade, ev["other_id"].astype(np.uint64), oid[keep]),
-            side=np.where(trade, -esides, esides).astype(np.int8),
-            price=ev["price"].astype(np.int64),
-            size=ev["size"].astype(np.int64),
+            ts=ev["ts"][keep],
+            type=mtype,
+            order_id=np.where(trade, other, oid),
+            side=np.where(trade, -eside, eside).astype(np.int8),
+            price=eprice,
+            size=esize,
         )
 
     def _track(
         self,
-        ev: npt.NDArray[np.void],
+        oid: npt.NDArray[np.uint64],
+        other: npt.NDArray[np.uint64],
+        price: npt.NDArray[np.int64],
+        size: npt.NDArray[np.int64],
         add: npt.NDArray[np.bool_],
         cancel: npt.NDArray[np.bool_],
         trade: npt.NDArray[np.bool_],
     ) -> None:
-        """Keep the ids and prices of the resting orders (the cancel targets)."""
-        makers = np.unique(ev["other_id"][trade])
-        filled = [m for m in makers.tolist() if self.book.core.find(int(m)) is None]
-        gone = np.concatenate(
-            [ev["order_id"][cancel].astype(np.uint64), np.asarray(filled, dtype=np.uint64)]
-        )
-        ids = np.concatenate([self.live_id, ev["order_id"][add].astype(np.uint64)])
-        prices = np.concatenate([self.live_price, ev["price"][add].astype(np.int64)])
-        alive = ~np.isin(ids, gone)
-        self.live_id, self.live_price = ids[alive], prices[alive]
+        """Keep the ids, prices and remaining sizes of the resting orders (the cancel targets).
+
+        Worked out from the book's events alone, in numpy: a post-only add rests with its
+        whole size, each trade takes its size off the maker (``other``), and a maker with
+        nothing left is gone, as is a cancelled order. Ids are handed out in increasing order
+        and kept in that order, so the resting orders are found by binary search."""
+        ids = np.concatenate([self.live_id, oid[add]])
+        prices = np.concatenate([self.live_price, price[add]])
+        sizes = np.concatenate([self.live_size, size[add]])
+        alive = np.ones(len(ids), dtype=np.bool_)
+        if trade.any():
+            np.subtract.at(sizes, np.searchsorted(ids, other[trade]), size[trade])
+            alive &= sizes > 0
+        if cancel.any():
+            alive[np.searchsorted(ids, oid[cancel])] = False
+        self.live_id, self.live_price, self.live_size = ids[alive], prices[alive], sizes[alive]
 
 
 __all__ = ["TICK", "Messages", "SyntheticFlow"]

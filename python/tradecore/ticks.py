@@ -1,8 +1,9 @@
 """Columnar tick batches: the one shape market data has between a feed, the wire and the store.
 
 A :class:`TickBatch` holds the ticks of one (venue, symbol) as numpy columns (no per-tick
-Python objects). :func:`pack` turns it into one compact binary message (a small header and the
-raw little-endian columns) and :func:`unpack` back, without copying the columns more than once.
+Python objects). :func:`pack` turns it into one compact binary message (a small header, then
+each column stored whole, as one constant, as an arithmetic range, narrowed to 4 bytes or as
+4-byte deltas, whichever is smallest) and :func:`unpack` back.
 
 Prices are integers in units of 1/``PRICE_SCALE`` dollars (LOBSTER's dollars x 10000); times
 are int64 nanoseconds since the Unix epoch (UTC). Tick types follow LOBSTER (1 add, 2 partial
@@ -37,9 +38,17 @@ COLUMNS: tuple[tuple[str, np.dtype[Any]], ...] = (
     ("ask_price", np.dtype("<i8")),
     ("ask_size", np.dtype("<i8")),
 )
-BYTES_PER_TICK = sum(dt.itemsize for _, dt in COLUMNS)
-_MAGIC = b"TCK1"
+BYTES_PER_TICK = sum(dt.itemsize for _, dt in COLUMNS)  # a tick with every column whole
+_MAGIC_V1 = b"TCK1"  # columns always whole (still read)
+_MAGIC = b"TCK2"  # each column preceded by its encoding
 _HEAD = struct.Struct("<4sIHHH")  # magic, rows, len(venue), len(symbol), len(feed)
+# Column encodings of TCK2 (one byte before each column's bytes):
+_RAW = 0  # n values of the column's dtype
+_CONST = 1  # one value of the column's dtype, repeated n times
+_RANGE = 2  # 8-byte columns: first value, then the step (both 8 bytes; value i = first + i*step)
+_NARROW = 3  # 8-byte columns: n values as 4-byte integers of the same signedness
+_DELTA = 4  # 8-byte columns: first value (8 bytes), then n-1 differences as <i4
+_I4_MIN, _I4_MAX = -(2**31), 2**31 - 1
 
 
 @dataclass(slots=True)
@@ -140,37 +149,113 @@ def concat(batches: list[TickBatch]) -> TickBatch:
     return TickBatch(first.venue, first.symbol, first.feed, **cols)
 
 
+def _encode(col: npt.NDArray[Any], dtype: np.dtype[Any]) -> tuple[int, bytes]:
+    """The smallest of the encodings that reproduce ``col`` exactly."""
+    n = len(col)
+    if n == 0:
+        return _RAW, b""
+    if (col == col[0]).all():
+        return _CONST, col[:1].tobytes()
+    if dtype.itemsize != 8:
+        return _RAW, col.tobytes()
+    # Differences modulo 2**64 (as int64): exact for unsigned columns too.
+    diff = np.diff(col.view("<i8"))
+    if (diff == diff[0]).all():
+        return _RANGE, col[:1].tobytes() + diff[:1].tobytes()
+    if dtype.kind == "u":
+        if int(col.max()) <= 2**32 - 1:
+            return _NARROW, col.astype("<u4").tobytes()
+    elif int(col.min()) >= _I4_MIN and int(col.max()) <= _I4_MAX:
+        return _NARROW, col.astype("<i4").tobytes()
+    if int(diff.min()) >= _I4_MIN and int(diff.max()) <= _I4_MAX:
+        return _DELTA, col[:1].tobytes() + diff.astype("<i4").tobytes()
+    return _RAW, col.tobytes()
+
+
 def pack(batch: TickBatch) -> bytes:
-    """The batch as one binary message: header, names, then each column's raw bytes."""
+    """The batch as one binary message (``TCK2``): header, names, then for each column one
+    encoding byte and that encoding's bytes."""
     names = [batch.venue.encode(), batch.symbol.encode(), batch.feed.encode()]
     head = _HEAD.pack(_MAGIC, len(batch), *(len(x) for x in names))
     parts = [head, *names]
     for name, dtype in COLUMNS:
-        parts.append(np.ascontiguousarray(batch.column(name), dtype=dtype).tobytes())
+        mode, data = _encode(np.ascontiguousarray(batch.column(name), dtype=dtype), dtype)
+        parts += (bytes((mode,)), data)
     return b"".join(parts)
 
 
+def _decode(
+    buf: memoryview, off: int, n: int, name: str, dtype: np.dtype[Any]
+) -> tuple[npt.NDArray[Any], int]:
+    if off >= len(buf):
+        raise ValueError(f"tick batch: {len(buf)} bytes ends before column {name}")
+    mode = buf[off]
+    off += 1
+    wide = dtype.itemsize == 8
+    if mode == _RAW:
+        size = n * dtype.itemsize
+    elif mode == _CONST:
+        size = dtype.itemsize if n else 0
+    elif mode == _RANGE and wide:
+        size = 16
+    elif mode == _NARROW and wide:
+        size = 4 * n
+    elif mode == _DELTA and wide and n:
+        size = 8 + 4 * (n - 1)
+    else:
+        raise ValueError(f"tick batch: column {name} has unknown encoding {mode}")
+    if off + size > len(buf):
+        raise ValueError(f"tick batch: {len(buf)} bytes, expected at least {off + size}")
+    raw = buf[off : off + size]
+    col: npt.NDArray[Any]
+    if mode == _RAW:
+        col = np.frombuffer(raw, dtype=dtype)
+    elif mode == _CONST:
+        col = np.full(n, np.frombuffer(raw, dtype=dtype)[0] if n else 0, dtype=dtype)
+    elif mode == _RANGE:
+        first, step = np.frombuffer(raw, dtype="<i8")
+        with np.errstate(over="ignore"):
+            col = (first + np.arange(n, dtype="<i8") * step).view(dtype)
+    elif mode == _NARROW:
+        col = np.frombuffer(raw, dtype="<u4" if dtype.kind == "u" else "<i4").astype(dtype)
+    else:  # _DELTA
+        col = np.empty(n, dtype="<i8")
+        col[0] = np.frombuffer(raw[:8], dtype="<i8")[0]
+        col[1:] = np.frombuffer(raw[8:], dtype="<i4")
+        col = np.cumsum(col, dtype="<i8").view(dtype)
+    return col, off + size
+
+
 def unpack(data: bytes | bytearray | memoryview) -> TickBatch:
-    """Inverse of :func:`pack`; ``ValueError`` when the bytes are not a tick batch."""
-    buf = memoryview(data)
+    """Inverse of :func:`pack` (also reads ``TCK1``, every column whole); ``ValueError`` when
+    the bytes are not a tick batch."""
+    buf = memoryview(data).cast("B")
     if len(buf) < _HEAD.size:
         raise ValueError(f"tick batch: {len(buf)} bytes is shorter than the header")
     magic, n, lv, ls, lf = _HEAD.unpack_from(buf)
-    if magic != _MAGIC:
+    if magic not in (_MAGIC, _MAGIC_V1):
         raise ValueError(f"tick batch: bad magic {bytes(magic)!r}")
     off = _HEAD.size
-    expected = off + lv + ls + lf + n * BYTES_PER_TICK
-    if len(buf) != expected:
-        raise ValueError(f"tick batch: {len(buf)} bytes, expected {expected} for {n} ticks")
+    if magic == _MAGIC_V1:
+        expected = off + lv + ls + lf + n * BYTES_PER_TICK
+        if len(buf) != expected:
+            raise ValueError(f"tick batch: {len(buf)} bytes, expected {expected} for {n} ticks")
+    elif len(buf) < off + lv + ls + lf:
+        raise ValueError(f"tick batch: {len(buf)} bytes, expected at least {off + lv + ls + lf}")
     venue = bytes(buf[off : off + lv]).decode()
     symbol = bytes(buf[off + lv : off + lv + ls]).decode()
     feed = bytes(buf[off + lv + ls : off + lv + ls + lf]).decode()
     off += lv + ls + lf
     cols: dict[str, npt.NDArray[Any]] = {}
     for name, dtype in COLUMNS:
-        size = n * dtype.itemsize
-        cols[name] = np.frombuffer(buf[off : off + size], dtype=dtype)
-        off += size
+        if magic == _MAGIC_V1:
+            size = n * dtype.itemsize
+            cols[name] = np.frombuffer(buf[off : off + size], dtype=dtype)
+            off += size
+        else:
+            cols[name], off = _decode(buf, off, n, name, dtype)
+    if off != len(buf):
+        raise ValueError(f"tick batch: {len(buf)} bytes, expected {off} for {n} ticks")
     return TickBatch(venue, symbol, feed, **cols)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 from tradecore import ticks
-from tradecore.store import default_dsn
-from tradecore_services.marketdata.store import TickStore
+from tradecore.store import connect, default_dsn
+from tradecore_services.marketdata.store import MIGRATIONS, TickStore
 
 START = 1_700_000_000_000_000_000
 
@@ -83,5 +83,52 @@ def test_insert_is_idempotent_and_bars_match_numpy(tmp_path: Path) -> None:
     try:
         assert s.max_seq == {("test", "AAA"): 5499, ("test", "BBB"): 50}
         assert s.insert([_batch(5400, 200)]).inserted == {"f1": 100}
+    finally:
+        s.close()
+
+
+def test_codec_migration_keeps_the_rows_of_an_existing_table(tmp_path: Path) -> None:
+    # A store written by a version without the codecs (migration 1 only) opens with them,
+    # keeps every row and takes new ones, including values at the ends of the int64 range.
+    dsn = default_dsn(tmp_path, "marketdata")
+    with connect(dsn, MIGRATIONS[:1]) as old:
+        assert old.applied_migrations() == [1]
+        assert not old.query_rows(
+            "SELECT name FROM system.columns WHERE table = 'ticks' AND compression_codec != ''"
+        )
+    s = TickStore(dsn)
+    b = _batch(1, 5000)
+    s.insert([b])
+    s.close()
+    s = TickStore(dsn)
+    try:
+        assert s.store.applied_migrations() == [1, 2]
+        codecs = dict(
+            s.store.query_rows(
+                "SELECT name, compression_codec FROM system.columns "
+                "WHERE table = 'ticks' AND compression_codec != ''"
+            )
+        )
+        assert codecs["ts"].startswith("CODEC(Delta") and codecs["price"] == "CODEC(T64, LZ4)"
+        edge = ticks.make_batch(
+            "test",
+            "AAA",
+            "f1",
+            seq=[5001, 5002],
+            ts=[START, START + 1],
+            recv_ts=time.time_ns(),
+            type=4,
+            order_id=[0, 2**64 - 1],
+            price=[-(2**63), 2**63 - 1],
+            size=[-(2**62), 2**62],
+        )
+        assert s.insert([edge]).inserted == {"f1": 2}
+        rows = s.store.query_rows("SELECT seq, order_id, price, size FROM ticks ORDER BY seq")
+        assert [r[0] for r in rows] == list(range(1, 5003))
+        assert [r[2] for r in rows[:5000]] == b.price.tolist()
+        assert [r[1:] for r in rows[5000:]] == [
+            (0, -(2**63), -(2**62)),
+            (2**64 - 1, 2**63 - 1, 2**62),
+        ]
     finally:
         s.close()

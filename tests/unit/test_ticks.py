@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from tradecore import ticks
@@ -40,6 +42,70 @@ def test_pack_unpack_round_trip() -> None:
     assert (u.recv_ts == START + 5).all()
 
 
+def _round_trip(b: ticks.TickBatch) -> bytes:
+    data = ticks.pack(b)
+    u = ticks.unpack(data)
+    for name, dtype in ticks.COLUMNS:
+        col = u.column(name)
+        assert col.dtype == dtype, name
+        np.testing.assert_array_equal(col, b.column(name), err_msg=name)
+    return data
+
+
+def test_pack_encodes_each_column_compactly_and_exactly() -> None:
+    # A book chunk as a feed sends it: seq a range, recv_ts and the ask columns constant,
+    # ts increasing by small steps, ids/prices/sizes that fit 4 bytes.
+    n = 8192
+    rng = np.random.default_rng(5)
+    b = ticks.make_batch(
+        "v",
+        "s",
+        "f",
+        seq=np.arange(1, n + 1),
+        ts=START + np.cumsum(rng.integers(0, 10**5, n)),
+        recv_ts=START,
+        type=rng.integers(1, 5, n),
+        order_id=rng.integers(1, 2**30, n),
+        side=rng.choice([-1, 1], n),
+        price=rng.integers(10**6, 2 * 10**6, n),
+        size=rng.integers(1, 10, n) * 100,
+    )
+    assert len(_round_trip(b)) < 19 * n < n * ticks.BYTES_PER_TICK // 3
+    # Values at the edges of every encoding: 64-bit extremes, ranges that wrap, 4-byte limits.
+    m = 60
+    edges = ticks.make_batch(
+        "v",
+        "s",
+        "f",
+        seq=np.arange(m, dtype=np.uint64) * np.uint64(2**62),
+        ts=np.arange(m) * -(2**62),
+        type=1,
+        order_id=np.array([2**64 - 1, 0, 2**32 - 1] * 20, dtype=np.uint64),
+        side=0,
+        price=np.array([2**63 - 1, -(2**63), 0] * 20),
+        size=np.array([2**31 - 1, -(2**31), 5] * 20),
+        ask_price=np.array([2**31, 0, 1] * 20),
+        ask_size=START + np.arange(m) * (2**31 - 1),
+    )
+    _round_trip(edges)
+    for n_rows in (0, 1, 2):
+        _round_trip(b.take(slice(0, n_rows)))
+    _round_trip(edges.take(slice(0, 2)))
+
+
+def test_unpack_reads_whole_column_batches() -> None:
+    # TCK1 (every column whole), as messages stored by an earlier version are.
+    b = _batch(20)
+    names = b"venueSYMfeed-1"
+    head = struct.pack("<4sIHHH", b"TCK1", 20, 5, 3, 6)
+    cols = b"".join(np.ascontiguousarray(b.column(n), dtype=d).tobytes() for n, d in ticks.COLUMNS)
+    u = ticks.unpack(head + names + cols)
+    for name, _ in ticks.COLUMNS:
+        np.testing.assert_array_equal(u.column(name), b.column(name), err_msg=name)
+    with pytest.raises(ValueError, match="expected"):
+        ticks.unpack(head + names + cols[:-1])
+
+
 def test_take_and_concat() -> None:
     b = _batch(10)
     parts = [b.take(slice(0, 4)), b.take(slice(4, 10))]
@@ -56,8 +122,15 @@ def test_unpack_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="magic"):
         ticks.unpack(b"XXXX" + bytes(100))
     data = ticks.pack(_batch(5))
+    for cut in range(len(data)):  # every truncation is refused, none crashes
+        with pytest.raises(ValueError, match="tick batch"):
+            ticks.unpack(data[:cut])
     with pytest.raises(ValueError, match="expected"):
-        ticks.unpack(data[:-1])
+        ticks.unpack(data + b"\0")
+    bad = bytearray(data)
+    bad[14 + len(b"venueSYMfeed-1")] = 9  # the first column's encoding byte
+    with pytest.raises(ValueError, match="seq has unknown encoding 9"):
+        ticks.unpack(bytes(bad))
 
 
 def test_make_batch_checks_lengths() -> None:
@@ -106,6 +179,27 @@ def test_synthetic_flow_is_deterministic_and_consistent() -> None:
     book.check_invariants()
     bid, ask = book.best_bid(), book.best_ask()
     assert bid is not None and ask is not None and bid[0] < ask[0]
+
+
+def test_synthetic_tracks_exactly_the_resting_orders() -> None:
+    # The cancel targets are worked out from the book's events (no per-order look-ups): after
+    # every chunk they must be exactly the orders resting in the book, with their price and
+    # remaining size, or the flow would cancel orders that are gone or never cancel others.
+    flow = SyntheticFlow("TRK", seed=11, rate=1e4, start_ns=START)
+    partial = executions = 0
+    for _ in range(60):
+        m = flow.next(700)
+        executions += int((m.type == ticks.EXECUTE).sum())
+        assert len(flow.live_id) == len(flow.book) > 0
+        assert (np.diff(flow.live_id.astype(np.int64)) > 0).all()
+        for oid, price, left in zip(
+            flow.live_id.tolist(), flow.live_price.tolist(), flow.live_size.tolist(), strict=True
+        ):
+            found = flow.book.core.find(oid)
+            assert found is not None and found[1] == price and found[2] == left
+        # some makers were only partly filled and are still resting
+        partial += int(np.isin(m.order_id[m.type == ticks.EXECUTE], flow.live_id).sum())
+    assert executions > 1000 and partial > 0
 
 
 def test_synthetic_mid_moves() -> None:
