@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -188,6 +189,19 @@ def result_columns(
     return [dict(zip(names, values, strict=True)) for values in zip(*cols, strict=True)]
 
 
+def type_and_style(i: int, c: Any) -> tuple[int, bool]:
+    """The option-type code and whether ``contracts[i]`` is American (ValueError naming the
+    field otherwise); shared by Price and StreamGreeks."""
+    code = TYPE_CODE.get(c.option_type)
+    if code is None:
+        raise ValueError(f"contracts[{i}].option_type must be CALL or PUT")
+    if c.style == pb.AMERICAN:
+        return code, True
+    if c.style not in (pb.EUROPEAN, pb.EXERCISE_STYLE_UNSPECIFIED):
+        raise ValueError(f"contracts[{i}].style must be EUROPEAN or AMERICAN")
+    return code, False
+
+
 def price(request: pb.PriceRequest, max_contracts: int) -> pb.PriceResponse:
     """Price a batch; raises ValueError naming ``contracts[i].<field>`` for bad input."""
     contracts = request.contracts
@@ -213,14 +227,9 @@ def price(request: pb.PriceRequest, max_contracts: int) -> pb.PriceResponse:
         rate[i] = c.rate
         div[i] = c.dividend_yield
         vol[i] = c.volatility
-        code = TYPE_CODE.get(c.option_type)
-        if code is None:
-            raise ValueError(f"contracts[{i}].option_type must be CALL or PUT")
-        codes[i] = code
-        if c.style == pb.AMERICAN:
+        codes[i], is_american = type_and_style(i, c)
+        if is_american:
             american.append(i)
-        elif c.style not in (pb.EUROPEAN, pb.EXERCISE_STYLE_UNSPECIFIED):
-            raise ValueError(f"contracts[{i}].style must be EUROPEAN or AMERICAN")
     if model == "black76":
         nonzero = np.flatnonzero(div != 0.0)
         if nonzero.size:

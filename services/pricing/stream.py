@@ -23,13 +23,13 @@ from tradecore_api.marketdata.v1 import marketdata_pb2 as md
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 
 from .logic import (
-    TYPE_CODE,
     Batch,
     check_styles,
     compute,
     model_name,
     result_columns,
     select_greeks,
+    type_and_style,
 )
 from .surfaces import SurfaceStore
 from .validate import check_count, check_rows
@@ -91,14 +91,9 @@ class ChainRepricer:
             expiry[i] = c.expiry_years
             rate[i] = c.rate
             div[i] = c.dividend_yield
-            code = TYPE_CODE.get(c.option_type)
-            if code is None:
-                raise ValueError(f"contracts[{i}].option_type must be CALL or PUT")
-            codes[i] = code
-            if c.style == pb.AMERICAN:
+            codes[i], is_american = type_and_style(i, c)
+            if is_american:
                 american.append(i)
-            elif c.style not in (pb.EUROPEAN, pb.EXERCISE_STYLE_UNSPECIFIED):
-                raise ValueError(f"contracts[{i}].style must be EUROPEAN or AMERICAN")
             source = c.WhichOneof("vol_source")
             if source == "volatility":
                 vol[i] = c.volatility
