@@ -19,6 +19,20 @@ from .config import MeshConfig
 UP_TIMEOUT_S = 60.0
 
 
+# Port flags: (MeshConfig field, help); the flag is the field with dashes, the variable
+# TRADECORE_<FIELD>.
+_PORT_FLAGS = (
+    ("gateway_port", "gateway port, gRPC and JSON"),
+    ("admin_port", "Envoy admin port, loopback only"),
+    ("nats_port", "embedded NATS port"),
+    ("nats_monitor_port", "embedded NATS monitoring port"),
+    ("pricing_port", "PricingService gRPC port"),
+    ("pricing_metrics_port", "PricingService Prometheus port"),
+    ("marketdata_port", "MarketDataService gRPC port"),
+    ("marketdata_metrics_port", "MarketDataService Prometheus port"),
+)
+
+
 def _add_mesh_args(p: argparse.ArgumentParser, defaults: MeshConfig) -> None:
     p.add_argument(
         "--data-dir",
@@ -26,58 +40,17 @@ def _add_mesh_args(p: argparse.ArgumentParser, defaults: MeshConfig) -> None:
         help="state, logs and embedded databases (TRADECORE_DATA_DIR)",
     )
     p.add_argument(
-        "--gateway-port",
-        type=int,
-        default=defaults.gateway_port,
-        help="gateway port, gRPC and JSON (TRADECORE_GATEWAY_PORT)",
-    )
-    p.add_argument(
         "--gateway-host",
         default=defaults.host,
         help="gateway bind address (TRADECORE_GATEWAY_HOST)",
     )
-    p.add_argument(
-        "--admin-port",
-        type=int,
-        default=defaults.admin_port,
-        help="Envoy admin port, loopback only (TRADECORE_ADMIN_PORT)",
-    )
-    p.add_argument(
-        "--nats-port",
-        type=int,
-        default=defaults.nats_port,
-        help="embedded NATS port (TRADECORE_NATS_PORT)",
-    )
-    p.add_argument(
-        "--nats-monitor-port",
-        type=int,
-        default=defaults.nats_monitor_port,
-        help="embedded NATS monitoring port (TRADECORE_NATS_MONITOR_PORT)",
-    )
-    p.add_argument(
-        "--pricing-port",
-        type=int,
-        default=defaults.pricing_port,
-        help="PricingService gRPC port (TRADECORE_PRICING_PORT)",
-    )
-    p.add_argument(
-        "--pricing-metrics-port",
-        type=int,
-        default=defaults.pricing_metrics_port,
-        help="PricingService Prometheus port (TRADECORE_PRICING_METRICS_PORT)",
-    )
-    p.add_argument(
-        "--marketdata-port",
-        type=int,
-        default=defaults.marketdata_port,
-        help="MarketDataService gRPC port (TRADECORE_MARKETDATA_PORT)",
-    )
-    p.add_argument(
-        "--marketdata-metrics-port",
-        type=int,
-        default=defaults.marketdata_metrics_port,
-        help="MarketDataService Prometheus port (TRADECORE_MARKETDATA_METRICS_PORT)",
-    )
+    for name, what in _PORT_FLAGS:
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=int,
+            default=getattr(defaults, name),
+            help=f"{what} (TRADECORE_{name.upper()})",
+        )
     p.add_argument(
         "--nats-url",
         default=defaults.nats_url,
@@ -94,16 +67,9 @@ def _config(ns: argparse.Namespace) -> MeshConfig:
     cfg = MeshConfig(
         data_dir=str(Path(ns.data_dir).resolve()),
         host=ns.gateway_host,
-        gateway_port=ns.gateway_port,
-        admin_port=ns.admin_port,
-        nats_port=ns.nats_port,
-        nats_monitor_port=ns.nats_monitor_port,
-        pricing_port=ns.pricing_port,
-        pricing_metrics_port=ns.pricing_metrics_port,
-        marketdata_port=ns.marketdata_port,
-        marketdata_metrics_port=ns.marketdata_metrics_port,
         nats_url=ns.nats_url,
         clickhouse_dsn=ns.clickhouse_dsn,
+        **{name: getattr(ns, name) for name, _ in _PORT_FLAGS},
     )
     cfg.validate()
     return cfg
