@@ -4,6 +4,7 @@
 
 #include <pybind11/stl.h>
 
+#include "batch.hpp"
 #include "common.hpp"
 #include "tradecore/pricing/american.hpp"
 
@@ -26,16 +27,8 @@ void bind_american(py::module_& m) {
          const std::string& method, const std::vector<std::string>& outputs, int steps,
          int alo_nodes, int alo_quadrature, int alo_iterations, int alo_price_quadrature,
          const std::string& alo_equation, const std::string& alo_rule, int boundary_points, int threads) {
-        const py::ssize_t n = type.ndim() == 1 ? type.shape(0) : -1;
-        pricing::EuropeanBatch b;
-        b.type = view<std::int8_t>(type, "option_type", n);
-        b.spot = view<double>(S, "spot", n);
-        b.strike = view<double>(K, "strike", n);
-        b.expiry = view<double>(T, "expiry", n);
-        b.rate = view<double>(r, "rate", n);
-        b.dividend = view<double>(q, "dividend", n);
-        b.vol = view<double>(sigma, "volatility", n);
-        b.n = static_cast<std::size_t>(n);
+        const pricing::EuropeanBatch b = european_batch(S, K, T, r, q, sigma, type);
+        const py::ssize_t n = static_cast<py::ssize_t>(b.n);
 
         pricing::AmericanSettings s;
         s.method = pricing::american_method_from_name(method.c_str());
