@@ -30,7 +30,7 @@ from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from ..books import Levels
 from .base import EventFeed
 
-MAX_CHUNK = 8192  # ticks per chunk when unpaced (one JetStream message each)
+MAX_CHUNK = 32768  # ticks per chunk when unpaced (one JetStream message each, as a rule)
 PACED_WINDOW_S = 0.005  # wall time one paced chunk covers
 BOOK_DEPTH = 50
 _SYMBOL = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
