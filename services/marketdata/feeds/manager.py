@@ -189,6 +189,11 @@ class FeedManager:
                 rec.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await rec.task
+            if self.flush is not None:  # settle the feed's in-flight JetStream publishes
+                try:
+                    await self.flush(rec.id)
+                except Exception as exc:  # the feed is stopped either way; say what happened
+                    log.warning("feed %s: a publish failed while stopping: %s", rec.id, exc)
             self.save()
         return rec
 
