@@ -88,50 +88,31 @@ def _record(benchmark: Any, setup: dict[str, Any], name: str, prices: np.ndarray
     print(f"\n{name}: {us:.2f} us/option, max |error| {err:.2e} vs QD-FP high precision")
 
 
-def test_bench_tradecore_alo(benchmark: Any, setup: dict[str, Any]) -> None:
+def _bench_alo_prices(
+    benchmark: Any, setup: dict[str, Any], name: str, scheme: AloScheme | None = None
+) -> None:
     b = setup["book"]
+    extra = {} if scheme is None else {"alo": scheme}
 
     def run() -> np.ndarray:
         return american(
-            b["S"],
-            b["K"],
-            b["T"],
-            b["r"],
-            b["q"],
-            b["sigma"],
-            b["type"],
-            greeks=False,
-            threads=1,
-        )["price"]
+            b["S"], b["K"], b["T"], b["r"], b["q"], b["sigma"], b["type"],
+            greeks=False, threads=1, **extra,
+        )["price"]  # fmt: skip
 
     prices = benchmark(run)
-    _record(benchmark, setup, "tradecore_alo", prices)
+    _record(benchmark, setup, name, prices)
     assert np.abs(prices - setup["ref"]).max() < 1e-4
+
+
+def test_bench_tradecore_alo(benchmark: Any, setup: dict[str, Any]) -> None:
+    _bench_alo_prices(benchmark, setup, "tradecore_alo")
 
 
 def test_bench_tradecore_alo_3_iterations(benchmark: Any, setup: dict[str, Any]) -> None:
     """The cheaper scheme (the default before it was raised to 6 iterations: rows with q >> r
     that converge slowly end ~1e-3 off; this 400-option book has none of them)."""
-    b = setup["book"]
-    scheme = AloScheme(iterations=3)
-
-    def run() -> np.ndarray:
-        return american(
-            b["S"],
-            b["K"],
-            b["T"],
-            b["r"],
-            b["q"],
-            b["sigma"],
-            b["type"],
-            greeks=False,
-            alo=scheme,
-            threads=1,
-        )["price"]
-
-    prices = benchmark(run)
-    _record(benchmark, setup, "tradecore_alo_3_iterations", prices)
-    assert np.abs(prices - setup["ref"]).max() < 1e-4
+    _bench_alo_prices(benchmark, setup, "tradecore_alo_3_iterations", AloScheme(iterations=3))
 
 
 def test_bench_tradecore_alo_greeks(benchmark: Any, setup: dict[str, Any]) -> None:
