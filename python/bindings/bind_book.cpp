@@ -1,6 +1,8 @@
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <pybind11/stl.h>
@@ -9,6 +11,7 @@
 #include "tradecore/book/features.hpp"
 #include "tradecore/book/lobster.hpp"
 #include "tradecore/book/order_book.hpp"
+#include "tradecore/book/synthetic.hpp"
 
 namespace tradecore::bindings {
 
@@ -182,6 +185,38 @@ void bind_book(py::module_& m) {
            },
            py::arg("kind"), py::arg("order_id"), py::arg("side"), py::arg("price"),
            py::arg("size"), py::arg("ts"));
+
+  py::class_<book::SyntheticFlow>(m, "SyntheticFlow",
+                                  "Synthetic order flow driving an OrderBook (LOBSTER messages).")
+      .def(py::init([](OrderBook& b, std::uint64_t seed, std::uint64_t stream, double rate,
+                       std::int64_t start_ns, std::int64_t mid, std::int64_t tick, double drift) {
+             return std::make_unique<book::SyntheticFlow>(
+                 b, book::SyntheticConfig{seed, stream, rate, start_ns, mid, tick, drift});
+           }),
+           py::arg("book"), py::arg("seed"), py::arg("stream"), py::arg("rate"),
+           py::arg("start_ns"), py::arg("mid"), py::arg("tick"), py::arg("drift"),
+           py::keep_alive<1, 2>())
+      .def(
+          "next",
+          [](book::SyntheticFlow& f, std::size_t ops) {
+            const book::SyntheticMessages* m = nullptr;
+            {
+              py::gil_scoped_release release;
+              m = &f.next(ops);
+            }
+            auto col = [](const auto& v) {
+              using T = typename std::decay_t<decltype(v)>::value_type;
+              py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
+              if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(T));
+              return a;
+            };
+            return py::make_tuple(col(m->ts), col(m->type), col(m->order_id), col(m->side),
+                                  col(m->price), col(m->size));
+          },
+          py::arg("ops"),
+          "Runs `ops` operations (GIL released); (ts, type, order_id, side, price, size).")
+      .def_property_readonly("operations", &book::SyntheticFlow::operations)
+      .def_property_readonly("pressure", &book::SyntheticFlow::pressure);
 
   py::class_<book::FeatureEngine>(m, "FeatureEngine", "Incremental microstructure features.")
       .def(py::init([](std::size_t depth, std::int64_t bucket, std::size_t buckets,

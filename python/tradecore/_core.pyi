@@ -124,6 +124,31 @@ class OrderBook:
         ts: npt.NDArray[np.int64],
     ) -> None: ...
 
+class SyntheticFlow:
+    operations: int
+    pressure: float
+    def __init__(
+        self,
+        book: OrderBook,
+        seed: int,
+        stream: int,
+        rate: float,
+        start_ns: int,
+        mid: int,
+        tick: int,
+        drift: float,
+    ) -> None: ...
+    def next(
+        self, ops: int
+    ) -> tuple[
+        npt.NDArray[np.int64],
+        npt.NDArray[np.uint8],
+        npt.NDArray[np.uint64],
+        npt.NDArray[np.int8],
+        npt.NDArray[np.int64],
+        npt.NDArray[np.int64],
+    ]: ...
+
 class FeatureEngine:
     def __init__(
         self,

@@ -61,7 +61,7 @@ def build() -> ServiceApp:
             return await last_sequences(js, feed, venue, symbols)
 
         feeds.resume_points = resume
-        c = StoreConsumer(js, insert, feeds.on_stored)
+        c = StoreConsumer(js, insert, feeds.on_stored, feeds.publishing)
         await c.start()
         consumer.append(c)
         await feeds.resume_all()

@@ -162,6 +162,7 @@ class Publisher:
 
 InsertFn = Callable[[list[TickBatch]], Awaitable[InsertResult]]
 StoredFn = Callable[[dict[str, int]], None]
+PublishingFn = Callable[[], bool]
 
 
 class StoreConsumer:
@@ -174,10 +175,20 @@ class StoreConsumer:
     first ack of a newer message would also acknowledge the messages the dead process had
     fetched but not stored, and they would never be redelivered.)"""
 
-    def __init__(self, js: JetStreamContext, insert: InsertFn, on_stored: StoredFn) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        insert: InsertFn,
+        on_stored: StoredFn,
+        publishing: PublishingFn = lambda: True,
+    ) -> None:
         self.js = js
         self.insert = insert
         self.on_stored = on_stored
+        # Whether a feed of this service is still publishing: when none is, a group does not
+        # wait for more messages (none are coming), so the last ticks of a feed are stored
+        # at once instead of after GROUP_WAIT_S.
+        self.publishing = publishing
         self._task: asyncio.Task[None] | None = None
         self._store_task: asyncio.Task[None] | None = None
 
@@ -231,7 +242,11 @@ class StoreConsumer:
         loop = asyncio.get_running_loop()
         while True:
             busy = self._store_task is not None and not self._store_task.done()
-            young = len(msgs) < MIN_GROUP_MESSAGES and loop.time() - since < GROUP_WAIT_S
+            young = (
+                len(msgs) < MIN_GROUP_MESSAGES
+                and loop.time() - since < GROUP_WAIT_S
+                and self.publishing()
+            )
             if msgs and not busy and not young:
                 if self._store_task is not None:
                     await self._store_task

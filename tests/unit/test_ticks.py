@@ -181,25 +181,64 @@ def test_synthetic_flow_is_deterministic_and_consistent() -> None:
     assert bid is not None and ask is not None and bid[0] < ask[0]
 
 
-def test_synthetic_tracks_exactly_the_resting_orders() -> None:
-    # The cancel targets are worked out from the book's events (no per-order look-ups): after
-    # every chunk they must be exactly the orders resting in the book, with their price and
-    # remaining size, or the flow would cancel orders that are gone or never cancel others.
+def test_synthetic_messages_rebuild_the_flows_book() -> None:
+    # Replaying the messages chunk by chunk must give exactly the flow's own book after every
+    # chunk (same orders at the same prices with the same remaining sizes, same levels):
+    # the messages say everything the book did, adds, cancels and partial fills included.
     flow = SyntheticFlow("TRK", seed=11, rate=1e4, start_ns=START)
+    replay = OrderBook(1 << 12)
+    live: dict[int, tuple[int, int]] = {}  # id -> (price, size left)
     partial = executions = 0
     for _ in range(60):
         m = flow.next(700)
-        executions += int((m.type == ticks.EXECUTE).sum())
-        assert len(flow.live_id) == len(flow.book) > 0
-        assert (np.diff(flow.live_id.astype(np.int64)) > 0).all()
-        for oid, price, left in zip(
-            flow.live_id.tolist(), flow.live_price.tolist(), flow.live_size.tolist(), strict=True
+        for t, k, o, s, p, q in zip(
+            m.ts.tolist(),
+            m.type.tolist(),
+            m.order_id.tolist(),
+            m.side.tolist(),
+            m.price.tolist(),
+            m.size.tolist(),
+            strict=True,
         ):
-            found = flow.book.core.find(oid)
-            assert found is not None and found[1] == price and found[2] == left
-        # some makers were only partly filled and are still resting
-        partial += int(np.isin(m.order_id[m.type == ticks.EXECUTE], flow.live_id).sum())
+            if k == ticks.ADD:
+                assert o not in live
+                replay.limit(o, s, p, q, t)
+                live[o] = (p, q)
+            elif k == ticks.DELETE:
+                assert live.pop(o) == (p, q)
+                replay.cancel(o, t)
+            else:
+                executions += 1
+                price, left = live[o]
+                assert price == p and left >= q
+                replay.reduce(o, q, t)
+                if left == q:
+                    del live[o]
+                else:
+                    live[o] = (price, left - q)
+                    partial += 1
+        assert len(flow.book) == len(live) == len(replay)
+        for o, (p, q) in live.items():
+            found = flow.book.core.find(o)
+            assert found is not None and found[1] == p and found[2] == q
+        a, b = flow.book.snapshot(20), replay.snapshot(20)
+        for name in ("bid_price", "bid_size", "ask_price", "ask_size"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        assert flow.book.core.check_invariants() == ""
     assert executions > 1000 and partial > 0
+
+
+def test_synthetic_book_stays_bounded_at_high_rates() -> None:
+    # Cancels grow with the book's depth: a long run at a high rate neither drains the book
+    # nor lets it grow without bound, and keeps a two-sided market.
+    flow = SyntheticFlow("DEEP", seed=3, rate=1e6, start_ns=START)
+    sizes = []
+    for _ in range(40):
+        m = flow.next(32768)
+        assert len(m) > 20000
+        sizes.append(len(flow.book))
+        assert flow.book.best_bid() is not None and flow.book.best_ask() is not None
+    assert min(sizes) > 50 and max(sizes) < 5000
 
 
 def test_synthetic_mid_moves() -> None:

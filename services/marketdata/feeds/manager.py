@@ -222,6 +222,10 @@ class FeedManager:
             log.info("feed %s resumes after %s", rec.id, resume)
             rec.task = asyncio.create_task(self._run(rec, source, resume), name=f"feed-{rec.id}")
 
+    def publishing(self) -> bool:
+        """Whether any feed is still producing or publishing (its task has not ended)."""
+        return any(r.task is not None and not r.task.done() for r in self.feeds.values())
+
     def on_stored(self, counts: dict[str, int]) -> None:
         for feed_id, n in counts.items():
             rec = self.feeds.get(feed_id)
