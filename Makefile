@@ -47,11 +47,12 @@ lint:
 	$(VENV)/bin/ruff check python services gateway proto tests bench
 	$(VENV)/bin/ruff format --check python services gateway proto tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/clang-format --dry-run -Werror $$(git ls-files 'core/*.cpp' 'core/*.hpp' 'core/*.cu' 'python/bindings/*.cpp' 'python/bindings/*.hpp')
 
 format:
 	$(VENV)/bin/ruff check --fix python services gateway proto tests bench
 	$(VENV)/bin/ruff format python services gateway proto tests bench
-	clang-format -i $$(git ls-files 'core/*.cpp' 'core/*.hpp' 'core/*.cu' 'python/bindings/*')
+	$(VENV)/bin/clang-format -i $$(git ls-files 'core/*.cpp' 'core/*.hpp' 'core/*.cu' 'python/bindings/*.cpp' 'python/bindings/*.hpp')
 
 clean:
 	rm -rf build dist $(VENV) tests/integration/node/node_modules

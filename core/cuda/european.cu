@@ -19,9 +19,9 @@ void check(cudaError_t e, const char* what) {
 
 // in: 6 columns of n (S, K, T, r, q, sigma); out: kCols columns of n, written where mask has
 // the column's bit. Every row uses the accurate scalar kernel shared with the CPU.
-__global__ void european_kernel(const double* __restrict__ in,
-                                const std::int8_t* __restrict__ type, double* __restrict__ out,
-                                unsigned mask, bool black76, std::size_t n) {
+__global__ void european_kernel(const double* __restrict__ in, const std::int8_t* __restrict__ type,
+                                double* __restrict__ out, unsigned mask, bool black76,
+                                std::size_t n) {
   const std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
   double g[kCols];
@@ -101,9 +101,9 @@ void european(const pricing::EuropeanBatch& in, const pricing::EuropeanOut& out)
     host[5 * n + i] = in.vol[i];
     types[i] = in.type[i];
   }
-  double* cols[kCols] = {out.price,  out.delta,      out.gamma,      out.vega,      out.theta,
-                         out.rho,    out.phi,        out.vanna,      out.charm,     out.vomma,
-                         out.speed,  out.color,      out.zomma,      out.ultima,    out.veta,
+  double* cols[kCols] = {out.price,      out.delta,      out.gamma,     out.vega,   out.theta,
+                         out.rho,        out.phi,        out.vanna,     out.charm,  out.vomma,
+                         out.speed,      out.color,      out.zomma,     out.ultima, out.veta,
                          out.dual_delta, out.dual_gamma, out.elasticity};
   unsigned mask = 0;
   for (int k = 0; k < kCols; ++k)
@@ -160,11 +160,21 @@ pricing::ImpliedVolCounts implied_vol(const pricing::ImpliedVolBatch& in, double
   for (std::size_t i = 0; i < n; ++i) {
     if (status) status[i] = st[i];
     switch (st[i]) {
-      case pricing::kIvOk: ++c.ok; break;
-      case pricing::kIvBelowIntrinsic: ++c.below_intrinsic; break;
-      case pricing::kIvAboveUpper: ++c.above_upper; break;
-      case pricing::kIvNonPositive: ++c.non_positive; break;
-      default: ++c.invalid_input; break;
+      case pricing::kIvOk:
+        ++c.ok;
+        break;
+      case pricing::kIvBelowIntrinsic:
+        ++c.below_intrinsic;
+        break;
+      case pricing::kIvAboveUpper:
+        ++c.above_upper;
+        break;
+      case pricing::kIvNonPositive:
+        ++c.non_positive;
+        break;
+      default:
+        ++c.invalid_input;
+        break;
     }
   }
   return c;

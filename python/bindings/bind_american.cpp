@@ -1,8 +1,8 @@
+#include <pybind11/stl.h>
+
 #include <array>
 #include <string>
 #include <vector>
-
-#include <pybind11/stl.h>
 
 #include "batch.hpp"
 #include "common.hpp"
@@ -26,7 +26,8 @@ void bind_american(py::module_& m) {
          const py::array& q, const py::array& sigma, const py::array& type,
          const std::string& method, const std::vector<std::string>& outputs, int steps,
          int alo_nodes, int alo_quadrature, int alo_iterations, int alo_price_quadrature,
-         const std::string& alo_equation, const std::string& alo_rule, int boundary_points, int threads) {
+         const std::string& alo_equation, const std::string& alo_rule, int boundary_points,
+         int threads) {
         const pricing::EuropeanBatch b = european_batch(S, K, T, r, q, sigma, type);
         const py::ssize_t n = static_cast<py::ssize_t>(b.n);
 
@@ -54,8 +55,7 @@ void bind_american(py::module_& m) {
                                       alo_rule + "')");
         }
         pricing::validate(s);
-        if (boundary_points < 0)
-          throw std::invalid_argument("boundary_points must be >= 0");
+        if (boundary_points < 0) throw std::invalid_argument("boundary_points must be >= 0");
 
         py::dict result;
         double* slots[6] = {};
@@ -98,8 +98,8 @@ void bind_american(py::module_& m) {
       py::arg("S"), py::arg("K"), py::arg("T"), py::arg("r"), py::arg("q"), py::arg("sigma"),
       py::arg("option_type"), py::arg("method"), py::arg("outputs"), py::arg("steps"),
       py::arg("alo_nodes"), py::arg("alo_quadrature"), py::arg("alo_iterations"),
-      py::arg("alo_price_quadrature"), py::arg("alo_equation"), py::arg("alo_rule"), py::arg("boundary_points"),
-      py::arg("threads"),
+      py::arg("alo_price_quadrature"), py::arg("alo_equation"), py::arg("alo_rule"),
+      py::arg("boundary_points"), py::arg("threads"),
       "American option prices and Greeks over 1-D arrays; returns (columns, failed rows). "
       "See tradecore.pricing.american.");
 }

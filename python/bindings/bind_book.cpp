@@ -1,11 +1,11 @@
+#include <pybind11/stl.h>
+
 #include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <vector>
-
-#include <pybind11/stl.h>
 
 #include "common.hpp"
 #include "tradecore/book/features.hpp"
@@ -90,9 +90,12 @@ void bind_book(py::module_& m) {
   m.attr("BOOK_EVENT_DTYPE") = event_dtype();
   m.attr("LOBSTER_EMPTY_ASK") = book::lobster::kEmptyAsk;
   m.attr("LOBSTER_EMPTY_BID") = book::lobster::kEmptyBid;
-  m.def("reject_reason_name",
-        [](int r) { return std::string(book::reject_reason_name(static_cast<book::RejectReason>(r))); },
-        py::arg("reason"));
+  m.def(
+      "reject_reason_name",
+      [](int r) {
+        return std::string(book::reject_reason_name(static_cast<book::RejectReason>(r)));
+      },
+      py::arg("reason"));
   m.def("feature_names", [] {
     py::list names;
     for (std::size_t k = 0; k < book::kFeatureCount; ++k)
@@ -102,89 +105,100 @@ void bind_book(py::module_& m) {
 
   py::class_<OrderBook>(m, "OrderBook", "Order-by-order (L3) book with price-time matching.")
       .def(py::init<std::size_t>(), py::arg("expected_orders") = 1024)
-      .def("submit",
-           [](OrderBook& b, std::uint64_t id, int side, int type, std::int64_t price,
-              std::int64_t size, std::int64_t ts) {
-             b.submit(id, book::to_side(side), book::to_order_type(type), price, size, ts);
-           },
-           py::arg("order_id"), py::arg("side"), py::arg("order_type"), py::arg("price"),
-           py::arg("size"), py::arg("ts"))
+      .def(
+          "submit",
+          [](OrderBook& b, std::uint64_t id, int side, int type, std::int64_t price,
+             std::int64_t size, std::int64_t ts) {
+            b.submit(id, book::to_side(side), book::to_order_type(type), price, size, ts);
+          },
+          py::arg("order_id"), py::arg("side"), py::arg("order_type"), py::arg("price"),
+          py::arg("size"), py::arg("ts"))
       .def("cancel", &OrderBook::cancel, py::arg("order_id"), py::arg("ts"))
       .def("reduce", &OrderBook::reduce, py::arg("order_id"), py::arg("by"), py::arg("ts"))
       .def("replace", &OrderBook::replace, py::arg("order_id"), py::arg("price"), py::arg("size"),
            py::arg("ts"))
-      .def("insert",
-           [](OrderBook& b, std::uint64_t id, int side, std::int64_t price, std::int64_t size,
-              std::int64_t ts) { return b.insert(id, book::to_side(side), price, size, ts); },
-           py::arg("order_id"), py::arg("side"), py::arg("price"), py::arg("size"), py::arg("ts"))
+      .def(
+          "insert",
+          [](OrderBook& b, std::uint64_t id, int side, std::int64_t price, std::int64_t size,
+             std::int64_t ts) { return b.insert(id, book::to_side(side), price, size, ts); },
+          py::arg("order_id"), py::arg("side"), py::arg("price"), py::arg("size"), py::arg("ts"))
       .def("execute", &OrderBook::execute, py::arg("order_id"), py::arg("size"), py::arg("ts"))
-      .def("add_level_size",
-           [](OrderBook& b, int side, std::int64_t price, std::int64_t qty, std::int64_t ts) {
-             return b.add_level_size(book::to_side(side), price, qty, ts);
-           },
-           py::arg("side"), py::arg("price"), py::arg("size"), py::arg("ts") = 0)
-      .def("remove_level_size",
-           [](OrderBook& b, int side, std::int64_t price, std::int64_t qty, std::int64_t ts) {
-             return b.remove_level_size(book::to_side(side), price, qty, ts);
-           },
-           py::arg("side"), py::arg("price"), py::arg("size"), py::arg("ts") = 0)
+      .def(
+          "add_level_size",
+          [](OrderBook& b, int side, std::int64_t price, std::int64_t qty, std::int64_t ts) {
+            return b.add_level_size(book::to_side(side), price, qty, ts);
+          },
+          py::arg("side"), py::arg("price"), py::arg("size"), py::arg("ts") = 0)
+      .def(
+          "remove_level_size",
+          [](OrderBook& b, int side, std::int64_t price, std::int64_t qty, std::int64_t ts) {
+            return b.remove_level_size(book::to_side(side), price, qty, ts);
+          },
+          py::arg("side"), py::arg("price"), py::arg("size"), py::arg("ts") = 0)
       .def("take_events", &take_events, "The buffered events as a structured array; clears them.")
-      .def("best",
-           [](const OrderBook& b, int side) -> py::object {
-             std::int64_t p = 0, q = 0;
-             if (!b.best(book::to_side(side), p, q)) return py::none();
-             return py::make_tuple(p, q);
-           },
-           py::arg("side"))
-      .def("level_count", [](const OrderBook& b, int side) { return b.level_count(book::to_side(side)); },
-           py::arg("side"))
-      .def("level_size",
-           [](const OrderBook& b, int side, std::int64_t price) {
-             return b.level_size(book::to_side(side), price);
-           },
-           py::arg("side"), py::arg("price"))
+      .def(
+          "best",
+          [](const OrderBook& b, int side) -> py::object {
+            std::int64_t p = 0, q = 0;
+            if (!b.best(book::to_side(side), p, q)) return py::none();
+            return py::make_tuple(p, q);
+          },
+          py::arg("side"))
+      .def(
+          "level_count",
+          [](const OrderBook& b, int side) { return b.level_count(book::to_side(side)); },
+          py::arg("side"))
+      .def(
+          "level_size",
+          [](const OrderBook& b, int side, std::int64_t price) {
+            return b.level_size(book::to_side(side), price);
+          },
+          py::arg("side"), py::arg("price"))
       .def("levels", &levels_of, py::arg("side"), py::arg("depth"))
-      .def("snapshot_into",
-           [](const OrderBook& b, const py::array& bp, const py::array& bs, const py::array& ap,
-              const py::array& as) {
-             const py::ssize_t n = bp.ndim() == 1 ? bp.shape(0) : -1;
-             auto* a = out_ptr<std::int64_t>(bp, "bid_price", n);
-             auto* c = out_ptr<std::int64_t>(bs, "bid_size", n);
-             auto* d = out_ptr<std::int64_t>(ap, "ask_price", n);
-             auto* e = out_ptr<std::int64_t>(as, "ask_size", n);
-             std::size_t nb = 0, na = 0;
-             b.snapshot(static_cast<std::size_t>(n), a, c, d, e, nb, na);
-             return py::make_tuple(nb, na);
-           },
-           py::arg("bid_price"), py::arg("bid_size"), py::arg("ask_price"), py::arg("ask_size"))
-      .def("find",
-           [](const OrderBook& b, std::uint64_t id) -> py::object {
-             book::OrderInfo o;
-             if (!b.find(id, o)) return py::none();
-             return py::make_tuple(static_cast<int>(o.side), o.price, o.size, o.ts);
-           },
-           py::arg("order_id"))
+      .def(
+          "snapshot_into",
+          [](const OrderBook& b, const py::array& bp, const py::array& bs, const py::array& ap,
+             const py::array& as) {
+            const py::ssize_t n = bp.ndim() == 1 ? bp.shape(0) : -1;
+            auto* a = out_ptr<std::int64_t>(bp, "bid_price", n);
+            auto* c = out_ptr<std::int64_t>(bs, "bid_size", n);
+            auto* d = out_ptr<std::int64_t>(ap, "ask_price", n);
+            auto* e = out_ptr<std::int64_t>(as, "ask_size", n);
+            std::size_t nb = 0, na = 0;
+            b.snapshot(static_cast<std::size_t>(n), a, c, d, e, nb, na);
+            return py::make_tuple(nb, na);
+          },
+          py::arg("bid_price"), py::arg("bid_size"), py::arg("ask_price"), py::arg("ask_size"))
+      .def(
+          "find",
+          [](const OrderBook& b, std::uint64_t id) -> py::object {
+            book::OrderInfo o;
+            if (!b.find(id, o)) return py::none();
+            return py::make_tuple(static_cast<int>(o.side), o.price, o.size, o.ts);
+          },
+          py::arg("order_id"))
       .def("order_count", &OrderBook::order_count)
       .def("check_invariants", &OrderBook::check_invariants)
       .def_property("record_events", &OrderBook::record_events, &OrderBook::set_record_events)
       .def("clear", &OrderBook::clear)
-      .def("apply_batch",
-           [](OrderBook& b, const py::array& kind, const py::array& id, const py::array& side,
-              const py::array& price, const py::array& size, const py::array& ts) {
-             book::OpBatch ops;
-             const py::ssize_t n = kind.ndim() == 1 ? kind.shape(0) : -1;
-             ops.kind = in_ptr<std::uint8_t>(kind, "kind", n);
-             ops.id = in_ptr<std::uint64_t>(id, "order_id", n);
-             ops.side = in_ptr<std::int8_t>(side, "side", n);
-             ops.price = in_ptr<std::int64_t>(price, "price", n);
-             ops.size = in_ptr<std::int64_t>(size, "size", n);
-             ops.ts = in_ptr<std::int64_t>(ts, "ts", n);
-             ops.n = static_cast<std::size_t>(n);
-             py::gil_scoped_release release;
-             b.apply(ops);
-           },
-           py::arg("kind"), py::arg("order_id"), py::arg("side"), py::arg("price"),
-           py::arg("size"), py::arg("ts"));
+      .def(
+          "apply_batch",
+          [](OrderBook& b, const py::array& kind, const py::array& id, const py::array& side,
+             const py::array& price, const py::array& size, const py::array& ts) {
+            book::OpBatch ops;
+            const py::ssize_t n = kind.ndim() == 1 ? kind.shape(0) : -1;
+            ops.kind = in_ptr<std::uint8_t>(kind, "kind", n);
+            ops.id = in_ptr<std::uint64_t>(id, "order_id", n);
+            ops.side = in_ptr<std::int8_t>(side, "side", n);
+            ops.price = in_ptr<std::int64_t>(price, "price", n);
+            ops.size = in_ptr<std::int64_t>(size, "size", n);
+            ops.ts = in_ptr<std::int64_t>(ts, "ts", n);
+            ops.n = static_cast<std::size_t>(n);
+            py::gil_scoped_release release;
+            b.apply(ops);
+          },
+          py::arg("kind"), py::arg("order_id"), py::arg("side"), py::arg("price"), py::arg("size"),
+          py::arg("ts"));
 
   py::class_<book::SyntheticFlow>(m, "SyntheticFlow",
                                   "Synthetic order flow driving an OrderBook (LOBSTER messages).")
@@ -224,14 +238,14 @@ void bind_book(py::module_& m) {
              return book::FeatureEngine(
                  book::FeatureConfig{depth, bucket, buckets, trade_window, rv_window});
            }),
-           py::arg("depth") = 5, py::arg("vpin_bucket_volume") = 1000,
-           py::arg("vpin_buckets") = 50, py::arg("trade_window") = 100,
-           py::arg("rv_window") = 100)
-      .def("update",
-           [](book::FeatureEngine& f, const OrderBook& b) {
-             f.update(b, b.events().data(), b.events().size());
-           },
-           py::arg("book"), "Trades among the book's buffered events, then the book state.")
+           py::arg("depth") = 5, py::arg("vpin_bucket_volume") = 1000, py::arg("vpin_buckets") = 50,
+           py::arg("trade_window") = 100, py::arg("rv_window") = 100)
+      .def(
+          "update",
+          [](book::FeatureEngine& f, const OrderBook& b) {
+            f.update(b, b.events().data(), b.events().size());
+          },
+          py::arg("book"), "Trades among the book's buffered events, then the book state.")
       .def("on_book", &book::FeatureEngine::on_book, py::arg("book"))
       .def("on_trade", &book::FeatureEngine::on_trade, py::arg("sign"), py::arg("size"))
       .def("current",
@@ -242,9 +256,10 @@ void bind_book(py::module_& m) {
            })
       .def("reset", &book::FeatureEngine::reset);
 
-  m.def("lobster_count_fields",
-        [](const py::bytes& data) { return book::lobster::count_fields(bytes_view(data)); },
-        py::arg("data"));
+  m.def(
+      "lobster_count_fields",
+      [](const py::bytes& data) { return book::lobster::count_fields(bytes_view(data)); },
+      py::arg("data"));
   m.def(
       "lobster_parse_messages",
       [](const py::bytes& data) {
@@ -257,8 +272,8 @@ void bind_book(py::module_& m) {
         const auto sn = static_cast<py::ssize_t>(n);
         py::array_t<std::int64_t> time(sn), id(sn), size(sn), price(sn);
         py::array_t<std::int8_t> type(sn), dir(sn);
-        book::lobster::MessageColumns cols{time.mutable_data(), type.mutable_data(),
-                                           id.mutable_data(),   size.mutable_data(),
+        book::lobster::MessageColumns cols{time.mutable_data(),  type.mutable_data(),
+                                           id.mutable_data(),    size.mutable_data(),
                                            price.mutable_data(), dir.mutable_data()};
         {
           py::gil_scoped_release release;
@@ -339,9 +354,9 @@ void bind_book(py::module_& m) {
         res["rows_exact"] = r.rows_exact;
         res["rows_edge"] = r.rows_edge;
         res["rows_bad"] = r.rows_bad;
-        res["first_bad_row"] =
-            r.first_bad_row == static_cast<std::size_t>(-1) ? py::object(py::none())
-                                                            : py::object(py::int_(r.first_bad_row));
+        res["first_bad_row"] = r.first_bad_row == static_cast<std::size_t>(-1)
+                                   ? py::object(py::none())
+                                   : py::object(py::int_(r.first_bad_row));
         res["trades"] = r.trades;
         res["halts"] = r.halts;
         return py::make_tuple(res, st, fo);

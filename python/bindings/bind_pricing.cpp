@@ -1,9 +1,9 @@
+#include <pybind11/stl.h>
+
 #include <array>
 #include <cmath>
 #include <string>
 #include <vector>
-
-#include <pybind11/stl.h>
 
 #include "batch.hpp"
 #include "common.hpp"

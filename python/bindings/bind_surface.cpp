@@ -48,8 +48,7 @@ void bind_surface(py::module_& m) {
 
   m.def(
       "svi_density",
-      [](const py::array& k, double a, double b, double rho, double mm, double sigma,
-         int threads) {
+      [](const py::array& k, double a, double b, double rho, double mm, double sigma, int threads) {
         const py::ssize_t n = length_of(k, "k");
         const auto kv = view<double>(k, "k", n);
         py::array_t<double> g(n);

@@ -104,11 +104,12 @@ int main(int argc, char** argv) {
       worst = i;
     }
   }
-  std::printf("alo %d,%d,%d,%d: %.3f us/option (CPU time, 1 thread, %zu rows), max |err| vs fine "
-              "FP-B %.2e (row %zu: S %.17g T %.17g r %.17g q %.17g v %.17g %s)\n",
-              s.alo_nodes, s.alo_quadrature, s.alo_iterations, s.alo_price_quadrature,
-              best / static_cast<double>(n) * 1e6, n, err, worst, S[worst], T[worst], r[worst],
-              q[worst], v[worst], w[worst] > 0 ? "call" : "put");
+  std::printf(
+      "alo %d,%d,%d,%d: %.3f us/option (CPU time, 1 thread, %zu rows), max |err| vs fine "
+      "FP-B %.2e (row %zu: S %.17g T %.17g r %.17g q %.17g v %.17g %s)\n",
+      s.alo_nodes, s.alo_quadrature, s.alo_iterations, s.alo_price_quadrature,
+      best / static_cast<double>(n) * 1e6, n, err, worst, S[worst], T[worst], r[worst], q[worst],
+      v[worst], w[worst] > 0 ? "call" : "put");
   std::printf("  rows with |err| > 1e-4: %zu\n", over);
   if (const char* path = std::getenv("TC_ALO_DUMP")) {  // both columns, for comparing builds
     if (FILE* f = std::fopen(path, "wb")) {

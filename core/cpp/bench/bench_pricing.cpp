@@ -23,8 +23,7 @@ using namespace tradecore::pricing;
 namespace {
 
 double wall() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 double thread_cpu() {
@@ -87,8 +86,8 @@ struct Book {
 void greeks(const Book& book, std::size_t n) {
   std::vector<std::vector<double>> o(7, std::vector<double>(n, 0.0));
   EuropeanOut out;
-  double** cols[7] = {&out.price, &out.delta, &out.gamma, &out.vega, &out.theta, &out.rho,
-                      &out.phi};
+  double** cols[7] = {&out.price, &out.delta, &out.gamma, &out.vega,
+                      &out.theta, &out.rho,   &out.phi};
   for (int k = 0; k < 7; ++k) *cols[k] = o[static_cast<std::size_t>(k)].data();
   const EuropeanBatch b = book.batch(n);
   std::printf("price + first-order Greeks, %zu rows, reused outputs\n", n);
@@ -97,9 +96,13 @@ void greeks(const Book& book, std::size_t n) {
   std::printf("  2 threads (wall):     %6.2f ns/option\n",
               best_ns([&] { european(b, out, 2); }, 15, n, false));
   const EuropeanBatch small = book.batch(8192);
-  std::printf("  8,192 rows in cache, 1 thread: %6.2f ns/option\n",
-              best_ns([&] { for (int k = 0; k < 100; ++k) european(small, out, 1); }, 20,
-                      100 * small.n, true));
+  std::printf("  8,192 rows in cache, 1 thread: %6.2f ns/option\n", best_ns(
+                                                                        [&] {
+                                                                          for (int k = 0; k < 100;
+                                                                               ++k)
+                                                                            european(small, out, 1);
+                                                                        },
+                                                                        20, 100 * small.n, true));
 }
 
 void iv(const Book& book, std::size_t n) {
@@ -126,9 +129,8 @@ void iv(const Book& book, std::size_t n) {
   double worst = 0.0;
   std::size_t mismatched = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    const std::int8_t s1 = implied_vol_scalar(price[i], book.S[i], book.K[i], book.T[i],
-                                              book.r[i], book.q[i], book.w[i], Model::Bsm,
-                                              vol1[i]);
+    const std::int8_t s1 = implied_vol_scalar(price[i], book.S[i], book.K[i], book.T[i], book.r[i],
+                                              book.q[i], book.w[i], Model::Bsm, vol1[i]);
     if (s1 != st[i]) ++mismatched;
     if (s1 == kIvOk && st[i] == kIvOk && price[i] > 1e-290)
       worst = std::max(worst, std::fabs(vol[i] - vol1[i]) / vol1[i]);
@@ -140,8 +142,8 @@ void iv(const Book& book, std::size_t n) {
   std::vector<std::size_t> rows[3];
   for (std::size_t i = 0; i < n; ++i) {
     if (st[i] != kIvOk) continue;
-    const double x = -std::fabs(std::log(book.S[i] / book.K[i]) + (book.r[i] - book.q[i]) *
-                                                                     book.T[i]);
+    const double x =
+        -std::fabs(std::log(book.S[i] / book.K[i]) + (book.r[i] - book.q[i]) * book.T[i]);
     const double s = book.v[i] * std::sqrt(book.T[i]), h = x / s;
     rows[(-h >= 4 && -h >= s) ? 0 : (s < 0.25 ? 1 : 2)].push_back(i);
   }

@@ -1,9 +1,8 @@
 #pragma once
 // GPU entry points. Every function here has the same signature with and without CUDA:
 // core/cuda/*.cu implement them where nvcc is found, core/cuda/no_cuda.cpp otherwise.
-#include <string>
-
 #include <cstdint>
+#include <string>
 
 #include "tradecore/pricing/european.hpp"
 #include "tradecore/pricing/implied_vol.hpp"

@@ -12,14 +12,22 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 const char* feature_name(Feature f) noexcept {
   switch (f) {
-    case Feature::Spread: return "spread";
-    case Feature::Mid: return "mid";
-    case Feature::Microprice: return "microprice";
-    case Feature::Imbalance: return "imbalance";
-    case Feature::Ofi: return "ofi";
-    case Feature::Vpin: return "vpin";
-    case Feature::TradeImbalance: return "trade_imbalance";
-    case Feature::RealizedVol: return "realized_vol";
+    case Feature::Spread:
+      return "spread";
+    case Feature::Mid:
+      return "mid";
+    case Feature::Microprice:
+      return "microprice";
+    case Feature::Imbalance:
+      return "imbalance";
+    case Feature::Ofi:
+      return "ofi";
+    case Feature::Vpin:
+      return "vpin";
+    case Feature::TradeImbalance:
+      return "trade_imbalance";
+    case Feature::RealizedVol:
+      return "realized_vol";
   }
   return "?";
 }
@@ -61,7 +69,10 @@ void FeatureEngine::on_trade(int sign, Qty size) noexcept {
   if (size <= 0 || sign == 0) return;
   // trade-sign imbalance over the last trade_window trades
   const std::int8_t s = sign > 0 ? 1 : -1;
-  if (sign_n_ == signs_.size()) sign_sum_ -= signs_[sign_pos_]; else ++sign_n_;
+  if (sign_n_ == signs_.size())
+    sign_sum_ -= signs_[sign_pos_];
+  else
+    ++sign_n_;
   signs_[sign_pos_] = s;
   sign_sum_ += s;
   sign_pos_ = (sign_pos_ + 1) % signs_.size();
@@ -77,7 +88,10 @@ void FeatureEngine::on_trade(int sign, Qty size) noexcept {
     left -= put;
     if (bucket_buy_ + bucket_sell_ == V) {
       const double imb = std::fabs(static_cast<double>(bucket_buy_ - bucket_sell_));
-      if (bucket_n_ == bucket_imb_.size()) bucket_sum_ -= bucket_imb_[bucket_pos_]; else ++bucket_n_;
+      if (bucket_n_ == bucket_imb_.size())
+        bucket_sum_ -= bucket_imb_[bucket_pos_];
+      else
+        ++bucket_n_;
       bucket_imb_[bucket_pos_] = imb;
       bucket_sum_ += imb;
       bucket_pos_ = (bucket_pos_ + 1) % bucket_imb_.size();
@@ -115,12 +129,14 @@ void FeatureEngine::on_book(const OrderBook& book) noexcept {
     v[static_cast<int>(Feature::Spread)] = a - b;
     v[static_cast<int>(Feature::Mid)] = mid;
     v[static_cast<int>(Feature::Microprice)] =
-        (b * static_cast<double>(qa) + a * static_cast<double>(qb)) /
-        static_cast<double>(qa + qb);
+        (b * static_cast<double>(qa) + a * static_cast<double>(qb)) / static_cast<double>(qa + qb);
     if (last_mid_ > 0.0 && mid > 0.0 && mid != last_mid_) {
       const double r = std::log(mid / last_mid_);
       const double r2 = r * r;
-      if (r2_n_ == r2_.size()) r2_sum_ -= r2_[r2_pos_]; else ++r2_n_;
+      if (r2_n_ == r2_.size())
+        r2_sum_ -= r2_[r2_pos_];
+      else
+        ++r2_n_;
       r2_[r2_pos_] = r2;
       r2_sum_ += r2;
       r2_pos_ = (r2_pos_ + 1) % r2_.size();

@@ -26,7 +26,8 @@ struct Line {
   std::int64_t integer(const char* field) {
     bool neg = false;
     if (p < end && (*p == '-' || *p == '+')) neg = *p++ == '-';
-    if (p >= end || *p < '0' || *p > '9') fail(std::string("field '") + field + "' is not an integer");
+    if (p >= end || *p < '0' || *p > '9')
+      fail(std::string("field '") + field + "' is not an integer");
     std::int64_t v = 0;
     int digits = 0;
     while (p < end && *p >= '0' && *p <= '9') {
@@ -71,7 +72,8 @@ std::size_t for_lines(std::string_view text, const char* what, std::size_t limit
   const char* const end = p + text.size();
   std::size_t number = 0, rows = 0;
   while (p < end && rows < limit) {
-    const char* nl = static_cast<const char*>(__builtin_memchr(p, '\n', static_cast<std::size_t>(end - p)));
+    const char* nl =
+        static_cast<const char*>(__builtin_memchr(p, '\n', static_cast<std::size_t>(end - p)));
     const char* le = nl ? nl : end;
     ++number;
     const char* e = le;
@@ -93,7 +95,8 @@ std::size_t count_rows(std::string_view text) noexcept {
   const char* p = text.data();
   const char* const end = p + text.size();
   while (p < end) {
-    const char* nl = static_cast<const char*>(__builtin_memchr(p, '\n', static_cast<std::size_t>(end - p)));
+    const char* nl =
+        static_cast<const char*>(__builtin_memchr(p, '\n', static_cast<std::size_t>(end - p)));
     const char* le = nl ? nl : end;
     const char* e = le;
     if (e > p && e[-1] == '\r') --e;
@@ -176,7 +179,9 @@ inline bool real_level(std::int64_t p, std::int64_t s) noexcept {
   return s > 0 && p != kEmptyAsk && p != kEmptyBid;
 }
 // a is at or inside b on this side (better or equal price)
-inline bool at_or_inside(Side s, Price a, Price b) noexcept { return s == Side::Buy ? a >= b : a <= b; }
+inline bool at_or_inside(Side s, Price a, Price b) noexcept {
+  return s == Side::Buy ? a >= b : a <= b;
+}
 
 struct SideRow {
   std::vector<Price> px;
@@ -267,8 +272,8 @@ class Replayer {
       for (;;) {
         o.n = book_.levels(side, L_, o.px.data(), o.sz.data());
         std::size_t k = 0;
-        while (k < o.n && (in_file(f, o.px[k]) ||
-                           (bounded && !at_or_inside(side, o.px[k], f.px[L_ - 1]))))
+        while (k < o.n &&
+               (in_file(f, o.px[k]) || (bounded && !at_or_inside(side, o.px[k], f.px[L_ - 1]))))
           ++k;
         if (k == o.n) break;
         book_.remove_level_size(side, o.px[k], o.sz[k]);
@@ -279,8 +284,10 @@ class Replayer {
       const SideRow& f = file_[s];
       for (std::size_t k = 0; k < f.n; ++k) {
         const Qty have = book_.level_size(side, f.px[k]);
-        if (have < f.sz[k]) book_.add_level_size(side, f.px[k], f.sz[k] - have);
-        else if (have > f.sz[k]) book_.remove_level_size(side, f.px[k], have - f.sz[k]);
+        if (have < f.sz[k])
+          book_.add_level_size(side, f.px[k], f.sz[k] - have);
+        else if (have > f.sz[k])
+          book_.remove_level_size(side, f.px[k], have - f.sz[k]);
       }
     }
   }
@@ -313,8 +320,10 @@ inline bool apply(OrderBook& book, const Messages& m, std::size_t i) {
     const Qty from = t == 3 ? o.size : (q < o.size ? q : o.size);
     book.execute(id, from, ts);
     // The file's size is what left the level; reconcile an order whose size we over/under-count.
-    if (q > from) book.remove_level_size(side, p, q - from, ts);
-    else if (q < from) book.add_level_size(side, p, from - q, ts);
+    if (q > from)
+      book.remove_level_size(side, p, q - from, ts);
+    else if (q < from)
+      book.add_level_size(side, p, from - q, ts);
     return true;
   }
   return book.remove_level_size(side, p, q, ts) == q;
@@ -342,8 +351,10 @@ ReplayResult replay(const Messages& m, const std::int64_t* book_rows, std::size_
   rp.load(book_rows);
   if (m.type[0] <= 4) {
     const Side side = side_of(m.direction[0]);
-    if (m.type[0] == 1) book.remove_level_size(side, m.price[0], m.size[0]);
-    else book.add_level_size(side, m.price[0], m.size[0]);
+    if (m.type[0] == 1)
+      book.remove_level_size(side, m.price[0], m.size[0]);
+    else
+      book.add_level_size(side, m.price[0], m.size[0]);
   }
   for (std::size_t i = 0; i < m.n; ++i) {
     const std::int8_t t = m.type[i];
@@ -364,8 +375,10 @@ ReplayResult replay(const Messages& m, const std::int64_t* book_rows, std::size_
     }
     if (!ok) st = RowStatus::Bad;
     ++r.rows_checked;
-    if (st == RowStatus::Exact) ++r.rows_exact;
-    else if (st == RowStatus::Edge) ++r.rows_edge;
+    if (st == RowStatus::Exact)
+      ++r.rows_exact;
+    else if (st == RowStatus::Edge)
+      ++r.rows_edge;
     else {
       ++r.rows_bad;
       if (r.first_bad_row == static_cast<std::size_t>(-1)) r.first_bad_row = i;
@@ -376,7 +389,8 @@ ReplayResult replay(const Messages& m, const std::int64_t* book_rows, std::size_
       features->on_book(book);
       if (features_out) {
         const FeatureRow& fr = features->current();
-        for (std::size_t k = 0; k < kFeatureCount; ++k) features_out[i * kFeatureCount + k] = fr.v[k];
+        for (std::size_t k = 0; k < kFeatureCount; ++k)
+          features_out[i * kFeatureCount + k] = fr.v[k];
       }
     }
   }

@@ -12,13 +12,20 @@ constexpr Side opposite(Side s) noexcept { return s == Side::Buy ? Side::Sell : 
 
 const char* reject_reason_name(RejectReason r) noexcept {
   switch (r) {
-    case RejectReason::None: return "none";
-    case RejectReason::InvalidSize: return "invalid_size";
-    case RejectReason::DuplicateId: return "duplicate_id";
-    case RejectReason::UnknownOrder: return "unknown_order";
-    case RejectReason::WouldCross: return "would_cross";
-    case RejectReason::NotFillable: return "not_fillable";
-    case RejectReason::NoLiquidity: return "no_liquidity";
+    case RejectReason::None:
+      return "none";
+    case RejectReason::InvalidSize:
+      return "invalid_size";
+    case RejectReason::DuplicateId:
+      return "duplicate_id";
+    case RejectReason::UnknownOrder:
+      return "unknown_order";
+    case RejectReason::WouldCross:
+      return "would_cross";
+    case RejectReason::NotFillable:
+      return "not_fillable";
+    case RejectReason::NoLiquidity:
+      return "no_liquidity";
   }
   return "?";
 }
@@ -31,8 +38,9 @@ Side to_side(int code) {
 
 OrderType to_order_type(int code) {
   if (code < 0 || code > 4)
-    throw std::invalid_argument("order type must be 0..4 (limit, market, ioc, fok, post_only), got " +
-                                std::to_string(code));
+    throw std::invalid_argument(
+        "order type must be 0..4 (limit, market, ioc, fok, post_only), got " +
+        std::to_string(code));
   return static_cast<OrderType>(code);
 }
 
@@ -212,8 +220,14 @@ std::uint32_t OrderBook::new_node() {
 void OrderBook::unlink(std::uint32_t n) noexcept {
   Node& o = nodes_[n];
   Level& l = levels_[o.level];
-  if (o.prev != kNil) nodes_[o.prev].next = o.next; else l.head = o.next;
-  if (o.next != kNil) nodes_[o.next].prev = o.prev; else l.tail = o.prev;
+  if (o.prev != kNil)
+    nodes_[o.prev].next = o.next;
+  else
+    l.head = o.next;
+  if (o.next != kNil)
+    nodes_[o.next].prev = o.prev;
+  else
+    l.tail = o.prev;
   --l.count;
 }
 
@@ -222,7 +236,10 @@ void OrderBook::rest(OrderId id, Side side, Price price, Qty qty, Timestamp ts) 
   const std::uint32_t n = new_node();
   Level& l = levels_[lvl];
   nodes_[n] = Node{id, qty, ts, lvl, l.tail, kNil, side};
-  if (l.tail != kNil) nodes_[l.tail].next = n; else l.head = n;
+  if (l.tail != kNil)
+    nodes_[l.tail].next = n;
+  else
+    l.head = n;
   l.tail = n;
   ++l.count;
   l.total += qty;
@@ -307,8 +324,7 @@ Qty OrderBook::match(OrderId taker, Side side, bool limited, Price limit, Qty qt
 
 // ------------------------------------------------------------------ order entry
 
-void OrderBook::submit(OrderId id, Side side, OrderType type, Price price, Qty size,
-                       Timestamp ts) {
+void OrderBook::submit(OrderId id, Side side, OrderType type, Price price, Qty size, Timestamp ts) {
   auto reject = [&](RejectReason r) { emit(EventType::Rejected, ts, id, 0, price, size, side, r); };
   if (size <= 0) return reject(RejectReason::InvalidSize);
   if (index_.get(id) != kNil) return reject(RejectReason::DuplicateId);
@@ -323,7 +339,8 @@ void OrderBook::submit(OrderId id, Side side, OrderType type, Price price, Qty s
     case OrderType::Market:
       if (ladder(opposite(side)).empty()) return reject(RejectReason::NoLiquidity);
       break;
-    default: break;
+    default:
+      break;
   }
   emit(EventType::Accepted, ts, id, 0, limited ? price : 0, size, side);
   const Qty left = match(id, side, limited, price, size, ts);
@@ -337,7 +354,8 @@ void OrderBook::submit(OrderId id, Side side, OrderType type, Price price, Qty s
 
 void OrderBook::cancel(OrderId id, Timestamp ts) {
   const std::uint32_t n = index_.get(id);
-  if (n == kNil) return emit(EventType::Rejected, ts, id, 0, 0, 0, Side::Buy, RejectReason::UnknownOrder);
+  if (n == kNil)
+    return emit(EventType::Rejected, ts, id, 0, 0, 0, Side::Buy, RejectReason::UnknownOrder);
   const Node o = nodes_[n];
   emit(EventType::Cancelled, ts, id, 0, levels_[o.level].price, o.qty, o.side);
   take(n, o.qty, ts);
@@ -345,10 +363,12 @@ void OrderBook::cancel(OrderId id, Timestamp ts) {
 
 void OrderBook::reduce(OrderId id, Qty by, Timestamp ts) {
   const std::uint32_t n = index_.get(id);
-  if (n == kNil) return emit(EventType::Rejected, ts, id, 0, 0, by, Side::Buy, RejectReason::UnknownOrder);
+  if (n == kNil)
+    return emit(EventType::Rejected, ts, id, 0, 0, by, Side::Buy, RejectReason::UnknownOrder);
   const Node o = nodes_[n];
   const Price price = levels_[o.level].price;
-  if (by <= 0) return emit(EventType::Rejected, ts, id, 0, price, by, o.side, RejectReason::InvalidSize);
+  if (by <= 0)
+    return emit(EventType::Rejected, ts, id, 0, price, by, o.side, RejectReason::InvalidSize);
   if (by >= o.qty) return cancel(id, ts);
   emit(EventType::Modified, ts, id, 0, price, o.qty - by, o.side);
   take(n, by, ts);
@@ -357,11 +377,13 @@ void OrderBook::reduce(OrderId id, Qty by, Timestamp ts) {
 void OrderBook::replace(OrderId id, Price new_price, Qty new_size, Timestamp ts) {
   const std::uint32_t n = index_.get(id);
   if (n == kNil)
-    return emit(EventType::Rejected, ts, id, 0, new_price, new_size, Side::Buy, RejectReason::UnknownOrder);
+    return emit(EventType::Rejected, ts, id, 0, new_price, new_size, Side::Buy,
+                RejectReason::UnknownOrder);
   const Node o = nodes_[n];
   const Price price = levels_[o.level].price;
   if (new_size <= 0)
-    return emit(EventType::Rejected, ts, id, 0, new_price, new_size, o.side, RejectReason::InvalidSize);
+    return emit(EventType::Rejected, ts, id, 0, new_price, new_size, o.side,
+                RejectReason::InvalidSize);
   if (new_price == price && new_size <= o.qty) {
     if (new_size == o.qty) return emit(EventType::Modified, ts, id, 0, price, new_size, o.side);
     emit(EventType::Modified, ts, id, 0, price, new_size, o.side);
@@ -437,9 +459,15 @@ void OrderBook::apply(const OpBatch& ops) {
   for (std::size_t i = 0; i < ops.n; ++i) {
     const auto k = static_cast<OpKind>(ops.kind[i]);
     switch (k) {
-      case OpKind::Cancel: cancel(ops.id[i], ops.ts[i]); break;
-      case OpKind::Reduce: reduce(ops.id[i], ops.size[i], ops.ts[i]); break;
-      case OpKind::Replace: replace(ops.id[i], ops.price[i], ops.size[i], ops.ts[i]); break;
+      case OpKind::Cancel:
+        cancel(ops.id[i], ops.ts[i]);
+        break;
+      case OpKind::Reduce:
+        reduce(ops.id[i], ops.size[i], ops.ts[i]);
+        break;
+      case OpKind::Replace:
+        replace(ops.id[i], ops.price[i], ops.size[i], ops.ts[i]);
+        break;
       default:
         submit(ops.id[i], ops.side[i] > 0 ? Side::Buy : Side::Sell, static_cast<OrderType>(k),
                ops.price[i], ops.size[i], ops.ts[i]);

@@ -85,8 +85,7 @@ Greeks european_greeks(const AmericanOption& o) {
 }
 
 // The ALO boundary of the option's put form (a call is the put with S<->K, r<->q).
-void alo_boundary_of(const AmericanOption& o, const detail::AloTables& t,
-                     detail::AloBoundary& b) {
+void alo_boundary_of(const AmericanOption& o, const detail::AloTables& t, detail::AloBoundary& b) {
   if (o.type == kCall) {
     detail::alo_solve(t, o.dividend, o.rate, o.vol, o.expiry, b);
   } else {
@@ -118,10 +117,14 @@ double price_only(const AmericanOption& o, Context& c) {
       alo_boundary_of(o, *c.alo, b);
       return alo_value_at(o, *c.alo, b, o.spot);
     }
-    case AmericanMethod::Baw: return detail::baw_single(o);
-    case AmericanMethod::Bjs2002: return detail::bjs_single(o);
-    case AmericanMethod::Crr: return detail::crr_tree(o, c.s.steps, c.work).price;
-    case AmericanMethod::Lr: return detail::lr_tree(o, c.s.steps, c.work).price;
+    case AmericanMethod::Baw:
+      return detail::baw_single(o);
+    case AmericanMethod::Bjs2002:
+      return detail::bjs_single(o);
+    case AmericanMethod::Crr:
+      return detail::crr_tree(o, c.s.steps, c.work).price;
+    case AmericanMethod::Lr:
+      return detail::lr_tree(o, c.s.steps, c.work).price;
   }
   return kNaN;
 }
@@ -279,11 +282,16 @@ AmericanMethod american_method_from_name(const char* name) {
 
 const char* american_method_name(AmericanMethod m) noexcept {
   switch (m) {
-    case AmericanMethod::Alo: return "alo";
-    case AmericanMethod::Baw: return "baw";
-    case AmericanMethod::Bjs2002: return "bjs2002";
-    case AmericanMethod::Crr: return "crr";
-    case AmericanMethod::Lr: return "lr";
+    case AmericanMethod::Alo:
+      return "alo";
+    case AmericanMethod::Baw:
+      return "baw";
+    case AmericanMethod::Bjs2002:
+      return "bjs2002";
+    case AmericanMethod::Crr:
+      return "crr";
+    case AmericanMethod::Lr:
+      return "lr";
   }
   return "?";
 }
@@ -314,8 +322,7 @@ std::size_t american(const EuropeanBatch& in, const AmericanOut& out, const Amer
   if (want_boundary) {
     if (s.method != AmericanMethod::Alo)
       throw std::invalid_argument("boundary: only method 'alo' computes the exercise boundary");
-    if (out.boundary_points < 2)
-      throw std::invalid_argument("boundary_points must be >= 2");
+    if (out.boundary_points < 2) throw std::invalid_argument("boundary_points must be >= 2");
   }
   const detail::AloTables tables = s.method == AmericanMethod::Alo || want_boundary
                                        ? detail::make_alo_tables(s)

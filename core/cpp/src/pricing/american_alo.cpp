@@ -132,8 +132,8 @@ AloTables make_alo_tables(const AmericanSettings& s) {
     for (int i = 0; i <= n; ++i) {
       const double wi = (i == 0 || i == n) ? 0.5 : 1.0;
       const double wk = (k == 0 || k == n) ? 0.5 : 1.0;
-      const double tk = std::cos(k * std::acos(std::clamp(t.node_xi[static_cast<std::size_t>(i)],
-                                                          -1.0, 1.0)));
+      const double tk =
+          std::cos(k * std::acos(std::clamp(t.node_xi[static_cast<std::size_t>(i)], -1.0, 1.0)));
       t.cheb[static_cast<std::size_t>(k) * sz + static_cast<std::size_t>(i)] =
           (2.0 / n) * wi * wk * tk;
     }
@@ -164,7 +164,6 @@ double AloBoundary::log_b(double z) const noexcept {
 }
 
 namespace {
-
 
 // ln B at many sqrt(u) = scale * z[j]: Clenshaw with the points in the inner loop, so that it
 // vectorises across them (in chunks of kMaxQuad).
@@ -417,8 +416,7 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
       double N, D;
       if (fp_a) {
         N = kInvSqrt2Pi * exp(-0.5 * dm0 * dm0) / vs + in_n[i - 1];
-        D = kInvSqrt2Pi * exp(-0.5 * dp0 * dp0) / vs + 0.5 * erfc(-dp0 * kInvSqrt2) +
-            id_n[i - 1];
+        D = kInvSqrt2Pi * exp(-0.5 * dp0 * dp0) / vs + 0.5 * erfc(-dp0 * kInvSqrt2) + id_n[i - 1];
       } else {
         N = 0.5 * erfc(-dm0 * kInvSqrt2) + in_n[i - 1];
         D = 0.5 * erfc(-dp0 * kInvSqrt2) + id_n[i - 1];

@@ -110,11 +110,11 @@ double baw_put(double S, double K, double T, double r, double q, double v) {
   for (int it = 0; it < 200; ++it) {
     const double d1 = d1_of(si);
     const double lhs = K - si;
-    const double rhs = detail::bsm_price(si, K, T, r, q, v, -1.0) -
-                       (1.0 - carry * norm_cdf(-d1)) * si / q1;
+    const double rhs =
+        detail::bsm_price(si, K, T, r, q, v, -1.0) - (1.0 - carry * norm_cdf(-d1)) * si / q1;
     if (std::abs(lhs - rhs) / K < 1e-10) break;
-    const double bi = -carry * norm_cdf(-d1) * (1.0 - 1.0 / q1) -
-                      (1.0 + carry * norm_pdf(-d1) / sT) / q1;
+    const double bi =
+        -carry * norm_cdf(-d1) * (1.0 - 1.0 / q1) - (1.0 + carry * norm_pdf(-d1) / sT) / q1;
     si = (K - rhs + bi * si) / (1.0 + bi);
   }
   if (S <= si) return K - S;
@@ -154,8 +154,7 @@ double baw_call(double S, double K, double T, double r, double q, double v) {
 }
 
 // Bjerksund-Stensland (2002) phi and psi functions (cost of carry b).
-double bs_phi(double S, double T, double gamma, double H, double I, double r, double b,
-              double v) {
+double bs_phi(double S, double T, double gamma, double H, double I, double r, double b, double v) {
   const double v2 = v * v, sT = v * std::sqrt(T);
   const double lambda = (-r + gamma * b + 0.5 * gamma * (gamma - 1.0) * v2) * T;
   const double d = -(std::log(S / H) + (b + (gamma - 0.5) * v2) * T) / sT;
@@ -164,8 +163,8 @@ double bs_phi(double S, double T, double gamma, double H, double I, double r, do
          (norm_cdf(d) - std::pow(I / S, kappa) * norm_cdf(d - 2.0 * std::log(I / S) / sT));
 }
 
-double bs_psi(double S, double T, double gamma, double H, double I2, double I1, double t1,
-              double r, double b, double v) {
+double bs_psi(double S, double T, double gamma, double H, double I2, double I1, double t1, double r,
+              double b, double v) {
   const double v2 = v * v;
   const double st1 = v * std::sqrt(t1), sT = v * std::sqrt(T);
   const double drift = b + (gamma - 0.5) * v2;
@@ -191,8 +190,7 @@ double bs_psi(double S, double T, double gamma, double H, double I2, double I1, 
 double bjs_call(double S, double K, double T, double r, double q, double v) {
   const double b = r - q, v2 = v * v;
   const double t1 = 0.5 * (std::sqrt(5.0) - 1.0) * T;
-  const double beta =
-      (0.5 - b / v2) + std::sqrt((b / v2 - 0.5) * (b / v2 - 0.5) + 2.0 * r / v2);
+  const double beta = (0.5 - b / v2) + std::sqrt((b / v2 - 0.5) * (b / v2 - 0.5) + 2.0 * r / v2);
   const double b_inf = beta / (beta - 1.0) * K;
   const double b0 = std::max(K, r / (r - b) * K);
   const double h1 = -(b * t1 + 2.0 * v * std::sqrt(t1)) * K * K / ((b_inf - b0) * b0);
@@ -208,7 +206,8 @@ double bjs_call(double S, double K, double T, double r, double q, double v) {
       K * bs_phi(S, t1, 0.0, i2, i2, r, b, v) + K * bs_phi(S, t1, 0.0, i1, i2, r, b, v) +
       a1 * bs_phi(S, t1, beta, i1, i2, r, b, v) - a1 * bs_psi(S, T, beta, i1, i2, i1, t1, r, b, v) +
       bs_psi(S, T, 1.0, i1, i2, i1, t1, r, b, v) - bs_psi(S, T, 1.0, K, i2, i1, t1, r, b, v) -
-      K * bs_psi(S, T, 0.0, i1, i2, i1, t1, r, b, v) + K * bs_psi(S, T, 0.0, K, i2, i1, t1, r, b, v);
+      K * bs_psi(S, T, 0.0, i1, i2, i1, t1, r, b, v) +
+      K * bs_psi(S, T, 0.0, K, i2, i1, t1, r, b, v);
   return std::max(value, S - K);
 }
 

@@ -43,8 +43,8 @@ TreeResult lr_tree(const AmericanOption& o, int steps, std::vector<double>& work
 struct AloTables {
   int n = 0, l = 0, m = 0, p = 0;
   AloEquation equation = AloEquation::FpA;
-  std::vector<double> node_xi;    // Chebyshev-Gauss-Lobatto nodes in [-1, 1], n + 1
-  std::vector<double> cheb;       // (n + 1) x (n + 1): coefficient k = sum_i cheb[k*(n+1)+i] H_i
+  std::vector<double> node_xi;  // Chebyshev-Gauss-Lobatto nodes in [-1, 1], n + 1
+  std::vector<double> cheb;     // (n + 1) x (n + 1): coefficient k = sum_i cheb[k*(n+1)+i] H_i
   // Quadrature rules on [0, 1] as point, 1 - point and weight: boundary integrals (l points)
   // and the premium integral (p points).
   std::vector<double> fl, cl, wl;

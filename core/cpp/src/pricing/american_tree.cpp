@@ -49,16 +49,17 @@ TreeResult finish(const AmericanOption& o, double price, double u, double d, con
   res.gamma = 2.0 * d012;
   const double intrinsic = std::max((o.type == kCall ? 1.0 : -1.0) * (S - o.strike), 0.0);
   const double v = o.vol;
-  res.theta = price > intrinsic + 1e-12 * o.strike
-                  ? o.rate * price - (o.rate - o.dividend) * S * res.delta -
-                        0.5 * v * v * S * S * res.gamma
-                  : 0.0;
+  res.theta =
+      price > intrinsic + 1e-12 * o.strike
+          ? o.rate * price - (o.rate - o.dividend) * S * res.delta - 0.5 * v * v * S * S * res.gamma
+          : 0.0;
   return res;
 }
 
 double peizer_pratt(double z, int n) {
   const double t = z / (n + 1.0 / 3.0 + 0.1 / (n + 1.0));
-  const double h = 0.5 + std::copysign(0.5, z) * std::sqrt(1.0 - std::exp(-t * t * (n + 1.0 / 6.0)));
+  const double h =
+      0.5 + std::copysign(0.5, z) * std::sqrt(1.0 - std::exp(-t * t * (n + 1.0 / 6.0)));
   return h;
 }
 

@@ -48,9 +48,9 @@ constexpr std::size_t kChunk = 1024;
 // The output columns of `o` in EuropeanColumn order.
 void columns(const EuropeanOut& o, double* (&cols)[kNumEuropeanColumns]) {
   double* const all[kNumEuropeanColumns] = {
-      o.price, o.delta, o.gamma, o.vega,  o.theta,  o.rho,        o.phi,        o.vanna, o.charm,
-      o.vomma, o.speed, o.color, o.zomma, o.ultima, o.veta, o.dual_delta, o.dual_gamma,
-      o.elasticity};
+      o.price, o.delta,  o.gamma, o.vega,       o.theta,      o.rho,
+      o.phi,   o.vanna,  o.charm, o.vomma,      o.speed,      o.color,
+      o.zomma, o.ultima, o.veta,  o.dual_delta, o.dual_gamma, o.elasticity};
   for (int k = 0; k < kNumEuropeanColumns; ++k) cols[k] = all[k];
 }
 
@@ -58,13 +58,14 @@ void columns(const EuropeanOut& o, double* (&cols)[kNumEuropeanColumns]) {
 // outputs derived from it; oc[k] + i is where output k of the row goes (null: not requested).
 // Out of line: rare rows, and it keeps the vector loop simple.
 template <bool kBlack76>
-[[gnu::noinline]] void fix_row(double S, double K, double T, double r, double q, double v,
-                               double w, bool price_only, double* const* oc, std::size_t i) {
+[[gnu::noinline]] void fix_row(double S, double K, double T, double r, double q, double v, double w,
+                               bool price_only, double* const* oc, std::size_t i) {
   if (price_only) {
     const double qq = kBlack76 ? r : q;
     const double x = detail::log_moneyness(S, K) + (r - qq) * T;
     const double s = v * std::sqrt(T);
-    const double price = std::sqrt(S * K) * std::exp(-0.5 * (qq + r) * T) * normalised_black(w * x, s);
+    const double price =
+        std::sqrt(S * K) * std::exp(-0.5 * (qq + r) * T) * normalised_black(w * x, s);
     if (oc[kPrice]) oc[kPrice][i] = price;
     if (kBlack76 && oc[kRho]) oc[kRho][i] = -T * price;
     if (oc[kElasticity]) {
@@ -362,8 +363,8 @@ bool wants_higher(const EuropeanOut& o) {
   return false;
 }
 
-int dispatch_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo,
-                   std::size_t hi, bool all, bool stream) {
+int dispatch_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, std::size_t hi,
+                   bool all, bool stream) {
   const bool b76 = in.model == Model::Black76;
   if (all)
     return b76 ? kernel_chunk<true, true>(in, o, lo, hi, stream)
@@ -376,8 +377,8 @@ int dispatch_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo
 // column is then larger than a core's share of the L2 cache, so it would not stay cached).
 constexpr std::size_t kStreamMin = std::size_t{1} << 18;
 
-std::size_t kernel(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo,
-                   std::size_t hi, bool all) {
+std::size_t kernel(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, std::size_t hi,
+                   bool all) {
   const bool stream = in.n >= kStreamMin;
   std::size_t bad = 0;
   for (std::size_t c = lo; c < hi; c += kChunk)
@@ -410,13 +411,20 @@ std::size_t run(const EuropeanBatch& in, const EuropeanOut& out, int threads) {
 
 const char* field_name(EuropeanField f) noexcept {
   switch (f) {
-    case EuropeanField::Spot: return "spot";
-    case EuropeanField::Strike: return "strike";
-    case EuropeanField::Expiry: return "expiry";
-    case EuropeanField::Rate: return "rate";
-    case EuropeanField::Dividend: return "dividend";
-    case EuropeanField::Vol: return "volatility";
-    case EuropeanField::Type: return "option_type";
+    case EuropeanField::Spot:
+      return "spot";
+    case EuropeanField::Strike:
+      return "strike";
+    case EuropeanField::Expiry:
+      return "expiry";
+    case EuropeanField::Rate:
+      return "rate";
+    case EuropeanField::Dividend:
+      return "dividend";
+    case EuropeanField::Vol:
+      return "volatility";
+    case EuropeanField::Type:
+      return "option_type";
   }
   return "?";
 }

@@ -9,12 +9,12 @@
 #include <math.h>
 #endif
 
-#include "tradecore/pricing/implied_vol.hpp"
-
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
+
+#include "tradecore/pricing/implied_vol.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -70,7 +70,7 @@ struct BlockState {
   alignas(64) double c[kBlock];
   alignas(64) Code flag[kBlock];
   alignas(64) std::int64_t series[kBlock];  // rows whose b comes from the small-t series
-  alignas(64) double bs[kBlock];             // their b, by position in `series`
+  alignas(64) double bs[kBlock];            // their b, by position in `series`
 };
 
 // b for small t above s_c (t < kSmallT, -t < h <= 0): black_small_t with the term count fixed
@@ -102,8 +102,8 @@ void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::s
   alignas(64) double buf[6][kBlock];
   alignas(64) double W[kBlock], X[kBlock], B[kBlock], G[kBlock], RT[kBlock];
   // Contiguous columns are read in place; strided (broadcast) ones are gathered.
-  const In<double>* cols[6] = {&in.price, &in.spot, &in.strike, &in.expiry, &in.rate,
-                               b76 ? &in.rate : &in.dividend};
+  const In<double>* cols[6] = {&in.price,  &in.spot, &in.strike,
+                               &in.expiry, &in.rate, b76 ? &in.rate : &in.dividend};
   const double* src[6];
   const std::size_t np = padded(n);
   for (int c = 0; c < 6; ++c) {
@@ -128,9 +128,9 @@ void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::s
   for (std::size_t j = 0; j < np; ++j) {
     const double price = P[j], s_ = S[j], k_ = K[j], t_ = T[j], r = R[j], qq = Q[j];
     const double type = W[j];
-    const bool ok = (s_ > 0.0) & (s_ < kInf) & (k_ > 0.0) & (k_ < kInf) & (t_ > 0.0) &
-                    (t_ < kInf) & (fabs(r) < kInf) & (fabs(qq) < kInf) &
-                    ((type == 1.0) | (type == -1.0)) & (price > 0.0) & (price < kInf);
+    const bool ok = (s_ > 0.0) & (s_ < kInf) & (k_ > 0.0) & (k_ < kInf) & (t_ > 0.0) & (t_ < kInf) &
+                    (fabs(r) < kInf) & (fabs(qq) < kInf) & ((type == 1.0) | (type == -1.0)) &
+                    (price > 0.0) & (price < kInf);
     const double x0 = detail::log_moneyness(s_, k_) + (r - qq) * t_;
     const double beta0 = price / (sqrt(s_ * k_) * exp(-0.5 * (qq + r) * t_));
     const double xw = type < 0.0 ? -x0 : x0;
@@ -150,9 +150,8 @@ void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::s
       st[j] = kIvOk;
     } else {
       const std::size_t i = lo + j;
-      st[j] = implied_vol_normalise(in.price[i], in.spot[i], in.strike[i], in.expiry[i],
-                                    in.rate[i], b76 ? 0.0 : in.dividend[i], in.type[i], b76,
-                                    &x, &beta);
+      st[j] = implied_vol_normalise(in.price[i], in.spot[i], in.strike[i], in.expiry[i], in.rate[i],
+                                    b76 ? 0.0 : in.dividend[i], in.type[i], b76, &x, &beta);
       if (st[j] != kIvOk) {
         vol[i] = kNaN;
         continue;
@@ -324,11 +323,21 @@ void solve_block(const ImpliedVolBatch& in, double* vol, std::int8_t* st, std::s
 
 void tally(ImpliedVolCounts& c, std::int8_t s) {
   switch (s) {
-    case kIvOk: ++c.ok; break;
-    case kIvBelowIntrinsic: ++c.below_intrinsic; break;
-    case kIvAboveUpper: ++c.above_upper; break;
-    case kIvNonPositive: ++c.non_positive; break;
-    default: ++c.invalid_input; break;
+    case kIvOk:
+      ++c.ok;
+      break;
+    case kIvBelowIntrinsic:
+      ++c.below_intrinsic;
+      break;
+    case kIvAboveUpper:
+      ++c.above_upper;
+      break;
+    case kIvNonPositive:
+      ++c.non_positive;
+      break;
+    default:
+      ++c.invalid_input;
+      break;
   }
 }
 
@@ -348,12 +357,11 @@ ImpliedVolCounts solve_range(const ImpliedVolBatch& in, double* vol, std::int8_t
 
 }  // namespace
 
-std::int8_t implied_vol_scalar(double price, double spot, double strike, double expiry,
-                               double rate, double dividend, std::int8_t type, Model model,
+std::int8_t implied_vol_scalar(double price, double spot, double strike, double expiry, double rate,
+                               double dividend, std::int8_t type, Model model,
                                double& vol) noexcept {
   const bool b76 = model == Model::Black76;
-  return implied_vol_one(price, spot, strike, expiry, rate, b76 ? 0.0 : dividend, type, b76,
-                         &vol);
+  return implied_vol_one(price, spot, strike, expiry, rate, b76 ? 0.0 : dividend, type, b76, &vol);
 }
 
 ImpliedVolCounts implied_vol(const ImpliedVolBatch& in, double* vol, std::int8_t* status,

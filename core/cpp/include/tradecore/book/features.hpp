@@ -11,11 +11,11 @@
 namespace tradecore::book {
 
 struct FeatureConfig {
-  std::size_t depth = 5;            // levels 1..depth in the depth imbalance
-  Qty vpin_bucket_volume = 1000;    // volume per VPIN bucket
-  std::size_t vpin_buckets = 50;    // VPIN averages over the last this many full buckets
-  std::size_t trade_window = 100;   // trades in the trade-sign imbalance
-  std::size_t rv_window = 100;      // mid-price log returns in the realised volatility
+  std::size_t depth = 5;           // levels 1..depth in the depth imbalance
+  Qty vpin_bucket_volume = 1000;   // volume per VPIN bucket
+  std::size_t vpin_buckets = 50;   // VPIN averages over the last this many full buckets
+  std::size_t trade_window = 100;  // trades in the trade-sign imbalance
+  std::size_t rv_window = 100;     // mid-price log returns in the realised volatility
 };
 void validate(const FeatureConfig& c);  // throws std::invalid_argument
 

@@ -71,7 +71,11 @@ OrderType to_order_type(int code);
 
 // A batch of operations applied in order (structure of arrays, n rows).
 enum class OpKind : std::uint8_t {
-  Limit = 0, Market = 1, Ioc = 2, Fok = 3, PostOnly = 4,  // submit with this OrderType
+  Limit = 0,
+  Market = 1,
+  Ioc = 2,
+  Fok = 3,
+  PostOnly = 4,  // submit with this OrderType
   Cancel = 5,
   Reduce = 6,   // size = quantity to remove
   Replace = 7,  // new price and size

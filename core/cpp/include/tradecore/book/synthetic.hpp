@@ -71,7 +71,7 @@ class SyntheticFlow {
 
  private:
   std::uint64_t next_u64() noexcept;
-  double uniform() noexcept;                 // [0, 1)
+  double uniform() noexcept;                      // [0, 1)
   std::uint64_t below(std::uint64_t n) noexcept;  // [0, n)
   double normal() noexcept;
   void add(Timestamp ts);

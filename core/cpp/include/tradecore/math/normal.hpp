@@ -12,9 +12,9 @@
 
 namespace tradecore::math {
 
-inline constexpr double kInvSqrt2Pi = 0.39894228040143267794;   // 1/sqrt(2 pi)
-inline constexpr double kSqrtPiOver2 = 1.2533141373155002512;   // sqrt(pi/2)
-inline constexpr double kInvSqrtPi = 0.56418958354775628695;    // 1/sqrt(pi)
+inline constexpr double kInvSqrt2Pi = 0.39894228040143267794;    // 1/sqrt(2 pi)
+inline constexpr double kSqrtPiOver2 = 1.2533141373155002512;    // sqrt(pi/2)
+inline constexpr double kInvSqrtPi = 0.56418958354775628695;     // 1/sqrt(pi)
 inline constexpr double kTwoOverSqrtPi = 1.1283791670955125739;  // 2/sqrt(pi)
 // 1/sqrt(2) as an unevaluated sum hi + lo (double-double), so x/sqrt(2) carries no rounding.
 inline constexpr double kInvSqrt2Hi = 0.7071067811865476;
@@ -36,7 +36,7 @@ TC_HD inline double norm_pdf(double x) { return kInvSqrt2Pi * exp_half_square_ne
 TC_HD inline double norm_cdf(double x) {
   const double a = -x * kInvSqrt2Hi;
   const double da = fma(-x, kInvSqrt2Hi, -a) - x * kInvSqrt2Lo;  // exact a = a + da
-  return 0.5 * (erfc(a) - da * kTwoOverSqrtPi * exp(-a * a));  // erfc'(a) = -2/sqrt(pi) e^-a^2
+  return 0.5 * (erfc(a) - da * kTwoOverSqrtPi * exp(-a * a));    // erfc'(a) = -2/sqrt(pi) e^-a^2
 }
 
 // Scaled complementary error function exp(z*z) erfc(z) for z >= 0, without exp or erfc:
@@ -104,13 +104,13 @@ TC_HD inline double erfcx(double z) {
 TC_HD inline double erfcx_pair_nonneg(double z1, double z2, double dz, double* f1, double* f2) {
   constexpr double k = 3.75;
   constexpr double c[23] = {
-      1.2375126308378275, -0.14024059858554525, 0.0035854154854790257,
-      0.08227673848999506, -0.10880393014244462, 0.09230432116428125,
-      -0.05869339857664934, 0.02836227737211114, -0.009746579683265262,
-      0.0017556261651970652, 0.000293714378044958, -0.00029015535246077655,
-      5.164652974177416e-05, 2.2387565714911816e-05, -1.1438048033346894e-05,
-      -9.792625707303523e-07, 1.7419821586224816e-06, -5.084465378687302e-08,
-      -2.4857126248016745e-07, 1.879082322370048e-08, 3.197926671666804e-08,
+      1.2375126308378275,      -0.14024059858554525,   0.0035854154854790257,
+      0.08227673848999506,     -0.10880393014244462,   0.09230432116428125,
+      -0.05869339857664934,    0.02836227737211114,    -0.009746579683265262,
+      0.0017556261651970652,   0.000293714378044958,   -0.00029015535246077655,
+      5.164652974177416e-05,   2.2387565714911816e-05, -1.1438048033346894e-05,
+      -9.792625707303523e-07,  1.7419821586224816e-06, -5.084465378687302e-08,
+      -2.4857126248016745e-07, 1.879082322370048e-08,  3.197926671666804e-08,
       -1.9551358868985616e-09, -2.623107347133476e-09,
   };
   const double a1 = z1 + k, a2 = z2 + k;

@@ -18,7 +18,8 @@
 // Exercise regimes of a put (a call is the put with S<->K, r<->q):
 //   r > 0                 one exercise boundary below the strike (every method);
 //   r <= 0 and q >= r     early exercise is never optimal: the European price;
-//   q < r <= 0            two exercise boundaries ("double-boundary" case). Only the trees price it;
+//   q < r <= 0            two exercise boundaries ("double-boundary" case). Only the trees price
+//   it;
 //                         Alo, Baw and Bjs2002 refuse it (scalar: tradecore::UnsupportedRegime,
 //                         batch: NaN and status kUnsupported).
 //

@@ -21,8 +21,25 @@ namespace tradecore::pricing {
 
 // Output columns of the European kernels, in the order of the Python EUROPEAN_OUTPUTS.
 enum EuropeanColumn : int {
-  kPrice = 0, kDelta, kGamma, kVega, kTheta, kRho, kPhi, kVanna, kCharm, kVomma, kSpeed,
-  kColor, kZomma, kUltima, kVeta, kDualDelta, kDualGamma, kElasticity, kNumEuropeanColumns
+  kPrice = 0,
+  kDelta,
+  kGamma,
+  kVega,
+  kTheta,
+  kRho,
+  kPhi,
+  kVanna,
+  kCharm,
+  kVomma,
+  kSpeed,
+  kColor,
+  kZomma,
+  kUltima,
+  kVeta,
+  kDualDelta,
+  kDualGamma,
+  kElasticity,
+  kNumEuropeanColumns
 };
 
 // Implied-volatility row status codes.
@@ -53,22 +70,54 @@ TC_HD inline double black_deep_otm(double h, double t, double s) {
   // 20-point Gauss-Laguerre rule (local constants: usable in device code too), padded to 24
   // with zero weights so that the host loop vectorises in whole AVX-512 registers.
   constexpr int kNodes = 24;
-  alignas(64) constexpr double kLaguerreNodes[kNodes] = {
-      0.07053988969198875, 0.37212681800161146, 0.9165821024832735, 1.707306531028344,
-      2.749199255309432,   4.048925313850887,   5.6151749708616165, 7.459017453671064,
-      9.594392869581096,   12.038802546964316,  14.81429344263074,  17.948895520519375,
-      21.47878824028501,   25.451702793186904,  29.93255463170061,  35.013434240479,
-      40.83305705672857,   47.6199940473465,    55.810795750063896, 66.52441652561575,
-      1.0,                 1.0,                 1.0,                1.0};
-  alignas(64) constexpr double kLaguerreWeights[kNodes] = {
-      0.16874680185111388,    0.2912543620060683,     0.2666861028670013,
-      0.16600245326950683,    0.07482606466879237,    0.02496441730928322,
-      0.006202550844572237,   0.0011449623864769082,  0.00015574177302781197,
-      1.5401440865224915e-05, 1.0864863665179824e-06, 5.3301209095567146e-08,
-      1.757981179050582e-09,  3.7255024025123206e-11, 4.767529251578191e-13,
-      3.3728442433624386e-15, 1.1550143395003989e-17, 1.5395221405823435e-20,
-      5.286442725569158e-24,  1.6564566124990233e-28, 0.0,
-      0.0,                    0.0,                    0.0};
+  alignas(64) constexpr double kLaguerreNodes[kNodes] = {0.07053988969198875,
+                                                         0.37212681800161146,
+                                                         0.9165821024832735,
+                                                         1.707306531028344,
+                                                         2.749199255309432,
+                                                         4.048925313850887,
+                                                         5.6151749708616165,
+                                                         7.459017453671064,
+                                                         9.594392869581096,
+                                                         12.038802546964316,
+                                                         14.81429344263074,
+                                                         17.948895520519375,
+                                                         21.47878824028501,
+                                                         25.451702793186904,
+                                                         29.93255463170061,
+                                                         35.013434240479,
+                                                         40.83305705672857,
+                                                         47.6199940473465,
+                                                         55.810795750063896,
+                                                         66.52441652561575,
+                                                         1.0,
+                                                         1.0,
+                                                         1.0,
+                                                         1.0};
+  alignas(64) constexpr double kLaguerreWeights[kNodes] = {0.16874680185111388,
+                                                           0.2912543620060683,
+                                                           0.2666861028670013,
+                                                           0.16600245326950683,
+                                                           0.07482606466879237,
+                                                           0.02496441730928322,
+                                                           0.006202550844572237,
+                                                           0.0011449623864769082,
+                                                           0.00015574177302781197,
+                                                           1.5401440865224915e-05,
+                                                           1.0864863665179824e-06,
+                                                           5.3301209095567146e-08,
+                                                           1.757981179050582e-09,
+                                                           3.7255024025123206e-11,
+                                                           4.767529251578191e-13,
+                                                           3.3728442433624386e-15,
+                                                           1.1550143395003989e-17,
+                                                           1.5395221405823435e-20,
+                                                           5.286442725569158e-24,
+                                                           1.6564566124990233e-28,
+                                                           0.0,
+                                                           0.0,
+                                                           0.0,
+                                                           0.0};
   const double eps = 2.0 / (h * h);
   const double tt = 0.5 * t * t;
   double sum = 0.0;
@@ -95,7 +144,7 @@ TC_HD inline double black_small_t(double h, double t) {
     sum += add;
     if (k >= 2 && fabs(add) <= 1e-17 * fabs(sum)) break;
     m *= -(k + 1.0);
-    F = h * F;  // F_{k+2}
+    F = h * F;                             // F_{k+2}
     term *= tt / ((k + 2.0) * (k + 3.0));  // t^{k+3}/(k+3)!
   }
   return 2.0 * math::norm_pdf(h) * sum;
@@ -104,8 +153,8 @@ TC_HD inline double black_small_t(double h, double t) {
 TC_HD inline double black_scaled(double x, double h, double t) {
   const double E = exp_half_sum_squares_neg(h, t);
   const double a = h + t;
-  const double first = a >= 0.0 ? exp(0.5 * x) * math::norm_cdf(a)
-                                 : 0.5 * E * math::erfcx(-a * math::kInvSqrt2Hi);
+  const double first =
+      a >= 0.0 ? exp(0.5 * x) * math::norm_cdf(a) : 0.5 * E * math::erfcx(-a * math::kInvSqrt2Hi);
   return first - 0.5 * E * math::erfcx((t - h) * math::kInvSqrt2Hi);
 }
 
@@ -136,8 +185,8 @@ TC_HD inline double normalised_black_complement(double x, double s) {
   const double h = x / s, t = 0.5 * s;
   const double E = detail::exp_half_sum_squares_neg(h, t);
   const double a = h + t;
-  const double first = a <= 0.0 ? exp(0.5 * x) * math::norm_cdf(-a)
-                                 : 0.5 * E * math::erfcx(a * math::kInvSqrt2Hi);
+  const double first =
+      a <= 0.0 ? exp(0.5 * x) * math::norm_cdf(-a) : 0.5 * E * math::erfcx(a * math::kInvSqrt2Hi);
   return first + 0.5 * E * math::erfcx((t - h) * math::kInvSqrt2Hi);
 }
 
@@ -238,8 +287,8 @@ TC_HD inline double normalised_implied_vol(double beta, double x, int* iteration
   for (; it < 16; ++it) {
     const double h = x / s, t = 0.5 * s;
     const double bp = math::kInvSqrt2Pi * detail::exp_half_sum_squares_neg(h, t);  // db/ds
-    const double A = h * h / s - 0.25 * s;                                           // b''/b'
-    const double B = A * A - 3.0 * h * h / (s * s) - 0.25;                          // b'''/b'
+    const double A = h * h / s - 0.25 * s;                                         // b''/b'
+    const double B = A * A - 3.0 * h * h / (s * s) - 0.25;                         // b'''/b'
     double nu, h2, h3;
     bool too_low;
     if (lower) {
@@ -302,8 +351,8 @@ TC_HD inline double normalised_implied_vol(double beta, double x, int* iteration
 TC_HD inline int8_t implied_vol_normalise(double price, double S, double K, double T, double r,
                                           double q, int type, bool black76, double* x_out,
                                           double* beta_out) {
-  const bool ok = S > 0.0 && S < INFINITY && K > 0.0 && K < INFINITY && T > 0.0 &&
-                  T < INFINITY && fabs(r) < INFINITY && (black76 || fabs(q) < INFINITY) &&
+  const bool ok = S > 0.0 && S < INFINITY && K > 0.0 && K < INFINITY && T > 0.0 && T < INFINITY &&
+                  fabs(r) < INFINITY && (black76 || fabs(q) < INFINITY) &&
                   (type == 1 || type == -1) && price == price && price < INFINITY;
   if (!ok) return kIvInvalidInput;
   if (!(price > 0.0)) return kIvNonPositive;
@@ -326,8 +375,8 @@ TC_HD inline int8_t implied_vol_normalise(double price, double S, double K, doub
 // Implied volatility of one European option. BSM: S spot, q dividend yield; Black-76: S is the
 // forward and q is ignored. Writes the vol (NaN unless the status is kIvOk) and returns the
 // status.
-TC_HD inline int8_t implied_vol_one(double price, double S, double K, double T, double r,
-                                    double q, int type, bool black76, double* vol) {
+TC_HD inline int8_t implied_vol_one(double price, double S, double K, double T, double r, double q,
+                                    int type, bool black76, double* vol) {
   *vol = NAN;
   double x = 0.0, beta = 0.0;
   const int8_t status = implied_vol_normalise(price, S, K, T, r, q, type, black76, &x, &beta);

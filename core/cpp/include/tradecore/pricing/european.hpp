@@ -71,7 +71,8 @@ struct Invalid {
 };
 
 // Rules: spot/strike/vol finite and > 0, expiry finite and >= 0, rate/dividend finite
-// (dividend not read for Black-76), type +1 (call) or -1 (put). Returns false and fills `bad` at the first violation.
+// (dividend not read for Black-76), type +1 (call) or -1 (put). Returns false and fills `bad` at
+// the first violation.
 bool check(const EuropeanBatch& in, Invalid& bad) noexcept;
 
 // check() that throws std::invalid_argument("volatility[3] must be finite and > 0 (got -0.2)").

@@ -36,8 +36,8 @@ ImpliedVolCounts implied_vol(const ImpliedVolBatch& in, double* vol, std::int8_t
                              int threads = 0);
 
 // One option; returns the status and writes the vol (NaN unless kIvOk).
-std::int8_t implied_vol_scalar(double price, double spot, double strike, double expiry,
-                               double rate, double dividend, std::int8_t type, Model model,
+std::int8_t implied_vol_scalar(double price, double spot, double strike, double expiry, double rate,
+                               double dividend, std::int8_t type, Model model,
                                double& vol) noexcept;
 
 }  // namespace tradecore::pricing
