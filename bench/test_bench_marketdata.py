@@ -2,8 +2,8 @@
 the mesh (feed → packed batches on JetStream → durable consumer → chDB insert; the clock stops
 when the feed is DONE, i.e. when the store has counted every tick as a row in chDB), against the
 bare columnar chDB insert of the same number of rows (``TickStore.insert``, no NATS, no feed)
-measured in the same run; the CPU seconds each process spent per run (service, its generator
-worker, nats-server) are recorded with the figure; (a') the same for the real LOBSTER GOOG
+measured in the same run; the CPU seconds each process spent per run (service, its child
+processes if any, nats-server) are recorded with the figure; (a') the same for the real LOBSTER GOOG
 day (≈ 50k messages) replayed by several feeds at once as distinct symbols; (b) tick-to-
 subscriber latency over core NATS (p50/p99), against a bare nats-py publish → subscribe of
 the same payload in the same run."""
@@ -149,7 +149,7 @@ def test_feed_to_clickhouse_ticks_per_second(benchmark, mesh: Mesh) -> None:  # 
             done = _wait_done(stub, st.id)
             assert done.state == pb.DONE and done.stored == len(SYMBOLS) * PER_SYMBOL
 
-        feed()  # warm-up: the generator worker process starts on the first synthetic feed
+        feed()  # warm-up: the generator thread starts on the first synthetic feed
         before = _cpu(mesh)
         benchmark.pedantic(feed, rounds=3, iterations=1)
         cpu = _cpu_delta(before, _cpu(mesh), 3)
