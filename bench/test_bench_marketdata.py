@@ -212,7 +212,11 @@ async def _latency(mesh: Mesh, stub: Any, samples: int) -> np.ndarray:
         ),
         timeout=30,
     )
-    while stub.GetFeed(pb.GetFeedRequest(id=st.id), timeout=5).state == pb.RUNNING:
+    # Polled from a thread: a blocking call on this loop would delay the subscriber's callbacks
+    # and count as latency (the bare peer below has no such calls).
+    while (
+        await asyncio.to_thread(stub.GetFeed, pb.GetFeedRequest(id=st.id), timeout=5)
+    ).state == pb.RUNNING:
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.3)
     await nc.close()
