@@ -20,6 +20,7 @@ from tradecore.store import Migration, Store, connect
 from tradecore.ticks import COLUMNS, TRADE_TYPES, TickBatch
 
 TABLE = "ticks"
+SMALL_INSERT_ROWS = 20_000  # up to this many rows an embedded insert streams Arrow IPC bytes
 MIGRATIONS = (
     Migration(
         1,
@@ -132,12 +133,24 @@ class TickStore:
         self.store.close()
 
     def insert_arrow(self, table: pa.Table) -> None:
-        """One columnar insert. On embedded chDB the rows go straight from the Arrow
-        buffers into the engine (the ``Python()`` table function on a dedicated handle);
-        clickhouse-connect's ``insert_arrow`` (used for a server) writes them to a temporary
-        Arrow file first and reads that back, ≈ 2.5× slower for 1M rows."""
+        """One columnar insert. On embedded chDB, a large insert goes straight from the Arrow
+        buffers into the engine (the ``Python()`` table function on a dedicated handle;
+        clickhouse-connect's ``insert_arrow``, used for a server, writes a temporary Arrow
+        file first and reads it back, ≈ 2.5× slower for 1M rows). A small one (a paced or
+        live feed's group) is streamed as Arrow IPC bytes (``send_insert``): half the time of
+        a ``Python()`` query at ≈ 100 rows and it holds the GIL in shorter stretches, which
+        the event loop's tick latency feels (p99, docs/benchmarks_marketdata.md); for 1M rows
+        it is ≈ 2× slower, hence the split."""
         if self._chdb is None:
             self.store.insert_arrow(TABLE, table)
+            return
+        if table.num_rows <= SMALL_INSERT_ROWS:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            with self._chdb.send_insert(f"INSERT INTO {TABLE} ({_NAMES})", "ArrowStream") as ins:
+                ins.append(memoryview(sink.getvalue()))
+                ins.finish()
             return
         _md_insert_rows = table  # chDB's Python() finds the table by this name
         self._chdb.query(

@@ -132,3 +132,34 @@ def test_codec_migration_keeps_the_rows_of_an_existing_table(tmp_path: Path) -> 
         ]
     finally:
         s.close()
+
+
+def test_small_and_large_inserts_store_the_same_rows(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Small groups stream Arrow IPC bytes (send_insert), large ones go through Python():
+    # both must store every column exactly, labels included.
+    from tradecore_services.marketdata import store as store_mod
+
+    s = TickStore(default_dsn(tmp_path, "marketdata"))
+    try:
+        rows = {}
+        for symbol, limit in (("IPC", 10**9), ("PYT", 0)):
+            monkeypatch.setattr(store_mod, "SMALL_INSERT_ROWS", limit)
+            b = [_batch(1, 700, symbol=symbol, feed=f"feed-{symbol}"), _batch(701, 300, symbol)]
+            b[1].venue = "other"
+            r = s.insert(b)
+            assert r.inserted == {f"feed-{symbol}": 700, "f1": 300}
+            got = list(s.ticks(symbol, "", START, START + 10**13, 10_000))
+            assert len(got) == 1
+            rows[symbol] = got[0]
+        a, p = rows["IPC"], rows["PYT"]
+        assert set(a) == set(p)
+        for name in a:
+            if name != "recv_ts":  # the two inserts' batches were made at different times
+                np.testing.assert_array_equal(a[name], p[name], err_msg=name)
+        expect = ticks.concat([_batch(1, 700, "IPC"), _batch(701, 300, "IPC")])
+        np.testing.assert_array_equal(a["price"], expect.price)
+        np.testing.assert_array_equal(a["seq"], expect.seq)
+        assert sorted(set(a["venue"].tolist())) == ["other", "test"]
+        assert s.feed_counts() == {"feed-IPC": 700, "feed-PYT": 700, "f1": 600}
+    finally:
+        s.close()
