@@ -28,6 +28,7 @@ from tradecore.store import default_dsn
 from tradecore.ticks import TickBatch, pack, unpack
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_services.marketdata import pipeline
+from tradecore_services.marketdata.books import book_deltas
 from tradecore_services.marketdata.feeds.sources import Chunk, SyntheticSource
 from tradecore_services.marketdata.store import TickStore, _to_arrow
 
@@ -125,12 +126,18 @@ async def run(n_symbols: int, per_symbol: int, tmp: Path) -> None:
         await asyncio.gather(*pending)
         TIMES["3 JetStream publish+ack (window 8)"] = time.perf_counter() - t0
 
-        # Core-NATS realtime publishes as Publisher does them.
+        # Core-NATS realtime publishes as Publisher does them: .book level updates per chunk.
         t0 = time.perf_counter()
-        for c, d in zip(cs, datas, strict=True):
-            await nc.publish(f"md.synthetic.{c.batch.symbol}.book", d)
+        last: dict[str, Any] = {}
+        for c in cs:
+            assert c.book is not None
+            b = c.batch
+            deltas = book_deltas(b.venue, b.symbol, last.get(b.symbol), c.book, 0)
+            last[b.symbol] = c.book
+            if deltas is not None:
+                await nc.publish(f"md.synthetic.{b.symbol}.book", pack(deltas))
         await nc.flush()
-        TIMES["4a core publish .book (packed)"] = time.perf_counter() - t0
+        TIMES["4a core publish .book (level updates)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         for c in cs:
             for q in c.quotes:

@@ -9,7 +9,9 @@ Prices are integers in units of 1/``PRICE_SCALE`` dollars (LOBSTER's dollars x 1
 are int64 nanoseconds since the Unix epoch (UTC). Tick types follow LOBSTER (1 add, 2 partial
 cancel, 3 delete, 4 execution, 5 hidden execution, 6 cross trade, 7 halt) plus ``QUOTE`` (10:
 ``price``/``size`` the bid, ``ask_price``/``ask_size`` the ask) and ``TRADE_PRINT`` (11: a trade
-reported by an external feed). ``side`` is +1 buy, -1 sell, 0 unknown.
+reported by an external feed). ``side`` is +1 buy, -1 sell, 0 unknown. Book updates published
+on NATS (never stored) use ``LEVEL`` (20: ``side``, ``price``, ``size`` the level's new total,
+0 = gone) and ``LEVEL_SNAPSHOT`` (21: the whole top of the book, replacing what the reader had).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy.typing as npt
 PRICE_SCALE = 10_000
 ADD, REDUCE, DELETE, EXECUTE, EXECUTE_HIDDEN, CROSS, HALT = 1, 2, 3, 4, 5, 6, 7
 QUOTE, TRADE_PRINT = 10, 11
+LEVEL, LEVEL_SNAPSHOT = 20, 21
 TRADE_TYPES: tuple[int, ...] = (EXECUTE, EXECUTE_HIDDEN, TRADE_PRINT)
 
 COLUMNS: tuple[tuple[str, np.dtype[Any]], ...] = (
@@ -279,3 +282,22 @@ __all__ = [
     "pack",
     "unpack",
 ]
+
+
+def apply_book_update(bids: dict[int, int], asks: dict[int, int], b: TickBatch) -> None:
+    """Apply one ``.book`` message (``LEVEL`` / ``LEVEL_SNAPSHOT`` rows) to a reader's book
+    levels, ``price -> size`` per side: a snapshot replaces both sides, a delta sets each
+    level's new size (0 removes it). Rows of other types are ignored."""
+    if len(b) and int(b.type[0]) == LEVEL_SNAPSHOT:
+        bids.clear()
+        asks.clear()
+    for t, side, price, size in zip(
+        b.type.tolist(), b.side.tolist(), b.price.tolist(), b.size.tolist(), strict=True
+    ):
+        if t not in (LEVEL, LEVEL_SNAPSHOT):
+            continue
+        levels = bids if side > 0 else asks
+        if size > 0:
+            levels[price] = size
+        else:
+            levels.pop(price, None)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from tradecore.ticks import PRICE_SCALE
+from tradecore.ticks import LEVEL, LEVEL_SNAPSHOT, PRICE_SCALE, TickBatch, make_batch
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 
 Key = tuple[str, str]  # (venue, symbol)
@@ -44,6 +44,54 @@ def snapshot_proto(venue: str, symbol: str, lv: Levels, depth: int) -> pb.BookSn
         for p, s in zip(px[: min(n, depth)].tolist(), sz[: min(n, depth)].tolist(), strict=True):
             out.add(price=p / PRICE_SCALE, size=s, price_ticks=p)
     return snap
+
+
+def _side_levels(lv: Levels, side: int) -> dict[int, int]:
+    px, sz, n = (
+        (lv.bid_price, lv.bid_size, lv.bid_levels)
+        if side > 0
+        else (lv.ask_price, lv.ask_size, lv.ask_levels)
+    )
+    return dict(zip(px[:n].tolist(), sz[:n].tolist(), strict=True))
+
+
+def book_deltas(
+    venue: str, symbol: str, prev: Levels | None, new: Levels, recv_ns: int
+) -> TickBatch | None:
+    """The ``.book`` message that takes a reader from ``prev`` to ``new`` (the top of the
+    book as the feed reports it: 50 levels for synthetic feeds, the file's levels for LOBSTER,
+    level 1 for quote feeds). With ``prev`` (what this process sent last for the symbol):
+    ``LEVEL`` rows, one per price whose size changed, size 0 when the price left the top;
+    None when nothing changed. Without: ``LEVEL_SNAPSHOT`` rows, every level of ``new``
+    (None if it is empty). Rows carry the sequence and exchange time of the book's last tick,
+    bids then asks, best first."""
+    rows: list[tuple[int, int, int]] = []
+    for side in (1, -1):
+        cur = _side_levels(new, side)
+        if prev is None:
+            rows += [(side, p, q) for p, q in cur.items()]
+            continue
+        old = _side_levels(prev, side)
+        changed = [(p, q) for p, q in cur.items() if old.get(p) != q]
+        changed += [(p, 0) for p in old if p not in cur]
+        changed.sort(key=lambda r: -side * r[0])
+        rows += [(side, p, q) for p, q in changed]
+    if not rows:
+        return None
+    side_, price, size = zip(*rows, strict=True)
+    n = len(rows)
+    return make_batch(
+        venue,
+        symbol,
+        "",
+        seq=np.full(n, new.sequence, dtype=np.uint64),
+        ts=np.full(n, new.exchange_time_ns, dtype=np.int64),
+        recv_ts=recv_ns,
+        type=np.full(n, LEVEL if prev is not None else LEVEL_SNAPSHOT, dtype=np.uint8),
+        side=side_,
+        price=price,
+        size=size,
+    )
 
 
 class Books:

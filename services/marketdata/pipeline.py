@@ -7,7 +7,9 @@ packed :class:`~tradecore.ticks.TickBatch` of up to ``MAX_TICKS_PER_MESSAGE`` ti
 batch is dropped by the stream), and on core NATS ``md.<venue>.<symbol>.quote`` (serialized
 ``Quote``: each top-of-book change, or only the chunk's last one when a replay is unpaced),
 ``.trade`` (``Trade`` per execution; not sent for unpaced replays), ``.trades`` (the chunk's
-executions as one packed batch, always) and ``.book`` (the packed batch: the book deltas).
+executions as one packed batch, always) and ``.book`` (a packed batch of level updates: the
+top of the book's changes over the chunk, or a whole snapshot the first time this process
+publishes the symbol; :func:`~.books.book_deltas`, :func:`tradecore.ticks.apply_book_update`).
 
 The consumer is durable (``marketdata-store``), pulls many messages at once, inserts them in
 one columnar insert (skipping sequences already stored) and only then acknowledges each of
@@ -32,6 +34,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from nats.js.errors import NotFoundError
 from tradecore.ticks import TRADE_TYPES, TickBatch, pack, unpack
 
+from .books import Levels, book_deltas
 from .feeds.sources import Chunk
 from .store import InsertResult
 
@@ -109,24 +112,30 @@ def packed_parts(b: TickBatch) -> list[tuple[TickBatch, bytes]]:
 
 
 class Publisher:
-    """Publishes feed chunks. Realtime first (core NATS: ``.book``, ``.quote``, ``.trades`` and,
-    per event, ``.trade``), then the ticks to JetStream. JetStream acks are awaited in a
-    window of ``PUBLISH_WINDOW`` messages across chunks (so the feed does not stall on each
-    ack round trip); :meth:`flush` waits for the rest and raises if any publish failed."""
+    """Publishes feed chunks. Realtime first (core NATS: ``.book`` level updates, ``.quote``,
+    ``.trades`` and, per event, ``.trade``), then the ticks to JetStream. JetStream acks are
+    awaited in a window of ``PUBLISH_WINDOW`` messages across chunks (so the feed does not
+    stall on each ack round trip); :meth:`flush` waits for the rest and raises if any publish
+    failed."""
 
     def __init__(self, nc: Client, js: JetStreamContext) -> None:
         self.nc = nc
         self.js = js
         self._pending: dict[str, deque[asyncio.Task[Any]]] = {}
+        # The top of each book as last sent on .book (a reader's state), per (venue, symbol).
+        self._books: dict[tuple[str, str], Levels] = {}
 
     async def publish(self, feed: str, chunk: Chunk) -> None:
         b = chunk.batch
         b.feed = feed
-        parts = packed_parts(b)
         nc = self.nc
-        book = subject(b.venue, b.symbol, "book")
-        for _, data in parts:
-            await nc.publish(book, data)
+        if chunk.book is not None:
+            key = (b.venue, b.symbol)
+            recv = int(b.recv_ts[-1]) if len(b) else 0
+            deltas = book_deltas(b.venue, b.symbol, self._books.get(key), chunk.book, recv)
+            self._books[key] = chunk.book
+            if deltas is not None:
+                await nc.publish(subject(b.venue, b.symbol, "book"), pack(deltas))
         quotes = chunk.quotes if chunk.per_event else chunk.quotes[-1:]
         if quotes:
             qs = subject(b.venue, b.symbol, "quote")
@@ -146,7 +155,7 @@ class Publisher:
                 await nc.publish(ts, t.SerializeToString())
         subj = subject(b.venue, b.symbol, "ticks")
         pending = self._pending.setdefault(feed, deque())
-        for part, data in parts:
+        for part, data in packed_parts(b):
             msg_id = f"{feed}/{part.venue}.{part.symbol}.{part.first_seq}"
             pending.append(
                 asyncio.ensure_future(self.js.publish(subj, data, headers={"Nats-Msg-Id": msg_id}))

@@ -224,6 +224,49 @@ def test_lobster_feed_to_bars_through_gateway(
     assert len(all_ticks(stub, "GOOG")["sequence"]) == n
 
 
+def test_book_updates_follow_the_lobster_orderbook_file(
+    mesh: Mesh, stub: Any, goog: tuple[Path, Path]
+) -> None:
+    """A paced replay (20,000x: ≈ 230 chunks) sends `.book` level updates; after each message
+    a reader's book equals the orderbook file's row at that message's sequence."""
+    messages, book = goog
+    levels = lobster.book_depth(book)
+    rows = lobster.parse_book(book, levels)
+
+    async def run() -> list[ticks.TickBatch]:
+        nc = await nats.connect(mesh.nats_url)
+        got: list[ticks.TickBatch] = []
+
+        async def on_book(m: Any) -> None:
+            got.append(ticks.unpack(m.data))
+
+        await nc.subscribe("md.lobster.GOOGBK.book", cb=on_book)
+        await nc.flush()
+        spec = pb.LobsterFeedSpec(
+            symbol="GOOGBK", messages_path=str(messages), book_path=str(book), speed=20_000
+        )
+        st = await asyncio.to_thread(stub.StartFeed, pb.StartFeedRequest(lobster=spec), timeout=30)
+        while (
+            await asyncio.to_thread(stub.GetFeed, pb.GetFeedRequest(id=st.id), timeout=5)
+        ).state == pb.RUNNING:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        await nc.close()
+        return got
+
+    got = asyncio.run(run())
+    assert len(got) > 100
+    bids: dict[int, int] = {}
+    asks: dict[int, int] = {}
+    for b in got:
+        ticks.apply_book_update(bids, asks, b)
+        r = rows[int(b.seq[0]) - 1].reshape(levels, 4)
+        want_asks = {int(p): int(q) for p, q in r[:, :2] if p != lobster.EMPTY_ASK}
+        want_bids = {int(p): int(q) for p, q in r[:, 2:] if p != lobster.EMPTY_BID}
+        assert (bids, asks) == (want_bids, want_asks), int(b.seq[0])
+    assert int(got[-1].seq[0]) <= len(rows)
+
+
 def test_jetstream_carries_batches_with_unique_ids(mesh: Mesh, goog: tuple[Path, Path]) -> None:
     """The tick stream holds packed batches whose ids are unique and whose ticks add up."""
 
@@ -375,12 +418,12 @@ def test_unpaced_feed_sends_packed_trades_and_last_quotes(mesh: Mesh, stub: Any)
     at most one `Quote` per chunk; the ticks stored are the same executions."""
     count = 3 * MAX_CHUNK + 100
 
-    async def run() -> tuple[list[ticks.TickBatch], int, list[pb.Quote], int]:
+    async def run() -> tuple[list[ticks.TickBatch], int, list[pb.Quote], list[ticks.TickBatch]]:
         nc = await nats.connect(mesh.nats_url)
         packed: list[ticks.TickBatch] = []
         quotes: list[pb.Quote] = []
         singles = [0]
-        books = [0]
+        books: list[ticks.TickBatch] = []
 
         async def on_trades(m: Any) -> None:
             packed.append(ticks.unpack(m.data))
@@ -392,7 +435,7 @@ def test_unpaced_feed_sends_packed_trades_and_last_quotes(mesh: Mesh, stub: Any)
             quotes.append(pb.Quote.FromString(m.data))
 
         async def on_book(m: Any) -> None:
-            books[0] += 1
+            books.append(ticks.unpack(m.data))
 
         await nc.subscribe("md.synthetic.UPT.trades", cb=on_trades)
         await nc.subscribe("md.synthetic.UPT.trade", cb=on_trade)
@@ -411,7 +454,7 @@ def test_unpaced_feed_sends_packed_trades_and_last_quotes(mesh: Mesh, stub: Any)
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         await nc.close()
-        return packed, singles[0], quotes, books[0]
+        return packed, singles[0], quotes, books
 
     packed, singles, quotes, books = asyncio.run(run())
     stored = all_ticks(stub, "UPT")
@@ -422,8 +465,21 @@ def test_unpaced_feed_sends_packed_trades_and_last_quotes(mesh: Mesh, stub: Any)
     assert got.seq.tolist() == stored["sequence"][executions].tolist()
     np.testing.assert_allclose(got.price / ticks.PRICE_SCALE, stored["price"][executions])
     assert singles == 0
-    assert books >= 4  # one packed batch per chunk (≤ MAX_CHUNK ticks)
-    assert 1 <= len(quotes) <= books
+    # .book: a snapshot, then one message of level updates per chunk (≤ MAX_CHUNK ticks) that
+    # changed the top 50; applied in order they give the book GetBook serves.
+    assert len(books) >= 3
+    assert set(books[0].type.tolist()) == {ticks.LEVEL_SNAPSHOT}
+    assert all(set(b.type.tolist()) == {ticks.LEVEL} for b in books[1:])
+    assert [int(b.seq[0]) for b in books] == sorted(int(b.seq[0]) for b in books)
+    bids: dict[int, int] = {}
+    asks: dict[int, int] = {}
+    for b in books:
+        ticks.apply_book_update(bids, asks, b)
+    snap = stub.GetBook(pb.GetBookRequest(symbol="UPT", depth=50), timeout=5)
+    assert snap.sequence == count == int(books[-1].seq[0])
+    assert bids == {lv.price_ticks: lv.size for lv in snap.bids} and len(bids) > 5
+    assert asks == {lv.price_ticks: lv.size for lv in snap.asks} and len(asks) > 5
+    assert 1 <= len(quotes) <= len(books)
     assert [q.sequence for q in quotes] == sorted(q.sequence for q in quotes)
 
 
