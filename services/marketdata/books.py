@@ -1,13 +1,20 @@
-"""The books the service keeps (top-N per venue and symbol, as of the last feed batch) and the
-in-process fan-out behind StreamQuotes and StreamBook."""
+"""The books the service keeps (top-N per venue and symbol, as of the last feed batch), saved
+to ``<data_dir>/marketdata/books.npz`` so that GetBook survives a restart, the ``.book`` level
+updates between two tops of a book, and the in-process fan-out behind StreamQuotes and
+StreamBook."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
+import os
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +24,8 @@ from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 
 Key = tuple[str, str]  # (venue, symbol)
 _QUEUE = 10_000
+_ARRAYS = ("bid_price", "bid_size", "ask_price", "ask_size")
+log = logging.getLogger("tradecore.marketdata.books")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +104,36 @@ def book_deltas(
 
 
 class Books:
-    """Latest top-of-book levels per (venue, symbol) and the subscribers to their changes."""
+    """Latest top-of-book levels per (venue, symbol) and the subscribers to their changes.
 
-    def __init__(self) -> None:
+    With ``path``, :meth:`save` writes the books there (atomically; only when they changed)
+    and the constructor reads them back: the service saves when a feed ends, every few
+    seconds while feeds run and when it stops, so a book is kept across a restart (even a
+    SIGKILL, as of the last save; a running feed refreshes it with its next batch)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
         self.levels: dict[Key, Levels] = {}
         self._quote_subs: dict[Key, set[asyncio.Queue[pb.Quote]]] = defaultdict(set)
         self._book_subs: dict[Key, set[asyncio.Queue[Levels]]] = defaultdict(set)
+        self._version = 0  # bumped by every update
+        self._saved = 0  # the version last saved
+        self._save_lock = threading.Lock()
+        if path is not None and path.exists():
+            try:
+                self.levels = _read_books(path)
+            except Exception as exc:  # truncated, foreign, older layout: start without them
+                log.warning("ignoring unreadable saved books %s: %s", path, exc)
+
+    def save(self) -> None:
+        """Write the books to ``path`` if they changed since the last save. Safe to call from
+        another thread (it writes a copy of the table taken at the start)."""
+        with self._save_lock:
+            version = self._version
+            if self.path is None or version == self._saved:
+                return
+            _write_books(self.path, dict(self.levels))
+            self._saved = version
 
     def keys_for(self, symbol: str) -> list[Key]:
         return sorted(k for k in self.levels if k[1] == symbol)
@@ -108,6 +141,7 @@ class Books:
     def update(self, key: Key, levels: Levels | None, quotes: list[pb.Quote]) -> None:
         if levels is not None:
             self.levels[key] = levels
+            self._version += 1
             for book_q in self._book_subs.get(key, ()):
                 _offer(book_q, levels)
         subs = self._quote_subs.get(key)
@@ -144,3 +178,30 @@ def _offer(q: asyncio.Queue[Any], item: object) -> None:
         with contextlib.suppress(asyncio.QueueEmpty):
             q.get_nowait()
     q.put_nowait(item)
+
+
+def _write_books(path: Path, levels: dict[Key, Levels]) -> None:
+    meta = []
+    arrays: dict[str, Any] = {}
+    for i, ((venue, symbol), lv) in enumerate(levels.items()):
+        meta.append([venue, symbol, lv.bid_levels, lv.ask_levels, lv.sequence, lv.exchange_time_ns])
+        for name in _ARRAYS:
+            arrays[f"{i}.{name}"] = np.asarray(getattr(lv, name), dtype=np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def _read_books(path: Path) -> dict[Key, Levels]:
+    out: dict[Key, Levels] = {}
+    with np.load(path, allow_pickle=False) as z:
+        for i, (venue, symbol, nb, na, seq, ts) in enumerate(json.loads(str(z["meta"]))):
+            bp, bs, ap, as_ = (np.array(z[f"{i}.{name}"], dtype=np.int64) for name in _ARRAYS)
+            out[(str(venue), str(symbol))] = Levels(
+                bp, bs, ap, as_, int(nb), int(na), int(seq), int(ts)
+            )
+    return out

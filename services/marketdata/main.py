@@ -24,6 +24,7 @@ from .store import InsertResult, TickStore
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MarketDataService"].full_name
 DEFAULT_PORT = 50052
 DEFAULT_METRICS_PORT = 9465
+BOOKS_SAVE_S = 2.0  # how often the books are saved while they change
 log = logging.getLogger("tradecore.marketdata")
 
 
@@ -31,7 +32,7 @@ def build() -> ServiceApp:
     settings = ServiceSettings.from_env(
         "marketdata", port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT
     )
-    books = Books()
+    books = Books(settings.data_dir / "marketdata" / "books.npz")
     feeds = FeedManager(settings.data_dir, books)
     store = StoreThread()
     servicer = MarketDataServicer(store, books, feeds)
@@ -76,6 +77,15 @@ def build() -> ServiceApp:
             rec.stored = counts.get(rec.id, 0)
         await bus.start()
         tasks.append(asyncio.create_task(wire_nats(), name="marketdata-nats"))
+        tasks.append(asyncio.create_task(save_books(), name="marketdata-books"))
+
+    async def save_books() -> None:
+        while True:  # cheap when nothing changed; a feed's end saves at once (FeedManager)
+            await asyncio.sleep(BOOKS_SAVE_S)
+            try:
+                await asyncio.to_thread(books.save)
+            except OSError as exc:
+                log.warning("saving the books failed: %s", exc)
 
     async def on_stop() -> None:
         for rec in feeds.feeds.values():
@@ -88,6 +98,8 @@ def build() -> ServiceApp:
         for c in consumer:
             await c.stop()
         await bus.stop()
+        with contextlib.suppress(OSError):
+            books.save()
         if store.store is not None:
             await store.call(lambda s: s.close())
         store.pool.shutdown(wait=True)

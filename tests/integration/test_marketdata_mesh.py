@@ -372,6 +372,34 @@ def test_kill_mid_feed_and_restart_loses_and_doubles_nothing(mesh: Mesh, stub: A
         assert sorted(got["sequence"].tolist()) == list(range(1, count + 1))
 
 
+def test_books_survive_a_restart(mesh: Mesh, stub: Any) -> None:
+    """A finished feed's book is still served by GetBook after the service is SIGKILLed and
+    restarted (saved when the feed ended)."""
+    st = stub.StartFeed(
+        pb.StartFeedRequest(
+            synthetic=pb.SyntheticFeedSpec(symbols=["KEEP"], rate=20_000, count=5_000, seed=3)
+        ),
+        timeout=30,
+    )
+    assert wait_feed(stub, st.id).state == pb.DONE
+    before = stub.GetBook(pb.GetBookRequest(symbol="KEEP", depth=20), timeout=5)
+    assert before.sequence == 5_000 and len(before.bids) > 3 and len(before.asks) > 3
+    comps = mesh.state()["components"]
+    restarts = comps["marketdata"]["restarts"]  # type: ignore[index]
+    os.kill(int(comps["marketdata"]["pid"]), signal.SIGKILL)  # type: ignore[index]
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if mesh.state()["components"]["marketdata"]["restarts"] > restarts:  # type: ignore[index]
+                after = stub.GetBook(pb.GetBookRequest(symbol="KEEP", depth=20), timeout=5)
+                break
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.UNAVAILABLE, e
+        assert time.monotonic() < deadline, "the service did not come back"
+        time.sleep(0.2)
+    assert after == before
+
+
 def test_nats_subscribers_receive_quotes_and_trades(mesh: Mesh, stub: Any) -> None:
     async def run() -> tuple[list[pb.Quote], list[pb.Trade]]:
         nc = await nats.connect(mesh.nats_url)

@@ -73,3 +73,26 @@ def test_unchanged_and_empty_books() -> None:
     b = gone.price[gone.side > 0]
     s = gone.price[gone.side < 0]
     assert (np.diff(b) < 0).all() and (np.diff(s) > 0).all()
+
+
+def test_books_are_saved_and_read_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tradecore_services.marketdata.books import Books
+
+    path = tmp_path / "marketdata" / "books.npz"
+    rng = np.random.default_rng(5)
+    books = Books(path)
+    books.save()
+    assert not path.exists()  # nothing to save yet
+    want = {("v", f"S{i}"): _levels(rng, 8, i + 1) for i in range(5)}
+    for key, lv in want.items():
+        books.update(key, lv, [])
+    books.save()
+    again = Books(path)
+    assert set(again.levels) == set(want)
+    for key, lv in want.items():
+        got = again.levels[key]
+        assert (got.sequence, got.exchange_time_ns) == (lv.sequence, lv.exchange_time_ns)
+        assert _top(got) == _top(lv)
+    # a file that cannot be read is ignored (the books start empty), not fatal
+    path.write_bytes(b"not an npz")
+    assert Books(path).levels == {}
