@@ -19,6 +19,19 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"TRADECORE_{name} must be an integer (got {raw!r})") from None
 
 
+def env_int(name: str, default: int, *, minimum: int) -> int:
+    """A service-specific integer setting (``name`` is the whole variable name), checked:
+    ValueError naming the variable when it is not an integer or is below ``minimum``."""
+    raw = os.environ.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer (got {raw!r})") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum} (got {value})")
+    return value
+
+
 def _env_float(name: str, default: float) -> float:
     raw = _env(name, str(default))
     try:

@@ -1,6 +1,8 @@
 """MarketDataService process: gRPC on TRADECORE_PORT (default 50052), the tick store in
 ClickHouse (embedded chDB under the data directory unless TRADECORE_CLICKHOUSE_DSN is set), the
-JetStream tick stream and its durable store consumer, and the feeds (resumed after a restart)."""
+JetStream tick stream and its durable store consumer, and the feeds (resumed after a restart).
+TRADECORE_MD_RETENTION_DAYS (default 30; 0 keeps ticks forever) is the tick table's TTL, applied
+at start."""
 
 from __future__ import annotations
 
@@ -14,12 +16,12 @@ from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 
 from ..common.bus import Bus
 from ..common.server import ServiceApp, main
-from ..common.settings import ServiceSettings
+from ..common.settings import ServiceSettings, env_int
 from .books import Books
 from .feeds.manager import FeedManager
 from .pipeline import Publisher, StoreConsumer, ensure_stream, last_sequences
 from .servicer import MarketDataServicer, StoreThread
-from .store import InsertResult, TickStore
+from .store import DEFAULT_RETENTION_DAYS, InsertResult, TickStore
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MarketDataService"].full_name
 DEFAULT_PORT = 50052
@@ -32,6 +34,7 @@ def build() -> ServiceApp:
     settings = ServiceSettings.from_env(
         "marketdata", port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT
     )
+    retention_days = env_int("TRADECORE_MD_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, minimum=0)
     books = Books(settings.data_dir / "marketdata" / "books.npz")
     feeds = FeedManager(settings.data_dir, books)
     store = StoreThread()
@@ -70,7 +73,9 @@ def build() -> ServiceApp:
 
     async def on_start() -> None:
         loop = asyncio.get_running_loop()
-        ticks = await loop.run_in_executor(store.pool, TickStore, settings.clickhouse_dsn)
+        ticks = await loop.run_in_executor(
+            store.pool, TickStore, settings.clickhouse_dsn, retention_days
+        )
         store.store = ticks
         counts = await store.call(lambda s: s.feed_counts())
         for rec in feeds.feeds.values():

@@ -7,6 +7,7 @@ per data path, and one thread keeps the client's use simple and ordered).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,14 @@ from tradecore.store import Migration, Store, connect
 from tradecore.ticks import COLUMNS, TRADE_TYPES, TickBatch
 
 TABLE = "ticks"
+DEFAULT_RETENTION_DAYS = 30
+_TTL_DAYS = re.compile(r"TTL toDateTime\(recv_ts\) \+ toIntervalDay\((\d+)\)")
+
+
+def _ttl(days: int) -> str:
+    return f"toDateTime(recv_ts) + INTERVAL {days} DAY"
+
+
 SMALL_INSERT_ROWS = 20_000  # up to this many rows an embedded insert streams Arrow IPC bytes
 MIGRATIONS = (
     Migration(
@@ -116,8 +125,11 @@ class TickStore:
     overlaps it (a redelivery after a crash, a second replay of the same file) is checked
     against the stored sequences and only the missing rows are written."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
+        if retention_days < 0:
+            raise ValueError(f"retention_days must be >= 0 (got {retention_days})")
         self.store: Store = connect(dsn, MIGRATIONS)
+        self._retain(retention_days)
         self._chdb = _insert_handle(self.store)
         self.max_seq: dict[tuple[str, str], int] = {
             (str(v), str(s)): int(m)
@@ -125,6 +137,27 @@ class TickStore:
                 f"SELECT venue, symbol, max(seq) FROM {TABLE} GROUP BY venue, symbol"
             )
         }
+
+    def retention_days(self) -> int:
+        """The table's tick retention in days (0: kept forever)."""
+        rows = self.store.query_rows(
+            "SELECT create_table_query FROM system.tables "
+            "WHERE database = currentDatabase() AND name = {t:String}",
+            {"t": TABLE},
+        )
+        m = _TTL_DAYS.search(str(rows[0][0])) if rows else None
+        return int(m.group(1)) if m else 0
+
+    def _retain(self, days: int) -> None:
+        """Make the table's TTL ``days`` (0 removes it). Expired rows go in the background
+        (ClickHouse materializes a changed TTL as a mutation); nothing is done when the
+        table has it already."""
+        if days == self.retention_days():
+            return
+        if days == 0:
+            self.store.command(f"ALTER TABLE {TABLE} REMOVE TTL")
+        else:
+            self.store.command(f"ALTER TABLE {TABLE} MODIFY TTL {_ttl(days)}")
 
     def close(self) -> None:
         if self._chdb is not None:

@@ -9,7 +9,6 @@ TRADECORE_PRICING_MAX_SURFACES (fitted surfaces kept, least recently used evicte
 from __future__ import annotations
 
 import logging
-import os
 
 from nats.aio.msg import Msg
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
@@ -18,7 +17,7 @@ from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 from ..common.bus import Bus
 from ..common.errors import status_for
 from ..common.server import ServiceApp, main
-from ..common.settings import ServiceSettings
+from ..common.settings import ServiceSettings, env_int
 from . import logic
 from .servicer import PricingServicer
 
@@ -29,23 +28,12 @@ DEFAULT_METRICS_PORT = 9464
 log = logging.getLogger("tradecore.pricing")
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer (got {raw!r})") from None
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1 (got {value})")
-    return value
-
-
 def build() -> ServiceApp:
     settings = ServiceSettings.from_env(
         "pricing", port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT
     )
-    max_contracts = _env_int("TRADECORE_PRICING_MAX_CONTRACTS", 100_000)
-    max_surfaces = _env_int("TRADECORE_PRICING_MAX_SURFACES", 256)
+    max_contracts = env_int("TRADECORE_PRICING_MAX_CONTRACTS", 100_000, minimum=1)
+    max_surfaces = env_int("TRADECORE_PRICING_MAX_SURFACES", 256, minimum=1)
     bus = Bus(settings.nats_url, "pricing")
     servicer = PricingServicer(max_contracts, max_surfaces=max_surfaces, bus=bus)
 

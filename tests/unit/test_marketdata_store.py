@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from tradecore import ticks
 from tradecore.store import connect, default_dsn
 from tradecore_services.marketdata.store import MIGRATIONS, TickStore
@@ -163,3 +164,25 @@ def test_small_and_large_inserts_store_the_same_rows(tmp_path: Path, monkeypatch
         assert s.feed_counts() == {"feed-IPC": 700, "feed-PYT": 700, "f1": 600}
     finally:
         s.close()
+
+
+def test_retention_is_applied_at_open(tmp_path: Path) -> None:
+    dsn = default_dsn(tmp_path, "marketdata")
+    s = TickStore(dsn)
+    try:
+        assert s.retention_days() == 30
+        old = _batch(1, 100)
+        old.recv_ts[:] = time.time_ns() - 10 * 86_400 * 10**9  # received 10 days ago
+        s.insert([old, _batch(101, 50)])
+    finally:
+        s.close()
+    for days, left in ((0, 150), (30, 150), (7, 50)):
+        s = TickStore(dsn, retention_days=days)
+        try:
+            assert s.retention_days() == days
+            s.store.command("OPTIMIZE TABLE ticks FINAL")  # apply the TTL now, not at a merge
+            assert s.count() == (left, left)
+        finally:
+            s.close()
+    with pytest.raises(ValueError, match="retention_days"):
+        TickStore(dsn, retention_days=-1)
