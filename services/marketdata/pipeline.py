@@ -60,6 +60,12 @@ MIN_GROUP_MESSAGES = 8
 GROUP_WAIT_S = 0.25
 ACK_WAIT_S = 15.0  # a message fetched by a process that died is redelivered after this
 PUBLISH_WINDOW = 8
+# Flow control: the stream drops its oldest messages at max_bytes (8 GiB), stored or not, so
+# a feed pauses while the store consumer has this many messages not yet stored (≤ 2 GiB of
+# ≤ 960 KiB messages), checked every BACKLOG_CHECK_EVERY messages published.
+MAX_BACKLOG_MESSAGES = 2048
+BACKLOG_CHECK_EVERY = 16
+BACKLOG_POLL_S = 0.1
 
 
 def subject(venue: str, symbol: str, kind: str) -> str:
@@ -118,9 +124,20 @@ class Publisher:
     stall on each ack round trip); :meth:`flush` waits for the rest and raises if any publish
     failed."""
 
-    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        *,
+        max_backlog: int = MAX_BACKLOG_MESSAGES,
+        check_every: int = BACKLOG_CHECK_EVERY,
+    ) -> None:
         self.nc = nc
         self.js = js
+        self.max_backlog = max_backlog
+        self.check_every = check_every
+        self._since_check = 0
+        self.paused_s = 0.0  # time feeds spent waiting for the store (flow control)
         self._pending: dict[str, deque[asyncio.Task[Any]]] = {}
         # The top of each book as last sent on .book (a reader's state), per (venue, symbol).
         self._books: dict[tuple[str, str], Levels] = {}
@@ -156,12 +173,40 @@ class Publisher:
         subj = subject(b.venue, b.symbol, "ticks")
         pending = self._pending.setdefault(feed, deque())
         for part, data in packed_parts(b):
+            await self._flow_control()
             msg_id = f"{feed}/{part.venue}.{part.symbol}.{part.first_seq}"
             pending.append(
                 asyncio.ensure_future(self.js.publish(subj, data, headers={"Nats-Msg-Id": msg_id}))
             )
             while len(pending) > PUBLISH_WINDOW:
                 await pending.popleft()
+
+    async def _flow_control(self) -> None:
+        """Every ``check_every`` messages, wait while ``max_backlog`` or more messages are
+        not yet stored: not delivered to the store consumer, delivered and not acknowledged,
+        or still on their way to the stream (publishes not yet acknowledged)."""
+        self._since_check += 1
+        if self._since_check < self.check_every:
+            return
+        self._since_check = 0
+        t0 = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                info = await self.js.consumer_info(STREAM, DURABLE)
+            except NotFoundError:  # no store consumer (yet): nothing to wait for
+                break
+            in_flight = sum(1 for q in self._pending.values() for t in q if not t.done())
+            backlog = (info.num_pending or 0) + (info.num_ack_pending or 0) + in_flight
+            if backlog < self.max_backlog:
+                break
+            if not t0:
+                t0 = loop.time()
+                log.warning("store backlog %d messages: feeds pause until it is stored", backlog)
+            await asyncio.sleep(BACKLOG_POLL_S)
+        if t0:
+            self.paused_s += loop.time() - t0
+            log.info("store backlog down: feeds resume after %.1f s", loop.time() - t0)
 
     async def flush(self, feed: str) -> None:
         """Wait for the JetStream acks of everything ``feed`` published (raises on a failure)."""
