@@ -112,10 +112,14 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
         size = logic.tick_batch_size(request.batch_size)
         await self._known(symbol, request.venue)
         venue = request.venue
-        chunks = await self.store.call(lambda s: list(s.ticks(symbol, venue, start, end, size)))
-        for cols in chunks:
-            for batch in logic.tick_batches(symbol, cols):
-                yield batch
+        # One page (one query, ≤ PAGE_ROWS rows) at a time on the store thread, streamed
+        # before the next is read: memory stays bounded whatever the range.
+        pages = await self.store.call(lambda s: s.tick_pages(symbol, venue, start, end))
+        while (page := await self.store.call(lambda _: next(pages, None))) is not None:
+            for i in range(0, len(page["seq"]), size):
+                cols = {name: col[i : i + size] for name, col in page.items()}
+                for batch in logic.tick_batches(symbol, cols):
+                    yield batch
 
     async def ListSymbols(
         self, request: pb.ListSymbolsRequest, context: Ctx

@@ -22,6 +22,7 @@ from tradecore.ticks import COLUMNS, TRADE_TYPES, TickBatch
 
 TABLE = "ticks"
 DEFAULT_RETENTION_DAYS = 30
+PAGE_ROWS = 1 << 18  # rows per query when ticks are read back (QueryTicks)
 _TTL_DAYS = re.compile(r"TTL toDateTime\(recv_ts\) \+ toIntervalDay\((\d+)\)")
 
 
@@ -271,23 +272,50 @@ class TickStore:
         volume = int(volume or 0)
         return (float(notional) / volume if volume else 0.0), volume, int(trades or 0)
 
-    def ticks(
-        self, symbol: str, venue: str, start_ns: int, end_ns: int, batch: int
+    def tick_pages(
+        self, symbol: str, venue: str, start_ns: int, end_ns: int, page_rows: int = PAGE_ROWS
     ) -> Iterator[dict[str, npt.NDArray[Any]]]:
-        """Column dicts of at most ``batch`` rows in (ts, seq) order (plus ``venue``)."""
+        """The ticks of ``[start_ns, end_ns)`` in (ts, seq, venue) order as column dicts of at
+        most ``page_rows`` rows (``ts``/``recv_ts`` in ns, plus ``venue``), one query per page:
+        each page starts after the last row of the one before (keyset paging, which reads in
+        the table's key order), so a range of any size is served in bounded memory."""
+        if page_rows < 1:
+            raise ValueError(f"page_rows must be >= 1 (got {page_rows})")
         where, params = _where(symbol, venue, start_ns, end_ns)
         names = [n for n, _ in COLUMNS]
         select = ", ".join(
             f"toUnixTimestamp64Nano({n}) AS {n}_ns" if n in ("ts", "recv_ts") else n for n in names
         )
-        t = self.store.query_arrow(
-            f"SELECT venue, {select} FROM {TABLE} WHERE {where} ORDER BY ts, venue, seq", params
-        )
-        for rb in t.to_batches(max_chunksize=batch):
-            yield {
-                name: np.asarray(rb.column(i).to_numpy(zero_copy_only=False))
+        after = ""
+        while True:
+            t = self.store.query_arrow(
+                f"SELECT venue, {select} FROM {TABLE} WHERE {where}{after} "
+                f"ORDER BY ts, seq, venue LIMIT {int(page_rows)}",
+                params,
+            )
+            page = {
+                name: np.asarray(t.column(i).to_numpy(zero_copy_only=False))
                 for i, name in enumerate(["venue", *names])
             }
+            if len(page["seq"]):
+                yield page
+            if len(page["seq"]) < page_rows:
+                return
+            after = (
+                " AND (ts, seq, venue) > (fromUnixTimestamp64Nano({a_ts:Int64}, 'UTC'), "
+                "{a_seq:UInt64}, {a_venue:String})"
+            )
+            params.update(
+                a_ts=int(page["ts"][-1]), a_seq=int(page["seq"][-1]), a_venue=str(page["venue"][-1])
+            )
+
+    def ticks(
+        self, symbol: str, venue: str, start_ns: int, end_ns: int, batch: int
+    ) -> Iterator[dict[str, npt.NDArray[Any]]]:
+        """:meth:`tick_pages` cut into column dicts of at most ``batch`` rows."""
+        for page in self.tick_pages(symbol, venue, start_ns, end_ns):
+            for i in range(0, len(page["seq"]), batch):
+                yield {name: col[i : i + batch] for name, col in page.items()}
 
     def symbols(self) -> list[tuple[str, str, int, int, int]]:
         return [

@@ -186,3 +186,39 @@ def test_retention_is_applied_at_open(tmp_path: Path) -> None:
             s.close()
     with pytest.raises(ValueError, match="retention_days"):
         TickStore(dsn, retention_days=-1)
+
+
+def test_tick_pages_walk_a_range_in_order_without_gaps_or_repeats(tmp_path: Path) -> None:
+    # Two venues with the same times and sequences: pages must break ties by (seq, venue)
+    # and continue exactly after the last row of the page before, whatever the page size.
+    s = TickStore(default_dsn(tmp_path, "marketdata"))
+    try:
+        a = _batch(1, 500)
+        b = _batch(1, 500)
+        b.venue = "other"
+        b.ts[:] = a.ts  # same times and sequences on both venues
+        a.ts[100:200] = a.ts[100]  # and a run of equal times within one venue
+        b.ts[100:200] = a.ts[100]
+        s.insert([a, b])
+        lo, hi = START + 50 * 7_000_000, START + 450 * 7_000_000
+        whole = next(s.tick_pages("AAA", "", lo, hi, page_rows=10**6))
+        n = len(whole["seq"])
+        assert n == 2 * int(((a.ts >= lo) & (a.ts < hi)).sum())
+        cols = (whole["ts"].tolist(), whole["seq"].tolist(), whole["venue"].tolist())
+        key = list(zip(*cols, strict=True))
+        assert key == sorted(key) and len(set(key)) == n
+        for page_rows in (13, 64, n - 1, n, n + 1):
+            pages = list(s.tick_pages("AAA", "", lo, hi, page_rows=page_rows))
+            assert all(len(p["seq"]) <= page_rows for p in pages)
+            for name, col in whole.items():
+                np.testing.assert_array_equal(np.concatenate([p[name] for p in pages]), col)
+        # one venue only, and the batch cutting on top of the pages
+        only = list(s.ticks("AAA", "other", lo, hi, 33))
+        assert all(len(c["seq"]) <= 33 for c in only)
+        assert set(np.concatenate([c["venue"] for c in only]).tolist()) == {"other"}
+        assert sum(len(c["seq"]) for c in only) == n // 2
+        assert list(s.tick_pages("AAA", "", hi + 1, hi + 2)) == []  # no tick in it
+        with pytest.raises(ValueError, match="page_rows"):
+            next(s.tick_pages("AAA", "", lo, hi, page_rows=0))
+    finally:
+        s.close()
