@@ -119,6 +119,9 @@ class Books:
         self._version = 0  # bumped by every update
         self._saved = 0  # the version last saved
         self._save_lock = threading.Lock()
+        # Set (on the event loop) to have the service's saver write the books now rather than
+        # at its next period, e.g. when a feed ends: saves stay off the feeds' path.
+        self.save_soon = asyncio.Event()
         if path is not None and path.exists():
             try:
                 self.levels = _read_books(path)

@@ -85,8 +85,10 @@ def build() -> ServiceApp:
         tasks.append(asyncio.create_task(save_books(), name="marketdata-books"))
 
     async def save_books() -> None:
-        while True:  # cheap when nothing changed; a feed's end saves at once (FeedManager)
-            await asyncio.sleep(BOOKS_SAVE_S)
+        while True:  # cheap when nothing changed; a feed's end asks for a save at once
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(books.save_soon.wait(), BOOKS_SAVE_S)
+            books.save_soon.clear()
             try:
                 await asyncio.to_thread(books.save)
             except OSError as exc:

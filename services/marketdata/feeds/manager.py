@@ -283,9 +283,6 @@ class FeedManager:
         if not rec.total:
             rec.total = rec.published
         self.save()
-        try:  # the feed's final books, kept across a restart
-            await asyncio.to_thread(self.books.save)
-        except OSError as exc:
-            log.warning("feed %s: saving the books failed: %s", rec.id, exc)
+        self.books.save_soon.set()  # the feed's final books, kept across a restart
         # Done once the consumer has stored everything (see on_stored).
         asyncio.get_running_loop().call_soon(self._maybe_done, rec)
