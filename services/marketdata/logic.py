@@ -126,3 +126,19 @@ def tick_batches(symbol: str, cols: dict[str, Any]) -> list[pb.TickBatch]:
             )
         )
     return out
+
+
+MAX_FEED_WAIT_S = 30.0
+
+
+def feed_wait_s(request: pb.GetFeedRequest) -> float:
+    """GetFeed's long-poll wait in seconds (0: answer at once)."""
+    if not request.HasField("wait"):
+        return 0.0
+    d: duration_pb2.Duration = request.wait
+    s = float(d.ToNanoseconds()) / 1e9
+    if d.seconds < 0 or d.nanos < 0 or s > MAX_FEED_WAIT_S:
+        raise ValueError(
+            f"wait must be between 0s and {MAX_FEED_WAIT_S:g}s (got {d.ToJsonString()})"
+        )
+    return s

@@ -107,6 +107,7 @@ def build() -> ServiceApp:
         await bus.stop()
         with contextlib.suppress(OSError):
             books.save()
+            feeds.save()  # what save_soon had not written yet
         if store.store is not None:
             await store.call(lambda s: s.close())
         store.pool.shutdown(wait=True)

@@ -147,7 +147,10 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
     async def GetFeed(self, request: pb.GetFeedRequest, context: Ctx) -> pb.FeedStatus:
         if not request.id:
             raise ValueError("id is required")
-        return self.feeds.get(request.id).status()
+        wait = logic.feed_wait_s(request)
+        if not wait:
+            return self.feeds.get(request.id).status()
+        return (await self.feeds.wait_over(request.id, wait)).status()
 
     async def ListFeeds(self, request: pb.ListFeedsRequest, context: Ctx) -> pb.ListFeedsResponse:
         return pb.ListFeedsResponse(feeds=[r.status() for r in self.feeds.feeds.values()])

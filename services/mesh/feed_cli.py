@@ -109,12 +109,15 @@ def _alpaca_spec(pb: Any, ns: argparse.Namespace) -> Any:
 
 
 def _wait(stub: Any, pb: Any, feed_id: str, timeout: float) -> Any:
+    """Long-polls GetFeed (the service answers as soon as the feed is over) until ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
-        status = stub.GetFeed(pb.GetFeedRequest(id=feed_id), timeout=10)
+        left = deadline - time.monotonic()
+        req = pb.GetFeedRequest(id=feed_id)
+        req.wait.FromNanoseconds(int(min(max(left, 0.0), 10.0) * 1e9))
+        status = stub.GetFeed(req, timeout=30)
         if status.state != pb.RUNNING or time.monotonic() > deadline:
             return status
-        time.sleep(0.1)
 
 
 def feed_main(argv: list[str]) -> int:

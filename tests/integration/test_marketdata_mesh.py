@@ -5,6 +5,7 @@ the source messages; SIGKILL mid-feed and restart; NATS subscribers; bad request
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import signal
@@ -760,3 +761,38 @@ def test_feed_list_and_stop(mesh: Mesh, stub: Any) -> None:
     assert stopped.returncode == 0, stopped.stderr
     assert json.loads(stopped.stdout)["state"] == "STOPPED"
     assert stub.GetFeed(pb.GetFeedRequest(id=st.id), timeout=5).state == pb.STOPPED
+
+
+def test_get_feed_long_polls_until_the_feed_is_over(mesh: Mesh, stub: Any) -> None:
+    slow = stub.StartFeed(
+        pb.StartFeedRequest(
+            synthetic=pb.SyntheticFeedSpec(symbols=["LPS"], rate=100, count=100_000, speed=1)
+        ),
+        timeout=30,
+    )
+    # A short wait ends with the feed still running.
+    req = pb.GetFeedRequest(id=slow.id)
+    req.wait.FromMilliseconds(300)
+    assert stub.GetFeed(req, timeout=10).state == pb.RUNNING
+    # A waiter is answered when the feed is stopped, not at the end of its wait.
+    req.wait.FromSeconds(25)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(stub.GetFeed, req, timeout=30)
+        time.sleep(0.5)
+        assert not waiting.done()
+        t0 = time.monotonic()
+        stub.StopFeed(pb.StopFeedRequest(id=slow.id), timeout=10)
+        assert waiting.result(timeout=20).state == pb.STOPPED
+        assert time.monotonic() - t0 < 20
+    # And when a feed is done; through the gateway as JSON too.
+    fast = stub.StartFeed(
+        pb.StartFeedRequest(
+            synthetic=pb.SyntheticFeedSpec(symbols=["LPF"], rate=10_000, count=20_000)
+        ),
+        timeout=30,
+    )
+    code, body = http_get(mesh, f"/v1/marketdata/feeds/{fast.id}?wait=25s")
+    assert code == 200 and body["state"] == "DONE" and body["stored"] == "20000", body
+    for bad in ("31s", "-1s"):
+        code, body = http_get(mesh, f"/v1/marketdata/feeds/{fast.id}?wait={bad}")
+        assert code == 400 and "wait must be between 0s and 30s" in body["message"], body

@@ -31,6 +31,8 @@ from .sources import Chunk, EventFeedSource, LobsterSource, Source, SyntheticSou
 log = logging.getLogger("tradecore.marketdata.feeds")
 
 KINDS = {"lobster": pb.LOBSTER, "synthetic": pb.SYNTHETIC, "alpaca": pb.ALPACA}
+MAX_FINISHED = 1000  # feeds that are over kept in the registry (ListFeeds), newest first
+SAVE_DELAY_S = 0.2
 
 
 def _alpaca(spec: Any) -> EventFeed:
@@ -117,6 +119,8 @@ class FeedManager:
         self.flush: Callable[[str], Awaitable[None]] | None = None
         self.resume_points: Resume | None = None
         self.changed = asyncio.Event()
+        self._save_handle: asyncio.TimerHandle | None = None
+        self._state_changed = asyncio.Event()  # replaced after each set: one per change
         self._load()
 
     # ------------------------------------------------------------------ persistence
@@ -131,12 +135,49 @@ class FeedManager:
             self.feeds[rec.id] = rec
 
     def save(self) -> None:
+        """Write the registry now (feeds that start or stop: a crash must find them)."""
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+            self._save_handle = None
+        self._prune()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([r.to_json() for r in self.feeds.values()], indent=1))
+        tmp.write_text(json.dumps([r.to_json() for r in self.feeds.values()]))
         tmp.replace(self.path)
 
+    def save_soon(self) -> None:
+        """Write the registry shortly, once for all the changes made meanwhile (a feed that
+        finished: were it lost in a crash, the feed would resume, publish nothing new and
+        finish again)."""
+        if self._save_handle is None:
+            self._save_handle = asyncio.get_running_loop().call_later(SAVE_DELAY_S, self.save)
+
+    def _prune(self) -> None:
+        """Keep the newest MAX_FINISHED feeds that are over (DONE, STOPPED, FAILED)."""
+        over = [r for r in self.feeds.values() if r.state != "RUNNING"]
+        if len(over) > MAX_FINISHED:
+            over.sort(key=lambda r: r.created_ns)
+            for r in over[: len(over) - MAX_FINISHED]:
+                del self.feeds[r.id]
+
     # ------------------------------------------------------------------ control
+    def _notify(self) -> None:
+        """A feed's state changed: wake the callers of :meth:`wait_over`."""
+        self._state_changed.set()
+        self._state_changed = asyncio.Event()
+
+    async def wait_over(self, feed_id: str, timeout: float) -> FeedRecord:
+        """The feed once it is no longer RUNNING, or as it is after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            rec = self.get(feed_id)
+            left = deadline - loop.time()
+            if rec.state != "RUNNING" or left <= 0:
+                return rec
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._state_changed.wait(), left)
+
     def get(self, feed_id: str) -> FeedRecord:
         rec = self.feeds.get(feed_id)
         if rec is None:
@@ -185,6 +226,7 @@ class FeedManager:
         rec = self.get(feed_id)
         if rec.state == "RUNNING":
             rec.state = "STOPPED"
+            self._notify()
             if rec.task is not None:
                 rec.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -214,6 +256,7 @@ class FeedManager:
                 resume = await self.resume_points(rec.id, rec.venue, rec.symbols)
             except Exception as exc:
                 rec.state, rec.error = "FAILED", f"cannot resume: {exc}"
+                self._notify()
                 log.error("feed %s: %s", rec.id, rec.error)
                 self.save()
                 continue
@@ -244,7 +287,8 @@ class FeedManager:
             and rec.stored >= rec.total
         ):
             rec.state = "DONE"
-            self.save()
+            self._notify()
+            self.save_soon()
             log.info("feed %s done: %d published, %d stored", rec.id, rec.published, rec.stored)
 
     async def _run(self, rec: FeedRecord, source: Source, resume: dict[str, int]) -> None:
@@ -276,13 +320,14 @@ class FeedManager:
         except Exception as exc:
             log.exception("feed %s failed", rec.id)
             rec.state, rec.error = "FAILED", str(exc)
+            self._notify()
             self.save()
             await source.close()
             return
         await source.close()
         if not rec.total:
             rec.total = rec.published
-        self.save()
+        self.save_soon()
         self.books.save_soon.set()  # the feed's final books, kept across a restart
         # Done once the consumer has stored everything (see on_stored).
         asyncio.get_running_loop().call_soon(self._maybe_done, rec)
