@@ -192,11 +192,13 @@ class Publisher:
         t0 = 0.0
         loop = asyncio.get_running_loop()
         while True:
+            # Counted before the request: a publish acknowledged while it is on its way is
+            # then in one of the two figures, never in neither.
+            in_flight = sum(1 for q in self._pending.values() for t in q if not t.done())
             try:
                 info = await self.js.consumer_info(STREAM, DURABLE)
             except NotFoundError:  # no store consumer (yet): nothing to wait for
                 break
-            in_flight = sum(1 for q in self._pending.values() for t in q if not t.done())
             backlog = (info.num_pending or 0) + (info.num_ack_pending or 0) + in_flight
             if backlog < self.max_backlog:
                 break
