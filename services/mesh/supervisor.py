@@ -101,7 +101,8 @@ class Supervisor:
     # ------------------------------------------------------------------ processes
     def spawn(self, child: Child) -> None:
         # PR_SET_PDEATHSIG fires when the forking thread exits, so only the main thread forks.
-        assert threading.current_thread() is threading.main_thread()
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("the supervisor spawns its children from its main thread only")
         logs = self.data / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         if child.log_file is None:
