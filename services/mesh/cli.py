@@ -15,8 +15,11 @@ from typing import Any
 
 from .components import check_ports
 from .config import MeshConfig
+from .procs import Leftover, leftovers, pgid_of, running, stop
 
 UP_TIMEOUT_S = 60.0
+# How long a process a dead supervisor left behind gets to exit on SIGTERM before SIGKILL.
+LEFTOVER_STOP_S = 5.0
 
 
 # Port flags: (MeshConfig field, help); the flag is the field with dashes, the variable
@@ -75,29 +78,51 @@ def _config(ns: argparse.Namespace) -> MeshConfig:
     return cfg
 
 
-def _read_state(data_dir: str) -> dict[str, Any] | None:
-    path = Path(data_dir).resolve() / "mesh.json"
+def _read_state(cfg: MeshConfig) -> dict[str, Any] | None:
+    """The supervisor's ``mesh.json`` (None when there is none); a ValueError naming the file
+    when it cannot be read."""
+    if not cfg.data_dir_exists():
+        return None
+    path = cfg.state_file
     try:
         return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise ValueError(f"{path} is not valid JSON; remove it if no mesh runs") from None
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
+def _supervisor_running(state: dict[str, Any]) -> bool:
+    return running(state.get("supervisor_pid"), state.get("supervisor_start"))
+
+
+def _describe(left: list[Leftover], state: dict[str, Any]) -> str:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie counts as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+        ports = MeshConfig(**state["config"]).component_ports()
+    except (KeyError, TypeError):
+        ports = {}
+    parts = []
+    for item in left:
+        where = ", ".join(str(p) for p in ports.get(item.name, []))
+        parts.append(f"{item.name} (pid {item.pid}" + (f", ports {where})" if where else ")"))
+    return "; ".join(parts)
+
+
+def _stop_leftovers(state: dict[str, Any], also: list[int] | None = None) -> None:
+    """Stop the recorded processes that still run (and ``also``), then whatever else is left in
+    their process group (only while one of ours is in it: a group id is reused too)."""
+    pids = [item.pid for item in leftovers(state)] + [p for p in also or [] if running(p)]
+    group = state.get("pgid")
+    ours_in_group = (
+        isinstance(group, int) and group != os.getpgid(0) and group in map(pgid_of, pids)
+    )
+    stop(pids, LEFTOVER_STOP_S)
+    if ours_in_group:
+        assert isinstance(group, int)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
 
 
 def _print_endpoints(state: dict[str, Any]) -> None:
@@ -107,20 +132,30 @@ def _print_endpoints(state: dict[str, Any]) -> None:
 
 def cmd_up(ns: argparse.Namespace) -> int:
     cfg = _config(ns)
-    state = _read_state(cfg.data_dir)
-    if state and _alive(state.get("supervisor_pid")):
+    cfg.prepare_data_dir()
+    state = _read_state(cfg)
+    if state and _supervisor_running(state):
         print(
             f"tradecore is already running (supervisor pid {state['supervisor_pid']}); "
             "run `tradecore down` first",
             file=sys.stderr,
         )
         return 1
+    if state:
+        # The supervisor died without stopping: stop what it left before taking its ports.
+        left = leftovers(state)
+        if left:
+            print(
+                f"tradecore: the previous supervisor (pid {state.get('supervisor_pid')}) died; "
+                f"stopping what it left running: {_describe(left, state)}"
+            )
+            _stop_leftovers(state)
+        cfg.state_file.unlink(missing_ok=True)
     try:
         check_ports(cfg)
     except RuntimeError as exc:
         print(f"tradecore up: {exc}", file=sys.stderr)
         return 1
-    cfg.data_path.mkdir(parents=True, exist_ok=True)
     argv = [
         sys.executable,
         "-m",
@@ -133,9 +168,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
 
         print("tradecore: starting the mesh in the foreground (Ctrl-C stops it)")
         return supervisor_main(["--config-json", cfg.to_json()])
-    logs = cfg.data_path / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    sup_log = logs / "supervisor.log"
+    sup_log = cfg.data_path / "logs" / "supervisor.log"
     started = time.monotonic()
     with open(sup_log, "ab") as out:
         proc = subprocess.Popen(
@@ -154,8 +187,8 @@ def cmd_up(ns: argparse.Namespace) -> int:
             )
             print(_tail(sup_log), file=sys.stderr)
             return 1
-        state = _read_state(cfg.data_dir)
-        if state and state.get("state") == "ready":
+        state = _read_state(cfg)
+        if state and state.get("supervisor_pid") == proc.pid and state.get("state") == "ready":
             elapsed = time.monotonic() - started
             print(
                 f"tradecore is up in {elapsed:.1f}s (supervisor pid {proc.pid}, "
@@ -167,7 +200,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
         time.sleep(0.1)
     print(f"tradecore up: not healthy after {UP_TIMEOUT_S:.0f}s; stopping", file=sys.stderr)
     print(_tail(sup_log), file=sys.stderr)
-    _stop(cfg.data_dir)
+    _stop(cfg)
     return 1
 
 
@@ -180,9 +213,27 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 def cmd_status(ns: argparse.Namespace) -> int:
     cfg = _config(ns)
-    state = _read_state(cfg.data_dir)
-    if not state or not _alive(state.get("supervisor_pid")):
+    if not cfg.data_dir_exists():
+        print(f"tradecore is not running (data dir {cfg.data_path} does not exist)")
+        return 3
+    state = _read_state(cfg)
+    if not state:
         print(f"tradecore is not running (data dir {cfg.data_path})")
+        return 3
+    if not _supervisor_running(state):
+        sup = state.get("supervisor_pid")
+        left = leftovers(state)
+        if left:
+            print(
+                f"tradecore is not running: its supervisor (pid {sup}) died and left "
+                f"{len(left)} process{'es' if len(left) > 1 else ''} running: "
+                f"{_describe(left, state)}; run `tradecore down` to stop them"
+            )
+        else:
+            print(
+                f"tradecore is not running (data dir {cfg.data_path}; its supervisor, pid {sup}, "
+                "died and nothing it started is left)"
+            )
         return 3
     from .components import components
 
@@ -190,46 +241,51 @@ def cmd_status(ns: argparse.Namespace) -> int:
     healthy = True
     print(f"tradecore {state['state']} (supervisor pid {state['supervisor_pid']})")
     for name, comp in state["components"].items():
-        ok, detail = specs[name].health() if name in specs else (False, "unknown")
-        alive = _alive(comp.get("pid"))
-        ok = ok and alive
+        pid = comp.get("pid")
+        if comp.get("state") == "restarting":
+            ok, word = False, "RESTARTING"
+            left_s = max(0.0, float(comp.get("restart_at") or 0.0) - time.time())
+            detail = f"exited with code {comp.get('exit_code')}; next start in {left_s:.1f}s"
+        else:
+            ok, detail = specs[name].health() if name in specs else (False, "unknown")
+            if not running(pid, comp.get("start")):
+                ok, detail = False, "process not running"
+            word = (
+                "healthy" if ok else "STARTING" if comp.get("state") == "starting" else "UNHEALTHY"
+            )
         healthy &= ok
-        word = "healthy" if ok else "UNHEALTHY"
         print(
-            f"  {name:<8} {word:<9} pid {comp.get('pid')!s:<7} restarts {comp['restarts']:<3} "
+            f"  {name:<8} {word:<10} pid {pid or '-'!s:<7} restarts {comp['restarts']:<3} "
             f"{comp['endpoint']}" + ("" if ok else f"  [{detail}]")
         )
     healthy &= state["state"] == "ready"
     return 0 if healthy else 1
 
 
-def _stop(data_dir: str, timeout: float = 30.0) -> bool:
-    state = _read_state(data_dir)
+def _stop(cfg: MeshConfig, timeout: float = 30.0) -> bool:
+    """Stop the mesh of ``cfg``'s data dir: SIGTERM to its supervisor (which stops its children),
+    then whatever is left. False when there is nothing to stop."""
+    state = _read_state(cfg)
     if not state:
         return False
     sup = state.get("supervisor_pid")
-    pids = [c.get("pid") for c in state.get("components", {}).values() if c.get("pid")]
-    if isinstance(sup, int) and _alive(sup):
+    also = []
+    if isinstance(sup, int) and _supervisor_running(state):
         os.kill(sup, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(sup) and time.monotonic() < deadline:
+        while _supervisor_running(state) and time.monotonic() < deadline:
             time.sleep(0.1)
-    # Whatever is left (a supervisor that hung or was killed): kill the group and the children.
-    pgid = state.get("pgid")
-    if pgid and pgid != os.getpgid(0):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-    for pid in [sup, *pids]:
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    (Path(data_dir).resolve() / "mesh.json").unlink(missing_ok=True)
+        if _supervisor_running(state):
+            also.append(sup)
+    # Whatever is left (a supervisor that hung or died, the children it left).
+    _stop_leftovers(state, also)
+    cfg.state_file.unlink(missing_ok=True)
     return True
 
 
 def cmd_down(ns: argparse.Namespace) -> int:
     cfg = _config(ns)
-    if not _stop(cfg.data_dir):
+    if not _stop(cfg):
         print(f"tradecore is not running (data dir {cfg.data_path})")
         return 0
     print("tradecore is down")

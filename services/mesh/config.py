@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -78,6 +80,43 @@ class MeshConfig:
             ports["nats monitor"] = self.nats_monitor_port
         return ports
 
+    def component_ports(self) -> dict[str, list[int]]:
+        """The ports each component of the mesh listens on."""
+        return {
+            "nats": [] if self.nats_url else [self.nats_port, self.nats_monitor_port],
+            "pricing": [self.pricing_port, self.pricing_metrics_port],
+            "marketdata": [self.marketdata_port, self.marketdata_metrics_port],
+            "gateway": [self.gateway_port, self.admin_port],
+        }
+
+    def prepare_data_dir(self) -> None:
+        """Create the data directory (and its ``logs``) and check that it is writable; a
+        ValueError naming the directory and the cause otherwise."""
+        path = self.data_path
+        try:
+            if path.exists() and not path.is_dir():
+                raise ValueError(f"data directory {path} is not a directory")
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "logs").mkdir(exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            raise ValueError(f"data directory {path} is not usable: {_reason(exc, path)}") from None
+
+    def data_dir_exists(self) -> bool:
+        """Whether the data directory exists (False if nothing is there); a ValueError naming it
+        when it cannot be a data directory (a file in the way, no permission)."""
+        path = self.data_path
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise ValueError(f"data directory {path} is not usable: {_reason(exc, path)}") from None
+        if not stat.S_ISDIR(mode):
+            raise ValueError(f"data directory {path} is not a directory")
+        return True
+
     def validate(self) -> None:
         for what, port in self.ports().items():
             if not 1 <= port <= 65535:
@@ -94,3 +133,11 @@ class MeshConfig:
     @classmethod
     def from_json(cls, text: str) -> MeshConfig:
         return cls(**json.loads(text))
+
+
+def _reason(exc: OSError, path: Path) -> str:
+    """``exc``'s message, naming the file it is about when that is not ``path`` itself."""
+    what = exc.strerror or str(exc)
+    if exc.filename and Path(exc.filename) != path:
+        return f"{what}: {exc.filename}"
+    return what

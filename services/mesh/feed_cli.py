@@ -37,11 +37,14 @@ def _status_json(status: Any) -> str:
 
 
 def _target(data_dir: str, explicit: str) -> str | None:
+    """MarketDataService's address: ``explicit``, else the mesh's from its ``mesh.json`` (None
+    when there is none; a ValueError naming the data directory when it is unusable)."""
     if explicit:
         return explicit
-    try:
-        state = json.loads((Path(data_dir).resolve() / "mesh.json").read_text())
-    except (OSError, ValueError):
+    from .cli import _read_state
+
+    state = _read_state(MeshConfig(data_dir=data_dir))
+    if state is None:
         return None
     port = state.get("config", {}).get("marketdata_port")
     return f"127.0.0.1:{port}" if port else None
@@ -122,7 +125,11 @@ def _wait(stub: Any, pb: Any, feed_id: str, timeout: float) -> Any:
 
 def feed_main(argv: list[str]) -> int:
     ns = build_parser().parse_args(argv)
-    target = _target(ns.data_dir, ns.target)
+    try:
+        target = _target(ns.data_dir, ns.target)
+    except ValueError as exc:
+        print(f"tradecore feed: {exc}", file=sys.stderr)
+        return 2
     if target is None:
         print(
             f"tradecore feed: the mesh is not running (no {Path(ns.data_dir).resolve()}/mesh.json)",

@@ -1,18 +1,27 @@
 """The mesh supervisor: starts every component in order, waits for each to be healthy,
 restarts a child that dies (with backoff, logged), and stops everything on SIGTERM/SIGINT.
 
-It records its state in ``<data_dir>/mesh.json`` for ``tradecore status`` and ``down``.
+Every child is started through ``die_with_parent.py``, so it gets SIGTERM if the supervisor
+dies without stopping it (SIGKILL, OOM kill). The supervisor spawns from its main thread only:
+the kernel sends that signal when the *thread* that forked the child exits.
+
+It records its state in ``<data_dir>/mesh.json`` for ``tradecore status`` and ``down``: pids
+with their start times (so a reused pid is not mistaken for ours), and each child's state:
+``starting`` (spawned, not yet healthy), ``running`` or ``restarting`` (exited; ``exit_code``,
+and ``restart_at`` in Unix time).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +31,7 @@ from tradecore_gateway.generate import Upstream, descriptor_path, envoy_config, 
 
 from .components import Component, check_ports, child_env, components
 from .config import MeshConfig
+from .procs import start_time
 
 log = logging.getLogger("tradecore.mesh")
 
@@ -40,7 +50,14 @@ class Child:
     backoff: float = BACKOFF_MIN_S
     restart_at: float = 0.0
     started_at: float = 0.0
+    start: int | None = None  # /proc start time of proc, see procs.py
+    state: str = "starting"
+    exit_code: int | None = None
+    exited_at: float = 0.0
     history: list[str] = field(default_factory=list)
+
+
+DIE_WITH_PARENT = str(Path(__file__).with_name("die_with_parent.py"))
 
 
 class Supervisor:
@@ -56,11 +73,20 @@ class Supervisor:
         doc: dict[str, Any] = {
             "state": self.state,
             "supervisor_pid": os.getpid(),
+            "supervisor_start": start_time(os.getpid()),
             "pgid": os.getpgid(0),
             "config": json.loads(self.cfg.to_json()),
             "components": {
                 c.spec.name: {
                     "pid": c.proc.pid if c.proc else None,
+                    "start": c.start if c.proc else None,
+                    "state": c.state,
+                    "exit_code": c.exit_code,
+                    "restart_at": (
+                        time.time() + max(0.0, c.restart_at - time.monotonic())
+                        if c.state == "restarting"
+                        else None
+                    ),
                     "endpoint": c.spec.endpoint,
                     "restarts": c.restarts,
                     "log": str(self.data / "logs" / f"{c.spec.name}.log"),
@@ -74,12 +100,15 @@ class Supervisor:
 
     # ------------------------------------------------------------------ processes
     def spawn(self, child: Child) -> None:
+        # PR_SET_PDEATHSIG fires when the forking thread exits, so only the main thread forks.
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("the supervisor spawns its children from its main thread only")
         logs = self.data / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         if child.log_file is None:
             child.log_file = open(logs / f"{child.spec.name}.log", "ab")  # noqa: SIM115
         child.proc = subprocess.Popen(
-            child.spec.argv,
+            [sys.executable, "-I", "-S", DIE_WITH_PARENT, str(os.getpid()), *child.spec.argv],
             stdin=subprocess.DEVNULL,
             stdout=child.log_file,
             stderr=subprocess.STDOUT,
@@ -87,6 +116,8 @@ class Supervisor:
             cwd=str(self.data),
         )
         child.started_at = time.monotonic()
+        child.start = start_time(child.proc.pid)
+        child.state = "starting"
         log.info("started %s (pid %d)", child.spec.name, child.proc.pid)
 
     def wait_healthy(self, child: Child, timeout: float = START_TIMEOUT_S) -> None:
@@ -101,6 +132,7 @@ class Supervisor:
                 )
             ok, detail = child.spec.health()
             if ok:
+                child.state = "running"
                 log.info("%s healthy: %s", child.spec.name, child.spec.endpoint)
                 return
             time.sleep(0.1)
@@ -156,10 +188,22 @@ class Supervisor:
                 )
                 child.backoff = min(child.backoff * 2, BACKOFF_MAX_S)
                 child.proc = None
+                child.state = "restarting"
+                child.exit_code = proc.returncode
+                child.exited_at = now
                 changed = True
             elif proc is None and now >= child.restart_at:
                 child.restarts += 1
                 self.spawn(child)
+                changed = True
+            elif proc is not None and child.state == "starting" and child.spec.health()[0]:
+                child.state = "running"
+                log.info(
+                    "%s healthy again after %.1fs (pid %d)",
+                    child.spec.name,
+                    time.monotonic() - child.exited_at,
+                    proc.pid,
+                )
                 changed = True
         if changed:
             self.write_state()
@@ -199,7 +243,8 @@ class Supervisor:
         except Exception as exc:
             log.error("mesh failed: %s", exc)
             self.state = "failed"
-            self.write_state()
+            with contextlib.suppress(OSError):
+                self.write_state()
             return 1
         finally:
             self.stop()
