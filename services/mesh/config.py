@@ -6,8 +6,12 @@ import json
 import os
 import stat
 import tempfile
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+from ..registry import SERVICES, ServiceSpec, check
 
 
 def _env_int(name: str, default: int) -> int:
@@ -21,37 +25,156 @@ def _env_int(name: str, default: int) -> int:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One setting of ``tradecore up|status|down``: its MeshConfig key, flag, variable, default
+    (as the README shows it) and meaning (the flag's help and the README's last column)."""
+
+    key: str
+    flag: str
+    variable: str
+    default: str
+    meaning: str
+    is_port: bool = False
+
+
+def _port(key: str, default: int, meaning: str) -> Setting:
+    return Setting(
+        key,
+        "--" + key.replace("_", "-"),
+        f"TRADECORE_{key.upper()}",
+        str(default),
+        meaning,
+        is_port=True,
+    )
+
+
+def settings(services: Iterable[ServiceSpec] = SERVICES) -> list[Setting]:
+    """Every setting in the order of ``--help`` and the README table: the fixed ones, then two
+    ports per registered service."""
+    out = [
+        Setting(
+            "data_dir",
+            "--data-dir",
+            "TRADECORE_DATA_DIR",
+            "./.tradecore",
+            "state file, logs, NATS store, chDB data",
+        ),
+        Setting(
+            "host",
+            "--gateway-host",
+            "TRADECORE_GATEWAY_HOST",
+            "127.0.0.1",
+            "gateway bind address",
+        ),
+        _port("gateway_port", 8080, "gateway port (gRPC and JSON)"),
+        _port("admin_port", 9901, "Envoy admin (always loopback)"),
+        _port("nats_port", 4222, "embedded NATS client port"),
+        _port("nats_monitor_port", 8222, "embedded NATS monitoring (`/healthz`)"),
+    ]
+    for s in services:
+        out.append(_port(f"{s.name}_port", s.port, f"{s.title} gRPC"))
+        out.append(_port(f"{s.name}_metrics_port", s.metrics_port, f"{s.title} Prometheus metrics"))
+    out += [
+        Setting(
+            "nats_url",
+            "--nats-url",
+            "TRADECORE_NATS_URL",
+            "embedded",
+            "use an existing NATS (cluster) instead",
+        ),
+        Setting(
+            "clickhouse_dsn",
+            "--clickhouse-dsn",
+            "TRADECORE_CLICKHOUSE_DSN",
+            "chdb://<data>/clickhouse/<service>",
+            "use a ClickHouse server (`http://…`) instead",
+        ),
+    ]
+    return out
+
+
+def readme_table(services: Iterable[ServiceSpec] = SERVICES) -> str:
+    """The README's configuration table (tests/unit/test_registry.py keeps the two equal)."""
+    rows = ["| flag | variable | default | meaning |", "|---|---|---|---|"]
+    rows += [
+        f"| `{s.flag}` | `{s.variable}` | `{s.default}` | {s.meaning} |"
+        if s.default != "embedded"
+        else f"| `{s.flag}` | `{s.variable}` | {s.default} | {s.meaning} |"
+        for s in settings(services)
+    ]
+    return "\n".join(rows)
+
+
+@dataclass(frozen=True)
 class MeshConfig:
+    """What ``tradecore up`` runs. The service ports are keyed ``<name>_port`` and
+    ``<name>_metrics_port`` for each service of ``services`` (missing ones take the registry's
+    defaults); ``as_dict``/``from_dict`` keep them as flat keys beside the fixed ones."""
+
     data_dir: str = ".tradecore"
     host: str = "127.0.0.1"
     gateway_port: int = 8080
     admin_port: int = 9901
     nats_port: int = 4222
     nats_monitor_port: int = 8222
-    pricing_port: int = 50051
-    pricing_metrics_port: int = 9464
-    marketdata_port: int = 50052
-    marketdata_metrics_port: int = 9465
     nats_url: str = ""  # external NATS: when set, no embedded nats-server is started
     clickhouse_dsn: str = ""  # external ClickHouse: when empty, embedded chDB under data_dir
+    service_ports: dict[str, int] = field(default_factory=dict)
+    services: tuple[ServiceSpec, ...] = field(default=SERVICES, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        services = check(self.services)
+        defaults = {s.key: int(s.default) for s in settings(services) if s.key.endswith("_port")}
+        ports = {k: v for k, v in defaults.items() if k not in _FIXED}
+        unknown = sorted(set(self.service_ports) - set(ports))
+        if unknown:
+            raise ValueError(f"no registered service has the port setting(s) {unknown}")
+        ports.update(self.service_ports)
+        object.__setattr__(self, "service_ports", ports)
+        object.__setattr__(self, "services", services)
 
     @classmethod
-    def from_env(cls) -> MeshConfig:
+    def from_env(cls, services: Iterable[ServiceSpec] = SERVICES) -> MeshConfig:
         e = os.environ
-        return cls(
-            data_dir=e.get("TRADECORE_DATA_DIR", ".tradecore"),
-            host=e.get("TRADECORE_GATEWAY_HOST", "127.0.0.1"),
-            gateway_port=_env_int("TRADECORE_GATEWAY_PORT", 8080),
-            admin_port=_env_int("TRADECORE_ADMIN_PORT", 9901),
-            nats_port=_env_int("TRADECORE_NATS_PORT", 4222),
-            nats_monitor_port=_env_int("TRADECORE_NATS_MONITOR_PORT", 8222),
-            pricing_port=_env_int("TRADECORE_PRICING_PORT", 50051),
-            pricing_metrics_port=_env_int("TRADECORE_PRICING_METRICS_PORT", 9464),
-            marketdata_port=_env_int("TRADECORE_MARKETDATA_PORT", 50052),
-            marketdata_metrics_port=_env_int("TRADECORE_MARKETDATA_METRICS_PORT", 9465),
-            nats_url=e.get("TRADECORE_NATS_URL", ""),
-            clickhouse_dsn=e.get("TRADECORE_CLICKHOUSE_DSN", ""),
+        services = check(services)
+        values: dict[str, int] = {
+            s.key: _env_int(s.variable, int(s.default)) for s in settings(services) if s.is_port
+        }
+        return cls.from_dict(
+            {
+                **values,
+                "data_dir": e.get("TRADECORE_DATA_DIR", ".tradecore"),
+                "host": e.get("TRADECORE_GATEWAY_HOST", "127.0.0.1"),
+                "nats_url": e.get("TRADECORE_NATS_URL", ""),
+                "clickhouse_dsn": e.get("TRADECORE_CLICKHOUSE_DSN", ""),
+            },
+            services,
         )
+
+    @classmethod
+    def from_dict(
+        cls, values: Mapping[str, Any], services: Iterable[ServiceSpec] = SERVICES
+    ) -> MeshConfig:
+        """From flat keys (``as_dict``, the CLI's parsed flags); a ValueError names a port key
+        that no registered service has."""
+        services = check(services)
+        fixed = {k: v for k, v in values.items() if k in _FIXED or k in _OTHER}
+        ports = {k: int(v) for k, v in values.items() if k not in fixed}
+        return cls(**fixed, service_ports=ports, services=services)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        del out["service_ports"], out["services"]
+        out.update(self.service_ports)
+        return out
+
+    def port(self, service: str) -> int:
+        """The gRPC port of the registered ``service``."""
+        return self.service_ports[f"{service}_port"]
+
+    def metrics_port(self, service: str) -> int:
+        """The Prometheus port of the registered ``service``."""
+        return self.service_ports[f"{service}_metrics_port"]
 
     @property
     def data_path(self) -> Path:
@@ -67,14 +190,10 @@ class MeshConfig:
 
     def ports(self) -> dict[str, int]:
         """Every port the mesh will listen on, by what it is for."""
-        ports = {
-            "gateway": self.gateway_port,
-            "envoy admin": self.admin_port,
-            "pricing gRPC": self.pricing_port,
-            "pricing metrics": self.pricing_metrics_port,
-            "marketdata gRPC": self.marketdata_port,
-            "marketdata metrics": self.marketdata_metrics_port,
-        }
+        ports = {"gateway": self.gateway_port, "envoy admin": self.admin_port}
+        for s in self.services:
+            ports[f"{s.name} gRPC"] = self.port(s.name)
+            ports[f"{s.name} metrics"] = self.metrics_port(s.name)
         if not self.nats_url:
             ports["nats"] = self.nats_port
             ports["nats monitor"] = self.nats_monitor_port
@@ -82,12 +201,13 @@ class MeshConfig:
 
     def component_ports(self) -> dict[str, list[int]]:
         """The ports each component of the mesh listens on."""
-        return {
-            "nats": [] if self.nats_url else [self.nats_port, self.nats_monitor_port],
-            "pricing": [self.pricing_port, self.pricing_metrics_port],
-            "marketdata": [self.marketdata_port, self.marketdata_metrics_port],
-            "gateway": [self.gateway_port, self.admin_port],
+        out: dict[str, list[int]] = {
+            "nats": [] if self.nats_url else [self.nats_port, self.nats_monitor_port]
         }
+        for s in self.services:
+            out[s.name] = [self.port(s.name), self.metrics_port(s.name)]
+        out["gateway"] = [self.gateway_port, self.admin_port]
+        return out
 
     def prepare_data_dir(self) -> None:
         """Create the data directory (and its ``logs``) and check that it is writable; a
@@ -128,11 +248,16 @@ class MeshConfig:
             seen[port] = what
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps(self.as_dict())
 
     @classmethod
-    def from_json(cls, text: str) -> MeshConfig:
-        return cls(**json.loads(text))
+    def from_json(cls, text: str, services: Iterable[ServiceSpec] = SERVICES) -> MeshConfig:
+        return cls.from_dict(json.loads(text), services)
+
+
+# MeshConfig fields that are not per-service ports.
+_FIXED = ("gateway_port", "admin_port", "nats_port", "nats_monitor_port")
+_OTHER = ("data_dir", "host", "nats_url", "clickhouse_dsn")
 
 
 def _reason(exc: OSError, path: Path) -> str:
@@ -141,3 +266,7 @@ def _reason(exc: OSError, path: Path) -> str:
     if exc.filename and Path(exc.filename) != path:
         return f"{what}: {exc.filename}"
     return what
+
+
+if __name__ == "__main__":
+    print(readme_table())  # the README's configuration table

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from tradecore_gateway.generate import Upstream, descriptor_path, envoy_config, write_config
+from tradecore_gateway.generate import descriptor_path, write_config
 
-from .components import Component, check_ports, child_env, components
+from .components import Component, check_ports, child_env, components, gateway_config
 from .config import MeshConfig
 from .procs import start_time
 
@@ -144,21 +144,7 @@ class Supervisor:
         envoy_file = self.data / "envoy.json"
         write_config(
             envoy_file,
-            envoy_config(
-                descriptor=descriptor_path(),
-                upstreams={
-                    "tradecore.pricing.v1.PricingService": Upstream(
-                        "127.0.0.1", self.cfg.pricing_port
-                    ),
-                    "tradecore.marketdata.v1.MarketDataService": Upstream(
-                        "127.0.0.1", self.cfg.marketdata_port
-                    ),
-                },
-                health_service="tradecore.pricing.v1.PricingService",
-                listen_host=self.cfg.host,
-                listen_port=self.cfg.gateway_port,
-                admin_port=self.cfg.admin_port,
-            ),
+            gateway_config(self.cfg, descriptor_path()),
         )
         self.children = [Child(spec) for spec in components(self.cfg, envoy_file)]
         self.write_state()

@@ -1,4 +1,5 @@
-"""PricingService process: gRPC on TRADECORE_PORT (default 50051), and NATS request/reply on
+"""PricingService process: gRPC on TRADECORE_PORT (default from
+services/registry.py), and NATS request/reply on
 ``pricing.v1.price`` (PriceRequest bytes in, PriceResponse bytes out; errors as a
 ``Tradecore-Error`` header with the status name and message). StreamGreeks subscribes to
 ``md.<venue>.<symbol>.quote`` on the same NATS connection.
@@ -14,6 +15,7 @@ from nats.aio.msg import Msg
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
+from .. import registry
 from ..common.bus import Bus
 from ..common.errors import status_for
 from ..common.server import ServiceApp, main
@@ -23,15 +25,12 @@ from .servicer import PricingServicer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PricingService"].full_name
 NATS_SUBJECT = "pricing.v1.price"
-DEFAULT_PORT = 50051
-DEFAULT_METRICS_PORT = 9464
+SPEC = registry.by_name("pricing")
 log = logging.getLogger("tradecore.pricing")
 
 
 def build() -> ServiceApp:
-    settings = ServiceSettings.from_env(
-        "pricing", port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT
-    )
+    settings = ServiceSettings.from_env(SPEC.name, port=SPEC.port, metrics_port=SPEC.metrics_port)
     max_contracts = env_int("TRADECORE_PRICING_MAX_CONTRACTS", 100_000, minimum=1)
     max_surfaces = env_int("TRADECORE_PRICING_MAX_SURFACES", 256, minimum=1)
     bus = Bus(settings.nats_url, "pricing")

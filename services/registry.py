@@ -1,0 +1,131 @@
+"""The service registry: one entry per service of the mesh, and everything that follows from it.
+
+The mesh configuration (``--<name>-port``/``--<name>-metrics-port``, ``TRADECORE_<NAME>_PORT``/
+``TRADECORE_<NAME>_METRICS_PORT``), the supervisor's components, the gateway's upstreams and
+routes, each service's default ports, the test mesh and the README's configuration table are
+all derived from :data:`SERVICES`. Adding a service is its folder under ``services/`` (with a
+``__main__.py``) plus one entry here (see docs/architecture.md, "Adding a service").
+
+This module imports nothing of the services, so the CLI, the gateway generator and the tests can
+read it without loading gRPC code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+_NAME = re.compile(r"^[a-z][a-z0-9]*$")
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """A service-specific environment variable (documented in the README)."""
+
+    name: str
+    default: str
+    meaning: str
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service of the mesh.
+
+    ``name`` is lowercase letters and digits: it names the component, the flags
+    (``--<name>-port``), the variables (``TRADECORE_<NAME>_PORT``) and the log file.
+    ``module`` is run as ``python -m <module>``. ``grpc_services`` are the full proto names the
+    gateway routes to this service (``/<full name>/`` prefixes); the first is the one its health
+    check asks for.
+    """
+
+    name: str
+    title: str
+    module: str
+    grpc_services: tuple[str, ...]
+    port: int
+    metrics_port: int
+    description: str
+    needs_nats: bool = True
+    needs_clickhouse: bool = False
+    env: tuple[EnvVar, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"service name must match {_NAME.pattern} (got {self.name!r})")
+        if not self.grpc_services:
+            raise ValueError(f"service {self.name}: grpc_services must not be empty")
+        for what, port in (("port", self.port), ("metrics_port", self.metrics_port)):
+            if not 1 <= port <= 65535:
+                raise ValueError(f"service {self.name}: {what} must be in 1..65535 (got {port})")
+
+    @property
+    def health_service(self) -> str:
+        return self.grpc_services[0]
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec(
+        name="pricing",
+        title="PricingService",
+        module="tradecore_services.pricing",
+        grpc_services=("tradecore.pricing.v1.PricingService",),
+        port=50051,
+        metrics_port=9464,
+        description="Greeks, implied vol, American exercise, surfaces, StreamGreeks",
+        needs_nats=True,
+        env=(
+            EnvVar("TRADECORE_PRICING_MAX_CONTRACTS", "100000", "contracts per call"),
+            EnvVar("TRADECORE_PRICING_MAX_SURFACES", "256", "fitted surfaces kept (LRU)"),
+        ),
+    ),
+    ServiceSpec(
+        name="marketdata",
+        title="MarketDataService",
+        module="tradecore_services.marketdata",
+        grpc_services=("tradecore.marketdata.v1.MarketDataService",),
+        port=50052,
+        metrics_port=9465,
+        description="feeds, L3 books, bars, VWAP and ticks",
+        needs_nats=True,
+        needs_clickhouse=True,
+        env=(
+            EnvVar(
+                "TRADECORE_MD_RETENTION_DAYS",
+                "30",
+                "tick retention in ClickHouse in days (0 keeps ticks forever)",
+            ),
+        ),
+    ),
+)
+
+
+def check(services: Iterable[ServiceSpec]) -> tuple[ServiceSpec, ...]:
+    """``services`` as a tuple, or a ValueError naming a name, port or gRPC service used twice."""
+    out = tuple(services)
+    names: set[str] = set()
+    ports: dict[int, str] = {}
+    full: dict[str, str] = {}
+    for s in out:
+        if s.name in names:
+            raise ValueError(f"service name {s.name!r} is registered twice")
+        names.add(s.name)
+        for what, port in ((f"{s.name} port", s.port), (f"{s.name} metrics port", s.metrics_port)):
+            if port in ports:
+                raise ValueError(f"{what} and {ports[port]} both default to {port}")
+            ports[port] = what
+        for g in s.grpc_services:
+            if g in full:
+                raise ValueError(f"{g} is served by both {full[g]} and {s.name}")
+            full[g] = s.name
+    return out
+
+
+def by_name(name: str, services: Iterable[ServiceSpec] = SERVICES) -> ServiceSpec:
+    for s in services:
+        if s.name == name:
+            return s
+    raise KeyError(f"no service {name!r} in the registry")
+
+
+check(SERVICES)

@@ -1,0 +1,196 @@
+"""The service registry: everything a service needs in the mesh follows from its one entry."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from google.protobuf import descriptor_pb2
+from tradecore_gateway.generate import descriptor_path, tradecore_services
+from tradecore_services.mesh.cli import _config, build_parser
+from tradecore_services.mesh.components import components, gateway_config
+from tradecore_services.mesh.config import MeshConfig, readme_table, settings
+from tradecore_services.registry import SERVICES, EnvVar, ServiceSpec, by_name, check
+
+from tests.conftest import REPO
+from tests.mesh import Mesh
+
+RISK = ServiceSpec(
+    name="risk",
+    title="RiskService",
+    module="tradecore_services.risk",
+    grpc_services=("tradecore.risk.v1.RiskService",),
+    port=50053,
+    metrics_port=9466,
+    description="portfolio risk",
+    needs_clickhouse=True,
+    env=(EnvVar("TRADECORE_RISK_LIMIT", "10", "positions per account"),),
+)
+WITH_RISK = (*SERVICES, RISK)
+
+
+def readme_config_table() -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index("| flag | variable | default | meaning |")
+    end = text.index("\n\n", start)
+    return text[start:end]
+
+
+def test_readme_configuration_table_is_the_registry_s() -> None:
+    # The table is generated: `python -m tradecore_services.mesh.config` prints it.
+    assert readme_config_table() == readme_table()
+
+
+def test_readme_names_every_service_variable() -> None:
+    readme = (REPO / "README.md").read_text()
+    for spec in SERVICES:
+        for var in spec.env:
+            assert f"`{var.name}`" in readme, var.name
+
+
+def test_every_proto_service_is_registered_once() -> None:
+    registered = [g for spec in SERVICES for g in spec.grpc_services]
+    assert sorted(registered) == tradecore_services(descriptor_path())
+
+
+def test_every_registered_module_runs_as_a_program() -> None:
+    for spec in SERVICES:
+        assert importlib.util.find_spec(f"{spec.module}.__main__") is not None, spec.module
+
+
+def test_flags_variables_and_defaults_keep_their_names() -> None:
+    ports = {s.flag: (s.variable, s.default) for s in settings() if s.is_port}
+    assert ports == {
+        "--gateway-port": ("TRADECORE_GATEWAY_PORT", "8080"),
+        "--admin-port": ("TRADECORE_ADMIN_PORT", "9901"),
+        "--nats-port": ("TRADECORE_NATS_PORT", "4222"),
+        "--nats-monitor-port": ("TRADECORE_NATS_MONITOR_PORT", "8222"),
+        "--pricing-port": ("TRADECORE_PRICING_PORT", "50051"),
+        "--pricing-metrics-port": ("TRADECORE_PRICING_METRICS_PORT", "9464"),
+        "--marketdata-port": ("TRADECORE_MARKETDATA_PORT", "50052"),
+        "--marketdata-metrics-port": ("TRADECORE_MARKETDATA_METRICS_PORT", "9465"),
+    }
+    # mesh.json written by an earlier version (the same flat keys) still reads.
+    old = {
+        "data_dir": "/d",
+        "host": "127.0.0.1",
+        "gateway_port": 1,
+        "admin_port": 2,
+        "nats_port": 3,
+        "nats_monitor_port": 4,
+        "pricing_port": 5,
+        "pricing_metrics_port": 6,
+        "marketdata_port": 7,
+        "marketdata_metrics_port": 8,
+        "nats_url": "",
+        "clickhouse_dsn": "",
+    }
+    cfg = MeshConfig.from_dict(old)
+    assert (cfg.port("pricing"), cfg.metrics_port("marketdata")) == (5, 8)
+    assert json.loads(cfg.to_json()) == old
+
+
+def test_registry_rejects_a_name_port_or_service_used_twice() -> None:
+    with pytest.raises(ValueError, match="name 'pricing' is registered twice"):
+        check((*SERVICES, ServiceSpec("pricing", "X", "m", ("a.B",), 1, 2, "")))
+    with pytest.raises(ValueError, match="both default to 50051"):
+        check((*SERVICES, ServiceSpec("x", "X", "m", ("a.B",), 50051, 2, "")))
+    with pytest.raises(ValueError, match="served by both pricing and x"):
+        check(
+            (
+                *SERVICES,
+                ServiceSpec("x", "X", "m", ("tradecore.pricing.v1.PricingService",), 1, 2, ""),
+            )
+        )
+    with pytest.raises(ValueError, match="service name"):
+        ServiceSpec("Risk-1", "X", "m", ("a.B",), 1, 2, "")
+    with pytest.raises(KeyError, match="no service 'nope'"):
+        by_name("nope")
+
+
+def test_a_port_of_no_registered_service_is_an_error() -> None:
+    with pytest.raises(ValueError, match=r"\['risk_port'\]"):
+        MeshConfig.from_dict({"risk_port": 1})
+
+
+def descriptor_with_risk(tmp_path: Path) -> Path:
+    """The real descriptor set plus a RiskService (its messages borrowed from pricing)."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path().read_bytes())
+    risk = fds.file.add(
+        name="tradecore/risk/v1/risk.proto",
+        package="tradecore.risk.v1",
+        dependency=["tradecore/pricing/v1/pricing.proto"],
+        syntax="proto3",
+    )
+    risk.service.add(name="RiskService").method.add(
+        name="Assess",
+        input_type=".tradecore.pricing.v1.PriceRequest",
+        output_type=".tradecore.pricing.v1.PriceResponse",
+    )
+    path = tmp_path / "descriptors.binpb"
+    path.write_bytes(fds.SerializeToString())
+    return path
+
+
+def test_a_new_service_is_one_registry_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in [s.variable for s in settings(WITH_RISK)]:
+        monkeypatch.delenv(var, raising=False)
+    # Flags and variables.
+    monkeypatch.setenv("TRADECORE_RISK_METRICS_PORT", "7001")
+    parser = build_parser(WITH_RISK)
+    ns = parser.parse_args(["up", "--data-dir", str(tmp_path), "--risk-port", "7000"])
+    cfg = _config(ns, WITH_RISK)
+    assert (cfg.port("risk"), cfg.metrics_port("risk")) == (7000, 7001)
+    assert cfg.port("pricing") == 50051
+    assert MeshConfig.from_env(WITH_RISK).metrics_port("risk") == 7001
+    up_help = parser._subparsers._group_actions[0].choices["up"].format_help()  # type: ignore[union-attr]
+    assert "--risk-metrics-port" in up_help and "TRADECORE_RISK_PORT" in up_help
+    assert MeshConfig.from_json(cfg.to_json(), WITH_RISK) == cfg
+    assert cfg.ports()["risk gRPC"] == 7000
+    assert cfg.component_ports()["risk"] == [7000, 7001]
+    # A supervisor component, before the gateway, with its ports, dependencies and health check.
+    comps = components(cfg, tmp_path / "envoy.json")
+    assert [c.name for c in comps] == ["nats", "pricing", "marketdata", "risk", "gateway"]
+    risk = comps[3]
+    assert risk.argv[1:] == ["-m", "tradecore_services.risk"]
+    assert risk.env["TRADECORE_PORT"] == "7000"
+    assert risk.env["TRADECORE_METRICS_PORT"] == "7001"
+    assert risk.env["TRADECORE_NATS_URL"] == cfg.effective_nats_url
+    ok, detail = risk.health()  # nothing listens: not healthy, and says why
+    assert not ok and "UNAVAILABLE" in detail
+    # Envoy: a cluster on its port, a route by its prefix, transcoded.
+    envoy = gateway_config(cfg, descriptor_with_risk(tmp_path))
+    clusters = {c["name"]: c for c in envoy["static_resources"]["clusters"]}
+    endpoint = clusters["tradecore_risk_v1_RiskService"]["load_assignment"]["endpoints"][0]
+    assert endpoint["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == {
+        "address": "127.0.0.1",
+        "port_value": 7000,
+    }
+    hcm = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    assert {"prefix": "/tradecore.risk.v1.RiskService/"} in [r["match"] for r in routes]
+    transcoder = hcm["typed_config"]["http_filters"][0]["typed_config"]
+    assert "tradecore.risk.v1.RiskService" in transcoder["services"]
+    # The test mesh gives it free ports and passes them as flags.
+    mesh = Mesh.with_free_ports(tmp_path / "mesh", WITH_RISK)
+    assert mesh.risk == f"127.0.0.1:{mesh.risk_port}"
+    args = mesh.args()
+    assert args[args.index("--risk-metrics-port") + 1] == str(mesh.risk_metrics_port)
+    assert len(set(mesh.port_values().values())) == len(mesh.port_values()) == 10
+    # The README table has its rows.
+    assert "| `--risk-port` | `TRADECORE_RISK_PORT` | `50053` | RiskService gRPC |" in (
+        readme_table(WITH_RISK)
+    )
+
+
+def test_the_test_mesh_keeps_its_attribute_names(tmp_path: Path) -> None:
+    mesh = Mesh.with_free_ports(tmp_path)
+    assert mesh.pricing == f"127.0.0.1:{mesh.pricing_port}"
+    assert mesh.marketdata == f"127.0.0.1:{mesh.marketdata_port}"
+    assert isinstance(mesh.pricing_metrics_port, int)
+    with pytest.raises(AttributeError, match="risk_port"):
+        _ = mesh.risk_port
