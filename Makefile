@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-BUILD_DEPS := "scikit-build-core>=0.10" "pybind11>=2.13" "grpcio-tools>=1.70" "googleapis-common-protos>=1.63"
+BUILD_DEPS := "scikit-build-core>=1.0" "pybind11>=2.13" "grpcio-tools>=1.70" "googleapis-common-protos>=1.63"
 
 .PHONY: up down status setup setup-dev test test-unit bench lint format clean
 
@@ -19,9 +19,12 @@ setup: $(PY)
 	$(PIP) install --quiet $(BUILD_DEPS)
 	$(PIP) install --quiet --no-build-isolation .
 
+# Editable: python/tradecore, services/ (tradecore_services) and gateway/ (tradecore_gateway) are
+# imported from the checkout, by tests and by the mesh's child processes alike, so an edit needs
+# no reinstall. C++ and proto changes do: rerun `make setup-dev`.
 setup-dev: $(PY)
 	$(PIP) install --quiet $(BUILD_DEPS)
-	$(PIP) install --quiet --no-build-isolation ".[dev]"
+	$(PIP) install --quiet --no-build-isolation -e ".[dev]"
 	npm install --prefix tests/integration/node --no-audit --no-fund --silent
 
 up: setup

@@ -322,6 +322,9 @@ def test_foreground_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
     assert proc.returncode == 0
     assert not [p for p in pids if alive(p)]
     assert processes_mentioning(str(m.data_dir)) == []

@@ -48,11 +48,11 @@ def test_stop_kills_what_ignores_sigterm() -> None:
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
         "print(1, flush=True); time.sleep(60)"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stdout.readline()
-    killed = stop([proc.pid], timeout=0.3)
-    assert killed == [proc.pid]
-    assert proc.wait(5) == -signal.SIGKILL
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stdout.readline()
+        killed = stop([proc.pid], timeout=0.3)
+        assert killed == [proc.pid]
+        assert proc.wait(5) == -signal.SIGKILL
 
 
 @linux
