@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,26 +18,17 @@ import pytest
 from tradecore import lobster
 from tradecore.orderbook import OpKind, OrderBook
 
-GOOG = "GOOG_2012-06-21_34200000_57600000_{}_1.csv"
+from tests.unit.test_lobster import GOOG, MISSING, lobster_dir
+
 RESULTS: dict[str, Any] = {}
 EMPTY = (lobster.EMPTY_ASK, lobster.EMPTY_BID)
-
-
-def lobster_dir() -> Path | None:
-    env = os.environ.get("TRADECORE_LOBSTER_DIR")
-    if env:
-        return Path(env)
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "shared" / "data" / "lobster").is_dir():
-            return parent / "shared" / "data" / "lobster"
-    return None
 
 
 @pytest.fixture(scope="module")
 def goog_paths() -> tuple[Path, Path]:
     d = lobster_dir()
     if d is None or not (d / GOOG.format("message")).is_file():
-        pytest.skip("LOBSTER GOOG sample not found (set TRADECORE_LOBSTER_DIR)")
+        pytest.skip(MISSING)
     return d / GOOG.format("message"), d / GOOG.format("orderbook")
 
 

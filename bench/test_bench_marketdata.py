@@ -30,7 +30,7 @@ from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 from tradecore_services.marketdata.store import TickStore
 
 from tests.mesh import Mesh
-from tests.unit.test_lobster import GOOG, lobster_dir
+from tests.unit.test_lobster import GOOG, MISSING, lobster_dir
 
 SYMBOLS = ["B1", "B2", "B3", "B4"]
 PER_SYMBOL = 250_000  # 1M ticks in all
@@ -172,7 +172,7 @@ def test_lobster_feeds_to_clickhouse_ticks_per_second(benchmark, mesh: Mesh) -> 
     once, each as a distinct symbol; clock stopped when every feed is DONE (all rows in chDB)."""
     d = lobster_dir()
     if d is None or not (d / GOOG.format("message")).is_file():
-        pytest.skip("LOBSTER GOOG sample not found (../shared/data/lobster)")
+        pytest.skip(MISSING)
     messages, book = str(d / GOOG.format("message")), str(d / GOOG.format("orderbook"))
     total = [0]
     with grpc.insecure_channel(mesh.marketdata) as ch:

@@ -15,10 +15,10 @@ from tradecore.ticks import TickBatch
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 
-from .. import registry
 from ..common.bus import Bus
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
+from ..registry import by_name
 from .books import Books
 from .feeds.manager import FeedManager
 from .pipeline import Publisher, StoreConsumer, ensure_stream, last_sequences
@@ -26,7 +26,7 @@ from .servicer import MarketDataServicer, StoreThread
 from .store import DEFAULT_RETENTION_DAYS, InsertResult, TickStore
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MarketDataService"].full_name
-SPEC = registry.by_name("marketdata")
+SPEC = by_name("marketdata")
 BOOKS_SAVE_S = 2.0  # how often the books are saved while they change
 log = logging.getLogger("tradecore.marketdata")
 

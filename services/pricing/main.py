@@ -15,17 +15,17 @@ from nats.aio.msg import Msg
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
-from .. import registry
 from ..common.bus import Bus
 from ..common.errors import status_for
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
+from ..registry import by_name
 from . import logic
 from .servicer import PricingServicer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PricingService"].full_name
 NATS_SUBJECT = "pricing.v1.price"
-SPEC = registry.by_name("pricing")
+SPEC = by_name("pricing")
 log = logging.getLogger("tradecore.pricing")
 
 

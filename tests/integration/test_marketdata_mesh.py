@@ -26,7 +26,7 @@ from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 from tradecore_services.marketdata.feeds.sources import MAX_CHUNK
 
 from tests.mesh import Mesh
-from tests.unit.test_lobster import GOOG, lobster_dir
+from tests.unit.test_lobster import GOOG, MISSING, lobster_dir
 
 pytestmark = pytest.mark.integration
 
@@ -135,7 +135,7 @@ def all_ticks(stub: Any, symbol: str, venue: str = "") -> dict[str, np.ndarray]:
 def goog() -> tuple[Path, Path]:
     d = lobster_dir()
     if d is None or not (d / GOOG.format("message")).is_file():
-        pytest.skip("LOBSTER GOOG sample not found (../shared/data/lobster)")
+        pytest.skip(MISSING)
     return d / GOOG.format("message"), d / GOOG.format("orderbook")
 
 
@@ -606,36 +606,40 @@ BAD_HTTP = [
         "symbol",
     ),
     (
-        "/v1/marketdata/GOOG/bars?interval=60s&start=2012-06-21T14:00:00Z&end=2012-06-21T13:00:00Z",
+        "/v1/marketdata/{symbol}/bars?interval=60s&start=2012-06-21T14:00:00Z&end=2012-06-21T13:00:00Z",
         400,
         "start must be before end",
     ),
     (
-        "/v1/marketdata/GOOG/bars?interval=0s&start=2012-06-21T13:00:00Z&end=2012-06-21T14:00:00Z",
+        "/v1/marketdata/{symbol}/bars?interval=0s&start=2012-06-21T13:00:00Z&end=2012-06-21T14:00:00Z",
         400,
         "interval must be > 0",
     ),
     (
-        "/v1/marketdata/GOOG/bars?interval=-5s&start=2012-06-21T13:00:00Z&end=2012-06-21T14:00:00Z",
+        "/v1/marketdata/{symbol}/bars?interval=-5s&start=2012-06-21T13:00:00Z&end=2012-06-21T14:00:00Z",
         400,
         "interval must be > 0",
     ),
     (
-        "/v1/marketdata/GOOG/bars?start=2012-06-21T13:00:00Z&end=2012-06-21T14:00:00Z",
+        "/v1/marketdata/{symbol}/bars?start=2012-06-21T13:00:00Z&end=2012-06-21T14:00:00Z",
         400,
         "interval is required",
     ),
-    ("/v1/marketdata/GOOG/bars?interval=60s&end=2012-06-21T14:00:00Z", 400, "start is required"),
     (
-        "/v1/marketdata/GOOG/bars?interval=0.000000001s&start=2012-06-21T13:00:00Z&end=2012-06-21T14:00:00Z",
+        "/v1/marketdata/{symbol}/bars?interval=60s&end=2012-06-21T14:00:00Z",
+        400,
+        "start is required",
+    ),
+    (
+        "/v1/marketdata/{symbol}/bars?interval=0.000000001s&start=2012-06-21T13:00:00Z&end=2012-06-21T14:00:00Z",
         400,
         "interval must be at least",
     ),
-    ("/v1/marketdata/GOOG/book?depth=0", 400, "depth must be in 1..1000"),
-    ("/v1/marketdata/GOOG/book", 400, "depth must be in 1..1000"),
+    ("/v1/marketdata/{symbol}/book?depth=0", 400, "depth must be in 1..1000"),
+    ("/v1/marketdata/{symbol}/book", 400, "depth must be in 1..1000"),
     ("/v1/marketdata/NOPE/book?depth=5", 404, "symbol"),
     (
-        "/v1/marketdata/GOOG/vwap?start=2012-06-21T14:00:00Z&end=2012-06-21T14:00:00Z",
+        "/v1/marketdata/{symbol}/vwap?start=2012-06-21T14:00:00Z&end=2012-06-21T14:00:00Z",
         400,
         "start must be before end",
     ),
@@ -643,11 +647,25 @@ BAD_HTTP = [
 ]
 
 
+@pytest.fixture(scope="module")
+def known_symbol(stub: Any) -> str:
+    """A symbol with stored ticks and a book, loaded here so that the bad-request checks do not
+    depend on what earlier tests loaded."""
+    st = stub.StartFeed(
+        pb.StartFeedRequest(
+            synthetic=pb.SyntheticFeedSpec(symbols=["BADREQ"], rate=10_000, count=2_000, speed=0)
+        ),
+        timeout=30,
+    )
+    assert wait_feed(stub, st.id).state == pb.DONE
+    return "BADREQ"
+
+
 @pytest.mark.parametrize(("path", "status", "message"), BAD_HTTP)
 def test_bad_requests_through_gateway(
-    mesh: Mesh, stub: Any, goog: tuple[Path, Path], path: str, status: int, message: str
+    mesh: Mesh, known_symbol: str, path: str, status: int, message: str
 ) -> None:
-    code, body = http_get(mesh, path)
+    code, body = http_get(mesh, path.format(symbol=known_symbol))
     assert code == status, body
     assert message in body["message"]
 

@@ -16,25 +16,26 @@ from tradecore.orderbook import FeatureConfig
 GOOG = "GOOG_2012-06-21_34200000_57600000_{}_1.csv"
 
 
+# The real sample (3 MB) is committed under tests/data/lobster; TRADECORE_LOBSTER_DIR overrides.
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "lobster"
+MISSING = (
+    "LOBSTER GOOG sample not found: it is committed under tests/data/lobster (restore it with "
+    "`git checkout -- tests/data/lobster`), or set TRADECORE_LOBSTER_DIR to a directory with it"
+)
+
+
 def lobster_dir() -> Path | None:
     env = os.environ.get("TRADECORE_LOBSTER_DIR")
     if env:
         return Path(env)
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "data" / "lobster"
-        if candidate.is_dir():
-            return candidate
-    return None
+    return SAMPLE_DIR if SAMPLE_DIR.is_dir() else None
 
 
 @pytest.fixture(scope="module")
 def goog() -> tuple[Path, Path]:
     d = lobster_dir()
     if d is None or not (d / GOOG.format("message")).is_file():
-        pytest.skip(
-            "LOBSTER GOOG sample not found (set TRADECORE_LOBSTER_DIR or place it under "
-            "<ancestor>/shared/data/lobster)"
-        )
+        pytest.skip(MISSING)
     return d / GOOG.format("message"), d / GOOG.format("orderbook")
 
 
