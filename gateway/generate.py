@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="SERVICE=HOST:PORT",
-        help="e.g. tradecore.pricing.v1.PricingService=127.0.0.1:50051",
+        help="e.g. tradecore.pricing.v1.PricingService=127.0.0.1:50051 (default: every "
+        "service of services/registry.py on its default port)",
     )
     ns = ap.parse_args(argv)
     ups: dict[str, Upstream] = {}
@@ -234,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         name, _, addr = item.partition("=")
         host, _, port = addr.rpartition(":")
         ups[name] = Upstream(host, int(port))
+    if not ns.upstream:
+        from tradecore_services.registry import SERVICES
+
+        ups = {g: Upstream("127.0.0.1", s.port) for s in SERVICES for g in s.grpc_services}
     host, _, port = ns.listen.rpartition(":")
     cfg = envoy_config(
         descriptor=descriptor_path(),

@@ -194,3 +194,19 @@ def test_the_test_mesh_keeps_its_attribute_names(tmp_path: Path) -> None:
     assert isinstance(mesh.pricing_metrics_port, int)
     with pytest.raises(AttributeError, match="risk_port"):
         _ = mesh.risk_port
+
+
+def test_the_gateway_generator_defaults_to_the_registry(tmp_path: Path) -> None:
+    from tradecore_gateway.generate import main
+
+    assert main(["--out", str(tmp_path / "envoy.json")]) == 0
+    config = json.loads((tmp_path / "envoy.json").read_text())
+    ports = {
+        c["name"]: c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+            "socket_address"
+        ]["port_value"]
+        for c in config["static_resources"]["clusters"]
+    }
+    assert ports == {
+        g.replace(".", "_"): spec.port for spec in SERVICES for g in spec.grpc_services
+    }
