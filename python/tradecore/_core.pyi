@@ -202,7 +202,8 @@ def american(
     alo_rule: str,
     boundary_points: int,
     threads: int,
-) -> tuple[dict[str, npt.NDArray[np.float64]], int]: ...
+    double_boundary_tree: bool = True,
+) -> tuple[dict[str, npt.NDArray[Any]], int]: ...
 def implied_vol(
     price: npt.NDArray[np.float64],
     S: npt.NDArray[np.float64],
