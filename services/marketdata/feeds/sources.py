@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import uuid
 from collections import deque
@@ -452,7 +453,31 @@ class EventFeedSource:
         await self.feed.close()
 
 
+def _check_event(venue: str, e: pb.Quote | pb.Trade) -> None:
+    """An adapter's event is usable: trades at a finite price > 0 for a size > 0, quotes
+    with finite prices and sizes >= 0 (0: that side is empty), an exchange time > 0.
+    ``ValueError`` names the event and the field (the feed fails with it)."""
+    where = f"{venue}/{e.symbol} sequence {e.sequence}"
+    if e.exchange_time_ns <= 0:
+        raise ValueError(f"{where}: field 'exchange_time_ns' {e.exchange_time_ns} is not > 0")
+    if isinstance(e, pb.Trade):
+        if not (math.isfinite(e.price) and e.price > 0):
+            raise ValueError(f"{where}: trade field 'price' {e.price!r} is not finite and > 0")
+        if e.size <= 0:
+            raise ValueError(f"{where}: trade field 'size' {e.size} is not > 0")
+        return
+    for name in ("bid_price", "ask_price"):
+        v = getattr(e, name)
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"{where}: quote field {name!r} {v!r} is not finite and >= 0")
+    for name in ("bid_size", "ask_size"):
+        if getattr(e, name) < 0:
+            raise ValueError(f"{where}: quote field {name!r} {getattr(e, name)} is negative")
+
+
 def _event_chunk(venue: str, symbol: str, events: list[pb.Quote | pb.Trade]) -> Chunk:
+    for e in events:
+        _check_event(venue, e)
     n = len(events)
     cols = {
         k: np.zeros(n, dtype=np.int64)
