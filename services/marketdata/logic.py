@@ -132,18 +132,30 @@ def _tick_batch(venue: str, symbol: str, cols: dict[str, Any], sel: Any) -> pb.T
     )
 
 
+_SAMPLE_ROWS = 1024
+
+
 def _bounded(venue: str, symbol: str, cols: dict[str, Any], rows: Any) -> list[pb.TickBatch]:
-    """The rows (an index array) as TickBatch protos of at most MAX_TICKS_MESSAGE_BYTES each:
-    a message that serializes larger is cut into as many equal parts as its size needs."""
+    """The rows (an index array) as TickBatch protos of at most MAX_TICKS_MESSAGE_BYTES each.
+    The bytes per tick are measured on the first rows (a small message) to cut the rows into
+    equal parts of ≈ 3/4 of the limit; a part that still serializes larger is cut again."""
+    if len(rows) > _SAMPLE_ROWS:
+        per_row = _tick_batch(venue, symbol, cols, rows[:_SAMPLE_ROWS]).ByteSize() / _SAMPLE_ROWS
+        parts = int(len(rows) * per_row / (0.75 * MAX_TICKS_MESSAGE_BYTES)) + 1
+        if parts > 1:
+            return [
+                m for part in np.array_split(rows, parts) for m in _fit(venue, symbol, cols, part)
+            ]
+    return _fit(venue, symbol, cols, rows)
+
+
+def _fit(venue: str, symbol: str, cols: dict[str, Any], rows: Any) -> list[pb.TickBatch]:
     msg = _tick_batch(venue, symbol, cols, rows)
     size = msg.ByteSize()
     if size <= MAX_TICKS_MESSAGE_BYTES or len(rows) < 2:
         return [msg]
     parts = min(len(rows), -(-size // MAX_TICKS_MESSAGE_BYTES) + 1)
-    out: list[pb.TickBatch] = []
-    for part in np.array_split(rows, parts):
-        out += _bounded(venue, symbol, cols, part)
-    return out
+    return [m for part in np.array_split(rows, parts) for m in _fit(venue, symbol, cols, part)]
 
 
 def tick_batches(symbol: str, cols: dict[str, Any]) -> list[pb.TickBatch]:
