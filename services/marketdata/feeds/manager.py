@@ -218,7 +218,14 @@ class FeedManager:
             start_ns=now,
         )
         self.feeds[feed_id] = rec
-        self.save()
+        try:
+            self.save()
+        except OSError as exc:  # a feed that cannot be recorded would not resume: not started
+            del self.feeds[feed_id]
+            raise PreconditionError(
+                f"the feed registry {self.path} cannot be written ({exc.strerror}): "
+                "the feed is not started"
+            ) from None
         rec.task = asyncio.create_task(self._run(rec, source, {}), name=f"feed-{feed_id}")
         return rec
 
