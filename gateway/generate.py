@@ -64,6 +64,20 @@ def streaming_methods(descriptor: Path) -> list[str]:
     )
 
 
+def idempotent_methods(descriptor: Path) -> list[str]:
+    """gRPC paths of our methods whose proto marks them NO_SIDE_EFFECTS or IDEMPOTENT."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
+    level = descriptor_pb2.MethodOptions
+    return sorted(
+        f"/{f.package}.{s.name}/{m.name}"
+        for f in fds.file
+        if f.package.startswith("tradecore.")
+        for s in f.service
+        for m in s.method
+        if m.options.idempotency_level in (level.NO_SIDE_EFFECTS, level.IDEMPOTENT)
+    )
+
+
 _FD = descriptor_pb2.FieldDescriptorProto
 _NUMBERS = {
     _FD.TYPE_DOUBLE, _FD.TYPE_FLOAT, _FD.TYPE_INT64, _FD.TYPE_UINT64, _FD.TYPE_INT32,
@@ -364,13 +378,18 @@ def _cluster(name: str, up: Upstream) -> dict[str, Any]:
 # Retries of the gateway -> service hop, on every route: only failures where the request never
 # reached the service (connection refused or reset before the request was sent, HTTP/2 stream
 # refused), so retrying is safe for every method, idempotent or not. The jittered exponential
-# backoff (50 ms doubling to 1 s) spans about 3 s over 8 retries, the time the supervisor takes
-# to restart a service that died.
-_RETRY = {
-    "retry_on": "connect-failure,refused-stream,reset-before-request",
-    "num_retries": 8,
+# backoff (each wait random up to 50 ms doubling to 1 s) spans about 4.5 s on average over 12
+# retries: more than the 2-3 s the supervisor takes to restart a service that died.
+_RETRY_ON = "connect-failure,refused-stream,reset-before-request"
+_RETRY: dict[str, Any] = {
+    "retry_on": _RETRY_ON,
+    "num_retries": 12,
     "retry_back_off": {"base_interval": "0.05s", "max_interval": "1s"},
 }
+# Methods marked `option idempotency_level = NO_SIDE_EFFECTS` (or IDEMPOTENT) in the protos are
+# also retried when the service dies with the call in flight (`reset`: no response at all);
+# Envoy never retries once the response has started.
+_RETRY_IDEMPOTENT = dict(_RETRY, retry_on=_RETRY_ON + ",reset")
 
 
 def envoy_config(
@@ -394,6 +413,7 @@ def envoy_config(
     routes: list[dict[str, Any]] = []
     clusters: list[dict[str, Any]] = []
     streams = streaming_methods(descriptor)
+    safe = idempotent_methods(descriptor)
     for full_name, up in sorted(upstreams.items()):
         cluster = full_name.replace(".", "_")
         clusters.append(_cluster(cluster, up))
@@ -408,7 +428,19 @@ def envoy_config(
                             "cluster": cluster,
                             "timeout": "0s",
                             "idle_timeout": "3600s",
-                            "retry_policy": _RETRY,
+                            "retry_policy": _RETRY_IDEMPOTENT if path in safe else _RETRY,
+                        },
+                    }
+                )
+        for path in safe:
+            if path.startswith(f"/{full_name}/") and path not in streams:
+                routes.append(
+                    {
+                        "match": {"path": path},
+                        "route": {
+                            "cluster": cluster,
+                            "timeout": "60s",
+                            "retry_policy": _RETRY_IDEMPOTENT,
                         },
                     }
                 )

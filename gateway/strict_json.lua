@@ -69,6 +69,10 @@ local function syntax(s, pos, what)
 end
 
 local function skip_ws(s, pos)
+  local c = byte(s, pos)
+  if c ~= 32 and c ~= 9 and c ~= 10 and c ~= 13 then
+    return pos
+  end
   local _, e = find(s, "^[ \t\r\n]*", pos)
   return e + 1
 end
@@ -189,19 +193,52 @@ end
 
 local parse_message
 
--- One (non-list) value of field f at pos, named path in messages.
-local function parse_single(s, pos, f, path)
+-- The path of the value being parsed, kept as a stack and rendered only for an error:
+-- PATH[d] is a key (PKIND 1), a list index (2) or a map key (3). Parsing never yields, so one
+-- stack per Lua state serves every request.
+local PATH, PKIND, DEPTH = {}, {}, 0
+
+local function push(part, kind)
+  DEPTH = DEPTH + 1
+  PATH[DEPTH], PKIND[DEPTH] = part, kind
+end
+
+local function path_str()
+  local out = {}
+  for d = 1, DEPTH do
+    local part, kind = PATH[d], PKIND[d]
+    if kind == 1 then
+      out[#out + 1] = (d > 1 and "." or "") .. show(part)
+    elseif kind == 2 then
+      out[#out + 1] = "[" .. part .. "]"
+    else
+      out[#out + 1] = '["' .. show(part) .. '"]'
+    end
+  end
+  return concat(out)
+end
+
+local function reject_at(msg)
+  reject(path_str() .. msg)
+end
+
+local function is_null(s, pos)
+  return byte(s, pos) == 110 and sub(s, pos, pos + 3) == "null"
+end
+
+-- One (non-list) value of field f at pos.
+local function parse_single(s, pos, f)
   local k = f.k
   local c = byte(s, pos)
   if k == "any" then
     return skip_any(s, pos, 0)
   end
-  if c == 110 and sub(s, pos, pos + 3) == "null" then
-    reject(path .. " is null: leave the field out to leave it unset")
+  if c == 110 and is_null(s, pos) then
+    reject_at(" is null: leave the field out to leave it unset")
   end
   if k == "msg" then
     if c == 123 then
-      return parse_message(s, pos, MESSAGES[f.t], path)
+      return parse_message(s, pos, MESSAGES[f.t])
     end
   elseif k == "num" then
     if c == 45 or (c and c >= 48 and c <= 57) then
@@ -223,7 +260,7 @@ local function parse_single(s, pos, f, path)
     if c == 34 then
       local name, p = parse_string(s, pos)
       if not ENUMS[f.t][name] then
-        reject(format('%s: "%s" is not a value of %s', path, show(name), f.t))
+        reject_at(format(': "%s" is not a value of %s', show(name), f.t))
       end
       return p
     elseif c == 45 or (c and c >= 48 and c <= 57) then
@@ -238,136 +275,143 @@ local function parse_single(s, pos, f, path)
   if f.t and k ~= "enum" then
     want = want .. " (" .. f.t .. ")"
   end
-  reject(format("%s must be %s, not %s", path, want, got))
+  reject_at(format(" must be %s, not %s", want, got))
 end
 
-local function parse_list(s, pos, f, path)
+local function parse_list(s, pos, f)
   if byte(s, pos) ~= 91 then
     local got = json_type(s, pos)
     if not got then syntax(s, pos, "a value") end
     if got == "null" then
-      reject(path .. " is null: leave the field out to leave it unset")
+      reject_at(" is null: leave the field out to leave it unset")
     end
-    reject(format("%s must be a list, not %s", path, got))
+    reject_at(format(" must be a list, not %s", got))
   end
   pos = skip_ws(s, pos + 1)
   if byte(s, pos) == 93 then
     return pos + 1
   end
+  push(0, 2)
   local i = 0
   while true do
-    local item = path .. "[" .. i .. "]"
-    if byte(s, pos) == 110 and sub(s, pos, pos + 3) == "null" then
-      reject(item .. " is null: lists cannot hold nulls")
+    PATH[DEPTH] = i
+    if is_null(s, pos) then
+      reject_at(" is null: lists cannot hold nulls")
     end
-    pos = skip_ws(s, parse_single(s, pos, f, item))
+    pos = skip_ws(s, parse_single(s, pos, f))
     local d = byte(s, pos)
     if d == 93 then
+      DEPTH = DEPTH - 1
       return pos + 1
     end
-    if d ~= 44 then syntax(s, pos, "',' or ']' after " .. item) end
+    if d ~= 44 then syntax(s, pos, "',' or ']' after " .. path_str()) end
     pos = skip_ws(s, pos + 1)
     if byte(s, pos) == 93 then
-      reject(format("invalid JSON at byte %d: trailing comma after %s", pos - 1, item))
+      reject(format("invalid JSON at byte %d: trailing comma after %s", pos - 1, path_str()))
     end
     i = i + 1
   end
 end
 
-local function parse_map(s, pos, f, path)
+local function parse_map(s, pos, f)
   if byte(s, pos) ~= 123 then
-    return parse_single(s, pos, f, path) -- a type error naming the map
+    return parse_single(s, pos, f) -- a type error naming the map
   end
   local seen = {}
   pos = skip_ws(s, pos + 1)
   if byte(s, pos) == 125 then
     return pos + 1
   end
+  push("", 3)
   while true do
-    if byte(s, pos) ~= 34 then syntax(s, pos, "a key of " .. path) end
+    if byte(s, pos) ~= 34 then syntax(s, pos, "a key after " .. path_str()) end
     local key, p = parse_string(s, pos)
-    local item = format('%s["%s"]', path, show(key))
+    PATH[DEPTH] = key
     if seen[key] then
-      reject(item .. " is given twice")
+      reject_at(" is given twice")
     end
     seen[key] = true
     pos = skip_ws(s, p)
-    if byte(s, pos) ~= 58 then syntax(s, pos, "':' after " .. item) end
+    if byte(s, pos) ~= 58 then syntax(s, pos, "':' after " .. path_str()) end
     pos = skip_ws(s, pos + 1)
-    if byte(s, pos) == 110 and sub(s, pos, pos + 3) == "null" then
-      reject(item .. " is null: maps cannot hold nulls")
+    if is_null(s, pos) then
+      reject_at(" is null: maps cannot hold nulls")
     end
-    pos = skip_ws(s, parse_single(s, pos, f.v, item))
+    pos = skip_ws(s, parse_single(s, pos, f.v))
     local d = byte(s, pos)
     if d == 125 then
+      DEPTH = DEPTH - 1
       return pos + 1
     end
-    if d ~= 44 then syntax(s, pos, "',' or '}' after " .. item) end
+    if d ~= 44 then syntax(s, pos, "',' or '}' after " .. path_str()) end
     pos = skip_ws(s, pos + 1)
     if byte(s, pos) == 125 then
-      reject(format("invalid JSON at byte %d: trailing comma after %s", pos - 1, item))
+      reject(format("invalid JSON at byte %d: trailing comma after %s", pos - 1, path_str()))
     end
   end
 end
 
-local function parse_field(s, pos, f, path)
+local function parse_field(s, pos, f)
   if f.k == "map" then
-    return parse_map(s, pos, f, path)
+    return parse_map(s, pos, f)
   elseif f.r then
-    return parse_list(s, pos, f, path)
+    return parse_list(s, pos, f)
   end
-  return parse_single(s, pos, f, path)
+  return parse_single(s, pos, f)
 end
 
 -- The object at pos (a '{') as message msg.
-parse_message = function(s, pos, msg, path)
+parse_message = function(s, pos, msg)
   local fields = msg.f
   local seen, oneofs = {}, nil
-  local prefix = path == "" and "" or path .. "."
   pos = skip_ws(s, pos + 1)
   if byte(s, pos) == 125 then
     return pos + 1
   end
+  push("", 1)
   while true do
     if byte(s, pos) ~= 34 then
-      syntax(s, pos, "a field name" .. (path == "" and "" or " in " .. path))
+      DEPTH = DEPTH - 1
+      syntax(s, pos, "a field name" .. (DEPTH == 0 and "" or " in " .. path_str()))
     end
     local key, p = parse_string(s, pos)
-    local fpath = prefix .. show(key)
+    PATH[DEPTH] = key
     local f = fields[key]
     if not f then
-      reject(format("%s is not a field of %s", fpath, msg.name))
+      reject_at(" is not a field of " .. msg.name)
     end
     if seen[f.n] then
-      reject(format("%s is given twice (field %s)", fpath, f.n))
+      reject_at(format(" is given twice (field %s)", f.n))
     end
     seen[f.n] = true
     if f.o then
       oneofs = oneofs or {}
       local other = oneofs[f.o]
       if other then
-        reject(format("%s: %s and %s are both set, but only one of oneof %s may be", fpath,
-          other, f.n, f.o))
+        reject_at(format(": %s and %s are both set, but only one of oneof %s may be", other,
+          f.n, f.o))
       end
       oneofs[f.o] = f.n
     end
     pos = skip_ws(s, p)
-    if byte(s, pos) ~= 58 then syntax(s, pos, "':' after " .. fpath) end
-    pos = skip_ws(s, parse_field(s, skip_ws(s, pos + 1), f, fpath))
+    if byte(s, pos) ~= 58 then syntax(s, pos, "':' after " .. path_str()) end
+    pos = skip_ws(s, parse_field(s, skip_ws(s, pos + 1), f))
     local d = byte(s, pos)
     if d == 125 then
+      DEPTH = DEPTH - 1
       return pos + 1
     end
-    if d ~= 44 then syntax(s, pos, "',' or '}' after " .. fpath) end
+    if d ~= 44 then syntax(s, pos, "',' or '}' after " .. path_str()) end
     pos = skip_ws(s, pos + 1)
     if byte(s, pos) == 125 then
-      reject(format("invalid JSON at byte %d: trailing comma after %s", pos - 1, fpath))
+      reject(format("invalid JSON at byte %d: trailing comma after %s", pos - 1, path_str()))
     end
   end
 end
 
 -- The whole body as the request message (body "*") or as its field `body`.
 local function check_body(s, msg, body)
+  DEPTH = 0
   local pos = skip_ws(s, 1)
   if pos > #s then
     return -- an empty body is an empty message
@@ -378,9 +422,11 @@ local function check_body(s, msg, body)
       if not got then syntax(s, pos, "a JSON object") end
       reject(format("the body must be a JSON object (%s), not %s", msg.name, got))
     end
-    pos = parse_message(s, pos, msg, "")
+    pos = parse_message(s, pos, msg)
   else
-    pos = parse_field(s, pos, msg.f[body], body)
+    push(body, 1)
+    pos = parse_field(s, pos, msg.f[body])
+    DEPTH = 0
   end
   pos = skip_ws(s, pos)
   if pos <= #s then

@@ -165,9 +165,9 @@ def wait_direct_price(mesh: Mesh, timeout: float = 60) -> None:
 
 
 def test_killed_pricing_service_costs_few_failed_calls(mesh: Mesh) -> None:
-    """The supervisor restarts a SIGKILLed service in a second or two; the gateway retries
-    calls that could not reach it meanwhile instead of failing them. Only calls in flight at
-    the kill (reset after they were sent) may fail."""
+    """The supervisor restarts a SIGKILLed service in a second or two; the gateway retries the
+    calls that could not reach it meanwhile, and (Price being marked NO_SIDE_EFFECTS) the calls
+    in flight at the kill, instead of failing them."""
     threads_n = 4
     counts: dict[str, int] = {"ok": 0, "failed": 0}
     stop = threading.Event()
@@ -186,20 +186,23 @@ def test_killed_pricing_service_costs_few_failed_calls(mesh: Mesh) -> None:
             ok_before = counts["ok"]
             assert ok_before > 0, counts
             os.kill(old_pid, signal.SIGKILL)
+            killed_at = time.monotonic()
             deadline = time.monotonic() + 60
             while pricing_pid(mesh) in (None, old_pid):
                 assert time.monotonic() < deadline, "pricing was not restarted"
                 time.sleep(0.05)
             wait_direct_price(mesh)
+            down_s = time.monotonic() - killed_at
             ok_at_restart = counts["ok"]
             time.sleep(1.0)
         finally:
             stop.set()
             for t in threads:
                 t.join(30)
-    print(f"calls through a SIGKILL of pricing: {counts}")
+    print(f"calls through a SIGKILL of pricing ({down_s:.1f} s down): {counts}")
     assert counts["ok"] > ok_at_restart, counts  # serving again through the gateway
-    # Without retries this is hundreds (every call while the service restarts fails at once).
+    # Without retries this is thousands (every call while the service restarts fails at once);
+    # with them 0 in practice. The bound leaves room for a restart slower than the retries.
     assert counts["failed"] <= 4 * threads_n, counts
 
 

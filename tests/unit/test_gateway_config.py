@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
@@ -7,6 +9,7 @@ from tradecore_gateway.generate import (
     Upstream,
     descriptor_path,
     envoy_config,
+    idempotent_methods,
     json_routes,
     json_schema,
     path_pattern,
@@ -33,8 +36,11 @@ def test_config_routes_and_admin_loopback() -> None:
     # server streams first, without an overall timeout; then the service prefix (60 s)
     assert routes[0]["match"] == {"path": "/tradecore.pricing.v1.PricingService/StreamGreeks"}
     assert routes[0]["route"]["timeout"] == "0s"
-    assert routes[1]["match"]["prefix"] == "/tradecore.pricing.v1.PricingService/"
-    assert routes[1]["route"]["timeout"] == "60s"
+    prefix = [
+        r for r in routes if r["match"].get("prefix") == "/tradecore.pricing.v1.PricingService/"
+    ]
+    assert len(prefix) == 1 and prefix[0]["route"]["timeout"] == "60s"
+    assert routes.index(prefix[0]) > 0
     # The strict-JSON Lua filter runs before the transcoder, the router last.
     names = [f["name"] for f in hcm["http_filters"]]
     assert names == [
@@ -54,8 +60,14 @@ def test_config_routes_and_admin_loopback() -> None:
         if route["match"].get("prefix") == "/grpc.health.v1.Health/":
             continue
         policy = route["route"]["retry_policy"]
-        assert policy["retry_on"] == "connect-failure,refused-stream,reset-before-request"
+        assert policy["retry_on"].startswith("connect-failure,refused-stream,reset-before-request")
         assert policy["num_retries"] >= 3
+    # Calls in flight are retried (`reset`) only for methods the proto marks side-effect free.
+    by_match = {json.dumps(r["match"]): r["route"] for r in routes}
+    price = by_match[json.dumps({"path": "/tradecore.pricing.v1.PricingService/Price"})]
+    assert "reset" in price["retry_policy"]["retry_on"].split(",")
+    assert price["timeout"] == "60s"
+    assert "reset" not in prefix[0]["route"]["retry_policy"]["retry_on"].split(",")
     assert cluster["circuit_breakers"]["thresholds"][0]["max_retries"] >= 100
 
 
@@ -63,6 +75,14 @@ def test_streaming_methods_come_from_the_descriptor() -> None:
     streams = streaming_methods(descriptor_path())
     assert "/tradecore.pricing.v1.PricingService/StreamGreeks" in streams
     assert "/tradecore.pricing.v1.PricingService/Price" not in streams
+
+
+def test_idempotent_methods_come_from_the_proto_options() -> None:
+    safe = idempotent_methods(descriptor_path())
+    assert "/tradecore.pricing.v1.PricingService/Price" in safe
+    assert "/tradecore.marketdata.v1.MarketDataService/GetBars" in safe
+    assert "/tradecore.pricing.v1.PricingService/FitSurface" not in safe
+    assert "/tradecore.marketdata.v1.MarketDataService/StartFeed" not in safe
 
 
 def test_unknown_service_rejected() -> None:
