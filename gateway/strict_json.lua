@@ -226,6 +226,56 @@ local function is_null(s, pos)
   return byte(s, pos) == 110 and sub(s, pos, pos + 3) == "null"
 end
 
+-- The text of a scalar given as a string (a quoted number, a Duration or Timestamp, a query
+-- parameter): checked here so the transcoder never echoes a long or malformed value back.
+local TEXT_FORMS = {
+  num = "a number",
+  bool = "true or false",
+  ["google.protobuf.Duration"] = 'a duration such as "1.5s"',
+  ["google.protobuf.Timestamp"] = 'an RFC 3339 time such as "2012-06-21T13:30:00Z"',
+  ["google.protobuf.FieldMask"] = "a field mask",
+}
+
+local function text_ok(f, text)
+  local k = f.k
+  if #text > 64 then
+    return false
+  end
+  if k == "num" then
+    if text == "NaN" or text == "Infinity" or text == "-Infinity" then
+      return true
+    end
+    local _, e = find(text, "^-?%d+")
+    if not e then
+      return false
+    end
+    local _, g = find(text, "^%.%d+", e + 1)
+    e = g or e
+    _, g = find(text, "^[eE][+-]?%d+", e + 1)
+    return (g or e) == #text
+  elseif k == "bool" then
+    return text == "true" or text == "false"
+  elseif k == "enum" then
+    return ENUMS[f.t][text] ~= nil or find(text, "^-?%d+$") ~= nil
+  elseif k == "wkt" then
+    if f.t == "google.protobuf.Duration" then
+      return find(text, "^-?%d+%.?%d*s$") ~= nil
+    elseif f.t == "google.protobuf.Timestamp" then
+      return find(text, "^%d%d%d%d%-%d%d%-%d%d[Tt]%d%d:%d%d:%d%d%.?%d*[Zz]$") ~= nil
+        or find(text, "^%d%d%d%d%-%d%d%-%d%d[Tt]%d%d:%d%d:%d%d%.?%d*[+-]%d%d:%d%d$") ~= nil
+    end
+    return find(text, "^[%w_.,]*$") ~= nil
+  end
+  return true
+end
+
+local function text_form(f)
+  if f.k == "enum" then
+    return "a value of " .. f.t
+  end
+  return TEXT_FORMS[f.t] or TEXT_FORMS[f.k] or KIND_NAMES[f.k]
+end
+
 -- One (non-list) value of field f at pos.
 local function parse_single(s, pos, f)
   local k = f.k
@@ -244,12 +294,23 @@ local function parse_single(s, pos, f)
     if c == 45 or (c and c >= 48 and c <= 57) then
       return parse_number(s, pos)
     elseif c == 34 then -- proto JSON: numbers may be quoted ("1e3", "NaN", "Infinity")
+      local text, p = parse_string(s, pos)
+      if not text_ok(f, text) then
+        reject_at(format(' must be %s (got "%s")', text_form(f), show(text)))
+      end
+      return p
+    end
+  elseif k == "str" then
+    if c == 34 then
       local _, p = parse_string(s, pos)
       return p
     end
-  elseif k == "str" or k == "wkt" then
+  elseif k == "wkt" then
     if c == 34 then
-      local _, p = parse_string(s, pos)
+      local text, p = parse_string(s, pos)
+      if not text_ok(f, text) then
+        reject_at(format(' must be %s (got "%s")', text_form(f), show(text)))
+      end
       return p
     end
   elseif k == "bool" then
@@ -451,6 +512,11 @@ local function check_query(query, msg)
           msg.name))
       end
       m = (f.k == "msg" and not f.r) and MESSAGES[f.t] or nil
+    end
+    local value = unescape(item:match("=(.*)$") or "")
+    if f.k ~= "str" and f.k ~= "msg" and not text_ok(f, value) then
+      reject(format("query parameter '%s' must be %s (got \"%s\")", show(name), text_form(f),
+        show(value)))
     end
   end
 end
