@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import chdb
@@ -111,6 +111,9 @@ _ARROW_TYPES = {
 class InsertResult:
     inserted: dict[str, int]  # feed -> rows written
     duplicates: dict[str, int]  # feed -> rows already stored, skipped
+    # feed -> the part of ``duplicates`` the same feed had stored (a re-sent or redelivered
+    # message; the rest were stored by another feed, e.g. a second replay of a file)
+    resent: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,29 +219,68 @@ class TickStore:
             for f, n in self.store.query_rows(f"SELECT feed, count() FROM {TABLE} GROUP BY feed")
         }
 
+    def resume_points(self, feed: str, venue: str, symbols: list[str]) -> dict[str, int]:
+        """Per symbol, the last sequence ``s`` such that ``feed`` stored every one of 1..s
+        (0 when it stored none, or not 1): where a feed numbered 1..n resumes."""
+        out = dict.fromkeys(symbols, 0)
+        where = "feed = {f:String} AND venue = {v:String} AND symbol = {s:String}"
+        for sym in symbols:
+            params = {"f": feed, "v": venue, "s": sym}
+            (n, lo, hi), *_ = self.store.query_rows(
+                f"SELECT count(), min(seq), max(seq) FROM {TABLE} WHERE {where}", params
+            )
+            if not n or int(lo) != 1:
+                continue
+            if int(n) == int(hi):  # sequences are stored once: 1..hi, no gap
+                out[sym] = int(hi)
+                continue
+            (end,), *_ = self.store.query_rows(  # the first stored sequence with no successor
+                f"SELECT min(seq) FROM {TABLE} WHERE {where} AND seq + 1 NOT IN "
+                f"(SELECT seq FROM {TABLE} WHERE {where})",
+                params,
+            )
+            out[sym] = int(end)
+        return out
+
     def _stored_seqs(
-        self, venue: str, symbol: str, session: str, lo: int, hi: int
-    ) -> npt.NDArray[np.uint64]:
-        res = self.store.client.query_np(
-            f"SELECT seq FROM {TABLE} WHERE venue = {{v:String}} AND symbol = {{s:String}} "
-            "AND session = {x:String} AND seq BETWEEN {lo:UInt64} AND {hi:UInt64}",
-            parameters={"v": venue, "s": symbol, "x": session, "lo": lo, "hi": hi},
+        self, venue: str, symbol: str, session: str, feed: str, lo: int, hi: int
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
+        """The stored sequences of the session in lo..hi, and whether ``feed`` stored each."""
+        t = self.store.query_arrow(
+            f"SELECT seq, feed = {{f:String}} AS own FROM {TABLE} "
+            "WHERE venue = {v:String} AND symbol = {s:String} AND session = {x:String} "
+            "AND seq BETWEEN {lo:UInt64} AND {hi:UInt64}",
+            {"v": venue, "s": symbol, "x": session, "f": feed, "lo": lo, "hi": hi},
         )
-        return np.asarray(res, dtype=np.uint64).reshape(-1)
+        seq = np.asarray(t.column(0).to_numpy(), dtype=np.uint64)
+        own = np.asarray(t.column(1).to_numpy(), dtype=bool)
+        return seq, own
 
     def insert(self, batches: list[TickBatch]) -> InsertResult:
-        """Write the rows of ``batches`` that are not stored yet, in one columnar insert."""
+        """Write the rows of ``batches`` that are not stored yet, in one columnar insert.
+
+        A sequence counts as stored when the table has it or an earlier batch of this call
+        keeps it (two copies of a range can arrive in one group: a message redelivered from
+        the stream and the same ticks published again by a resumed feed)."""
         inserted: dict[str, int] = defaultdict(int)
         duplicates: dict[str, int] = defaultdict(int)
+        resent: dict[str, int] = defaultdict(int)
         keep: list[TickBatch] = []
+        kept: dict[tuple[str, str, str], list[TickBatch]] = defaultdict(list)
         for b in batches:
             if len(b) == 0:
                 continue
             key = (b.venue, b.symbol, b.session)
             top = self.max_seq.get(key, 0)
             if b.first_seq <= top:
-                stored = self._stored_seqs(b.venue, b.symbol, b.session, b.first_seq, b.last_seq)
+                seq, own = self._stored_seqs(
+                    b.venue, b.symbol, b.session, b.feed, b.first_seq, b.last_seq
+                )
+                earlier = kept.get(key, [])
+                stored = np.concatenate([seq, *(k.seq for k in earlier)])
+                own = np.concatenate([own, *(np.full(len(k), k.feed == b.feed) for k in earlier)])
                 fresh = ~np.isin(b.seq, stored)
+                resent[b.feed] += int(np.isin(b.seq, stored[own]).sum())
                 # Within the batch too: a sequence must appear once.
                 _, first = np.unique(b.seq, return_index=True)
                 once = np.zeros(len(b), dtype=bool)
@@ -249,11 +291,12 @@ class TickStore:
                 if len(b) == 0:
                     continue
             keep.append(b)
+            kept[key].append(b)
             self.max_seq[key] = max(top, b.last_seq)
             inserted[b.feed] += len(b)
         if keep:
             self.insert_arrow(_to_arrow(keep))
-        return InsertResult(dict(inserted), dict(duplicates))
+        return InsertResult(dict(inserted), dict(duplicates), dict(resent))
 
     # ------------------------------------------------------------------ queries
     def venues(self, symbol: str) -> list[str]:
