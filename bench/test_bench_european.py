@@ -131,3 +131,39 @@ def test_tradecore(benchmark, book, buffers: str) -> None:  # type: ignore[no-un
     benchmark.extra_info["speedup_vs_numpy"] = RESULTS["numpy"] / ns
     if "quantlib" in RESULTS:
         benchmark.extra_info["speedup_vs_quantlib"] = RESULTS["quantlib"] / ns
+
+
+# The documented option-type forms beside the int8 codes (same book, same run). The "ratio" is
+# the string path's time over the int8 path's: the goal is <= 1.10.
+TYPE_FORMS = ["int8", "str <U4", "str upper", "bytes S4", "object", "list"]
+
+
+def _types(book: dict[str, np.ndarray], form: str) -> object:
+    words = np.where(book["w"] > 0, "call", "put")
+    return {
+        "int8": book["w"],
+        "str <U4": words,
+        "str upper": np.char.upper(words),
+        "bytes S4": words.astype("S4"),
+        "object": words.astype(object),
+        "list": words.tolist(),
+    }[form]
+
+
+@pytest.mark.benchmark(group="european-1M-option-types")
+@pytest.mark.parametrize("form", TYPE_FORMS)
+def test_tradecore_option_type_forms(benchmark, book, form: str) -> None:  # type: ignore[no-untyped-def]
+    types = _types(book, form)
+    args = (book["S"], book["K"], book["T"], book["r"], book["q"], book["sigma"])
+    out = benchmark(lambda: pricing.european(*args, types, greeks="first"))
+    ns = _per_option(benchmark, N)
+    RESULTS[f"types:{form}"] = ns
+    benchmark.extra_info["ns_per_option"] = ns
+    if form != "int8" and "types:int8" in RESULTS:
+        benchmark.extra_info["ratio_vs_int8"] = ns / RESULTS["types:int8"]
+    if "numpy" in RESULTS:
+        benchmark.extra_info["speedup_vs_numpy"] = RESULTS["numpy"] / ns
+    print(f"\neuropean first-order, option_type {form}: {ns:.1f} ns/option", benchmark.extra_info)
+    np.testing.assert_array_equal(
+        out["price"], pricing.european(*args, book["w"], "first")["price"]
+    )

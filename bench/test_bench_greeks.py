@@ -175,6 +175,26 @@ def test_iv_tradecore(benchmark: Any) -> None:
     assert np.max(np.abs(again["price"] - PRICES[ok]) / (PRICES[ok] + 1e-3 * scale)) < 1e-13
 
 
+@pytest.mark.parametrize("form", ["str <U4", "bytes S4", "object"])
+def test_iv_tradecore_string_types(benchmark: Any, form: str) -> None:
+    """The documented "call"/"put" form beside the int8 codes of test_iv_tradecore."""
+    words = np.where(M["w"] > 0, "call", "put")
+    types = {"str <U4": words, "bytes S4": words.astype("S4"), "object": words.astype(object)}
+    t = types[form]
+    res = run(
+        benchmark,
+        f"iv/tradecore option_type {form}",
+        lambda: implied_vol(PRICES, M["S"], M["K"], M["T"], M["r"], M["q"], t),
+        N,
+    )
+    if "iv/tradecore" in RESULTS:
+        benchmark.extra_info["ratio_vs_int8"] = (
+            RESULTS[f"iv/tradecore option_type {form}"] / (RESULTS["iv/tradecore"])
+        )
+    want = implied_vol(PRICES, M["S"], M["K"], M["T"], M["r"], M["q"], M["w"])
+    np.testing.assert_array_equal(res.vol, want.vol)
+
+
 def test_iv_tradecore_one_thread(benchmark: Any) -> None:
     run(
         benchmark,

@@ -5,6 +5,12 @@ transcoder from the ``google.api.http`` annotations) on the same port. Each gRPC
 routed by its path prefix ``/<package>.<Service>/`` to its upstream cluster, which Envoy
 health-checks with grpc.health.v1. Unknown paths get 404. The admin interface listens on
 loopback only.
+
+JSON requests first go through a Lua filter (``strict_json.lua`` with a schema generated here
+from the same descriptor set) that rejects malformed JSON, unknown fields, nulls and unknown
+query parameters with 400 before the transcoder, which would ignore them. Every route retries
+the upstream hop when the request never reached the service (connect failure, refused stream,
+reset before the request was sent), so a restarting service costs few failed calls.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
 _T = "type.googleapis.com/envoy.extensions."
@@ -57,6 +64,270 @@ def streaming_methods(descriptor: Path) -> list[str]:
     )
 
 
+def idempotent_methods(descriptor: Path) -> list[str]:
+    """gRPC paths of our methods whose proto marks them NO_SIDE_EFFECTS or IDEMPOTENT."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
+    level = descriptor_pb2.MethodOptions
+    return sorted(
+        f"/{f.package}.{s.name}/{m.name}"
+        for f in fds.file
+        if f.package.startswith("tradecore.")
+        for s in f.service
+        for m in s.method
+        if m.options.idempotency_level in (level.NO_SIDE_EFFECTS, level.IDEMPOTENT)
+    )
+
+
+_FD = descriptor_pb2.FieldDescriptorProto
+_NUMBERS = {
+    _FD.TYPE_DOUBLE, _FD.TYPE_FLOAT, _FD.TYPE_INT64, _FD.TYPE_UINT64, _FD.TYPE_INT32,
+    _FD.TYPE_FIXED64, _FD.TYPE_FIXED32, _FD.TYPE_UINT32, _FD.TYPE_SFIXED32, _FD.TYPE_SFIXED64,
+    _FD.TYPE_SINT32, _FD.TYPE_SINT64,
+}  # fmt: skip
+# Well-known types by their JSON mapping: a string, a wrapped scalar, or any JSON value.
+_WKT_KIND = {
+    "google.protobuf.Timestamp": "wkt",
+    "google.protobuf.Duration": "wkt",
+    "google.protobuf.FieldMask": "wkt",
+    "google.protobuf.DoubleValue": "num",
+    "google.protobuf.FloatValue": "num",
+    "google.protobuf.Int64Value": "num",
+    "google.protobuf.UInt64Value": "num",
+    "google.protobuf.Int32Value": "num",
+    "google.protobuf.UInt32Value": "num",
+    "google.protobuf.BoolValue": "bool",
+    "google.protobuf.StringValue": "str",
+    "google.protobuf.BytesValue": "str",
+    "google.protobuf.Struct": "any",
+    "google.protobuf.Value": "any",
+    "google.protobuf.ListValue": "any",
+    "google.protobuf.Any": "any",
+}
+
+
+@dataclass(frozen=True)
+class JsonRoute:
+    """One HTTP binding of a method: the request message and how the body maps onto it."""
+
+    method: str  # HTTP method
+    template: str  # the google.api.http path template
+    pattern: str  # Lua pattern matching the path (without the query)
+    request: str  # full name of the request message
+    body: str  # "*", a field name, or "" (no body)
+    rpc: str  # /<package>.<Service>/<Method>
+
+
+def _json_name(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def _lua_magic(text: str) -> str:
+    return "".join("%" + c if c in "^$()%.[]*+-?" else c for c in text)
+
+
+def _segments_pattern(segments: str) -> str:
+    out = []
+    for seg in _split_segments(segments):
+        if seg == "*":
+            out.append("[^/]+")
+        elif seg == "**":
+            out.append(".*")
+        elif seg.startswith("{") and seg.endswith("}"):
+            _, eq, sub = seg[1:-1].partition("=")
+            out.append(_segments_pattern(sub) if eq else "[^/]+")
+        elif any(c in seg for c in "{}*"):
+            raise ValueError(f"unsupported path segment {seg!r}")
+        else:
+            out.append(_lua_magic(seg))
+    return "/".join(out)
+
+
+def _split_segments(segments: str) -> list[str]:
+    out, depth, cur = [], 0, ""
+    for c in segments:
+        depth += (c == "{") - (c == "}")
+        if c == "/" and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += c
+    out.append(cur)
+    return out
+
+
+def path_pattern(template: str) -> str:
+    """The Lua pattern of a google.api.http path template (``/v1/{name=shelves/*}:verb``).
+
+    A trailing slash is allowed, as the transcoder allows it."""
+    if not template.startswith("/"):
+        raise ValueError(f"path template must start with '/': {template!r}")
+    body, verb = template[1:], ""
+    last = body.rfind("/")
+    colon = body.rfind(":")
+    if colon > last and "}" not in body[colon:]:
+        body, verb = body[:colon], ":" + body[colon + 1 :]
+    return "^/" + _segments_pattern(body) + _lua_magic(verb) + "/?$"
+
+
+def _specificity(template: str) -> tuple[int, ...]:
+    # Literal segments before variables, as the transcoder's path matcher prefers them.
+    return tuple(
+        1 if s.startswith("{") or s.startswith("*") else 0
+        for s in _split_segments(template.lstrip("/"))
+    )
+
+
+def json_routes(descriptor: Path, services: list[str] | None = None) -> list[JsonRoute]:
+    """Every HTTP binding (rule and additional bindings) of the given services' methods."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
+    routes = []
+    for f in fds.file:
+        for s in f.service:
+            full = f"{f.package}.{s.name}"
+            if services is not None and full not in services:
+                continue
+            for m in s.method:
+                if not m.options.HasExtension(annotations_pb2.http):
+                    continue
+                rule = m.options.Extensions[annotations_pb2.http]
+                rules: list[http_pb2.HttpRule] = [rule, *rule.additional_bindings]
+                for r in rules:
+                    kind = r.WhichOneof("pattern")
+                    if kind is None:
+                        continue
+                    if kind == "custom":
+                        verb, template = r.custom.kind, r.custom.path
+                    else:
+                        verb, template = kind.upper(), getattr(r, kind)
+                    routes.append(
+                        JsonRoute(
+                            method=verb,
+                            template=template,
+                            pattern=path_pattern(template),
+                            request=m.input_type.lstrip("."),
+                            body=r.body,
+                            rpc=f"/{full}/{m.name}",
+                        )
+                    )
+    return sorted(routes, key=lambda r: (_specificity(r.template), r.template, r.method))
+
+
+def json_schema(descriptor: Path, services: list[str] | None = None) -> dict[str, Any]:
+    """The schema the strict-JSON Lua filter checks requests against (see strict_json.lua):
+    the routes, and every message and enum reachable from their request messages."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
+    messages: dict[str, descriptor_pb2.DescriptorProto] = {}
+    enums: dict[str, descriptor_pb2.EnumDescriptorProto] = {}
+
+    def collect(prefix: str, msgs: Any, ens: Any) -> None:
+        for e in ens:
+            enums[f"{prefix}.{e.name}"] = e
+        for m in msgs:
+            name = f"{prefix}.{m.name}"
+            messages[name] = m
+            collect(name, m.nested_type, m.enum_type)
+
+    for f in fds.file:
+        collect(f.package, f.message_type, f.enum_type)
+
+    routes = json_routes(descriptor, services)
+    out_msgs: dict[str, Any] = {}
+    out_enums: dict[str, Any] = {}
+
+    def field_spec(fd: descriptor_pb2.FieldDescriptorProto, owner: Any) -> dict[str, Any]:
+        spec: dict[str, Any] = {"n": fd.name}
+        if fd.HasField("oneof_index") and not fd.proto3_optional:
+            spec["o"] = owner.oneof_decl[fd.oneof_index].name
+        repeated = fd.label == _FD.LABEL_REPEATED
+        if fd.type in (_FD.TYPE_MESSAGE, _FD.TYPE_GROUP):
+            t = fd.type_name.lstrip(".")
+            entry = messages[t]
+            if entry.options.map_entry:
+                spec["k"] = "map"
+                spec["v"] = field_spec(entry.field[1], entry)
+                return spec
+            if t in _WKT_KIND:
+                spec["k"] = _WKT_KIND[t]
+            else:
+                spec["k"] = "msg"
+                add_message(t)
+            spec["t"] = t
+        elif fd.type == _FD.TYPE_ENUM:
+            t = fd.type_name.lstrip(".")
+            spec["k"], spec["t"] = "enum", t
+            out_enums[t] = {v.name: True for v in enums[t].value}
+        elif fd.type == _FD.TYPE_BOOL:
+            spec["k"] = "bool"
+        elif fd.type in (_FD.TYPE_STRING, _FD.TYPE_BYTES):
+            spec["k"] = "str"
+        elif fd.type in _NUMBERS:
+            spec["k"] = "num"
+        else:
+            raise ValueError(f"unsupported field type {fd.type} of {owner.name}.{fd.name}")
+        if repeated:
+            spec["r"] = True
+        return spec
+
+    def add_message(name: str) -> None:
+        if name in out_msgs:
+            return
+        entry: dict[str, Any] = {"name": name, "f": {}}
+        out_msgs[name] = entry
+        m = messages[name]
+        for fd in m.field:
+            spec = field_spec(fd, m)
+            entry["f"][fd.name] = spec
+            entry["f"][fd.json_name or _json_name(fd.name)] = spec
+
+    for r in routes:
+        if r.request in _WKT_KIND:
+            raise ValueError(f"{r.rpc}: a well-known type as the request is not supported")
+        add_message(r.request)
+        if r.body not in ("", "*") and r.body not in out_msgs[r.request]["f"]:
+            raise ValueError(f"{r.rpc}: body field {r.body!r} is not a field of {r.request}")
+    return {
+        "routes": [
+            {"m": r.method, "p": r.pattern, "q": r.request, "b": r.body, "rpc": r.rpc}
+            for r in routes
+        ],
+        "messages": out_msgs,
+        "enums": out_enums,
+    }
+
+
+def _lua_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return (
+            '"'
+            + "".join(
+                c if c.isascii() and c.isprintable() and c not in '"\\' else f"\\{ord(c):03d}"
+                for c in value
+            )
+            + '"'
+        )
+    if isinstance(value, list):
+        return "{" + ", ".join(_lua_literal(v) for v in value) + "}"
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ", ".join(f"[{_lua_literal(k)}] = {_lua_literal(v)}" for k, v in value.items())
+            + "}"
+        )
+    raise TypeError(f"no Lua literal for {value!r}")
+
+
+def strict_json_lua(descriptor: Path, services: list[str] | None = None) -> str:
+    """The Lua filter's source: the generated schema, then gateway/strict_json.lua."""
+    code = (resources.files("tradecore_gateway") / "strict_json.lua").read_text()
+    schema = _lua_literal(json_schema(descriptor, services))
+    return f"-- generated by tradecore_gateway.generate\nlocal SCHEMA = {schema}\n\n{code}"
+
+
 def _cluster(name: str, up: Upstream) -> dict[str, Any]:
     return {
         "name": name,
@@ -95,8 +366,30 @@ def _cluster(name: str, up: Upstream) -> dict[str, Any]:
                 "grpc_health_check": {},
             }
         ],
-        "common_lb_config": {"healthy_panic_threshold": {"value": 0}},
+        # Retries wait for a restarting service (see _RETRY): more than Envoy's default of 3
+        # retries may be in flight at once.
+        "circuit_breakers": {"thresholds": [{"max_retries": 1024}]},
+        # With one endpoint per cluster, an unhealthy host is still tried (Envoy's default panic
+        # threshold): a call then fails on connect and is retried, rather than failing at once
+        # with "no healthy upstream" until the next health check marks the host healthy.
     }
+
+
+# Retries of the gateway -> service hop, on every route: only failures where the request never
+# reached the service (connection refused or reset before the request was sent, HTTP/2 stream
+# refused), so retrying is safe for every method, idempotent or not. The jittered exponential
+# backoff (each wait random up to 50 ms doubling to 1 s) spans about 4.5 s on average over 12
+# retries: more than the 2-3 s the supervisor takes to restart a service that died.
+_RETRY_ON = "connect-failure,refused-stream,reset-before-request"
+_RETRY: dict[str, Any] = {
+    "retry_on": _RETRY_ON,
+    "num_retries": 12,
+    "retry_back_off": {"base_interval": "0.05s", "max_interval": "1s"},
+}
+# Methods marked `option idempotency_level = NO_SIDE_EFFECTS` (or IDEMPOTENT) in the protos are
+# also retried when the service dies with the call in flight (`reset`: no response at all);
+# Envoy never retries once the response has started.
+_RETRY_IDEMPOTENT = dict(_RETRY, retry_on=_RETRY_ON + ",reset")
 
 
 def envoy_config(
@@ -108,8 +401,11 @@ def envoy_config(
     admin_port: int = 9901,
     max_request_bytes: int = 8 * 1024 * 1024,
     health_service: str = "",
+    strict_json: bool = True,
 ) -> dict[str, Any]:
-    """The Envoy bootstrap for the given service → upstream map (full service names)."""
+    """The Envoy bootstrap for the given service → upstream map (full service names).
+
+    ``strict_json=False`` leaves out the strict-JSON Lua filter (for measuring its cost)."""
     services = tradecore_services(descriptor)
     missing = [s for s in upstreams if s not in services]
     if missing:
@@ -117,6 +413,7 @@ def envoy_config(
     routes: list[dict[str, Any]] = []
     clusters: list[dict[str, Any]] = []
     streams = streaming_methods(descriptor)
+    safe = idempotent_methods(descriptor)
     for full_name, up in sorted(upstreams.items()):
         cluster = full_name.replace(".", "_")
         clusters.append(_cluster(cluster, up))
@@ -127,13 +424,30 @@ def envoy_config(
                 routes.append(
                     {
                         "match": {"path": path},
-                        "route": {"cluster": cluster, "timeout": "0s", "idle_timeout": "3600s"},
+                        "route": {
+                            "cluster": cluster,
+                            "timeout": "0s",
+                            "idle_timeout": "3600s",
+                            "retry_policy": _RETRY_IDEMPOTENT if path in safe else _RETRY,
+                        },
+                    }
+                )
+        for path in safe:
+            if path.startswith(f"/{full_name}/") and path not in streams:
+                routes.append(
+                    {
+                        "match": {"path": path},
+                        "route": {
+                            "cluster": cluster,
+                            "timeout": "60s",
+                            "retry_policy": _RETRY_IDEMPOTENT,
+                        },
                     }
                 )
         routes.append(
             {
                 "match": {"prefix": f"/{full_name}/"},
-                "route": {"cluster": cluster, "timeout": "60s"},
+                "route": {"cluster": cluster, "timeout": "60s", "retry_policy": _RETRY},
             }
         )
     # Health of the gateway itself over gRPC (routed to the health endpoint of
@@ -159,7 +473,8 @@ def envoy_config(
                 "convert_grpc_status": True,
                 "request_validation_options": {
                     "reject_unknown_method": True,
-                    "reject_unknown_query_parameters": False,
+                    # The Lua filter answers unknown query parameters first, naming them.
+                    "reject_unknown_query_parameters": True,
                 },
                 "max_request_body_size": max_request_bytes,
                 "max_response_body_size": max_request_bytes * 4,
@@ -170,6 +485,21 @@ def envoy_config(
             "typed_config": {"@type": _T + "filters.http.router.v3.Router"},
         },
     ]
+    if strict_json:
+        http_filters.insert(
+            0,
+            {
+                # Strict JSON before the transcoder (which ignores unknown fields): see
+                # strict_json.lua. gRPC requests pass through it untouched.
+                "name": "envoy.filters.http.lua",
+                "typed_config": {
+                    "@type": _T + "filters.http.lua.v3.Lua",
+                    "default_source_code": {
+                        "inline_string": strict_json_lua(descriptor, sorted(upstreams))
+                    },
+                },
+            },
+        )
     hcm = {
         "@type": _T + "filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "gateway",

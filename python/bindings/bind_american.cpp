@@ -27,7 +27,7 @@ void bind_american(py::module_& m) {
          const std::string& method, const std::vector<std::string>& outputs, int steps,
          int alo_nodes, int alo_quadrature, int alo_iterations, int alo_price_quadrature,
          const std::string& alo_equation, const std::string& alo_rule, int boundary_points,
-         int threads) {
+         int threads, bool double_boundary_tree) {
         const pricing::EuropeanBatch b = european_batch(S, K, T, r, q, sigma, type);
         const py::ssize_t n = static_cast<py::ssize_t>(b.n);
 
@@ -38,6 +38,7 @@ void bind_american(py::module_& m) {
         s.alo_quadrature = alo_quadrature;
         s.alo_iterations = alo_iterations;
         s.alo_price_quadrature = alo_price_quadrature;
+        s.double_boundary_tree = double_boundary_tree;
         if (alo_equation == "fp_a") {
           s.alo_equation = pricing::AloEquation::FpA;
         } else if (alo_equation == "fp_b") {
@@ -71,6 +72,8 @@ void bind_american(py::module_& m) {
         }
         py::array_t<std::uint8_t> status(n);
         result["status"] = status;
+        py::array_t<std::uint8_t> engine(n);
+        result["engine"] = engine;
         pricing::AmericanOut out;
         out.price = slots[0];
         out.theta = slots[1];
@@ -79,6 +82,7 @@ void bind_american(py::module_& m) {
         out.vega = slots[4];
         out.rho = slots[5];
         out.status = status.mutable_data();
+        out.engine = engine.mutable_data();
         if (boundary_points > 0) {
           const auto P = static_cast<py::ssize_t>(boundary_points);
           py::array_t<double> bt({n, P}), bv({n, P});
@@ -99,7 +103,7 @@ void bind_american(py::module_& m) {
       py::arg("option_type"), py::arg("method"), py::arg("outputs"), py::arg("steps"),
       py::arg("alo_nodes"), py::arg("alo_quadrature"), py::arg("alo_iterations"),
       py::arg("alo_price_quadrature"), py::arg("alo_equation"), py::arg("alo_rule"),
-      py::arg("boundary_points"), py::arg("threads"),
+      py::arg("boundary_points"), py::arg("threads"), py::arg("double_boundary_tree") = true,
       "American option prices and Greeks over 1-D arrays; returns (columns, failed rows). "
       "See tradecore.pricing.american.");
 }

@@ -12,6 +12,7 @@ void bind_pricing(py::module_& m);
 void bind_surface(py::module_& m);
 void bind_book(py::module_& m);
 void bind_american(py::module_& m);
+void bind_option_type(py::module_& m);
 }  // namespace tradecore::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -29,4 +30,5 @@ PYBIND11_MODULE(_core, m) {
   tradecore::bindings::bind_surface(m);
   tradecore::bindings::bind_book(m);
   tradecore::bindings::bind_american(m);
+  tradecore::bindings::bind_option_type(m);
 }

@@ -81,17 +81,27 @@ def date_from_name(path: str | Path) -> date | None:
 
 def _read(path: str | Path, what: str) -> bytes:
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"{what} file not found: {p}")
-    data = p.read_bytes()
+    try:
+        if not p.exists():
+            raise ValueError(f"{what} file not found: {p}")
+        data = p.read_bytes()
+    except OSError as exc:  # too long a name, a directory, no permission, ...
+        shown = str(p) if len(str(p)) <= 200 else f"{str(p)[:200]}... ({len(str(p))} characters)"
+        raise ValueError(f"{what} file cannot be read ({exc.strerror}): {shown}") from None
     if not data.strip():
         raise ValueError(f"{what} file is empty: {p}")
     return data
 
 
 def parse_messages(path: str | Path) -> Messages:
-    """Parse a message file; ``ValueError`` names the first malformed line."""
-    cols = _core.lobster_parse_messages(_read(path, "message"))
+    """Parse a message file; ``ValueError`` names the file, the first malformed or invalid
+    line and its field. Checked: six fields per line, event type 1..7, direction ±1, sizes
+    >= 0 (> 0 for types 1-4), prices > 0 (a halt's -1, 0 or 1), times never going backwards."""
+    data = _read(path, "message")
+    try:
+        cols = _core.lobster_parse_messages(data)
+    except ValueError as exc:
+        raise ValueError(f"{exc} ({path})") from None
     return Messages(
         cols["time"],
         cols["type"],
@@ -113,7 +123,10 @@ def book_depth(path: str | Path) -> int:
 
 def parse_book(path: str | Path, levels: int) -> npt.NDArray[np.int64]:
     """Parse an orderbook file of ``levels`` levels into an int64 array (rows, 4 * levels):
-    ask price, ask size, bid price, bid size per level."""
+    ask price, ask size, bid price, bid size per level. ``ValueError`` names the file, line and
+    field of the first invalid row: sizes >= 0; prices > 0 (or the empty-level sentinels),
+    asks rising and bids falling level by level, the best ask above the best bid (not
+    crossed or locked)."""
     if levels < 1:
         raise ValueError(f"levels must be >= 1, got {levels}")
     data = _read(path, "orderbook")
@@ -123,7 +136,10 @@ def parse_book(path: str | Path, levels: int) -> npt.NDArray[np.int64]:
             f"orderbook file has {fields} columns ({fields / 4:g} levels), not {4 * levels} "
             f"for levels={levels}: {path}"
         )
-    return _core.lobster_parse_book(data, levels)
+    try:
+        return _core.lobster_parse_book(data, levels)
+    except ValueError as exc:
+        raise ValueError(f"{exc} ({path})") from None
 
 
 @dataclass(frozen=True, slots=True)

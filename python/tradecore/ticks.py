@@ -44,7 +44,9 @@ COLUMNS: tuple[tuple[str, np.dtype[Any]], ...] = (
 BYTES_PER_TICK = sum(dt.itemsize for _, dt in COLUMNS)  # a tick with every column whole
 _MAGIC_V1 = b"TCK1"  # columns always whole (still read)
 _MAGIC = b"TCK2"  # each column preceded by its encoding
+_MAGIC_SESSION = b"TCK3"  # TCK2 with the batch's session after the feed
 _HEAD = struct.Struct("<4sIHHH")  # magic, rows, len(venue), len(symbol), len(feed)
+_SESSION_LEN = struct.Struct("<H")  # TCK3: len(session), after the header
 # Column encodings of TCK2 (one byte before each column's bytes):
 _RAW = 0  # n values of the column's dtype
 _CONST = 1  # one value of the column's dtype, repeated n times
@@ -56,7 +58,13 @@ _I4_MIN, _I4_MAX = -(2**31), 2**31 - 1
 
 @dataclass(slots=True)
 class TickBatch:
-    """Ticks of one (venue, symbol), in sequence order, as columns of equal length."""
+    """Ticks of one (venue, symbol), in sequence order, as columns of equal length.
+
+    ``session`` names the run of sequences the ticks belong to: a tick is identified by
+    (venue, symbol, session, seq). A LOBSTER replay's session is its trading day (its
+    sequences are the file's rows, 1, 2, ... every day), a synthetic feed's its seed and start
+    time; feeds whose sequences are unique on their own (Alpaca's are time-based) leave it
+    empty."""
 
     venue: str
     symbol: str
@@ -71,6 +79,7 @@ class TickBatch:
     size: npt.NDArray[np.int64]
     ask_price: npt.NDArray[np.int64]
     ask_size: npt.NDArray[np.int64]
+    session: str = ""
 
     def __len__(self) -> int:
         return len(self.seq)
@@ -82,7 +91,7 @@ class TickBatch:
     def take(self, index: npt.NDArray[Any] | slice) -> TickBatch:
         """The rows selected by a slice, boolean mask or index array."""
         cols = {name: self.column(name)[index] for name, _ in COLUMNS}
-        return TickBatch(self.venue, self.symbol, self.feed, **cols)
+        return TickBatch(self.venue, self.symbol, self.feed, **cols, session=self.session)
 
     @property
     def first_seq(self) -> int:
@@ -108,6 +117,7 @@ def make_batch(
     recv_ts: npt.ArrayLike | int = 0,
     ask_price: npt.ArrayLike | None = None,
     ask_size: npt.ArrayLike | None = None,
+    session: str = "",
 ) -> TickBatch:
     """A batch from array-likes (missing columns are zeros; a scalar ``recv_ts`` broadcasts)."""
     seq_a = np.ascontiguousarray(seq, dtype=np.uint64)
@@ -138,18 +148,19 @@ def make_batch(
         size=col(size, dtypes["size"], "size"),
         ask_price=col(ask_price, dtypes["ask_price"], "ask_price"),
         ask_size=col(ask_size, dtypes["ask_size"], "ask_size"),
+        session=session,
     )
 
 
 def concat(batches: list[TickBatch]) -> TickBatch:
-    """One batch from several of the same (venue, symbol, feed)."""
+    """One batch from several of the same (venue, symbol, feed, session)."""
     if not batches:
         raise ValueError("batches must not be empty")
     first = batches[0]
     if len(batches) == 1:
         return first
     cols = {name: np.concatenate([b.column(name) for b in batches]) for name, _ in COLUMNS}
-    return TickBatch(first.venue, first.symbol, first.feed, **cols)
+    return TickBatch(first.venue, first.symbol, first.feed, **cols, session=first.session)
 
 
 def _encode(col: npt.NDArray[Any], dtype: np.dtype[Any]) -> tuple[int, bytes]:
@@ -177,9 +188,16 @@ def _encode(col: npt.NDArray[Any], dtype: np.dtype[Any]) -> tuple[int, bytes]:
 
 def pack(batch: TickBatch) -> bytes:
     """The batch as one binary message (``TCK2``): header, names, then for each column one
-    encoding byte and that encoding's bytes."""
+    encoding byte and that encoding's bytes. A batch with a session is written as ``TCK3``:
+    the same with ``<H`` len(session) after the header and the session after the feed."""
     names = [batch.venue.encode(), batch.symbol.encode(), batch.feed.encode()]
-    head = _HEAD.pack(_MAGIC, len(batch), *(len(x) for x in names))
+    session = batch.session.encode()
+    if session:
+        head = _HEAD.pack(_MAGIC_SESSION, len(batch), *(len(x) for x in names))
+        head += _SESSION_LEN.pack(len(session))
+        names.append(session)
+    else:
+        head = _HEAD.pack(_MAGIC, len(batch), *(len(x) for x in names))
     parts = [head, *names]
     for name, dtype in COLUMNS:
         mode, data = _encode(np.ascontiguousarray(batch.column(name), dtype=dtype), dtype)
@@ -236,19 +254,27 @@ def unpack(data: bytes | bytearray | memoryview) -> TickBatch:
     if len(buf) < _HEAD.size:
         raise ValueError(f"tick batch: {len(buf)} bytes is shorter than the header")
     magic, n, lv, ls, lf = _HEAD.unpack_from(buf)
-    if magic not in (_MAGIC, _MAGIC_V1):
+    if magic not in (_MAGIC, _MAGIC_SESSION, _MAGIC_V1):
         raise ValueError(f"tick batch: bad magic {bytes(magic)!r}")
     off = _HEAD.size
+    lsess = 0
+    if magic == _MAGIC_SESSION:
+        if len(buf) < off + _SESSION_LEN.size:
+            raise ValueError(f"tick batch: {len(buf)} bytes is shorter than the header")
+        (lsess,) = _SESSION_LEN.unpack_from(buf, off)
+        off += _SESSION_LEN.size
+    names = lv + ls + lf + lsess
     if magic == _MAGIC_V1:
-        expected = off + lv + ls + lf + n * BYTES_PER_TICK
+        expected = off + names + n * BYTES_PER_TICK
         if len(buf) != expected:
             raise ValueError(f"tick batch: {len(buf)} bytes, expected {expected} for {n} ticks")
-    elif len(buf) < off + lv + ls + lf:
-        raise ValueError(f"tick batch: {len(buf)} bytes, expected at least {off + lv + ls + lf}")
+    elif len(buf) < off + names:
+        raise ValueError(f"tick batch: {len(buf)} bytes, expected at least {off + names}")
     venue = bytes(buf[off : off + lv]).decode()
     symbol = bytes(buf[off + lv : off + lv + ls]).decode()
     feed = bytes(buf[off + lv + ls : off + lv + ls + lf]).decode()
-    off += lv + ls + lf
+    session = bytes(buf[off + lv + ls + lf : off + names]).decode()
+    off += names
     cols: dict[str, npt.NDArray[Any]] = {}
     for name, dtype in COLUMNS:
         if magic == _MAGIC_V1:
@@ -259,7 +285,7 @@ def unpack(data: bytes | bytearray | memoryview) -> TickBatch:
             cols[name], off = _decode(buf, off, n, name, dtype)
     if off != len(buf):
         raise ValueError(f"tick batch: {len(buf)} bytes, expected {off} for {n} ticks")
-    return TickBatch(venue, symbol, feed, **cols)
+    return TickBatch(venue, symbol, feed, **cols, session=session)
 
 
 __all__ = [

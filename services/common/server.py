@@ -1,6 +1,9 @@
 """grpc.aio server bootstrap shared by every service.
 
-Health (grpc.health.v1) and reflection are registered for every service; one interceptor maps
+Health (grpc.health.v1) and reflection are registered for every service: the overall status
+("") is SERVING while the process serves, each service's own name is SERVING only while every
+dependency the service watches (``ServiceApp.dependencies``, e.g. its NATS connection) is up and
+NOT_SERVING while one is down. One interceptor maps
 exceptions to status codes and records metrics; Prometheus metrics are served on a loopback
 port; SIGTERM/SIGINT flip health to NOT_SERVING, stop accepting, drain in-flight calls for the
 grace period, run the service's shutdown hooks (drain NATS, flush stores) and exit.
@@ -13,8 +16,9 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -27,6 +31,9 @@ from .settings import ServiceSettings
 log = logging.getLogger("tradecore.server")
 
 Hook = Callable[[], Awaitable[None]]
+# A dependency's watcher: calls its argument with whether the dependency is up, at once and on
+# every change, until cancelled (e.g. :meth:`~.bus.Bus.watch`).
+Watch = Callable[[Callable[[bool], Awaitable[None]]], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -42,6 +49,9 @@ class ServiceApp:
     # they finish cleanly instead of being cancelled at the end of the grace period.
     on_draining: list[Hook] = field(default_factory=list)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # What the service needs to do its work: its named health status is NOT_SERVING while
+    # any of these reports down.
+    dependencies: list[Watch] = field(default_factory=list)
 
 
 def configure_logging(level: str) -> None:
@@ -87,8 +97,35 @@ async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
     for hook in app.on_start:
         await hook()
     await server.start()
-    for name in app.service_names:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    up = [False] * len(app.dependencies)
+
+    async def set_named() -> None:
+        status = health_pb2.HealthCheckResponse.SERVING
+        if not all(up):
+            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in app.service_names:
+            await health_servicer.set(name, status)
+
+    def watcher(i: int) -> Callable[[bool], Awaitable[None]]:
+        async def on_change(ok: bool) -> None:
+            if up[i] != ok:
+                up[i] = ok
+                log.log(
+                    logging.INFO if ok else logging.WARNING,
+                    "%s: a dependency is %s: %s",
+                    s.service,
+                    "up" if ok else "down",
+                    "SERVING" if all(up) else "NOT_SERVING",
+                )
+                await set_named()
+
+        return on_change
+
+    await set_named()
+    watchers: list[asyncio.Task[None]] = [
+        asyncio.create_task(watch(watcher(i)), name=f"{s.service}-dependency-{i}")
+        for i, watch in enumerate(app.dependencies)
+    ]
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info("%s serving on %s (metrics 127.0.0.1:%s)", s.service, address, s.metrics_port)
     if ready is not None:
@@ -103,6 +140,9 @@ async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
         await stop.wait()
     finally:
         log.info("%s shutting down: NOT_SERVING, draining for %.1fs", s.service, s.grace_seconds)
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
         await health_servicer.enter_graceful_shutdown()
         for hook in app.on_draining:
             try:

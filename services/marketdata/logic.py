@@ -17,6 +17,11 @@ MAX_BARS = 1_000_000
 DEFAULT_TICK_BATCH = 10_000
 MAX_TICK_BATCH = 100_000
 _MIN_INTERVAL_NS = 1_000
+_MAX_NS = 2**63 - 1  # times and intervals are int64 nanoseconds (up to 2262-04-11)
+_MIN_NS = -(2**63)
+# A QueryTicks message is at most this large (a tick takes ≈ 50 bytes, at most 96), far under
+# gRPC's default 4 MiB receive limit, whatever batch_size asks for.
+MAX_TICKS_MESSAGE_BYTES = 1 << 20
 
 
 def symbol_of(request: Any) -> str:
@@ -41,7 +46,9 @@ def _ns(ts: timestamp_pb2.Timestamp, name: str) -> int:
 
 
 def time_range(request: Any) -> tuple[int, int]:
-    """[start, end) in nanoseconds; both required, start < end."""
+    """[start, end) in nanoseconds; both required, start < end. Times beyond what int64
+    nanoseconds hold (before 1677-09-21 or after 2262-04-11, where no tick can be) are
+    clamped to that range."""
     for name in ("start", "end"):
         if not request.HasField(name):
             raise ValueError(f"{name} is required (an RFC 3339 time, e.g. 2012-06-21T13:30:00Z)")
@@ -51,7 +58,7 @@ def time_range(request: Any) -> tuple[int, int]:
             f"start must be before end (got start={request.start.ToJsonString()}, "
             f"end={request.end.ToJsonString()})"
         )
-    return start, end
+    return min(max(start, _MIN_NS), _MAX_NS), min(max(end, _MIN_NS), _MAX_NS)
 
 
 def interval_ns(request: pb.GetBarsRequest, start: int, end: int) -> int:
@@ -63,6 +70,11 @@ def interval_ns(request: pb.GetBarsRequest, start: int, end: int) -> int:
     ns = int(d.ToNanoseconds())
     if ns < _MIN_INTERVAL_NS:
         raise ValueError(f"interval must be at least 1 microsecond (got {d.ToJsonString()})")
+    if ns > _MAX_NS:
+        raise ValueError(
+            f"interval must be at most {_MAX_NS} ns (≈ 292 years, int64 nanoseconds; "
+            f"got {d.ToJsonString()})"
+        )
     if (end - start) // ns > MAX_BARS:
         raise ValueError(
             f"interval {d.ToJsonString()} gives more than {MAX_BARS} bars over the range; "
@@ -102,29 +114,57 @@ def bars_response(symbol: str, interval: int, bars: Bars) -> pb.GetBarsResponse:
     return resp
 
 
+def _tick_batch(venue: str, symbol: str, cols: dict[str, Any], sel: Any) -> pb.TickBatch:
+    s = float(PRICE_SCALE)
+    return pb.TickBatch(
+        venue=venue,
+        symbol=symbol,
+        sequence=cols["seq"][sel].tolist(),
+        exchange_time_ns=cols["ts"][sel].tolist(),
+        receive_time_ns=cols["recv_ts"][sel].tolist(),
+        order_id=cols["order_id"][sel].tolist(),
+        type=cols["type"][sel].tolist(),
+        side=cols["side"][sel].tolist(),
+        price=(cols["price"][sel] / s).tolist(),
+        size=cols["size"][sel].tolist(),
+        ask_price=(cols["ask_price"][sel] / s).tolist(),
+        ask_size=cols["ask_size"][sel].tolist(),
+    )
+
+
+_SAMPLE_ROWS = 1024
+
+
+def _bounded(venue: str, symbol: str, cols: dict[str, Any], rows: Any) -> list[pb.TickBatch]:
+    """The rows (an index array) as TickBatch protos of at most MAX_TICKS_MESSAGE_BYTES each.
+    The bytes per tick are measured on the first rows (a small message) to cut the rows into
+    equal parts of ≈ 3/4 of the limit; a part that still serializes larger is cut again."""
+    if len(rows) > _SAMPLE_ROWS:
+        per_row = _tick_batch(venue, symbol, cols, rows[:_SAMPLE_ROWS]).ByteSize() / _SAMPLE_ROWS
+        parts = int(len(rows) * per_row / (0.75 * MAX_TICKS_MESSAGE_BYTES)) + 1
+        if parts > 1:
+            return [
+                m for part in np.array_split(rows, parts) for m in _fit(venue, symbol, cols, part)
+            ]
+    return _fit(venue, symbol, cols, rows)
+
+
+def _fit(venue: str, symbol: str, cols: dict[str, Any], rows: Any) -> list[pb.TickBatch]:
+    msg = _tick_batch(venue, symbol, cols, rows)
+    size = msg.ByteSize()
+    if size <= MAX_TICKS_MESSAGE_BYTES or len(rows) < 2:
+        return [msg]
+    parts = min(len(rows), -(-size // MAX_TICKS_MESSAGE_BYTES) + 1)
+    return [m for part in np.array_split(rows, parts) for m in _fit(venue, symbol, cols, part)]
+
+
 def tick_batches(symbol: str, cols: dict[str, Any]) -> list[pb.TickBatch]:
-    """One TickBatch proto per venue in a column dict from the store."""
+    """TickBatch protos of a column dict from the store: one per venue, cut into more where
+    one would exceed MAX_TICKS_MESSAGE_BYTES."""
     out = []
     venues = cols["venue"]
     for venue in sorted({str(v) for v in venues.tolist()}) if len(venues) else []:
-        m = venues == venue
-        s = float(PRICE_SCALE)
-        out.append(
-            pb.TickBatch(
-                venue=venue,
-                symbol=symbol,
-                sequence=cols["seq"][m].tolist(),
-                exchange_time_ns=cols["ts"][m].tolist(),
-                receive_time_ns=cols["recv_ts"][m].tolist(),
-                order_id=cols["order_id"][m].tolist(),
-                type=cols["type"][m].tolist(),
-                side=cols["side"][m].tolist(),
-                price=(cols["price"][m] / s).tolist(),
-                size=cols["size"][m].tolist(),
-                ask_price=(cols["ask_price"][m] / s).tolist(),
-                ask_size=cols["ask_size"][m].tolist(),
-            )
-        )
+        out += _bounded(venue, symbol, cols, np.flatnonzero(venues == venue))
     return out
 
 

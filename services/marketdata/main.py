@@ -2,6 +2,7 @@
 services/registry.py), the tick store in
 ClickHouse (embedded chDB under the data directory unless TRADECORE_CLICKHOUSE_DSN is set), the
 JetStream tick stream and its durable store consumer, and the feeds (resumed after a restart).
+Its health (grpc.health.v1, the service's name) is NOT_SERVING while NATS is unreachable.
 TRADECORE_MD_RETENTION_DAYS (default 30; 0 keeps ticks forever) is the tick table's TTL, applied
 at start."""
 
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 
+from nats.aio.client import Client
 from tradecore.ticks import TickBatch
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
@@ -21,7 +23,7 @@ from ..common.settings import ServiceSettings, env_int
 from ..registry import by_name
 from .books import Books
 from .feeds.manager import FeedManager
-from .pipeline import Publisher, StoreConsumer, ensure_stream, last_sequences
+from .pipeline import Publisher, StoreConsumer, ensure_stream
 from .servicer import MarketDataServicer, StoreThread
 from .store import DEFAULT_RETENTION_DAYS, InsertResult, TickStore
 
@@ -40,35 +42,46 @@ def build() -> ServiceApp:
     servicer = MarketDataServicer(store, books, feeds)
     bus = Bus(settings.nats_url, "marketdata")
     consumer: list[StoreConsumer] = []
+    publisher: list[Publisher] = []
     tasks: list[asyncio.Task[None]] = []
 
     async def insert(batches: list[TickBatch]) -> InsertResult:
         return await store.call(lambda s: s.insert(batches))
 
-    async def wire_nats() -> None:
-        await bus.connected.wait()
-        assert bus.nc is not None
-        js = bus.nc.jetstream(timeout=10.0)
+    async def resume(feed: str, venue: str, symbols: list[str]) -> dict[str, int]:
+        return await store.call(lambda s: s.resume_points(feed, venue, symbols))
+
+    feeds.resume_points = resume
+
+    async def on_nats(nc: Client) -> None:
+        """Every new NATS connection: the stream, then the publisher and the store consumer
+        move onto it; the first one also resumes the feeds that were running."""
+        js = nc.jetstream(timeout=10.0)
         while True:
             try:
                 await ensure_stream(js)
                 break
             except Exception as exc:
+                if nc.is_closed:
+                    raise
                 log.warning("JetStream not ready (%s); retrying", exc)
                 await asyncio.sleep(0.5)
-        publisher = Publisher(bus.nc, js)
-        feeds.publish = publisher.publish
-        feeds.flush = publisher.flush
-
-        async def resume(feed: str, venue: str, symbols: list[str]) -> dict[str, int]:
-            return await last_sequences(js, feed, venue, symbols)
-
-        feeds.resume_points = resume
-        c = StoreConsumer(js, insert, feeds.on_stored, feeds.publishing)
-        await c.start()
-        consumer.append(c)
-        await feeds.resume_all()
+        if publisher:
+            publisher[0].attach(nc, js)
+        else:
+            publisher.append(Publisher(nc, js, on_published=feeds.on_published))
+            feeds.publish = publisher[0].publish
+            feeds.flush = publisher[0].flush
+        if consumer:
+            await consumer[0].attach(js)
+        else:
+            c = StoreConsumer(js, insert, feeds.on_stored, feeds.publishing)
+            await c.start()
+            consumer.append(c)
+            await feeds.resume_all()
         log.info("marketdata: JetStream stream, store consumer and feeds ready")
+
+    bus.on_connect(on_nats)
 
     async def on_start() -> None:
         loop = asyncio.get_running_loop()
@@ -80,7 +93,6 @@ def build() -> ServiceApp:
         for rec in feeds.feeds.values():
             rec.stored = counts.get(rec.id, 0)
         await bus.start()
-        tasks.append(asyncio.create_task(wire_nats(), name="marketdata-nats"))
         tasks.append(asyncio.create_task(save_books(), name="marketdata-books"))
 
     async def save_books() -> None:
@@ -117,6 +129,7 @@ def build() -> ServiceApp:
         service_names=[SERVICE_NAME],
         on_start=[on_start],
         on_stop=[on_stop],
+        dependencies=[bus.watch],  # feeds and the store consumer need NATS
     )
 
 

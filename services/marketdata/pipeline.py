@@ -15,6 +15,15 @@ The consumer is durable (``marketdata-store``), pulls many messages at once, ins
 one columnar insert (skipping sequences already stored) and only then acknowledges each of
 them (explicit acks), so a crash at any point redelivers what was not stored and nothing is
 stored twice.
+
+NATS going away (a restart, a closed connection) loses nothing: a JetStream publish that
+fails or is not acknowledged is sent again with the same ``Nats-Msg-Id`` until the stream
+acknowledges it (a copy the stream already holds is dropped by its duplicate window), the
+feed waiting meanwhile; a feed counts a message as published only once it is acknowledged,
+in publish order. Core-NATS messages (``.quote``, ``.trade``, ``.trades``, ``.book``) are
+realtime: the client buffers them while it reconnects and drops them when it cannot
+(``.book`` then starts again from a snapshot). On a new connection :meth:`Publisher.attach`
+and :meth:`StoreConsumer.attach` move both onto it.
 """
 
 from __future__ import annotations
@@ -24,14 +33,16 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
+from nats import errors as nats_errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+from tradecore.subjects import md_subject
 from tradecore.ticks import TRADE_TYPES, TickBatch, pack, unpack
 
 from .books import Levels, book_deltas
@@ -66,10 +77,18 @@ PUBLISH_WINDOW = 8
 MAX_BACKLOG_MESSAGES = 2048
 BACKLOG_CHECK_EVERY = 16
 BACKLOG_POLL_S = 0.1
+# A JetStream publish that failed is sent again after RETRY_MIN_S, doubling to RETRY_MAX_S.
+RETRY_MIN_S = 0.2
+RETRY_MAX_S = 5.0
+# Failures a new attempt cannot fix: the feed fails.
+PERMANENT_ERRORS = (nats_errors.BadSubjectError, nats_errors.MaxPayloadError)
+
+PublishedFn = Callable[[str, int], None]
 
 
 def subject(venue: str, symbol: str, kind: str) -> str:
-    return f"md.{venue}.{symbol}.{kind}"
+    """``md.<venue>.<symbol>.<kind>`` (ValueError naming a part that is no NATS token)."""
+    return md_subject(venue, symbol, kind)
 
 
 async def ensure_stream(js: JetStreamContext) -> None:
@@ -87,22 +106,6 @@ async def ensure_stream(js: JetStreamContext) -> None:
         await js.add_stream(config)
 
 
-async def last_sequences(
-    js: JetStreamContext, feed: str, venue: str, symbols: list[str]
-) -> dict[str, int]:
-    """Per symbol, the last sequence the stream holds from ``feed`` (0 when none)."""
-    out: dict[str, int] = {}
-    for s in symbols:
-        try:
-            msg = await js.get_last_msg(STREAM, subject(venue, s, "ticks"))
-        except NotFoundError:
-            out[s] = 0
-            continue
-        batch = unpack(msg.data or b"")
-        out[s] = batch.last_seq if batch.feed == feed else 0
-    return out
-
-
 def packed_parts(b: TickBatch) -> list[tuple[TickBatch, bytes]]:
     """``b`` packed as messages of at most MAX_TICKS_PER_MESSAGE ticks and MAX_MESSAGE_BYTES."""
     if len(b) > MAX_TICKS_PER_MESSAGE:
@@ -117,12 +120,26 @@ def packed_parts(b: TickBatch) -> list[tuple[TickBatch, bytes]]:
     return packed_parts(b.take(slice(0, half))) + packed_parts(b.take(slice(half, len(b))))
 
 
+@dataclass(slots=True)
+class _Outgoing:
+    """One JetStream message of a feed, kept until the stream acknowledged it."""
+
+    feed: str
+    subject: str
+    data: bytes
+    msg_id: str
+    ticks: int
+    task: asyncio.Task[None] | None = None
+
+
 class Publisher:
     """Publishes feed chunks. Realtime first (core NATS: ``.book`` level updates, ``.quote``,
     ``.trades`` and, per event, ``.trade``), then the ticks to JetStream. JetStream acks are
     awaited in a window of ``PUBLISH_WINDOW`` messages across chunks (so the feed does not
-    stall on each ack round trip); :meth:`flush` waits for the rest and raises if any publish
-    failed."""
+    stall on each ack round trip); each message is sent until the stream acknowledges it
+    (same ``Nats-Msg-Id``: deduplicated) and ``on_published(feed, ticks)`` is called for it
+    once, in publish order; :meth:`flush` waits for the rest and raises if one failed for
+    good (``PERMANENT_ERRORS``)."""
 
     def __init__(
         self,
@@ -131,33 +148,55 @@ class Publisher:
         *,
         max_backlog: int = MAX_BACKLOG_MESSAGES,
         check_every: int = BACKLOG_CHECK_EVERY,
+        on_published: PublishedFn | None = None,
     ) -> None:
         self.nc = nc
         self.js = js
         self.max_backlog = max_backlog
         self.check_every = check_every
+        self.on_published = on_published
         self._since_check = 0
         self.paused_s = 0.0  # time feeds spent waiting for the store (flow control)
-        self._pending: dict[str, deque[asyncio.Task[Any]]] = {}
+        self.retries = 0  # JetStream publishes sent again
+        self._pending: dict[str, deque[_Outgoing]] = {}
         # The top of each book as last sent on .book (a reader's state), per (venue, symbol).
         self._books: dict[tuple[str, str], Levels] = {}
+
+    def attach(self, nc: Client, js: JetStreamContext) -> None:
+        """Publish on a new connection from now on (retries included)."""
+        self.nc = nc
+        self.js = js
+        self._books.clear()  # readers on the new connection start from a snapshot
+
+    async def _realtime(self, subj: str, data: bytes) -> bool:
+        """A core-NATS publish: buffered by the client while it reconnects, dropped (False)
+        when it cannot be sent."""
+        try:
+            await self.nc.publish(subj, data)
+        except PERMANENT_ERRORS:
+            raise
+        except nats_errors.Error as exc:
+            log.debug("realtime message on %s dropped: %s", subj, exc)
+            return False
+        return True
 
     async def publish(self, feed: str, chunk: Chunk) -> None:
         b = chunk.batch
         b.feed = feed
-        nc = self.nc
         if chunk.book is not None:
             key = (b.venue, b.symbol)
             recv = int(b.recv_ts[-1]) if len(b) else 0
             deltas = book_deltas(b.venue, b.symbol, self._books.get(key), chunk.book, recv)
             self._books[key] = chunk.book
-            if deltas is not None:
-                await nc.publish(subject(b.venue, b.symbol, "book"), pack(deltas))
+            if deltas is not None and not await self._realtime(
+                subject(b.venue, b.symbol, "book"), pack(deltas)
+            ):
+                del self._books[key]  # a reader missed this update: send a snapshot next
         quotes = chunk.quotes if chunk.per_event else chunk.quotes[-1:]
         if quotes:
             qs = subject(b.venue, b.symbol, "quote")
             for q in quotes:
-                await nc.publish(qs, q.SerializeToString())
+                await self._realtime(qs, q.SerializeToString())
         if chunk.per_event:
             # Paced and live feeds: let the client's flusher put the deltas and quotes on the
             # wire now, before the rest of the chunk's work (trades, the JetStream publish):
@@ -165,26 +204,61 @@ class Publisher:
             await asyncio.sleep(0)
         is_trade = np.isin(b.type, TRADE_TYPES)
         if is_trade.any():
-            await nc.publish(subject(b.venue, b.symbol, "trades"), pack(b.take(is_trade)))
+            await self._realtime(subject(b.venue, b.symbol, "trades"), pack(b.take(is_trade)))
         if chunk.per_event and chunk.trades:
             ts = subject(b.venue, b.symbol, "trade")
             for t in chunk.trades:
-                await nc.publish(ts, t.SerializeToString())
+                await self._realtime(ts, t.SerializeToString())
         subj = subject(b.venue, b.symbol, "ticks")
         pending = self._pending.setdefault(feed, deque())
         for part, data in packed_parts(b):
             await self._flow_control()
-            msg_id = f"{feed}/{part.venue}.{part.symbol}.{part.first_seq}"
-            pending.append(
-                asyncio.ensure_future(self.js.publish(subj, data, headers={"Nats-Msg-Id": msg_id}))
+            out = _Outgoing(
+                feed, subj, data, f"{feed}/{part.venue}.{part.symbol}.{part.first_seq}", len(part)
             )
+            out.task = asyncio.ensure_future(self._send(out))
+            pending.append(out)
             while len(pending) > PUBLISH_WINDOW:
-                await pending.popleft()
+                await self._settle(pending.popleft())
+
+    async def _send(self, out: _Outgoing) -> None:
+        """Publish ``out`` until JetStream acknowledges it (or a permanent error)."""
+        delay = RETRY_MIN_S
+        while True:
+            js = self.js
+            try:
+                await js.publish(out.subject, out.data, headers={"Nats-Msg-Id": out.msg_id})
+                return
+            except PERMANENT_ERRORS:
+                raise
+            except Exception as exc:
+                self.retries += 1
+                log.warning(
+                    "JetStream publish of %s failed (%s: %s); sending it again in %.1fs",
+                    out.msg_id,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                if isinstance(exc, nats_errors.NoRespondersError):
+                    # JetStream not ready yet, or the stream is gone (a server that lost
+                    # its store): make it again if it is missing.
+                    with contextlib.suppress(Exception):
+                        await ensure_stream(js)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _settle(self, out: _Outgoing) -> None:
+        assert out.task is not None
+        await out.task
+        if self.on_published is not None:
+            self.on_published(out.feed, out.ticks)
 
     async def _flow_control(self) -> None:
         """Every ``check_every`` messages, wait while ``max_backlog`` or more messages are
         not yet stored: not delivered to the store consumer, delivered and not acknowledged,
-        or still on their way to the stream (publishes not yet acknowledged)."""
+        or still on their way to the stream (publishes not yet acknowledged); and while NATS
+        cannot tell."""
         self._since_check += 1
         if self._since_check < self.check_every:
             return
@@ -194,11 +268,17 @@ class Publisher:
         while True:
             # Counted before the request: a publish acknowledged while it is on its way is
             # then in one of the two figures, never in neither.
-            in_flight = sum(1 for q in self._pending.values() for t in q if not t.done())
+            in_flight = sum(
+                1 for q in self._pending.values() for o in q if o.task and not o.task.done()
+            )
             try:
                 info = await self.js.consumer_info(STREAM, DURABLE)
             except NotFoundError:  # no store consumer (yet): nothing to wait for
                 break
+            except Exception as exc:  # NATS unreachable or slow: ask again
+                log.debug("consumer info unavailable (%s); asking again", exc)
+                await asyncio.sleep(BACKLOG_POLL_S)
+                continue
             backlog = (info.num_pending or 0) + (info.num_ack_pending or 0) + in_flight
             if backlog < self.max_backlog:
                 break
@@ -211,14 +291,16 @@ class Publisher:
             log.info("store backlog down: feeds resume after %.1f s", loop.time() - t0)
 
     async def flush(self, feed: str) -> None:
-        """Wait for the JetStream acks of everything ``feed`` published (raises on a failure)."""
+        """Wait until the stream acknowledged everything ``feed`` published (raises on a
+        permanent failure)."""
         pending = self._pending.pop(feed, deque())
         try:
             while pending:
-                await pending.popleft()
+                await self._settle(pending.popleft())
         finally:
-            for task in pending:
-                task.cancel()
+            for out in pending:
+                if out.task is not None:
+                    out.task.cancel()
 
 
 InsertFn = Callable[[list[TickBatch]], Awaitable[InsertResult]]
@@ -252,6 +334,7 @@ class StoreConsumer:
         self.publishing = publishing
         self._task: asyncio.Task[None] | None = None
         self._store_task: asyncio.Task[None] | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
 
     async def _config(self) -> ConsumerConfig:
         config = ConsumerConfig(
@@ -276,14 +359,22 @@ class StoreConsumer:
         return config
 
     async def start(self) -> None:
-        sub = await self.js.pull_subscribe(
+        await self.attach(self.js)
+
+    async def attach(self, js: JetStreamContext) -> None:
+        """Fetch through ``js`` (a new connection) from now on; starts the consumer loop the
+        first time. Messages fetched on a closed connection cannot be acknowledged: the
+        stream redelivers them after ACK_WAIT_S and the insert skips what it stored."""
+        self.js = js
+        self._sub = await js.pull_subscribe(
             TICK_SUBJECTS,
             durable=DURABLE,
             stream=STREAM,
             config=await self._config(),
             pending_bytes_limit=1024 * 1024 * 1024,
         )
-        self._task = asyncio.create_task(self._run(sub), name="marketdata-store-consumer")
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="marketdata-store-consumer")
 
     async def stop(self) -> None:
         for task in (self._task, self._store_task):
@@ -292,7 +383,7 @@ class StoreConsumer:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
-    async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
+    async def _run(self) -> None:
         # Messages fetched while an insert is in flight accumulate into the next group, so the
         # groups grow (up to MAX_GROUP_MESSAGES) when the store is the slower side, and a group
         # waits a little for more (MIN_GROUP_MESSAGES, GROUP_WAIT_S): fewer, larger inserts.
@@ -321,7 +412,8 @@ class StoreConsumer:
                 await asyncio.wait({self._store_task})
                 continue
             try:
-                got = await sub.fetch(FETCH_MESSAGES, timeout=0.02 if busy or msgs else 0.5)
+                assert self._sub is not None
+                got = await self._sub.fetch(FETCH_MESSAGES, timeout=0.02 if busy or msgs else 0.5)
             except TimeoutError:
                 continue
             except asyncio.CancelledError:
@@ -364,9 +456,12 @@ class StoreConsumer:
         except Exception as exc:  # NATS went away: the rest come back and are deduplicated
             log.warning("ack after an insert failed (%s); the messages will be redelivered", exc)
         counts = dict(result.inserted)
-        # Rows already stored count as stored for their feed unless this is a redelivery
-        # of rows the feed itself stored before a crash (counted from the table at start).
+        # Rows the feed itself stored before (a message sent again or redelivered) were
+        # counted when they were inserted (or from the table at start): never again. Rows
+        # another feed stored (a second replay of the same data) count for this feed, once:
+        # not when its message is a redelivery.
         for feed, n in result.duplicates.items():
-            if feed not in redelivered:
-                counts[feed] = counts.get(feed, 0) + n
+            other = n - result.resent.get(feed, 0)
+            if other and feed not in redelivered:
+                counts[feed] = counts.get(feed, 0) + other
         self.on_stored(counts)

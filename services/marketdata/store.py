@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import chdb
@@ -74,6 +74,23 @@ MIGRATIONS = (
             )
         ),
     ),
+    # A tick's identity is (venue, symbol, session, seq): a LOBSTER file numbers its rows 1, 2,
+    # ... every trading day, so without the day a second day of a symbol looked stored. Rows
+    # written before get the session their feed gives now: a LOBSTER row its trading day (New
+    # York date of its exchange time; the same as a replay of that day writes, so it still
+    # deduplicates against them), a synthetic row its feed id (each feed its own flow).
+    Migration(
+        3,
+        "ticks session",
+        (
+            f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS session LowCardinality(String) "
+            "DEFAULT '' AFTER feed",
+            f"ALTER TABLE {TABLE} UPDATE session = toString(toDate(ts, 'America/New_York')) "
+            "WHERE venue = 'lobster' AND session = '' SETTINGS mutations_sync = 2",
+            f"ALTER TABLE {TABLE} UPDATE session = toString(feed) "
+            "WHERE venue = 'synthetic' AND session = '' SETTINGS mutations_sync = 2",
+        ),
+    ),
 )
 _TRADES = ", ".join(str(t) for t in TRADE_TYPES)
 _ARROW_TYPES = {
@@ -94,6 +111,9 @@ _ARROW_TYPES = {
 class InsertResult:
     inserted: dict[str, int]  # feed -> rows written
     duplicates: dict[str, int]  # feed -> rows already stored, skipped
+    # feed -> the part of ``duplicates`` the same feed had stored (a re-sent or redelivered
+    # message; the rest were stored by another feed, e.g. a second replay of a file)
+    resent: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +141,11 @@ def _where(symbol: str, venue: str, start_ns: int, end_ns: int) -> tuple[str, di
 
 
 class TickStore:
-    """The service's tick table. ``max_seq`` remembers the highest stored sequence per
-    (venue, symbol): a batch above it is new and is written without a look-up; a batch that
-    overlaps it (a redelivery after a crash, a second replay of the same file) is checked
-    against the stored sequences and only the missing rows are written."""
+    """The service's tick table. A tick is identified by (venue, symbol, session, seq)
+    (:class:`~tradecore.ticks.TickBatch`). ``max_seq`` remembers the highest stored sequence
+    per (venue, symbol, session): a batch above it is new and is written without a look-up; a
+    batch that overlaps it (a redelivery after a crash, a second replay of the same file) is
+    checked against the stored sequences and only the missing rows are written."""
 
     def __init__(self, dsn: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
         if retention_days < 0:
@@ -132,10 +153,11 @@ class TickStore:
         self.store: Store = connect(dsn, MIGRATIONS)
         self._retain(retention_days)
         self._chdb = _insert_handle(self.store)
-        self.max_seq: dict[tuple[str, str], int] = {
-            (str(v), str(s)): int(m)
-            for v, s, m in self.store.query_rows(
-                f"SELECT venue, symbol, max(seq) FROM {TABLE} GROUP BY venue, symbol"
+        self.max_seq: dict[tuple[str, str, str], int] = {
+            (str(v), str(s), str(x)): int(m)
+            for v, s, x, m in self.store.query_rows(
+                f"SELECT venue, symbol, session, max(seq) FROM {TABLE} "
+                "GROUP BY venue, symbol, session"
             )
         }
 
@@ -197,27 +219,68 @@ class TickStore:
             for f, n in self.store.query_rows(f"SELECT feed, count() FROM {TABLE} GROUP BY feed")
         }
 
-    def _stored_seqs(self, venue: str, symbol: str, lo: int, hi: int) -> npt.NDArray[np.uint64]:
-        res = self.store.client.query_np(
-            f"SELECT seq FROM {TABLE} WHERE venue = {{v:String}} AND symbol = {{s:String}} "
+    def resume_points(self, feed: str, venue: str, symbols: list[str]) -> dict[str, int]:
+        """Per symbol, the last sequence ``s`` such that ``feed`` stored every one of 1..s
+        (0 when it stored none, or not 1): where a feed numbered 1..n resumes."""
+        out = dict.fromkeys(symbols, 0)
+        where = "feed = {f:String} AND venue = {v:String} AND symbol = {s:String}"
+        for sym in symbols:
+            params = {"f": feed, "v": venue, "s": sym}
+            (n, lo, hi), *_ = self.store.query_rows(
+                f"SELECT count(), min(seq), max(seq) FROM {TABLE} WHERE {where}", params
+            )
+            if not n or int(lo) != 1:
+                continue
+            if int(n) == int(hi):  # sequences are stored once: 1..hi, no gap
+                out[sym] = int(hi)
+                continue
+            (end,), *_ = self.store.query_rows(  # the first stored sequence with no successor
+                f"SELECT min(seq) FROM {TABLE} WHERE {where} AND seq + 1 NOT IN "
+                f"(SELECT seq FROM {TABLE} WHERE {where})",
+                params,
+            )
+            out[sym] = int(end)
+        return out
+
+    def _stored_seqs(
+        self, venue: str, symbol: str, session: str, feed: str, lo: int, hi: int
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
+        """The stored sequences of the session in lo..hi, and whether ``feed`` stored each."""
+        t = self.store.query_arrow(
+            f"SELECT seq, feed = {{f:String}} AS own FROM {TABLE} "
+            "WHERE venue = {v:String} AND symbol = {s:String} AND session = {x:String} "
             "AND seq BETWEEN {lo:UInt64} AND {hi:UInt64}",
-            parameters={"v": venue, "s": symbol, "lo": lo, "hi": hi},
+            {"v": venue, "s": symbol, "x": session, "f": feed, "lo": lo, "hi": hi},
         )
-        return np.asarray(res, dtype=np.uint64).reshape(-1)
+        seq = np.asarray(t.column(0).to_numpy(), dtype=np.uint64)
+        own = np.asarray(t.column(1).to_numpy(), dtype=bool)
+        return seq, own
 
     def insert(self, batches: list[TickBatch]) -> InsertResult:
-        """Write the rows of ``batches`` that are not stored yet, in one columnar insert."""
+        """Write the rows of ``batches`` that are not stored yet, in one columnar insert.
+
+        A sequence counts as stored when the table has it or an earlier batch of this call
+        keeps it (two copies of a range can arrive in one group: a message redelivered from
+        the stream and the same ticks published again by a resumed feed)."""
         inserted: dict[str, int] = defaultdict(int)
         duplicates: dict[str, int] = defaultdict(int)
+        resent: dict[str, int] = defaultdict(int)
         keep: list[TickBatch] = []
+        kept: dict[tuple[str, str, str], list[TickBatch]] = defaultdict(list)
         for b in batches:
             if len(b) == 0:
                 continue
-            key = (b.venue, b.symbol)
+            key = (b.venue, b.symbol, b.session)
             top = self.max_seq.get(key, 0)
             if b.first_seq <= top:
-                stored = self._stored_seqs(b.venue, b.symbol, b.first_seq, b.last_seq)
+                seq, own = self._stored_seqs(
+                    b.venue, b.symbol, b.session, b.feed, b.first_seq, b.last_seq
+                )
+                earlier = kept.get(key, [])
+                stored = np.concatenate([seq, *(k.seq for k in earlier)])
+                own = np.concatenate([own, *(np.full(len(k), k.feed == b.feed) for k in earlier)])
                 fresh = ~np.isin(b.seq, stored)
+                resent[b.feed] += int(np.isin(b.seq, stored[own]).sum())
                 # Within the batch too: a sequence must appear once.
                 _, first = np.unique(b.seq, return_index=True)
                 once = np.zeros(len(b), dtype=bool)
@@ -228,11 +291,12 @@ class TickStore:
                 if len(b) == 0:
                     continue
             keep.append(b)
+            kept[key].append(b)
             self.max_seq[key] = max(top, b.last_seq)
             inserted[b.feed] += len(b)
         if keep:
             self.insert_arrow(_to_arrow(keep))
-        return InsertResult(dict(inserted), dict(duplicates))
+        return InsertResult(dict(inserted), dict(duplicates), dict(resent))
 
     # ------------------------------------------------------------------ queries
     def venues(self, symbol: str) -> list[str]:
@@ -275,8 +339,9 @@ class TickStore:
     def tick_pages(
         self, symbol: str, venue: str, start_ns: int, end_ns: int, page_rows: int = PAGE_ROWS
     ) -> Iterator[dict[str, npt.NDArray[Any]]]:
-        """The ticks of ``[start_ns, end_ns)`` in (ts, seq, venue) order as column dicts of at
-        most ``page_rows`` rows (``ts``/``recv_ts`` in ns, plus ``venue``), one query per page:
+        """The ticks of ``[start_ns, end_ns)`` in (ts, seq, venue, session) order as column dicts
+        of at most ``page_rows`` rows (``ts``/``recv_ts`` in ns, plus ``venue`` and
+        ``session``), one query per page:
         each page starts after the last row of the one before (keyset paging, which reads in
         the table's key order), so a range of any size is served in bounded memory."""
         if page_rows < 1:
@@ -289,24 +354,27 @@ class TickStore:
         after = ""
         while True:
             t = self.store.query_arrow(
-                f"SELECT venue, {select} FROM {TABLE} WHERE {where}{after} "
-                f"ORDER BY ts, seq, venue LIMIT {int(page_rows)}",
+                f"SELECT venue, session, {select} FROM {TABLE} WHERE {where}{after} "
+                f"ORDER BY ts, seq, venue, session LIMIT {int(page_rows)}",
                 params,
             )
             page = {
                 name: np.asarray(t.column(i).to_numpy(zero_copy_only=False))
-                for i, name in enumerate(["venue", *names])
+                for i, name in enumerate(["venue", "session", *names])
             }
             if len(page["seq"]):
                 yield page
             if len(page["seq"]) < page_rows:
                 return
             after = (
-                " AND (ts, seq, venue) > (fromUnixTimestamp64Nano({a_ts:Int64}, 'UTC'), "
-                "{a_seq:UInt64}, {a_venue:String})"
+                " AND (ts, seq, venue, session) > (fromUnixTimestamp64Nano({a_ts:Int64}, 'UTC'), "
+                "{a_seq:UInt64}, {a_venue:String}, {a_session:String})"
             )
             params.update(
-                a_ts=int(page["ts"][-1]), a_seq=int(page["seq"][-1]), a_venue=str(page["venue"][-1])
+                a_ts=int(page["ts"][-1]),
+                a_seq=int(page["seq"][-1]),
+                a_venue=str(page["venue"][-1]),
+                a_session=str(page["session"][-1]),
             )
 
     def ticks(
@@ -328,10 +396,11 @@ class TickStore:
         ]
 
     def count(self, feed: str = "") -> tuple[int, int]:
-        """(rows, distinct (venue, symbol, seq)) of one feed or all."""
+        """(rows, distinct (venue, symbol, session, seq)) of one feed or all."""
         where = "WHERE feed = {f:String}" if feed else ""
         rows = self.store.query_rows(
-            f"SELECT count(), uniqExact(venue, symbol, seq) FROM {TABLE} {where}", {"f": feed}
+            f"SELECT count(), uniqExact(venue, symbol, session, seq) FROM {TABLE} {where}",
+            {"f": feed},
         )
         return int(rows[0][0]), int(rows[0][1])
 
@@ -345,7 +414,8 @@ def _insert_handle(store: Store) -> Any:
     return chdb.connect(conn_str)
 
 
-_NAMES = ", ".join(["venue", "symbol", "feed", *(name for name, _ in COLUMNS)])
+_LABELS = ("venue", "symbol", "feed", "session")  # per-batch columns
+_NAMES = ", ".join([*_LABELS, *(name for name, _ in COLUMNS)])
 
 
 def _labels(values: list[str], sizes: npt.NDArray[np.int64]) -> pa.Array:
@@ -361,8 +431,7 @@ def _to_arrow(batches: list[TickBatch]) -> pa.Table:
     sizes = np.array([len(b) for b in batches], dtype=np.int64)
     n = int(sizes.sum())
     arrays: dict[str, pa.Array] = {
-        name: _labels([getattr(b, name) for b in batches], sizes)
-        for name in ("venue", "symbol", "feed")
+        name: _labels([getattr(b, name) for b in batches], sizes) for name in _LABELS
     }
     for name, dtype in COLUMNS:
         # One fresh (aligned) array: unpacked columns are views at odd offsets of a message.

@@ -2,7 +2,8 @@
 services/registry.py), and NATS request/reply on
 ``pricing.v1.price`` (PriceRequest bytes in, PriceResponse bytes out; errors as a
 ``Tradecore-Error`` header with the status name and message). StreamGreeks subscribes to
-``md.<venue>.<symbol>.quote`` on the same NATS connection.
+``md.<venue>.<symbol>.quote`` on the same NATS connection. Its health (grpc.health.v1, the
+service's name) is NOT_SERVING while NATS is unreachable.
 
 Settings beyond ServiceSettings: TRADECORE_PRICING_MAX_CONTRACTS (rows per call, 100000) and
 TRADECORE_PRICING_MAX_SURFACES (fitted surfaces kept, least recently used evicted, 256)."""
@@ -59,6 +60,7 @@ def build() -> ServiceApp:
         on_start=[bus.start],
         on_stop=[bus.stop],
         on_draining=[servicer.close_streams],
+        dependencies=[bus.watch],  # StreamGreeks and pricing.v1.price need NATS
     )
 
 

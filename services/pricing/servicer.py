@@ -56,7 +56,8 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
     ) -> AsyncIterator[pb.GreeksUpdate]:
         repricer = ChainRepricer(request, self.surfaces, self.max_contracts)
         nc = None if self.bus is None else self.bus.nc
-        if nc is None or not nc.is_connected:
+        if self.bus is None or nc is None or not nc.is_connected:
             raise UnavailableError("NATS is not connected: no quotes to stream from")
-        async for update in stream_greeks(repricer, nc, self.closing):
+        bus = self.bus
+        async for update in stream_greeks(repricer, nc, self.closing, lambda: bus.wait_closed(nc)):
             yield update

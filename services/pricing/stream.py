@@ -11,17 +11,18 @@ import asyncio
 import contextlib
 import logging
 import math
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from tradecore.subjects import md_subject
 from tradecore_api.marketdata.v1 import marketdata_pb2 as md
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 
+from ..common.errors import UnavailableError
 from .logic import (
     Batch,
     check_styles,
@@ -37,17 +38,13 @@ from .validate import check_count, check_rows
 log = logging.getLogger("tradecore.pricing.stream")
 
 DEFAULT_TOLERANCE = 1e-9
-_TOKEN = re.compile(r"[^.*>\s]+")
 
 
 def quote_subject(venue: str, symbol: str) -> str:
-    for name, value in (("venue", venue), ("symbol", symbol)):
-        if not _TOKEN.fullmatch(value):
-            raise ValueError(
-                f"{name} must be a non-empty NATS token (no '.', '*', '>' or whitespace; "
-                f"got {value!r})"
-            )
-    return f"md.{venue}.{symbol}.quote"
+    """``md.<venue>.<symbol>.quote``; ValueError naming ``venue`` or ``symbol`` (the request's
+    fields) when one is no NATS token (an over-long one would make nats-server close the
+    service's connection)."""
+    return md_subject(venue, symbol, "quote")
 
 
 def quote_mid(quote: md.Quote) -> float | None:
@@ -164,14 +161,19 @@ class ChainRepricer:
 
 
 async def stream_greeks(
-    repricer: ChainRepricer, nc: Client, closing: asyncio.Event
+    repricer: ChainRepricer,
+    nc: Client,
+    closing: asyncio.Event,
+    lost: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[pb.GreeksUpdate]:
     """Subscribe, then yield updates until ``max_updates``, ``closing`` is set (the server is
-    shutting down) or the caller cancels.
+    shutting down) or the caller cancels; UnavailableError once ``lost()`` (the connection
+    closed for good: its subscription is gone) returns.
 
     Quotes are conflated: the callback keeps only the newest undelivered one."""
     pending: list[Msg] = []
     arrived = asyncio.Event()
+    gone = asyncio.Event()
 
     async def on_msg(msg: Msg) -> None:
         pending[:] = [msg]
@@ -181,8 +183,14 @@ async def stream_greeks(
         await closing.wait()
         arrived.set()
 
+    async def on_lost() -> None:
+        if lost is not None:
+            await lost()
+            gone.set()
+            arrived.set()
+
     sub = await nc.subscribe(repricer.subject, cb=on_msg)
-    watcher = asyncio.create_task(on_closing())
+    watchers = [asyncio.create_task(on_closing()), asyncio.create_task(on_lost())]
     sent = 0
     try:
         while True:
@@ -190,6 +198,8 @@ async def stream_greeks(
             arrived.clear()
             if closing.is_set():
                 return
+            if gone.is_set():
+                raise UnavailableError("NATS closed the connection: the quote stream ended")
             if not pending:
                 continue
             msg = pending.pop()
@@ -208,6 +218,7 @@ async def stream_greeks(
             if repricer.max_updates and sent >= repricer.max_updates:
                 return
     finally:
-        watcher.cancel()
+        for w in watchers:
+            w.cancel()
         with contextlib.suppress(Exception):
             await sub.unsubscribe()

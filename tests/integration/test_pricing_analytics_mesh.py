@@ -328,7 +328,8 @@ def test_stream_greeks_json_through_gateway(mesh: Mesh) -> None:
 @pytest.mark.parametrize(
     "change,code,message",
     [
-        ({"symbol": "a.b"}, grpc.StatusCode.INVALID_ARGUMENT, "symbol must be a non-empty NATS"),
+        ({"symbol": "a.b"}, grpc.StatusCode.INVALID_ARGUMENT, "symbol must not contain '.'"),
+        ({"venue": "X" * 129}, grpc.StatusCode.INVALID_ARGUMENT, "venue must be at most 128"),
         ({"contracts[1].volatility": -1.0}, grpc.StatusCode.INVALID_ARGUMENT,
          "contracts[1].volatility must be finite and > 0"),
         ({"contracts[2].surface_id": "nope"}, grpc.StatusCode.NOT_FOUND,
@@ -351,3 +352,41 @@ def test_stream_greeks_bad_requests(
             list(s.StreamGreeks(req, timeout=10))
         assert err.value.code() == code
         assert message in err.value.details()
+
+
+def test_over_long_symbol_is_invalid_and_the_service_keeps_its_nats(mesh: Mesh) -> None:
+    """A 4,100-character symbol would make nats-server drop the service's connection (maximum
+    control line exceeded): it is INVALID_ARGUMENT naming the field, and afterwards StreamGreeks
+    and the NATS ``pricing.v1.price`` request/reply still work."""
+    for target in (mesh.pricing, mesh.gateway):
+        ch, s = stub(target)
+        with ch, pytest.raises(grpc.RpcError) as err:
+            list(s.StreamGreeks(stream_request("S" * 4100), timeout=10))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "symbol must be at most 128 characters" in err.value.details()
+    symbol = "SAFTERLONG"
+    subject = f"md.XTST.{symbol}.quote"
+
+    async def go() -> None:
+        nc = await nats.connect(mesh.nats_url)
+        try:
+            async with grpc.aio.insecure_channel(mesh.pricing) as ch:
+                call = pb_grpc.PricingServiceStub(ch).StreamGreeks(
+                    stream_request(symbol, max_updates=1), timeout=30
+                )
+                reader = asyncio.ensure_future(call.read())
+                await wait_subscribers(mesh, subject, 1)
+                await nc.publish(subject, quote(symbol, 99.0, 101.0, 1))
+                update = await asyncio.wait_for(reader, 10)
+                assert update.full and update.spot == 100.0
+            request = pb.PriceRequest()
+            request.contracts.add(**{**EU, "option_type": pb.CALL})
+            reply = await nc.request("pricing.v1.price", request.SerializeToString(), timeout=5)
+            assert not reply.headers, reply.headers
+            price = pb.PriceResponse.FromString(reply.data).results[0].price
+            ref = pricing.european(100.0, 105.0, 0.5, 0.03, 0.01, 0.25, "call")
+            assert price == pytest.approx(float(ref["price"]), rel=1e-14)
+        finally:
+            await nc.close()
+
+    asyncio.run(go())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import mpmath as mp
 import numpy as np
@@ -301,3 +302,68 @@ def test_cuda_matches_cpu() -> None:
     gpu = pricing.european(*args, device="cuda")
     for k in pricing.EUROPEAN_OUTPUTS:
         np.testing.assert_allclose(gpu[k], cpu[k], rtol=1e-12, atol=1e-14)
+
+
+# ------------------------------------------------------------------- option-type strings
+
+
+def _type_forms(w: np.ndarray) -> dict[str, object]:
+    """The documented ways to write the option types of the int8 codes ``w``."""
+    words = np.where(w > 0, "call", "put")
+    letters = np.where(w > 0, "C", "p")
+    mixed = np.where(np.arange(w.size) % 3 == 0, np.char.upper(words), words)
+    return {
+        "<U4": words,
+        "<U4 upper/lower mixed": mixed,
+        "<U1 letters": letters,
+        "<U8 (wider than needed)": words.astype("<U8"),
+        "S4 bytes": words.astype("S4"),
+        "S8 bytes": np.char.upper(words).astype("S8"),
+        "object": words.astype(object),
+        "list": words.tolist(),
+        "tuple of letters": tuple(letters.tolist()),
+        "list of bytes": [x.encode() for x in words.tolist()],
+        "strided view": np.repeat(words, 2)[::2],
+    }
+
+
+@pytest.mark.parametrize("form", list(_type_forms(np.array([1], np.int8))))
+def test_string_option_types_equal_codes_bit_for_bit(form: str) -> None:
+    d = random_set(70_001, seed=11)  # above the parallel threshold of the parser
+    types = _type_forms(d["w"])[form]
+    args = (d["S"], d["K"], d["T"], d["r"], d["q"], d["sigma"])
+    np.testing.assert_array_equal(pricing.option_type_codes(types), d["w"])
+    want = pricing.european(*args, d["w"])
+    got = pricing.european(*args, types)  # type: ignore[arg-type]
+    for k in pricing.EUROPEAN_OUTPUTS:
+        np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_string_option_types_keep_their_shape() -> None:
+    types = np.array([["call", "PUT"], ["p", "C"]])
+    np.testing.assert_array_equal(pricing.option_type_codes(types), [[1, -1], [-1, 1]])
+    np.testing.assert_array_equal(pricing.option_type_codes(types.T), [[1, -1], [-1, 1]])
+    assert pricing.option_type_codes("Put").shape == ()
+
+
+@pytest.mark.parametrize(
+    ("types", "row", "shown"),
+    [
+        (["call", "put", "cal"], 2, "'cal'"),
+        (np.array(["call"] * 100_000 + ["puts"] + ["put"] * 10), 100_000, "'puts'"),
+        (np.array([b"call", b"straddle"]), 1, "'straddle'"),
+        (np.array(["call", "x" * 1000]), 1, "'" + "x" * 16 + "...'"),
+        (np.array(["put", None], dtype=object), 1, "None"),
+        (["call", 1], 1, "1"),
+        (np.array(["call", "", "put"]), 1, "''"),
+        (np.array(["ca ll", "put"]), 0, "'ca ll'"),
+        (np.array(["call", "puT", "pu"]), 2, "'pu'"),
+    ],
+)
+def test_bad_option_type_names_the_row(types: object, row: int, shown: str) -> None:
+    msg = rf"^option_type\[{row}\] must be 'call' or 'put' \(got {re.escape(shown)}\)$"
+    with pytest.raises(ValueError, match=msg):
+        pricing.option_type_codes(types)  # type: ignore[arg-type]
+    n = len(types)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=msg):
+        pricing.european(np.full(n, 100.0), 100.0, 1.0, 0.0, 0.0, 0.2, types)  # type: ignore[arg-type]

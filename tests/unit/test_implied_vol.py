@@ -201,3 +201,26 @@ def test_cuda_implied_vol_matches_cpu() -> None:
     assert np.array_equal(cpu.status, gpu.status)
     ok = cpu.status == 0
     assert np.allclose(gpu.vol[ok], cpu.vol[ok], rtol=1e-10)
+
+
+@pytest.mark.parametrize("form", ["<U4", "mixed case letters", "S4", "object", "list"])
+def test_string_option_types_equal_codes_bit_for_bit(form: str) -> None:
+    rng = np.random.default_rng(5)
+    n = 70_001  # above the parallel threshold of the option-type parser
+    w = np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8)
+    S, K, T = 100.0, rng.uniform(60, 140, n), rng.uniform(0.05, 3.0, n)
+    price = european(S, K, T, 0.02, 0.01, rng.uniform(0.1, 0.8, n), w, "none")["price"]
+    words = np.where(w > 0, "call", "put")
+    types: object = {
+        "<U4": words,
+        "mixed case letters": np.where(w > 0, "c", "P"),
+        "S4": words.astype("S4"),
+        "object": words.astype(object),
+        "list": words.tolist(),
+    }[form]
+    want = implied_vol(price, S, K, T, 0.02, 0.01, w)
+    got = implied_vol(price, S, K, T, 0.02, 0.01, types)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(got.vol, want.vol)
+    np.testing.assert_array_equal(got.status, want.status)
+    with pytest.raises(ValueError, match=r"^option_type\[3\] must be 'call' or 'put'"):
+        implied_vol(1.0, S, 100.0, 1.0, 0.0, 0.0, ["c", "p", "C", "callput"])

@@ -161,12 +161,46 @@ def test_empty_sentinels_and_book_emptying(tmp_path: Path) -> None:
         (["1.0,1,1,five,101,-1"], "field 'size'"),
         (["1.0,1,1,0,101,-1"], "zero size"),
         (["1.0,1,1,5,101,-1,7"], "trailing"),
+        (
+            ["1.0,1,1,5,101,-1", "1.5,1,2,5,-5794000,-1"],
+            "line 2: field 'price' -5794000 is not > 0",
+        ),
+        (["1.0,4,1,5,0,-1"], "line 1: field 'price' 0 is not > 0"),
+        (["1.0,7,0,0,5,-1"], "line 1: field 'price' 5 is not -1, 0 or 1 for a halt"),
+        (
+            ["2.0,1,1,5,101,-1", "2.0,1,2,5,101,-1", "1.999,1,3,5,101,-1"],
+            r"line 3: field 'time' goes backwards \(1999000000 ns",
+        ),
     ],
 )
 def test_malformed_messages(tmp_path: Path, messages: list[str], match: str) -> None:
     m, b = write(tmp_path, messages, [[101, 5, 100, 5, 102, 1, 99, 1]] * len(messages))
     with pytest.raises(ValueError, match=match):
         lobster.replay_files(m, b, 2)
+
+
+@pytest.mark.parametrize(
+    ("row", "match"),
+    [
+        ([100, 5, 100, 5, 102, 1, 99, 1], "line 2: crossed book: field 'ask price 1' 100 is not "),
+        ([101, 5, 102, 5, 103, 1, 99, 1], "line 2: crossed book"),
+        ([-101, 5, B, 0, A, 0, B, 0], "line 2: field 'ask price 1' -101 is not > 0"),
+        ([A, 0, 0, 5, A, 0, B, 0], "line 2: field 'bid price 1' 0 is not > 0"),
+        ([102, 5, 100, 5, 101, 1, 99, 1], "line 2: field 'ask price 2' 101 is not above"),
+        ([102, 5, 100, 5, 103, 1, 100, 1], "line 2: field 'bid price 2' 100 is not below"),
+    ],
+)
+def test_invalid_book_rows(tmp_path: Path, row: list[int], match: str) -> None:
+    _, b = write(tmp_path, ["1.0,1,1,5,101,-1", "1.1,1,2,5,101,-1"], [BOOK[0], row])
+    with pytest.raises(ValueError, match=match):
+        lobster.parse_book(b, 2)
+
+
+def test_unreadable_paths_are_value_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="message file cannot be read"):
+        lobster.parse_messages("/" + "x" * 100_000)
+    with pytest.raises(ValueError, match="orderbook file cannot be read"):
+        lobster.book_depth(tmp_path)  # a directory
 
 
 def test_malformed_books_and_arguments(tmp_path: Path) -> None:

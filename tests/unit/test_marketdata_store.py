@@ -56,7 +56,7 @@ def test_insert_is_idempotent_and_bars_match_numpy(tmp_path: Path) -> None:
         r = s.insert([_batch(1, 10)])
         assert r.inserted == {} and r.duplicates == {"f1": 10}
         assert s.count() == (5549, 5549)
-        assert s.max_seq[("test", "AAA")] == 5499
+        assert s.max_seq[("test", "AAA", "")] == 5499
         full = ticks.concat([b, again.take(again.seq > 5000)])
         for interval in (1_000_000_000, 60_000_000_000, 3_300_000_000):
             bars = s.bars("AAA", "", START, START + 10**12, interval)
@@ -82,7 +82,7 @@ def test_insert_is_idempotent_and_bars_match_numpy(tmp_path: Path) -> None:
     # Reopened: the highest stored sequences come back from the table.
     s = TickStore(default_dsn(tmp_path, "marketdata"))
     try:
-        assert s.max_seq == {("test", "AAA"): 5499, ("test", "BBB"): 50}
+        assert s.max_seq == {("test", "AAA", ""): 5499, ("test", "BBB", ""): 50}
         assert s.insert([_batch(5400, 200)]).inserted == {"f1": 100}
     finally:
         s.close()
@@ -103,7 +103,7 @@ def test_codec_migration_keeps_the_rows_of_an_existing_table(tmp_path: Path) -> 
     s.close()
     s = TickStore(dsn)
     try:
-        assert s.store.applied_migrations() == [1, 2]
+        assert s.store.applied_migrations() == [1, 2, 3]
         codecs = dict(
             s.store.query_rows(
                 "SELECT name, compression_codec FROM system.columns "
@@ -131,6 +131,77 @@ def test_codec_migration_keeps_the_rows_of_an_existing_table(tmp_path: Path) -> 
             (0, -(2**63), -(2**62)),
             (2**64 - 1, 2**63 - 1, 2**62),
         ]
+    finally:
+        s.close()
+
+
+def _day(session: str, n: int, feed: str) -> ticks.TickBatch:
+    """A LOBSTER-like day: rows 1..n of one trading day (sequences restart every day)."""
+    b = _batch(1, n, feed=feed)
+    b.session = session
+    day = int(np.datetime64(session, "ns").astype(np.int64))
+    b.ts[:] = day + 14 * 3600 * 10**9 + np.arange(n) * 1_000_000
+    return b
+
+
+def test_sessions_keep_days_with_the_same_sequences_apart(tmp_path: Path) -> None:
+    s = TickStore(default_dsn(tmp_path, "marketdata"))
+    try:
+        d1, d2 = _day("2012-06-21", 3000, "f1"), _day("2012-06-22", 3000, "f2")
+        assert s.insert([d1]).inserted == {"f1": 3000}
+        r = s.insert([d2])  # the same sequences on another day: new ticks
+        assert r.inserted == {"f2": 3000} and r.duplicates == {}
+        r = s.insert([_day("2012-06-22", 3000, "f3")])  # day 2 replayed again: all stored
+        assert r.inserted == {} and r.duplicates == {"f3": 3000}
+        assert s.count() == (6000, 6000)
+        for d in (d1, d2):
+            v = s.vwap("AAA", "", int(d.ts[0]), int(d.ts[-1]) + 1)
+            m = np.isin(d.type, ticks.TRADE_TYPES)
+            assert v[1:] == (int(d.size[m].sum()), int(m.sum()))
+        pages = list(s.tick_pages("AAA", "", 0, 2**62, page_rows=1000))
+        assert sum(len(p["seq"]) for p in pages) == 6000
+        assert [str(x) for x in np.unique(np.concatenate([p["session"] for p in pages]))] == [
+            "2012-06-21",
+            "2012-06-22",
+        ]
+    finally:
+        s.close()
+    s = TickStore(default_dsn(tmp_path, "marketdata"))
+    try:
+        assert s.max_seq == {
+            ("test", "AAA", "2012-06-21"): 3000,
+            ("test", "AAA", "2012-06-22"): 3000,
+        }
+    finally:
+        s.close()
+
+
+def test_session_migration_gives_stored_rows_their_feeds_session(tmp_path: Path) -> None:
+    # Rows stored before sessions (migrations 1-2): a LOBSTER row gets its trading day (the
+    # New York date of its time), a synthetic row its feed id, any other none.
+    dsn = default_dsn(tmp_path, "marketdata")
+    day = "2012-06-21"
+    t0 = int(np.datetime64(day, "ns").astype(np.int64)) + 4 * 3600 * 10**9  # NY midnight
+    with connect(dsn, MIGRATIONS[:2]) as old:
+        for venue, feed in (("lobster", "lobster-1"), ("synthetic", "synthetic-2"), ("alp", "a")):
+            old.command(
+                "INSERT INTO ticks (venue, symbol, feed, seq, ts, recv_ts, type, price, size) "
+                f"SELECT '{venue}', 'GOOG', '{feed}', number + 1, "
+                f"fromUnixTimestamp64Nano(toInt64({t0 + 10 * 3600 * 10**9} + number), 'UTC'), "
+                "now64(9), 4, 100, 1 FROM numbers(100)"
+            )
+    s = TickStore(dsn)
+    try:
+        assert s.store.applied_migrations() == [1, 2, 3]
+        assert s.max_seq == {
+            ("lobster", "GOOG", day): 100,
+            ("synthetic", "GOOG", "synthetic-2"): 100,
+            ("alp", "GOOG", ""): 100,
+        }
+        replay = _day(day, 150, "lobster-9")
+        replay.venue, replay.symbol = "lobster", "GOOG"
+        r = s.insert([replay])  # the same day replayed after the upgrade: only rows 101..150
+        assert r.inserted == {"lobster-9": 50} and r.duplicates == {"lobster-9": 100}
     finally:
         s.close()
 

@@ -106,6 +106,23 @@ def test_unpack_reads_whole_column_batches() -> None:
         ticks.unpack(head + names + cols[:-1])
 
 
+def test_session_travels_through_pack_take_and_concat() -> None:
+    b = _batch(50)
+    assert b.session == "" and ticks.pack(b)[:4] == b"TCK2"  # no session: TCK2 as before
+    b.session = "2012-06-21"
+    data = ticks.pack(b)
+    assert data[:4] == b"TCK3"
+    u = ticks.unpack(data)
+    assert (u.venue, u.symbol, u.feed, u.session) == ("venue", "SYM", "feed-1", "2012-06-21")
+    for name, _ in ticks.COLUMNS:
+        np.testing.assert_array_equal(u.column(name), b.column(name), err_msg=name)
+    assert b.take(slice(0, 3)).session == "2012-06-21"
+    assert ticks.concat([b.take(slice(0, 3)), b.take(slice(3, 50))]).session == "2012-06-21"
+    for cut in range(40):  # truncated headers and names are refused
+        with pytest.raises(ValueError, match="tick batch"):
+            ticks.unpack(data[:cut])
+
+
 def test_take_and_concat() -> None:
     b = _batch(10)
     parts = [b.take(slice(0, 4)), b.take(slice(4, 10))]
@@ -256,3 +273,15 @@ def test_synthetic_mid_moves() -> None:
 def test_synthetic_rejects_bad_rate() -> None:
     with pytest.raises(ValueError, match="rate"):
         SyntheticFlow("X", seed=0, rate=0.0, start_ns=START)
+
+
+def test_synthetic_times_never_wrap_past_int64() -> None:
+    # At 1e-300 operations per second the first gap is ≈ 1e309 ns: the flow refuses to go on
+    # instead of casting it to -2**63.
+    flow = SyntheticFlow("X", seed=0, rate=1e-300, start_ns=START)
+    with pytest.raises(ValueError, match="int64 nanosecond range"):
+        flow.next(10)
+    slow = SyntheticFlow("X", seed=0, rate=1e-9, start_ns=START)  # gaps ≈ 1e18 ns
+    with pytest.raises(ValueError, match="int64 nanosecond range"):
+        for _ in range(200):
+            assert (slow.next(1).ts > 0).all()

@@ -7,6 +7,7 @@ Greeks are raw partial derivatives per year and per 1.00 of vol/rate: ``delta``=
 from __future__ import annotations
 
 from tradecore.pricing.american import (
+    AMERICAN_ENGINES,
     AMERICAN_GREEKS,
     AMERICAN_METHODS,
     DEFAULT_ALO,
@@ -37,6 +38,7 @@ from tradecore.pricing.implied_vol import (
 
 __all__ = [
     "ALL_GREEKS",
+    "AMERICAN_ENGINES",
     "AMERICAN_GREEKS",
     "AMERICAN_METHODS",
     "BLACK76_GREEKS",

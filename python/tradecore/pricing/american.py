@@ -27,8 +27,12 @@ Greeks are raw partial derivatives per year and per 1.00 of vol/rate (as in
 * T = 0, and regimes where early exercise is never optimal (put: r <= 0 <= q - r; call: q <= 0
   and r >= q): the exact European values.
 
-Regimes: a put with ``q < r <= 0`` (a call with ``r < q <= 0``) has two exercise boundaries. Only
-the trees price it; ``alo``, ``baw`` and ``bjs2002`` refuse those rows (see ``unsupported``).
+Regimes: a put with ``q < r <= 0`` (a call with ``r < q <= 0``) has two exercise boundaries. The
+trees price it directly; ``alo``, ``baw`` and ``bjs2002`` hand those rows to the Leisen-Reimer tree
+with Richardson extrapolation, ``(1601 P(1601) - 801 P(801)) / 800`` (within ~1e-5 of a converged
+price at K = 100; Greeks the same combination of the trees' Greeks), unless
+``unsupported="raise"``/``"nan"``. The ``engine`` column says which engine priced each row (codes
+into :data:`AMERICAN_ENGINES`).
 """
 
 from __future__ import annotations
@@ -48,6 +52,17 @@ Method = Literal["alo", "baw", "bjs2002", "crr", "lr"]
 
 AMERICAN_METHODS: tuple[str, ...] = ("alo", "baw", "bjs2002", "crr", "lr")
 AMERICAN_GREEKS: tuple[str, ...] = ("delta", "gamma", "theta", "vega", "rho")
+# Names of the result's per-row "engine" codes (255: the row was not priced, status != 0).
+AMERICAN_ENGINES: tuple[str, ...] = (
+    "european",  # T = 0 or early exercise never optimal: the closed form
+    "alo",
+    "baw",
+    "bjs2002",
+    "crr",
+    "lr",
+    "lr_richardson",  # double-boundary rows of alo/baw/bjs2002
+)
+ENGINE_NONE = 255
 
 # Row status codes in the result's "status" column.
 STATUS_OK = 0
@@ -98,7 +113,7 @@ def american(
     *,
     boundary_points: int = 33,
     alo: AloScheme = DEFAULT_ALO,
-    unsupported: Literal["raise", "nan"] = "raise",
+    unsupported: Literal["tree", "raise", "nan"] = "tree",
     threads: int = 0,
 ) -> dict[str, FloatArray]:
     """Price (and Greeks) of American options with dividend yield ``q``.
@@ -118,15 +133,18 @@ def american(
             shape ``(*shape, boundary_points)``.
         boundary_points: number of boundary times (>= 2).
         alo: the ALO discretisation (:data:`DEFAULT_ALO`, :data:`PRECISE_ALO` or your own).
-        unsupported: rows in a regime the method refuses (the double-boundary case):
+        unsupported: double-boundary rows of ``alo``, ``baw`` and ``bjs2002``: ``"tree"``
+            prices them with the Richardson-extrapolated LR tree (engine ``lr_richardson``),
             ``"raise"`` raises :class:`tradecore.errors.UnsupportedRegime`, ``"nan"`` leaves NaN
             there (status 2).
         threads: CPU threads (0: all cores).
 
     Returns:
-        ``{"price", ["delta", "gamma", "theta", "vega", "rho"], "status",
+        ``{"price", ["delta", "gamma", "theta", "vega", "rho"], "status", "engine",
         ["boundary_time", "boundary"]}``: float64 arrays of the broadcast shape (``status``:
-        uint8, 0 ok, 2 refused regime).
+        uint8, 0 ok, 2 refused regime; ``engine``: uint8 index into :data:`AMERICAN_ENGINES`
+        of the engine that priced the row, 255 where none did). Double-boundary rows have a
+        NaN ``boundary`` (it is ALO's single boundary).
 
     Raises:
         ValueError: an invalid input (the message names the argument and the row), an unknown
@@ -141,8 +159,8 @@ def american(
         raise ValueError(f"boundary=True needs method='alo' (got {method!r})")
     if boundary and (not isinstance(boundary_points, int | np.integer) or boundary_points < 2):
         raise ValueError(f"boundary_points must be an integer >= 2 (got {boundary_points!r})")
-    if unsupported not in ("raise", "nan"):
-        raise ValueError(f"unsupported must be 'raise' or 'nan' (got {unsupported!r})")
+    if unsupported not in ("tree", "raise", "nan"):
+        raise ValueError(f"unsupported must be 'tree', 'raise' or 'nan' (got {unsupported!r})")
     shape, flat = _prepare(S, K, T, r, q, sigma, option_type)
     found = _core.european_check(*flat)  # type: ignore[arg-type]
     if found is not None:
@@ -168,6 +186,7 @@ def american(
         alo_rule=alo.rule,
         boundary_points=int(boundary_points) if boundary else 0,
         threads=threads,
+        double_boundary_tree=unsupported == "tree",
     )
     status = result["status"]
     if failed and unsupported == "raise":
@@ -186,9 +205,11 @@ def american(
 
 
 __all__ = [
+    "AMERICAN_ENGINES",
     "AMERICAN_GREEKS",
     "AMERICAN_METHODS",
     "DEFAULT_ALO",
+    "ENGINE_NONE",
     "PRECISE_ALO",
     "STATUS_INVALID",
     "STATUS_OK",

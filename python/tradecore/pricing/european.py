@@ -79,29 +79,47 @@ class InvalidInputError(ValueError):
 
 
 def option_type_codes(option_type: ArrayLike) -> npt.NDArray[np.int8]:
-    """Map ``"call"``/``"put"`` (any case; also ``"c"``/``"p"``) or +1/-1 to int8 codes."""
+    """Map ``"call"``/``"put"`` (any case; also ``"c"``/``"p"``) or +1/-1 to int8 codes.
+
+    Strings may be a scalar, a numpy str/bytes/object array of any shape, or a list/tuple; they
+    are parsed in the compiled core (numpy string arrays straight from their buffer).
+    """
+    if (
+        isinstance(option_type, list | tuple)
+        and option_type
+        and isinstance(option_type[0], str | bytes)
+    ):
+        codes, bad = _core.option_type_codes_list(option_type)
+        if bad is not None:
+            _bad_option_type(bad, option_type[bad])
+        return codes
     arr = np.asarray(option_type)
     if arr.dtype.kind in "iu":
         codes = arr.astype(np.int8, copy=False)
-        bad = (codes != 1) & (codes != -1)
-        if bad.any():
-            idx = int(np.flatnonzero(bad.ravel())[0])
+        bad_mask = (codes != 1) & (codes != -1)
+        if bad_mask.any():
+            idx = int(np.flatnonzero(bad_mask.ravel())[0])
             raise ValueError(f"option_type[{idx}] must be 'call'/'put' or +1/-1")
         return codes
-    if arr.dtype.kind not in "UO":
+    if arr.dtype.kind not in "USO":
         raise ValueError(f"option_type must be 'call'/'put' or +1/-1, not dtype {arr.dtype}")
-    lowered = np.char.lower(arr.astype(str))
-    codes = np.where(
-        (lowered == "call") | (lowered == "c"),
-        1,
-        np.where((lowered == "put") | (lowered == "p"), -1, 0),
-    ).astype(np.int8)
-    if (codes == 0).any():
-        idx = int(np.flatnonzero(codes.ravel() == 0)[0])
-        raise ValueError(
-            f"option_type[{idx}] must be 'call' or 'put' (got {lowered.ravel()[idx]!r})"
-        )
-    return codes
+    if arr.dtype.kind == "U" and arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    flat = arr.reshape(-1)  # a view unless the array is not contiguous
+    codes, bad = _core.option_type_codes(flat)
+    if bad is not None:
+        _bad_option_type(bad, flat[bad])
+    return codes.reshape(arr.shape)
+
+
+def _bad_option_type(row: int, value: object) -> None:
+    """Raise the ValueError for a bad option type, quoting at most 16 characters of it."""
+    if isinstance(value, bytes | np.bytes_):
+        value = value.decode("latin-1")
+    text = str(value) if isinstance(value, str | np.str_) else value
+    shown = repr(text[:16] + "...") if isinstance(text, str) and len(text) > 16 else repr(text)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    raise ValueError(f"option_type[{row}] must be 'call' or 'put' (got {shown})")
 
 
 def broadcast_batch(

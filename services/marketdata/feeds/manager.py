@@ -1,6 +1,12 @@
 """Feed control: the registry of feed kinds, the running feeds, their progress and their
 persistence (``<data_dir>/marketdata/feeds.json``) so that a feed killed with the service
-resumes, after a restart, from the last sequence the JetStream stream holds.
+resumes, after a restart, after the last sequence it stored without a gap (what the stream
+held but had not stored yet is published again and deduplicated by the store).
+
+Counters: ``published`` is the ticks JetStream acknowledged (each message once, in publish
+order), ``stored`` the ticks the store consumer inserted for the feed (a copy of a row the feed
+had stored already is not counted again); a status never shows more stored than published
+(the consumer can store a message before its publish acknowledgement reaches the feed).
 
 Kinds: ``lobster``, ``synthetic``, and ``alpaca`` (``services/marketdata/feeds/alpaca.py``'s
 ``AlpacaFeed``, live or history). Any other :class:`~.base.EventFeed` is wired in by adding a
@@ -33,6 +39,8 @@ log = logging.getLogger("tradecore.marketdata.feeds")
 KINDS = {"lobster": pb.LOBSTER, "synthetic": pb.SYNTHETIC, "alpaca": pb.ALPACA}
 MAX_FINISHED = 1000  # feeds that are over kept in the registry (ListFeeds), newest first
 SAVE_DELAY_S = 0.2
+# StopFeed waits this long for the feed's publishes in flight (NATS may be down), then drops them.
+STOP_FLUSH_S = 15.0
 
 
 def _alpaca(spec: Any) -> EventFeed:
@@ -86,7 +94,7 @@ class FeedRecord:
             symbols=self.symbols,
             total=self.total,
             published=self.published,
-            stored=min(self.stored, self.total) if self.total else self.stored,
+            stored=min(self.stored, self.published),
             error=self.error,
         )
         st.created.FromNanoseconds(self.created_ns)
@@ -218,7 +226,14 @@ class FeedManager:
             start_ns=now,
         )
         self.feeds[feed_id] = rec
-        self.save()
+        try:
+            self.save()
+        except OSError as exc:  # a feed that cannot be recorded would not resume: not started
+            del self.feeds[feed_id]
+            raise PreconditionError(
+                f"the feed registry {self.path} cannot be written ({exc.strerror}): "
+                "the feed is not started"
+            ) from None
         rec.task = asyncio.create_task(self._run(rec, source, {}), name=f"feed-{feed_id}")
         return rec
 
@@ -233,7 +248,7 @@ class FeedManager:
                     await rec.task
             if self.flush is not None:  # settle the feed's in-flight JetStream publishes
                 try:
-                    await self.flush(rec.id)
+                    await asyncio.wait_for(self.flush(rec.id), STOP_FLUSH_S)
                 except Exception as exc:  # the feed is stopped either way; say what happened
                     log.warning("feed %s: a publish failed while stopping: %s", rec.id, exc)
             self.save()
@@ -268,6 +283,13 @@ class FeedManager:
     def publishing(self) -> bool:
         """Whether any feed is still producing or publishing (its task has not ended)."""
         return any(r.task is not None and not r.task.done() for r in self.feeds.values())
+
+    def on_published(self, feed_id: str, n: int) -> None:
+        """JetStream acknowledged ``n`` more ticks of the feed."""
+        rec = self.feeds.get(feed_id)
+        if rec is not None:
+            rec.published += n
+            self.changed.set()
 
     def on_stored(self, counts: dict[str, int]) -> None:
         for feed_id, n in counts.items():
@@ -309,8 +331,7 @@ class FeedManager:
                 now = time.time_ns()
                 if not b.recv_ts.any():
                     b.recv_ts[:] = now
-                await self.publish(rec.id, chunk)
-                rec.published += len(b)
+                await self.publish(rec.id, chunk)  # counted in on_published once acknowledged
                 self.books.update((b.venue, b.symbol), chunk.book, chunk.quotes)
             if self.flush is not None:
                 await self.flush(rec.id)

@@ -1,15 +1,17 @@
 """Feed sources: what each kind of feed produces, chunk by chunk, for the runner to publish.
 
 A source yields :class:`Chunk` s of one (venue, symbol): the ticks as columns (sequence numbers
-1, 2, ... per symbol for the replayed and synthetic feeds), the quotes and trades to publish
-on core NATS, and the book after the chunk. ``resume`` maps a symbol to the last sequence the
-stream already holds, so a restarted feed continues after it.
+1, 2, ... per symbol for the replayed and synthetic feeds, within the batch's session: the
+trading day of a LOBSTER file, the seed and start time of a synthetic flow), the quotes and
+trades to publish on core NATS, and the book after the chunk. ``resume`` maps a symbol to the
+last sequence the stream already holds, so a restarted feed continues after it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import uuid
 from collections import deque
@@ -34,6 +36,14 @@ PACED_WINDOW_S = 0.005  # wall time one paced chunk covers
 BOOK_DEPTH = 50
 _SYMBOL = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _SIDE = {pb.BUY: 1, pb.SELL: -1}
+# Synthetic spec bounds: the flow's exchange times are int64 nanoseconds from the start time,
+# so its expected span (count / rate seconds) must stay far inside that range (≈ 236 years
+# from now): a span of at most 1e8 s (≈ 3.2 years) cannot overflow but with a probability
+# far below 1e-30. Above 1e9 operations per second the gaps are under a nanosecond.
+MIN_SYNTHETIC_RATE = 1e-3
+MAX_SYNTHETIC_RATE = 1e9
+MAX_SYNTHETIC_SPAN_S = 1e8
+MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
 
 
 def check_symbol(symbol: str, field_name: str) -> str:
@@ -122,6 +132,11 @@ class LobsterSource:
             path = getattr(spec, name)
             if not path:
                 raise ValueError(f"lobster.{name} is required")
+            if len(path.encode()) > MAX_PATH_BYTES:
+                raise ValueError(
+                    f"lobster.{name} is {len(path.encode())} bytes long, more than a path "
+                    f"can be ({MAX_PATH_BYTES})"
+                )
             if not Path(path).is_absolute():
                 raise ValueError(f"lobster.{name} must be an absolute path (got {path!r})")
         self.spec = spec
@@ -131,6 +146,7 @@ class LobsterSource:
         self._cols: dict[str, npt.NDArray[np.int64]] = {}
         self._rows: npt.NDArray[np.int64] | None = None
         self._levels = 0
+        self.session = ""  # the trading day (YYYY-MM-DD), known once loaded
 
     def load(self) -> None:
         """Parse and check both files (blocking; ValueError names the file and line)."""
@@ -165,6 +181,7 @@ class LobsterSource:
         }
         self._rows = rows
         self._levels = levels
+        self.session = msgs.date.isoformat()
         self.total = len(msgs)
 
     def _book(self, row: int, seq: int, ts: int) -> Levels:
@@ -202,6 +219,7 @@ class LobsterSource:
                 side=c["side"][i:j],
                 price=c["price"][i:j],
                 size=c["size"][i:j],
+                session=self.session,
             )
             qi = np.flatnonzero(changed[i:j]) + i
             if not per_event:
@@ -293,8 +311,19 @@ class SyntheticSource:
             raise ValueError("synthetic.symbols must not repeat a symbol")
         if not np.isfinite(spec.rate) or spec.rate <= 0:
             raise ValueError(f"synthetic.rate must be finite and > 0 (got {spec.rate!r})")
+        if not MIN_SYNTHETIC_RATE <= spec.rate <= MAX_SYNTHETIC_RATE:
+            raise ValueError(
+                f"synthetic.rate must be between {MIN_SYNTHETIC_RATE:g} and "
+                f"{MAX_SYNTHETIC_RATE:g} operations per second (got {spec.rate!r})"
+            )
         if spec.count <= 0:
             raise ValueError(f"synthetic.count must be > 0 (got {spec.count})")
+        if spec.count / spec.rate > MAX_SYNTHETIC_SPAN_S:
+            raise ValueError(
+                f"synthetic.count / synthetic.rate is {spec.count / spec.rate:.3g} s of exchange "
+                f"time, more than {MAX_SYNTHETIC_SPAN_S:g} s (≈ 3 years): lower synthetic.count "
+                "or raise synthetic.rate"
+            )
         if not np.isfinite(spec.speed) or spec.speed < 0:
             raise ValueError(f"synthetic.speed must be finite and >= 0 (got {spec.speed!r})")
         self.spec = spec
@@ -302,6 +331,8 @@ class SyntheticSource:
         self.total = int(spec.count) * len(self.symbols)
         self.speed = float(spec.speed)
         self.start_ns = start_ns
+        # The same seed and start time give the same ticks: that is the flow's identity.
+        self.session = f"{int(spec.seed)}@{start_ns}"
         self._token = uuid.uuid4().hex
 
     async def chunks(self, resume: Mapping[str, int]) -> AsyncIterator[Chunk]:
@@ -362,6 +393,7 @@ class SyntheticSource:
                     side=side[:take][keep],
                     price=price[:take][keep],
                     size=size[:take][keep],
+                    session=self.session,
                 )
                 bp, bs, ap, as_ = book
                 levels = Levels(bp, bs, ap, as_, nb, na, b.last_seq, int(b.ts[-1]))
@@ -421,7 +453,31 @@ class EventFeedSource:
         await self.feed.close()
 
 
+def _check_event(venue: str, e: pb.Quote | pb.Trade) -> None:
+    """An adapter's event is usable: trades at a finite price > 0 for a size > 0, quotes
+    with finite prices and sizes >= 0 (0: that side is empty), an exchange time > 0.
+    ``ValueError`` names the event and the field (the feed fails with it)."""
+    where = f"{venue}/{e.symbol} sequence {e.sequence}"
+    if e.exchange_time_ns <= 0:
+        raise ValueError(f"{where}: field 'exchange_time_ns' {e.exchange_time_ns} is not > 0")
+    if isinstance(e, pb.Trade):
+        if not (math.isfinite(e.price) and e.price > 0):
+            raise ValueError(f"{where}: trade field 'price' {e.price!r} is not finite and > 0")
+        if e.size <= 0:
+            raise ValueError(f"{where}: trade field 'size' {e.size} is not > 0")
+        return
+    for name in ("bid_price", "ask_price"):
+        v = getattr(e, name)
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"{where}: quote field {name!r} {v!r} is not finite and >= 0")
+    for name in ("bid_size", "ask_size"):
+        if getattr(e, name) < 0:
+            raise ValueError(f"{where}: quote field {name!r} {getattr(e, name)} is negative")
+
+
 def _event_chunk(venue: str, symbol: str, events: list[pb.Quote | pb.Trade]) -> Chunk:
+    for e in events:
+        _check_event(venue, e)
     n = len(events)
     cols = {
         k: np.zeros(n, dtype=np.int64)

@@ -117,6 +117,7 @@ std::size_t count_fields(std::string_view text) noexcept {
 }
 
 void parse_messages(std::string_view text, std::size_t rows, const MessageColumns& out) {
+  std::int64_t last_time = 0;
   const std::size_t got = for_lines(text, "message", rows, [&](Line& l, std::size_t i) {
     const std::int64_t t = l.seconds_ns();
     l.comma("time");
@@ -134,6 +135,15 @@ void parse_messages(std::string_view text, std::size_t rows, const MessageColumn
     if (dir != 1 && dir != -1) l.fail("direction " + std::to_string(dir) + " is not 1 or -1");
     if (size < 0) l.fail("negative size");
     if (type <= 4 && size == 0) l.fail("zero size for event type " + std::to_string(type));
+    // Halts (7) carry -1 (halt), 0 (quoting resumes) or 1 (trading resumes) as the price;
+    // every other event an order's or a trade's price.
+    if (type == 7 ? (price < -1 || price > 1) : price <= 0)
+      l.fail("field 'price' " + std::to_string(price) +
+             (type == 7 ? " is not -1, 0 or 1 for a halt (type 7)" : " is not > 0"));
+    if (t < last_time)
+      l.fail("field 'time' goes backwards (" + std::to_string(t) + " ns after midnight, the line " +
+             "before " + std::to_string(last_time) + ")");
+    last_time = t;
     out.time[i] = t;
     out.type[i] = static_cast<std::int8_t>(type);
     out.id[i] = id;
@@ -164,6 +174,28 @@ void parse_book(std::string_view text, std::size_t rows, std::size_t levels, std
       l.fail("more than " + std::to_string(w) + " fields (" + std::to_string(levels) + " levels)");
     for (std::size_t k = 0; k < w; k += 2)
       if (row[k + 1] < 0) l.fail("negative size");
+    // Real levels (not the empty-level sentinels): positive prices, asks rising and bids
+    // falling away from the touch, and the best ask above the best bid (a crossed or locked
+    // book cannot rest on one exchange).
+    for (std::size_t k = 0; k < levels; ++k) {
+      const std::int64_t ask = row[4 * k], bid = row[4 * k + 2];
+      const std::string n = std::to_string(k + 1);
+      if (ask != kEmptyAsk) {
+        if (ask <= 0) l.fail("field 'ask price " + n + "' " + std::to_string(ask) + " is not > 0");
+        if (k && row[4 * (k - 1)] != kEmptyAsk && ask <= row[4 * (k - 1)])
+          l.fail("field 'ask price " + n + "' " + std::to_string(ask) + " is not above ask price " +
+                 std::to_string(k));
+      }
+      if (bid != kEmptyBid) {
+        if (bid <= 0) l.fail("field 'bid price " + n + "' " + std::to_string(bid) + " is not > 0");
+        if (k && row[4 * (k - 1) + 2] != kEmptyBid && bid >= row[4 * (k - 1) + 2])
+          l.fail("field 'bid price " + n + "' " + std::to_string(bid) + " is not below bid price " +
+                 std::to_string(k));
+      }
+    }
+    if (row[0] != kEmptyAsk && row[2] != kEmptyBid && row[0] <= row[2])
+      l.fail("crossed book: field 'ask price 1' " + std::to_string(row[0]) +
+             " is not above 'bid price 1' " + std::to_string(row[2]));
   });
   if (got != rows)
     throw std::invalid_argument("orderbook file: expected " + std::to_string(rows) +

@@ -87,6 +87,11 @@ const SyntheticMessages& SyntheticFlow::next(std::size_t ops) {
   out_.clear();
   for (std::size_t i = 0; i < ops; ++i) {
     t_ += -gap_ns_ * std::log1p(-uniform());  // exponential gap
+    // Exchange times are int64 nanoseconds: stop before the cast would overflow.
+    if (!(t_ < 9.2e18))
+      throw std::invalid_argument(
+          "synthetic flow: exchange time passed the int64 nanosecond "
+          "range (rate too low for the start time and count)");
     const auto ts = static_cast<Timestamp>(t_);
     Price bid = 0, ask = 0;
     Qty bq = 0, aq = 0;

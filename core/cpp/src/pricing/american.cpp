@@ -46,6 +46,13 @@ struct Context {
   std::vector<double> work;
 };
 
+// The double-boundary fallback's view of the settings: the LR tree (steps set per pass).
+AmericanSettings fallback_settings(const AmericanSettings& s) {
+  AmericanSettings lr = s;
+  lr.method = AmericanMethod::Lr;
+  return lr;
+}
+
 Regime regime_of(const AmericanOption& o) {
   return o.type == kCall ? detail::put_regime(o.dividend, o.rate)
                          : detail::put_regime(o.rate, o.dividend);
@@ -58,8 +65,17 @@ bool valid(const AmericanOption& o) {
          (o.type == kCall || o.type == kPut);
 }
 
-bool refuses(AmericanMethod m, Regime g) {
-  return g == Regime::DoubleBoundary && m != AmericanMethod::Crr && m != AmericanMethod::Lr;
+bool single_boundary_method(AmericanMethod m) {
+  return m != AmericanMethod::Crr && m != AmericanMethod::Lr;
+}
+
+// Whether the row is handed to the Richardson LR tree (a double-boundary row of Alo/Baw/Bjs2002).
+bool falls_back(const AmericanSettings& s, Regime g) {
+  return g == Regime::DoubleBoundary && single_boundary_method(s.method) && s.double_boundary_tree;
+}
+
+bool refuses(const AmericanSettings& s, Regime g) {
+  return g == Regime::DoubleBoundary && single_boundary_method(s.method) && !s.double_boundary_tree;
 }
 
 Greeks european_greeks(const AmericanOption& o) {
@@ -100,7 +116,16 @@ double alo_value_at(const AmericanOption& o, const detail::AloTables& t,
                          : o.strike * detail::alo_unit_put(t, b, S / o.strike);
 }
 
-// Price of a valid option with T > 0 in a regime the method accepts.
+// The Richardson-extrapolated LR tree price (the double-boundary fallback).
+double richardson_tree_price(const AmericanOption& o, Context& c) {
+  constexpr double n1 = kDoubleBoundarySteps[0], n2 = kDoubleBoundarySteps[1];
+  const double p1 = detail::lr_tree(o, kDoubleBoundarySteps[0], c.work).price;
+  const double p2 = detail::lr_tree(o, kDoubleBoundarySteps[1], c.work).price;
+  return (n2 * p2 - n1 * p1) / (n2 - n1);
+}
+
+// Price of a valid option with T > 0 (double-boundary rows of a single-boundary method: the
+// fallback tree, or NaN where the settings refuse them).
 double price_only(const AmericanOption& o, Context& c) {
   if (o.expiry <= 0.0) {
     return std::max((o.type == kCall ? 1.0 : -1.0) * (o.spot - o.strike), 0.0);
@@ -110,7 +135,8 @@ double price_only(const AmericanOption& o, Context& c) {
     return detail::bsm_price(o.spot, o.strike, o.expiry, o.rate, o.dividend, o.vol,
                              o.type == kCall ? 1.0 : -1.0);
   }
-  if (refuses(c.s.method, g)) return kNaN;
+  if (refuses(c.s, g)) return kNaN;
+  if (falls_back(c.s, g)) return richardson_tree_price(o, c);
   switch (c.s.method) {
     case AmericanMethod::Alo: {
       detail::AloBoundary b{};
@@ -136,11 +162,36 @@ double pde_theta(const AmericanOption& o, double price, double delta, double gam
   return o.rate * price - (o.rate - o.dividend) * S * delta - 0.5 * v * v * S * S * gamma;
 }
 
+Greeks compute(const AmericanOption& o, Context& c, const Want& want);
+
+// The double-boundary fallback's price and Greeks: each the Richardson combination of the LR
+// tree's values at the two step counts (vega and rho: of its bumped prices).
+Greeks compute_fallback(const AmericanOption& o, Context& c, const Want& want) {
+  AmericanSettings lr = fallback_settings(c.s);
+  Context tc{lr, c.alo, std::move(c.work)};
+  lr.steps = kDoubleBoundarySteps[0];
+  const Greeks g1 = compute(o, tc, want);
+  lr.steps = kDoubleBoundarySteps[1];
+  const Greeks g2 = compute(o, tc, want);
+  c.work = std::move(tc.work);
+  constexpr double n1 = kDoubleBoundarySteps[0], n2 = kDoubleBoundarySteps[1];
+  auto rich = [&](double a, double b) { return (n2 * b - n1 * a) / (n2 - n1); };
+  Greeks g;
+  g.price = rich(g1.price, g2.price);
+  g.delta = rich(g1.delta, g2.delta);
+  g.gamma = rich(g1.gamma, g2.gamma);
+  g.theta = rich(g1.theta, g2.theta);
+  g.vega = rich(g1.vega, g2.vega);
+  g.rho = rich(g1.rho, g2.rho);
+  return g;
+}
+
 Greeks compute(const AmericanOption& o, Context& c, const Want& want) {
   if (o.expiry <= 0.0 || regime_of(o) == Regime::European) {
     Greeks g = european_greeks(o);
     return g;
   }
+  if (falls_back(c.s, regime_of(o))) return compute_fallback(o, c, want);
   Greeks g;
   const AmericanMethod m = c.s.method;
   if (m == AmericanMethod::Alo) {
@@ -245,13 +296,33 @@ int resolve_threads(int threads) {
 #endif
 }
 
-void check_regime(const AmericanOption& o, AmericanMethod m) {
-  if (o.expiry > 0.0 && refuses(m, regime_of(o))) {
+void check_regime(const AmericanOption& o, const AmericanSettings& s) {
+  if (o.expiry > 0.0 && refuses(s, regime_of(o))) {
+    const AmericanMethod m = s.method;
     throw UnsupportedRegime(
         std::string("american: method '") + american_method_name(m) +
         "' does not price the double-boundary regime (put: q < r <= 0, call: r < q <= 0); "
         "use a tree ('crr' or 'lr')");
   }
+}
+
+std::uint8_t engine_of(const AmericanOption& o, const AmericanSettings& s) {
+  const Regime g = regime_of(o);
+  if (o.expiry <= 0.0 || g == Regime::European) return kEngineEuropean;
+  if (falls_back(s, g)) return kEngineLrRichardson;
+  switch (s.method) {
+    case AmericanMethod::Alo:
+      return kEngineAlo;
+    case AmericanMethod::Baw:
+      return kEngineBaw;
+    case AmericanMethod::Bjs2002:
+      return kEngineBjs2002;
+    case AmericanMethod::Crr:
+      return kEngineCrr;
+    case AmericanMethod::Lr:
+      return kEngineLr;
+  }
+  return kEngineNone;
 }
 
 void validate_option(const AmericanOption& o) {
@@ -344,12 +415,13 @@ std::size_t american(const EuropeanBatch& in, const AmericanOut& out, const Amer
       Greeks g;
       if (!valid(o)) {
         st = kAmericanInvalid;
-      } else if (o.expiry > 0.0 && refuses(s.method, regime_of(o))) {
+      } else if (o.expiry > 0.0 && refuses(s, regime_of(o))) {
         st = kAmericanUnsupported;
       } else {
         g = compute(o, ctx, want);
       }
       if (st != kAmericanOk) ++failed;
+      if (out.engine) out.engine[i] = st == kAmericanOk ? engine_of(o, s) : kEngineNone;
       if (out.price) out.price[i] = g.price;
       if (out.delta) out.delta[i] = g.delta;
       if (out.gamma) out.gamma[i] = g.gamma;
@@ -378,7 +450,7 @@ std::size_t american(const EuropeanBatch& in, const AmericanOut& out, const Amer
 double american_price(const AmericanOption& o, const AmericanSettings& s) {
   validate(s);
   validate_option(o);
-  check_regime(o, s.method);
+  check_regime(o, s);
   const detail::AloTables tables =
       s.method == AmericanMethod::Alo ? detail::make_alo_tables(s) : detail::AloTables{};
   Context ctx{s, &tables, {}};
@@ -389,7 +461,10 @@ void american_boundary(const AmericanOption& o, const AmericanSettings& s,
                        std::span<const double> tau, std::span<double> out) {
   validate(s);
   validate_option(o);
-  check_regime(o, AmericanMethod::Alo);
+  AmericanSettings alo = s;
+  alo.method = AmericanMethod::Alo;
+  alo.double_boundary_tree = false;  // the boundary is ALO's: one boundary only
+  check_regime(o, alo);
   if (tau.size() != out.size())
     throw std::invalid_argument("american_boundary: tau and out differ in length");
   for (std::size_t j = 0; j < tau.size(); ++j) {

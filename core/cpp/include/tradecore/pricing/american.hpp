@@ -18,9 +18,11 @@
 // Exercise regimes of a put (a call is the put with S<->K, r<->q):
 //   r > 0                 one exercise boundary below the strike (every method);
 //   r <= 0 and q >= r     early exercise is never optimal: the European price;
-//   q < r <= 0            two exercise boundaries ("double-boundary" case). Only the trees price
-//   it;
-//                         Alo, Baw and Bjs2002 refuse it (scalar: tradecore::UnsupportedRegime,
+//   q < r <= 0            two exercise boundaries ("double-boundary" case). The trees price it;
+//                         Alo, Baw and Bjs2002 hand such rows to the Leisen-Reimer tree with
+//                         Richardson extrapolation (kDoubleBoundarySteps, reported as engine
+//                         kEngineLrRichardson) unless AmericanSettings::double_boundary_tree is
+//                         false, when they refuse them (scalar: tradecore::UnsupportedRegime,
 //                         batch: NaN and status kUnsupported).
 //
 // Greeks (same conventions as european.hpp: delta = dV/dS, gamma = d2V/dS2, theta = -dV/dT,
@@ -78,7 +80,24 @@ struct AmericanSettings {
   int alo_price_quadrature = 40;
   AloEquation alo_equation = AloEquation::FpA;
   AloRule alo_rule = AloRule::TanhSinh;
+  // Alo, Baw, Bjs2002: price double-boundary rows with the Richardson-extrapolated LR tree
+  // (true) or refuse them (false).
+  bool double_boundary_tree = true;
 };
+
+// The LR tree steps of the double-boundary fallback: (N2 P(N2) - N1 P(N1)) / (N2 - N1) removes
+// the tree's O(1/N) error (within ~1e-5 of a converged price at K = 100).
+inline constexpr int kDoubleBoundarySteps[2] = {801, 1601};
+
+// Which engine priced a row (AmericanOut::engine).
+inline constexpr std::uint8_t kEngineEuropean = 0;  // T = 0 or no early exercise: closed form
+inline constexpr std::uint8_t kEngineAlo = 1;
+inline constexpr std::uint8_t kEngineBaw = 2;
+inline constexpr std::uint8_t kEngineBjs2002 = 3;
+inline constexpr std::uint8_t kEngineCrr = 4;
+inline constexpr std::uint8_t kEngineLr = 5;
+inline constexpr std::uint8_t kEngineLrRichardson = 6;  // the double-boundary fallback
+inline constexpr std::uint8_t kEngineNone = 255;        // not priced (status != 0)
 
 // Throws std::invalid_argument naming the first setting out of range
 // (steps in [1, 100000], alo_nodes in [2, 64], alo_quadrature in [2, 128],
@@ -105,6 +124,7 @@ struct AmericanOut {
   double* vega = nullptr;
   double* rho = nullptr;
   std::uint8_t* status = nullptr;
+  std::uint8_t* engine = nullptr;  // kEngine* of each row
   // Early-exercise boundary (Alo only): boundary_time[i * points + j] = j * T_i / (points - 1)
   // (time to expiry) and boundary[i * points + j] the critical spot there: a put is exercised at
   // or below it, a call at or above it. A put that is never exercised early gets 0, a call +inf.
