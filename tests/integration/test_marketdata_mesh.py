@@ -715,7 +715,7 @@ def test_malformed_interval_is_rejected_by_the_gateway(mesh: Mesh) -> None:
     )
     assert code == 400
     assert body["message"] == (
-        "query parameter 'interval' must be a duration such as \"1.5s\" (got \"sixty\")"
+        'query parameter \'interval\' must be a duration such as "1.5s" (got "sixty")'
     ), body
 
 

@@ -173,7 +173,11 @@ def test_a_new_service_is_one_registry_entry(
     hcm = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
     routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
     assert {"prefix": "/tradecore.risk.v1.RiskService/"} in [r["match"] for r in routes]
-    transcoder = hcm["typed_config"]["http_filters"][0]["typed_config"]
+    (transcoder,) = [
+        f["typed_config"]
+        for f in hcm["typed_config"]["http_filters"]
+        if f["name"] == "envoy.filters.http.grpc_json_transcoder"
+    ]
     assert "tradecore.risk.v1.RiskService" in transcoder["services"]
     # The test mesh gives it free ports and passes them as flags.
     mesh = Mesh.with_free_ports(tmp_path / "mesh", WITH_RISK)
