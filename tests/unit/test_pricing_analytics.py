@@ -388,8 +388,8 @@ def test_repricer_vols_from_a_surface() -> None:
 @pytest.mark.parametrize(
     "change,message",
     [
-        (dict(venue="a.b"), "venue must be a non-empty NATS token"),
-        (dict(symbol=""), "symbol must be a non-empty NATS token"),
+        (dict(venue="a.b"), "venue must not contain '.'"),
+        (dict(symbol=""), "symbol must not be empty"),
         (dict(tolerance=-1.0), "tolerance must be finite and >= 0"),
         (dict(greeks=pb.GREEKS_ALL), r"not available for American .*contracts\[2\]"),
     ],
