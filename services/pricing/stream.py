@@ -165,10 +165,12 @@ async def stream_greeks(
     nc: Client,
     closing: asyncio.Event,
     lost: Callable[[], Awaitable[None]] | None = None,
+    on_quote: Callable[[md.Quote], Awaitable[pb.GreeksUpdate | None]] | None = None,
 ) -> AsyncIterator[pb.GreeksUpdate]:
     """Subscribe, then yield updates until ``max_updates``, ``closing`` is set (the server is
     shutting down) or the caller cancels; UnavailableError once ``lost()`` (the connection
-    closed for good: its subscription is gone) returns.
+    closed for good: its subscription is gone) returns. ``on_quote`` reprices (the service
+    runs large chains off the loop); without it, ``repricer.on_quote`` runs inline.
 
     Quotes are conflated: the callback keeps only the newest undelivered one."""
     pending: list[Msg] = []
@@ -210,7 +212,7 @@ async def stream_greeks(
                     "%s: a message that is not a Quote (%d bytes)", msg.subject, len(msg.data)
                 )
                 continue
-            update = repricer.on_quote(quote)
+            update = repricer.on_quote(quote) if on_quote is None else await on_quote(quote)
             if update is None:
                 continue
             yield update
