@@ -23,17 +23,31 @@ Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class StoreThread:
-    """Runs every blocking store call on one thread, off the event loop."""
+    """Runs every blocking store call on one thread, off the event loop (chDB calls are not
+    concurrent). :meth:`start` opens the store (``open_store``) on that thread, :meth:`stop`
+    closes it and ends the thread."""
 
-    def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="marketdata-store")
-        self.store: TickStore | None = None
+    def __init__(self, open_store: Callable[[], TickStore]) -> None:
+        self._open_store = open_store
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="marketdata-store")
+        self._store: TickStore | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._store = await loop.run_in_executor(self._pool, self._open_store)
+
+    async def stop(self) -> None:
+        store, self._store = self._store, None
+        loop = asyncio.get_running_loop()
+        if store is not None:
+            await loop.run_in_executor(self._pool, store.close)
+        await loop.run_in_executor(None, self._pool.shutdown, True)
 
     async def call(self, fn: Callable[[TickStore], T]) -> T:
-        store = self.store
+        store = self._store
         if store is None:
-            raise UnavailableError("the tick store is not open yet")
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, store)
+            raise UnavailableError("the tick store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, store)
 
 
 class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
