@@ -18,6 +18,7 @@ from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 
 from ..common.bus import Bus
+from ..common.cpu import CpuPool
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
 from ..registry import by_name
@@ -25,7 +26,7 @@ from .books import Books
 from .feeds.manager import FeedManager
 from .feeds.sources import FlowThread
 from .pipeline import Publisher, StoreConsumer, ensure_stream
-from .servicer import MarketDataServicer, StoreThread
+from .servicer import INLINE_ROWS, MarketDataServicer, StoreThread
 from .store import DEFAULT_RETENTION_DAYS, InsertResult, TickStore
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MarketDataService"].full_name
@@ -54,7 +55,8 @@ class MarketDataApp:
         self.consumer = StoreConsumer(
             None, self._insert, self.feeds.on_stored, self.feeds.publishing
         )
-        self.servicer = MarketDataServicer(self.store, self.books, self.feeds)
+        self.cpu = CpuPool("marketdata", 2, INLINE_ROWS)  # GetBars / QueryTicks responses
+        self.servicer = MarketDataServicer(self.store, self.books, self.feeds, self.cpu)
         self._save_books: asyncio.Task[None] | None = None
         self._resumed = False
         self.bus.on_connect(self._on_nats)
@@ -124,6 +126,7 @@ class MarketDataApp:
         await self.consumer.stop()
         await self.bus.stop()
         await asyncio.get_running_loop().run_in_executor(None, self.generator.close)
+        await self.cpu.close()
         with contextlib.suppress(OSError):
             self.books.save()
             self.feeds.save()  # what save_soon had not written yet

@@ -12,6 +12,7 @@ import grpc
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 
+from ..common.cpu import CpuPool
 from ..common.errors import NotFoundError, UnavailableError
 from . import logic
 from .books import Books, Key, snapshot_proto
@@ -19,6 +20,10 @@ from .feeds.manager import FeedManager
 from .store import TickStore
 
 T = TypeVar("T")
+# Responses of up to this many rows (bars, ticks) are built on the loop, larger ones on the
+# app's CPU pool (measured: 100 bars 0.26 ms, 1,000 bars 1.3 ms, 10,000 bars 84 ms; 1,000 ticks
+# 1.3 ms, 10,000 ticks 16 ms).
+INLINE_ROWS = 256
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
@@ -51,10 +56,11 @@ class StoreThread:
 
 
 class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
-    def __init__(self, store: StoreThread, books: Books, feeds: FeedManager) -> None:
+    def __init__(self, store: StoreThread, books: Books, feeds: FeedManager, cpu: CpuPool) -> None:
         self.store = store
         self.books = books
         self.feeds = feeds
+        self.cpu = cpu
 
     async def _known(self, symbol: str, venue: str) -> list[str]:
         """The venues of a symbol (in the books or the store); NOT_FOUND when none."""
@@ -108,7 +114,7 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
         await self._known(symbol, request.venue)
         venue = request.venue
         bars = await self.store.call(lambda s: s.bars(symbol, venue, start, end, interval))
-        return logic.bars_response(symbol, interval, bars)
+        return await self.cpu.run(len(bars.start_ns), logic.bars_response, symbol, interval, bars)
 
     async def GetVWAP(self, request: pb.GetVWAPRequest, context: Ctx) -> pb.GetVWAPResponse:
         symbol = logic.symbol_of(request)
@@ -132,7 +138,8 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
         while (page := await self.store.call(lambda _: next(pages, None))) is not None:
             for i in range(0, len(page["seq"]), size):
                 cols = {name: col[i : i + size] for name, col in page.items()}
-                for batch in logic.tick_batches(symbol, cols):
+                rows = len(cols["seq"])
+                for batch in await self.cpu.run(rows, logic.tick_batches, symbol, cols):
                     yield batch
 
     async def ListSymbols(

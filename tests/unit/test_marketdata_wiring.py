@@ -76,7 +76,8 @@ def test_feeds_refuse_to_start_before_their_publisher_has_a_connection(tmp_path:
 
 def test_the_app_stops_every_thread_it_started(tmp_path: Path) -> None:
     """Started against a NATS that is not there (the bus keeps trying in the background) and
-    an embedded store, then stopped: the store thread and the generator thread are gone."""
+    an embedded store, then stopped: the store thread, the generator thread and the CPU pool's
+    threads are gone."""
     settings = ServiceSettings(
         service="marketdata",
         nats_url=f"nats://127.0.0.1:{free_port()}",
@@ -95,11 +96,12 @@ def test_the_app_stops_every_thread_it_started(tmp_path: Path) -> None:
                 pb.SyntheticFeedSpec(symbols=["A"], rate=1e5, count=10), T0, app.generator
             )
         )
+        await app.cpu.off_loop(threading.current_thread)  # the pool for large responses
         await app.stop()
         return [
             t.name
             for t in threading.enumerate()
-            if t.ident not in before and t.name.startswith(("marketdata-store", "synthetic-gen"))
+            if t.ident not in before and t.name.startswith(("marketdata-", "synthetic-gen"))
         ]
 
     assert asyncio.run(run()) == []
