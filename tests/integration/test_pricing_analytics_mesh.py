@@ -225,7 +225,8 @@ def check_rows(spot: float, rows: list[tuple[int, dict[str, float]]]) -> None:
 
 def subscriptions(mesh: Mesh, subject: str) -> int:
     url = f"http://127.0.0.1:{mesh.nats_monitor_port}/connz?subs=detail"
-    data = json.loads(urllib.request.urlopen(url, timeout=5).read())
+    with urllib.request.urlopen(url, timeout=5) as r:
+        data = json.loads(r.read())
     return sum(
         1
         for conn in data.get("connections") or []
