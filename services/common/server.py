@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import logging.handlers
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -54,12 +56,25 @@ class ServiceApp:
     dependencies: list[Watch] = field(default_factory=list)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+LOG_BACKUPS = 3
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(settings: ServiceSettings) -> None:
+    """Log to ``settings.log_file``, rotated past ``log_max_bytes`` with LOG_BACKUPS old files
+    kept (so the service's logs stay bounded whatever clients send), or to stderr for "-".
+    A client error is one line (see interceptors); tracebacks are logged for INTERNAL only."""
+    handler: logging.Handler
+    if settings.log_file == "-":
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        path = Path(settings.log_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=settings.log_max_bytes, backupCount=LOG_BACKUPS, encoding="utf-8"
+        )
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
 
 
 async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
@@ -163,7 +178,7 @@ async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
 def main(build: Callable[[], ServiceApp]) -> None:
     """Process entry: build the app, install uvloop when present, serve."""
     app = build()
-    configure_logging(app.settings.log_level)
+    configure_logging(app.settings)
     try:
         import uvloop
     except ImportError:
