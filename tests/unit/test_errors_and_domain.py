@@ -19,8 +19,15 @@ from tradecore_services.common.interceptors import MAX_STATUS_MESSAGE_BYTES, cap
 from tradecore_services.common.server import LOG_BACKUPS, configure_logging
 from tradecore_services.common.settings import ServiceSettings
 from tradecore_services.pricing import implied, logic, surfaces
+from tradecore_services.pricing.stream import ChainRepricer, quote_mid
 
-from tests.unit.test_pricing_analytics import SVI_TRUE, fit_request, svi_chain_quotes
+from tests.unit.test_pricing_analytics import (
+    SVI_TRUE,
+    fit_request,
+    stream_request,
+    svi_chain_quotes,
+)
+from tests.unit.test_pricing_analytics import quote as md_quote
 from tests.unit.test_pricing_logic import contract
 
 LONG = "A" * 10_000
@@ -251,3 +258,15 @@ def test_log_file_defaults_under_the_data_dir(
     monkeypatch.setenv("TRADECORE_LOG_MAX_BYTES", "10")
     with pytest.raises(ValueError, match="log_max_bytes must be >= 4096"):
         ServiceSettings.from_env("pricing", port=1, metrics_port=0)
+
+
+def test_stream_skips_quotes_whose_mid_is_outside_the_domain() -> None:
+    """A feed quoting 1e300 (or 1e-300) must not end every StreamGreeks call on the symbol with
+    an error blaming the request: the quote is skipped like a crossed one."""
+    req = stream_request()
+    repricer = ChainRepricer(req, surfaces.SurfaceStore(1), 10)
+    assert quote_mid(md_quote(1e300, 1e300, 1)) is None
+    assert quote_mid(md_quote(1e-300, 2e-300, 1)) is None
+    assert repricer.on_quote(md_quote(1e300, 1e300, 1)) is None
+    update = repricer.on_quote(md_quote(99.0, 101.0, 2))
+    assert update is not None and update.full and update.spot == 100.0
