@@ -57,6 +57,7 @@ class ServiceApp:
 
 
 LOG_BACKUPS = 3
+MAX_METADATA_BYTES = 256 * 1024
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -87,6 +88,13 @@ async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # Request headers up to what the gateway forwards: Envoy takes 60 KiB of request
+            # headers and the JSON transcoder adds a copy of the path (x-envoy-original-path),
+            # so a long value in a URL reached gRPC's default 8 KiB soft limit, which rejects
+            # such calls at random with RESOURCE_EXHAUSTED (HTTP 429) instead of letting the
+            # handler answer INVALID_ARGUMENT.
+            ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+            ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
         ],
     )
     app.register(server)
