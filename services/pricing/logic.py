@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from tradecore import pricing
+from tradecore.errors import quote
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 
 from ..common.errors import PreconditionError
@@ -64,7 +65,7 @@ def select_greeks(greeks: int, names: Sequence[str], model: str) -> list[str]:
             if name not in available:
                 why = "does not exist for MODEL_BLACK76" if name == "phi" else "is not a Greek"
                 raise ValueError(
-                    f"greek_names[{i}] {name!r} {why}; choose from {', '.join(available)}"
+                    f"greek_names[{i}] {quote(name)} {why}; choose from {', '.join(available)}"
                 )
             if name not in wanted:
                 wanted.append(name)

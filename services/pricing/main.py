@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 
 from nats.aio.msg import Msg
+from prometheus_client import CollectorRegistry
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
 from ..common.bus import Bus
 from ..common.errors import status_for
+from ..common.interceptors import cap_message
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
 from ..registry import by_name
@@ -35,7 +37,8 @@ def build() -> ServiceApp:
     max_contracts = env_int("TRADECORE_PRICING_MAX_CONTRACTS", 100_000, minimum=1)
     max_surfaces = env_int("TRADECORE_PRICING_MAX_SURFACES", 256, minimum=1)
     bus = Bus(settings.nats_url, "pricing")
-    servicer = PricingServicer(max_contracts, max_surfaces=max_surfaces, bus=bus)
+    registry = CollectorRegistry()
+    servicer = PricingServicer(max_contracts, max_surfaces=max_surfaces, bus=bus, registry=registry)
 
     async def on_request(msg: Msg) -> None:
         try:
@@ -46,7 +49,7 @@ def build() -> ServiceApp:
             code = status_for(exc)
             if code.name == "INTERNAL":
                 log.exception("NATS %s failed", NATS_SUBJECT)
-            detail = str(exc) if code.name != "INTERNAL" else "internal error"
+            detail = cap_message(str(exc)) if code.name != "INTERNAL" else "internal error"
             if msg.reply and bus.nc is not None:
                 await bus.nc.publish(
                     msg.reply, b"", headers={"Tradecore-Error": f"{code.name}: {detail}"}
@@ -61,6 +64,7 @@ def build() -> ServiceApp:
         on_stop=[bus.stop],
         on_draining=[servicer.close_streams],
         dependencies=[bus.watch],  # StreamGreeks and pricing.v1.price need NATS
+        registry=registry,
     )
 
 

@@ -34,7 +34,7 @@ def test_results_in_order() -> None:
 @pytest.mark.parametrize(
     "field,value,message",
     [
-        ("volatility", -0.2, r"contracts\[1\]\.volatility must be finite and > 0"),
+        ("volatility", -0.2, r"contracts\[1\]\.volatility must be finite and in \[1e-08, 100\]"),
         ("spot", 0.0, r"contracts\[1\]\.spot"),
         ("expiry_years", -1.0, r"contracts\[1\]\.expiry_years"),
         ("dividend_yield", float("nan"), r"contracts\[1\]\.dividend_yield"),
