@@ -195,6 +195,11 @@ Greeks compute_fallback(const AmericanOption& o, Context& c, const Want& want) {
 // premium's derivatives along sigma and the option's rate (the put form's r for a put, its q for
 // a call), which carry the boundary's sensitivities (alo_solve's tangents); theta from the PDE.
 Greeks compute_alo(const AmericanOption& o, Context& c, const Want& want) {
+  if (!want.spot && !want.vega && !want.rho) {
+    Greeks g;
+    g.price = price_only(o, c);
+    return g;
+  }
   const bool call = o.type == kCall;
   detail::AloTangent tan;
   int vega_dir = -1, rho_dir = -1;
