@@ -604,7 +604,7 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
   const std::size_t lz = static_cast<std::size_t>(l);
   const std::size_t nl = static_cast<std::size_t>(n) * lz;
   thread_local std::vector<double> work;
-  const std::size_t arrays = nd > 0 ? 6 + 6 + kAloMaxDirs : 6;
+  const std::size_t arrays = nd > 0 ? 6 + 2 + kAloMaxDirs : 6;
   if (work.size() < arrays * nl) work.resize(arrays * nl);
   double* const z_all = work.data();
   double* const su_all = z_all + nl;
@@ -612,15 +612,11 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
   double* const fn_all = ivz_all + nl;
   double* const fd_all = fn_all + nl;
   double* const lbu_all = fd_all + nl;
-  // Tangent-only arrays: d fn / dr, d fd / dq, d+, d-, phi(d-), phi(d+), Phi(d+) | Phi(d-) and
-  // d ln B(u) for each direction.
+  // Tangent-only arrays: d fn / dr, d fd / dq and dh (the interpolant's derivative) for each
+  // direction.
   double* const gn_all = lbu_all + nl;
   double* const gd_all = gn_all + nl;
-  double* const dp_all = gd_all + nl;
-  double* const pm_all = dp_all + nl;
-  double* const pp_all = pm_all + nl;
-  double* const cp_all = pp_all + nl;
-  double* const dlbu_all = cp_all + nl;
+  double* const dh_all = gd_all + nl;
   for (int i = 1; i <= n; ++i) {
     const double st = zt[i], tau = st * st;
     const std::size_t o = static_cast<std::size_t>(i - 1) * lz;
@@ -651,10 +647,20 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
   for (int it = 0; it < t.m; ++it) {
     // ln B(u) at the points of every node from the current interpolant (one vectorised pass).
     if (nd > 0) {
-      const double* dH[kAloMaxDirs] = {tan->h[0], tan->h[1]};
-      double* dl[kAloMaxDirs] = {dlbu_all, dlbu_all + nl};
-      log_b_tangent_many(t.interp_l.data(), n, b.log_x, H, *tan, dH, lbu_all, dl,
-                         static_cast<int>(nl));
+      // ln B(u) and, per direction, dh (the derivative of the interpolant) at the points.
+      const double* h[1 + kAloMaxDirs] = {H, tan->h[0], tan->h[1]};
+      double* o[1 + kAloMaxDirs] = {lbu_all, dh_all, dh_all + nl};
+      if (nd == 2) {
+        interp_many<3>(t.interp_l.data(), n, h, o, static_cast<int>(nl));
+      } else {
+        interp_many<2>(t.interp_l.data(), n, h, o, static_cast<int>(nl));
+      }
+      const double lx = b.log_x;
+#pragma omp simd
+      for (std::size_t j = 0; j < nl; ++j) {
+        const double hj = lbu_all[j];
+        lbu_all[j] = lx - sqrt(hj > 0.0 ? hj : 0.0);
+      }
     } else {
       log_b_many(t.interp_l.data(), n, b.log_x, H, lbu_all, static_cast<int>(nl));
     }
@@ -668,82 +674,82 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
       const double* lbu = lbu_all + o;
       double in = 0.0, id = 0.0;
       if (nd > 0) {
-        // The same integrands as below, keeping d+, phi(d-), phi(d+) and Phi(d+) for the
-        // tangents.
-        double* dps = dp_all + o;
-        double* pms = pm_all + o;
-        double* pps = pp_all + o;
-        double* cps = cp_all + o;
+        // The same integrands as below, and their tangents along both directions in the same
+        // pass (with one direction, the second is zero). Per point, with
+        // d(d+) = (d ln B_i - d ln B(u) + dmu z^2) / (v z) - d+ dv / v (dmu = dr - dq + v dv),
+        // d ln B(u) = d ln X - dh / (2 sqrt h) (d ln X where h <= 0):
+        //   d in = P1 d(d+) + P2 dr + P3 dv,   d id = R1 d(d+) + R2 dq + R3 dv, where
+        //   FP-A: P1 = -w fn phi(d-) d-, P2 = w gn phi(d-), P3 = w fn phi(d-) (d- z - 1/v),
+        //         R1 = w fd phi(d+) (2z - 2 d+ / v), R2 = w gd Q, R3 = -2 w fd phi(d+) / v^2
+        //         (Q = 2z Phi(d+) + 2 phi(d+) / v, the FP-A integrand of id over fd);
+        //   FP-B: P1 = w fn phi(d-), P2 = w gn Phi(d-), P3 = -w fn phi(d-) z,
+        //         R1 = w fd phi(d+), R2 = w gd Phi(d+), R3 = 0.
+        const double* gn = gn_all + o;
+        const double* gd = gd_all + o;
+        const AloDirection e0 = tan->dir[0], e1 = nd > 1 ? tan->dir[1] : AloDirection{};
+        const double dlb0 = dlbt[0][i] - tan->log_x[0];
+        const double dlb1 = nd > 1 ? dlbt[1][i] - tan->log_x[1] : 0.0;
+        const double dmu0 = e0.dr - e0.dq + v * e0.dv, dmu1 = e1.dr - e1.dq + v * e1.dv;
+        const double dvv0 = e0.dv * inv_v, dvv1 = e1.dv * inv_v;
+        const double* dh0 = dh_all + o;
+        const double* dh1 = nd > 1 ? dh_all + nl + o : dh0;
+        const double lx = b.log_x, mu = r - q + v2h;
+        double in0 = 0.0, in1 = 0.0, id0 = 0.0, id1 = 0.0;
         if (fp_a) {
-#pragma omp simd reduction(+ : in, id)
+#pragma omp simd reduction(+ : in, id, in0, in1, id0, id1)
           for (int j = 0; j < l; ++j) {
             const double z = zz[j], s = z * z;
-            const double dp = (lbt - lbu[j] + (r - q + v2h) * s) * ivz[j];
+            const double dp = (lbt - lbu[j] + mu * s) * ivz[j];
             const double dm = dp - v * z;
             const double ep = exp(-0.5 * dp * dp);
             const double pdf_m = kInvSqrt2Pi * exp(-0.5 * dm * dm);
             const double tail = 0.5 * math::erfcx_nonneg(std::abs(dp) * kInvSqrt2) * ep;
             const double cdf_p = dp < 0.0 ? tail : 1.0 - tail;
-            dps[j] = dp;
-            pms[j] = pdf_m;
-            pps[j] = kInvSqrt2Pi * ep;
-            cps[j] = cdf_p;
+            const double pdf_p = kInvSqrt2Pi * ep;
+            const double Q = 2.0 * z * cdf_p + pdf_p * (2.0 * inv_v);
             in += wl[j] * fn[j] * pdf_m;
-            id += wl[j] * fd[j] * (2.0 * z * cdf_p + kInvSqrt2Pi * ep * (2.0 * inv_v));
+            id += wl[j] * fd[j] * Q;
+            const double wfm = wl[j] * fn[j] * pdf_m, wfp = wl[j] * fd[j] * pdf_p;
+            const double P1 = -wfm * dm, P2 = wl[j] * gn[j] * pdf_m, P3 = wfm * (dm * z - inv_v);
+            const double R1 = wfp * (2.0 * z - 2.0 * dp * inv_v), R2 = wl[j] * gd[j] * Q;
+            const double R3 = -2.0 * wfp * inv_v * inv_v;
+            const double root = lx - lbu[j];
+            const double ir = root > 0.0 ? 0.5 / root : 0.0;
+            const double ddp0 = (dlb0 + ir * dh0[j] + dmu0 * s) * ivz[j] - dp * dvv0;
+            const double ddp1 = (dlb1 + ir * dh1[j] + dmu1 * s) * ivz[j] - dp * dvv1;
+            in0 += P1 * ddp0 + P2 * e0.dr + P3 * e0.dv;
+            id0 += R1 * ddp0 + R2 * e0.dq + R3 * e0.dv;
+            in1 += P1 * ddp1 + P2 * e1.dr + P3 * e1.dv;
+            id1 += R1 * ddp1 + R2 * e1.dq + R3 * e1.dv;
           }
         } else {
-          // pms: Phi(d-) here (FP-B's integrand), pps: phi(d+), cps: Phi(d+).
-#pragma omp simd reduction(+ : in, id)
+#pragma omp simd reduction(+ : in, id, in0, in1, id0, id1)
           for (int j = 0; j < l; ++j) {
             const double z = zz[j], s = z * z;
-            const double dp = (lbt - lbu[j] + (r - q + v2h) * s) * ivz[j];
+            const double dp = (lbt - lbu[j] + mu * s) * ivz[j];
             const double dm = dp - v * z;
             const double cdf_m = 0.5 * erfc(-dm * kInvSqrt2);
             const double cdf_p = 0.5 * erfc(-dp * kInvSqrt2);
-            dps[j] = dp;
-            pms[j] = cdf_m;
-            pps[j] = kInvSqrt2Pi * exp(-0.5 * dp * dp);
-            cps[j] = cdf_p;
             in += wl[j] * fn[j] * cdf_m;
             id += wl[j] * fd[j] * cdf_p;
+            const double pdf_m = kInvSqrt2Pi * exp(-0.5 * dm * dm);
+            const double pdf_p = kInvSqrt2Pi * exp(-0.5 * dp * dp);
+            const double P1 = wl[j] * fn[j] * pdf_m, P2 = wl[j] * gn[j] * cdf_m, P3 = -P1 * z;
+            const double R1 = wl[j] * fd[j] * pdf_p, R2 = wl[j] * gd[j] * cdf_p;
+            const double root = lx - lbu[j];
+            const double ir = root > 0.0 ? 0.5 / root : 0.0;
+            const double ddp0 = (dlb0 + ir * dh0[j] + dmu0 * s) * ivz[j] - dp * dvv0;
+            const double ddp1 = (dlb1 + ir * dh1[j] + dmu1 * s) * ivz[j] - dp * dvv1;
+            in0 += P1 * ddp0 + P2 * e0.dr + P3 * e0.dv;
+            id0 += R1 * ddp0 + R2 * e0.dq;
+            in1 += P1 * ddp1 + P2 * e1.dr + P3 * e1.dv;
+            id1 += R1 * ddp1 + R2 * e1.dq;
           }
         }
-        for (int d = 0; d < nd; ++d) {
-          const AloDirection& e = tan->dir[d];
-          const double dlbt_i = dlbt[d][i];
-          const double dmu = e.dr - e.dq + v * e.dv, dv_v = e.dv * inv_v, edr = e.dr, edq = e.dq,
-                       edv = e.dv;
-          const double* dlbu = dlbu_all + d * nl + o;
-          const double* gn = gn_all + o;
-          const double* gd = gd_all + o;
-          double din = 0.0, did = 0.0;
-          if (fp_a) {
-#pragma omp simd reduction(+ : din, did)
-            for (int j = 0; j < l; ++j) {
-              const double z = zz[j], dp = dps[j], dm = dp - v * z;
-              const double ddp = (dlbt_i - dlbu[j] + dmu * z * z) * ivz[j] - dp * dv_v;
-              const double ddm = ddp - edv * z;
-              const double dfn = edr * gn[j] - fn[j] * dv_v;
-              din += wl[j] * pms[j] * (dfn - fn[j] * dm * ddm);
-              const double Q = 2.0 * z * cps[j] + pps[j] * (2.0 * inv_v);
-              const double dQ = pps[j] * (ddp * (2.0 * z - 2.0 * dp * inv_v) - 2.0 * dv_v * inv_v);
-              did += wl[j] * (edq * gd[j] * Q + fd[j] * dQ);
-            }
-          } else {
-            // d Phi(d-) = phi(d-) d(d-), phi(d-) = phi(d+) e^{d+ v z - v^2 z^2 / 2}.
-#pragma omp simd reduction(+ : din, did)
-            for (int j = 0; j < l; ++j) {
-              const double z = zz[j], dp = dps[j], vz = v * z;
-              const double ddp = (dlbt_i - dlbu[j] + dmu * z * z) * ivz[j] - dp * dv_v;
-              const double ddm = ddp - edv * z;
-              const double pdf_m = kInvSqrt2Pi * exp(-0.5 * (dp - vz) * (dp - vz));
-              din += wl[j] * (edr * gn[j] * pms[j] + fn[j] * pdf_m * ddm);
-              did += wl[j] * (edq * gd[j] * cps[j] + fd[j] * pps[j] * ddp);
-            }
-          }
-          din_n[d][i - 1] = din * zt[i];
-          did_n[d][i - 1] = did * zt[i];
-        }
+        din_n[0][i - 1] = in0 * zt[i];
+        did_n[0][i - 1] = id0 * zt[i];
+        din_n[1][i - 1] = in1 * zt[i];
+        did_n[1][i - 1] = id1 * zt[i];
       } else if (fp_a) {
         // Phi(d+) from erfcx and the density already at hand: one exp per point besides the
         // density of d-.
