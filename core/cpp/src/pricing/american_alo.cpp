@@ -216,15 +216,38 @@ void interp_many(const double* map, int n, const double* const* H, double* const
   }
 }
 
-// ln B = ln X - sqrt(h) at the map's points, from the node values H.
-void log_b_many(const double* map, int n, double log_x, const double* H, double* out, int rows) {
-  const double* h[1] = {H};
-  double* o[1] = {out};
-  interp_many<1>(map, n, h, o, rows);
+// ln B at many sqrt(u) = scale * z[j]: Clenshaw with the points in the inner loop, so that it
+// vectorises across them (in chunks of kMaxQuad).
+void log_b_many(const AloBoundary& b, const double* z, double scale, double* out, int count) {
+  while (count > kMaxQuad) {
+    log_b_many(b, z, scale, out, kMaxQuad);
+    z += kMaxQuad;
+    out += kMaxQuad;
+    count -= kMaxQuad;
+  }
+  const int n = b.n;
+  const double* c = b.coef;
+  const double inv = 2.0 * scale / b.sqrtT;
+  alignas(64) double xi2[kMaxQuad], b1[kMaxQuad], b2[kMaxQuad];
 #pragma omp simd
-  for (int j = 0; j < rows; ++j) {
-    const double v = out[j];
-    out[j] = log_x - sqrt(v > 0.0 ? v : 0.0);
+  for (int j = 0; j < count; ++j) {
+    xi2[j] = 2.0 * (inv * z[j] - 1.0);
+    b1[j] = c[n];
+    b2[j] = 0.0;
+  }
+  for (int k = n - 1; k >= 1; --k) {
+    const double ck = c[k];
+#pragma omp simd
+    for (int j = 0; j < count; ++j) {
+      const double b0 = xi2[j] * b1[j] - b2[j] + ck;
+      b2[j] = b1[j];
+      b1[j] = b0;
+    }
+  }
+#pragma omp simd
+  for (int j = 0; j < count; ++j) {
+    const double h = 0.5 * xi2[j] * b1[j] - b2[j] + c[0];
+    out[j] = b.log_x - sqrt(h > 0.0 ? h : 0.0);
   }
 }
 
@@ -533,7 +556,6 @@ void coefficients(const AloTables& t, const double* H, double* coef) {
   for (int k = 0; k <= n; ++k) {
     double a = 0.0;
     const double* row = t.cheb.data() + static_cast<std::size_t>(k) * sz;
-#pragma omp simd reduction(+ : a)
     for (int i = 0; i <= n; ++i) a += row[i] * H[i];
     coef[k] = a;
   }
@@ -541,10 +563,15 @@ void coefficients(const AloTables& t, const double* H, double* coef) {
 
 }  // namespace
 
-void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBoundary& b,
-               AloTangent* tan) {
+namespace {
+
+// alo_solve with (kTangents) or without tangents: the price-only instance compiles without the
+// tangent code.
+template <bool kTangents>
+void alo_solve_impl(const AloTables& t, double r, double q, double v, double T, AloBoundary& b,
+                    AloTangent* tan) {
   const int n = t.n, l = t.l;
-  const int nd = tan ? tan->dirs : 0;
+  const int nd = kTangents ? tan->dirs : 0;
   b.r = r;
   b.q = q;
   b.v = v;
@@ -556,7 +583,7 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
   double* const H = b.h;
   double log_bt[kAloMaxNodes + 1];
   double zt[kAloMaxNodes + 1];
-  double tau_n[kAloMaxNodes], b0[kAloMaxNodes];
+  double tau_n[kAloMaxNodes] = {}, b0[kAloMaxNodes];
   bool seeded[kAloMaxNodes];
   for (int i = 0; i <= n; ++i) {
     zt[i] = 0.5 * b.sqrtT * (1.0 + t.node_xi[static_cast<std::size_t>(i)]);
@@ -570,6 +597,7 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
   }
   H[0] = 0.0;
   log_bt[0] = b.log_x;
+  coefficients(t, H, b.coef);
 
   // Tangents: d ln B at the nodes (dlbt[d][i]) and of the coefficients, along each direction.
   constexpr int kS = kAloMaxNodes + 1;
@@ -662,7 +690,7 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
         lbu_all[j] = lx - sqrt(hj > 0.0 ? hj : 0.0);
       }
     } else {
-      log_b_many(t.interp_l.data(), n, b.log_x, H, lbu_all, static_cast<int>(nl));
+      log_b_many(b, su_all, 1.0, lbu_all, static_cast<int>(nl));
     }
     for (int i = 1; i <= n; ++i) {
       const double lbt = log_bt[i];
@@ -841,9 +869,22 @@ void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBo
       const double lh = log_bt[i] - b.log_x;
       H[i] = lh * lh;
     }
+    // Without tangents the iterations read the boundary through its coefficients (Clenshaw).
+    if (nd == 0) coefficients(t, H, b.coef);
     tangent_nodes();
   }
   coefficients(t, H, b.coef);
+}
+
+}  // namespace
+
+void alo_solve(const AloTables& t, double r, double q, double v, double T, AloBoundary& b,
+               AloTangent* tan) {
+  if (tan != nullptr && tan->dirs > 0) {
+    alo_solve_impl<true>(t, r, q, v, T, b, tan);
+  } else {
+    alo_solve_impl<false>(t, r, q, v, T, b, nullptr);
+  }
 }
 
 double alo_unit_put(const AloTables& t, const AloBoundary& b, double x) noexcept {
@@ -855,7 +896,7 @@ double alo_unit_put(const AloTables& t, const AloBoundary& b, double x) noexcept
   alignas(64) double lbu[kMaxQuad];
   const double* fp = t.fp.data();
   const double* wp = t.wp.data();
-  log_b_many(t.interp_p.data(), b.n, b.log_x, b.h, lbu, p);
+  log_b_many(b, t.sp.data(), sT, lbu, p);
   double prem = 0.0;
 #pragma omp simd reduction(+ : prem)
   for (int j = 0; j < p; ++j) {
@@ -890,7 +931,7 @@ AloPremium alo_unit_premium(const AloTables& t, const AloBoundary& b, const AloT
     double* dl[kAloMaxDirs] = {dlbu[0], dlbu[1]};
     log_b_tangent_many(t.interp_p.data(), b.n, b.log_x, b.h, tan, dH, lbu, dl, p);
   } else {
-    log_b_many(t.interp_p.data(), b.n, b.log_x, b.h, lbu, p);
+    log_b_many(b, t.sp.data(), sT, lbu, p);
   }
   // The integrand r e^{-rs} Phi(-d-) - q x e^{-qs} Phi(-d+) (s = z^2 = T - u) as alo_unit_put
   // sums it, and its derivatives: d(d+-)/dx = a = 1 / (x v z), so
