@@ -518,6 +518,34 @@ def test_alo_greeks_are_derivatives_of_the_alo_price(book: dict[str, np.ndarray]
         assert err.max() < tol, (name, float(err.max()), int(err.argmax()))
 
 
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        PRECISE_ALO,  # FP-B
+        AloScheme(
+            nodes=16, quadrature=48, iterations=8, price_quadrature=128, rule="gauss_legendre"
+        ),
+    ],
+)
+def test_alo_vega_rho_of_other_schemes_are_derivatives_of_their_price(
+    book: dict[str, np.ndarray], scheme: AloScheme
+) -> None:
+    b = {k: v[:24] for k, v in book.items()}
+    g = american(b["S"], b["K"], b["T"], b["r"], b["q"], b["sigma"], b["type"], alo=scheme)
+
+    def p(**kw: np.ndarray) -> np.ndarray:
+        a = {"r": b["r"], "sigma": b["sigma"]} | kw
+        return american(
+            b["S"], b["K"], b["T"], a["r"], b["q"], a["sigma"], b["type"], greeks=False, alo=scheme
+        )["price"]
+
+    for name, key in (("vega", "sigma"), ("rho", "r")):
+        x, h = b[key], 1e-6
+        ref = (p(**{key: x + h}) - p(**{key: x - h})) / (2 * h)
+        err = np.abs(g[name] - ref) / (np.abs(ref) + 1e-2)
+        assert err.max() < 2e-5, (name, float(err.max()), int(err.argmax()))
+
+
 def test_alo_greeks_against_quantlib_fd() -> None:
     ql.Settings.instance().evaluationDate = _TODAY
     dc = ql.Actual365Fixed()

@@ -22,6 +22,14 @@
 // points in one Clenshaw pass vectorised across points, the integrands with libmvec exp and the
 // erfcx polynomial of math/normal.hpp, and the node updates vectorised across nodes; the QD+
 // start is solved for all nodes at once.
+// Greeks (alo_solve with an AloTangent, alo_unit_premium): the boundary's derivatives along up
+// to two directions in (sigma, r, q) are carried through the QD+ start (implicit function theorem
+// on its equation, with dual numbers) and through every iteration in the same vectorised passes
+// as the values (forward mode: the exact derivatives of the discrete scheme); the interpolant
+// and its derivatives at the points come from precomputed linear maps of the node values (the
+// points' Chebyshev abscissae do not depend on T). The premium integral gives the price, its
+// first and second derivatives in the spot at the fixed boundary and its derivatives along the
+// directions in one pass.
 #if defined(TC_HAVE_LIBMVEC)
 #define __FAST_MATH__ 1
 #include <math.h>
@@ -517,7 +525,7 @@ D qd_plus_seed(const D& r, const D& q, const D& v, const D& x, double tau) {
   const D b_inf = lam_inf / (lam_inf - 1.0);
   const double st = std::sqrt(tau);
   D hs = ((r - q) * tau - 2.0 * v * st) * x / (x - b_inf);
-  if (!(hs.v < 0.0)) hs = constant<3>(0.0);
+  if (!(hs.v < 0.0)) hs = 0.0 * hs;
   return b_inf + (x - b_inf) * exp(hs);
 }
 
@@ -599,7 +607,7 @@ void alo_solve_impl(const AloTables& t, double r, double q, double v, double T, 
   log_bt[0] = b.log_x;
   coefficients(t, H, b.coef);
 
-  // Tangents: d ln B at the nodes (dlbt[d][i]) and of the coefficients, along each direction.
+  // Tangents along each direction: d ln B at the nodes (dlbt[d][i]) and dH there (tan->h).
   constexpr int kS = kAloMaxNodes + 1;
   double dlbt[kAloMaxDirs][kS];
   if (nd > 0) {
@@ -628,7 +636,7 @@ void alo_solve_impl(const AloTables& t, double r, double q, double v, double T, 
   // z = sqrt(tau - u) = st f, sqrt(u) = st sqrt((1 - f)(1 + f)), 1 / (v z), and the factors
   // r e^{ru} (2/v) | r e^{ru} 2z and q e^{qu} of the integrands (FP-A | FP-B). With tangents
   // also d/dr (r e^{ru} c) = (1 + ru) e^{ru} c and d/dq (q e^{qu} c) = (1 + qu) e^{qu} c, and
-  // room for the per-point values the tangent integrands reuse.
+  // room for dh per direction.
   const std::size_t lz = static_cast<std::size_t>(l);
   const std::size_t nl = static_cast<std::size_t>(n) * lz;
   thread_local std::vector<double> work;
@@ -942,7 +950,7 @@ AloPremium alo_unit_premium(const AloTables& t, const AloBoundary& b, const AloT
   //   dr e^{-rs} (1 - rs) Phi(-d-) - r e^{-rs} phi(d-) d(d-)
   //   - x e^{-qs} [dq (1 - qs) Phi(-d+) - q phi(d+) d(d+)].
   alignas(64) double dps[kMaxQuad], ers[kMaxQuad], eqs[kMaxQuad], nms[kMaxQuad], nps[kMaxQuad],
-      pms[kMaxQuad], ppS[kMaxQuad];
+      pms[kMaxQuad], pps[kMaxQuad];
   double prem = 0.0, d1 = 0.0, d2 = 0.0;
 #pragma omp simd reduction(+ : prem, d1, d2)
   for (int j = 0; j < p; ++j) {
@@ -963,7 +971,7 @@ AloPremium alo_unit_premium(const AloTables& t, const AloBoundary& b, const AloT
     nms[j] = nm;
     nps[j] = np;
     pms[j] = pm;
-    ppS[j] = pp;
+    pps[j] = pp;
   }
   for (int d = 0; d < tan.dirs; ++d) {
     const AloDirection& e = tan.dir[d];
@@ -976,7 +984,7 @@ AloPremium alo_unit_premium(const AloTables& t, const AloBoundary& b, const AloT
       const double ddp = (dmu * s - dl[j]) * (inv_v / z) - dps[j] * dv_v;
       const double ddm = ddp - e.dv * z;
       const double da = e.dr * ers[j] * (1.0 - r * s) * nms[j] - r * ers[j] * pms[j] * ddm;
-      const double db = x * eqs[j] * (e.dq * (1.0 - q * s) * nps[j] - q * ppS[j] * ddp);
+      const double db = x * eqs[j] * (e.dq * (1.0 - q * s) * nps[j] - q * pps[j] * ddp);
       sum += wp[j] * 2.0 * z * (da - db);
     }
     out.dir[d] = sum * sT;
