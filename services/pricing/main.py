@@ -14,16 +14,18 @@ import logging
 import os
 
 from nats.aio.msg import Msg
+from prometheus_client import CollectorRegistry
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
 from ..common.bus import Bus
 from ..common.cpu import CpuPool
 from ..common.errors import status_for
+from ..common.interceptors import cap_message
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
 from ..registry import by_name
-from .pricer import INLINE_ROWS, Pricer
+from .pricer import INLINE_ROWS, Pricer, expiries_counter
 from .servicer import PricingServicer
 from .surfaces import SurfaceStore
 
@@ -42,8 +44,9 @@ def build() -> ServiceApp:
     max_surfaces = env_int("TRADECORE_PRICING_MAX_SURFACES", 256, minimum=1)
     # Collaborators first, each passed to what uses it; the ServiceApp starts them in order
     # and stops them in reverse order after the server has drained.
+    registry = CollectorRegistry()
     cpu = CpuPool("pricing", CPU_THREADS, INLINE_ROWS)
-    pricer = Pricer(cpu, SurfaceStore(max_surfaces), max_contracts)
+    pricer = Pricer(cpu, SurfaceStore(max_surfaces), max_contracts, expiries_counter(registry))
     bus = Bus(settings.nats_url, "pricing")
     servicer = PricingServicer(pricer, bus)
 
@@ -55,7 +58,7 @@ def build() -> ServiceApp:
             code = status_for(exc)
             if code.name == "INTERNAL":
                 log.exception("NATS %s failed", NATS_SUBJECT)
-            detail = str(exc) if code.name != "INTERNAL" else "internal error"
+            detail = cap_message(str(exc)) if code.name != "INTERNAL" else "internal error"
             if msg.reply and bus.nc is not None:
                 await bus.nc.publish(
                     msg.reply, b"", headers={"Tradecore-Error": f"{code.name}: {detail}"}
@@ -70,6 +73,7 @@ def build() -> ServiceApp:
         on_stop=[cpu.close, bus.stop],  # run in reverse: NATS first, then the CPU pool
         on_draining=[servicer.close_streams],
         dependencies=[bus.watch],  # StreamGreeks and pricing.v1.price need NATS
+        registry=registry,
     )
 
 

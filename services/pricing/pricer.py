@@ -5,8 +5,10 @@ gRPC servicer and the NATS ``pricing.v1.price`` handler; usable without a server
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
 
+from prometheus_client import CollectorRegistry, Counter
 from tradecore_api.marketdata.v1 import marketdata_pb2 as md
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 
@@ -35,11 +37,26 @@ def contracts_cost(contracts: Collection[pb.OptionContract] | Collection[pb.Stre
     return n + (AMERICAN_COST - 1) * american
 
 
+def expiries_counter(registry: CollectorRegistry | None) -> Counter:
+    return Counter(
+        "tradecore_surface_expiries_fitted",
+        "Expiries fitted by FitSurface (stops growing when a fit's caller goes away)",
+        registry=registry,
+    )
+
+
 class Pricer:
-    def __init__(self, cpu: CpuPool, surfaces: surfaces.SurfaceStore, max_contracts: int) -> None:
+    def __init__(
+        self,
+        cpu: CpuPool,
+        surfaces: surfaces.SurfaceStore,
+        max_contracts: int,
+        expiries_fitted: Counter,
+    ) -> None:
         self.cpu = cpu
         self.surfaces = surfaces
         self.max_contracts = max_contracts
+        self.expiries_fitted = expiries_fitted
 
     async def price(self, request: pb.PriceRequest) -> pb.PriceResponse:
         cost = contracts_cost(request.contracts)
@@ -62,8 +79,24 @@ class Pricer:
         return await self.cpu.run(cost, implied.implied_vol, request, self.max_contracts)
 
     async def fit_surface(self, request: pb.FitSurfaceRequest) -> pb.FitSurfaceResponse:
-        # scipy least squares, tens of milliseconds even for a small chain: always off the loop
-        return await self.cpu.off_loop(surfaces.fit, request, self.surfaces, self.max_contracts)
+        # scipy least squares, tens of milliseconds even for a small chain: always off the loop.
+        # The fit checks `gone` before each expiry: when the caller cancels or its deadline
+        # passes, this task is cancelled, `gone` is set, and the thread stops at the next expiry.
+        gone = threading.Event()
+        counter = self.expiries_fitted
+
+        def checkpoint(fitted: int, total: int) -> None:
+            if fitted:
+                counter.inc()
+            if gone.is_set():
+                raise surfaces.FitAbandoned(f"abandoned after {fitted} of {total} expiries")
+
+        try:
+            return await self.cpu.off_loop(
+                surfaces.fit, request, self.surfaces, self.max_contracts, checkpoint
+            )
+        finally:
+            gone.set()
 
     async def query_surface(self, request: pb.QuerySurfaceRequest) -> pb.QuerySurfaceResponse:
         cost = len(request.points)

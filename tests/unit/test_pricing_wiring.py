@@ -10,12 +10,17 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 from tradecore_api.marketdata.v1 import marketdata_pb2 as md
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_services.common.cpu import CpuPool
-from tradecore_services.common.errors import PreconditionError
 from tradecore_services.pricing import logic
-from tradecore_services.pricing.pricer import INLINE_ROWS, Pricer, contracts_cost
+from tradecore_services.pricing.pricer import (
+    INLINE_ROWS,
+    Pricer,
+    contracts_cost,
+    expiries_counter,
+)
 from tradecore_services.pricing.surfaces import SurfaceStore
 
 BIG = 100_000
@@ -44,7 +49,7 @@ def iv_request(n: int) -> pb.ImpliedVolRequest:
 @pytest.fixture
 def pricer() -> Iterator[Pricer]:
     cpu = CpuPool("test-pricing", 2, INLINE_ROWS)
-    yield Pricer(cpu, SurfaceStore(4), BIG)
+    yield Pricer(cpu, SurfaceStore(4), BIG, expiries_counter(CollectorRegistry()))
     asyncio.run(cpu.close())
 
 
@@ -128,12 +133,10 @@ def test_errors_raised_on_the_pool_reach_the_caller(pricer: Pricer) -> None:
     request.contracts[1_500].volatility = float("nan")
     with pytest.raises(ValueError, match=r"contracts\[1500\]\.volatility"):
         asyncio.run(pricer.price(request))
-    american = price_request(300, pb.AMERICAN)
-    american.contracts[7].rate = -0.01  # a put with q < r < 0: two exercise boundaries
-    american.contracts[7].dividend_yield = -0.02
-    american.contracts[7].option_type = pb.PUT
-    with pytest.raises(PreconditionError, match=r"contracts\[7\]"):
-        asyncio.run(pricer.price(american))
+    black76 = price_request(300)
+    black76.model = pb.MODEL_BLACK76
+    with pytest.raises(ValueError, match=r"contracts\[0\]\.dividend_yield must be 0"):
+        asyncio.run(pricer.price(black76))
 
 
 def test_stream_chain_reprices_off_the_loop_when_large(pricer: Pricer) -> None:
