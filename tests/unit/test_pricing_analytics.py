@@ -11,7 +11,7 @@ from tradecore import pricing
 from tradecore.surface import SviParams
 from tradecore_api.marketdata.v1 import marketdata_pb2 as md
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
-from tradecore_services.common.errors import NotFoundError, PreconditionError
+from tradecore_services.common.errors import NotFoundError
 from tradecore_services.pricing import implied, logic, surfaces
 from tradecore_services.pricing.stream import ChainRepricer, quote_mid
 
@@ -420,10 +420,10 @@ def test_repricer_row_errors() -> None:
         ChainRepricer(req, surfaces.SurfaceStore(1), 10)
     with pytest.raises(ValueError, match="contracts: 3 contracts exceed the limit of 2"):
         ChainRepricer(stream_request(), surfaces.SurfaceStore(1), 2)
+    # The double-boundary regime is priced (the library's tree), not refused.
     req = stream_request()
     req.contracts[2].rate, req.contracts[2].dividend_yield = -0.01, -0.02
-    with pytest.raises(PreconditionError, match=r"contracts\[2\]: American exercise"):
-        ChainRepricer(req, surfaces.SurfaceStore(1), 10)
+    ChainRepricer(req, surfaces.SurfaceStore(1), 10)
 
 
 def test_quote_mid() -> None:
