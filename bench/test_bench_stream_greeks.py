@@ -14,7 +14,7 @@ import grpc
 import nats
 import numpy as np
 import pytest
-from tradecore_api.marketdata.v1 import marketdata_pb2 as md
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
@@ -100,7 +100,7 @@ def test_stream_greeks_quote_to_update(benchmark, mesh: Mesh) -> None:  # type: 
         nonlocal seq
         seq += 1
         mid = 100.0 + 0.01 * (seq % 2)
-        data = md.Quote(
+        data = market_pb2.Quote(
             venue="XBEN", symbol="CHAIN", bid_price=mid - 0.005, ask_price=mid + 0.005,
             sequence=seq,
         ).SerializeToString()  # fmt: skip
@@ -117,7 +117,7 @@ def test_stream_greeks_quote_to_update(benchmark, mesh: Mesh) -> None:  # type: 
         nonlocal seq
         await wait_subscribers(mesh, subject, 1)
         seq += 1
-        data = md.Quote(bid_price=99.0, ask_price=100.0, sequence=seq).SerializeToString()
+        data = market_pb2.Quote(bid_price=99.0, ask_price=100.0, sequence=seq).SerializeToString()
         await nc.publish(subject, data)  # type: ignore[attr-defined]
         update = await call.read()  # type: ignore[attr-defined]
         assert update.full and len(update.rows) == 100

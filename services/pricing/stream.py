@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from tradecore.subjects import md_subject
-from tradecore_api.marketdata.v1 import marketdata_pb2 as md
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 
 from ..common.errors import UnavailableError
@@ -47,7 +47,7 @@ def quote_subject(venue: str, symbol: str) -> str:
     return md_subject(venue, symbol, "quote")
 
 
-def quote_mid(quote: md.Quote) -> float | None:
+def quote_mid(quote: market_pb2.Quote) -> float | None:
     """The mid of a two-sided, uncrossed quote; None for quotes the stream skips."""
     bid, ask = quote.bid_price, quote.ask_price
     if not (math.isfinite(bid) and math.isfinite(ask) and bid > 0 and ask >= bid):
@@ -129,7 +129,7 @@ class ChainRepricer:
         self.batch.spot.fill(spot)
         return compute(self.batch, self.greeks, self.model)
 
-    def on_quote(self, quote: md.Quote) -> pb.GreeksUpdate | None:
+    def on_quote(self, quote: market_pb2.Quote) -> pb.GreeksUpdate | None:
         """The update for a quote, or None when it is skipped or moves no row."""
         spot = quote_mid(quote)
         if spot is None:
@@ -204,7 +204,7 @@ async def stream_greeks(
                 continue
             msg = pending.pop()
             try:
-                quote = md.Quote.FromString(msg.data)
+                quote = market_pb2.Quote.FromString(msg.data)
             except DecodeError:
                 log.warning(
                     "%s: a message that is not a Quote (%d bytes)", msg.subject, len(msg.data)

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from tradecore import lobster, ticks
 from tradecore.synthetic import SyntheticFlow
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 from tradecore_services.marketdata.feeds.sources import MAX_CHUNK
@@ -440,16 +441,16 @@ def test_books_survive_a_restart(mesh: Mesh, stub: Any) -> None:
 
 
 def test_nats_subscribers_receive_quotes_and_trades(mesh: Mesh, stub: Any) -> None:
-    async def run() -> tuple[list[pb.Quote], list[pb.Trade]]:
+    async def run() -> tuple[list[market_pb2.Quote], list[market_pb2.Trade]]:
         nc = await nats.connect(mesh.nats_url)
-        quotes: list[pb.Quote] = []
-        trades: list[pb.Trade] = []
+        quotes: list[market_pb2.Quote] = []
+        trades: list[market_pb2.Trade] = []
 
         async def on_quote(m: Any) -> None:
-            quotes.append(pb.Quote.FromString(m.data))
+            quotes.append(market_pb2.Quote.FromString(m.data))
 
         async def on_trade(m: Any) -> None:
-            trades.append(pb.Trade.FromString(m.data))
+            trades.append(market_pb2.Trade.FromString(m.data))
 
         await nc.subscribe("md.synthetic.NQ.quote", cb=on_quote)
         await nc.subscribe("md.synthetic.NQ.trade", cb=on_trade)
@@ -485,10 +486,12 @@ def test_unpaced_feed_sends_packed_trades_and_last_quotes(mesh: Mesh, stub: Any)
     at most one `Quote` per chunk; the ticks stored are the same executions."""
     count = 3 * MAX_CHUNK + 100
 
-    async def run() -> tuple[list[ticks.TickBatch], int, list[pb.Quote], list[ticks.TickBatch]]:
+    async def run() -> tuple[
+        list[ticks.TickBatch], int, list[market_pb2.Quote], list[ticks.TickBatch]
+    ]:
         nc = await nats.connect(mesh.nats_url)
         packed: list[ticks.TickBatch] = []
-        quotes: list[pb.Quote] = []
+        quotes: list[market_pb2.Quote] = []
         singles = [0]
         books: list[ticks.TickBatch] = []
 
@@ -499,7 +502,7 @@ def test_unpaced_feed_sends_packed_trades_and_last_quotes(mesh: Mesh, stub: Any)
             singles[0] += 1
 
         async def on_quote(m: Any) -> None:
-            quotes.append(pb.Quote.FromString(m.data))
+            quotes.append(market_pb2.Quote.FromString(m.data))
 
         async def on_book(m: Any) -> None:
             books.append(ticks.unpack(m.data))

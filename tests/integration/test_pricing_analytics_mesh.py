@@ -16,7 +16,7 @@ import nats
 import numpy as np
 import pytest
 from tradecore import pricing
-from tradecore_api.marketdata.v1 import marketdata_pb2 as md
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
@@ -206,7 +206,7 @@ def stream_request(symbol: str, **kw: Any) -> pb.StreamGreeksRequest:
 
 
 def quote(symbol: str, bid: float, ask: float, seq: int) -> bytes:
-    return md.Quote(
+    return market_pb2.Quote(
         venue="XTST", symbol=symbol, bid_price=bid, ask_price=ask, bid_size=100, ask_size=100,
         exchange_time_ns=1_700_000_000_000_000_000 + seq, receive_time_ns=seq, sequence=seq,
     ).SerializeToString()  # fmt: skip
