@@ -14,6 +14,7 @@ import grpc
 import nats
 import numpy as np
 import pytest
+from tradecore.subjects import MdKind, md_subject
 from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
@@ -83,7 +84,7 @@ def test_price_round_trip_100(benchmark, mesh: Mesh) -> None:  # type: ignore[no
 
 @pytest.mark.benchmark(group="stream-greeks")
 def test_stream_greeks_quote_to_update(benchmark, mesh: Mesh) -> None:  # type: ignore[no-untyped-def]
-    subject = "md.XBEN.CHAIN.quote"
+    subject = md_subject("XBEN", "CHAIN", MdKind.QUOTE)
     loop = asyncio.new_event_loop()
 
     async def open_stream() -> tuple[object, object, object]:

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from tradecore.subjects import md_subject
+from tradecore.subjects import MdKind, md_subject
 from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 
@@ -44,7 +44,7 @@ def quote_subject(venue: str, symbol: str) -> str:
     """``md.<venue>.<symbol>.quote``; ValueError naming ``venue`` or ``symbol`` (the request's
     fields) when one is no NATS token (an over-long one would make nats-server close the
     service's connection)."""
-    return md_subject(venue, symbol, "quote")
+    return md_subject(venue, symbol, MdKind.QUOTE)
 
 
 def quote_mid(quote: market_pb2.Quote) -> float | None:

@@ -12,6 +12,7 @@ import grpc
 import nats
 import pytest
 from tradecore import pricing
+from tradecore.subjects import MdKind, md_subject
 from tradecore_api.events.v1 import market_pb2
 from tradecore_api.marketdata.v1 import marketdata_pb2 as md
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as md_grpc
@@ -38,7 +39,7 @@ def test_synthetic_feed_drives_stream_greeks(mesh: Mesh) -> None:
             q = market_pb2.Quote.FromString(m.data)
             quotes[q.sequence] = q
 
-        await nc.subscribe(f"md.synthetic.{SYMBOL}.quote", cb=on_quote)
+        await nc.subscribe(md_subject("synthetic", SYMBOL, MdKind.QUOTE), cb=on_quote)
         await nc.flush()
         subscribed.set()
         while not stop.is_set():
