@@ -75,7 +75,7 @@ class Source(Protocol):
     async def close(self) -> None: ...
 
 
-def _aggressor(resting_side: int) -> common_pb2.Side.ValueType:
+def _aggressor(resting_side: int) -> common_pb2.Side:
     """The taker's side of an execution whose resting order has ``resting_side`` (+1 buy)."""
     if resting_side > 0:
         return common_pb2.SELL
