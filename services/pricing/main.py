@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from prometheus_client import CollectorRegistry
 from tradecore.subjects import PRICING_PRICE
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
@@ -34,7 +35,8 @@ def build() -> ServiceApp:
     max_contracts = env_int("TRADECORE_PRICING_MAX_CONTRACTS", 100_000, minimum=1)
     max_surfaces = env_int("TRADECORE_PRICING_MAX_SURFACES", 256, minimum=1)
     bus = Bus(settings.nats_url, "pricing")
-    servicer = PricingServicer(max_contracts, max_surfaces=max_surfaces, bus=bus)
+    registry = CollectorRegistry()
+    servicer = PricingServicer(max_contracts, max_surfaces=max_surfaces, bus=bus, registry=registry)
 
     app = ServiceApp(
         settings=settings,
@@ -44,6 +46,7 @@ def build() -> ServiceApp:
         on_stop=[bus.stop],
         on_draining=[servicer.close_streams],
         dependencies=[bus.watch],  # StreamGreeks and pricing.v1.price need NATS
+        registry=registry,
     )
     on_price = unary_handler(
         PRICING_PRICE,

@@ -4,10 +4,12 @@ logic, implied, surfaces and stream)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from prometheus_client import CollectorRegistry, Counter
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
@@ -19,9 +21,19 @@ from .stream import ChainRepricer, stream_greeks
 
 class PricingServicer(pb_grpc.PricingServiceServicer):
     def __init__(
-        self, max_contracts: int, *, max_surfaces: int = 256, bus: Bus | None = None
+        self,
+        max_contracts: int,
+        *,
+        max_surfaces: int = 256,
+        bus: Bus | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.max_contracts = max_contracts
+        self.expiries_fitted = Counter(
+            "tradecore_surface_expiries_fitted",
+            "Expiries fitted by FitSurface (stops growing when a fit's caller goes away)",
+            registry=registry,
+        )
         self.surfaces = surfaces.SurfaceStore(max_surfaces)
         self.bus = bus
         self.closing = asyncio.Event()
@@ -43,8 +55,24 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
     async def FitSurface(
         self, request: pb.FitSurfaceRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.FitSurfaceResponse:
-        # scipy least squares: off the event loop so other calls keep being served
-        return await asyncio.to_thread(surfaces.fit, request, self.surfaces, self.max_contracts)
+        # scipy least squares: off the event loop so other calls keep being served. The fit
+        # checks `gone` before each expiry: when the caller cancels or its deadline passes, the
+        # call's task is cancelled, `gone` is set, and the thread stops at the next expiry.
+        gone = threading.Event()
+        counter = self.expiries_fitted
+
+        def checkpoint(fitted: int, total: int) -> None:
+            if fitted:
+                counter.inc()
+            if gone.is_set():
+                raise surfaces.FitAbandoned(f"abandoned after {fitted} of {total} expiries")
+
+        try:
+            return await asyncio.to_thread(
+                surfaces.fit, request, self.surfaces, self.max_contracts, checkpoint
+            )
+        finally:
+            gone.set()
 
     async def QuerySurface(
         self, request: pb.QuerySurfaceRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from tradecore.pricing import DOMAIN
 from tradecore.subjects import MdKind, md_subject
 from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
@@ -48,11 +49,13 @@ def quote_subject(venue: str, symbol: str) -> str:
 
 
 def quote_mid(quote: market_pb2.Quote) -> float | None:
-    """The mid of a two-sided, uncrossed quote; None for quotes the stream skips."""
+    """The mid of a two-sided, uncrossed quote; None for quotes the stream skips (also a mid
+    outside the pricing domain's spot range, which no contract could be priced at)."""
     bid, ask = quote.bid_price, quote.ask_price
     if not (math.isfinite(bid) and math.isfinite(ask) and bid > 0 and ask >= bid):
         return None
-    return 0.5 * (bid + ask)
+    mid = 0.5 * (bid + ask)
+    return mid if DOMAIN.spot_min <= mid <= DOMAIN.spot_max else None
 
 
 class ChainRepricer:

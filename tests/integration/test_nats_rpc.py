@@ -16,6 +16,7 @@ import pytest
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry
+from tradecore.subjects import MdKind, md_subject
 from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_services.common import nats_rpc
@@ -27,6 +28,7 @@ from tests.conftest import free_port
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 SUBJECT = "test.v1.echo"
+SUBJ = md_subject("X", "Y", MdKind.QUOTE)
 
 
 @pytest.fixture
@@ -189,22 +191,22 @@ def test_publish_sets_the_request_id_and_subscribers_read_it(nats_url: str) -> N
             await got.put(msg)
 
         try:
-            await nc.subscribe("md.X.Y.quote", cb=on_msg)
+            await nc.subscribe(SUBJ, cb=on_msg)
             quote = market_pb2.Quote(venue="X", symbol="Y", bid_price=1.0).SerializeToString()
-            rid = await nats_rpc.publish(nc, "md.X.Y.quote", quote, request_id="feed-1")
+            rid = await nats_rpc.publish(nc, SUBJ, quote, request_id="feed-1")
             msg = await asyncio.wait_for(got.get(), 5)
             assert rid == "feed-1" and nats_rpc.request_id_of(msg) == "feed-1"
             assert market_pb2.Quote.FromString(msg.data).bid_price == 1.0
             # inside a handled request, the request's id is the default
             token = nats_rpc.current_request_id.set("outer")
             try:
-                await nats_rpc.publish(nc, "md.X.Y.quote", quote, headers={"Nats-Msg-Id": "m"})
+                await nats_rpc.publish(nc, SUBJ, quote, headers={"Nats-Msg-Id": "m"})
             finally:
                 nats_rpc.current_request_id.reset(token)
             msg = await asyncio.wait_for(got.get(), 5)
             assert msg.headers == {"Nats-Msg-Id": "m", "x-request-id": "outer"}
             # a message without an id: none read (or a new one when asked)
-            await nc.publish("md.X.Y.quote", quote)
+            await nc.publish(SUBJ, quote)
             msg = await asyncio.wait_for(got.get(), 5)
             assert nats_rpc.request_id_of(msg, new=False) == ""
             assert len(nats_rpc.request_id_of(msg)) == 32

@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tradecore import _core
+from tradecore.errors import quote
 from tradecore.pricing.european import _ARG_NAMES, _prepare
 
 ArrayLike = npt.ArrayLike
@@ -152,15 +153,15 @@ def american(
         tradecore.errors.UnsupportedRegime: refused rows with ``unsupported="raise"``.
     """
     if method not in AMERICAN_METHODS:
-        raise ValueError(f"method must be one of {list(AMERICAN_METHODS)} (got {method!r})")
+        raise ValueError(f"method must be one of {list(AMERICAN_METHODS)} (got {quote(method)})")
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1 (got {steps!r})")
+        raise ValueError(f"steps must be an integer >= 1 (got {quote(steps)})")
     if boundary and method != "alo":
-        raise ValueError(f"boundary=True needs method='alo' (got {method!r})")
+        raise ValueError(f"boundary=True needs method='alo' (got {quote(method)})")
     if boundary and (not isinstance(boundary_points, int | np.integer) or boundary_points < 2):
-        raise ValueError(f"boundary_points must be an integer >= 2 (got {boundary_points!r})")
+        raise ValueError(f"boundary_points must be an integer >= 2 (got {quote(boundary_points)})")
     if unsupported not in ("tree", "raise", "nan"):
-        raise ValueError(f"unsupported must be 'tree', 'raise' or 'nan' (got {unsupported!r})")
+        raise ValueError(f"unsupported must be 'tree', 'raise' or 'nan' (got {quote(unsupported)})")
     shape, flat = _prepare(S, K, T, r, q, sigma, option_type)
     found = _core.european_check(*flat)  # type: ignore[arg-type]
     if found is not None:
@@ -192,7 +193,7 @@ def american(
     if failed and unsupported == "raise":
         row = int(np.flatnonzero(status == STATUS_UNSUPPORTED)[0])
         raise _core.UnsupportedRegime(
-            f"method {method!r} does not price the double-boundary regime (put: q < r <= 0, "
+            f"method {quote(method)} does not price the double-boundary regime (put: q < r <= 0, "
             f"call: r < q <= 0): {failed} row(s), the first at row {row}; use 'crr' or 'lr'"
         )
     out: dict[str, FloatArray] = {}

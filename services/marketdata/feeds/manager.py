@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
+from tradecore.errors import quote
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 
 from ...common.errors import NotFoundError, PreconditionError
@@ -111,7 +112,7 @@ def build_source(kind: str, spec: Any, start_ns: int) -> Source:
         return SyntheticSource(spec, start_ns)
     factory = EVENT_FEEDS.get(kind)
     if factory is None:
-        raise ValueError(f"feed kind {kind!r} is not one of {sorted(KINDS)}")
+        raise ValueError(f"feed kind {quote(kind)} is not one of {sorted(KINDS)}")
     for i, s in enumerate(spec.symbols):
         check_symbol(s, f"{kind}.symbols[{i}]")
     feed = factory(spec)
@@ -189,7 +190,7 @@ class FeedManager:
     def get(self, feed_id: str) -> FeedRecord:
         rec = self.feeds.get(feed_id)
         if rec is None:
-            raise NotFoundError(f"id: no feed {feed_id!r}")
+            raise NotFoundError(f"id: no feed {quote(feed_id)}")
         return rec
 
     async def start(self, request: pb.StartFeedRequest) -> FeedRecord:

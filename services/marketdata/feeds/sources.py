@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 from tradecore import lobster
+from tradecore.errors import quote
 from tradecore.synthetic import SyntheticFlow
 from tradecore.ticks import PRICE_SCALE, QUOTE, TRADE_PRINT, TRADE_TYPES, TickBatch, make_batch
 from tradecore_api.events.v1 import common_pb2, market_pb2
@@ -49,7 +50,9 @@ MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
 
 def check_symbol(symbol: str, field_name: str) -> str:
     if not _SYMBOL.match(symbol):
-        raise ValueError(f"{field_name} must be 1-32 letters, digits, '_' or '-' (got {symbol!r})")
+        raise ValueError(
+            f"{field_name} must be 1-32 letters, digits, '_' or '-' (got {quote(symbol)})"
+        )
     return symbol
 
 

@@ -59,10 +59,8 @@ Regime regime_of(const AmericanOption& o) {
 }
 
 bool valid(const AmericanOption& o) {
-  return o.spot > 0.0 && std::isfinite(o.spot) && o.strike > 0.0 && std::isfinite(o.strike) &&
-         o.expiry >= 0.0 && std::isfinite(o.expiry) && std::isfinite(o.rate) &&
-         std::isfinite(o.dividend) && o.vol > 0.0 && std::isfinite(o.vol) &&
-         (o.type == kCall || o.type == kPut);
+  return spot_ok(o.spot) && strike_ok(o.strike) && expiry_ok(o.expiry) && rate_ok(o.rate) &&
+         rate_ok(o.dividend) && vol_ok(o.vol) && (o.type == kCall || o.type == kPut);
 }
 
 bool single_boundary_method(AmericanMethod m) {
