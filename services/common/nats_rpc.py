@@ -35,15 +35,13 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from .errors import status_for
-from .interceptors import REQUEST_ID_KEY, RpcMetrics
+from .interceptors import REQUEST_ID_KEY, RpcMetrics, cap_message, quote_id
 
 log = logging.getLogger("tradecore.rpc")
 
 REQUEST_ID_HEADER = REQUEST_ID_KEY
 TRACEPARENT_HEADER = "traceparent"
 ERROR_HEADER = "Tradecore-Error"
-MAX_REQUEST_ID = 128  # characters of a caller's id kept (it is echoed in headers and logs)
-MAX_ERROR_MESSAGE = 1024  # characters of an error message sent in the reply header
 # A header value is one line: CR, LF and other control characters would end it early (and
 # let a value forge further headers), so they are replaced.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -60,10 +58,9 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def header_value(value: str, limit: int) -> str:
-    """``value`` made safe for one NATS header line and cut to ``limit`` characters."""
-    value = _CONTROL.sub(" ", value).strip()
-    return value if len(value) <= limit else value[:limit]
+def header_value(value: str) -> str:
+    """``value`` made safe for one NATS header line."""
+    return _CONTROL.sub(" ", value).strip()
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str:
@@ -75,16 +72,16 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str:
 
 
 def request_id_of(msg: Msg, *, new: bool = True) -> str:
-    """The request id ``msg`` carries (cleaned, at most MAX_REQUEST_ID characters), else a
-    fresh one (``new``) or ""."""
-    rid = header_value(_header(msg.headers, REQUEST_ID_HEADER), MAX_REQUEST_ID)
+    """The request id ``msg`` carries (cut as a gRPC one: :func:`.interceptors.quote_id`),
+    else a fresh one (``new``) or ""."""
+    rid = quote_id(header_value(_header(msg.headers, REQUEST_ID_HEADER)))
     return rid or (new_request_id() if new else "")
 
 
 def trace_headers(request_id: str, traceparent: str = "") -> dict[str, str]:
     """The headers that carry a request's ids on a message."""
-    headers = {REQUEST_ID_HEADER: header_value(request_id, MAX_REQUEST_ID)}
-    traceparent = header_value(traceparent, 128)
+    headers = {REQUEST_ID_HEADER: quote_id(header_value(request_id))}
+    traceparent = quote_id(header_value(traceparent))
     if traceparent:
         headers[TRACEPARENT_HEADER] = traceparent
     return headers
@@ -158,7 +155,9 @@ def unary_handler(
             try:
                 req = request_type.FromString(msg.data)
             except DecodeError as exc:
-                raise ValueError(f"request is not a valid {type_name} for {method}") from exc
+                raise ValueError(
+                    f"request is not a valid {type_name} for {method} ({type(exc).__name__})"
+                ) from exc
             result = handle(req)
             if inspect.isawaitable(result):
                 result = await result
@@ -169,7 +168,7 @@ def unary_handler(
                 log.exception("internal error in %s (request id %s)", method, rid)
                 message = f"internal error (request id {rid})"
             else:
-                message = header_value(str(exc) or code.name, MAX_ERROR_MESSAGE)
+                message = cap_message(header_value(str(exc) or code.name))
                 log.info("%s %s (request id %s): %s", method, code.name, rid, message)
             reply, headers = b"", {**ids, ERROR_HEADER: f"{code.name}: {message}"}
         finally:

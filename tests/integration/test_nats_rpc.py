@@ -20,7 +20,7 @@ from tradecore.subjects import MdKind, md_subject
 from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_services.common import nats_rpc
-from tradecore_services.common.interceptors import RpcMetrics
+from tradecore_services.common.interceptors import RpcMetrics, cap_message
 from tradecore_services.mesh.components import nats_server_path
 
 from tests.conftest import free_port
@@ -129,6 +129,8 @@ def test_errors_map_to_statuses_with_the_request_id(
             raise ValueError("contracts[3].strike must be > 0\r\nInjected: header")
         if req.model == 2:
             raise KeyError("surface 'x'")
+        if req.model == 4:
+            raise ValueError("x" * 5000)
         raise RuntimeError("secret detail")
 
     async def call(nc: nats.NATS, data: bytes, rid: str) -> dict[str, str]:
@@ -148,17 +150,21 @@ def test_errors_map_to_statuses_with_the_request_id(
         }
         h = await call(nc, pb.PriceRequest(model=2).SerializeToString(), "b")
         assert h["Tradecore-Error"].startswith("NOT_FOUND: ")
+        h = await call(nc, pb.PriceRequest(model=4).SerializeToString(), "f")
+        # capped as a gRPC status message is
+        assert h["Tradecore-Error"] == "INVALID_ARGUMENT: " + cap_message("x" * 5000)
+        assert len(h["Tradecore-Error"]) < 1100
         h = await call(nc, pb.PriceRequest(model=3).SerializeToString(), "c")
         assert h["Tradecore-Error"] == "INTERNAL: internal error (request id c)"
         # bytes that are no PriceRequest: the caller's fault, not INTERNAL
         h = await call(nc, b"\xff\xff\xff", "d")
         assert h["Tradecore-Error"] == (
-            f"INVALID_ARGUMENT: request is not a valid PriceRequest for {SUBJECT}"
+            f"INVALID_ARGUMENT: request is not a valid PriceRequest for {SUBJECT} (DecodeError)"
         )
         with pytest.raises(nats_rpc.NatsRpcError) as err:
             await nats_rpc.request(nc, SUBJECT, b"\xff", timeout=5, request_id="e")
         assert (err.value.code, err.value.request_id) == ("INVALID_ARGUMENT", "e")
-        assert count(registry, "INVALID_ARGUMENT") == 3
+        assert count(registry, "INVALID_ARGUMENT") == 4
         assert count(registry, "NOT_FOUND") == 1
         assert count(registry, "INTERNAL") == 1
 
@@ -177,7 +183,7 @@ def test_async_handlers_and_long_request_ids(nats_url: str) -> None:
 
     async def body(nc: nats.NATS, registry: CollectorRegistry) -> None:
         msg = await nc.request(SUBJECT, b"", timeout=5, headers={"x-request-id": "r" * 1000})
-        assert msg.headers == {"x-request-id": "r" * nats_rpc.MAX_REQUEST_ID}
+        assert msg.headers == {"x-request-id": "r" * 128}
 
     serve(nats_url, handle, body)
 

@@ -79,7 +79,8 @@ def test_price_over_nats_carries_the_request_id_and_is_counted(mesh: Mesh) -> No
             assert junk.headers == {
                 "x-request-id": "nats-junk-1",
                 "Tradecore-Error": (
-                    f"INVALID_ARGUMENT: request is not a valid PriceRequest for {PRICING_PRICE}"
+                    "INVALID_ARGUMENT: request is not a valid PriceRequest for "
+                    f"{PRICING_PRICE} (DecodeError)"
                 ),
             }
         finally:
