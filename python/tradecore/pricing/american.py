@@ -16,14 +16,18 @@ Greeks are raw partial derivatives per year and per 1.00 of vol/rate (as in
 :mod:`tradecore.pricing.european`): ``delta``=dV/dS, ``gamma``=d2V/dS2, ``theta``=-dV/dT,
 ``vega``=dV/dsigma, ``rho``=dV/dr. How they are computed:
 
-* ``alo``: delta and gamma by central differences in S (bump 1e-4 S) of the premium integral with
-  the exercise boundary held fixed (the boundary does not depend on S); theta from the
-  Black-Scholes PDE, ``theta = r V - (r - q) S delta - sigma^2 S^2 gamma / 2`` (0 where immediate
-  exercise is optimal).
+* ``alo``: all from one boundary solve and one pass of the premium integral, as exact
+  derivatives of the engine's price: delta and gamma from the premium integral's derivatives in S
+  with the exercise boundary held fixed (the boundary does not depend on S); vega and rho through
+  the boundary's sensitivities to sigma and r, carried through the QD+ start and every fixed-point
+  iteration (forward-mode differentiation); theta from the Black-Scholes PDE,
+  ``theta = r V - (r - q) S delta - sigma^2 S^2 gamma / 2`` (0 where immediate exercise is
+  optimal). About 1.7-1.8x the cost of the price alone.
 * trees: delta and gamma from the three nodes of step 2, theta from the PDE as above.
 * ``baw``, ``bjs2002``: delta and gamma by central differences in S (bump 1e-4 S), theta by a
   central difference in T (bump min(1e-4, T/2)).
-* every method: vega and rho by central differences of the same engine, bumps 1e-4 in sigma and r.
+* ``baw``, ``bjs2002``, trees: vega and rho by central differences of the same engine, bumps 1e-4
+  in sigma and r.
 * T = 0, and regimes where early exercise is never optimal (put: r <= 0 <= q - r; call: q <= 0
   and r >= q): the exact European values.
 
