@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tradecore import pricing
 from tradecore.surface import SviParams
-from tradecore_api.marketdata.v1 import marketdata_pb2 as md
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_services.common.errors import NotFoundError
 from tradecore_services.pricing import implied, logic, surfaces
@@ -316,8 +316,8 @@ def stream_request(**kw: object) -> pb.StreamGreeksRequest:
     return req
 
 
-def quote(bid: float, ask: float, seq: int) -> md.Quote:
-    return md.Quote(
+def quote(bid: float, ask: float, seq: int) -> market_pb2.Quote:
+    return market_pb2.Quote(
         venue="XNAS", symbol="XYZ", bid_price=bid, ask_price=ask, sequence=seq,
         exchange_time_ns=1_700_000_000_000_000_000 + seq, receive_time_ns=seq,
     )  # fmt: skip
