@@ -29,7 +29,7 @@ from tradecore.ticks import TickBatch, pack, unpack
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_services.marketdata import pipeline
 from tradecore_services.marketdata.books import book_deltas
-from tradecore_services.marketdata.feeds.sources import Chunk, SyntheticSource
+from tradecore_services.marketdata.feeds.sources import Chunk, FlowThread, SyntheticSource
 from tradecore_services.marketdata.store import TickStore, _to_arrow
 
 from tests.conftest import free_port
@@ -67,7 +67,8 @@ def start_nats(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 async def chunks(symbols: list[str], per_symbol: int) -> list[Chunk]:
     spec = pb.SyntheticFeedSpec(symbols=symbols, rate=1e6, count=per_symbol, speed=0, seed=1)
-    src = SyntheticSource(spec, time.time_ns())
+    generator = FlowThread()
+    src = SyntheticSource(spec, time.time_ns(), generator)
     out = []
     it = src.chunks({}).__aiter__()
     while True:
@@ -78,6 +79,7 @@ async def chunks(symbols: list[str], per_symbol: int) -> list[Chunk]:
         c.batch.feed = "prof"
         c.batch.recv_ts[:] = time.time_ns()
         out.append(c)
+    generator.close()
     return out
 
 

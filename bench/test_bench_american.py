@@ -125,8 +125,8 @@ def test_bench_tradecore_alo_greeks(benchmark: Any, setup: dict[str, Any]) -> No
 
     prices = benchmark(run)
     _record(benchmark, setup, "tradecore_alo_price_and_5_greeks", prices)
-    # Greeks over price only (the goal of issue 10 item 6 is <= 2; vega and rho re-solve the
-    # boundary at bumped sigma and r).
+    # Greeks over price only (the goal of issue 10 item 6 is <= 2: one boundary solve carrying
+    # its sensitivities to sigma and r, one premium pass for price and every Greek).
     alo = setup["results"].get("tradecore_alo")
     if alo:
         ratio = setup["results"]["tradecore_alo_price_and_5_greeks"][0] / alo[0]

@@ -29,6 +29,18 @@ pricing::Model parse_model(const std::string& model) {
 }  // namespace
 
 void bind_pricing(py::module_& m) {
+  // The pricing domain (tradecore/pricing/european.hpp): inside it every output is finite.
+  py::dict domain;
+  domain["spot_min"] = pricing::kMinSpot;
+  domain["spot_max"] = pricing::kMaxSpot;
+  domain["strike_min"] = pricing::kMinStrike;
+  domain["strike_max"] = pricing::kMaxStrike;
+  domain["expiry_min"] = pricing::kMinExpiry;
+  domain["expiry_max"] = pricing::kMaxExpiry;
+  domain["rate_max_abs"] = pricing::kMaxAbsRate;
+  domain["vol_min"] = pricing::kMinVol;
+  domain["vol_max"] = pricing::kMaxVol;
+  m.attr("PRICING_DOMAIN") = domain;
   m.def(
       "european_check",
       [](const py::array& S, const py::array& K, const py::array& T, const py::array& r,

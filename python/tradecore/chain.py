@@ -14,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from tradecore.curve import RateCurve
-from tradecore.pricing.european import option_type_codes
+from tradecore.errors import quote
+from tradecore.pricing.european import DOMAIN, option_type_codes
 
 FloatArray = npt.NDArray[np.float64]
 ForwardMethod = Literal["parity", "carry"]
@@ -69,8 +70,11 @@ class OptionChain:
         forward: npt.ArrayLike | None = None,
         forward_method: ForwardMethod = "parity",
     ) -> OptionChain:
-        """Quotes as arrays (scalars broadcast): strike > 0, expiry > 0 (years), option type
-        call/put, and either ``mid`` or both ``bid`` and ``ask`` (0 <= bid <= ask; mid = average).
+        """Quotes as arrays (scalars broadcast), in the pricing domain
+        (:data:`tradecore.pricing.DOMAIN`): strike in [1e-100, 1e100], spot and forward in
+        [1e-8, 1e15], expiry in [1e-12, 100] years,
+        |rate| and |dividend| <= 2, option type call/put, and either ``mid`` or both ``bid``
+        and ``ask`` (0 <= bid <= ask; mid = average).
 
         Forwards per expiry: ``forward`` when given (per quote or one value); otherwise with
         ``forward_method="parity"`` from put-call parity F = K + (C - P) / D at the strikes that
@@ -81,8 +85,8 @@ class OptionChain:
         if n == 0:
             raise ValueError("strike: the chain is empty")
         T = _column(expiry, "expiry", n)
-        _require(K, K > 0, "strike", "> 0")
-        _require(T, T > 0, "expiry", "> 0")
+        _require(K, DOMAIN.strike_ok(K), "strike", DOMAIN.strike_rule)
+        _require(T, DOMAIN.expiry_ok(T), "expiry", DOMAIN.expiry_rule)
         codes = option_type_codes(np.broadcast_to(np.asarray(option_type), (n,))).reshape(-1)
         if mid is not None:
             if bid is not None or ask is not None:
@@ -96,18 +100,22 @@ class OptionChain:
             price = 0.5 * (b + a)
         else:
             raise ValueError("mid: give mid, or both bid and ask")
-        if spot is not None and not (math.isfinite(spot) and spot > 0):
-            raise ValueError(f"spot must be finite and > 0 (got {spot!r})")
-        if not isinstance(rate, RateCurve) and not math.isfinite(rate):
-            raise ValueError(f"rate must be finite or a RateCurve (got {rate!r})")
-        if not math.isfinite(dividend):
-            raise ValueError(f"dividend must be finite (got {dividend!r})")
+        if spot is not None and not (math.isfinite(spot) and DOMAIN.spot_ok(spot)):
+            raise ValueError(f"spot must be finite and {DOMAIN.spot_rule} (got {spot!r})")
+        if not isinstance(rate, RateCurve) and not (math.isfinite(rate) and DOMAIN.rate_ok(rate)):
+            raise ValueError(
+                f"rate must be finite and {DOMAIN.rate_rule}, or a RateCurve (got {rate!r})"
+            )
+        if not (math.isfinite(dividend) and DOMAIN.rate_ok(dividend)):
+            raise ValueError(f"dividend must be finite and {DOMAIN.rate_rule} (got {dividend!r})")
         if forward_method not in ("parity", "carry"):
-            raise ValueError(f"forward_method must be 'parity' or 'carry' (got {forward_method!r})")
+            raise ValueError(
+                f"forward_method must be 'parity' or 'carry' (got {quote(forward_method)})"
+            )
         fwd = None
         if forward is not None:
             fwd = _column(forward, "forward", n)
-            _require(fwd, fwd > 0, "forward", "> 0")
+            _require(fwd, DOMAIN.spot_ok(fwd), "forward", DOMAIN.spot_rule)
         elif spot is None and forward_method == "carry":
             raise ValueError("spot: needed for carry forwards (or give forward)")
         return cls(

@@ -9,8 +9,22 @@ from __future__ import annotations
 
 from tradecore import _core
 
+# Error messages quote at most this many characters of a bad value.
+QUOTE_LIMIT = 64
+
 TradecoreError = _core.Error
 # A method that does not price the requested regime (e.g. the double-boundary American case).
 UnsupportedRegime = _core.UnsupportedRegime
 
-__all__ = ["TradecoreError", "UnsupportedRegime"]
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to its first ``limit`` characters plus
+    ``…(N chars)`` when longer (N the length of the whole repr), so a huge bad value never
+    becomes a huge message."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…({len(text)} chars)"
+
+
+__all__ = ["QUOTE_LIMIT", "TradecoreError", "UnsupportedRegime", "quote"]

@@ -19,6 +19,7 @@ expiry the last interval's forward variance continues (floored at 0; with one sl
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ import numpy.typing as npt
 from tradecore import _core
 from tradecore._smile import SabrParams, SviParams, fit_sabr, fit_svi, params_from_dict
 from tradecore.chain import OptionChain, SliceQuotes, prepare_slices
+from tradecore.errors import quote
 from tradecore.pricing.european import european
 
 FloatArray = npt.NDArray[np.float64]
@@ -92,7 +94,7 @@ class VolSurface:
 
     def __post_init__(self) -> None:
         if self.model not in ("svi", "sabr"):
-            raise ValueError(f"model must be 'svi' or 'sabr' (got {self.model!r})")
+            raise ValueError(f"model must be 'svi' or 'sabr' (got {quote(self.model)})")
         if not self.slices:
             raise ValueError("slices: a surface needs at least one expiry")
         want = SviParams if self.model == "svi" else SabrParams
@@ -255,7 +257,7 @@ class VolSurface:
             )
             spot = data.get("spot")
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"data: not a surface dict ({exc!r})") from None
+            raise ValueError(f"data: not a surface dict ({quote(exc)})") from None
         return cls(
             model=model, slices=slices, spot=None if spot is None else float(spot), diagnostics=diag
         )
@@ -364,17 +366,24 @@ def fit_surface(
     *,
     beta: float = 1.0,
     k_grid: npt.ArrayLike | None = None,
+    checkpoint: Callable[[int, int], None] | None = None,
 ) -> VolSurface:
     """Fit a raw-SVI or SABR (``beta`` fixed) slice per expiry of ``chain``.
 
     Returns the surface with its diagnostics: RMSE in vol per expiry, quotes without an implied
     vol, and the butterfly/calendar violations on ``k_grid`` (see VolSurface.check_arbitrage).
+    ``checkpoint(fitted, total)``, when given, is called before each expiry is fitted and once
+    at the end (fitted == total); an exception it raises abandons the fit (use it to report
+    progress and to stop work nobody waits for any more).
     Raises ValueError for an unknown model or an expiry with too few usable quotes."""
     if model not in ("svi", "sabr"):
-        raise ValueError(f"model must be 'svi' or 'sabr' (got {model!r})")
+        raise ValueError(f"model must be 'svi' or 'sabr' (got {quote(model)})")
     slices: list[SliceFit] = []
     dropped = 0
-    for q in prepare_slices(chain):
+    prepared = prepare_slices(chain)
+    for i, q in enumerate(prepared):
+        if checkpoint is not None:
+            checkpoint(i, len(prepared))
         vols = _implied_vols(
             q.price,
             np.full(q.strike.shape, q.forward),
@@ -386,6 +395,8 @@ def fit_surface(
         good = np.isfinite(vols)
         dropped += int((~good).sum())
         slices.append(_fit_slice(q, vols[good], good, model, beta))
+    if checkpoint is not None:
+        checkpoint(len(prepared), len(prepared))
     surface = VolSurface(model=model, slices=tuple(slices), spot=chain.spot)
     diag = SurfaceDiagnostics(
         rmse_by_expiry={s.expiry: float(s.rmse or 0.0) for s in slices},

@@ -1,7 +1,9 @@
-"""Server interceptor: request ids, exception → status mapping, per-RPC metrics."""
+"""Server interceptor: request ids, exception → status mapping (messages capped in length),
+requests that do not decode → INVALID_ARGUMENT, per-RPC metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -16,6 +18,11 @@ from .errors import status_for
 log = logging.getLogger("tradecore.rpc")
 
 REQUEST_ID_KEY = "x-request-id"
+# The largest status message sent, in UTF-8 bytes (the backstop behind the sources, which quote
+# at most a short prefix of a bad value: tradecore.errors.quote).
+MAX_STATUS_MESSAGE_BYTES = 1024
+# A stream's headers go out with its first message, or after this long without one.
+STREAM_HEADERS_AFTER_S = 0.5
 _LATENCY_BUCKETS = (
     0.0001,
     0.00025,
@@ -62,27 +69,91 @@ class RpcMetrics:
 def request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_KEY and value:
-            return str(value)
+            return quote_id(str(value))
     return uuid.uuid4().hex
+
+
+def quote_id(rid: str) -> str:
+    """A client-chosen request id, cut to 128 characters (it is echoed in headers and logs)."""
+    return rid if len(rid) <= 128 else rid[:128]
+
+
+def cap_message(message: str, limit: int = MAX_STATUS_MESSAGE_BYTES) -> str:
+    """``message`` cut to at most ``limit`` UTF-8 bytes (``…(N chars)`` marks a cut): the status
+    message travels in the grpc-message trailer, percent-encoded, and a trailer past the
+    peer's header limits resets the connection it shares with other calls."""
+    data = message.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return message
+    suffix = f"…({len(message)} chars)"
+    head = data[: limit - len(suffix.encode())].decode("utf-8", "ignore")
+    return head + suffix
+
+
+class _UndecodableRequest:
+    """Stands in for a request whose bytes are not a valid message (the deserializer runs
+    before the handler, so the handler turns this into INVALID_ARGUMENT)."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _checked_deserializer(
+    deserialize: Callable[[bytes], Any] | None, method: str
+) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+    # the generated deserializers are bound FromString methods of the request class
+    owner = getattr(deserialize, "__self__", None)
+    name = getattr(owner, "__name__", None) or "request message"
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:
+            return _UndecodableRequest(
+                f"request is not a valid {name} for {method} ({type(exc).__name__})"
+            )
+
+    return parse
 
 
 async def _fail(
     context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str, rid: str
 ) -> grpc.StatusCode:
-    """Log the failure and end the call with its status (a trailers-only response)."""
+    """Log the failure on one line (a traceback only for INTERNAL) and end the call with its
+    status and the request id in the trailers."""
     code = status_for(exc)
     if code is grpc.StatusCode.INTERNAL:
         log.exception("internal error in %s (request id %s)", method, rid, exc_info=exc)
         message = f"internal error (request id {rid})"
     else:
-        log.info("%s %s (request id %s): %s", method, code.name, rid, exc)
-        message = str(exc) or code.name
-    await context.abort(code, message)
+        message = cap_message(str(exc) or code.name)
+        log.info("%s %s (request id %s): %s", method, code.name, rid, _one_line(message))
+    await context.abort(code, message, trailing_metadata=((REQUEST_ID_KEY, rid),))
     return code  # not reached: abort raises
 
 
+def _one_line(message: str) -> str:
+    return message.replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _bad_request(request: Any) -> ValueError | None:
+    if isinstance(request, _UndecodableRequest):
+        return ValueError(request.message)
+    return None
+
+
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Wraps unary and server-streaming handlers (the kinds Tradecore serves)."""
+    """Wraps unary and server-streaming handlers (the kinds Tradecore serves).
+
+    The request id goes out in the initial metadata of a successful call (with the response,
+    or with a stream's first message) and in the trailers of a failed one. Nothing is sent
+    before the handler has had its chance to reject the request, so a rejected call is a
+    trailers-only response, which the gateway's JSON transcoder maps to its HTTP status (a
+    status after headers would reach a JSON client as HTTP 200 with an error body)."""
 
     def __init__(self, metrics: RpcMetrics) -> None:
         self._metrics = metrics
@@ -99,16 +170,21 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if details.method.startswith("/grpc."):
             return handler  # health and reflection: no metrics, no wrapping
         metrics = self._metrics
+        deserializer = _checked_deserializer(handler.request_deserializer, method)
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 rid = request_id(context)
-                await context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
                 start = time.perf_counter()
                 code = grpc.StatusCode.OK
                 try:
-                    return await inner(request, context)
+                    bad = _bad_request(request)
+                    if bad is not None:
+                        raise bad
+                    response = await inner(request, context)
+                    await context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
+                    return response
                 except grpc.aio.AbortError:
                     code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
@@ -121,7 +197,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
@@ -131,11 +207,15 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
                 rid = request_id(context)
-                await context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
                 start = time.perf_counter()
                 code = grpc.StatusCode.OK
                 try:
-                    async for item in inner_stream(request, context):
+                    bad = _bad_request(request)
+                    if bad is not None:
+                        raise bad
+                    async for item in _with_headers(
+                        inner_stream(request, context), context, ((REQUEST_ID_KEY, rid),)
+                    ):
                         yield item
                 except grpc.aio.AbortError:
                     code = context.code() or grpc.StatusCode.UNKNOWN
@@ -148,7 +228,37 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
             return grpc.unary_stream_rpc_method_handler(
                 stream,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+
+async def _with_headers(
+    items: AsyncIterator[Any],
+    context: grpc.aio.ServicerContext[Any, Any],
+    metadata: tuple[tuple[str, str], ...],
+) -> AsyncIterator[Any]:
+    """``items`` with the initial metadata sent just before the first one, or after
+    STREAM_HEADERS_AFTER_S when the stream is still silent then (a valid stream waiting for
+    data still shows its headers; a request rejected at the start gets no headers at all)."""
+    it = aiter(items)
+    first: asyncio.Future[Any] = asyncio.ensure_future(anext(it))
+    sent = False
+    try:
+        done, _ = await asyncio.wait({first}, timeout=STREAM_HEADERS_AFTER_S)
+        if not done:
+            await context.send_initial_metadata(metadata)
+            sent = True
+        try:
+            item = await first
+        except StopAsyncIteration:
+            return
+    finally:
+        if not first.done():
+            first.cancel()
+    if not sent:
+        await context.send_initial_metadata(metadata)
+    yield item
+    async for item in it:
+        yield item

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import logging.handlers
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -54,12 +56,26 @@ class ServiceApp:
     dependencies: list[Watch] = field(default_factory=list)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+LOG_BACKUPS = 3
+MAX_METADATA_BYTES = 256 * 1024
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(settings: ServiceSettings) -> None:
+    """Log to ``settings.log_file``, rotated past ``log_max_bytes`` with LOG_BACKUPS old files
+    kept (so the service's logs stay bounded whatever clients send), or to stderr for "-".
+    A client error is one line (see interceptors); tracebacks are logged for INTERNAL only."""
+    handler: logging.Handler
+    if settings.log_file == "-":
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        path = Path(settings.log_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=settings.log_max_bytes, backupCount=LOG_BACKUPS, encoding="utf-8"
+        )
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
 
 
 async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
@@ -72,6 +88,13 @@ async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # Request headers up to what the gateway forwards: Envoy takes 60 KiB of request
+            # headers and the JSON transcoder adds a copy of the path (x-envoy-original-path),
+            # so a long value in a URL reached gRPC's default 8 KiB soft limit, which rejects
+            # such calls at random with RESOURCE_EXHAUSTED (HTTP 429) instead of letting the
+            # handler answer INVALID_ARGUMENT.
+            ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+            ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
         ],
     )
     app.register(server)
@@ -163,7 +186,7 @@ async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
 def main(build: Callable[[], ServiceApp]) -> None:
     """Process entry: build the app, install uvloop when present, serve."""
     app = build()
-    configure_logging(app.settings.log_level)
+    configure_logging(app.settings)
     try:
         import uvloop
     except ImportError:

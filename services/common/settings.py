@@ -56,6 +56,9 @@ class ServiceSettings:
     TRADECORE_GRACE_SECONDS       10                         drain time on SIGTERM
     TRADECORE_MAX_MESSAGE_BYTES   67108864                   largest gRPC message accepted
     TRADECORE_LOG_LEVEL           INFO                       logging level
+    TRADECORE_LOG_FILE            <data>/logs/<service>-     the service's log, rotated by
+                                  service.log                size ("-": stderr, unrotated)
+    TRADECORE_LOG_MAX_BYTES       10485760                   rotate past this size (keeps 3)
     ============================  =========================  ==============================
     """
 
@@ -69,6 +72,8 @@ class ServiceSettings:
     grace_seconds: float = 10.0
     max_message_bytes: int = 64 * 1024 * 1024
     log_level: str = "INFO"
+    log_file: str = "-"
+    log_max_bytes: int = 10 * 1024 * 1024
 
     @classmethod
     def from_env(cls, service: str, *, port: int, metrics_port: int) -> ServiceSettings:
@@ -85,7 +90,11 @@ class ServiceSettings:
             grace_seconds=_env_float("GRACE_SECONDS", 10.0),
             max_message_bytes=_env_int("MAX_MESSAGE_BYTES", 64 * 1024 * 1024),
             log_level=_env("LOG_LEVEL", "INFO").upper(),
+            log_file=_env("LOG_FILE", "") or str(data_dir / "logs" / f"{service}-service.log"),
+            log_max_bytes=_env_int("LOG_MAX_BYTES", 10 * 1024 * 1024),
         )
+        if settings.log_max_bytes < 4096:
+            raise ValueError(f"log_max_bytes must be >= 4096 (got {settings.log_max_bytes})")
         for f in ("port", "metrics_port"):
             value = getattr(settings, f)
             if not 0 <= value <= 65535:

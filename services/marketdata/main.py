@@ -18,13 +18,15 @@ from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 
 from ..common.bus import Bus
+from ..common.cpu import CpuPool
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
 from ..registry import by_name
 from .books import Books
 from .feeds.manager import FeedManager
+from .feeds.sources import FlowThread
 from .pipeline import Publisher, StoreConsumer, ensure_stream
-from .servicer import MarketDataServicer, StoreThread
+from .servicer import INLINE_ROWS, MarketDataServicer, StoreThread
 from .store import DEFAULT_RETENTION_DAYS, InsertResult, TickStore
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MarketDataService"].full_name
@@ -33,27 +35,51 @@ BOOKS_SAVE_S = 2.0  # how often the books are saved while they change
 log = logging.getLogger("tradecore.marketdata")
 
 
-def build() -> ServiceApp:
-    settings = ServiceSettings.from_env(SPEC.name, port=SPEC.port, metrics_port=SPEC.metrics_port)
-    retention_days = env_int("TRADECORE_MD_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, minimum=0)
-    books = Books(settings.data_dir / "marketdata" / "books.npz")
-    feeds = FeedManager(settings.data_dir, books)
-    store = StoreThread()
-    servicer = MarketDataServicer(store, books, feeds)
-    bus = Bus(settings.nats_url, "marketdata")
-    consumer: list[StoreConsumer] = []
-    publisher: list[Publisher] = []
-    tasks: list[asyncio.Task[None]] = []
+class MarketDataApp:
+    """The service's parts, each made once with its collaborators: the store thread, the books,
+    the synthetic-flow thread, the NATS connection, the publisher and store consumer (moved onto
+    every new connection), the feeds, the servicer. :meth:`start` starts them in order and
+    :meth:`stop` stops them in reverse order, after the server has drained."""
 
-    async def insert(batches: list[TickBatch]) -> InsertResult:
-        return await store.call(lambda s: s.insert(batches))
+    def __init__(self, settings: ServiceSettings, retention_days: int) -> None:
+        self.settings = settings
+        dsn = settings.clickhouse_dsn
+        self.store = StoreThread(lambda: TickStore(dsn, retention_days))
+        self.books = Books(settings.data_dir / "marketdata" / "books.npz")
+        self.generator = FlowThread()
+        self.bus = Bus(settings.nats_url, "marketdata")
+        self.publisher = Publisher()
+        self.feeds = FeedManager(
+            settings.data_dir, self.books, self.publisher, self._resume_points, self.generator
+        )
+        self.consumer = StoreConsumer(
+            None, self._insert, self.feeds.on_stored, self.feeds.publishing
+        )
+        self.cpu = CpuPool("marketdata", 2, INLINE_ROWS)  # GetBars / QueryTicks responses
+        self.servicer = MarketDataServicer(self.store, self.books, self.feeds, self.cpu)
+        self._save_books: asyncio.Task[None] | None = None
+        self._resumed = False
+        self.bus.on_connect(self._on_nats)
 
-    async def resume(feed: str, venue: str, symbols: list[str]) -> dict[str, int]:
-        return await store.call(lambda s: s.resume_points(feed, venue, symbols))
+    def service_app(self) -> ServiceApp:
+        return ServiceApp(
+            settings=self.settings,
+            register=lambda server: pb_grpc.add_MarketDataServiceServicer_to_server(
+                self.servicer, server
+            ),
+            service_names=[SERVICE_NAME],
+            on_start=[self.start],
+            on_stop=[self.stop],
+            dependencies=[self.bus.watch],  # feeds and the store consumer need NATS
+        )
 
-    feeds.resume_points = resume
+    async def _insert(self, batches: list[TickBatch]) -> InsertResult:
+        return await self.store.call(lambda s: s.insert(batches))
 
-    async def on_nats(nc: Client) -> None:
+    async def _resume_points(self, feed: str, venue: str, symbols: list[str]) -> dict[str, int]:
+        return await self.store.call(lambda s: s.resume_points(feed, venue, symbols))
+
+    async def _on_nats(self, nc: Client) -> None:
         """Every new NATS connection: the stream, then the publisher and the store consumer
         move onto it; the first one also resumes the feeds that were running."""
         js = nc.jetstream(timeout=10.0)
@@ -66,36 +92,21 @@ def build() -> ServiceApp:
                     raise
                 log.warning("JetStream not ready (%s); retrying", exc)
                 await asyncio.sleep(0.5)
-        if publisher:
-            publisher[0].attach(nc, js)
-        else:
-            publisher.append(Publisher(nc, js, on_published=feeds.on_published))
-            feeds.publish = publisher[0].publish
-            feeds.flush = publisher[0].flush
-        if consumer:
-            await consumer[0].attach(js)
-        else:
-            c = StoreConsumer(js, insert, feeds.on_stored, feeds.publishing)
-            await c.start()
-            consumer.append(c)
-            await feeds.resume_all()
+        self.publisher.attach(nc, js)
+        await self.consumer.attach(js)
+        if not self._resumed:
+            self._resumed = True
+            await self.feeds.resume_all()
         log.info("marketdata: JetStream stream, store consumer and feeds ready")
 
-    bus.on_connect(on_nats)
+    async def start(self) -> None:
+        await self.store.start()
+        self.feeds.count_stored(await self.store.call(lambda s: s.feed_counts()))
+        await self.bus.start()
+        self._save_books = asyncio.create_task(self._save_books_loop(), name="marketdata-books")
 
-    async def on_start() -> None:
-        loop = asyncio.get_running_loop()
-        ticks = await loop.run_in_executor(
-            store.pool, TickStore, settings.clickhouse_dsn, retention_days
-        )
-        store.store = ticks
-        counts = await store.call(lambda s: s.feed_counts())
-        for rec in feeds.feeds.values():
-            rec.stored = counts.get(rec.id, 0)
-        await bus.start()
-        tasks.append(asyncio.create_task(save_books(), name="marketdata-books"))
-
-    async def save_books() -> None:
+    async def _save_books_loop(self) -> None:
+        books = self.books
         while True:  # cheap when nothing changed; a feed's end asks for a save at once
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(books.save_soon.wait(), BOOKS_SAVE_S)
@@ -105,32 +116,27 @@ def build() -> ServiceApp:
             except OSError as exc:
                 log.warning("saving the books failed: %s", exc)
 
-    async def on_stop() -> None:
-        for rec in feeds.feeds.values():
-            if rec.task is not None and not rec.task.done():
-                rec.task.cancel()  # state stays RUNNING: the feed resumes on the next start
-        for t in tasks:
-            t.cancel()
+    async def stop(self) -> None:
+        self.feeds.cancel_all()  # state stays RUNNING: the feeds resume on the next start
+        await self.feeds.wait_cancelled()
+        if self._save_books is not None:
+            self._save_books.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        for c in consumer:
-            await c.stop()
-        await bus.stop()
+                await self._save_books
+        await self.consumer.stop()
+        await self.bus.stop()
+        await asyncio.get_running_loop().run_in_executor(None, self.generator.close)
+        await self.cpu.close()
         with contextlib.suppress(OSError):
-            books.save()
-            feeds.save()  # what save_soon had not written yet
-        if store.store is not None:
-            await store.call(lambda s: s.close())
-        store.pool.shutdown(wait=True)
+            self.books.save()
+            self.feeds.save()  # what save_soon had not written yet
+        await self.store.stop()
 
-    return ServiceApp(
-        settings=settings,
-        register=lambda server: pb_grpc.add_MarketDataServiceServicer_to_server(servicer, server),
-        service_names=[SERVICE_NAME],
-        on_start=[on_start],
-        on_stop=[on_stop],
-        dependencies=[bus.watch],  # feeds and the store consumer need NATS
-    )
+
+def build() -> ServiceApp:
+    settings = ServiceSettings.from_env(SPEC.name, port=SPEC.port, metrics_port=SPEC.metrics_port)
+    retention_days = env_int("TRADECORE_MD_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, minimum=0)
+    return MarketDataApp(settings, retention_days).service_app()
 
 
 def run() -> None:

@@ -129,6 +129,7 @@ class _Outgoing:
     data: bytes
     msg_id: str
     ticks: int
+    on_published: PublishedFn | None = None
     task: asyncio.Task[None] | None = None
 
 
@@ -137,30 +138,40 @@ class Publisher:
     ``.trades`` and, per event, ``.trade``), then the ticks to JetStream. JetStream acks are
     awaited in a window of ``PUBLISH_WINDOW`` messages across chunks (so the feed does not
     stall on each ack round trip); each message is sent until the stream acknowledges it
-    (same ``Nats-Msg-Id``: deduplicated) and ``on_published(feed, ticks)`` is called for it
-    once, in publish order; :meth:`flush` waits for the rest and raises if one failed for
-    good (``PERMANENT_ERRORS``)."""
+    (same ``Nats-Msg-Id``: deduplicated) and the publisher's ``on_published(feed, ticks)`` is
+    called for it once, in publish order; :meth:`flush` waits for the rest and raises if one
+    failed for good (``PERMANENT_ERRORS``).
+
+    Made without a connection (``nc``/``js`` None) it publishes from the first
+    :meth:`attach` on; :attr:`attached` says whether that happened."""
 
     def __init__(
         self,
-        nc: Client,
-        js: JetStreamContext,
+        nc: Client | None = None,
+        js: JetStreamContext | None = None,
         *,
         max_backlog: int = MAX_BACKLOG_MESSAGES,
         check_every: int = BACKLOG_CHECK_EVERY,
-        on_published: PublishedFn | None = None,
     ) -> None:
         self.nc = nc
         self.js = js
         self.max_backlog = max_backlog
         self.check_every = check_every
-        self.on_published = on_published
         self._since_check = 0
         self.paused_s = 0.0  # time feeds spent waiting for the store (flow control)
         self.retries = 0  # JetStream publishes sent again
         self._pending: dict[str, deque[_Outgoing]] = {}
         # The top of each book as last sent on .book (a reader's state), per (venue, symbol).
         self._books: dict[tuple[str, str], Levels] = {}
+
+    @property
+    def attached(self) -> bool:
+        return self.nc is not None and self.js is not None
+
+    def _conn(self) -> tuple[Client, JetStreamContext]:
+        if self.nc is None or self.js is None:
+            raise RuntimeError("the publisher has no NATS connection yet (see attach)")
+        return self.nc, self.js
 
     def attach(self, nc: Client, js: JetStreamContext) -> None:
         """Publish on a new connection from now on (retries included)."""
@@ -172,7 +183,7 @@ class Publisher:
         """A core-NATS publish: buffered by the client while it reconnects, dropped (False)
         when it cannot be sent."""
         try:
-            await self.nc.publish(subj, data)
+            await self._conn()[0].publish(subj, data)
         except PERMANENT_ERRORS:
             raise
         except nats_errors.Error as exc:
@@ -180,7 +191,12 @@ class Publisher:
             return False
         return True
 
-    async def publish(self, feed: str, chunk: Chunk) -> None:
+    async def publish(
+        self, feed: str, chunk: Chunk, on_published: PublishedFn | None = None
+    ) -> None:
+        """Publish a chunk; ``on_published(feed, ticks)`` for each of its messages once the
+        stream acknowledged it."""
+        self._conn()
         b = chunk.batch
         b.feed = feed
         if chunk.book is not None:
@@ -213,9 +229,8 @@ class Publisher:
         pending = self._pending.setdefault(feed, deque())
         for part, data in packed_parts(b):
             await self._flow_control()
-            out = _Outgoing(
-                feed, subj, data, f"{feed}/{part.venue}.{part.symbol}.{part.first_seq}", len(part)
-            )
+            msg_id = f"{feed}/{part.venue}.{part.symbol}.{part.first_seq}"
+            out = _Outgoing(feed, subj, data, msg_id, len(part), on_published)
             out.task = asyncio.ensure_future(self._send(out))
             pending.append(out)
             while len(pending) > PUBLISH_WINDOW:
@@ -225,7 +240,7 @@ class Publisher:
         """Publish ``out`` until JetStream acknowledges it (or a permanent error)."""
         delay = RETRY_MIN_S
         while True:
-            js = self.js
+            js = self._conn()[1]
             try:
                 await js.publish(out.subject, out.data, headers={"Nats-Msg-Id": out.msg_id})
                 return
@@ -251,8 +266,8 @@ class Publisher:
     async def _settle(self, out: _Outgoing) -> None:
         assert out.task is not None
         await out.task
-        if self.on_published is not None:
-            self.on_published(out.feed, out.ticks)
+        if out.on_published is not None:
+            out.on_published(out.feed, out.ticks)
 
     async def _flow_control(self) -> None:
         """Every ``check_every`` messages, wait while ``max_backlog`` or more messages are
@@ -272,7 +287,7 @@ class Publisher:
                 1 for q in self._pending.values() for o in q if o.task and not o.task.done()
             )
             try:
-                info = await self.js.consumer_info(STREAM, DURABLE)
+                info = await self._conn()[1].consumer_info(STREAM, DURABLE)
             except NotFoundError:  # no store consumer (yet): nothing to wait for
                 break
             except Exception as exc:  # NATS unreachable or slow: ask again
@@ -320,7 +335,7 @@ class StoreConsumer:
 
     def __init__(
         self,
-        js: JetStreamContext,
+        js: JetStreamContext | None,
         insert: InsertFn,
         on_stored: StoredFn,
         publishing: PublishingFn = lambda: True,
@@ -344,6 +359,7 @@ class StoreConsumer:
             max_ack_pending=100_000,
         )
         try:
+            assert self.js is not None
             info = await self.js.consumer_info(STREAM, DURABLE)
         except NotFoundError:
             return config
@@ -359,6 +375,8 @@ class StoreConsumer:
         return config
 
     async def start(self) -> None:
+        if self.js is None:
+            raise RuntimeError("the store consumer has no JetStream context yet (see attach)")
         await self.attach(self.js)
 
     async def attach(self, js: JetStreamContext) -> None:

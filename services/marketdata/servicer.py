@@ -12,6 +12,7 @@ import grpc
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 
+from ..common.cpu import CpuPool
 from ..common.errors import NotFoundError, UnavailableError
 from . import logic
 from .books import Books, Key, snapshot_proto
@@ -19,28 +20,47 @@ from .feeds.manager import FeedManager
 from .store import TickStore
 
 T = TypeVar("T")
+# Responses of up to this many rows (bars, ticks) are built on the loop, larger ones on the
+# app's CPU pool (measured: 100 bars 0.26 ms, 1,000 bars 1.3 ms, 10,000 bars 84 ms; 1,000 ticks
+# 1.3 ms, 10,000 ticks 16 ms).
+INLINE_ROWS = 256
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class StoreThread:
-    """Runs every blocking store call on one thread, off the event loop."""
+    """Runs every blocking store call on one thread, off the event loop (chDB calls are not
+    concurrent). :meth:`start` opens the store (``open_store``) on that thread, :meth:`stop`
+    closes it and ends the thread."""
 
-    def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="marketdata-store")
-        self.store: TickStore | None = None
+    def __init__(self, open_store: Callable[[], TickStore]) -> None:
+        self._open_store = open_store
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="marketdata-store")
+        self._store: TickStore | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._store = await loop.run_in_executor(self._pool, self._open_store)
+
+    async def stop(self) -> None:
+        store, self._store = self._store, None
+        loop = asyncio.get_running_loop()
+        if store is not None:
+            await loop.run_in_executor(self._pool, store.close)
+        await loop.run_in_executor(None, self._pool.shutdown, True)
 
     async def call(self, fn: Callable[[TickStore], T]) -> T:
-        store = self.store
+        store = self._store
         if store is None:
-            raise UnavailableError("the tick store is not open yet")
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, store)
+            raise UnavailableError("the tick store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, store)
 
 
 class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
-    def __init__(self, store: StoreThread, books: Books, feeds: FeedManager) -> None:
+    def __init__(self, store: StoreThread, books: Books, feeds: FeedManager, cpu: CpuPool) -> None:
         self.store = store
         self.books = books
         self.feeds = feeds
+        self.cpu = cpu
 
     async def _known(self, symbol: str, venue: str) -> list[str]:
         """The venues of a symbol (in the books or the store); NOT_FOUND when none."""
@@ -94,7 +114,7 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
         await self._known(symbol, request.venue)
         venue = request.venue
         bars = await self.store.call(lambda s: s.bars(symbol, venue, start, end, interval))
-        return logic.bars_response(symbol, interval, bars)
+        return await self.cpu.run(len(bars.start_ns), logic.bars_response, symbol, interval, bars)
 
     async def GetVWAP(self, request: pb.GetVWAPRequest, context: Ctx) -> pb.GetVWAPResponse:
         symbol = logic.symbol_of(request)
@@ -118,7 +138,8 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
         while (page := await self.store.call(lambda _: next(pages, None))) is not None:
             for i in range(0, len(page["seq"]), size):
                 cols = {name: col[i : i + size] for name, col in page.items()}
-                for batch in logic.tick_batches(symbol, cols):
+                rows = len(cols["seq"])
+                for batch in await self.cpu.run(rows, logic.tick_batches, symbol, cols):
                     yield batch
 
     async def ListSymbols(

@@ -41,6 +41,21 @@ BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
 
 
+OUTPUT_LOG_MAX_BYTES = 10 << 20
+
+
+def open_output_log(path: Path) -> IO[bytes]:
+    """A child's stdout/stderr file, opened for appending at each (re)start; one over
+    ``OUTPUT_LOG_MAX_BYTES`` is first moved to ``<name>.log.1`` (replacing the previous one), so
+    a crash-looping child cannot fill the disk. The services log to their own rotated files
+    (services/common/server.py); only what escapes those (crash tracebacks, gRPC core, NATS
+    and Envoy) lands here."""
+    with contextlib.suppress(FileNotFoundError):
+        if path.stat().st_size > OUTPUT_LOG_MAX_BYTES:
+            path.replace(path.with_name(path.name + ".1"))
+    return open(path, "ab")
+
+
 @dataclass
 class Child:
     spec: Component
@@ -105,8 +120,9 @@ class Supervisor:
             raise RuntimeError("the supervisor spawns its children from its main thread only")
         logs = self.data / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        if child.log_file is None:
-            child.log_file = open(logs / f"{child.spec.name}.log", "ab")  # noqa: SIM115
+        if child.log_file is not None:
+            child.log_file.close()
+        child.log_file = open_output_log(logs / f"{child.spec.name}.log")
         child.proc = subprocess.Popen(
             [sys.executable, "-I", "-S", DIE_WITH_PARENT, str(os.getpid()), *child.spec.argv],
             stdin=subprocess.DEVNULL,

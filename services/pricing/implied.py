@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from tradecore import pricing
+from tradecore.pricing import DOMAIN
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 
 from .logic import TYPE_CODE, model_name
@@ -20,7 +21,8 @@ _STATUS = {
 
 def implied_vol(request: pb.ImpliedVolRequest, max_contracts: int) -> pb.ImpliedVolResponse:
     """Raises ValueError naming ``options[i].<field>`` for input no price could fix (non-finite
-    numbers, spot/strike/expiry <= 0, a missing option type); prices outside the no-arbitrage
+    numbers, spot/strike/expiry/rate/dividend outside tradecore.pricing.DOMAIN, a missing
+    option type); prices outside the no-arbitrage
     bounds get a row status instead."""
     options = request.options
     n = len(options)
@@ -50,16 +52,16 @@ def implied_vol(request: pb.ImpliedVolRequest, max_contracts: int) -> pb.Implied
     div_check = (
         ("dividend_yield", div, div == 0, "== 0 with MODEL_BLACK76")
         if model == "black76"
-        else ("dividend_yield", div, None, "must be finite")
+        else ("dividend_yield", div, DOMAIN.rate_ok(div), DOMAIN.rate_rule)
     )
     check_rows(
         "options",
         [
             ("price", price, None, "must be finite"),
-            ("spot", spot, spot > 0, "> 0"),
-            ("strike", strike, strike > 0, "> 0"),
-            ("expiry_years", expiry, expiry > 0, "> 0"),
-            ("rate", rate, None, "must be finite"),
+            ("spot", spot, DOMAIN.spot_ok(spot), DOMAIN.spot_rule),
+            ("strike", strike, DOMAIN.strike_ok(strike), DOMAIN.strike_rule),
+            ("expiry_years", expiry, DOMAIN.expiry_ok(expiry), DOMAIN.expiry_rule),
+            ("rate", rate, DOMAIN.rate_ok(rate), DOMAIN.rate_rule),
             div_check,
         ],
     )

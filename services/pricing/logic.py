@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from tradecore import pricing
+from tradecore.errors import quote
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
-
-from ..common.errors import PreconditionError
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -68,7 +67,7 @@ def select_greeks(greeks: int, names: Sequence[str], model: str) -> list[str]:
             if name not in available:
                 why = "does not exist for MODEL_BLACK76" if name == "phi" else "is not a Greek"
                 raise ValueError(
-                    f"greek_names[{i}] {name!r} {why}; choose from {', '.join(available)}"
+                    f"greek_names[{i}] {quote(name)} {why}; choose from {', '.join(available)}"
                 )
             if name not in wanted:
                 wanted.append(name)
@@ -118,8 +117,7 @@ def compute(
 ) -> dict[str, FloatArray]:
     """Price and the requested Greeks of every row (columns keyed by name).
 
-    Raises ValueError naming ``<list_name>[i].<field>`` for bad input and PreconditionError for
-    American rows in the double-boundary regime."""
+    Raises ValueError naming ``<list_name>[i].<field>`` for bad input."""
     b = batch
     try:
         if model == "bsm" and all(g in FIRST_ORDER for g in greeks):
@@ -144,7 +142,8 @@ def compute(
 def _price_american(
     b: Batch, greeks: Sequence[str], out: dict[str, FloatArray], list_name: str
 ) -> None:
-    """Overwrite the American rows of ``out`` with the ALO engine's price and Greeks.
+    """Overwrite the American rows of ``out`` with the ALO engine's price and Greeks (rows in
+    the double-boundary regime, which ALO does not cover, by the library's extrapolated tree).
 
     phi (dV/dq) is a central difference of the engine's price with a bump of 1e-4."""
     rows = b.american
@@ -156,16 +155,7 @@ def _price_american(
         b.codes[rows],
         method="alo",
         greeks=any(g != "phi" for g in greeks),
-        unsupported="nan",
     )
-    unsupported = np.flatnonzero(res["status"] != 0)
-    if unsupported.size:
-        i = int(rows[unsupported[0]])
-        raise PreconditionError(
-            f"{list_name}[{i}]: American exercise with rate={b.rate[i]!r} and "
-            f"dividend_yield={b.dividend[i]!r} has two exercise boundaries, which the server's "
-            "ALO engine does not price"
-        )
     for name in ("price", *greeks):
         if name != "phi":
             out[name][rows] = res[name]
@@ -178,7 +168,6 @@ def _price_american(
                 b.codes[rows],
                 method="alo",
                 greeks=False,
-                unsupported="nan",
             )["price"]
             for bump in (_PHI_BUMP, -_PHI_BUMP)
         ]

@@ -11,42 +11,54 @@ TRADECORE_PRICING_MAX_SURFACES (fitted surfaces kept, least recently used evicte
 from __future__ import annotations
 
 import logging
+import os
 
 from nats.aio.msg import Msg
+from prometheus_client import CollectorRegistry
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
 from ..common.bus import Bus
+from ..common.cpu import CpuPool
 from ..common.errors import status_for
+from ..common.interceptors import cap_message
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
 from ..registry import by_name
-from . import logic
+from .pricer import INLINE_ROWS, Pricer, expiries_counter
 from .servicer import PricingServicer
+from .surfaces import SurfaceStore
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PricingService"].full_name
 NATS_SUBJECT = "pricing.v1.price"
 SPEC = by_name("pricing")
 log = logging.getLogger("tradecore.pricing")
+# Large batches run on this many threads (the kernels also spread a batch of more than 16k rows
+# over OpenMP threads): two, so a surface fit does not hold up a large Price, up to four.
+CPU_THREADS = max(2, min(4, os.cpu_count() or 2))
 
 
 def build() -> ServiceApp:
     settings = ServiceSettings.from_env(SPEC.name, port=SPEC.port, metrics_port=SPEC.metrics_port)
     max_contracts = env_int("TRADECORE_PRICING_MAX_CONTRACTS", 100_000, minimum=1)
     max_surfaces = env_int("TRADECORE_PRICING_MAX_SURFACES", 256, minimum=1)
+    # Collaborators first, each passed to what uses it; the ServiceApp starts them in order
+    # and stops them in reverse order after the server has drained.
+    registry = CollectorRegistry()
+    cpu = CpuPool("pricing", CPU_THREADS, INLINE_ROWS)
+    pricer = Pricer(cpu, SurfaceStore(max_surfaces), max_contracts, expiries_counter(registry))
     bus = Bus(settings.nats_url, "pricing")
-    servicer = PricingServicer(max_contracts, max_surfaces=max_surfaces, bus=bus)
+    servicer = PricingServicer(pricer, bus)
 
     async def on_request(msg: Msg) -> None:
         try:
-            request = pb.PriceRequest.FromString(msg.data)
-            reply = logic.price(request, max_contracts).SerializeToString()
+            reply = await pricer.price_message(msg.data)
             await msg.respond(reply)
         except Exception as exc:
             code = status_for(exc)
             if code.name == "INTERNAL":
                 log.exception("NATS %s failed", NATS_SUBJECT)
-            detail = str(exc) if code.name != "INTERNAL" else "internal error"
+            detail = cap_message(str(exc)) if code.name != "INTERNAL" else "internal error"
             if msg.reply and bus.nc is not None:
                 await bus.nc.publish(
                     msg.reply, b"", headers={"Tradecore-Error": f"{code.name}: {detail}"}
@@ -58,9 +70,10 @@ def build() -> ServiceApp:
         register=lambda server: pb_grpc.add_PricingServiceServicer_to_server(servicer, server),
         service_names=[SERVICE_NAME],
         on_start=[bus.start],
-        on_stop=[bus.stop],
+        on_stop=[cpu.close, bus.stop],  # run in reverse: NATS first, then the CPU pool
         on_draining=[servicer.close_streams],
         dependencies=[bus.watch],  # StreamGreeks and pricing.v1.price need NATS
+        registry=registry,
     )
 
 

@@ -1,5 +1,5 @@
-"""gRPC servicer for tradecore.pricing.v1.PricingService (thin: logic lives in the modules
-logic, implied, surfaces and stream)."""
+"""gRPC servicer for tradecore.pricing.v1.PricingService (thin: the work is the Pricer's, which
+places it on the loop or the app's CPU pool; see pricer.py)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,13 @@ from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
 from ..common.bus import Bus
 from ..common.errors import UnavailableError
-from . import implied, logic, surfaces
-from .stream import ChainRepricer, stream_greeks
+from .pricer import Pricer
+from .stream import stream_greeks
 
 
 class PricingServicer(pb_grpc.PricingServiceServicer):
-    def __init__(
-        self, max_contracts: int, *, max_surfaces: int = 256, bus: Bus | None = None
-    ) -> None:
-        self.max_contracts = max_contracts
-        self.surfaces = surfaces.SurfaceStore(max_surfaces)
+    def __init__(self, pricer: Pricer, bus: Bus) -> None:
+        self.pricer = pricer
         self.bus = bus
         self.closing = asyncio.Event()
 
@@ -33,31 +30,37 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
     async def Price(
         self, request: pb.PriceRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.PriceResponse:
-        return logic.price(request, self.max_contracts)
+        return await self.pricer.price(request)
 
     async def ImpliedVol(
         self, request: pb.ImpliedVolRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ImpliedVolResponse:
-        return implied.implied_vol(request, self.max_contracts)
+        return await self.pricer.implied_vol(request)
 
     async def FitSurface(
         self, request: pb.FitSurfaceRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.FitSurfaceResponse:
-        # scipy least squares: off the event loop so other calls keep being served
-        return await asyncio.to_thread(surfaces.fit, request, self.surfaces, self.max_contracts)
+        return await self.pricer.fit_surface(request)
 
     async def QuerySurface(
         self, request: pb.QuerySurfaceRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.QuerySurfaceResponse:
-        return surfaces.query(request, self.surfaces, self.max_contracts)
+        return await self.pricer.query_surface(request)
 
     async def StreamGreeks(
         self, request: pb.StreamGreeksRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.GreeksUpdate]:
-        repricer = ChainRepricer(request, self.surfaces, self.max_contracts)
-        nc = None if self.bus is None else self.bus.nc
-        if self.bus is None or nc is None or not nc.is_connected:
-            raise UnavailableError("NATS is not connected: no quotes to stream from")
+        repricer = await self.pricer.chain(request)
         bus = self.bus
-        async for update in stream_greeks(repricer, nc, self.closing, lambda: bus.wait_closed(nc)):
+        nc = bus.nc
+        if nc is None or not nc.is_connected:
+            raise UnavailableError("NATS is not connected: no quotes to stream from")
+        updates = stream_greeks(
+            repricer,
+            nc,
+            self.closing,
+            lambda: bus.wait_closed(nc),
+            on_quote=lambda quote: self.pricer.on_quote(repricer, quote),
+        )
+        async for update in updates:
             yield update

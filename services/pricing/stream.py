@@ -18,6 +18,7 @@ import numpy.typing as npt
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from tradecore.pricing import DOMAIN
 from tradecore.subjects import md_subject
 from tradecore_api.marketdata.v1 import marketdata_pb2 as md
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
@@ -48,11 +49,13 @@ def quote_subject(venue: str, symbol: str) -> str:
 
 
 def quote_mid(quote: md.Quote) -> float | None:
-    """The mid of a two-sided, uncrossed quote; None for quotes the stream skips."""
+    """The mid of a two-sided, uncrossed quote; None for quotes the stream skips (also a mid
+    outside the pricing domain's spot range, which no contract could be priced at)."""
     bid, ask = quote.bid_price, quote.ask_price
     if not (math.isfinite(bid) and math.isfinite(ask) and bid > 0 and ask >= bid):
         return None
-    return 0.5 * (bid + ask)
+    mid = 0.5 * (bid + ask)
+    return mid if DOMAIN.spot_min <= mid <= DOMAIN.spot_max else None
 
 
 class ChainRepricer:
@@ -165,10 +168,12 @@ async def stream_greeks(
     nc: Client,
     closing: asyncio.Event,
     lost: Callable[[], Awaitable[None]] | None = None,
+    on_quote: Callable[[md.Quote], Awaitable[pb.GreeksUpdate | None]] | None = None,
 ) -> AsyncIterator[pb.GreeksUpdate]:
     """Subscribe, then yield updates until ``max_updates``, ``closing`` is set (the server is
     shutting down) or the caller cancels; UnavailableError once ``lost()`` (the connection
-    closed for good: its subscription is gone) returns.
+    closed for good: its subscription is gone) returns. ``on_quote`` reprices (the service
+    runs large chains off the loop); without it, ``repricer.on_quote`` runs inline.
 
     Quotes are conflated: the callback keeps only the newest undelivered one."""
     pending: list[Msg] = []
@@ -210,7 +215,7 @@ async def stream_greeks(
                     "%s: a message that is not a Quote (%d bytes)", msg.subject, len(msg.data)
                 )
                 continue
-            update = repricer.on_quote(quote)
+            update = repricer.on_quote(quote) if on_quote is None else await on_quote(quote)
             if update is None:
                 continue
             yield update

@@ -6,10 +6,13 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from tradecore.chain import OptionChain
+from tradecore.errors import quote
+from tradecore.pricing import DOMAIN
 from tradecore.surface import SabrParams, SviParams, VolSurface, fit_surface
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 
@@ -19,6 +22,10 @@ from .validate import check_count, check_rows
 
 _MODEL = {pb.SURFACE_MODEL_UNSPECIFIED: "svi", pb.SURFACE_SVI: "svi", pb.SURFACE_SABR: "sabr"}
 _KIND = {"butterfly": pb.BUTTERFLY, "calendar": pb.CALENDAR}
+# Distinct expiries per FitSurface: each is its own least-squares fit (tens of milliseconds when
+# the quotes are noisy), and this bound keeps the largest request well inside the gateway's
+# 60 s deadline (see docs/api.md).
+MAX_EXPIRIES = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +66,7 @@ class SurfaceStore:
                 self._items.move_to_end(surface_id)
         if kept is None:
             raise NotFoundError(
-                f"{field} {surface_id!r}: no such surface (never fitted here, or evicted)"
+                f"{field} {quote(surface_id)}: no such surface (never fitted here, or evicted)"
             )
         return kept
 
@@ -92,23 +99,29 @@ def _chain(request: pb.FitSurfaceRequest, max_quotes: int) -> OptionChain:
             mid[i] = 0.5 * (q.bid + q.ask)
         else:
             raise ValueError(f"quotes[{i}]: give mid, or both bid and ask")
+    expiries = np.unique(expiry)
+    if expiries.size > MAX_EXPIRIES:
+        raise ValueError(
+            f"quotes: {expiries.size} distinct expiry_years exceed the limit of {MAX_EXPIRIES} "
+            "per surface"
+        )
     check_rows(
         "quotes",
         [
-            ("strike", strike, strike > 0, "> 0"),
-            ("expiry_years", expiry, expiry > 0, "> 0"),
+            ("strike", strike, DOMAIN.strike_ok(strike), DOMAIN.strike_rule),
+            ("expiry_years", expiry, DOMAIN.expiry_ok(expiry), DOMAIN.expiry_rule),
             ("bid", bid, bid >= 0, ">= 0"),
             ("ask", ask, ask >= bid, ">= bid"),
             ("mid", mid, mid >= 0, ">= 0"),
         ],
     )
     spot = request.spot if request.HasField("spot") else None
-    if spot is not None and not (math.isfinite(spot) and spot > 0):
-        raise ValueError(f"spot must be finite and > 0 (got {spot!r})")
+    if spot is not None and not (math.isfinite(spot) and DOMAIN.spot_ok(spot)):
+        raise ValueError(f"spot must be finite and {DOMAIN.spot_rule} (got {spot!r})")
     for name in ("rate", "dividend_yield"):
         value = getattr(request, name)
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite (got {value!r})")
+        if not (math.isfinite(value) and DOMAIN.rate_ok(value)):
+            raise ValueError(f"{name} must be finite and {DOMAIN.rate_rule} (got {value!r})")
     return OptionChain.from_quotes(
         strike,
         expiry,
@@ -120,10 +133,20 @@ def _chain(request: pb.FitSurfaceRequest, max_quotes: int) -> OptionChain:
     )
 
 
+class FitAbandoned(Exception):
+    """Raised inside a fit whose caller has gone (cancelled, or past its deadline)."""
+
+
 def fit(
-    request: pb.FitSurfaceRequest, store: SurfaceStore, max_quotes: int
+    request: pb.FitSurfaceRequest,
+    store: SurfaceStore,
+    max_quotes: int,
+    checkpoint: Callable[[int, int], None] | None = None,
 ) -> pb.FitSurfaceResponse:
-    """Fit, keep and describe a surface. CPU-bound (scipy): run it off the event loop."""
+    """Fit, keep and describe a surface. CPU-bound (scipy): run it off the event loop.
+
+    ``checkpoint(fitted, total)`` runs before each expiry (see tradecore.surface.fit_surface):
+    it counts progress and raises FitAbandoned to stop a fit nobody waits for."""
     model = _MODEL.get(request.model)
     if model is None:
         raise ValueError(f"model must be SURFACE_SVI or SURFACE_SABR (got {request.model})")
@@ -134,7 +157,9 @@ def fit(
         raise ValueError("sabr_beta is only for model SURFACE_SABR")
     chain = _chain(request, max_quotes)
     try:
-        surface = fit_surface(chain, "svi" if model == "svi" else "sabr", beta=beta)
+        surface = fit_surface(
+            chain, "svi" if model == "svi" else "sabr", beta=beta, checkpoint=checkpoint
+        )
     except ValueError as exc:
         # the library names its own arguments (chain, spot); say which request field it is
         text = str(exc)

@@ -233,13 +233,20 @@ def test_restarting_child_is_reported(tmp_path: Path) -> None:
     assert m.run("up").returncode == 0
     try:
         pricing = child_pids(m)["pricing"]
+        supervisor = int(m.state()["supervisor_pid"])
         with socket.socket() as s:
-            os.kill(pricing, signal.SIGKILL)
-            assert wait_gone([pricing], 5) == []
-            # SO_REUSEADDR (not SO_REUSEPORT): the restarted service cannot share the port.
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", m.pricing_port))
-            s.listen()
+            # The supervisor is paused until the port is taken, so that its restart cannot
+            # win the race for the port on a loaded machine.
+            os.kill(supervisor, signal.SIGSTOP)
+            try:
+                os.kill(pricing, signal.SIGKILL)
+                assert wait_gone([pricing], 5) == []
+                # SO_REUSEADDR (not SO_REUSEPORT): the restarted service cannot share the port.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", m.pricing_port))
+                s.listen()
+            finally:
+                os.kill(supervisor, signal.SIGCONT)
             deadline = time.monotonic() + 20
             line = ""
             while time.monotonic() < deadline:

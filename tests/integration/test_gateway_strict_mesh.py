@@ -216,5 +216,6 @@ def test_gateway_errors_are_json(mesh: Mesh) -> None:
     )
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
-    assert err.value.code == 400
-    assert err.value.headers["content-type"] == "application/json"
+    with err.value:
+        assert err.value.code == 400
+        assert err.value.headers["content-type"] == "application/json"

@@ -42,7 +42,8 @@ def http_get(mesh: Mesh, path: str) -> tuple[int, dict[str, Any]]:
         with urllib.request.urlopen(f"http://{mesh.gateway}{path}", timeout=30) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
-        text = e.read().decode()
+        with e:
+            text = e.read().decode()
         try:
             return e.code, json.loads(text)
         except ValueError:  # the gateway's own (transcoding) errors are plain text

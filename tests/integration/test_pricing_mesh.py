@@ -105,7 +105,8 @@ def post_json(mesh: Mesh, path: str, body: Any) -> tuple[int, Any]:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as exc:
-        raw = exc.read()
+        with exc:
+            raw = exc.read()
         try:
             return exc.code, json.loads(raw)
         except ValueError:
@@ -219,7 +220,8 @@ def test_metrics_count_requests(mesh: Mesh) -> None:
     with grpc.insecure_channel(mesh.pricing) as ch:
         pb_grpc.PricingServiceStub(ch).Price(proto_request(CONTRACTS), timeout=5)
     url = f"http://127.0.0.1:{mesh.pricing_metrics_port}/metrics"
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
     ok = [
         ln
         for ln in text.splitlines()

@@ -486,6 +486,66 @@ def test_greeks_against_finite_differences(
     )
 
 
+def test_alo_greeks_are_derivatives_of_the_alo_price(book: dict[str, np.ndarray]) -> None:
+    # ALO differentiates its own discrete scheme (the boundary's sensitivities carried through
+    # the fixed-point iterations, delta and gamma of the premium integral at the fixed
+    # boundary), so its Greeks match central differences of its prices with tiny bumps (the
+    # limit of the difference quotient, 1e-6 in sigma and r) across the whole book, also near
+    # the exercise boundary and where X = min(1, r/q) switches, where a bumped difference
+    # quotient (bump 1e-4) is off by up to ~1e-3.
+    b = book
+    g = american(b["S"], b["K"], b["T"], b["r"], b["q"], b["sigma"], b["type"])
+
+    def p(**kw: np.ndarray) -> np.ndarray:
+        a = {"S": b["S"], "r": b["r"], "sigma": b["sigma"]} | kw
+        return american(
+            a["S"], b["K"], b["T"], a["r"], b["q"], a["sigma"], b["type"], greeks=False
+        )["price"]
+
+    def central(name: str, h: np.ndarray | float) -> np.ndarray:
+        x = b[name]
+        return (p(**{name: x + h}) - p(**{name: x - h})) / (2 * h)  # type: ignore[no-any-return]
+
+    hS = 1e-4 * b["S"]
+    gamma = (p(S=b["S"] + hS) - 2 * p() + p(S=b["S"] - hS)) / hS**2
+    for name, ref, tol in (
+        ("delta", central("S", hS), 2e-6),
+        ("gamma", gamma, 1e-5),
+        ("vega", central("sigma", 1e-6), 1e-5),
+        ("rho", central("r", 1e-6), 2e-5),
+    ):
+        err = np.abs(g[name] - ref) / (np.abs(ref) + 1e-2)
+        assert err.max() < tol, (name, float(err.max()), int(err.argmax()))
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        PRECISE_ALO,  # FP-B
+        AloScheme(
+            nodes=16, quadrature=48, iterations=8, price_quadrature=128, rule="gauss_legendre"
+        ),
+    ],
+)
+def test_alo_vega_rho_of_other_schemes_are_derivatives_of_their_price(
+    book: dict[str, np.ndarray], scheme: AloScheme
+) -> None:
+    b = {k: v[:24] for k, v in book.items()}
+    g = american(b["S"], b["K"], b["T"], b["r"], b["q"], b["sigma"], b["type"], alo=scheme)
+
+    def p(**kw: np.ndarray) -> np.ndarray:
+        a = {"r": b["r"], "sigma": b["sigma"]} | kw
+        return american(
+            b["S"], b["K"], b["T"], a["r"], b["q"], a["sigma"], b["type"], greeks=False, alo=scheme
+        )["price"]
+
+    for name, key in (("vega", "sigma"), ("rho", "r")):
+        x, h = b[key], 1e-6
+        ref = (p(**{key: x + h}) - p(**{key: x - h})) / (2 * h)
+        err = np.abs(g[name] - ref) / (np.abs(ref) + 1e-2)
+        assert err.max() < 2e-5, (name, float(err.max()), int(err.argmax()))
+
+
 def test_alo_greeks_against_quantlib_fd() -> None:
     ql.Settings.instance().evaluationDate = _TODAY
     dc = ql.Actual365Fixed()

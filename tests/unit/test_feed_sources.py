@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_services.marketdata.feeds.sources import (
     EventFeedSource,
+    FlowThread,
     LobsterSource,
     SyntheticSource,
 )
 
 T0 = 1_700_000_000_000_000_000
+
+
+@pytest.fixture
+def generator() -> Iterator[FlowThread]:
+    gen = FlowThread()
+    yield gen
+    gen.close()
 
 
 class ListFeed:
@@ -76,15 +84,15 @@ def test_event_feed_data_is_checked() -> None:
         (0.01, 10**7, "synthetic.count / synthetic.rate is 1e\\+09 s"),
     ],
 )
-def test_synthetic_spec_bounds(rate: float, count: int, match: str) -> None:
+def test_synthetic_spec_bounds(rate: float, count: int, match: str, generator: FlowThread) -> None:
     spec = pb.SyntheticFeedSpec(symbols=["A"], rate=rate, count=count)
     with pytest.raises(ValueError, match=match):
-        SyntheticSource(spec, T0)
+        SyntheticSource(spec, T0, generator)
 
 
-def test_synthetic_session_is_seed_and_start() -> None:
+def test_synthetic_session_is_seed_and_start(generator: FlowThread) -> None:
     spec = pb.SyntheticFeedSpec(symbols=["A"], rate=100, count=10, seed=42)
-    assert SyntheticSource(spec, T0).session == f"42@{T0}"
+    assert SyntheticSource(spec, T0, generator).session == f"42@{T0}"
 
 
 def test_lobster_path_length() -> None:

@@ -114,3 +114,17 @@ def test_data_dir_errors_name_the_directory(tmp_path: Path) -> None:
     MeshConfig(data_dir=str(tmp_path / "new" / "data")).prepare_data_dir()
     assert (tmp_path / "new" / "data" / "logs").is_dir()
     assert MeshConfig(data_dir=str(tmp_path / "new" / "data")).data_dir_exists()
+
+
+def test_a_child_output_log_over_its_limit_is_moved_aside_at_restart(tmp_path: Path) -> None:
+    from tradecore_services.mesh import supervisor
+
+    log = tmp_path / "pricing.log"
+    log.write_bytes(b"x" * (supervisor.OUTPUT_LOG_MAX_BYTES + 1))
+    with supervisor.open_output_log(log) as f:
+        f.write(b"after\n")
+    assert log.read_bytes() == b"after\n"
+    assert (tmp_path / "pricing.log.1").stat().st_size == supervisor.OUTPUT_LOG_MAX_BYTES + 1
+    with supervisor.open_output_log(log) as f:  # under the limit: appended to
+        f.write(b"again\n")
+    assert log.read_bytes() == b"after\nagain\n"

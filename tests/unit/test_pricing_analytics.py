@@ -201,10 +201,12 @@ def test_implied_vol_black76_and_errors() -> None:
     bad = pb.ImpliedVolRequest()
     bad.options.add(price=1, spot=100, strike=100, expiry_years=1, option_type=pb.PUT)
     bad.options.add(price=1, spot=100, strike=-1, expiry_years=0, option_type=pb.PUT)
-    with pytest.raises(ValueError, match=r"options\[1\]\.strike must be finite and > 0"):
+    strike_rule = r"options\[1\]\.strike must be finite and in \[1e-100, 1e\+100\]"
+    with pytest.raises(ValueError, match=strike_rule):
         implied.implied_vol(bad, 10)
     bad.options[1].strike = 90
-    with pytest.raises(ValueError, match=r"options\[1\]\.expiry_years must be finite and > 0"):
+    expiry_rule = r"options\[1\]\.expiry_years must be finite and in \[1e-12, 100\] \(years\)"
+    with pytest.raises(ValueError, match=expiry_rule):
         implied.implied_vol(bad, 10)
     bad.options[1].price = math.nan
     with pytest.raises(ValueError, match=r"options\[1\]\.price must be finite"):
@@ -284,8 +286,8 @@ def test_surface_store_is_a_bounded_lru() -> None:
 @pytest.mark.parametrize(
     "row,change,message",
     [
-        (3, dict(strike=-1.0), r"quotes\[3\]\.strike must be finite and > 0"),
-        (2, dict(expiry_years=0.0), r"quotes\[2\]\.expiry_years must be finite and > 0"),
+        (3, dict(strike=-1.0), r"quotes\[3\]\.strike must be finite and in \[1e-100, 1e\+100"),
+        (2, dict(expiry_years=0.0), r"quotes\[2\]\.expiry_years must be finite and in \[1e-12"),
         (4, dict(ask=0.001), r"quotes\[4\]\.ask must be finite and >= bid"),
         (1, dict(option_type="OPTION_TYPE_UNSPECIFIED"), r"quotes\[1\]\.option_type"),
         (5, dict(mid=1.0), r"quotes\[5\]: give either mid or bid and ask"),
@@ -417,7 +419,8 @@ def test_repricer_request_errors(change: dict[str, object], message: str) -> Non
 def test_repricer_row_errors() -> None:
     req = stream_request()
     req.contracts[1].volatility = -0.1
-    with pytest.raises(ValueError, match=r"contracts\[1\]\.volatility must be finite and > 0"):
+    vol_rule = r"contracts\[1\]\.volatility must be finite and in \[1e-08, 100\]"
+    with pytest.raises(ValueError, match=vol_rule):
         ChainRepricer(req, surfaces.SurfaceStore(1), 10)
     req = stream_request()
     req.contracts[2].strike = 0.0

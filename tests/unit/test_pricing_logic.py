@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from tradecore import pricing
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
@@ -34,7 +35,7 @@ def test_results_in_order() -> None:
 @pytest.mark.parametrize(
     "field,value,message",
     [
-        ("volatility", -0.2, r"contracts\[1\]\.volatility must be finite and > 0"),
+        ("volatility", -0.2, r"contracts\[1\]\.volatility must be finite and in \[1e-08, 100\]"),
         ("spot", 0.0, r"contracts\[1\]\.spot"),
         ("expiry_years", -1.0, r"contracts\[1\]\.expiry_years"),
         ("dividend_yield", float("nan"), r"contracts\[1\]\.dividend_yield"),
@@ -72,11 +73,15 @@ def test_american_rows_use_the_american_engine() -> None:
     assert am.phi == pytest.approx(float((up - dn) / 2e-4), rel=1e-9)
 
 
-def test_american_double_boundary_is_a_precondition_error() -> None:
-    from tradecore_services.common.errors import PreconditionError
-
+def test_american_double_boundary_is_priced_by_the_library_default() -> None:
     req = pb.PriceRequest(
         contracts=[contract(option_type=pb.PUT, rate=-0.01, dividend_yield=-0.02, style=2)]
     )
-    with pytest.raises(PreconditionError, match=r"contracts\[0\]"):
-        logic.price(req, 1000)
+    (row,) = logic.price(req, 1000).results
+    c = req.contracts[0]
+    args = (c.spot, c.strike, c.expiry_years, -0.01, -0.02, c.volatility, "put")
+    ref = pricing.american(*args, method="alo")
+    assert pricing.AMERICAN_ENGINES[int(ref["engine"])] == "lr_richardson"
+    assert row.price == pytest.approx(float(ref["price"]), rel=1e-12)
+    assert row.delta == pytest.approx(float(ref["delta"]), rel=1e-12)
+    assert np.isfinite(row.phi)

@@ -5,6 +5,9 @@
 // resolution does not settle for puts with q slightly above r) on a book like that one.
 //   cmake -S . -B build/bench -DTC_BENCH=ON && cmake --build build/bench --target bench_american
 //   build/bench/bench_american [rows [repetitions: timing only]]
+// TC_GREEKS=1: also compute the five Greeks (delta, gamma, theta, vega, rho), as
+// tradecore.pricing.american does by default; for instruction counts of price only vs with
+// Greeks on a fixed book: valgrind --tool=callgrind build/bench/bench_american 400 1.
 #include <time.h>
 
 #include <algorithm>
@@ -61,8 +64,18 @@ int main(int argc, char** argv) {
   b.type = view(w);
   b.n = n;
   std::vector<double> price(n), ref(n);
+  std::vector<double> greeks(5 * n);
   AmericanOut out;
   out.price = price.data();
+  const char* want_greeks = std::getenv("TC_GREEKS");
+  const bool with_greeks = want_greeks != nullptr && want_greeks[0] == '1';
+  if (with_greeks) {
+    out.delta = greeks.data();
+    out.gamma = out.delta + n;
+    out.theta = out.gamma + n;
+    out.vega = out.theta + n;
+    out.rho = out.vega + n;
+  }
   AmericanSettings s;
   // Another scheme to time: TC_ALO_SCHEME="nodes,quadrature,iterations,price_quadrature".
   if (const char* sch = std::getenv("TC_ALO_SCHEME")) {
@@ -81,8 +94,9 @@ int main(int argc, char** argv) {
     best = std::min(best, thread_cpu() - t0);
   }
   if (argc > 2) {
-    std::printf("alo %d,%d,%d,%d: %.3f us/option\n", s.alo_nodes, s.alo_quadrature,
-                s.alo_iterations, s.alo_price_quadrature, best / static_cast<double>(n) * 1e6);
+    std::printf("alo %d,%d,%d,%d%s: %.3f us/option\n", s.alo_nodes, s.alo_quadrature,
+                s.alo_iterations, s.alo_price_quadrature, with_greeks ? " with Greeks" : "",
+                best / static_cast<double>(n) * 1e6);
     return 0;
   }
   AmericanSettings p;

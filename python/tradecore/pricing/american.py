@@ -16,14 +16,18 @@ Greeks are raw partial derivatives per year and per 1.00 of vol/rate (as in
 :mod:`tradecore.pricing.european`): ``delta``=dV/dS, ``gamma``=d2V/dS2, ``theta``=-dV/dT,
 ``vega``=dV/dsigma, ``rho``=dV/dr. How they are computed:
 
-* ``alo``: delta and gamma by central differences in S (bump 1e-4 S) of the premium integral with
-  the exercise boundary held fixed (the boundary does not depend on S); theta from the
-  Black-Scholes PDE, ``theta = r V - (r - q) S delta - sigma^2 S^2 gamma / 2`` (0 where immediate
-  exercise is optimal).
+* ``alo``: all from one boundary solve and one pass of the premium integral, as exact
+  derivatives of the engine's price: delta and gamma from the premium integral's derivatives in S
+  with the exercise boundary held fixed (the boundary does not depend on S); vega and rho through
+  the boundary's sensitivities to sigma and r, carried through the QD+ start and every fixed-point
+  iteration (forward-mode differentiation); theta from the Black-Scholes PDE,
+  ``theta = r V - (r - q) S delta - sigma^2 S^2 gamma / 2`` (0 where immediate exercise is
+  optimal). About 1.7-1.8x the cost of the price alone.
 * trees: delta and gamma from the three nodes of step 2, theta from the PDE as above.
 * ``baw``, ``bjs2002``: delta and gamma by central differences in S (bump 1e-4 S), theta by a
   central difference in T (bump min(1e-4, T/2)).
-* every method: vega and rho by central differences of the same engine, bumps 1e-4 in sigma and r.
+* ``baw``, ``bjs2002``, trees: vega and rho by central differences of the same engine, bumps 1e-4
+  in sigma and r.
 * T = 0, and regimes where early exercise is never optimal (put: r <= 0 <= q - r; call: q <= 0
   and r >= q): the exact European values.
 
@@ -44,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tradecore import _core
+from tradecore.errors import quote
 from tradecore.pricing.european import _ARG_NAMES, _prepare
 
 ArrayLike = npt.ArrayLike
@@ -152,15 +157,15 @@ def american(
         tradecore.errors.UnsupportedRegime: refused rows with ``unsupported="raise"``.
     """
     if method not in AMERICAN_METHODS:
-        raise ValueError(f"method must be one of {list(AMERICAN_METHODS)} (got {method!r})")
+        raise ValueError(f"method must be one of {list(AMERICAN_METHODS)} (got {quote(method)})")
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1 (got {steps!r})")
+        raise ValueError(f"steps must be an integer >= 1 (got {quote(steps)})")
     if boundary and method != "alo":
-        raise ValueError(f"boundary=True needs method='alo' (got {method!r})")
+        raise ValueError(f"boundary=True needs method='alo' (got {quote(method)})")
     if boundary and (not isinstance(boundary_points, int | np.integer) or boundary_points < 2):
-        raise ValueError(f"boundary_points must be an integer >= 2 (got {boundary_points!r})")
+        raise ValueError(f"boundary_points must be an integer >= 2 (got {quote(boundary_points)})")
     if unsupported not in ("tree", "raise", "nan"):
-        raise ValueError(f"unsupported must be 'tree', 'raise' or 'nan' (got {unsupported!r})")
+        raise ValueError(f"unsupported must be 'tree', 'raise' or 'nan' (got {quote(unsupported)})")
     shape, flat = _prepare(S, K, T, r, q, sigma, option_type)
     found = _core.european_check(*flat)  # type: ignore[arg-type]
     if found is not None:
@@ -192,7 +197,7 @@ def american(
     if failed and unsupported == "raise":
         row = int(np.flatnonzero(status == STATUS_UNSUPPORTED)[0])
         raise _core.UnsupportedRegime(
-            f"method {method!r} does not price the double-boundary regime (put: q < r <= 0, "
+            f"method {quote(method)} does not price the double-boundary regime (put: q < r <= 0, "
             f"call: r < q <= 0): {failed} row(s), the first at row {row}; use 'crr' or 'lr'"
         )
     out: dict[str, FloatArray] = {}

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tradecore import _core
+from tradecore.errors import quote
 
 ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
@@ -58,6 +59,70 @@ _ARG_NAMES = {
 }
 # Above this many options, device="auto" uses the GPU when one is present.
 GPU_AUTO_THRESHOLD = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class PricingDomain:
+    """The inputs inside which every price and Greek is finite (bounds inclusive; the kernels
+    reject anything outside with a ValueError naming the argument and row): spot (forward) in
+    [spot_min, spot_max], strike in [strike_min, strike_max], expiry 0 or in
+    [expiry_min, expiry_max] years, |rate| and |dividend yield| <= rate_max_abs, volatility in
+    [vol_min, vol_max]."""
+
+    spot_min: float
+    spot_max: float
+    strike_min: float
+    strike_max: float
+    expiry_min: float
+    expiry_max: float
+    rate_max_abs: float
+    vol_min: float
+    vol_max: float
+
+    @property
+    def spot_rule(self) -> str:
+        return f"in [{self.spot_min:g}, {self.spot_max:g}]"
+
+    @property
+    def strike_rule(self) -> str:
+        return f"in [{self.strike_min:g}, {self.strike_max:g}]"
+
+    @property
+    def expiry_rule(self) -> str:
+        """For expiries that must be > 0 (a quote, an implied vol); pricing also takes 0."""
+        return f"in [{self.expiry_min:g}, {self.expiry_max:g}] (years)"
+
+    @property
+    def rate_rule(self) -> str:
+        return f"in [{-self.rate_max_abs:g}, {self.rate_max_abs:g}]"
+
+    @property
+    def vol_rule(self) -> str:
+        return f"in [{self.vol_min:g}, {self.vol_max:g}]"
+
+    def spot_ok(self, x: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        a = np.asarray(x, dtype=np.float64)
+        return np.asarray((a >= self.spot_min) & (a <= self.spot_max))
+
+    def strike_ok(self, x: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        a = np.asarray(x, dtype=np.float64)
+        return np.asarray((a >= self.strike_min) & (a <= self.strike_max))
+
+    def expiry_ok(self, t: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """Expiry in [expiry_min, expiry_max] (0 excluded)."""
+        a = np.asarray(t, dtype=np.float64)
+        return np.asarray((a >= self.expiry_min) & (a <= self.expiry_max))
+
+    def rate_ok(self, r: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        a = np.asarray(r, dtype=np.float64)
+        return np.asarray(np.abs(a) <= self.rate_max_abs)
+
+    def vol_ok(self, v: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        a = np.asarray(v, dtype=np.float64)
+        return np.asarray((a >= self.vol_min) & (a <= self.vol_max))
+
+
+DOMAIN = PricingDomain(**_core.PRICING_DOMAIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +242,8 @@ def check_european(
 ) -> InvalidInput | None:
     """Return the first invalid input of a European batch, or ``None`` when all are valid.
 
-    Rules: spot, strike and volatility finite and > 0; expiry finite and >= 0; rate and
-    dividend yield finite; option type call/put.
+    Rules: the :data:`DOMAIN` (spot, strike, expiry, rate, dividend yield and volatility
+    inside its bounds; NaN and inf are outside); option type call/put.
     """
     _, flat = _prepare(S, K, T, r, q, sigma, option_type)
     found = _core.european_check(*flat)  # type: ignore[arg-type]
@@ -195,7 +260,7 @@ def _use_gpu(device: Device, n: int) -> bool:
         return True
     if device == "auto":
         return n >= GPU_AUTO_THRESHOLD and bool(_core.cuda_available())
-    raise ValueError(f"device must be 'cpu', 'cuda' or 'auto' (got {device!r})")
+    raise ValueError(f"device must be 'cpu', 'cuda' or 'auto' (got {quote(device)})")
 
 
 GreeksSpec = Sequence[str] | Literal["all", "first", "none"]
@@ -210,12 +275,12 @@ def _wanted_greeks(greeks: GreeksSpec, model: Model) -> list[str]:
             return [g for g in FIRST_ORDER_GREEKS if g in available]
         if greeks == "none":
             return []
-        raise ValueError(f"greeks must be 'all', 'first', 'none' or a list (got {greeks!r})")
+        raise ValueError(f"greeks must be 'all', 'first', 'none' or a list (got {quote(greeks)})")
     wanted = list(greeks)
     unknown = [g for g in wanted if g not in available]
     if unknown:
         raise ValueError(
-            f"greeks: unknown {unknown} for model {model!r}; choose from {list(available)}"
+            f"greeks: unknown {quote(unknown)} for model {model!r}; choose from {list(available)}"
         )
     return wanted
 
@@ -238,11 +303,13 @@ def european(
     """Price and Greeks of European options (Black-Scholes-Merton or Black-76).
 
     Args:
-        S: spot price (> 0); with ``model="black76"`` the forward/futures price.
-        K: strike (> 0).  T: time to expiry in years (>= 0).
+        S: spot price; with ``model="black76"`` the forward/futures price.
+        K: strike.  T: time to expiry in years.
         r: continuously compounded risk-free rate.
         q: continuous dividend yield (must be 0 with ``model="black76"``).
-        sigma: volatility (> 0, per 1.00).  option_type: ``"call"``/``"put"`` or an array of them.
+        sigma: volatility (per 1.00).
+            Every input must lie in :data:`DOMAIN` (inside it every output is finite).
+        option_type: ``"call"``/``"put"`` or an array of them.
         greeks: ``"all"`` (every Greek through third order, see the module docstring; Black-76
             omits ``phi``), ``"first"`` (delta, gamma, vega, theta, rho, phi: the fast path),
             ``"none"``, or a list of names. The price is always returned.
@@ -261,7 +328,7 @@ def european(
         ValueError: an invalid input; the message names the argument and the row.
     """
     if model not in ("bsm", "black76"):
-        raise ValueError(f"model must be 'bsm' or 'black76' (got {model!r})")
+        raise ValueError(f"model must be 'bsm' or 'black76' (got {quote(model)})")
     wanted = _wanted_greeks(greeks, model)
     if model == "black76" and np.any(np.asarray(q, dtype=np.float64) != 0.0):
         raise ValueError("q must be 0 with model='black76' (S is the forward)")
@@ -272,7 +339,7 @@ def european(
         flat_out = {}
         for name, arr in out.items():
             if name not in EUROPEAN_OUTPUTS:
-                raise ValueError(f"out: unknown output {name!r}")
+                raise ValueError(f"out: unknown output {quote(name)}")
             if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != np.float64:
                 raise ValueError(f"out[{name!r}] must be a float64 array of shape {shape}")
             if not arr.flags.c_contiguous or not arr.flags.writeable:
@@ -330,7 +397,9 @@ def european_arrays(
     """
     unknown = [g for g in greeks if g not in FIRST_ORDER_GREEKS]
     if unknown:
-        raise ValueError(f"greeks: unknown {unknown}; choose from {list(FIRST_ORDER_GREEKS)}")
+        raise ValueError(
+            f"greeks: unknown {quote(unknown)}; choose from {list(FIRST_ORDER_GREEKS)}"
+        )
     flat = (spot, strike, expiry, rate, dividend, vol, type_codes)
     try:
         return _core.european(
@@ -368,11 +437,13 @@ def black76(
 __all__ = [
     "ALL_GREEKS",
     "BLACK76_GREEKS",
+    "DOMAIN",
     "EUROPEAN_OUTPUTS",
     "FIRST_ORDER_GREEKS",
     "GPU_AUTO_THRESHOLD",
     "InvalidInput",
     "InvalidInputError",
+    "PricingDomain",
     "black76",
     "check_european",
     "european",

@@ -17,7 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 from tradecore import _core
+from tradecore.errors import quote
 from tradecore.pricing.european import (
+    DOMAIN,
     GPU_AUTO_THRESHOLD,
     ArrayLike,
     Device,
@@ -34,7 +36,16 @@ class IVStatus(IntEnum):
     BELOW_INTRINSIC = 1  # price <= intrinsic value: no vol reproduces it
     ABOVE_UPPER = 2  # price >= S e^{-qT} (call) or K e^{-rT} (put)
     NON_POSITIVE = 3  # price <= 0
-    INVALID_INPUT = 4  # NaN/inf, S or K <= 0, T <= 0, unknown option type
+    # NaN/inf, S, K, T, r or q outside the pricing DOMAIN (T = 0 included), unknown option type
+    INVALID_INPUT = 4
+
+
+_STATUS_KEYS = {
+    IVStatus.OK: "ok",
+    IVStatus.BELOW_INTRINSIC: "below_intrinsic",
+    IVStatus.ABOVE_UPPER: "above_upper",
+    IVStatus.NON_POSITIVE: "non_positive",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +80,9 @@ def implied_vol(
     Args:
         price: option prices.  S: spot (forward with ``model="black76"``).  K: strike.
         T: time to expiry in years (> 0).  r: risk-free rate.  q: dividend yield (must be 0
-        with ``model="black76"``).  option_type: ``"call"``/``"put"`` or +1/-1, or arrays.
+        with ``model="black76"``). Rows with S, K, T, r or q outside
+        :data:`tradecore.pricing.DOMAIN` get status INVALID_INPUT.
+        option_type: ``"call"``/``"put"`` or +1/-1, or arrays.
         model: ``"bsm"`` or ``"black76"``.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (GPU above ``GPU_AUTO_THRESHOLD`` rows).
         threads: CPU threads (0: all cores).
@@ -83,7 +96,7 @@ def implied_vol(
             model/device/option type. Row values never raise: they get a status.
     """
     if model not in ("bsm", "black76"):
-        raise ValueError(f"model must be 'bsm' or 'black76' (got {model!r})")
+        raise ValueError(f"model must be 'bsm' or 'black76' (got {quote(model)})")
     if model == "black76" and np.any(np.asarray(q, dtype=np.float64) != 0.0):
         raise ValueError("q must be 0 with model='black76' (S is the forward)")
     shape, flat = broadcast_batch(
@@ -97,13 +110,29 @@ def implied_vol(
     elif device == "auto":
         gpu = n >= GPU_AUTO_THRESHOLD and bool(_core.cuda_available())
     else:
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto' (got {device!r})")
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto' (got {quote(device)})")
     vol, status, counts = _core.implied_vol(  # type: ignore[misc]
         *flat,  # type: ignore[arg-type]
         model=model,
         gpu=gpu,
         threads=threads,
     )
+    # Rows outside the pricing domain would give absurd (if finite) vols: INVALID_INPUT.
+    _, s_, k_, t_, r_, q_ = flat[:6]
+    outside = ~(
+        DOMAIN.spot_ok(s_)
+        & DOMAIN.strike_ok(k_)
+        & DOMAIN.expiry_ok(t_)
+        & DOMAIN.rate_ok(r_)
+        & (DOMAIN.rate_ok(q_) if model == "bsm" else True)
+    )
+    if outside.any():
+        fresh = outside & (status != IVStatus.INVALID_INPUT)
+        for code, key in _STATUS_KEYS.items():
+            counts[key] = int(counts.get(key, 0)) - int(np.count_nonzero(fresh & (status == code)))
+        counts["invalid_input"] = int(counts.get("invalid_input", 0)) + int(fresh.sum())
+        status = np.where(outside, np.int8(IVStatus.INVALID_INPUT), status).astype(status.dtype)
+        vol = np.where(outside, np.nan, vol)
     return ImpliedVolResult(
         vol=vol.reshape(shape),
         status=status.reshape(shape),

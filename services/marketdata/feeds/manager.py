@@ -24,15 +24,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf import json_format
+from tradecore.errors import quote
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 
 from ...common.errors import NotFoundError, PreconditionError
 from ..books import Books
 from .base import EventFeed
-from .sources import Chunk, EventFeedSource, LobsterSource, Source, SyntheticSource, check_symbol
+from .sources import (
+    Chunk,
+    EventFeedSource,
+    FlowThread,
+    LobsterSource,
+    Source,
+    SyntheticSource,
+    check_symbol,
+)
 
 log = logging.getLogger("tradecore.marketdata.feeds")
 
@@ -65,8 +74,20 @@ def _alpaca(spec: Any) -> EventFeed:
 # Event-feed kinds: proto spec -> adapter (any EventFeed is wired in by adding a factory).
 EVENT_FEEDS: dict[str, Callable[[Any], EventFeed]] = {"alpaca": _alpaca}
 
-Publish = Callable[[str, Chunk], Awaitable[None]]
 Resume = Callable[[str, str, list[str]], Awaitable[dict[str, int]]]
+
+
+class FeedPublisher(Protocol):
+    """Where feeds publish (:class:`~..pipeline.Publisher`)."""
+
+    @property
+    def attached(self) -> bool: ...  # whether it has a NATS connection to publish on
+
+    async def publish(
+        self, feed: str, chunk: Chunk, on_published: Callable[[str, int], None] | None = None
+    ) -> None: ...
+
+    async def flush(self, feed: str) -> None: ...
 
 
 @dataclass
@@ -104,14 +125,14 @@ class FeedRecord:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "task"}
 
 
-def build_source(kind: str, spec: Any, start_ns: int) -> Source:
+def build_source(kind: str, spec: Any, start_ns: int, generator: FlowThread) -> Source:
     if kind == "lobster":
         return LobsterSource(spec)
     if kind == "synthetic":
-        return SyntheticSource(spec, start_ns)
+        return SyntheticSource(spec, start_ns, generator)
     factory = EVENT_FEEDS.get(kind)
     if factory is None:
-        raise ValueError(f"feed kind {kind!r} is not one of {sorted(KINDS)}")
+        raise ValueError(f"feed kind {quote(kind)} is not one of {sorted(KINDS)}")
     for i, s in enumerate(spec.symbols):
         check_symbol(s, f"{kind}.symbols[{i}]")
     feed = factory(spec)
@@ -119,13 +140,24 @@ def build_source(kind: str, spec: Any, start_ns: int) -> Source:
 
 
 class FeedManager:
-    def __init__(self, data_dir: Path, books: Books) -> None:
+    """The feeds of a service: ``publisher`` (NATS/JetStream) publishes their chunks,
+    ``resume_points`` (the store) says where a resumed feed continues, ``generator`` makes
+    the synthetic flows, ``books`` take each chunk's book."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        books: Books,
+        publisher: FeedPublisher,
+        resume_points: Resume,
+        generator: FlowThread,
+    ) -> None:
         self.path = data_dir / "marketdata" / "feeds.json"
         self.books = books
+        self.publisher = publisher
+        self.resume_points = resume_points
+        self.generator = generator
         self.feeds: dict[str, FeedRecord] = {}
-        self.publish: Publish | None = None
-        self.flush: Callable[[str], Awaitable[None]] | None = None
-        self.resume_points: Resume | None = None
         self.changed = asyncio.Event()
         self._save_handle: asyncio.TimerHandle | None = None
         self._state_changed = asyncio.Event()  # replaced after each set: one per change
@@ -189,18 +221,18 @@ class FeedManager:
     def get(self, feed_id: str) -> FeedRecord:
         rec = self.feeds.get(feed_id)
         if rec is None:
-            raise NotFoundError(f"id: no feed {feed_id!r}")
+            raise NotFoundError(f"id: no feed {quote(feed_id)}")
         return rec
 
     async def start(self, request: pb.StartFeedRequest) -> FeedRecord:
         kind = request.WhichOneof("spec")
         if kind is None:
             raise ValueError("spec: one of lobster, synthetic or alpaca is required")
-        if self.publish is None:
+        if not self.publisher.attached:
             raise PreconditionError("NATS is not connected yet: feeds cannot publish")
         spec = getattr(request, kind)
         now = time.time_ns()
-        source = build_source(kind, spec, now)
+        source = build_source(kind, spec, now, self.generator)
         if isinstance(source, LobsterSource):
             await asyncio.get_running_loop().run_in_executor(None, source.load)
         busy = {
@@ -246,11 +278,10 @@ class FeedManager:
                 rec.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await rec.task
-            if self.flush is not None:  # settle the feed's in-flight JetStream publishes
-                try:
-                    await asyncio.wait_for(self.flush(rec.id), STOP_FLUSH_S)
-                except Exception as exc:  # the feed is stopped either way; say what happened
-                    log.warning("feed %s: a publish failed while stopping: %s", rec.id, exc)
+            try:  # settle the feed's in-flight JetStream publishes
+                await asyncio.wait_for(self.publisher.flush(rec.id), STOP_FLUSH_S)
+            except Exception as exc:  # the feed is stopped either way; say what happened
+                log.warning("feed %s: a publish failed while stopping: %s", rec.id, exc)
             self.save()
         return rec
 
@@ -266,8 +297,7 @@ class FeedManager:
                     "alpaca": pb.AlpacaFeedSpec,
                 }[rec.kind]
                 spec = json_format.ParseDict(rec.spec, spec_type())
-                source = build_source(rec.kind, spec, rec.start_ns)
-                assert self.resume_points is not None
+                source = build_source(rec.kind, spec, rec.start_ns, self.generator)
                 resume = await self.resume_points(rec.id, rec.venue, rec.symbols)
             except Exception as exc:
                 rec.state, rec.error = "FAILED", f"cannot resume: {exc}"
@@ -279,6 +309,23 @@ class FeedManager:
                 rec.published = sum(resume.values())
             log.info("feed %s resumes after %s", rec.id, resume)
             rec.task = asyncio.create_task(self._run(rec, source, resume), name=f"feed-{rec.id}")
+
+    def count_stored(self, counts: dict[str, int]) -> None:
+        """The ticks each feed has in the store (read from it at start)."""
+        for rec in self.feeds.values():
+            rec.stored = counts.get(rec.id, 0)
+
+    def cancel_all(self) -> None:
+        """Cancel every running feed's task (at shutdown): its state stays RUNNING, so it
+        resumes on the next start."""
+        for rec in self.feeds.values():
+            if rec.task is not None and not rec.task.done():
+                rec.task.cancel()
+
+    async def wait_cancelled(self) -> None:
+        """Wait for the tasks :meth:`cancel_all` cancelled to end."""
+        tasks = [r.task for r in self.feeds.values() if r.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def publishing(self) -> bool:
         """Whether any feed is still producing or publishing (its task has not ended)."""
@@ -314,7 +361,6 @@ class FeedManager:
             log.info("feed %s done: %d published, %d stored", rec.id, rec.published, rec.stored)
 
     async def _run(self, rec: FeedRecord, source: Source, resume: dict[str, int]) -> None:
-        assert self.publish is not None
         speed = source.speed
         t0_wall = 0.0
         t0_feed = 0
@@ -331,10 +377,10 @@ class FeedManager:
                 now = time.time_ns()
                 if not b.recv_ts.any():
                     b.recv_ts[:] = now
-                await self.publish(rec.id, chunk)  # counted in on_published once acknowledged
+                # counted in on_published once acknowledged
+                await self.publisher.publish(rec.id, chunk, self.on_published)
                 self.books.update((b.venue, b.symbol), chunk.book, chunk.quotes)
-            if self.flush is not None:
-                await self.flush(rec.id)
+            await self.publisher.flush(rec.id)
         except asyncio.CancelledError:
             await source.close()
             raise

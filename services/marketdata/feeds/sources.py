@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 from tradecore import lobster
+from tradecore.errors import quote
 from tradecore.synthetic import SyntheticFlow
 from tradecore.ticks import PRICE_SCALE, QUOTE, TRADE_PRINT, TRADE_TYPES, TickBatch, make_batch
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
@@ -48,7 +49,9 @@ MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
 
 def check_symbol(symbol: str, field_name: str) -> str:
     if not _SYMBOL.match(symbol):
-        raise ValueError(f"{field_name} must be 1-32 letters, digits, '_' or '-' (got {symbol!r})")
+        raise ValueError(
+            f"{field_name} must be 1-32 letters, digits, '_' or '-' (got {quote(symbol)})"
+        )
     return symbol
 
 
@@ -252,13 +255,6 @@ class LobsterSource:
 
 
 # ---------------------------------------------------------------- synthetic generation
-# The order flow is generated in C++ (tradecore.synthetic: ≈ 0.13 s of CPU per million
-# messages, the GIL released) on one thread of its own, so it runs beside the service's event
-# loop, its consumer and its store inserts. The thread keeps the flows of every running
-# synthetic feed (keyed by the source's token and the symbol) and is shared by all of them;
-# calls run in submission order, which keeps each flow deterministic.
-_FLOWS: dict[tuple[str, str], SyntheticFlow] = {}
-_GEN: ThreadPoolExecutor | None = None
 GEN_AHEAD = 4  # generation calls queued ahead of the one being published
 
 FlowOut = tuple[
@@ -269,30 +265,42 @@ FlowOut = tuple[
 ]
 
 
-def _flow_next(token: str, symbol: str, seed: int, rate: float, start_ns: int, ops: int) -> FlowOut:
-    """On the generator thread: the next messages of one flow and its book afterwards."""
-    flow = _FLOWS.get((token, symbol))
-    if flow is None:
-        flow = _FLOWS[(token, symbol)] = SyntheticFlow(
-            symbol, seed=seed, rate=rate, start_ns=start_ns
-        )
-    m = flow.next(ops)
-    snap = flow.book.snapshot(BOOK_DEPTH)
-    cols = (m.ts, m.type, m.order_id, m.side, m.price, m.size)
-    book = (snap.bid_price, snap.bid_size, snap.ask_price, snap.ask_size)
-    return cols, book, snap.bid_levels, snap.ask_levels
+class FlowThread:
+    """The thread that generates synthetic order flow (tradecore.synthetic: C++, ≈ 0.13 s of
+    CPU per million messages, the GIL released), beside the service's event loop, its
+    consumer and its store inserts. It keeps the flows of every running synthetic feed (keyed
+    by the source's token and the symbol) and is shared by all of them; calls run in
+    submission order, which keeps each flow deterministic. Owned by the service's app object,
+    which closes it after the feeds have stopped."""
 
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="synthetic-gen")
+        self._flows: dict[tuple[str, str], SyntheticFlow] = {}
 
-def _flow_drop(token: str) -> None:
-    for key in [k for k in _FLOWS if k[0] == token]:
-        del _FLOWS[key]
+    def next(
+        self, token: str, symbol: str, seed: int, rate: float, start_ns: int, ops: int
+    ) -> FlowOut:
+        """On the generator thread: the next messages of one flow and its book afterwards."""
+        flow = self._flows.get((token, symbol))
+        if flow is None:
+            flow = self._flows[(token, symbol)] = SyntheticFlow(
+                symbol, seed=seed, rate=rate, start_ns=start_ns
+            )
+        m = flow.next(ops)
+        snap = flow.book.snapshot(BOOK_DEPTH)
+        cols = (m.ts, m.type, m.order_id, m.side, m.price, m.size)
+        book = (snap.bid_price, snap.bid_size, snap.ask_price, snap.ask_size)
+        return cols, book, snap.bid_levels, snap.ask_levels
 
+    def drop(self, token: str) -> None:
+        """On the generator thread: forget the flows of a source."""
+        for key in [k for k in self._flows if k[0] == token]:
+            del self._flows[key]
 
-def _generator() -> ThreadPoolExecutor:
-    global _GEN
-    if _GEN is None:
-        _GEN = ThreadPoolExecutor(1, thread_name_prefix="synthetic-gen")
-    return _GEN
+    def close(self) -> None:
+        """Wait for the calls queued and end the thread."""
+        self.pool.shutdown(wait=True)
+        self._flows.clear()
 
 
 class SyntheticSource:
@@ -302,7 +310,7 @@ class SyntheticSource:
 
     venue = "synthetic"
 
-    def __init__(self, spec: pb.SyntheticFeedSpec, start_ns: int) -> None:
+    def __init__(self, spec: pb.SyntheticFeedSpec, start_ns: int, generator: FlowThread) -> None:
         if not spec.symbols:
             raise ValueError("synthetic.symbols must name at least one symbol")
         for i, s in enumerate(spec.symbols):
@@ -333,6 +341,7 @@ class SyntheticSource:
         self.start_ns = start_ns
         # The same seed and start time give the same ticks: that is the flow's identity.
         self.session = f"{int(spec.seed)}@{start_ns}"
+        self.generator = generator
         self._token = uuid.uuid4().hex
 
     async def chunks(self, resume: Mapping[str, int]) -> AsyncIterator[Chunk]:
@@ -342,7 +351,7 @@ class SyntheticSource:
         ops = MAX_CHUNK * 3 // 4
         if self.speed > 0:
             ops = int(min(ops, max(1.0, self.spec.rate * self.speed * PACED_WINDOW_S)))
-        pool = _generator()
+        gen = self.generator
         loop = asyncio.get_running_loop()
         args = (int(self.spec.seed), float(self.spec.rate), self.start_ns, ops)
         # Calls are made round robin over the symbols that are not done; a symbol is asked
@@ -359,7 +368,7 @@ class SyntheticSource:
                 return
             s = open_[rr % len(open_)]
             rr += 1
-            fut = loop.run_in_executor(pool, _flow_next, self._token, s, *args)
+            fut = loop.run_in_executor(gen.pool, gen.next, self._token, s, *args)
             queued.append((s, fut))
 
         last_l1: dict[str, tuple[int, int, int, int]] = {}
@@ -420,7 +429,7 @@ class SyntheticSource:
             for _, fut in queued:
                 fut.cancel()
             with contextlib.suppress(Exception):
-                pool.submit(_flow_drop, self._token)
+                gen.pool.submit(gen.drop, self._token)
 
     async def close(self) -> None:
         return None

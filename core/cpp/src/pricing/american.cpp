@@ -59,10 +59,8 @@ Regime regime_of(const AmericanOption& o) {
 }
 
 bool valid(const AmericanOption& o) {
-  return o.spot > 0.0 && std::isfinite(o.spot) && o.strike > 0.0 && std::isfinite(o.strike) &&
-         o.expiry >= 0.0 && std::isfinite(o.expiry) && std::isfinite(o.rate) &&
-         std::isfinite(o.dividend) && o.vol > 0.0 && std::isfinite(o.vol) &&
-         (o.type == kCall || o.type == kPut);
+  return spot_ok(o.spot) && strike_ok(o.strike) && expiry_ok(o.expiry) && rate_ok(o.rate) &&
+         rate_ok(o.dividend) && vol_ok(o.vol) && (o.type == kCall || o.type == kPut);
 }
 
 bool single_boundary_method(AmericanMethod m) {
@@ -100,12 +98,14 @@ Greeks european_greeks(const AmericanOption& o) {
   return g;
 }
 
-// The ALO boundary of the option's put form (a call is the put with S<->K, r<->q).
-void alo_boundary_of(const AmericanOption& o, const detail::AloTables& t, detail::AloBoundary& b) {
+// The ALO boundary of the option's put form (a call is the put with S<->K, r<->q), with its
+// sensitivities along tan's directions when tan is given.
+void alo_boundary_of(const AmericanOption& o, const detail::AloTables& t, detail::AloBoundary& b,
+                     detail::AloTangent* tan = nullptr) {
   if (o.type == kCall) {
-    detail::alo_solve(t, o.dividend, o.rate, o.vol, o.expiry, b);
+    detail::alo_solve(t, o.dividend, o.rate, o.vol, o.expiry, b, tan);
   } else {
-    detail::alo_solve(t, o.rate, o.dividend, o.vol, o.expiry, b);
+    detail::alo_solve(t, o.rate, o.dividend, o.vol, o.expiry, b, tan);
   }
 }
 
@@ -186,6 +186,58 @@ Greeks compute_fallback(const AmericanOption& o, Context& c, const Want& want) {
   return g;
 }
 
+// ALO price and Greeks from one boundary solve and one premium integral. The put form's value
+// is the European unit put plus the premium p(x) (put: V = K p(S/K) + ..., call: V = S p(K/S)
+// + ..., the European part being the option's own European value); delta and gamma follow from
+// p'(x) and p''(x) at the fixed boundary (it does not depend on S), vega and rho from the
+// premium's derivatives along sigma and the option's rate (the put form's r for a put, its q for
+// a call), which carry the boundary's sensitivities (alo_solve's tangents); theta from the PDE.
+Greeks compute_alo(const AmericanOption& o, Context& c, const Want& want) {
+  if (!want.spot && !want.vega && !want.rho) {
+    Greeks g;
+    g.price = price_only(o, c);
+    return g;
+  }
+  const bool call = o.type == kCall;
+  detail::AloTangent tan;
+  int vega_dir = -1, rho_dir = -1;
+  if (want.vega) {
+    vega_dir = tan.dirs++;
+    tan.dir[vega_dir].dv = 1.0;
+  }
+  if (want.rho) {
+    rho_dir = tan.dirs++;
+    (call ? tan.dir[rho_dir].dq : tan.dir[rho_dir].dr) = 1.0;
+  }
+  detail::AloBoundary b{};
+  alo_boundary_of(o, *c.alo, b, tan.dirs > 0 ? &tan : nullptr);
+  const double S = o.spot, K = o.strike;
+  const double x = call ? K / S : S / K, scale = call ? S : K;
+  const detail::AloPremium p = detail::alo_unit_premium(*c.alo, b, tan, x);
+  Greeks g;
+  if (p.exercise || !(p.euro + p.value > 1.0 - x)) {
+    // Exercised now: the intrinsic value (as alo_unit_put: max(value, 1 - x)).
+    g.price = scale * (1.0 - x);
+    g.delta = call ? 1.0 : -1.0;
+    g.gamma = 0.0;
+    g.theta = 0.0;
+    g.vega = 0.0;
+    g.rho = 0.0;
+    return g;
+  }
+  double e[kNumEuropeanColumns];
+  pricing::european_greeks(S, K, o.expiry, o.rate, o.dividend, o.vol, call ? 1.0 : -1.0, false, e);
+  g.price = scale * (p.euro + p.value);
+  if (want.spot) {
+    g.delta = e[kDelta] + (call ? p.value - x * p.dx : p.dx);
+    g.gamma = e[kGamma] + (call ? x * x * p.dxx / S : p.dxx / K);
+    g.theta = pde_theta(o, g.price, g.delta, g.gamma);
+  }
+  if (want.vega) g.vega = e[kVega] + scale * p.dir[vega_dir];
+  if (want.rho) g.rho = e[kRho] + scale * p.dir[rho_dir];
+  return g;
+}
+
 Greeks compute(const AmericanOption& o, Context& c, const Want& want) {
   if (o.expiry <= 0.0 || regime_of(o) == Regime::European) {
     Greeks g = european_greeks(o);
@@ -194,20 +246,8 @@ Greeks compute(const AmericanOption& o, Context& c, const Want& want) {
   if (falls_back(c.s, regime_of(o))) return compute_fallback(o, c, want);
   Greeks g;
   const AmericanMethod m = c.s.method;
-  if (m == AmericanMethod::Alo) {
-    detail::AloBoundary b{};
-    alo_boundary_of(o, *c.alo, b);
-    const double S = o.spot;
-    g.price = alo_value_at(o, *c.alo, b, S);
-    if (want.spot) {
-      const double h = kSpotBump * S;
-      const double up = alo_value_at(o, *c.alo, b, S + h);
-      const double dn = alo_value_at(o, *c.alo, b, S - h);
-      g.delta = (up - dn) / (2.0 * h);
-      g.gamma = (up - 2.0 * g.price + dn) / (h * h);
-      g.theta = pde_theta(o, g.price, g.delta, g.gamma);
-    }
-  } else if (m == AmericanMethod::Crr || m == AmericanMethod::Lr) {
+  if (m == AmericanMethod::Alo) return compute_alo(o, c, want);
+  if (m == AmericanMethod::Crr || m == AmericanMethod::Lr) {
     const detail::TreeResult t = m == AmericanMethod::Crr ? detail::crr_tree(o, c.s.steps, c.work)
                                                           : detail::lr_tree(o, c.s.steps, c.work);
     g.price = t.price;
@@ -234,7 +274,7 @@ Greeks compute(const AmericanOption& o, Context& c, const Want& want) {
       g.theta = -(later - sooner) / (2.0 * ht);
     }
   }
-  if (want.vega) {
+  if (want.vega) {  // Baw, Bjs2002 and the trees: bumped prices
     AmericanOption b = o;
     b.vol = o.vol + kVolBump;
     const double up = price_only(b, c);

@@ -9,8 +9,8 @@
 namespace tradecore::pricing {
 
 using detail::kPi;
-using detail::norm_cdf;
-using detail::norm_pdf;
+using math::norm_cdf;
+using math::norm_pdf;
 
 // Genz (2004) "Numerical computation of rectangular bivariate and trivariate normal and t
 // probabilities", algorithm for P(X > h, Y > k) (Drezner-Wesolowsky with Gauss-Legendre rules).

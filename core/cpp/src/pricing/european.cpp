@@ -254,8 +254,10 @@ int kernel_chunk(const EuropeanBatch& in, const EuropeanOut& o, std::size_t lo, 
 #pragma omp simd reduction(+ : bad)
   for (std::size_t j = 0; j < m; ++j) {
     const double S = pS[j], K = pK[j], T0 = pT[j], r = pr[j], q = pq[j], v = pv[j];
-    const bool ok = S > 0.0 && S < kInf && K > 0.0 && K < kInf && T0 >= 0.0 && T0 < kInf &&
-                    r > -kInf && r < kInf && q > -kInf && q < kInf && v > 0.0 && v < kInf;
+    const bool ok = S >= kMinSpot && S <= kMaxSpot && K >= kMinStrike && K <= kMaxStrike &&
+                    (T0 == 0.0 || (T0 >= kMinExpiry && T0 <= kMaxExpiry)) && r >= -kMaxAbsRate &&
+                    r <= kMaxAbsRate && q >= -kMaxAbsRate && q <= kMaxAbsRate && v >= kMinVol &&
+                    v <= kMaxVol;
     bad += ok ? 0 : 1;
     const double w = wbuf[j];
     const bool expired = !(T0 > 0.0);
@@ -430,7 +432,12 @@ const char* field_name(EuropeanField f) noexcept {
 }
 
 bool check(const EuropeanBatch& in, Invalid& bad) noexcept {
-  constexpr const char* kPositive = "must be finite and > 0";
+  // The rule texts spell out the bounds of european.hpp (kept in step with them).
+  constexpr const char* kSpotRule = "must be finite and in [1e-08, 1e+15]";
+  constexpr const char* kStrikeRule = "must be finite and in [1e-100, 1e+100]";
+  constexpr const char* kExpiryRule = "must be finite and 0 or in [1e-12, 100] (years)";
+  constexpr const char* kRateRule = "must be finite and in [-2, 2]";
+  constexpr const char* kVolRule = "must be finite and in [1e-08, 100]";
   auto fail = [&](EuropeanField f, std::size_t i, double v, const char* rule) {
     bad = Invalid{f, i, v, rule};
     return false;
@@ -439,13 +446,12 @@ bool check(const EuropeanBatch& in, Invalid& bad) noexcept {
     const double S = in.spot[i], K = in.strike[i], T = in.expiry[i];
     const double r = in.rate[i], v = in.vol[i];
     const double q = in.model == Model::Black76 ? 0.0 : in.dividend[i];
-    if (!(S > 0.0) || !std::isfinite(S)) return fail(EuropeanField::Spot, i, S, kPositive);
-    if (!(K > 0.0) || !std::isfinite(K)) return fail(EuropeanField::Strike, i, K, kPositive);
-    if (!(T >= 0.0) || !std::isfinite(T))
-      return fail(EuropeanField::Expiry, i, T, "must be finite and >= 0");
-    if (!std::isfinite(r)) return fail(EuropeanField::Rate, i, r, "must be finite");
-    if (!std::isfinite(q)) return fail(EuropeanField::Dividend, i, q, "must be finite");
-    if (!(v > 0.0) || !std::isfinite(v)) return fail(EuropeanField::Vol, i, v, kPositive);
+    if (!spot_ok(S)) return fail(EuropeanField::Spot, i, S, kSpotRule);
+    if (!strike_ok(K)) return fail(EuropeanField::Strike, i, K, kStrikeRule);
+    if (!expiry_ok(T)) return fail(EuropeanField::Expiry, i, T, kExpiryRule);
+    if (!rate_ok(r)) return fail(EuropeanField::Rate, i, r, kRateRule);
+    if (!rate_ok(q)) return fail(EuropeanField::Dividend, i, q, kRateRule);
+    if (!vol_ok(v)) return fail(EuropeanField::Vol, i, v, kVolRule);
     const std::int8_t t = in.type[i];
     if (t != kCall && t != kPut)
       return fail(EuropeanField::Type, i, t, "must be +1 (call) or -1 (put)");

@@ -27,16 +27,21 @@
 //
 // Greeks (same conventions as european.hpp: delta = dV/dS, gamma = d2V/dS2, theta = -dV/dT,
 // vega = dV/dsigma, rho = dV/dr, all per 1.00):
-//   Alo      delta, gamma: central differences in S of the premium integral with the boundary held
-//            fixed (the boundary does not depend on S), bump 1e-4 * S; theta from the
-//            Black-Scholes PDE, theta = rV - (r-q) S delta - sigma^2 S^2 gamma / 2 (0 where
-//            exercise is optimal now).
+//   Alo      one boundary solve and one pass of the premium integral give every Greek: delta,
+//            gamma: the European values plus the premium integral's derivatives in S at the fixed
+//            boundary (it does not depend on S); vega, rho: the European values plus the premium's
+//            derivatives along sigma and r, through the boundary's sensitivities, which the solve
+//            carries through the QD+ start (implicit function theorem) and every fixed-point
+//            iteration (forward-mode differentiation): the exact derivatives of the engine's
+//            price; theta from the Black-Scholes PDE, theta = rV - (r-q) S delta - sigma^2 S^2
+//            gamma / 2 (0 where exercise is optimal now).
 //   trees    delta, gamma: quadratic through the three nodes of step 2; theta from the PDE.
 //   Baw, Bjs2002  delta, gamma: central differences in S (bump 1e-4 * S); theta: central
 //            difference in T (bump min(1e-4, T/2)).
 //   T == 0 and the no-early-exercise regime: the European values of european.hpp.
-//   every method  vega and rho: central differences of the same engine, bumps 1e-4 in sigma
-//            and in r (the engine's settings are fixed, so the price is a smooth function of them).
+//   Baw, Bjs2002, trees  vega and rho: central differences of the same engine, bumps 1e-4 in
+//            sigma and in r (the engine's settings are fixed, so the price is a smooth function of
+//            them).
 #include <cstddef>
 #include <cstdint>
 #include <span>

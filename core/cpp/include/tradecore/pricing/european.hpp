@@ -70,12 +70,37 @@ struct Invalid {
   const char* rule;  // e.g. "must be finite and > 0"
 };
 
-// Rules: spot/strike/vol finite and > 0, expiry finite and >= 0, rate/dividend finite
-// (dividend not read for Black-76), type +1 (call) or -1 (put). Returns false and fills `bad` at
-// the first violation.
+// The domain of the pricing inputs: inside it every price and Greek is finite (outside it the
+// closed forms overflow, e.g. exp(-rT) for |r| T in the thousands, or divide by a vanishing
+// sigma sqrt(T)). Bounds are inclusive; NaN fails every test.
+// Spot (and Black-76 forward): the higher Greeks grow with powers of 1 / spot. Strike: wider,
+// only its ratio to the spot matters, up to exp(-r T) K overflowing.
+inline constexpr double kMinSpot = 1e-8;
+inline constexpr double kMaxSpot = 1e15;
+inline constexpr double kMinStrike = 1e-100;
+inline constexpr double kMaxStrike = 1e100;
+inline constexpr double kMinExpiry = 1e-12;  // expiry is 0 or in [kMinExpiry, kMaxExpiry]
+inline constexpr double kMaxExpiry = 100.0;  // years
+inline constexpr double kMaxAbsRate = 2.0;   // |rate|, |dividend| (continuous, per year)
+inline constexpr double kMinVol = 1e-8;
+inline constexpr double kMaxVol = 100.0;
+
+inline bool spot_ok(double x) noexcept { return x >= kMinSpot && x <= kMaxSpot; }
+inline bool strike_ok(double x) noexcept { return x >= kMinStrike && x <= kMaxStrike; }
+inline bool expiry_ok(double t) noexcept {
+  return t == 0.0 || (t >= kMinExpiry && t <= kMaxExpiry);
+}
+inline bool rate_ok(double r) noexcept { return r >= -kMaxAbsRate && r <= kMaxAbsRate; }
+inline bool vol_ok(double v) noexcept { return v >= kMinVol && v <= kMaxVol; }
+
+// Rules: spot in [kMinSpot, kMaxSpot], strike in [kMinStrike, kMaxStrike], expiry 0 or in
+// [kMinExpiry, kMaxExpiry], |rate| and |dividend| <= kMaxAbsRate (dividend not read for Black-76),
+// vol in [kMinVol, kMaxVol], type +1 (call) or -1 (put). Returns false and fills `bad` at the first
+// violation.
 bool check(const EuropeanBatch& in, Invalid& bad) noexcept;
 
-// check() that throws std::invalid_argument("volatility[3] must be finite and > 0 (got -0.2)").
+// check() that throws std::invalid_argument("volatility[3] must be finite and in [1e-08, 100] (got
+// -0.2)").
 void validate(const EuropeanBatch& in);
 const char* field_name(EuropeanField f) noexcept;
 
