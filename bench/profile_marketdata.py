@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import nats
 from tradecore.store import default_dsn
+from tradecore.subjects import MdKind, md_subject
 from tradecore.ticks import TickBatch, pack, unpack
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_services.marketdata import pipeline
@@ -137,15 +138,19 @@ async def run(n_symbols: int, per_symbol: int, tmp: Path) -> None:
             deltas = book_deltas(b.venue, b.symbol, last.get(b.symbol), c.book, 0)
             last[b.symbol] = c.book
             if deltas is not None:
-                await nc.publish(f"md.synthetic.{b.symbol}.book", pack(deltas))
+                await nc.publish(md_subject("synthetic", b.symbol, MdKind.BOOK), pack(deltas))
         await nc.flush()
         TIMES["4a core publish .book (level updates)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         for c in cs:
             for q in c.quotes:
-                await nc.publish(f"md.synthetic.{c.batch.symbol}.quote", q.SerializeToString())
+                await nc.publish(
+                    md_subject("synthetic", c.batch.symbol, MdKind.QUOTE), q.SerializeToString()
+                )
             for t in c.trades:
-                await nc.publish(f"md.synthetic.{c.batch.symbol}.trade", t.SerializeToString())
+                await nc.publish(
+                    md_subject("synthetic", c.batch.symbol, MdKind.TRADE), t.SerializeToString()
+                )
         await nc.flush()
         TIMES["4b core publish per Trade/Quote"] = time.perf_counter() - t0
 

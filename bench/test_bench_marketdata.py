@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from tradecore import ticks
 from tradecore.store import default_dsn
+from tradecore.subjects import MdKind, md_subject
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 from tradecore_services.marketdata.store import TickStore
@@ -209,7 +210,7 @@ async def _latency(mesh: Mesh, stub: Any, samples: int) -> np.ndarray:
         b = ticks.unpack(m.data)
         lat.extend(((now - b.recv_ts) / 1e3).tolist())
 
-    await nc.subscribe("md.synthetic.LAT.book", cb=on_book)
+    await nc.subscribe(md_subject("synthetic", "LAT", MdKind.BOOK), cb=on_book)
     await nc.flush()
     st = stub.StartFeed(
         pb.StartFeedRequest(

@@ -14,7 +14,8 @@ import grpc
 import nats
 import numpy as np
 import pytest
-from tradecore_api.marketdata.v1 import marketdata_pb2 as md
+from tradecore.subjects import MdKind, md_subject
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
@@ -83,7 +84,7 @@ def test_price_round_trip_100(benchmark, mesh: Mesh) -> None:  # type: ignore[no
 
 @pytest.mark.benchmark(group="stream-greeks")
 def test_stream_greeks_quote_to_update(benchmark, mesh: Mesh) -> None:  # type: ignore[no-untyped-def]
-    subject = "md.XBEN.CHAIN.quote"
+    subject = md_subject("XBEN", "CHAIN", MdKind.QUOTE)
     loop = asyncio.new_event_loop()
 
     async def open_stream() -> tuple[object, object, object]:
@@ -100,7 +101,7 @@ def test_stream_greeks_quote_to_update(benchmark, mesh: Mesh) -> None:  # type: 
         nonlocal seq
         seq += 1
         mid = 100.0 + 0.01 * (seq % 2)
-        data = md.Quote(
+        data = market_pb2.Quote(
             venue="XBEN", symbol="CHAIN", bid_price=mid - 0.005, ask_price=mid + 0.005,
             sequence=seq,
         ).SerializeToString()  # fmt: skip
@@ -117,7 +118,7 @@ def test_stream_greeks_quote_to_update(benchmark, mesh: Mesh) -> None:  # type: 
         nonlocal seq
         await wait_subscribers(mesh, subject, 1)
         seq += 1
-        data = md.Quote(bid_price=99.0, ask_price=100.0, sequence=seq).SerializeToString()
+        data = market_pb2.Quote(bid_price=99.0, ask_price=100.0, sequence=seq).SerializeToString()
         await nc.publish(subject, data)  # type: ignore[attr-defined]
         update = await call.read()  # type: ignore[attr-defined]
         assert update.full and len(update.rows) == 100

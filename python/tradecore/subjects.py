@@ -1,22 +1,97 @@
-"""NATS subjects built from request fields.
+"""NATS subjects: the one definition of every subject the services publish, subscribe or call.
 
-A subject is tokens joined by ``.``; a token taken from a request (a venue, a symbol) is
-checked here before it reaches a connection: an empty token, ``.``, the wildcards ``*`` and
-``>``, whitespace or control characters would address other subjects or break the protocol
-line, and a very long one exceeds nats-server's control-line limit (4096 bytes), which makes
-the server close the client's whole connection. Pure string functions: no NATS client here.
+Schemes (each kind is a member of its enum; the payloads are the ``tradecore.events.v1``
+contracts, see docs/architecture.md):
+
+===============================  =======================================================
+``md.<venue>.<symbol>.<kind>``   market data (:class:`MdKind`: quote, trade, trades,
+                                 book, ticks)
+``exec.<kind>.<account>``        execution (:class:`ExecKind`: order, fill, position)
+``risk.<kind>.<account>``        risk (:class:`RiskKind`: snapshot, alert, state)
+``model.<kind>.<model>``         model outputs (:class:`ModelKind`: surface, signal)
+``<service>.v<N>.<method>``      request/reply (:data:`PRICING_PRICE`)
+===============================  =======================================================
+
+A subject is tokens joined by ``.``; a token taken from a request (a venue, a symbol, an
+account) is checked here before it reaches a connection: an empty token, ``.``, the wildcards
+``*`` and ``>``, whitespace or control characters would address other subjects or break the
+protocol line, and a very long one exceeds nats-server's control-line limit (4096 bytes), which
+makes the server close the client's whole connection. The ``*_filter`` functions build
+subscription subjects, ``*`` standing for a part left out. Pure string functions: no NATS
+client here.
 """
 
 from __future__ import annotations
 
 import re
+from enum import StrEnum
+from typing import TypeVar
 
-__all__ = ["MAX_TOKEN_LENGTH", "md_subject", "validate_token"]
+__all__ = [
+    "ANY",
+    "MAX_TOKEN_LENGTH",
+    "PRICING_PRICE",
+    "REQUEST_REPLY",
+    "ExecKind",
+    "MdKind",
+    "ModelKind",
+    "RiskKind",
+    "exec_filter",
+    "exec_subject",
+    "md_filter",
+    "md_subject",
+    "model_filter",
+    "model_subject",
+    "parse_md_subject",
+    "risk_filter",
+    "risk_subject",
+    "validate_token",
+]
 
 MAX_TOKEN_LENGTH = 128
+ANY = "*"  # the single-token wildcard, for the parts a ``*_filter`` leaves out
 # '.', the wildcards, any whitespace (Unicode included) and C0/DEL/C1 control characters.
 _BAD = re.compile(r"[.*>\s\x00-\x1f\x7f-\x9f]")
 _SHOWN = 40  # characters of a bad value quoted in the message
+
+
+class MdKind(StrEnum):
+    """What a ``md.<venue>.<symbol>.<kind>`` message holds."""
+
+    QUOTE = "quote"  # events.v1.Quote
+    TRADE = "trade"  # events.v1.Trade
+    TRADES = "trades"  # packed tick batch of executions
+    BOOK = "book"  # packed tick batch of book level updates
+    TICKS = "ticks"  # packed tick batch, JetStream stream MD_TICKS
+
+
+class ExecKind(StrEnum):
+    """What a ``exec.<kind>.<account>`` message holds."""
+
+    ORDER = "order"  # events.v1.OrderUpdate
+    FILL = "fill"  # events.v1.Fill
+    POSITION = "position"  # events.v1.Position
+
+
+class RiskKind(StrEnum):
+    """What a ``risk.<kind>.<account>`` message holds."""
+
+    SNAPSHOT = "snapshot"  # events.v1.RiskSnapshot
+    ALERT = "alert"  # events.v1.Alert
+    STATE = "state"  # events.v1.TradingState
+
+
+class ModelKind(StrEnum):
+    """What a ``model.<kind>.<model>`` message holds."""
+
+    SURFACE = "surface"  # a fitted volatility surface of the model
+    SIGNAL = "signal"  # a trading signal the model emits
+
+
+# Request/reply subjects, ``<service>.v<N>.<method>``: the request is the method's request
+# message serialized, the reply its response (or an error: services/common/nats_rpc.py).
+PRICING_PRICE = "pricing.v1.price"  # PricingService.Price
+REQUEST_REPLY: tuple[str, ...] = (PRICING_PRICE,)
 
 
 def _shown(value: str) -> str:
@@ -43,10 +118,75 @@ def validate_token(name: str, value: str) -> str:
     return value
 
 
-def md_subject(venue: str, symbol: str, kind: str) -> str:
+_K = TypeVar("_K", bound=StrEnum)
+
+
+def _kind(kinds: type[_K], value: str) -> _K:
+    """``value`` as a member of ``kinds`` (ValueError naming ``kind`` and the valid ones)."""
+    try:
+        return kinds(value)
+    except ValueError:
+        names = ", ".join(k.value for k in kinds)
+        raise ValueError(f"kind must be one of {names} (got {_shown(str(value))})") from None
+
+
+def _part(name: str, value: str | None) -> str:
+    return ANY if value is None else validate_token(name, value)
+
+
+def md_subject(venue: str, symbol: str, kind: MdKind | str) -> str:
     """``md.<venue>.<symbol>.<kind>``, each part checked (ValueError names ``venue``,
     ``symbol`` or ``kind``)."""
-    return (
-        f"md.{validate_token('venue', venue)}.{validate_token('symbol', symbol)}"
-        f".{validate_token('kind', kind)}"
-    )
+    k = _kind(MdKind, kind)
+    return f"md.{validate_token('venue', venue)}.{validate_token('symbol', symbol)}.{k}"
+
+
+def md_filter(
+    kind: MdKind | str | None = None, venue: str | None = None, symbol: str | None = None
+) -> str:
+    """A subscription to market data: ``md_filter(MdKind.TICKS)`` is ``md.*.*.ticks``."""
+    k = ANY if kind is None else _kind(MdKind, kind).value
+    return f"md.{_part('venue', venue)}.{_part('symbol', symbol)}.{k}"
+
+
+def parse_md_subject(subject: str) -> tuple[str, str, MdKind]:
+    """``(venue, symbol, kind)`` of a market-data subject (ValueError when it is none)."""
+    parts = subject.split(".")
+    if len(parts) != 4 or parts[0] != "md":
+        raise ValueError(f"subject is not md.<venue>.<symbol>.<kind> (got {_shown(subject)})")
+    _, venue, symbol, kind = parts
+    return validate_token("venue", venue), validate_token("symbol", symbol), _kind(MdKind, kind)
+
+
+def exec_subject(kind: ExecKind | str, account: str) -> str:
+    """``exec.<kind>.<account>`` (ValueError names ``kind`` or ``account``)."""
+    return f"exec.{_kind(ExecKind, kind)}.{validate_token('account', account)}"
+
+
+def exec_filter(kind: ExecKind | str | None = None, account: str | None = None) -> str:
+    """A subscription to execution events: ``exec_filter(account="A1")`` is ``exec.*.A1``."""
+    k = ANY if kind is None else _kind(ExecKind, kind).value
+    return f"exec.{k}.{_part('account', account)}"
+
+
+def risk_subject(kind: RiskKind | str, account: str) -> str:
+    """``risk.<kind>.<account>`` (ValueError names ``kind`` or ``account``)."""
+    return f"risk.{_kind(RiskKind, kind)}.{validate_token('account', account)}"
+
+
+def risk_filter(kind: RiskKind | str | None = None, account: str | None = None) -> str:
+    """A subscription to risk events: ``risk_filter(RiskKind.ALERT)`` is ``risk.alert.*``."""
+    k = ANY if kind is None else _kind(RiskKind, kind).value
+    return f"risk.{k}.{_part('account', account)}"
+
+
+def model_subject(kind: ModelKind | str, model: str) -> str:
+    """``model.<kind>.<model>`` (ValueError names ``kind`` or ``model``)."""
+    return f"model.{_kind(ModelKind, kind)}.{validate_token('model', model)}"
+
+
+def model_filter(kind: ModelKind | str | None = None, model: str | None = None) -> str:
+    """A subscription to model outputs: ``model_filter(ModelKind.SIGNAL)`` is
+    ``model.signal.*``."""
+    k = ANY if kind is None else _kind(ModelKind, kind).value
+    return f"model.{k}.{_part('model', model)}"

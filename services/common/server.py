@@ -54,6 +54,12 @@ class ServiceApp:
     # What the service needs to do its work: its named health status is NOT_SERVING while
     # any of these reports down.
     dependencies: list[Watch] = field(default_factory=list)
+    # Per-call counts and latencies of gRPC calls and of NATS request/reply handlers
+    # (services/common/nats_rpc.py), on ``registry``.
+    metrics: RpcMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = RpcMetrics(self.registry, self.settings.service)
 
 
 LOG_BACKUPS = 3
@@ -81,7 +87,7 @@ def configure_logging(settings: ServiceSettings) -> None:
 async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then shut down gracefully."""
     s = app.settings
-    metrics = RpcMetrics(app.registry, s.service)
+    metrics = app.metrics
     server = grpc.aio.server(
         interceptors=[ServiceInterceptor(metrics)],
         options=[

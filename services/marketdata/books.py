@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from tradecore.ticks import LEVEL, LEVEL_SNAPSHOT, PRICE_SCALE, TickBatch, make_batch
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 
 Key = tuple[str, str]  # (venue, symbol)
@@ -114,7 +115,7 @@ class Books:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self.levels: dict[Key, Levels] = {}
-        self._quote_subs: dict[Key, set[asyncio.Queue[pb.Quote]]] = defaultdict(set)
+        self._quote_subs: dict[Key, set[asyncio.Queue[market_pb2.Quote]]] = defaultdict(set)
         self._book_subs: dict[Key, set[asyncio.Queue[Levels]]] = defaultdict(set)
         self._version = 0  # bumped by every update
         self._saved = 0  # the version last saved
@@ -141,7 +142,7 @@ class Books:
     def keys_for(self, symbol: str) -> list[Key]:
         return sorted(k for k in self.levels if k[1] == symbol)
 
-    def update(self, key: Key, levels: Levels | None, quotes: list[pb.Quote]) -> None:
+    def update(self, key: Key, levels: Levels | None, quotes: list[market_pb2.Quote]) -> None:
         if levels is not None:
             self.levels[key] = levels
             self._version += 1
@@ -153,8 +154,8 @@ class Books:
                 for q in subs:
                     _offer(q, quote)
 
-    async def quotes(self, key: Key) -> AsyncIterator[pb.Quote]:
-        q: asyncio.Queue[pb.Quote] = asyncio.Queue(_QUEUE)
+    async def quotes(self, key: Key) -> AsyncIterator[market_pb2.Quote]:
+        q: asyncio.Queue[market_pb2.Quote] = asyncio.Queue(_QUEUE)
         self._quote_subs[key].add(q)
         try:
             while True:

@@ -42,7 +42,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
-from tradecore.subjects import md_subject
+from tradecore.subjects import MdKind, md_filter, md_subject
 from tradecore.ticks import TRADE_TYPES, TickBatch, pack, unpack
 
 from .books import Levels, book_deltas
@@ -52,7 +52,7 @@ from .store import InsertResult
 log = logging.getLogger("tradecore.marketdata.pipeline")
 
 STREAM = "MD_TICKS"
-TICK_SUBJECTS = "md.*.*.ticks"
+TICK_SUBJECTS = md_filter(MdKind.TICKS)
 DURABLE = "marketdata-store"
 # A message holds up to MAX_TICKS_PER_MESSAGE ticks and at most MAX_MESSAGE_BYTES packed (under
 # NATS's default 1 MiB payload limit): a chunk whose packed form is larger is split in halves.
@@ -86,7 +86,7 @@ PERMANENT_ERRORS = (nats_errors.BadSubjectError, nats_errors.MaxPayloadError)
 PublishedFn = Callable[[str, int], None]
 
 
-def subject(venue: str, symbol: str, kind: str) -> str:
+def subject(venue: str, symbol: str, kind: MdKind) -> str:
     """``md.<venue>.<symbol>.<kind>`` (ValueError naming a part that is no NATS token)."""
     return md_subject(venue, symbol, kind)
 
@@ -205,12 +205,12 @@ class Publisher:
             deltas = book_deltas(b.venue, b.symbol, self._books.get(key), chunk.book, recv)
             self._books[key] = chunk.book
             if deltas is not None and not await self._realtime(
-                subject(b.venue, b.symbol, "book"), pack(deltas)
+                subject(b.venue, b.symbol, MdKind.BOOK), pack(deltas)
             ):
                 del self._books[key]  # a reader missed this update: send a snapshot next
         quotes = chunk.quotes if chunk.per_event else chunk.quotes[-1:]
         if quotes:
-            qs = subject(b.venue, b.symbol, "quote")
+            qs = subject(b.venue, b.symbol, MdKind.QUOTE)
             for q in quotes:
                 await self._realtime(qs, q.SerializeToString())
         if chunk.per_event:
@@ -220,12 +220,12 @@ class Publisher:
             await asyncio.sleep(0)
         is_trade = np.isin(b.type, TRADE_TYPES)
         if is_trade.any():
-            await self._realtime(subject(b.venue, b.symbol, "trades"), pack(b.take(is_trade)))
+            await self._realtime(subject(b.venue, b.symbol, MdKind.TRADES), pack(b.take(is_trade)))
         if chunk.per_event and chunk.trades:
-            ts = subject(b.venue, b.symbol, "trade")
+            ts = subject(b.venue, b.symbol, MdKind.TRADE)
             for t in chunk.trades:
                 await self._realtime(ts, t.SerializeToString())
-        subj = subject(b.venue, b.symbol, "ticks")
+        subj = subject(b.venue, b.symbol, MdKind.TICKS)
         pending = self._pending.setdefault(feed, deque())
         for part, data in packed_parts(b):
             await self._flow_control()

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 
@@ -92,7 +93,7 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
 
     async def StreamQuotes(
         self, request: pb.StreamQuotesRequest, context: Ctx
-    ) -> AsyncIterator[pb.Quote]:
+    ) -> AsyncIterator[market_pb2.Quote]:
         symbol = logic.symbol_of(request)
         key = self._book_key(symbol, request.venue)
         async for q in self.books.quotes(key):

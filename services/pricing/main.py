@@ -1,7 +1,7 @@
 """PricingService process: gRPC on TRADECORE_PORT (default from
 services/registry.py), and NATS request/reply on
-``pricing.v1.price`` (PriceRequest bytes in, PriceResponse bytes out; errors as a
-``Tradecore-Error`` header with the status name and message). StreamGreeks subscribes to
+``pricing.v1.price`` (PriceRequest bytes in, PriceResponse bytes out; request ids, errors,
+metrics and logs as for gRPC calls: services/common/nats_rpc.py). StreamGreeks subscribes to
 ``md.<venue>.<symbol>.quote`` on the same NATS connection. Its health (grpc.health.v1, the
 service's name) is NOT_SERVING while NATS is unreachable.
 
@@ -13,15 +13,14 @@ from __future__ import annotations
 import logging
 import os
 
-from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry
+from tradecore.subjects import PRICING_PRICE
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
 from ..common.bus import Bus
 from ..common.cpu import CpuPool
-from ..common.errors import status_for
-from ..common.interceptors import cap_message
+from ..common.nats_rpc import unary_handler
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
 from ..registry import by_name
@@ -30,7 +29,6 @@ from .servicer import PricingServicer
 from .surfaces import SurfaceStore
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PricingService"].full_name
-NATS_SUBJECT = "pricing.v1.price"
 SPEC = by_name("pricing")
 log = logging.getLogger("tradecore.pricing")
 # Large batches run on this many threads (the kernels also spread a batch of more than 16k rows
@@ -50,22 +48,7 @@ def build() -> ServiceApp:
     bus = Bus(settings.nats_url, "pricing")
     servicer = PricingServicer(pricer, bus)
 
-    async def on_request(msg: Msg) -> None:
-        try:
-            reply = await pricer.price_message(msg.data)
-            await msg.respond(reply)
-        except Exception as exc:
-            code = status_for(exc)
-            if code.name == "INTERNAL":
-                log.exception("NATS %s failed", NATS_SUBJECT)
-            detail = cap_message(str(exc)) if code.name != "INTERNAL" else "internal error"
-            if msg.reply and bus.nc is not None:
-                await bus.nc.publish(
-                    msg.reply, b"", headers={"Tradecore-Error": f"{code.name}: {detail}"}
-                )
-
-    bus.subscribe(NATS_SUBJECT, on_request, queue="pricing")
-    return ServiceApp(
+    app = ServiceApp(
         settings=settings,
         register=lambda server: pb_grpc.add_PricingServiceServicer_to_server(servicer, server),
         service_names=[SERVICE_NAME],
@@ -75,6 +58,9 @@ def build() -> ServiceApp:
         dependencies=[bus.watch],  # StreamGreeks and pricing.v1.price need NATS
         registry=registry,
     )
+    on_price = unary_handler(PRICING_PRICE, pb.PriceRequest, pricer.price, app.metrics)
+    bus.subscribe(PRICING_PRICE, on_price, queue="pricing")
+    return app
 
 
 def run() -> None:

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Collection
 
 from prometheus_client import CollectorRegistry, Counter
-from tradecore_api.marketdata.v1 import marketdata_pb2 as md
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 
 from ..common.cpu import CpuPool
@@ -22,9 +22,6 @@ INLINE_ROWS = 256
 # An American row (ALO engine, phi by two more solves) costs about as much as this many
 # European rows (0.12 ms for one contract, 1.6 ms for 64).
 AMERICAN_COST = 64
-# A contract takes at least this many bytes on the wire with every number set (58 as a rule):
-# a NATS request of up to INLINE_ROWS * this many bytes is parsed on the loop.
-MIN_CONTRACT_BYTES = 32
 
 
 def contracts_cost(contracts: Collection[pb.OptionContract] | Collection[pb.StreamContract]) -> int:
@@ -62,18 +59,6 @@ class Pricer:
         cost = contracts_cost(request.contracts)
         return await self.cpu.run(cost, logic.price, request, self.max_contracts)
 
-    async def price_message(self, data: bytes) -> bytes:
-        """A serialized PriceRequest priced into a serialized PriceResponse (NATS): a large
-        message is parsed and its reply serialized off the loop as well."""
-        if len(data) <= INLINE_ROWS * MIN_CONTRACT_BYTES:
-            response = await self.price(pb.PriceRequest.FromString(data))
-            return bytes(response.SerializeToString())
-        return await self.cpu.off_loop(self._price_message, data)
-
-    def _price_message(self, data: bytes) -> bytes:
-        request = pb.PriceRequest.FromString(data)
-        return bytes(logic.price(request, self.max_contracts).SerializeToString())
-
     async def implied_vol(self, request: pb.ImpliedVolRequest) -> pb.ImpliedVolResponse:
         cost = len(request.options)
         return await self.cpu.run(cost, implied.implied_vol, request, self.max_contracts)
@@ -107,7 +92,9 @@ class Pricer:
         cost = contracts_cost(request.contracts)
         return await self.cpu.run(cost, ChainRepricer, request, self.surfaces, self.max_contracts)
 
-    async def on_quote(self, repricer: ChainRepricer, quote: md.Quote) -> pb.GreeksUpdate | None:
+    async def on_quote(
+        self, repricer: ChainRepricer, quote: market_pb2.Quote
+    ) -> pb.GreeksUpdate | None:
         """A chain repriced at a quote (its cost is the chain's)."""
         batch = repricer.batch
         cost = len(batch.strike) + (AMERICAN_COST - 1) * int(batch.american.size)

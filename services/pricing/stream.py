@@ -19,8 +19,8 @@ from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from tradecore.pricing import DOMAIN
-from tradecore.subjects import md_subject
-from tradecore_api.marketdata.v1 import marketdata_pb2 as md
+from tradecore.subjects import MdKind, md_subject
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 
 from ..common.errors import UnavailableError
@@ -45,10 +45,10 @@ def quote_subject(venue: str, symbol: str) -> str:
     """``md.<venue>.<symbol>.quote``; ValueError naming ``venue`` or ``symbol`` (the request's
     fields) when one is no NATS token (an over-long one would make nats-server close the
     service's connection)."""
-    return md_subject(venue, symbol, "quote")
+    return md_subject(venue, symbol, MdKind.QUOTE)
 
 
-def quote_mid(quote: md.Quote) -> float | None:
+def quote_mid(quote: market_pb2.Quote) -> float | None:
     """The mid of a two-sided, uncrossed quote; None for quotes the stream skips (also a mid
     outside the pricing domain's spot range, which no contract could be priced at)."""
     bid, ask = quote.bid_price, quote.ask_price
@@ -132,7 +132,7 @@ class ChainRepricer:
         self.batch.spot.fill(spot)
         return compute(self.batch, self.greeks, self.model)
 
-    def on_quote(self, quote: md.Quote) -> pb.GreeksUpdate | None:
+    def on_quote(self, quote: market_pb2.Quote) -> pb.GreeksUpdate | None:
         """The update for a quote, or None when it is skipped or moves no row."""
         spot = quote_mid(quote)
         if spot is None:
@@ -168,7 +168,7 @@ async def stream_greeks(
     nc: Client,
     closing: asyncio.Event,
     lost: Callable[[], Awaitable[None]] | None = None,
-    on_quote: Callable[[md.Quote], Awaitable[pb.GreeksUpdate | None]] | None = None,
+    on_quote: Callable[[market_pb2.Quote], Awaitable[pb.GreeksUpdate | None]] | None = None,
 ) -> AsyncIterator[pb.GreeksUpdate]:
     """Subscribe, then yield updates until ``max_updates``, ``closing`` is set (the server is
     shutting down) or the caller cancels; UnavailableError once ``lost()`` (the connection
@@ -209,7 +209,7 @@ async def stream_greeks(
                 continue
             msg = pending.pop()
             try:
-                quote = md.Quote.FromString(msg.data)
+                quote = market_pb2.Quote.FromString(msg.data)
             except DecodeError:
                 log.warning(
                     "%s: a message that is not a Quote (%d bytes)", msg.subject, len(msg.data)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
+from tradecore_api.events.v1 import common_pb2, market_pb2
 from tradecore_services.marketdata.feeds.alpaca import (
     SEQUENCE_EPOCH_US,
     TIE_BITS,
@@ -64,9 +64,9 @@ def expected(quotes: dict[str, Any], trades: dict[str, Any], lo: int, hi: int) -
     return sorted(rows)
 
 
-def key(e: pb.Quote | pb.Trade) -> tuple:
-    kind = 0 if isinstance(e, pb.Quote) else 1
-    price = e.bid_price if isinstance(e, pb.Quote) else e.price
+def key(e: market_pb2.Quote | market_pb2.Trade) -> tuple:
+    kind = 0 if isinstance(e, market_pb2.Quote) else 1
+    price = e.bid_price if isinstance(e, market_pb2.Quote) else e.price
     return (e.exchange_time_ns, e.symbol, kind, price)
 
 
@@ -95,7 +95,7 @@ def history(
     return AlpacaFeed(["AAPL", "MSFT"], "history", **args)
 
 
-async def drain(feed: AlpacaFeed) -> list[list[pb.Quote | pb.Trade]]:
+async def drain(feed: AlpacaFeed) -> list[list[market_pb2.Quote | market_pb2.Trade]]:
     return [batch async for batch in feed.events()]
 
 
@@ -138,7 +138,7 @@ def test_history_pages_in_order_with_deterministic_sequences(fake: FakeAlpaca) -
 
 def test_history_maps_fields_exactly(fake: FakeAlpaca) -> None:
     events = [e for b in asyncio.run(drain(history(fake))) for e in b]
-    q = next(e for e in events if isinstance(e, pb.Quote) and e.symbol == "MSFT")
+    q = next(e for e in events if isinstance(e, market_pb2.Quote) and e.symbol == "MSFT")
     assert (q.venue, q.bid_price, q.bid_size, q.ask_price, q.ask_size) == (
         "ALPACA",
         370.0,
@@ -148,13 +148,22 @@ def test_history_maps_fields_exactly(fake: FakeAlpaca) -> None:
     )
     assert q.exchange_time_ns == T0_NS + 123_456_789 + 7  # nanoseconds survive
     assert q.receive_time_ns > q.exchange_time_ns
-    t = next(e for e in events if isinstance(e, pb.Trade) and e.sequence and e.price == 182.05)
-    assert (t.size, t.aggressor, t.exchange_time_ns) == (7, pb.SELL, T0_NS + H + 777_000_100)
-    plain = next(e for e in events if isinstance(e, pb.Trade) and e.symbol == "MSFT")
-    assert (plain.price, plain.size, plain.aggressor) == (370.02, 5, pb.SIDE_UNSPECIFIED)
+    t = next(
+        e for e in events if isinstance(e, market_pb2.Trade) and e.sequence and e.price == 182.05
+    )
+    assert (t.size, t.aggressor, t.exchange_time_ns) == (
+        7,
+        common_pb2.SELL,
+        T0_NS + H + 777_000_100,
+    )
+    plain = next(e for e in events if isinstance(e, market_pb2.Trade) and e.symbol == "MSFT")
+    assert (plain.price, plain.size, plain.aggressor) == (370.02, 5, common_pb2.SIDE_UNSPECIFIED)
 
     shares = [e for b in asyncio.run(drain(history(fake, quote_size_multiplier=1))) for e in b]
-    assert next(e for e in shares if isinstance(e, pb.Quote) and e.symbol == "MSFT").bid_size == 1
+    assert (
+        next(e for e in shares if isinstance(e, market_pb2.Quote) and e.symbol == "MSFT").bid_size
+        == 1
+    )
 
 
 def test_history_drops_and_counts_malformed_records(fake: FakeAlpaca) -> None:
@@ -269,7 +278,7 @@ class Consumer:
 
     def __init__(self, feed: AlpacaFeed) -> None:
         self.feed = feed
-        self.batches: list[list[pb.Quote | pb.Trade]] = []
+        self.batches: list[list[market_pb2.Quote | market_pb2.Trade]] = []
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -277,7 +286,7 @@ class Consumer:
             self.batches.append(batch)
 
     @property
-    def events(self) -> list[pb.Quote | pb.Trade]:
+    def events(self) -> list[market_pb2.Quote | market_pb2.Trade]:
         return [e for b in self.batches for e in b]
 
     async def until(self, n: int, timeout: float = 10.0) -> None:
@@ -326,7 +335,7 @@ def test_live_stream_quotes_trades_and_close(fake: FakeAlpaca) -> None:
         events = consumer.events
         assert len(events) == 6
         q, t = events[0], events[1]
-        assert isinstance(q, pb.Quote) and isinstance(t, pb.Trade)
+        assert isinstance(q, market_pb2.Quote) and isinstance(t, market_pb2.Trade)
         assert (q.symbol, q.bid_price, q.bid_size, q.ask_price, q.ask_size) == (
             "AAPL",
             100,

@@ -12,6 +12,8 @@ import grpc
 import nats
 import pytest
 from tradecore import pricing
+from tradecore.subjects import MdKind, md_subject
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.marketdata.v1 import marketdata_pb2 as md
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as md_grpc
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
@@ -26,7 +28,7 @@ CHAIN = [(90.0, pb.PUT), (100.0, pb.CALL), (110.0, pb.CALL)]
 
 
 def test_synthetic_feed_drives_stream_greeks(mesh: Mesh) -> None:
-    quotes: dict[int, md.Quote] = {}
+    quotes: dict[int, market_pb2.Quote] = {}
     subscribed = threading.Event()
     stop = threading.Event()
 
@@ -34,10 +36,10 @@ def test_synthetic_feed_drives_stream_greeks(mesh: Mesh) -> None:
         nc = await nats.connect(mesh.nats_url)
 
         async def on_quote(m: Any) -> None:
-            q = md.Quote.FromString(m.data)
+            q = market_pb2.Quote.FromString(m.data)
             quotes[q.sequence] = q
 
-        await nc.subscribe(f"md.synthetic.{SYMBOL}.quote", cb=on_quote)
+        await nc.subscribe(md_subject("synthetic", SYMBOL, MdKind.QUOTE), cb=on_quote)
         await nc.flush()
         subscribed.set()
         while not stop.is_set():

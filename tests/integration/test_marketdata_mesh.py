@@ -20,7 +20,9 @@ import nats
 import numpy as np
 import pytest
 from tradecore import lobster, ticks
+from tradecore.subjects import MdKind, md_subject
 from tradecore.synthetic import SyntheticFlow
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 from tradecore_services.marketdata.feeds.sources import MAX_CHUNK
@@ -242,7 +244,7 @@ def test_book_updates_follow_the_lobster_orderbook_file(
         async def on_book(m: Any) -> None:
             got.append(ticks.unpack(m.data))
 
-        await nc.subscribe("md.lobster.GOOGBK.book", cb=on_book)
+        await nc.subscribe(md_subject("lobster", "GOOGBK", MdKind.BOOK), cb=on_book)
         await nc.flush()
         spec = pb.LobsterFeedSpec(
             symbol="GOOGBK", messages_path=str(messages), book_path=str(book), speed=20_000
@@ -275,7 +277,7 @@ def test_jetstream_carries_batches_with_unique_ids(mesh: Mesh, goog: tuple[Path,
     async def read() -> tuple[int, set[str], int]:
         nc = await nats.connect(mesh.nats_url)
         js = nc.jetstream()
-        sub = await js.subscribe("md.lobster.GOOG.ticks", ordered_consumer=True)
+        sub = await js.subscribe(md_subject("lobster", "GOOG", MdKind.TICKS), ordered_consumer=True)
         total, ids, msgs = 0, set(), 0
         try:
             while True:
@@ -441,19 +443,19 @@ def test_books_survive_a_restart(mesh: Mesh, stub: Any) -> None:
 
 
 def test_nats_subscribers_receive_quotes_and_trades(mesh: Mesh, stub: Any) -> None:
-    async def run() -> tuple[list[pb.Quote], list[pb.Trade]]:
+    async def run() -> tuple[list[market_pb2.Quote], list[market_pb2.Trade]]:
         nc = await nats.connect(mesh.nats_url)
-        quotes: list[pb.Quote] = []
-        trades: list[pb.Trade] = []
+        quotes: list[market_pb2.Quote] = []
+        trades: list[market_pb2.Trade] = []
 
         async def on_quote(m: Any) -> None:
-            quotes.append(pb.Quote.FromString(m.data))
+            quotes.append(market_pb2.Quote.FromString(m.data))
 
         async def on_trade(m: Any) -> None:
-            trades.append(pb.Trade.FromString(m.data))
+            trades.append(market_pb2.Trade.FromString(m.data))
 
-        await nc.subscribe("md.synthetic.NQ.quote", cb=on_quote)
-        await nc.subscribe("md.synthetic.NQ.trade", cb=on_trade)
+        await nc.subscribe(md_subject("synthetic", "NQ", MdKind.QUOTE), cb=on_quote)
+        await nc.subscribe(md_subject("synthetic", "NQ", MdKind.TRADE), cb=on_trade)
         await nc.flush()
         st = stub.StartFeed(
             pb.StartFeedRequest(
@@ -486,10 +488,12 @@ def test_unpaced_feed_sends_packed_trades_and_last_quotes(mesh: Mesh, stub: Any)
     at most one `Quote` per chunk; the ticks stored are the same executions."""
     count = 3 * MAX_CHUNK + 100
 
-    async def run() -> tuple[list[ticks.TickBatch], int, list[pb.Quote], list[ticks.TickBatch]]:
+    async def run() -> tuple[
+        list[ticks.TickBatch], int, list[market_pb2.Quote], list[ticks.TickBatch]
+    ]:
         nc = await nats.connect(mesh.nats_url)
         packed: list[ticks.TickBatch] = []
-        quotes: list[pb.Quote] = []
+        quotes: list[market_pb2.Quote] = []
         singles = [0]
         books: list[ticks.TickBatch] = []
 
@@ -500,15 +504,15 @@ def test_unpaced_feed_sends_packed_trades_and_last_quotes(mesh: Mesh, stub: Any)
             singles[0] += 1
 
         async def on_quote(m: Any) -> None:
-            quotes.append(pb.Quote.FromString(m.data))
+            quotes.append(market_pb2.Quote.FromString(m.data))
 
         async def on_book(m: Any) -> None:
             books.append(ticks.unpack(m.data))
 
-        await nc.subscribe("md.synthetic.UPT.trades", cb=on_trades)
-        await nc.subscribe("md.synthetic.UPT.trade", cb=on_trade)
-        await nc.subscribe("md.synthetic.UPT.quote", cb=on_quote)
-        await nc.subscribe("md.synthetic.UPT.book", cb=on_book)
+        await nc.subscribe(md_subject("synthetic", "UPT", MdKind.TRADES), cb=on_trades)
+        await nc.subscribe(md_subject("synthetic", "UPT", MdKind.TRADE), cb=on_trade)
+        await nc.subscribe(md_subject("synthetic", "UPT", MdKind.QUOTE), cb=on_quote)
+        await nc.subscribe(md_subject("synthetic", "UPT", MdKind.BOOK), cb=on_book)
         await nc.flush()
         st = stub.StartFeed(
             pb.StartFeedRequest(

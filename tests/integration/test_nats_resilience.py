@@ -18,6 +18,7 @@ import nats
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.aio.msg import Msg
+from tradecore.subjects import PRICING_PRICE
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_services.common.bus import Bus
 from tradecore_services.mesh.components import nats_server_path
@@ -182,7 +183,7 @@ async def _nats_price(url: str) -> None:
         request.contracts.add(
             spot=100.0, strike=100.0, expiry_years=1.0, volatility=0.2, option_type=pb.CALL
         )
-        reply = await nc.request("pricing.v1.price", request.SerializeToString(), timeout=5)
+        reply = await nc.request(PRICING_PRICE, request.SerializeToString(), timeout=5)
         assert pb.PriceResponse.FromString(reply.data).results[0].price > 0
     finally:
         await nc.close()

@@ -16,7 +16,8 @@ import nats
 import numpy as np
 import pytest
 from tradecore import pricing
-from tradecore_api.marketdata.v1 import marketdata_pb2 as md
+from tradecore.subjects import PRICING_PRICE, MdKind, md_subject
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
@@ -209,7 +210,7 @@ def stream_request(symbol: str, **kw: Any) -> pb.StreamGreeksRequest:
 
 
 def quote(symbol: str, bid: float, ask: float, seq: int) -> bytes:
-    return md.Quote(
+    return market_pb2.Quote(
         venue="XTST", symbol=symbol, bid_price=bid, ask_price=ask, bid_size=100, ask_size=100,
         exchange_time_ns=1_700_000_000_000_000_000 + seq, receive_time_ns=seq, sequence=seq,
     ).SerializeToString()  # fmt: skip
@@ -248,7 +249,7 @@ async def wait_subscribers(mesh: Mesh, subject: str, want: int) -> None:
 @pytest.mark.parametrize("via", ["direct", "gateway"])
 def test_stream_greeks_grpc(mesh: Mesh, via: str) -> None:
     symbol = f"S{via.upper()}"
-    subject = f"md.XTST.{symbol}.quote"
+    subject = md_subject("XTST", symbol, MdKind.QUOTE)
 
     async def go() -> None:
         nc = await nats.connect(mesh.nats_url)
@@ -297,7 +298,7 @@ def _fields(result: pb.PriceResult) -> dict[str, float]:
 
 def test_stream_greeks_json_through_gateway(mesh: Mesh) -> None:
     symbol = "SJSON"
-    subject = f"md.XTST.{symbol}.quote"
+    subject = md_subject("XTST", symbol, MdKind.QUOTE)
     body = {"venue": "XTST", "symbol": symbol, "contracts": CHAIN, "max_updates": 2}
     result: dict[str, Any] = {}
 
@@ -369,7 +370,7 @@ def test_over_long_symbol_is_invalid_and_the_service_keeps_its_nats(mesh: Mesh) 
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "symbol must be at most 128 characters" in err.value.details()
     symbol = "SAFTERLONG"
-    subject = f"md.XTST.{symbol}.quote"
+    subject = md_subject("XTST", symbol, MdKind.QUOTE)
 
     async def go() -> None:
         nc = await nats.connect(mesh.nats_url)
@@ -385,8 +386,8 @@ def test_over_long_symbol_is_invalid_and_the_service_keeps_its_nats(mesh: Mesh) 
                 assert update.full and update.spot == 100.0
             request = pb.PriceRequest()
             request.contracts.add(**{**EU, "option_type": pb.CALL})
-            reply = await nc.request("pricing.v1.price", request.SerializeToString(), timeout=5)
-            assert not reply.headers, reply.headers
+            reply = await nc.request(PRICING_PRICE, request.SerializeToString(), timeout=5)
+            assert "Tradecore-Error" not in (reply.headers or {}), reply.headers
             price = pb.PriceResponse.FromString(reply.data).results[0].price
             ref = pricing.european(100.0, 105.0, 0.5, 0.03, 0.01, 0.25, "call")
             assert price == pytest.approx(float(ref["price"]), rel=1e-14)

@@ -14,6 +14,7 @@ import nats
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tradecore.subjects import PRICING_PRICE
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
@@ -239,10 +240,10 @@ def test_nats_request_reply(mesh: Mesh) -> None:
         nc = await nats.connect(mesh.nats_url)
         try:
             msg = await nc.request(
-                "pricing.v1.price", proto_request(CONTRACTS).SerializeToString(), timeout=5
+                PRICING_PRICE, proto_request(CONTRACTS).SerializeToString(), timeout=5
             )
             bad = await nc.request(
-                "pricing.v1.price",
+                PRICING_PRICE,
                 proto_request([dict(CONTRACTS[0], volatility=-1.0)]).SerializeToString(),
                 timeout=5,
             )

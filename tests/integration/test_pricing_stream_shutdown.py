@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 import nats
 import pytest
+from tradecore.subjects import MdKind, md_subject
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
 from tests.integration.test_pricing_analytics_mesh import quote, stream_request, wait_subscribers
@@ -23,7 +24,7 @@ def test_open_stream_ends_ok_on_shutdown(tmp_path: Path) -> None:
     down_rc: list[int] = []
 
     async def go() -> None:
-        subject = "md.XTST.SDOWN.quote"
+        subject = md_subject("XTST", "SDOWN", MdKind.QUOTE)
         async with grpc.aio.insecure_channel(mesh.pricing) as ch:
             call = pb_grpc.PricingServiceStub(ch).StreamGreeks(stream_request("SDOWN"), timeout=60)
             await wait_subscribers(mesh, subject, 1)

@@ -7,6 +7,7 @@ import math
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_services.marketdata.feeds.sources import (
     EventFeedSource,
@@ -30,17 +31,17 @@ class ListFeed:
 
     venue = "test"
 
-    def __init__(self, events: list[pb.Quote | pb.Trade]) -> None:
+    def __init__(self, events: list[market_pb2.Quote | market_pb2.Trade]) -> None:
         self._events = events
 
-    async def events(self) -> AsyncIterator[list[pb.Quote | pb.Trade]]:
+    async def events(self) -> AsyncIterator[list[market_pb2.Quote | market_pb2.Trade]]:
         yield self._events
 
     async def close(self) -> None:
         return None
 
 
-def _chunks(events: list[pb.Quote | pb.Trade]) -> list[int]:
+def _chunks(events: list[market_pb2.Quote | market_pb2.Trade]) -> list[int]:
     async def run() -> list[int]:
         src = EventFeedSource(ListFeed(events), ["AAA"])
         return [len(c.batch) async for c in src.chunks({})]
@@ -48,15 +49,15 @@ def _chunks(events: list[pb.Quote | pb.Trade]) -> list[int]:
     return asyncio.run(run())
 
 
-def _trade(**kw: float) -> pb.Trade:
+def _trade(**kw: float) -> market_pb2.Trade:
     args = {"price": 10.5, "size": 100, "exchange_time_ns": T0, **kw}
-    return pb.Trade(venue="test", symbol="AAA", sequence=7, **args)  # type: ignore[arg-type]
+    return market_pb2.Trade(venue="test", symbol="AAA", sequence=7, **args)  # type: ignore[arg-type]
 
 
-def _quote(**kw: float) -> pb.Quote:
+def _quote(**kw: float) -> market_pb2.Quote:
     args = {"bid_price": 10.0, "ask_price": 10.1, "bid_size": 1, "ask_size": 2,
             "exchange_time_ns": T0, **kw}  # fmt: skip
-    return pb.Quote(venue="test", symbol="AAA", sequence=8, **args)  # type: ignore[arg-type]
+    return market_pb2.Quote(venue="test", symbol="AAA", sequence=8, **args)  # type: ignore[arg-type]
 
 
 def test_event_feed_data_is_checked() -> None:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from tradecore import pricing
 from tradecore.surface import SviParams
-from tradecore_api.marketdata.v1 import marketdata_pb2 as md
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
-from tradecore_services.common.errors import NotFoundError, PreconditionError
+from tradecore_services.common.errors import NotFoundError
 from tradecore_services.pricing import implied, logic, surfaces
 from tradecore_services.pricing.stream import ChainRepricer, quote_mid
 
@@ -328,8 +328,8 @@ def stream_request(**kw: object) -> pb.StreamGreeksRequest:
     return req
 
 
-def quote(bid: float, ask: float, seq: int) -> md.Quote:
-    return md.Quote(
+def quote(bid: float, ask: float, seq: int) -> market_pb2.Quote:
+    return market_pb2.Quote(
         venue="XNAS", symbol="XYZ", bid_price=bid, ask_price=ask, sequence=seq,
         exchange_time_ns=1_700_000_000_000_000_000 + seq, receive_time_ns=seq,
     )  # fmt: skip
@@ -432,10 +432,10 @@ def test_repricer_row_errors() -> None:
         ChainRepricer(req, surfaces.SurfaceStore(1), 10)
     with pytest.raises(ValueError, match="contracts: 3 contracts exceed the limit of 2"):
         ChainRepricer(stream_request(), surfaces.SurfaceStore(1), 2)
+    # The double-boundary regime is priced (the library's tree), not refused.
     req = stream_request()
     req.contracts[2].rate, req.contracts[2].dividend_yield = -0.01, -0.02
-    with pytest.raises(PreconditionError, match=r"contracts\[2\]: American exercise"):
-        ChainRepricer(req, surfaces.SurfaceStore(1), 10)
+    ChainRepricer(req, surfaces.SurfaceStore(1), 10)
 
 
 def test_quote_mid() -> None:

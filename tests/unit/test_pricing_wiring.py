@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
-from tradecore_api.marketdata.v1 import marketdata_pb2 as md
+from tradecore_api.events.v1 import market_pb2 as md
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_services.common.cpu import CpuPool
 from tradecore_services.pricing import logic
@@ -123,9 +123,6 @@ def test_price_on_the_pool_or_the_loop_gives_the_library_answer(pricer: Pricer, 
     request = price_request(n)
     got = asyncio.run(pricer.price(request))
     assert got == logic.price(request, BIG)
-    # NATS: bytes in, bytes out, parsed and serialized off the loop when large
-    data = asyncio.run(pricer.price_message(request.SerializeToString()))
-    assert pb.PriceResponse.FromString(data) == got
 
 
 def test_errors_raised_on_the_pool_reach_the_caller(pricer: Pricer) -> None:

@@ -3,7 +3,10 @@ subject over the server's control-line limit makes nats-server drop the whole co
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from tradecore import subjects as sj
 from tradecore.subjects import MAX_TOKEN_LENGTH, md_subject, validate_token
 
 
@@ -44,3 +47,99 @@ def test_md_subject_names_the_bad_part(field: str) -> None:
     parts = {"venue": "XNAS", "symbol": "GOOG", "kind": "quote", field: "bad token"}
     with pytest.raises(ValueError, match=f"^{field} "):
         md_subject(parts["venue"], parts["symbol"], parts["kind"])
+
+
+def test_every_scheme_builds_its_subjects() -> None:
+    assert [md_subject("XNAS", "GOOG", k) for k in sj.MdKind] == [
+        "md.XNAS.GOOG.quote",
+        "md.XNAS.GOOG.trade",
+        "md.XNAS.GOOG.trades",
+        "md.XNAS.GOOG.book",
+        "md.XNAS.GOOG.ticks",
+    ]
+    assert [sj.exec_subject(k, "ACC-1") for k in sj.ExecKind] == [
+        "exec.order.ACC-1",
+        "exec.fill.ACC-1",
+        "exec.position.ACC-1",
+    ]
+    assert [sj.risk_subject(k, "ACC-1") for k in sj.RiskKind] == [
+        "risk.snapshot.ACC-1",
+        "risk.alert.ACC-1",
+        "risk.state.ACC-1",
+    ]
+    assert [sj.model_subject(k, "svi") for k in sj.ModelKind] == [
+        "model.surface.svi",
+        "model.signal.svi",
+    ]
+    # a kind given as its string is the same kind
+    assert sj.exec_subject("fill", "A") == sj.exec_subject(sj.ExecKind.FILL, "A")
+    assert sj.PRICING_PRICE == "pricing.v1.price"
+    assert sj.PRICING_PRICE in sj.REQUEST_REPLY
+
+
+def test_filters_put_wildcards_for_the_parts_left_out() -> None:
+    assert sj.md_filter(sj.MdKind.TICKS) == "md.*.*.ticks"
+    assert sj.md_filter(venue="XNAS") == "md.XNAS.*.*"
+    assert sj.md_filter(sj.MdKind.QUOTE, "XNAS", "GOOG") == md_subject("XNAS", "GOOG", "quote")
+    assert sj.exec_filter(account="A1") == "exec.*.A1"
+    assert sj.exec_filter() == "exec.*.*"
+    assert sj.risk_filter(sj.RiskKind.ALERT) == "risk.alert.*"
+    assert sj.model_filter(sj.ModelKind.SIGNAL) == "model.signal.*"
+
+
+def test_parse_md_subject_inverts_md_subject() -> None:
+    assert sj.parse_md_subject(md_subject("XNAS", "GOOG", "book")) == (
+        "XNAS",
+        "GOOG",
+        sj.MdKind.BOOK,
+    )
+    for bad in ("md.XNAS.GOOG", "exec.fill.A", "md.XNAS.GOOG.nope", "md.XNAS..quote"):
+        with pytest.raises(ValueError):
+            sj.parse_md_subject(bad)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda k: md_subject("XNAS", "GOOG", k),
+        lambda k: sj.exec_subject(k, "A"),
+        lambda k: sj.risk_subject(k, "A"),
+        lambda k: sj.model_subject(k, "m"),
+        lambda k: sj.md_filter(k),
+        lambda k: sj.exec_filter(k),
+        lambda k: sj.risk_filter(k),
+        lambda k: sj.model_filter(k),
+    ],
+)
+@pytest.mark.parametrize("kind", ["", "quotes", "fill.x", "*", ">", "snapshot "])
+def test_unknown_kinds_are_refused(build: Callable[[str], str], kind: str) -> None:
+    with pytest.raises(ValueError, match=r"^kind must be one of "):
+        build(kind)
+
+
+def test_a_kind_of_one_scheme_is_not_a_kind_of_another() -> None:
+    with pytest.raises(ValueError, match=r"^kind must be one of order, fill, position "):
+        sj.exec_subject(sj.RiskKind.ALERT, "A")
+    with pytest.raises(ValueError, match=r"^kind "):
+        md_subject("XNAS", "GOOG", sj.ExecKind.FILL)
+
+
+@pytest.mark.parametrize(
+    "build,field",
+    [
+        (lambda v: sj.exec_subject(sj.ExecKind.FILL, v), "account"),
+        (lambda v: sj.risk_subject(sj.RiskKind.STATE, v), "account"),
+        (lambda v: sj.model_subject(sj.ModelKind.SURFACE, v), "model"),
+        (lambda v: sj.exec_filter(account=v), "account"),
+        (lambda v: sj.risk_filter(account=v), "account"),
+        (lambda v: sj.model_filter(model=v), "model"),
+        (lambda v: sj.md_filter(venue=v), "venue"),
+        (lambda v: sj.md_filter(symbol=v), "symbol"),
+    ],
+)
+@pytest.mark.parametrize("value", ["", "a.b", "*", ">", "a b", "x" * (MAX_TOKEN_LENGTH + 1)])
+def test_bad_tokens_are_refused_in_every_scheme(
+    build: Callable[[str], str], field: str, value: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{field} "):
+        build(value)

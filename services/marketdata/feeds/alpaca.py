@@ -40,7 +40,7 @@ from alpaca.data.live.stock import StockDataStream
 from alpaca.data.requests import StockQuotesRequest, StockTradesRequest
 from requests.adapters import HTTPAdapter
 from requests.exceptions import RequestException
-from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
+from tradecore_api.events.v1 import common_pb2, market_pb2
 
 from .base import Event
 
@@ -53,7 +53,7 @@ _RFC3339 = re.compile(
     r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
 )
 _FATAL_AUTH = ("auth failed", "failed to authenticate", "insufficient subscription", "forbidden")
-_TAKER = {"B": pb.BUY, "S": pb.SELL}
+_TAKER = {"B": common_pb2.BUY, "S": common_pb2.SELL}
 
 
 class AlpacaFeedError(RuntimeError):
@@ -269,7 +269,7 @@ class AlpacaFeed:
         t_ns = _time_ns(raw.get("t"))
         if kind == "q":
             mult = self.quote_size_multiplier
-            event: Event = pb.Quote(
+            event: Event = market_pb2.Quote(
                 venue=self.venue,
                 symbol=symbol,
                 exchange_time_ns=t_ns,
@@ -280,14 +280,14 @@ class AlpacaFeed:
                 ask_size=round(_number(raw, "as") * mult),
             )
         else:
-            event = pb.Trade(
+            event = market_pb2.Trade(
                 venue=self.venue,
                 symbol=symbol,
                 exchange_time_ns=t_ns,
                 receive_time_ns=received_ns,
                 price=_number(raw, "p"),
                 size=round(_number(raw, "s")),
-                aggressor=_TAKER.get(str(raw.get("tks", "")).upper(), pb.SIDE_UNSPECIFIED),
+                aggressor=_TAKER.get(str(raw.get("tks", "")).upper(), common_pb2.SIDE_UNSPECIFIED),
             )
         event.sequence = self._sequencer.next(symbol, t_ns)
         self.stats["events"] += 1

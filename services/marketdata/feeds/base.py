@@ -10,11 +10,11 @@ history is fetched again, so that the service can store every event exactly once
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
-from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
+from tradecore_api.events.v1 import market_pb2
 
-Event = pb.Quote | pb.Trade
+Event: TypeAlias = market_pb2.Quote | market_pb2.Trade
 
 
 class EventFeed(Protocol):

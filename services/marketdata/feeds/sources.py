@@ -27,6 +27,7 @@ from tradecore import lobster
 from tradecore.errors import quote
 from tradecore.synthetic import SyntheticFlow
 from tradecore.ticks import PRICE_SCALE, QUOTE, TRADE_PRINT, TRADE_TYPES, TickBatch, make_batch
+from tradecore_api.events.v1 import common_pb2, market_pb2
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 
 from ..books import Levels
@@ -36,7 +37,7 @@ MAX_CHUNK = 32768  # ticks per chunk when unpaced (one JetStream message each, a
 PACED_WINDOW_S = 0.005  # wall time one paced chunk covers
 BOOK_DEPTH = 50
 _SYMBOL = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-_SIDE = {pb.BUY: 1, pb.SELL: -1}
+_SIDE = {common_pb2.BUY: 1, common_pb2.SELL: -1}
 # Synthetic spec bounds: the flow's exchange times are int64 nanoseconds from the start time,
 # so its expected span (count / rate seconds) must stay far inside that range (≈ 236 years
 # from now): a span of at most 1e8 s (≈ 3.2 years) cannot overflow but with a probability
@@ -58,8 +59,8 @@ def check_symbol(symbol: str, field_name: str) -> str:
 @dataclass(slots=True)
 class Chunk:
     batch: TickBatch
-    quotes: list[pb.Quote] = field(default_factory=list)
-    trades: list[pb.Trade] = field(default_factory=list)
+    quotes: list[market_pb2.Quote] = field(default_factory=list)
+    trades: list[market_pb2.Trade] = field(default_factory=list)
     book: Levels | None = None
     # True: every quote and trade goes out as its own message (paced replays, live feeds);
     # False (unpaced replays): only the chunk's last quote, and the trades as one packed batch.
@@ -77,7 +78,16 @@ class Source(Protocol):
     async def close(self) -> None: ...
 
 
-def _trades(venue: str, symbol: str, b: TickBatch) -> list[pb.Trade]:
+def _aggressor(resting_side: int) -> common_pb2.Side:
+    """The taker's side of an execution whose resting order has ``resting_side`` (+1 buy)."""
+    if resting_side > 0:
+        return common_pb2.SELL
+    if resting_side < 0:
+        return common_pb2.BUY
+    return common_pb2.SIDE_UNSPECIFIED
+
+
+def _trades(venue: str, symbol: str, b: TickBatch) -> list[market_pb2.Trade]:
     idx = np.flatnonzero(np.isin(b.type, TRADE_TYPES))
     if not len(idx):
         return []
@@ -92,13 +102,13 @@ def _trades(venue: str, symbol: str, b: TickBatch) -> list[pb.Trade]:
     )
     # Executions carry the resting order's side: the aggressor is the other one.
     return [
-        pb.Trade(
+        market_pb2.Trade(
             venue=venue,
             symbol=symbol,
             exchange_time_ns=t,
             price=p / PRICE_SCALE,
             size=s,
-            aggressor=pb.SELL if d > 0 else pb.BUY if d < 0 else pb.SIDE_UNSPECIFIED,
+            aggressor=_aggressor(d),
             maker_order_id=o,
             sequence=q,
         )
@@ -228,7 +238,7 @@ class LobsterSource:
             if not per_event:
                 qi = qi[-1:]
             quotes = [
-                pb.Quote(
+                market_pb2.Quote(
                     venue=self.venue,
                     symbol=self.symbol,
                     exchange_time_ns=t,
@@ -411,7 +421,7 @@ class SyntheticSource:
                 if last_l1.get(s) != l1:
                     last_l1[s] = l1
                     quotes.append(
-                        pb.Quote(
+                        market_pb2.Quote(
                             venue=self.venue,
                             symbol=s,
                             exchange_time_ns=int(b.ts[-1]),
@@ -449,7 +459,7 @@ class EventFeedSource:
 
     async def chunks(self, resume: Mapping[str, int]) -> AsyncIterator[Chunk]:
         async for events in self.feed.events():
-            by_symbol: dict[str, list[pb.Quote | pb.Trade]] = {}
+            by_symbol: dict[str, list[market_pb2.Quote | market_pb2.Trade]] = {}
             for e in events:
                 # After a restart, what the stream already holds is not published again
                 # (a history feed re-fetches its range with the same sequences).
@@ -462,14 +472,14 @@ class EventFeedSource:
         await self.feed.close()
 
 
-def _check_event(venue: str, e: pb.Quote | pb.Trade) -> None:
+def _check_event(venue: str, e: market_pb2.Quote | market_pb2.Trade) -> None:
     """An adapter's event is usable: trades at a finite price > 0 for a size > 0, quotes
     with finite prices and sizes >= 0 (0: that side is empty), an exchange time > 0.
     ``ValueError`` names the event and the field (the feed fails with it)."""
     where = f"{venue}/{e.symbol} sequence {e.sequence}"
     if e.exchange_time_ns <= 0:
         raise ValueError(f"{where}: field 'exchange_time_ns' {e.exchange_time_ns} is not > 0")
-    if isinstance(e, pb.Trade):
+    if isinstance(e, market_pb2.Trade):
         if not (math.isfinite(e.price) and e.price > 0):
             raise ValueError(f"{where}: trade field 'price' {e.price!r} is not finite and > 0")
         if e.size <= 0:
@@ -484,7 +494,9 @@ def _check_event(venue: str, e: pb.Quote | pb.Trade) -> None:
             raise ValueError(f"{where}: quote field {name!r} {getattr(e, name)} is negative")
 
 
-def _event_chunk(venue: str, symbol: str, events: list[pb.Quote | pb.Trade]) -> Chunk:
+def _event_chunk(
+    venue: str, symbol: str, events: list[market_pb2.Quote | market_pb2.Trade]
+) -> Chunk:
     for e in events:
         _check_event(venue, e)
     n = len(events)
@@ -492,13 +504,13 @@ def _event_chunk(venue: str, symbol: str, events: list[pb.Quote | pb.Trade]) -> 
         k: np.zeros(n, dtype=np.int64)
         for k in ("seq", "ts", "recv", "type", "side", "oid", "px", "sz", "apx", "asz")
     }
-    quotes: list[pb.Quote] = []
-    trades: list[pb.Trade] = []
+    quotes: list[market_pb2.Quote] = []
+    trades: list[market_pb2.Trade] = []
     for i, e in enumerate(events):
         cols["seq"][i] = e.sequence
         cols["ts"][i] = e.exchange_time_ns
         cols["recv"][i] = e.receive_time_ns
-        if isinstance(e, pb.Quote):
+        if isinstance(e, market_pb2.Quote):
             quotes.append(e)
             cols["type"][i] = QUOTE
             cols["px"][i] = round(e.bid_price * PRICE_SCALE)
