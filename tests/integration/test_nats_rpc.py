@@ -20,6 +20,7 @@ from tradecore.subjects import MdKind, md_subject
 from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_services.common import nats_rpc
+from tradecore_services.common.errors import NotFoundError
 from tradecore_services.common.interceptors import RpcMetrics, cap_message
 from tradecore_services.mesh.components import nats_server_path
 
@@ -80,6 +81,7 @@ def serve(
                 SUBJECT, cb=nats_rpc.unary_handler(SUBJECT, pb.PriceRequest, handle, metrics)
             )
             await server.flush()
+            await client.flush()
             await body(client, registry)
         finally:
             await client.close()
@@ -128,7 +130,7 @@ def test_errors_map_to_statuses_with_the_request_id(
         if req.model == 1:
             raise ValueError("contracts[3].strike must be > 0\r\nInjected: header")
         if req.model == 2:
-            raise KeyError("surface 'x'")
+            raise NotFoundError("surface 'x'")
         if req.model == 4:
             raise ValueError("x" * 5000)
         raise RuntimeError("secret detail")
@@ -149,7 +151,7 @@ def test_errors_map_to_statuses_with_the_request_id(
             ),
         }
         h = await call(nc, pb.PriceRequest(model=2).SerializeToString(), "b")
-        assert h["Tradecore-Error"].startswith("NOT_FOUND: ")
+        assert h["Tradecore-Error"] == "NOT_FOUND: surface 'x'"
         h = await call(nc, pb.PriceRequest(model=4).SerializeToString(), "f")
         # capped as a gRPC status message is
         assert h["Tradecore-Error"] == "INVALID_ARGUMENT: " + cap_message("x" * 5000)
