@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,9 +9,10 @@ import pytest
 from tests.mesh import Mesh
 
 
-@pytest.fixture(scope="session")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    m = Mesh.with_free_ports(Path(tmp_path_factory.mktemp("mesh")))
+@contextlib.contextmanager
+def running_mesh(data_dir: Path) -> Iterator[Mesh]:
+    """A mesh on free ports, up for the block and down after it (both must succeed)."""
+    m = Mesh.with_free_ports(data_dir)
     up = m.run("up")
     assert up.returncode == 0, up.stdout + up.stderr
     try:
@@ -18,3 +20,9 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     finally:
         down = m.run("down")
         assert down.returncode == 0, down.stdout + down.stderr
+
+
+@pytest.fixture(scope="session")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    with running_mesh(Path(tmp_path_factory.mktemp("mesh"))) as m:
+        yield m

@@ -33,6 +33,7 @@ from tradecore_api.marketdata.v1 import marketdata_pb2 as md_pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as md_grpc
 from tradecore_api.pricing.v1 import pricing_pb2 as pricing_pb
 
+from tests.integration.conftest import running_mesh
 from tests.mesh import Mesh
 
 pytestmark = pytest.mark.integration
@@ -179,14 +180,8 @@ def _all_finite(msg: Any) -> bool:
 
 @pytest.fixture(scope="module")
 def fuzz_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    m = Mesh.with_free_ports(Path(tmp_path_factory.mktemp("fuzz-mesh")))
-    up = m.run("up")
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
+    with running_mesh(Path(tmp_path_factory.mktemp("fuzz-mesh"))) as m:
         yield m
-    finally:
-        down = m.run("down")
-        assert down.returncode == 0, down.stdout + down.stderr
 
 
 @pytest.fixture(scope="module")
