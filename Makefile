@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 BUILD_DEPS := "scikit-build-core>=1.0" "pybind11>=2.13" "grpcio-tools>=1.70" "googleapis-common-protos>=1.63"
 
-.PHONY: up down status setup setup-dev test test-unit bench lint format clean
+.PHONY: up down status setup setup-dev test test-unit test-cpp bench lint format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +36,18 @@ down:
 status:
 	$(VENV)/bin/tradecore status
 
-test: setup-dev
+test: setup-dev test-cpp
 	$(PY) -m pytest tests
 
 test-unit: setup-dev
 	$(PY) -m pytest tests/unit
+
+# The C++ unit tests (core/cpp/tests, registered with ctest): the core without Python or CUDA.
+CPP_TEST_BUILD ?= build/cpp-tests
+test-cpp:
+	cmake -S . -B $(CPP_TEST_BUILD) -DTC_TESTS=ON -DTC_CUDA=OFF
+	cmake --build $(CPP_TEST_BUILD) --parallel
+	ctest --test-dir $(CPP_TEST_BUILD) --output-on-failure
 
 bench: setup-dev
 	$(PY) -m pytest bench --benchmark-json bench/results/latest.json

@@ -123,10 +123,6 @@ void european(const pricing::EuropeanBatch& in, const pricing::EuropeanOut& out)
             "copy back");
 }
 
-void bsm_european(const pricing::EuropeanBatch& in, const pricing::EuropeanOut& out) {
-  tradecore::cuda::european(in, out);
-}
-
 pricing::ImpliedVolCounts implied_vol(const pricing::ImpliedVolBatch& in, double* vol,
                                       std::int8_t* status) {
   if (in.n > 0 && vol == nullptr) throw std::invalid_argument("implied_vol: vol output is null");

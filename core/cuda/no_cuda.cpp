@@ -11,10 +11,6 @@ void european(const pricing::EuropeanBatch&, const pricing::EuropeanOut&) {
   throw Error("CUDA is not available: this build has no CUDA kernels");
 }
 
-void bsm_european(const pricing::EuropeanBatch& in, const pricing::EuropeanOut& out) {
-  tradecore::cuda::european(in, out);
-}
-
 pricing::ImpliedVolCounts implied_vol(const pricing::ImpliedVolBatch&, double*, std::int8_t*) {
   throw Error("CUDA is not available: this build has no CUDA kernels");
 }

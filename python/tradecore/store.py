@@ -13,11 +13,13 @@ Schema migrations are ordered, named SQL statements recorded in ``tradecore_migr
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 _DSN_RE = re.compile(r"^(chdb|https?)://", re.IGNORECASE)
 
@@ -60,6 +62,17 @@ class Store:
     @property
     def embedded(self) -> bool:
         return self.dsn.lower().startswith("chdb://")
+
+    @property
+    def chdb_path(self) -> str | None:
+        """The engine location of an embedded store as ``chdb.connect`` takes it (the resolved
+        data directory, or ``:memory:``), for a second handle on the same engine; ``None`` for
+        a server. chDB compares locations literally, so the path is resolved the way
+        clickhouse-connect resolves it for its own handle."""
+        if not self.embedded:
+            return None
+        parsed = urlparse(self.dsn)
+        return ":memory:" if parsed.netloc else os.path.realpath(unquote(parsed.path))
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         return self.client.command(sql, parameters=parameters)

@@ -42,12 +42,11 @@ COLUMNS: tuple[tuple[str, np.dtype[Any]], ...] = (
     ("ask_size", np.dtype("<i8")),
 )
 BYTES_PER_TICK = sum(dt.itemsize for _, dt in COLUMNS)  # a tick with every column whole
-_MAGIC_V1 = b"TCK1"  # columns always whole (still read)
 _MAGIC = b"TCK2"  # each column preceded by its encoding
 _MAGIC_SESSION = b"TCK3"  # TCK2 with the batch's session after the feed
 _HEAD = struct.Struct("<4sIHHH")  # magic, rows, len(venue), len(symbol), len(feed)
 _SESSION_LEN = struct.Struct("<H")  # TCK3: len(session), after the header
-# Column encodings of TCK2 (one byte before each column's bytes):
+# Column encodings of TCK2 and TCK3 (one byte before each column's bytes):
 _RAW = 0  # n values of the column's dtype
 _CONST = 1  # one value of the column's dtype, repeated n times
 _RANGE = 2  # 8-byte columns: first value, then the step (both 8 bytes; value i = first + i*step)
@@ -248,13 +247,12 @@ def _decode(
 
 
 def unpack(data: bytes | bytearray | memoryview) -> TickBatch:
-    """Inverse of :func:`pack` (also reads ``TCK1``, every column whole); ``ValueError`` when
-    the bytes are not a tick batch."""
+    """Inverse of :func:`pack`; ``ValueError`` when the bytes are not a tick batch."""
     buf = memoryview(data).cast("B")
     if len(buf) < _HEAD.size:
         raise ValueError(f"tick batch: {len(buf)} bytes is shorter than the header")
     magic, n, lv, ls, lf = _HEAD.unpack_from(buf)
-    if magic not in (_MAGIC, _MAGIC_SESSION, _MAGIC_V1):
+    if magic not in (_MAGIC, _MAGIC_SESSION):
         raise ValueError(f"tick batch: bad magic {bytes(magic)!r}")
     off = _HEAD.size
     lsess = 0
@@ -264,11 +262,7 @@ def unpack(data: bytes | bytearray | memoryview) -> TickBatch:
         (lsess,) = _SESSION_LEN.unpack_from(buf, off)
         off += _SESSION_LEN.size
     names = lv + ls + lf + lsess
-    if magic == _MAGIC_V1:
-        expected = off + names + n * BYTES_PER_TICK
-        if len(buf) != expected:
-            raise ValueError(f"tick batch: {len(buf)} bytes, expected {expected} for {n} ticks")
-    elif len(buf) < off + names:
+    if len(buf) < off + names:
         raise ValueError(f"tick batch: {len(buf)} bytes, expected at least {off + names}")
     venue = bytes(buf[off : off + lv]).decode()
     symbol = bytes(buf[off + lv : off + lv + ls]).decode()
@@ -277,12 +271,7 @@ def unpack(data: bytes | bytearray | memoryview) -> TickBatch:
     off += names
     cols: dict[str, npt.NDArray[Any]] = {}
     for name, dtype in COLUMNS:
-        if magic == _MAGIC_V1:
-            size = n * dtype.itemsize
-            cols[name] = np.frombuffer(buf[off : off + size], dtype=dtype)
-            off += size
-        else:
-            cols[name], off = _decode(buf, off, n, name, dtype)
+        cols[name], off = _decode(buf, off, n, name, dtype)
     if off != len(buf):
         raise ValueError(f"tick batch: {len(buf)} bytes, expected {off} for {n} ticks")
     return TickBatch(venue, symbol, feed, **cols, session=session)

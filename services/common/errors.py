@@ -25,10 +25,14 @@ class ResourceExhaustedError(RuntimeError):
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode:
-    """The gRPC status code for an exception raised while serving a call."""
+    """The gRPC status code for an exception raised while serving a call (gRPC and NATS alike).
+
+    Only the project's own types, ValueError (an invalid argument) and the builtin timeout and
+    connection errors of a dependency have a code of their own; anything else, a KeyError from
+    a bug included, is INTERNAL: logged with its traceback and the request id."""
     if isinstance(exc, ValueError):
         return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(exc, NotFoundError | KeyError):
+    if isinstance(exc, NotFoundError):  # not LookupError: a stray KeyError is a bug (INTERNAL)
         return grpc.StatusCode.NOT_FOUND
     if isinstance(exc, PreconditionError):
         return grpc.StatusCode.FAILED_PRECONDITION

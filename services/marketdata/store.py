@@ -407,11 +407,8 @@ class TickStore:
 
 def _insert_handle(store: Store) -> Any:
     """A chDB connection of its own for inserts when the store is embedded (else None)."""
-    backend = getattr(store.client, "_backend", None)
-    conn_str = getattr(backend, "connection_string", None)
-    if not store.embedded or not isinstance(conn_str, str):
-        return None
-    return chdb.connect(conn_str)
+    path = store.chdb_path
+    return None if path is None else chdb.connect(path)
 
 
 _LABELS = ("venue", "symbol", "feed", "session")  # per-batch columns

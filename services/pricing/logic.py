@@ -32,11 +32,14 @@ _PROTO_FIELD = {
 }
 TYPE_CODE = {pb.CALL: 1, pb.PUT: -1}
 FIRST_ORDER: tuple[str, ...] = pricing.FIRST_ORDER_GREEKS
-# The 14 Greeks of the API (the library also has dual_delta, dual_gamma and elasticity).
-ALL_GREEKS: tuple[str, ...] = (
-    *FIRST_ORDER, "vanna", "charm", "vomma", "speed", "color", "zomma", "ultima", "veta",
-)  # fmt: skip
-AMERICAN_GREEKS: tuple[str, ...] = FIRST_ORDER
+# The library's Greeks that PriceResult carries: all but dual_delta, dual_gamma and elasticity.
+API_GREEKS: tuple[str, ...] = tuple(
+    g for g in pricing.ALL_GREEKS if g in pb.PriceResult.DESCRIPTOR.fields_by_name
+)
+# American rows: the ALO engine's Greeks, and phi by a central difference (_price_american).
+AMERICAN_GREEKS: tuple[str, ...] = tuple(
+    g for g in FIRST_ORDER if g in pricing.AMERICAN_GREEKS or g == "phi"
+)
 _MODEL = {
     pb.PRICING_MODEL_UNSPECIFIED: "bsm",
     pb.MODEL_BSM: "bsm",
@@ -55,7 +58,8 @@ def model_name(model: int) -> str:
 
 def select_greeks(greeks: int, names: Sequence[str], model: str) -> list[str]:
     """The Greeks a request asks for, in API order for a set and request order for names."""
-    available = ALL_GREEKS if model == "bsm" else tuple(g for g in ALL_GREEKS if g != "phi")
+    library = pricing.ALL_GREEKS if model == "bsm" else pricing.BLACK76_GREEKS
+    available = [g for g in API_GREEKS if g in library]
     if names:
         if greeks != pb.GREEK_SET_UNSPECIFIED:
             raise ValueError("greeks: give either greeks or greek_names, not both")

@@ -237,6 +237,24 @@ def test_small_and_large_inserts_store_the_same_rows(tmp_path: Path, monkeypatch
         s.close()
 
 
+def test_insert_handle_shares_the_engine_of_a_symlinked_dsn(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The insert handle is a second chDB connection: it must open the engine the store's
+    # client has (a different spelling of the path would be refused or write elsewhere).
+    from tradecore_services.marketdata import store as store_mod
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    s = TickStore(f"chdb://{tmp_path}/link/")
+    try:
+        assert s._chdb is not None
+        for first, limit in ((1, 10**9), (101, 0)):  # Arrow IPC bytes, then Python()
+            monkeypatch.setattr(store_mod, "SMALL_INSERT_ROWS", limit)
+            assert s.insert([_batch(first, 100)]).inserted == {"f1": 100}
+        assert s.store.query_rows("SELECT count(), max(seq) FROM ticks") == [(200, 200)]
+    finally:
+        s.close()
+
+
 def test_retention_is_applied_at_open(tmp_path: Path) -> None:
     dsn = default_dsn(tmp_path, "marketdata")
     s = TickStore(dsn)

@@ -75,7 +75,7 @@ def test_default_is_first_order_and_unrequested_greeks_are_absent() -> None:
     assert all(r.HasField(g) for g in logic.FIRST_ORDER)
     assert not any(r.HasField(g) for g in HIGHER)
     (r,) = logic.price(pb.PriceRequest(contracts=[contract()], greeks=pb.GREEKS_NONE), 10).results
-    assert r.price > 0 and not any(r.HasField(g) for g in logic.ALL_GREEKS)
+    assert r.price > 0 and not any(r.HasField(g) for g in logic.API_GREEKS)
 
 
 def test_all_greeks_equal_the_library() -> None:
@@ -86,9 +86,21 @@ def test_all_greeks_equal_the_library() -> None:
     )
     res = logic.price(req, 10).results
     ref = pricing.european(100.0, K, 1.0, 0.01, 0.02, 0.2, "put", greeks="all")
-    for g in ("price", *logic.ALL_GREEKS):
+    for g in ("price", *logic.API_GREEKS):
         assert [getattr(r, g) for r in res] == ref[g].tolist(), g
-    assert len(logic.ALL_GREEKS) == 14
+    assert len(logic.API_GREEKS) == 14
+
+
+def test_the_api_greeks_are_the_librarys_that_price_result_carries() -> None:
+    # One list of Greeks (the library's): the service offers those its result message has.
+    fields = pb.PriceResult.DESCRIPTOR.fields_by_name
+    assert tuple(g for g in pricing.ALL_GREEKS if g in fields) == logic.API_GREEKS
+    assert set(fields) - {"price"} == set(logic.API_GREEKS)
+    assert not hasattr(logic, "ALL_GREEKS")  # no second list of the same name
+    assert logic.select_greeks(pb.GREEKS_ALL, [], "bsm") == list(logic.API_GREEKS)
+    black76 = logic.select_greeks(pb.GREEKS_ALL, [], "black76")
+    assert black76 == [g for g in pricing.BLACK76_GREEKS if g in fields]
+    assert {*pricing.AMERICAN_GREEKS, "phi"} == set(logic.AMERICAN_GREEKS)
 
 
 def test_greek_names_select_and_validate() -> None:

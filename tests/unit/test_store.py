@@ -73,3 +73,16 @@ def test_duplicate_migration_versions_rejected(tmp_path: Path) -> None:
         pytest.raises(ValueError, match="duplicate"),
     ):
         s.migrate([TICKS, store.Migration(1, "again", ("SELECT 1",))])
+
+
+def test_chdb_path_is_the_engine_location_the_client_opened(tmp_path: Path) -> None:
+    # chDB compares engine paths literally: a second handle (the tick store's insert handle)
+    # must name the resolved directory, whatever spelling the DSN used.
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    with store.connect(f"chdb://{tmp_path}/link/") as s:
+        assert s.chdb_path == str(real.resolve())
+    with store.connect("chdb://memory") as s:
+        assert s.chdb_path == ":memory:"
+    assert store.Store(None, "http://localhost:8123").chdb_path is None

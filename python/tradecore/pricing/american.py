@@ -49,7 +49,7 @@ import numpy.typing as npt
 
 from tradecore import _core
 from tradecore.errors import quote
-from tradecore.pricing.european import _ARG_NAMES, _prepare
+from tradecore.pricing.european import _prepare, _raise_invalid
 
 ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
@@ -167,10 +167,7 @@ def american(
     if unsupported not in ("tree", "raise", "nan"):
         raise ValueError(f"unsupported must be 'tree', 'raise' or 'nan' (got {quote(unsupported)})")
     shape, flat = _prepare(S, K, T, r, q, sigma, option_type)
-    found = _core.european_check(*flat)  # type: ignore[arg-type]
-    if found is not None:
-        field, row, value, rule = found
-        raise ValueError(f"{_ARG_NAMES[field]}[{row}] {rule} (got {value!r})")
+    _raise_invalid(flat)
     outputs = ["price", *(AMERICAN_GREEKS if greeks else ())]
     result, failed = _core.american(
         flat[0],  # type: ignore[arg-type]

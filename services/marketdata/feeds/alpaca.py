@@ -250,10 +250,9 @@ class AlpacaFeed:
         if stream is None or task is None:
             return
         await stream.stop_ws()
-        ws = stream._ws
-        if ws is not None:
-            with contextlib.suppress(Exception):
-                await ws.close()
+        # Close the socket now: alpaca-py checks for the stop only between reads (up to 5 s).
+        with contextlib.suppress(Exception):
+            await stream.close()
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=2.0)
         except (TimeoutError, Exception):
@@ -427,6 +426,7 @@ class _Stream(StockDataStream):
     """
 
     def __init__(self, feed: AlpacaFeed, endpoint: str) -> None:
+        self.endpoint = endpoint
         super().__init__(
             feed._key or "",
             feed._secret or "",
@@ -447,7 +447,7 @@ class _Stream(StockDataStream):
         except ValueError as exc:
             if any(m in str(exc).lower() for m in _FATAL_AUTH):
                 self.fatal = AlpacaAuthError(
-                    f"alpaca stream {self._endpoint} refused the login: {exc} (check the key "
+                    f"alpaca stream {self.endpoint} refused the login: {exc} (check the key "
                     "and secret and that the account may use this feed)"
                 )
                 await self.stop_ws()

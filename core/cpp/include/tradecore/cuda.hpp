@@ -25,9 +25,6 @@ std::string describe();
 // device is usable.
 void european(const pricing::EuropeanBatch& in, const pricing::EuropeanOut& out);
 
-// The earlier name of european().
-void bsm_european(const pricing::EuropeanBatch& in, const pricing::EuropeanOut& out);
-
 // Implied volatilities on the GPU: same contract as tradecore::pricing::implied_vol (per-row
 // status, NaN outside the bounds). Throws tradecore::Error when no device is usable.
 pricing::ImpliedVolCounts implied_vol(const pricing::ImpliedVolBatch& in, double* vol,

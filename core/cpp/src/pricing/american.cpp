@@ -94,7 +94,7 @@ Greeks european_greeks(const AmericanOption& o) {
   out.vega = &g.vega;
   out.theta = &g.theta;
   out.rho = &g.rho;
-  bsm_european_unchecked(b, out, 1);
+  european_unchecked(b, out, 1);
   return g;
 }
 

@@ -472,14 +472,6 @@ void european_unchecked(const EuropeanBatch& in, const EuropeanOut& out, int thr
   (void)run(in, out, threads);
 }
 
-void bsm_european_unchecked(const EuropeanBatch& in, const EuropeanOut& out, int threads) {
-  european_unchecked(in, out, threads);
-}
-
-void bsm_european(const EuropeanBatch& in, const EuropeanOut& out, int threads) {
-  european(in, out, threads);
-}
-
 void european(const EuropeanBatch& in, const EuropeanOut& out, int threads) {
   // Validation is fused into the pricing pass (the inputs are read once); the slow scan that
   // names the offending row runs only when a chunk reported an invalid row.

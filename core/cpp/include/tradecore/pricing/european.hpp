@@ -113,8 +113,4 @@ void european(const EuropeanBatch& in, const EuropeanOut& out, int threads = 0);
 // invalid get unspecified outputs).
 void european_unchecked(const EuropeanBatch& in, const EuropeanOut& out, int threads = 0);
 
-// Earlier names of european() / european_unchecked() (they honour in.model too).
-void bsm_european(const EuropeanBatch& in, const EuropeanOut& out, int threads = 0);
-void bsm_european_unchecked(const EuropeanBatch& in, const EuropeanOut& out, int threads = 0);
-
 }  // namespace tradecore::pricing
