@@ -26,6 +26,28 @@ pricing::Model parse_model(const std::string& model) {
   throw std::invalid_argument("model must be 'bsm' or 'black76' (got '" + model + "')");
 }
 
+// The output columns of EuropeanOut from slots in EuropeanColumn order (null: not computed).
+void set_columns(pricing::EuropeanOut& out, double* const* slots) {
+  out.price = slots[0];
+  out.delta = slots[1];
+  out.gamma = slots[2];
+  out.vega = slots[3];
+  out.theta = slots[4];
+  out.rho = slots[5];
+  out.phi = slots[6];
+  out.vanna = slots[7];
+  out.charm = slots[8];
+  out.vomma = slots[9];
+  out.speed = slots[10];
+  out.color = slots[11];
+  out.zomma = slots[12];
+  out.ultima = slots[13];
+  out.veta = slots[14];
+  out.dual_delta = slots[15];
+  out.dual_gamma = slots[16];
+  out.elasticity = slots[17];
+}
+
 }  // namespace
 
 void bind_pricing(py::module_& m) {
@@ -49,7 +71,7 @@ void bind_pricing(py::module_& m) {
         pricing::Invalid bad{};
         bool ok;
         {
-          py::gil_scoped_release release;
+          ReleaseGilFor release(b.n);
           ok = pricing::check(b, bad);
         }
         if (ok) return py::none();
@@ -92,26 +114,9 @@ void bind_pricing(py::module_& m) {
           slots[k] = a.mutable_data();
           result[kEuropeanOutputs[k]] = a;
         }
-        out.price = slots[0];
-        out.delta = slots[1];
-        out.gamma = slots[2];
-        out.vega = slots[3];
-        out.theta = slots[4];
-        out.rho = slots[5];
-        out.phi = slots[6];
-        out.vanna = slots[7];
-        out.charm = slots[8];
-        out.vomma = slots[9];
-        out.speed = slots[10];
-        out.color = slots[11];
-        out.zomma = slots[12];
-        out.ultima = slots[13];
-        out.veta = slots[14];
-        out.dual_delta = slots[15];
-        out.dual_gamma = slots[16];
-        out.elasticity = slots[17];
+        set_columns(out, slots);
         {
-          py::gil_scoped_release release;
+          ReleaseGilFor release(b.n);
           if (gpu) {
             cuda::european(b, out);
           } else if (checked) {
@@ -127,6 +132,52 @@ void bind_pricing(py::module_& m) {
       py::arg("checked") = true, py::arg("out") = py::none(), py::arg("model") = "bsm",
       "European price and Greeks (BSM or Black-76) over 1-D arrays (see "
       "tradecore.pricing.european).");
+
+  m.def(
+      "european_row",
+      [](double S, double K, double T, double r, double q, double sigma, int option_type,
+         std::uint32_t columns, const std::string& model) {
+        // One row through the batch kernel (a batch of one, as european() runs it), without
+        // numpy arrays: the outputs whose bit is set in `columns` (bit k: EuropeanColumn k),
+        // as a tuple in column order.
+        if (option_type != 1 && option_type != -1)
+          throw std::invalid_argument("option_type must be +1 (call) or -1 (put)");
+        if (columns >> pricing::kNumEuropeanColumns)
+          throw std::invalid_argument("columns: bit beyond the last output");
+        const auto type = static_cast<std::int8_t>(option_type);
+        pricing::EuropeanBatch b;
+        b.spot = In<double>{&S, 0};
+        b.strike = In<double>{&K, 0};
+        b.expiry = In<double>{&T, 0};
+        b.rate = In<double>{&r, 0};
+        b.dividend = In<double>{&q, 0};
+        b.vol = In<double>{&sigma, 0};
+        b.type = In<std::int8_t>{&type, 0};
+        b.n = 1;
+        b.model = parse_model(model);
+        double values[pricing::kNumEuropeanColumns] = {};
+        double* slots[pricing::kNumEuropeanColumns] = {};
+        std::size_t count = 0;
+        for (std::size_t k = 0; k < pricing::kNumEuropeanColumns; ++k) {
+          if (columns >> k & 1U) {
+            slots[k] = &values[k];
+            ++count;
+          }
+        }
+        pricing::EuropeanOut out;
+        set_columns(out, slots);
+        pricing::european(b, out, 1);
+        py::tuple result(count);
+        std::size_t i = 0;
+        for (std::size_t k = 0; k < pricing::kNumEuropeanColumns; ++k) {
+          if (slots[k]) result[i++] = py::float_(values[k]);
+        }
+        return result;
+      },
+      py::arg("S"), py::arg("K"), py::arg("T"), py::arg("r"), py::arg("q"), py::arg("sigma"),
+      py::arg("option_type"), py::arg("columns"), py::arg("model") = "bsm",
+      "One European row (scalars in, a tuple of the selected outputs out); see "
+      "tradecore.pricing.european_row.");
 
   m.def(
       "implied_vol",
@@ -148,7 +199,7 @@ void bind_pricing(py::module_& m) {
         py::array_t<std::int8_t> status(n);
         pricing::ImpliedVolCounts c;
         {
-          py::gil_scoped_release release;
+          ReleaseGilFor release(b.n);
           c = gpu ? cuda::implied_vol(b, vol.mutable_data(), status.mutable_data())
                   : pricing::implied_vol(b, vol.mutable_data(), status.mutable_data(), threads);
         }

@@ -34,7 +34,7 @@ void bind_surface(py::module_& m) {
         double* pdw = derivatives >= 1 ? dw.mutable_data() : nullptr;
         double* pd2w = derivatives >= 2 ? d2w.mutable_data() : nullptr;
         {
-          py::gil_scoped_release release;
+          ReleaseGilFor release(static_cast<std::size_t>(n));
           pricing::svi_total_variance({a, b, rho, mm, sigma}, kv, static_cast<std::size_t>(n), pw,
                                       pdw, pd2w, threads);
         }
@@ -54,7 +54,7 @@ void bind_surface(py::module_& m) {
         py::array_t<double> g(n);
         double* pg = g.mutable_data();
         {
-          py::gil_scoped_release release;
+          ReleaseGilFor release(static_cast<std::size_t>(n));
           pricing::svi_density({a, b, rho, mm, sigma}, kv, static_cast<std::size_t>(n), pg,
                                threads);
         }
@@ -74,7 +74,7 @@ void bind_surface(py::module_& m) {
         py::array_t<double> vol(n);
         double* pv = vol.mutable_data();
         {
-          py::gil_scoped_release release;
+          ReleaseGilFor release(static_cast<std::size_t>(n));
           pricing::sabr_vol({alpha, beta, rho, nu}, fv, kv, tv, static_cast<std::size_t>(n), pv,
                             threads);
         }
@@ -112,7 +112,7 @@ void bind_surface(py::module_& m) {
         py::array_t<double> vol(n);
         double* pv = vol.mutable_data();
         {
-          py::gil_scoped_release release;
+          ReleaseGilFor release(static_cast<std::size_t>(n));
           pricing::surface_vol(s, kv, tv, static_cast<std::size_t>(n), pv, threads);
         }
         return vol;

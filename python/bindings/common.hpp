@@ -3,6 +3,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstddef>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -25,5 +27,23 @@ In<T> view(const py::array& a, const char* name, py::ssize_t n) {
     throw std::invalid_argument(std::string(name) + ": misaligned stride");
   return In<T>{static_cast<const T*>(a.data()), a.strides(0) / static_cast<py::ssize_t>(sizeof(T))};
 }
+
+// Releases the GIL for the kernel of a batch of at least kReleaseGilRows rows (until the end of
+// the enclosing scope) and keeps it for a smaller one. These kernels take well under a
+// microsecond a row, so a small batch finishes sooner than a hand-over of the GIL: when another
+// thread is waiting for it (grpc.aio's completion-queue poller, a CPU pool thread), releasing
+// lets that thread run first and the caller waits to get it back - about 90 us measured on a
+// service's event loop for one row (docs/benchmarks.md, pricing latency).
+inline constexpr std::size_t kReleaseGilRows = 64;
+
+class ReleaseGilFor {
+ public:
+  explicit ReleaseGilFor(std::size_t rows) {
+    if (rows >= kReleaseGilRows) release_.emplace();
+  }
+
+ private:
+  std::optional<py::gil_scoped_release> release_;
+};
 
 }  // namespace tradecore::bindings

@@ -40,6 +40,17 @@ def european(
     out: Mapping[str, npt.NDArray[np.float64]] | None = None,
     model: str = "bsm",
 ) -> dict[str, npt.NDArray[np.float64]]: ...
+def european_row(
+    S: float,
+    K: float,
+    T: float,
+    r: float,
+    q: float,
+    sigma: float,
+    option_type: int,
+    columns: int,
+    model: str = "bsm",
+) -> tuple[float, ...]: ...
 def svi_total_variance(
     k: npt.NDArray[np.float64],
     a: float,

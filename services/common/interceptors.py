@@ -4,9 +4,10 @@ requests that do not decode → INVALID_ARGUMENT, per-RPC metrics."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -42,6 +43,29 @@ _LATENCY_BUCKETS = (
 )
 
 
+class MethodMetrics:
+    """The metric children of one method, bound once: ``labels(...)`` per call costs more than
+    the observation itself."""
+
+    __slots__ = ("_codes", "_latency", "_method", "_requests", "_service")
+
+    def __init__(self, requests: Counter, latency: Histogram, service: str, method: str) -> None:
+        self._requests = requests
+        self._service = service
+        self._method = method
+        self._latency = latency.labels(service, method)
+        self._codes: dict[grpc.StatusCode, Any] = {}
+
+    def observe(self, code: grpc.StatusCode, seconds: float) -> None:
+        counter = self._codes.get(code)
+        if counter is None:
+            counter = self._codes[code] = self._requests.labels(
+                self._service, self._method, code.name
+            )
+        counter.inc()
+        self._latency.observe(seconds)
+
+
 class RpcMetrics:
     """Prometheus request counts and latency histograms per RPC."""
 
@@ -60,17 +84,38 @@ class RpcMetrics:
             registry=registry,
         )
         self.service = service
+        self._methods: dict[str, MethodMetrics] = {}
+
+    def method(self, method: str) -> MethodMetrics:
+        """The metrics of ``method``, bound once and kept."""
+        bound = self._methods.get(method)
+        if bound is None:
+            bound = self._methods[method] = MethodMetrics(
+                self.requests, self.latency, self.service, method
+            )
+        return bound
 
     def observe(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
-        self.requests.labels(self.service, method, code.name).inc()
-        self.latency.labels(self.service, method).observe(seconds)
+        self.method(method).observe(code, seconds)
+
+
+# Generated request ids: 16 random hex digits chosen once per process, then a 16-digit counter
+# (32 hex digits, as a uuid4 hex; unique without a syscall or a uuid object per call).
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+def new_request_id() -> str:
+    """A fresh request id (32 hex digits, unique across processes and calls)."""
+    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
 def request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The caller's ``x-request-id`` (cut by :func:`quote_id`), else a new one."""
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_KEY and value:
             return quote_id(str(value))
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 def quote_id(rid: str) -> str:
@@ -140,12 +185,6 @@ def _one_line(message: str) -> str:
     return message.replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _bad_request(request: Any) -> ValueError | None:
-    if isinstance(request, _UndecodableRequest):
-        return ValueError(request.message)
-    return None
-
-
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Wraps unary and server-streaming handlers (the kinds Tradecore serves).
 
@@ -153,10 +192,16 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     or with a stream's first message) and in the trailers of a failed one. Nothing is sent
     before the handler has had its chance to reject the request, so a rejected call is a
     trailers-only response, which the gateway's JSON transcoder maps to its HTTP status (a
-    status after headers would reach a JSON client as HTTP 200 with an error body)."""
+    status after headers would reach a JSON client as HTTP 200 with an error body).
+
+    grpc.aio asks the interceptor for every call: the wrapped handler of a method is made once
+    (with its metrics bound) and reused while the server resolves the method to the same
+    handler."""
 
     def __init__(self, metrics: RpcMetrics) -> None:
         self._metrics = metrics
+        # full method name -> (the server's handler, its wrapped form)
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -166,22 +211,29 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None:
             return None
-        method = details.method.rsplit("/", 1)[-1]
+        cached = self._wrapped.get(details.method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
         if details.method.startswith("/grpc."):
             return handler  # health and reflection: no metrics, no wrapping
-        metrics = self._metrics
+        wrapped = self._wrap(handler, details.method.rsplit("/", 1)[-1])
+        self._wrapped[details.method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        metrics = self._metrics.method(method)
         deserializer = _checked_deserializer(handler.request_deserializer, method)
+        perf_counter = time.perf_counter
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 rid = request_id(context)
-                start = time.perf_counter()
+                start = perf_counter()
                 code = grpc.StatusCode.OK
                 try:
-                    bad = _bad_request(request)
-                    if bad is not None:
-                        raise bad
+                    if type(request) is _UndecodableRequest:
+                        raise ValueError(request.message)
                     response = await inner(request, context)
                     await context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
                     return response
@@ -193,7 +245,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     await _fail(context, exc, method, rid)
                     raise  # not reached
                 finally:
-                    metrics.observe(method, code, time.perf_counter() - start)
+                    metrics.observe(code, perf_counter() - start)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
@@ -207,12 +259,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
                 rid = request_id(context)
-                start = time.perf_counter()
+                start = perf_counter()
                 code = grpc.StatusCode.OK
                 try:
-                    bad = _bad_request(request)
-                    if bad is not None:
-                        raise bad
+                    if type(request) is _UndecodableRequest:
+                        raise ValueError(request.message)
                     async for item in _with_headers(
                         inner_stream(request, context), context, ((REQUEST_ID_KEY, rid),)
                     ):
@@ -224,7 +275,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     code = status_for(exc)
                     await _fail(context, exc, method, rid)
                 finally:
-                    metrics.observe(method, code, time.perf_counter() - start)
+                    metrics.observe(code, perf_counter() - start)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream,

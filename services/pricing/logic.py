@@ -7,6 +7,7 @@ computation over European and American rows (:func:`compute`) and the result row
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -196,11 +197,57 @@ def type_and_style(i: int, c: Any) -> tuple[int, bool]:
 
 
 def price(request: pb.PriceRequest, max_contracts: int) -> pb.PriceResponse:
-    """Price a batch; raises ValueError naming ``contracts[i].<field>`` for bad input."""
+    """Price a batch; raises ValueError naming ``contracts[i].<field>`` for bad input.
+
+    A request of one European contract takes :func:`price_row` (scalars through the kernel,
+    no arrays); anything else, and a row that path refuses, :func:`price_batch`."""
     contracts = request.contracts
-    n = len(contracts)
     model = model_name(request.model)
     greeks = select_greeks(request.greeks, request.greek_names, model)
+    if len(contracts) == 1:
+        response = price_row(contracts[0], greeks, model)
+        if response is not None:
+            return response
+    return price_batch(request, greeks, model, max_contracts)
+
+
+def price_row(c: pb.OptionContract, greeks: Sequence[str], model: str) -> pb.PriceResponse | None:
+    """The response for one European contract, with the same values, bit for bit, as
+    :func:`price_batch` (the same kernel on a batch of one); None for a row it leaves to
+    :func:`price_batch`: an American one, a Black-76 one with a dividend yield, or one the kernel
+    rejects (price_batch then names the field in its error)."""
+    code = TYPE_CODE.get(c.option_type)
+    if code is None or c.style == pb.AMERICAN:
+        return None
+    if c.style != pb.EUROPEAN and c.style != pb.EXERCISE_STYLE_UNSPECIFIED:
+        return None
+    q = c.dividend_yield
+    if model == "black76" and q != 0.0:
+        return None
+    try:
+        row = pricing.european_row(
+            c.spot, c.strike, c.expiry_years, c.rate, q, c.volatility, code,
+            _row_outputs(tuple(greeks)), "black76" if model == "black76" else "bsm",
+        )  # fmt: skip
+    except pricing.InvalidInputError:
+        return None
+    response = pb.PriceResponse()
+    response.results.add(**row)
+    return response
+
+
+@functools.lru_cache(maxsize=64)
+def _row_outputs(greeks: tuple[str, ...]) -> tuple[str, ...]:
+    return ("price", *greeks)
+
+
+def price_batch(
+    request: pb.PriceRequest, greeks: Sequence[str], model: str, max_contracts: int
+) -> pb.PriceResponse:
+    """Price every contract of ``request`` as numpy columns (``greeks`` and ``model`` as
+    :func:`select_greeks` and :func:`model_name` give them for the request)."""
+    contracts = request.contracts
+    n = len(contracts)
     if n == 0:
         return pb.PriceResponse()
     if n > max_contracts:

@@ -367,3 +367,35 @@ def test_bad_option_type_names_the_row(types: object, row: int, shown: str) -> N
     n = len(types)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=msg):
         pricing.european(np.full(n, 100.0), 100.0, 1.0, 0.0, 0.0, 0.2, types)  # type: ignore[arg-type]
+
+
+def test_european_row_equals_a_batch_of_one_bit_for_bit() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(500):
+        S, K = rng.uniform(1.0, 400.0, 2)
+        T = float(rng.choice([0.0, 1e-9, rng.uniform(0.01, 10.0)]))
+        r, q = rng.uniform(-0.05, 0.12, 2)
+        v = rng.uniform(0.005, 3.0)
+        w = 1 if rng.random() < 0.5 else -1
+        model = "bsm" if rng.random() < 0.5 else "black76"
+        greeks = pricing.ALL_GREEKS if model == "bsm" else pricing.BLACK76_GREEKS
+        outputs = ("price", *greeks)
+        if model == "black76":
+            q = 0.0
+        row = pricing.european_row(S, K, T, r, q, v, w, outputs, model)
+        batch = pricing.european(S, K, T, r, q, v, w, list(outputs[1:]), model=model)
+        assert list(row) == [n for n in pricing.EUROPEAN_OUTPUTS if n in outputs]
+        for name in outputs:
+            assert np.array_equal(row[name], batch[name], equal_nan=True), name
+
+
+def test_european_row_selects_outputs_and_names_bad_input() -> None:
+    row = pricing.european_row(100.0, 105.0, 0.5, 0.03, 0.01, 0.25, 1, ("vega", "price"))
+    assert set(row) == {"price", "vega"}
+    with pytest.raises(pricing.InvalidInputError, match=r"sigma\[0\]") as exc:
+        pricing.european_row(100.0, 105.0, 0.5, 0.03, 0.01, -0.25, -1)
+    assert (exc.value.invalid.field, exc.value.invalid.index) == ("volatility", 0)
+    with pytest.raises(ValueError, match="option_type must be"):
+        pricing.european_row(100.0, 105.0, 0.5, 0.03, 0.01, 0.25, 2)
+    with pytest.raises(ValueError, match="unknown 'nope'"):
+        pricing.european_row(100.0, 105.0, 0.5, 0.03, 0.01, 0.25, 1, ("price", "nope"))

@@ -85,3 +85,69 @@ def test_american_double_boundary_is_priced_by_the_library_default() -> None:
     assert row.price == pytest.approx(float(ref["price"]), rel=1e-12)
     assert row.delta == pytest.approx(float(ref["delta"]), rel=1e-12)
     assert np.isfinite(row.phi)
+
+
+def _random_rows(rng: np.random.Generator, n: int) -> list[pb.OptionContract]:
+    return [
+        contract(
+            spot=float(rng.uniform(1.0, 500.0)),
+            strike=float(rng.uniform(1.0, 500.0)),
+            expiry_years=float(rng.choice([0.0, 1e-6, rng.uniform(0.01, 5.0), 30.0])),
+            rate=float(rng.uniform(-0.05, 0.15)),
+            dividend_yield=float(rng.choice([0.0, rng.uniform(-0.02, 0.1)])),
+            volatility=float(rng.uniform(0.01, 2.0)),
+            option_type=pb.CALL if rng.random() < 0.5 else pb.PUT,
+            style=pb.EUROPEAN if rng.random() < 0.5 else pb.EXERCISE_STYLE_UNSPECIFIED,
+        )
+        for _ in range(n)
+    ]
+
+
+@pytest.mark.parametrize(
+    "greeks,names",
+    [
+        (pb.GREEK_SET_UNSPECIFIED, []),
+        (pb.GREEKS_ALL, []),
+        (pb.GREEKS_NONE, []),
+        (pb.GREEK_SET_UNSPECIFIED, ["veta", "delta", "vanna"]),
+    ],
+)
+@pytest.mark.parametrize("model", [pb.MODEL_BSM, pb.MODEL_BLACK76])
+def test_one_contract_row_path_equals_the_batch_path_bit_for_bit(
+    greeks: int, names: list[str], model: int
+) -> None:
+    rng = np.random.default_rng(20261121 + greeks + 7 * model)
+    model_name = logic.model_name(model)
+    wanted = logic.select_greeks(greeks, names, model_name)
+    for c in _random_rows(rng, 300):
+        if model == pb.MODEL_BLACK76:
+            c.dividend_yield = 0.0
+        req = pb.PriceRequest(contracts=[c], model=model, greeks=greeks, greek_names=names)
+        assert logic.price_row(c, wanted, model_name) is not None  # the row path was taken
+        fast = logic.price(req, 1000)
+        batch = logic.price_batch(req, wanted, model_name, 1000)
+        assert fast.SerializeToString() == batch.SerializeToString(), c
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("volatility", -0.2, r"contracts\[0\]\.volatility must be finite and in \[1e-08, 100\]"),
+        ("spot", float("inf"), r"contracts\[0\]\.spot"),
+        ("option_type", pb.OPTION_TYPE_UNSPECIFIED, r"contracts\[0\]\.option_type"),
+        ("style", 7, r"contracts\[0\]\.style must be EUROPEAN or AMERICAN"),
+    ],
+)
+def test_one_bad_contract_is_named_as_in_a_batch(field: str, value: object, message: str) -> None:
+    req = pb.PriceRequest(contracts=[contract(**{field: value})])
+    with pytest.raises(ValueError, match=message):
+        logic.price(req, 1000)
+
+
+def test_one_contract_rows_the_row_path_leaves_to_the_batch_path() -> None:
+    american = contract(style=pb.AMERICAN)
+    assert logic.price_row(american, list(logic.FIRST_ORDER), "bsm") is None
+    assert logic.price(pb.PriceRequest(contracts=[american]), 10).results[0].price > 0
+    b76 = pb.PriceRequest(contracts=[contract(dividend_yield=0.01)], model=pb.MODEL_BLACK76)
+    with pytest.raises(ValueError, match=r"contracts\[0\]\.dividend_yield must be 0"):
+        logic.price(b76, 10)

@@ -29,6 +29,7 @@ from tradecore.pricing.european import (
     check_european,
     european,
     european_arrays,
+    european_row,
     option_type_codes,
 )
 from tradecore.pricing.implied_vol import (
@@ -61,6 +62,7 @@ __all__ = [
     "check_european",
     "european",
     "european_arrays",
+    "european_row",
     "implied_vol",
     "implied_vol_black76",
     "option_type_codes",

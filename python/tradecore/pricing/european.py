@@ -23,6 +23,7 @@ deep out-of-the-money options (no cancellation; normal tails to ~1e-300).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -410,6 +411,51 @@ def european_arrays(
         raise
 
 
+@functools.lru_cache(maxsize=256)
+def _row_columns(outputs: tuple[str, ...]) -> tuple[int, tuple[str, ...]]:
+    """The core's column mask for ``outputs`` and the names of its columns in column order."""
+    mask = 0
+    for name in outputs:
+        if name not in EUROPEAN_OUTPUTS:
+            raise ValueError(
+                f"outputs: unknown {quote(name)}; choose from {list(EUROPEAN_OUTPUTS)}"
+            )
+        mask |= 1 << EUROPEAN_OUTPUTS.index(name)
+    return mask, tuple(n for i, n in enumerate(EUROPEAN_OUTPUTS) if mask >> i & 1)
+
+
+def european_row(
+    spot: float,
+    strike: float,
+    expiry: float,
+    rate: float,
+    dividend: float,
+    vol: float,
+    type_code: int,
+    outputs: Sequence[str] = ("price", *FIRST_ORDER_GREEKS),
+    model: Model = "bsm",
+) -> dict[str, float]:
+    """One European option (``type_code`` +1 call, -1 put): ``{name: value}`` for each of
+    ``outputs`` (names of EUROPEAN_OUTPUTS). The same kernel as :func:`european` on a batch of
+    one, so the same bits, without numpy arrays in or out (about 0.4 us against 5 us for
+    :func:`european_arrays` on one row).
+
+    Raises :class:`InvalidInputError` as :func:`european_arrays` does (row 0)."""
+    mask, names = _row_columns(tuple(outputs))
+    try:
+        values = _core.european_row(
+            spot, strike, expiry, rate, dividend, vol, type_code, mask, model
+        )
+    except ValueError:
+        if type_code in (1, -1):
+            cols = (spot, strike, expiry, rate, dividend, vol)
+            _raise_invalid(
+                (*(np.array([v], dtype=np.float64) for v in cols), np.array([type_code], np.int8))
+            )
+        raise
+    return dict(zip(names, values, strict=True))
+
+
 def black76(
     F: ArrayLike,
     K: ArrayLike,
@@ -448,5 +494,6 @@ __all__ = [
     "check_european",
     "european",
     "european_arrays",
+    "european_row",
     "option_type_codes",
 ]
