@@ -505,6 +505,9 @@ def envoy_config(
         "stat_prefix": "gateway",
         "codec_type": "AUTO",
         "generate_request_id": True,
+        # The request's x-request-id (the caller's or Envoy's, passed to the service, which
+        # logs with it) in every response's headers, JSON callers included.
+        "always_set_request_id_in_response": True,
         "route_config": {
             "name": "tradecore",
             "virtual_hosts": [{"name": "tradecore", "domains": ["*"], "routes": routes}],

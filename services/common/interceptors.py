@@ -188,8 +188,8 @@ def _one_line(message: str) -> str:
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Wraps unary and server-streaming handlers (the kinds Tradecore serves).
 
-    The request id goes out in the initial metadata of a successful call (with the response,
-    or with a stream's first message) and in the trailers of a failed one. Nothing is sent
+    The request id goes out in the trailers of a unary call, in the initial metadata of a
+    stream (with its first message), and in the trailers of a failed call. Nothing is sent
     before the handler has had its chance to reject the request, so a rejected call is a
     trailers-only response, which the gateway's JSON transcoder maps to its HTTP status (a
     status after headers would reach a JSON client as HTTP 200 with an error body).
@@ -235,7 +235,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     if type(request) is _UndecodableRequest:
                         raise ValueError(request.message)
                     response = await inner(request, context)
-                    await context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
+                    # In the trailers, which go out with the response and status: awaiting
+                    # send_initial_metadata is a batch of its own (~60-80 us a call).
+                    context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
                     return response
                 except grpc.aio.AbortError:
                     code = context.code() or grpc.StatusCode.UNKNOWN

@@ -128,7 +128,7 @@ def test_grpc_price(mesh: Mesh, via: str) -> None:
             for r in res.results
         ]
     )
-    assert ("x-request-id", "req-123") in tuple(call.initial_metadata())
+    assert ("x-request-id", "req-123") in tuple(call.trailing_metadata())
 
 
 def test_json_price_through_gateway(mesh: Mesh) -> None:
@@ -255,3 +255,20 @@ def test_nats_request_reply(mesh: Mesh) -> None:
     check_results([{k: getattr(r, k) for k in reference(CONTRACTS[0])} for r in res.results])
     assert bad_headers is not None
     assert bad_headers["Tradecore-Error"].startswith("INVALID_ARGUMENT: contracts[0].volatility")
+
+
+def test_request_id_reaches_json_callers_as_a_header(mesh: Mesh) -> None:
+    """Through the gateway every response carries x-request-id: the caller's, or the one Envoy
+    made and passed to the service (the direct gRPC id is in the trailers)."""
+    body = json.dumps({"contracts": CONTRACTS[:1]}).encode()
+    for given in ("json-rid-1", None):
+        headers = {"content-type": "application/json"}
+        if given:
+            headers["x-request-id"] = given
+        req = urllib.request.Request(
+            f"http://{mesh.gateway}/v1/pricing/price", data=body, method="POST", headers=headers
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+            rid = r.headers["x-request-id"]
+        assert rid == given if given else len(rid) >= 16
