@@ -243,7 +243,15 @@ def test_restarting_child_is_reported(tmp_path: Path) -> None:
                 assert wait_gone([pricing], 5) == []
                 # SO_REUSEADDR (not SO_REUSEPORT): the restarted service cannot share the port.
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", m.pricing_port))
+                bind_deadline = time.monotonic() + 15
+                while True:  # the dead service's sockets may hold the port a moment longer
+                    try:
+                        s.bind(("127.0.0.1", m.pricing_port))
+                        break
+                    except OSError:
+                        if time.monotonic() > bind_deadline:
+                            raise
+                        time.sleep(0.1)
                 s.listen()
             finally:
                 os.kill(supervisor, signal.SIGCONT)
