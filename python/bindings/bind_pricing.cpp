@@ -7,6 +7,7 @@
 
 #include "batch.hpp"
 #include "common.hpp"
+#include "output_pool.hpp"
 #include "tradecore/cuda.hpp"
 #include "tradecore/pricing/european.hpp"
 #include "tradecore/pricing/implied_vol.hpp"
@@ -51,6 +52,9 @@ void set_columns(pricing::EuropeanOut& out, double* const* slots) {
 }  // namespace
 
 void bind_pricing(py::module_& m) {
+  m.def(
+      "output_pool_kept_bytes", [] { return OutputPool::instance().kept_bytes(); },
+      "Bytes of freed output blocks the pool keeps for the next large batch.");
   // The pricing domain (tradecore/pricing/european.hpp): inside it every output is finite.
   py::dict domain;
   domain["spot_min"] = pricing::kMinSpot;
@@ -110,7 +114,7 @@ void bind_pricing(py::module_& m) {
             result[kEuropeanOutputs[k]] = a;
             continue;
           }
-          py::array_t<double> a(static_cast<py::ssize_t>(b.n));
+          py::array_t<double> a = output_array(static_cast<py::ssize_t>(b.n));
           slots[k] = a.mutable_data();
           result[kEuropeanOutputs[k]] = a;
         }
@@ -195,7 +199,7 @@ void bind_pricing(py::module_& m) {
         b.dividend = view<double>(q, "dividend", n);
         b.n = static_cast<std::size_t>(n);
         b.model = parse_model(model);
-        py::array_t<double> vol(n);
+        py::array_t<double> vol = output_array(n);
         py::array_t<std::int8_t> status(n);
         pricing::ImpliedVolCounts c;
         {
