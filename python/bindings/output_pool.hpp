@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <new>
@@ -37,8 +38,9 @@ class OutputPool {
     bytes = (bytes + kAlign - 1) / kAlign * kAlign;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(bytes);
-      if (it != free_.end()) {
+      auto [first, last] = free_.equal_range(bytes);
+      if (first != last) {  // the most recently freed: its pages are likeliest still cached
+        auto it = std::prev(last);
         void* p = it->second;
         free_.erase(it);
         kept_ -= bytes;
