@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "device.cuh"
 #include "tradecore/cuda.hpp"
 
 namespace tradecore::cuda {
@@ -13,9 +14,8 @@ namespace {
 
 constexpr int kCols = pricing::kNumEuropeanColumns;
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw Error(std::string("CUDA ") + what + ": " + cudaGetErrorString(e));
-}
+using detail::check;
+using detail::DeviceBuffer;
 
 // in: 6 columns of n (S, K, T, r, q, sigma); out: kCols columns of n, written where mask has
 // the column's bit. Every row uses the accurate scalar kernel shared with the CPU.
@@ -40,19 +40,6 @@ __global__ void implied_vol_kernel(const double* __restrict__ in,
   status[i] = pricing::implied_vol_one(in[i], in[n + i], in[2 * n + i], in[3 * n + i],
                                        in[4 * n + i], in[5 * n + i], type[i], black76, &vol[i]);
 }
-
-template <class T>
-struct DeviceBuffer {
-  T* p = nullptr;
-  explicit DeviceBuffer(std::size_t count) {
-    if (count) check(cudaMalloc(&p, count * sizeof(T)), "cudaMalloc");
-  }
-  ~DeviceBuffer() {
-    if (p) cudaFree(p);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
 
 }  // namespace
 

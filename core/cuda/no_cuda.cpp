@@ -15,4 +15,8 @@ pricing::ImpliedVolCounts implied_vol(const pricing::ImpliedVolBatch&, double*, 
   throw Error("CUDA is not available: this build has no CUDA kernels");
 }
 
+void philox_normals(std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t, double*) {
+  throw Error("CUDA is not available: this build has no CUDA kernels");
+}
+
 }  // namespace tradecore::cuda

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "common.hpp"
+#include "tradecore/cuda.hpp"
 #include "tradecore/risk/normals.hpp"
 #include "tradecore/risk/philox.hpp"
 
@@ -25,21 +26,25 @@ void bind_risk(py::module_& m) {
   m.def(
       "philox_normals",
       [](std::uint64_t seed, std::uint64_t first_path, std::uint64_t paths, std::uint64_t factors,
-         int threads) {
+         int threads, bool gpu) {
         risk::validate_normals(first_path, paths, factors);
         py::array_t<double> out(
             {static_cast<py::ssize_t>(paths), static_cast<py::ssize_t>(factors)});
         double* data = out.mutable_data();
         {
           const ReleaseGilFor release(static_cast<std::size_t>(paths * factors));
-          risk::philox_normals(seed, first_path, paths, factors, data, threads);
+          if (gpu) {
+            cuda::philox_normals(seed, first_path, paths, factors, data);
+          } else {
+            risk::philox_normals(seed, first_path, paths, factors, data, threads);
+          }
         }
         return out;
       },
       py::arg("seed"), py::arg("first_path"), py::arg("paths"), py::arg("factors"),
-      py::arg("threads") = 0,
+      py::arg("threads") = 0, py::arg("gpu") = false,
       "Standard normals (paths, factors) float64, row i being path first_path + i, from the "
-      "Philox stream keyed by seed (threads 0: the OpenMP default).");
+      "Philox stream keyed by seed, on the CPU (threads 0: the OpenMP default) or the GPU.");
 }
 
 }  // namespace tradecore::bindings

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 from tradecore import _core, risk
+from tradecore.errors import TradecoreError
 
 # Random123's known-answer vectors for philox4x32 with 10 rounds (its tests/kat_vectors).
 KAT = [
@@ -141,3 +142,26 @@ def test_kernel_validates_on_its_own(args: tuple[int, int, int, int], field: str
     # The binding checks before allocating, so a direct _core call cannot overrun either.
     with pytest.raises(ValueError, match="^" + re.escape(field) + ":"):
         _core.philox_normals(*args)
+
+
+def test_device_must_be_cpu_or_cuda() -> None:
+    with pytest.raises(ValueError, match=r"^device:"):
+        risk.normals(1, 10, 2, device="gpu")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(_core.cuda_available(), reason="checks the no-GPU error")
+def test_cuda_without_a_device_raises_tradecore_error() -> None:
+    with pytest.raises(TradecoreError, match="CUDA is not available"):
+        risk.normals(1, 10, 2, device="cuda")
+
+
+@pytest.mark.skipif(not _core.cuda_available(), reason="needs a CUDA device")
+def test_cuda_normals_match_the_cpu() -> None:
+    # Odd factors (the last pair half used), paths across the 2^32 boundary of the counter word.
+    first = (1 << 32) - 3000
+    cpu = risk.normals(SEED, 6000, 5, first)
+    gpu = risk.normals(SEED, 6000, 5, first, device="cuda")
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-12, atol=1e-300)
+    # The GPU's own split invariance is exact.
+    tail = risk.normals(SEED, 3000, 5, first + 3000, device="cuda")
+    np.testing.assert_array_equal(tail, gpu[3000:])

@@ -30,4 +30,11 @@ void european(const pricing::EuropeanBatch& in, const pricing::EuropeanOut& out)
 pricing::ImpliedVolCounts implied_vol(const pricing::ImpliedVolBatch& in, double* vol,
                                       std::int8_t* status);
 
+// The risk stream's standard normals on the GPU into host memory `out` (paths x factors,
+// row-major): same contract and keying as tradecore::risk::philox_normals, equal to the CPU's
+// values up to the math libraries' log/sin/cos (a few ulp). Throws std::invalid_argument for
+// invalid sizes and tradecore::Error when no device is usable.
+void philox_normals(std::uint64_t seed, std::uint64_t first_path, std::uint64_t paths,
+                    std::uint64_t factors, double* out);
+
 }  // namespace tradecore::cuda

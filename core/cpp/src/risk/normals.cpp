@@ -2,10 +2,6 @@
 // block of two variables generated once (tradecore/risk/philox.hpp).
 #include "tradecore/risk/normals.hpp"
 
-#include <limits>
-#include <stdexcept>
-#include <string>
-
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -13,16 +9,6 @@
 #include "tradecore/risk/philox.hpp"
 
 namespace tradecore::risk {
-
-void validate_normals(std::uint64_t first_path, std::uint64_t paths, std::uint64_t factors) {
-  if (paths < 1) throw std::invalid_argument("paths: must be >= 1");
-  if (factors < 1) throw std::invalid_argument("factors: must be >= 1");
-  if (paths > kMaxNormals || factors > kMaxNormals / paths)
-    throw std::invalid_argument("paths * factors: must be <= " + std::to_string(kMaxNormals) +
-                                " normals a call");
-  if (first_path > std::numeric_limits<std::uint64_t>::max() - (paths - 1))
-    throw std::invalid_argument("first_path: first_path + paths must be <= 2^64");
-}
 
 void philox_normals(std::uint64_t seed, std::uint64_t first_path, std::uint64_t paths,
                     std::uint64_t factors, double* out, int threads) {
