@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 log = logging.getLogger("tradecore.bus")
+STOP_DRAIN_S = 2.0  # at stop: how long buffered messages may take to go out
 
 Handler = Callable[[Msg], Awaitable[None]]
 ConnectHook = Callable[[Client], Awaitable[None]]
@@ -157,6 +158,14 @@ class Bus:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self.nc is not None and not self.nc.is_closed:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+        nc = self.nc
+        if nc is not None and not nc.is_closed:
+            # Drain (deliver what is buffered) only while connected, and for a bounded time:
+            # a connection that is reconnecting (NATS stopped with the mesh) would hold the
+            # drain until nats-py's drain timeout (30 s) and the service past its grace period.
+            if nc.is_connected:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(nc.drain(), STOP_DRAIN_S)
+            if not nc.is_closed:
+                with contextlib.suppress(Exception):
+                    await nc.close()

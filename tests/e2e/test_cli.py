@@ -143,11 +143,23 @@ def child_pids(m: Mesh) -> dict[str, int]:
     return {name: int(c["pid"]) for name, c in comps.items() if c["pid"]}
 
 
-def wait_gone(pids: list[int], timeout: float) -> list[int]:
+def wait_gone(pids: list[int], timeout: float) -> list[str]:
+    """The processes of ``pids`` still alive after ``timeout`` s, described (pid, state, argv)."""
     deadline = time.monotonic() + timeout
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return [p for p in pids if alive(p)]
+    return [describe(p) for p in pids if alive(p)]
+
+
+def describe(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().split(")")[-1].split()[0]
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return f"{pid} (gone)"
+    return f"{pid} {state} {argv}"
 
 
 def test_supervisor_killed_hard_takes_its_children_and_up_starts_cleanly(tmp_path: Path) -> None:
@@ -158,7 +170,8 @@ def test_supervisor_killed_hard_takes_its_children_and_up_starts_cleanly(tmp_pat
     assert set(children) == {"nats", "pricing", "marketdata", "gateway"}
     try:
         os.kill(sup, signal.SIGKILL)  # the supervisor dies without stopping its children
-        assert wait_gone(list(children.values()), 5) == []
+        # SIGTERM from PR_SET_PDEATHSIG: each drains (grace 10 s) and stops its stores first.
+        assert wait_gone(list(children.values()), 20) == []
         st = m.run("status")
         assert st.returncode != 0 and "not running" in st.stdout, st.stdout + st.stderr
         # The same ports are free again: a second `up` starts a healthy mesh.
