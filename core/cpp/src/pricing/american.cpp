@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../threads.hpp"
 #include "american_detail.hpp"
 
 #if defined(_OPENMP)
@@ -340,14 +341,7 @@ AmericanOption row(const EuropeanBatch& in, std::size_t i) {
   return o;
 }
 
-int resolve_threads(int threads) {
-#if defined(_OPENMP)
-  return threads > 0 ? threads : omp_get_max_threads();
-#else
-  (void)threads;
-  return 1;
-#endif
-}
+using ::tradecore::detail::resolve_threads;
 
 void check_regime(const AmericanOption& o, const AmericanSettings& s) {
   if (o.expiry > 0.0 && refuses(s, regime_of(o))) {

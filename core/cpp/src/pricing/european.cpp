@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "../threads.hpp"
 #include "tradecore/pricing/black_kernels.hpp"
 #include "tradecore/pricing/european.hpp"
 
@@ -34,14 +35,7 @@ constexpr std::size_t kParallelMin = 16384;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-int resolve_threads(int threads) {
-#if defined(_OPENMP)
-  return threads > 0 ? threads : omp_get_max_threads();
-#else
-  (void)threads;
-  return 1;
-#endif
-}
+using ::tradecore::detail::resolve_threads;
 
 constexpr std::size_t kChunk = 1024;
 

@@ -14,6 +14,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "../threads.hpp"
 #include "tradecore/pricing/implied_vol.hpp"
 
 #if defined(_OPENMP)
@@ -370,7 +371,7 @@ ImpliedVolCounts implied_vol(const ImpliedVolBatch& in, double* vol, std::int8_t
   const std::size_t n = in.n;
 #if defined(_OPENMP)
   if (n >= kParallelMin && threads != 1) {
-    const int nt = threads > 0 ? threads : omp_get_max_threads();
+    const int nt = ::tradecore::detail::resolve_threads(threads);
     constexpr std::size_t kChunk = 1024;
     const std::size_t chunks = (n + kChunk - 1) / kChunk;
     std::size_t ok = 0, below = 0, above = 0, nonpos = 0, invalid = 0;

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "../threads.hpp"
+
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -88,7 +90,7 @@ std::size_t parse_all(const char* data, std::size_t n, std::ptrdiff_t stride, st
   const std::size_t chunks = (n + kChunk - 1) / kChunk;
   std::size_t first = n;
 #if defined(_OPENMP)
-  const int nt = threads > 0 ? threads : omp_get_max_threads();
+  const int nt = ::tradecore::detail::resolve_threads(threads);
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(min : first)
 #else
   (void)threads;

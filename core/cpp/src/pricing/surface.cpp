@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "../threads.hpp"
+
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -18,13 +20,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr std::size_t kParallelMin = 8192;
 
 int resolve_threads(int threads, std::size_t n) {
-  if (n < kParallelMin) return 1;
-#if defined(_OPENMP)
-  return threads > 0 ? threads : omp_get_max_threads();
-#else
-  (void)threads;
-  return 1;
-#endif
+  return n < kParallelMin ? 1 : ::tradecore::detail::resolve_threads(threads);
 }
 
 // Runs body(i) for i in [0, n), over `threads` threads when the batch is large enough.

@@ -2,6 +2,8 @@
 // block of two variables generated once (tradecore/risk/philox.hpp).
 #include "tradecore/risk/normals.hpp"
 
+#include "../threads.hpp"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -17,7 +19,7 @@ void philox_normals(std::uint64_t seed, std::uint64_t first_path, std::uint64_t 
   const std::uint64_t pairs = factors / 2;
   const bool odd = (factors & 1u) != 0;
 #ifdef _OPENMP
-  const int nt = threads > 0 ? threads : omp_get_max_threads();
+  const int nt = ::tradecore::detail::resolve_threads(threads);
 #pragma omp parallel for num_threads(nt) schedule(static)
 #else
   (void)threads;
