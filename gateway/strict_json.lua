@@ -374,6 +374,23 @@ local function parse_list(s, pos, f)
   end
 end
 
+-- After an object member's value at pos: the position after the closing '}' and true, or the
+-- start of the next member and false (a ',' that a '}' follows is a trailing comma). Pops the
+-- member's path entry when the object closes.
+local function after_member(s, pos)
+  local d = byte(s, pos)
+  if d == 125 then
+    DEPTH = DEPTH - 1
+    return pos + 1, true
+  end
+  if d ~= 44 then syntax(s, pos, "',' or '}' after " .. path_str()) end
+  pos = skip_ws(s, pos + 1)
+  if byte(s, pos) == 125 then
+    reject(format("invalid JSON at byte %d: trailing comma after %s", pos - 1, path_str()))
+  end
+  return pos, false
+end
+
 local function parse_map(s, pos, f)
   if byte(s, pos) ~= 123 then
     return parse_single(s, pos, f) -- a type error naming the map
@@ -399,15 +416,10 @@ local function parse_map(s, pos, f)
       reject_at(" is null: maps cannot hold nulls")
     end
     pos = skip_ws(s, parse_single(s, pos, f.v))
-    local d = byte(s, pos)
-    if d == 125 then
-      DEPTH = DEPTH - 1
-      return pos + 1
-    end
-    if d ~= 44 then syntax(s, pos, "',' or '}' after " .. path_str()) end
-    pos = skip_ws(s, pos + 1)
-    if byte(s, pos) == 125 then
-      reject(format("invalid JSON at byte %d: trailing comma after %s", pos - 1, path_str()))
+    local closed
+    pos, closed = after_member(s, pos)
+    if closed then
+      return pos
     end
   end
 end
@@ -457,15 +469,10 @@ parse_message = function(s, pos, msg)
     pos = skip_ws(s, p)
     if byte(s, pos) ~= 58 then syntax(s, pos, "':' after " .. path_str()) end
     pos = skip_ws(s, parse_field(s, skip_ws(s, pos + 1), f))
-    local d = byte(s, pos)
-    if d == 125 then
-      DEPTH = DEPTH - 1
-      return pos + 1
-    end
-    if d ~= 44 then syntax(s, pos, "',' or '}' after " .. path_str()) end
-    pos = skip_ws(s, pos + 1)
-    if byte(s, pos) == 125 then
-      reject(format("invalid JSON at byte %d: trailing comma after %s", pos - 1, path_str()))
+    local closed
+    pos, closed = after_member(s, pos)
+    if closed then
+      return pos
     end
   end
 end
