@@ -128,3 +128,30 @@ def test_not_positive_definite_matrix_is_repaired_to_a_correlation() -> None:
     np.testing.assert_allclose(np.diag(got), 1.0, atol=1e-9)
     assert np.linalg.eigvalsh(f.correlation)[0] > 0
     np.testing.assert_allclose(got, f.correlation, atol=1e-9)
+
+
+def test_revalue_matches_the_pricing_kernels_and_intrinsic_at_expiry() -> None:
+    from tradecore.pricing import american, european
+    from tradecore.risk.valuation import revalue
+
+    book = book_arrays(
+        [
+            Position(Instrument("MSFT"), 10),
+            Position(_option(), -2),
+            Position(_option("MSFT", option_type="put", style="american", strike=420.0), 3),
+            Position(_option(expiry_years=0.01), 1),
+        ],
+        MARKET,
+    )
+    now = revalue(book)
+    assert now.shape == (4,)
+    assert now[0] == 4100.0
+    e = european(190.0, 200.0, 0.5, 0.03, 0.005, 0.25, "call", "none")["price"]
+    a = american(410.0, 420.0, 0.5, 0.03, 0.0, 0.22, "put", greeks=False)["price"]
+    np.testing.assert_allclose(now[1:3], [-200.0 * e, 300.0 * a], rtol=1e-14)
+    spots = np.array([[180.0, 400.0], [210.0, 430.0]])
+    later = revalue(book, spots, horizon=0.02)
+    assert later.shape == (2, 4)
+    assert later[1, 3] == 100.0 * 10.0  # expired: intrinsic of the 200 call at 210
+    e2 = european(180.0, 200.0, 0.48, 0.03, 0.005, 0.25, "call", "none")["price"]
+    np.testing.assert_allclose(later[0, 1], -200.0 * e2, rtol=1e-14)
