@@ -155,3 +155,24 @@ def test_revalue_matches_the_pricing_kernels_and_intrinsic_at_expiry() -> None:
     assert later[1, 3] == 100.0 * 10.0  # expired: intrinsic of the 200 call at 210
     e2 = european(180.0, 200.0, 0.48, 0.03, 0.005, 0.25, "call", "none")["price"]
     np.testing.assert_allclose(later[0, 1], -200.0 * e2, rtol=1e-14)
+
+
+def test_var_es_of_a_sample() -> None:
+    from scipy.stats import norm
+    from tradecore.risk.result import tail_index, var_es
+
+    assert tail_index(100, 0.99) == 98 and tail_index(1000, 0.95) == 949
+    x = np.arange(1.0, 101.0)
+    var, es, _, _ = var_es(x[::-1], 0.95)
+    assert var == 95.0 and es == np.mean([95.0, 96, 97, 98, 99, 100])
+    z = norm.ppf((np.arange(200_000) + 0.5) / 200_000)
+    var, es, vse, ese = var_es(z, 0.99)
+    assert abs(var - norm.ppf(0.99)) < 1e-3
+    assert abs(es - norm.pdf(norm.ppf(0.99)) / 0.01) < 1e-3
+    # Stated errors match the known asymptotics for N(0,1): sqrt(c(1-c)/N)/pdf(VaR).
+    assert abs(vse / (np.sqrt(0.99 * 0.01 / 200_000) / norm.pdf(norm.ppf(0.99))) - 1) < 0.1
+    assert 0 < ese < 0.05
+    with pytest.raises(ValueError, match=r"^confidence:"):
+        var_es(z, 1.0)
+    with pytest.raises(ValueError, match=r"^losses:"):
+        var_es([np.nan], 0.9)
