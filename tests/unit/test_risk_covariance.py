@@ -69,7 +69,9 @@ def _constant_correlation_loops(y: np.ndarray) -> tuple[float, np.ndarray]:
     sd = np.sqrt(np.diag(s))
     rbar = sum(s[i, j] / (sd[i] * sd[j]) for i in range(n) for j in range(n) if i != j)
     rbar /= n * (n - 1)
-    f = np.array([[s[i, i] if i == j else rbar * sd[i] * sd[j] for j in range(n)] for i in range(n)])
+    f = np.array(
+        [[s[i, i] if i == j else rbar * sd[i] * sd[j] for j in range(n)] for i in range(n)]
+    )
     pi = np.zeros((n, n))
     for i in range(n):
         for j in range(n):
@@ -81,7 +83,11 @@ def _constant_correlation_loops(y: np.ndarray) -> tuple[float, np.ndarray]:
                 continue
             th_ii = np.mean((y[:, i] ** 2 - s[i, i]) * (y[:, i] * y[:, j] - s[i, j]))
             th_jj = np.mean((y[:, j] ** 2 - s[j, j]) * (y[:, i] * y[:, j] - s[i, j]))
-            rho += rbar / 2 * (math.sqrt(s[j, j] / s[i, i]) * th_ii + math.sqrt(s[i, i] / s[j, j]) * th_jj)
+            rho += (
+                rbar
+                / 2
+                * (math.sqrt(s[j, j] / s[i, i]) * th_ii + math.sqrt(s[i, i] / s[j, j]) * th_jj)
+            )
     gamma = float(np.sum((f - s) ** 2))
     delta = max(0.0, min((pi.sum() - rho) / gamma / t, 1.0))
     return delta, delta * f + (1 - delta) * s
@@ -146,7 +152,9 @@ def test_rolling_correlation_equals_per_window_corrcoef() -> None:
     for k in range(66):
         w = r[k : k + 25]
         if np.all(w[:, 2] == 0.0):
-            np.testing.assert_allclose(out[k][:2, :2], np.corrcoef(w[:, :2], rowvar=False), atol=1e-12)
+            np.testing.assert_allclose(
+                out[k][:2, :2], np.corrcoef(w[:, :2], rowvar=False), atol=1e-12
+            )
             np.testing.assert_array_equal(out[k][2], [0.0, 0.0, 1.0])
         else:
             np.testing.assert_allclose(out[k], np.corrcoef(w, rowvar=False), atol=1e-12)
@@ -174,7 +182,10 @@ def test_correlation_breakdown_fires_when_the_regime_changes() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: estimate_covariance([[0.1, math.nan], [0.2, 0.1]]), r"^returns\[0\]\[1\]: must be finite"),
+        (
+            lambda: estimate_covariance([[0.1, math.nan], [0.2, 0.1]]),
+            r"^returns\[0\]\[1\]: must be finite",
+        ),
         (lambda: estimate_covariance([[0.1, 0.2]]), r"^returns: at least 2 days"),
         (lambda: estimate_covariance(np.zeros((5, 2)), ["A"]), r"^symbols: expected 2"),
         (lambda: estimate_covariance(np.zeros((5, 2)), estimator="bogus"), r"^estimator:"),  # type: ignore[arg-type]

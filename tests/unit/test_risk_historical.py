@@ -47,8 +47,16 @@ def test_option_book_scenarios_are_repriced_at_the_horizon() -> None:
     book = book_arrays(
         [
             Position(Instrument("AAA"), -30.0),
-            Position(Instrument("C", "option", "call", strike=105.0, expiry_years=0.25, underlying="AAA"), 2.0),
-            Position(Instrument("P", "option", "put", strike=38.0, expiry_years=0.1, underlying="BBB"), -3.0),
+            Position(
+                Instrument(
+                    "C", "option", "call", strike=105.0, expiry_years=0.25, underlying="AAA"
+                ),
+                2.0,
+            ),
+            Position(
+                Instrument("P", "option", "put", strike=38.0, expiry_years=0.1, underlying="BBB"),
+                -3.0,
+            ),
         ],
         MARKET,
     )
@@ -82,7 +90,9 @@ def test_filtered_historical_rescales_by_ewma_volatility() -> None:
     today = np.sqrt(v)
     expected = r * today / np.array(scaled_by)
     np.testing.assert_allclose(filtered_returns(r, lam), expected, rtol=1e-12)
-    book = book_arrays([Position(Instrument("AAA"), 5.0), Position(Instrument("BBB"), -8.0)], MARKET)
+    book = book_arrays(
+        [Position(Instrument("AAA"), 5.0), Position(Instrument("BBB"), -8.0)], MARKET
+    )
     res = historical_var(book, r, confidence=0.99, filtered=True, ewma_lambda=lam)
     spot = np.array([100.0, 40.0]) * np.exp(expected)
     losses = 5 * (100.0 - spot[:, 0]) - 8 * (40.0 - spot[:, 1])
@@ -119,9 +129,7 @@ def test_evt_var_of_student_t_losses() -> None:
     tail = stats.t.expect(lambda v: v, args=(4,), lb=stats.t.ppf(0.999, 4)) / 0.001
     assert res.expected_shortfall == pytest.approx(10 * tail, rel=0.08)
     assert res.method == "evt" and res.scenarios == 100_000
-    assert res.details["historical_var"] == pytest.approx(
-        _hand_var_es(10 * t, 0.999)[0], rel=1e-9
-    )
+    assert res.details["historical_var"] == pytest.approx(_hand_var_es(10 * t, 0.999)[0], rel=1e-9)
 
 
 def test_evt_exponential_tail_uses_the_xi_zero_limit() -> None:
@@ -166,5 +174,7 @@ def test_evt_bad_input_names_the_field(days: int, kwargs: dict[str, object], mes
     with pytest.raises(ValueError, match=message):
         evt_var(_stock_book(), r, **kwargs)  # type: ignore[arg-type]
     flat = np.zeros((500, 1))
-    with pytest.raises(ValueError, match=r"^returns: the losses above the EVT threshold are all equal"):
+    with pytest.raises(
+        ValueError, match=r"^returns: the losses above the EVT threshold are all equal"
+    ):
         evt_var(_stock_book(), flat)

@@ -27,9 +27,17 @@ MARKET = Market(
 )
 
 
-def _option(symbol: str, kind: str, strike: float, expiry: float, style: str = "european") -> Instrument:
+def _option(
+    symbol: str, kind: str, strike: float, expiry: float, style: str = "european"
+) -> Instrument:
     return Instrument(
-        f"{symbol}-{kind}-{strike}", "option", kind, style, strike, expiry, underlying=symbol  # type: ignore[arg-type]
+        f"{symbol}-{kind}-{strike}",
+        "option",
+        kind,
+        style,
+        strike,
+        expiry,
+        underlying=symbol,  # type: ignore[arg-type]
     )
 
 
@@ -51,7 +59,9 @@ def test_one_stock_delta_normal_is_the_closed_form(c: float, horizon: float) -> 
 
 
 def test_two_stock_linear_book_uses_the_correlation_or_a_supplied_covariance() -> None:
-    book = book_arrays([Position(Instrument("AAA"), 10.0), Position(Instrument("BBB"), -30.0)], MARKET)
+    book = book_arrays(
+        [Position(Instrument("AAA"), 10.0), Position(Instrument("BBB"), -30.0)], MARKET
+    )
     d = np.array([1000.0, -1200.0])
     vol = np.array([0.25, 0.4])
     cov = np.array([[1.0, 0.6], [0.6, 1.0]]) * np.outer(vol, vol)
@@ -133,7 +143,10 @@ def test_delta_gamma_moments_match_sampling_of_the_quadratic_pnl() -> None:
 def test_cornish_fisher_es_is_the_tail_integral_of_the_quantile() -> None:
     for c, s, k in ((0.99, 0.4, 0.8), (0.975, -0.3, 1.5), (0.95, 0.0, 0.0)):
         numeric = integrate.quad(
-            lambda u: cornish_fisher_quantile(stats.norm.ppf(u), s, k), c, 1.0, limit=200
+            lambda u, s=s, k=k: cornish_fisher_quantile(stats.norm.ppf(u), s, k),
+            c,
+            1.0,
+            limit=200,
         )[0] / (1 - c)
         assert cornish_fisher_tail_mean(c, s, k) == pytest.approx(numeric, rel=1e-7)
 
@@ -155,7 +168,9 @@ def test_dollar_greeks_match_bumped_repricing() -> None:
         up[i] += eps
         dn[i] -= eps
         v_up, v0, v_dn = (revalue(book, spot=x).sum() for x in (up, book.spot, dn))
-        assert s.dollar_delta[i] == pytest.approx((v_up - v_dn) / (2 * eps) * book.spot[i], rel=1e-4)
+        assert s.dollar_delta[i] == pytest.approx(
+            (v_up - v_dn) / (2 * eps) * book.spot[i], rel=1e-4
+        )
         gamma = (v_up - 2 * v0 + v_dn) / eps**2 * book.spot[i] ** 2
         assert s.dollar_gamma[i] == pytest.approx(gamma, rel=2e-3)
     h = 1.0 / 252
@@ -170,8 +185,14 @@ def test_dollar_greeks_match_bumped_repricing() -> None:
         ({"horizon_days": -1.0}, r"^horizon_days:"),
         ({"covariance": np.eye(3)}, r"^covariance: expected 2 x 2"),
         ({"covariance": [[0.1, math.nan], [0.0, 0.1]]}, r"^covariance\[0\]\[1\]: must be finite"),
-        ({"covariance": [[0.1, 0.05], [0.0, 0.1]]}, r"^covariance\[0\]\[1\]: must equal \[1\]\[0\]"),
-        ({"covariance": [[0.01, 0.5], [0.5, 0.01]]}, r"^covariance: must be positive semi-definite"),
+        (
+            {"covariance": [[0.1, 0.05], [0.0, 0.1]]},
+            r"^covariance\[0\]\[1\]: must equal \[1\]\[0\]",
+        ),
+        (
+            {"covariance": [[0.01, 0.5], [0.5, 0.01]]},
+            r"^covariance: must be positive semi-definite",
+        ),
         (
             {"covariance": CovarianceEstimate(("AAA",), np.eye(1), np.eye(1), np.ones(1))},
             r"^covariance.symbols: no entry for 'BBB'",

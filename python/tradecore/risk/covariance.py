@@ -24,7 +24,7 @@ annualised volatilities (square roots of the diagonal), the units of
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -151,9 +151,7 @@ def ewma_covariance(
     w = (1.0 - lam) * lam ** np.arange(days - 1, -1, -1, dtype=np.float64)
     s0 = r.T @ r / days
     daily = lam**days * s0 + (r * w[:, None]).T @ r
-    return _estimate(
-        syms, daily, {"estimator": "ewma", "ewma_lambda": lam, "observations": days}
-    )
+    return _estimate(syms, daily, {"estimator": "ewma", "ewma_lambda": lam, "observations": days})
 
 
 def sample_covariance(
@@ -216,9 +214,7 @@ def ledoit_wolf(
             kappa = (pi_hat - rho_hat) / gamma_hat if gamma_hat > 0.0 else 0.0
             shrink = max(0.0, min(kappa / t, 1.0))
     else:
-        raise ValueError(
-            f"target: must be 'constant_correlation' or 'identity', got {target!r}"
-        )
+        raise ValueError(f"target: must be 'constant_correlation' or 'identity', got {target!r}")
     daily = shrink * f + (1.0 - shrink) * s
     return _estimate(
         syms,
@@ -245,7 +241,7 @@ class Garch11:
     forecast: float
     log_likelihood: float
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[float | FloatArray]:
         """Unpacks as ``omega, alpha, beta, variances``."""
         return iter((self.omega, self.alpha, self.beta, self.variances))
 
@@ -368,10 +364,10 @@ def rolling_correlation(returns: npt.ArrayLike, window: int) -> FloatArray:
     cov = np.einsum("kiw,kjw->kij", dev, dev)
     sd = np.sqrt(np.einsum("kii->ki", cov))
     safe = np.where(sd > 0.0, sd, 1.0)
-    corr = cov / (safe[:, :, None] * safe[:, None, :])
+    corr: FloatArray = cov / (safe[:, :, None] * safe[:, None, :])
     zero = sd == 0.0
     corr[zero[:, :, None] | zero[:, None, :]] = 0.0
-    corr = np.clip(corr, -1.0, 1.0)
+    np.clip(corr, -1.0, 1.0, out=corr)
     idx = np.arange(r.shape[1])
     corr[:, idx, idx] = 1.0
     return corr

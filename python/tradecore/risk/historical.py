@@ -64,7 +64,9 @@ def check_horizon(horizon_days: float) -> float:
     except (TypeError, ValueError):
         raise ValueError(f"horizon_days: expected a number, got {horizon_days!r}") from None
     if not (math.isfinite(h) and 0.0 < h <= MAX_HORIZON_DAYS):
-        raise ValueError(f"horizon_days: must be in (0, {MAX_HORIZON_DAYS:g}], got {horizon_days!r}")
+        raise ValueError(
+            f"horizon_days: must be in (0, {MAX_HORIZON_DAYS:g}], got {horizon_days!r}"
+        )
     return h
 
 
@@ -91,7 +93,9 @@ def filtered_returns(returns: npt.ArrayLike, ewma_lambda: float = 0.94) -> Float
     return out
 
 
-def scenario_losses(book: Book, returns: FloatArray, horizon_days: float) -> tuple[float, FloatArray]:
+def scenario_losses(
+    book: Book, returns: FloatArray, horizon_days: float
+) -> tuple[float, FloatArray]:
     """(value now, loss of each day's scenario) under the historical scenario model."""
     h = horizon_days / TRADING_DAYS
     now = float(revalue(book).sum())
@@ -152,14 +156,12 @@ def evt_tail(
     if not (math.isfinite(thr) and 0.0 < thr < 1.0):
         raise ValueError(f"threshold: must be in (0, 1), got {threshold!r}")
     if c <= thr:
-        raise ValueError(
-            f"confidence: must be above the EVT threshold quantile {thr:g}, got {c:g}"
-        )
+        raise ValueError(f"confidence: must be above the EVT threshold quantile {thr:g}, got {c:g}")
     x = np.sort(np.asarray(losses, dtype=np.float64).ravel())
     if not np.isfinite(x).all():
         raise ValueError("returns: the scenario losses must be finite")
     n = x.size
-    n_u = int(math.floor(n * (1.0 - thr) + 1e-9))
+    n_u = math.floor(n * (1.0 - thr) + 1e-9)
     if n_u < MIN_EXCEEDANCES or n_u >= n:
         need = math.ceil(MIN_EXCEEDANCES / (1.0 - thr) - 1e-9)
         raise ValueError(

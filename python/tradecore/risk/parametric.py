@@ -239,9 +239,7 @@ def cornish_fisher_var(
     z = float(stats.norm.ppf(c))
     var = mean + sd * cornish_fisher_quantile(z, skew, kurt)
     es = mean + sd * cornish_fisher_tail_mean(c, skew, kurt)
-    slope = (
-        1.0 + z * skew / 3.0 + (z * z - 1.0) * kurt / 8.0 - (6.0 * z * z - 5.0) * skew**2 / 36.0
-    )
+    slope = 1.0 + z * skew / 3.0 + (z * z - 1.0) * kurt / 8.0 - (6.0 * z * z - 5.0) * skew**2 / 36.0
     dn_mean, dn_sd, _, _ = _loss_moments(s, cov, h, gamma=False)
     details.update(
         {
