@@ -61,7 +61,9 @@ def test_christoffersen_independence_on_a_hand_counted_sequence() -> None:
     expected_ind = -2 * (null - alt)
     x, n, p = 6, 20, 0.05
     expected_pof = -2 * (
-        (n - x) * math.log(1 - p) + x * math.log(p) - (n - x) * math.log(1 - x / n)
+        (n - x) * math.log(1 - p)
+        + x * math.log(p)
+        - (n - x) * math.log(1 - x / n)
         - x * math.log(x / n)
     )
     r = backtest_var(hits=hits, confidence=0.95)
