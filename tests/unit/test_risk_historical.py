@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import integrate, stats
 from tradecore.pricing import european
 from tradecore.risk.book import Instrument, Market, Position, Underlying, book_arrays
 from tradecore.risk.historical import evt_tail, evt_var, filtered_returns, historical_var
@@ -114,6 +114,15 @@ def test_evt_recovers_a_generalised_pareto_tail() -> None:
     true_es = (true_var + beta) / (1 - xi)  # ES of a GPD from 0
     assert var == pytest.approx(true_var, rel=0.05)
     assert es == pytest.approx(true_es, rel=0.08)
+    # ES is the mean of the fitted tail's quantile beyond the VaR level.
+    u, b, k, frac = d["threshold_loss"], d["scale"], d["shape"], d["exceedances"] / x.size
+
+    def tail_quantile(p: float) -> float:
+        return u + b / k * (((1 - p) / frac) ** (-k) - 1)
+
+    assert tail_quantile(0.999) == pytest.approx(var, rel=1e-12)
+    mean_beyond = integrate.quad(tail_quantile, 0.999, 1.0, limit=200)[0] / 0.001
+    assert es == pytest.approx(mean_beyond, rel=1e-6)
 
 
 def test_evt_var_of_student_t_losses() -> None:
