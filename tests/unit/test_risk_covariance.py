@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from tradecore.risk import covariance
 from tradecore.risk.covariance import (
     correlation_breakdown,
     estimate_covariance,
@@ -144,7 +145,9 @@ def test_garch_covariance_is_d_r_d_of_the_standardised_residuals() -> None:
     assert est.correlation[0, 1] == pytest.approx(0.6, abs=0.08)
 
 
-def test_rolling_correlation_equals_per_window_corrcoef() -> None:
+def test_rolling_correlation_equals_per_window_corrcoef(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small chunks: the windows are computed a few at a time.
+    monkeypatch.setattr(covariance, "_CHUNK_VALUES", 3 * 25 * 4)
     r = _returns(days=90, n=3)
     r[10:40, 2] = 0.0  # constant over some windows: zero correlation there
     out = rolling_correlation(r, 25)
@@ -194,6 +197,10 @@ def test_correlation_breakdown_fires_when_the_regime_changes() -> None:
         (lambda: garch11(np.zeros(100)), r"^x: all returns are zero"),
         (lambda: rolling_correlation(np.ones((5, 2)), 6), r"^window: window \(6\) must be <="),
         (lambda: rolling_correlation(np.ones((5, 2)), 1), r"^window: must be >= 2"),
+        (
+            lambda: rolling_correlation(np.ones((20_000, 50)), 20),
+            r"^returns: 19981 windows of 50 x 50",
+        ),
         (lambda: correlation_breakdown(np.ones((30, 2)), 20), r"^window: 2 x window \(40\)"),
         (lambda: correlation_breakdown(np.ones((30, 1)), 5), r"^returns: a correlation breakdown"),
         (lambda: correlation_breakdown(np.ones((30, 2)), 5, threshold=0.0), r"^threshold:"),

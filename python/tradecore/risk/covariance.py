@@ -40,6 +40,9 @@ Estimator = Literal["sample", "ewma", "ledoit_wolf", "garch"]
 #: At most this many days and columns in one estimate.
 MAX_DAYS = 100_000
 MAX_COLUMNS = 4096
+#: rolling_correlation returns at most this many values (windows x n x n; 256 MiB).
+MAX_ROLLING_VALUES = 1 << 25
+_CHUNK_VALUES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -359,16 +362,28 @@ def rolling_correlation(returns: npt.ArrayLike, window: int) -> FloatArray:
     constant over a window has zero correlation with the others there."""
     r = check_returns(returns)
     w = _window(window, r.shape[0])
-    win = np.lib.stride_tricks.sliding_window_view(r, w, axis=0)  # (k, n, w)
-    dev = win - win.mean(axis=2, keepdims=True)
-    cov = np.einsum("kiw,kjw->kij", dev, dev)
-    sd = np.sqrt(np.einsum("kii->ki", cov))
-    safe = np.where(sd > 0.0, sd, 1.0)
-    corr: FloatArray = cov / (safe[:, :, None] * safe[:, None, :])
-    zero = sd == 0.0
-    corr[zero[:, :, None] | zero[:, None, :]] = 0.0
-    np.clip(corr, -1.0, 1.0, out=corr)
-    idx = np.arange(r.shape[1])
+    days, n = r.shape
+    k = days - w + 1
+    if k * n * n > MAX_ROLLING_VALUES:
+        raise ValueError(
+            f"returns: {k} windows of {n} x {n} correlations exceed {MAX_ROLLING_VALUES} values; "
+            "use fewer days or symbols, or a longer window"
+        )
+    corr: FloatArray = np.empty((k, n, n))
+    win = np.lib.stride_tricks.sliding_window_view(r, w, axis=0)  # (k, n, w), a view
+    step = max(1, _CHUNK_VALUES // (n * w))  # windows per chunk: bounded intermediates
+    for lo in range(0, k, step):
+        part = win[lo : lo + step]
+        dev = part - part.mean(axis=2, keepdims=True)
+        cov = np.einsum("kiw,kjw->kij", dev, dev)
+        sd = np.sqrt(np.einsum("kii->ki", cov))
+        safe = np.where(sd > 0.0, sd, 1.0)
+        out = cov / (safe[:, :, None] * safe[:, None, :])
+        zero = sd == 0.0
+        out[zero[:, :, None] | zero[:, None, :]] = 0.0
+        np.clip(out, -1.0, 1.0, out=out)
+        corr[lo : lo + step] = out
+    idx = np.arange(n)
     corr[:, idx, idx] = 1.0
     return corr
 
