@@ -1,0 +1,1 @@
+"""RiskService: VaR, stress, Greeks and attribution of books, and real-time accounts."""
