@@ -8,6 +8,8 @@ contracts, see docs/architecture.md):
                                  book, ticks)
 ``exec.<kind>.<account>``        execution (:class:`ExecKind`: order, fill, position)
 ``risk.<kind>.<account>``        risk (:class:`RiskKind`: snapshot, alert, state)
+``risk.journal.<kind>.<account>`` the risk service's journal (:class:`RiskJournalKind`:
+                                 limits, positions; JetStream stream RISK_JOURNAL)
 ``model.<kind>.<model>``         model outputs (:class:`ModelKind`: surface, signal)
 ``<service>.v<N>.<method>``      request/reply (:data:`PRICING_PRICE`)
 ===============================  =======================================================
@@ -35,6 +37,7 @@ __all__ = [
     "ExecKind",
     "MdKind",
     "ModelKind",
+    "RiskJournalKind",
     "RiskKind",
     "exec_filter",
     "exec_subject",
@@ -44,6 +47,8 @@ __all__ = [
     "model_subject",
     "parse_md_subject",
     "risk_filter",
+    "risk_journal_filter",
+    "risk_journal_subject",
     "risk_subject",
     "validate_token",
 ]
@@ -79,6 +84,14 @@ class RiskKind(StrEnum):
     SNAPSHOT = "snapshot"  # events.v1.RiskSnapshot
     ALERT = "alert"  # events.v1.Alert
     STATE = "state"  # events.v1.TradingState
+
+
+class RiskJournalKind(StrEnum):
+    """What a ``risk.journal.<kind>.<account>`` message holds (the risk service's own
+    journal, read back at its start; the trading state is journaled on ``risk.state``)."""
+
+    LIMITS = "limits"  # risk.v1.Limits
+    POSITIONS = "positions"  # risk.v1.SetPositionsRequest
 
 
 class ModelKind(StrEnum):
@@ -178,6 +191,20 @@ def risk_filter(kind: RiskKind | str | None = None, account: str | None = None) 
     """A subscription to risk events: ``risk_filter(RiskKind.ALERT)`` is ``risk.alert.*``."""
     k = ANY if kind is None else _kind(RiskKind, kind).value
     return f"risk.{k}.{_part('account', account)}"
+
+
+def risk_journal_subject(kind: RiskJournalKind | str, account: str) -> str:
+    """``risk.journal.<kind>.<account>`` (ValueError names ``kind`` or ``account``)."""
+    return f"risk.journal.{_kind(RiskJournalKind, kind)}.{validate_token('account', account)}"
+
+
+def risk_journal_filter(
+    kind: RiskJournalKind | str | None = None, account: str | None = None
+) -> str:
+    """A subscription to the journal: ``risk_journal_filter(RiskJournalKind.LIMITS)`` is
+    ``risk.journal.limits.*``."""
+    k = ANY if kind is None else _kind(RiskJournalKind, kind).value
+    return f"risk.journal.{k}.{_part('account', account)}"
 
 
 def model_subject(kind: ModelKind | str, model: str) -> str:
