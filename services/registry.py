@@ -97,6 +97,23 @@ SERVICES: tuple[ServiceSpec, ...] = (
             ),
         ),
     ),
+    ServiceSpec(
+        name="risk",
+        title="RiskService",
+        module="tradecore_services.risk",
+        grpc_services=("tradecore.risk.v1.RiskService",),
+        port=50053,
+        metrics_port=9466,
+        description="VaR/ES, stress, portfolio Greeks, hedges, attribution, backtests",
+        needs_nats=True,
+        needs_clickhouse=True,
+        env=(
+            EnvVar("TRADECORE_RISK_MAX_PATHS", "10000000", "Monte-Carlo paths per call"),
+            EnvVar("TRADECORE_RISK_MAX_POSITIONS", "100000", "positions per book"),
+            EnvVar("TRADECORE_RISK_MAX_BOOKS", "10000", "books per ComputeVaRBatch call"),
+            EnvVar("TRADECORE_RISK_WORKERS", "2-4 (by CPUs)", "threads for heavy runs"),
+        ),
+    ),
 )
 
 

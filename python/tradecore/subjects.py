@@ -11,7 +11,7 @@ contracts, see docs/architecture.md):
 ``risk.journal.<kind>.<account>`` the risk service's journal (:class:`RiskJournalKind`:
                                  limits, positions; JetStream stream RISK_JOURNAL)
 ``model.<kind>.<model>``         model outputs (:class:`ModelKind`: surface, signal)
-``<service>.v<N>.<method>``      request/reply (:data:`PRICING_PRICE`)
+``<service>.v<N>.<method>``      request/reply (:data:`REQUEST_REPLY`)
 ===============================  =======================================================
 
 A subject is tokens joined by ``.``; a token taken from a request (a venue, a symbol, an
@@ -34,6 +34,8 @@ __all__ = [
     "MAX_TOKEN_LENGTH",
     "PRICING_PRICE",
     "REQUEST_REPLY",
+    "RISK_COMPUTE_VAR",
+    "RISK_COMPUTE_VAR_BATCH",
     "ExecKind",
     "MdKind",
     "ModelKind",
@@ -104,7 +106,9 @@ class ModelKind(StrEnum):
 # Request/reply subjects, ``<service>.v<N>.<method>``: the request is the method's request
 # message serialized, the reply its response (or an error: services/common/nats_rpc.py).
 PRICING_PRICE = "pricing.v1.price"  # PricingService.Price
-REQUEST_REPLY: tuple[str, ...] = (PRICING_PRICE,)
+RISK_COMPUTE_VAR = "risk.v1.compute_var"  # RiskService.ComputeVaR (queue group "risk")
+RISK_COMPUTE_VAR_BATCH = "risk.v1.compute_var_batch"  # RiskService.ComputeVaRBatch
+REQUEST_REPLY: tuple[str, ...] = (PRICING_PRICE, RISK_COMPUTE_VAR, RISK_COMPUTE_VAR_BATCH)
 
 
 def _shown(value: str) -> str:
