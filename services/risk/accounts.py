@@ -56,10 +56,6 @@ from tradecore.risk.book import (
     KIND_AMERICAN,
     KIND_EQUITY,
     KIND_EUROPEAN,
-    Instrument,
-    Market,
-    Position,
-    Underlying,
     book_arrays,
     cholesky_factor,
 )
@@ -70,6 +66,7 @@ from tradecore_api.events.v1 import common_pb2, execution_pb2
 from tradecore_api.events.v1 import risk_pb2 as events
 from tradecore_api.risk.v1 import risk_pb2 as pb
 
+from . import convert
 from . import limits as lim
 
 FloatArray = npt.NDArray[np.float64]
@@ -247,51 +244,6 @@ def option_from_fill(fill: execution_pb2.Fill) -> tuple[str, int, float, int]:
     return ins.underlying, right, ins.strike, ins.expiry_time_ns
 
 
-def positions_from_request(
-    positions: list[pb.RiskPosition], market: pb.MarketState
-) -> tuple[list[Position], Market]:
-    """The request's positions and market as ``tradecore.risk.book`` objects (checked by
-    :func:`book_arrays`: ValueError naming ``positions[i].<field>`` / ``market.<field>``)."""
-    kinds = {common_pb2.EQUITY: "equity", common_pb2.OPTION: "option"}
-    types = {common_pb2.CALL: "call", common_pb2.PUT: "put"}
-    styles = {
-        pb.EXERCISE_STYLE_UNSPECIFIED: "european",
-        pb.EUROPEAN: "european",
-        pb.AMERICAN: "american",
-    }
-    out: list[Position] = []
-    for i, p in enumerate(positions):
-        ins = p.instrument
-        kind = kinds.get(ins.kind)
-        if kind is None:
-            raise ValueError(f"positions[{i}].instrument.kind: must be EQUITY or OPTION")
-        if kind == "equity" and ins.underlying:
-            raise ValueError(f"positions[{i}].instrument.underlying: only for an option")
-        out.append(
-            Position(
-                Instrument(
-                    symbol=ins.symbol,
-                    kind=kind,  # type: ignore[arg-type]
-                    option_type=types.get(ins.option_type),  # type: ignore[arg-type]
-                    style=styles.get(ins.style, "?"),  # type: ignore[arg-type]
-                    strike=ins.strike if kind == "option" else math.nan,
-                    expiry_years=ins.expiry_years if kind == "option" else math.nan,
-                    underlying=ins.underlying,
-                ),
-                p.quantity,
-                p.multiplier if p.HasField("multiplier") else None,
-            )
-        )
-    mkt = Market(
-        rate=market.rate,
-        underlyings=tuple(
-            Underlying(u.symbol, u.spot, u.volatility, u.dividend_yield) for u in market.underlyings
-        ),
-        correlation=list(market.correlation) if market.correlation else None,
-    )
-    return out, mkt
-
-
 class AccountBook:
     """One account's positions, marks, risk, limits and trading mode."""
 
@@ -410,7 +362,8 @@ class AccountBook:
 
     def set_positions(self, request: pb.SetPositionsRequest, now_ns: int) -> None:
         """Replace the positions and market (ValueError naming the request's field)."""
-        positions, market = positions_from_request(list(request.positions), request.market)
+        positions = convert.positions(request.positions)
+        market = convert.market(request.market)
         # No positions: the account is emptied (its market is not needed).
         book = book_arrays(positions, market) if positions else None
         holdings: dict[str, Holding] = {}
@@ -635,19 +588,21 @@ class AccountBook:
         )
 
     def account_risk(self, now_ns: int) -> pb.AccountRisk:
-        """The latest state (evaluated now when nothing was evaluated yet)."""
-        last = self.last if self.last is not None else self.evaluate(now_ns)
+        """The latest state (an empty snapshot, sequence 0, before the first evaluation)."""
+        snap = (
+            self.last.snapshot
+            if self.last is not None
+            else events.RiskSnapshot(account=self.account, as_of_time_ns=now_ns)
+        )
         out = pb.AccountRisk(
-            snapshot=last.snapshot,
+            snapshot=snap,
             var=self.var,
             expected_shortfall=self.es,
             day_pnl=self.day_pnl,
             state=self.state(),
             limits=self.limits,
         )
-        out.positions.extend(
-            h.risk_position(last.snapshot.as_of_time_ns) for h in self.holdings.values()
-        )
+        out.positions.extend(h.risk_position(snap.as_of_time_ns) for h in self.holdings.values())
         return out
 
 
@@ -661,5 +616,4 @@ __all__ = [
     "Update",
     "fill_time",
     "option_from_fill",
-    "positions_from_request",
 ]

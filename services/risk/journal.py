@@ -22,7 +22,6 @@ RPC answers only after that, so an acknowledged change survives a restart of the
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -102,7 +101,7 @@ async def _latest(js: JetStreamContext, subject: str) -> list[tuple[str, bytes, 
     out: list[tuple[str, bytes, int]] = []
     try:
         info = await sub.consumer_info()
-        pending = info.num_pending
+        pending = info.num_pending or 0
         while pending > 0:
             msgs = await sub.fetch(min(FETCH_BATCH, pending), timeout=ACK_TIMEOUT_S)
             for m in msgs:
@@ -137,7 +136,7 @@ class Journal:
             await js.publish(
                 subject, data, headers=trace_headers(request_id) if request_id else None
             )
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise UnavailableError(f"the risk journal did not acknowledge {subject}") from exc
 
     async def limits(self, limits: pb.Limits, request_id: str = "") -> None:

@@ -21,7 +21,10 @@ from ..common.cpu import CpuPool
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
 from ..registry import by_name
+from .accounts import AccountConfig
 from .analytics import INLINE_COST, Analytics, Caps
+from .journal import Journal
+from .live import Accounts
 from .servicer import RiskServicer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RiskService"].full_name
@@ -34,6 +37,23 @@ def caps_from_env() -> Caps:
         max_paths=env_int("TRADECORE_RISK_MAX_PATHS", Caps.max_paths, minimum=1),
         max_positions=env_int("TRADECORE_RISK_MAX_POSITIONS", Caps.max_positions, minimum=1),
         max_books=env_int("TRADECORE_RISK_MAX_BOOKS", Caps.max_books, minimum=1),
+    )
+
+
+def accounts_config_from_env() -> AccountConfig:
+    """How accounts are valued: TRADECORE_RISK_ACCOUNT_PATHS (fast-VaR scenarios, 10000),
+    TRADECORE_RISK_DEFAULT_VOLATILITY (underlyings no SetPositions market describes, 0.25),
+    TRADECORE_RISK_OPTION_STYLE (equity options from fills: american or european)."""
+    style = os.environ.get("TRADECORE_RISK_OPTION_STYLE", "american")
+    if style not in ("american", "european"):
+        raise ValueError(f"TRADECORE_RISK_OPTION_STYLE: american or european, got {style!r}")
+    vol = float(os.environ.get("TRADECORE_RISK_DEFAULT_VOLATILITY", "0.25"))
+    if not 0.0 < vol <= 10.0:
+        raise ValueError(f"TRADECORE_RISK_DEFAULT_VOLATILITY: in (0, 10], got {vol!r}")
+    return AccountConfig(
+        paths=env_int("TRADECORE_RISK_ACCOUNT_PATHS", AccountConfig.paths, minimum=100),
+        volatility=vol,
+        option_style="american" if style == "american" else "european",
     )
 
 
@@ -50,7 +70,8 @@ class RiskApp:
         self.cpu = CpuPool("risk", workers, INLINE_COST)
         self.bus = Bus(settings.nats_url, "risk")
         self.analytics = Analytics(self.cpu, caps)
-        self.servicer = RiskServicer(self.analytics)
+        self.accounts = Accounts(self.bus, Journal(), accounts_config_from_env())
+        self.servicer = RiskServicer(self.analytics, self.accounts)
 
     def service_app(self) -> ServiceApp:
         app = ServiceApp(
@@ -61,6 +82,7 @@ class RiskApp:
             service_names=[SERVICE_NAME],
             on_start=[self.start],
             on_stop=[self.stop],
+            on_draining=[self.accounts.close_streams],
             dependencies=[self.bus.watch],  # the NATS request/reply methods and accounts
             registry=self.registry,
         )
@@ -70,6 +92,7 @@ class RiskApp:
         await self.bus.start()
 
     async def stop(self) -> None:
+        await self.accounts.stop()
         await self.bus.stop()
         await self.cpu.close()
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 from tradecore_api.risk.v1 import risk_pb2_grpc as pb_grpc
 
 from .analytics import Analytics
+from .live import AccountMethods, Accounts
 
 
-class RiskServicer(pb_grpc.RiskServiceServicer):
-    def __init__(self, analytics: Analytics) -> None:
+class RiskServicer(AccountMethods, pb_grpc.RiskServiceServicer):
+    def __init__(self, analytics: Analytics, accounts: Accounts) -> None:
         self.analytics = analytics
+        self.accounts = accounts
