@@ -95,6 +95,9 @@ class Accounts:
         self._watchers: dict[str, set[asyncio.Queue[events.RiskSnapshot | None]]] = {}
         self.restored = asyncio.Event()
         self.closing = asyncio.Event()
+        # One change RPC at a time: each reads the account (version, sequence), journals,
+        # then applies; interleaved, two SetLimits would journal the same version.
+        self._changing = asyncio.Lock()
         bus.on_connect(self._on_connect)
 
     # -- NATS --------------------------------------------------------------------------
@@ -224,9 +227,10 @@ class Accounts:
         now = time.time_ns()
         # Checked on a scratch book first: a bad request changes nothing.
         AccountBook(request.account, self.config).set_positions(request, now)
-        book = self._book(request.account)
-        await self.journal.positions(request)
-        book.set_positions(request, now)
+        async with self._changing:
+            book = self._book(request.account)
+            await self.journal.positions(request)
+            book.set_positions(request, now)
         for underlying in self._track(book):
             await self._watch_quotes(underlying)
         await self._publish(book, book.evaluate(now))
@@ -240,11 +244,12 @@ class Accounts:
         account_name("account", request.account)
         await self._ready()
         new = lim.validate_limits(request.limits)
-        book = self._book(request.account)
-        new.account = request.account
-        new.version = book.limits.version + 1
-        await self.journal.limits(new)
-        book.restore_limits(new)
+        async with self._changing:
+            book = self._book(request.account)
+            new.account = request.account
+            new.version = book.limits.version + 1
+            await self.journal.limits(new)
+            book.restore_limits(new)
         log.info(
             "%s: limits version %d set by %s", request.account, new.version, request.changed_by
         )
@@ -258,15 +263,16 @@ class Accounts:
         account_name("account", request.account)
         lim.check_mode("mode", request.mode)
         await self._ready()
-        book = self._book(request.account)
-        state = book.state()
-        state.mode = request.mode
-        state.reason = request.reason
-        state.changed_by = request.changed_by
-        state.event_time_ns = time.time_ns()
-        state.sequence += 1
-        await self.journal.state(state)  # journaled and published on risk.state.<account>
-        book.restore_state(state)
+        async with self._changing:
+            book = self._book(request.account)
+            state = book.state()
+            state.mode = request.mode
+            state.reason = request.reason
+            state.changed_by = request.changed_by
+            state.event_time_ns = time.time_ns()
+            state.sequence += 1
+            await self.journal.state(state)  # journaled and published on risk.state.<account>
+            book.restore_state(state)
         return state
 
     async def stream(self, request: pb.StreamRiskRequest) -> AsyncIterator[events.RiskSnapshot]:
