@@ -10,8 +10,9 @@ Positions
     From fills: signed quantity (BUY +, SELL -), average open price, realized P&L on a reduction
     (``(price - average) x closed quantity x multiplier``, fees subtracted), deduplicated by
     ``fill_id``. Options take their underlying, right, strike and expiry from the fill's
-    instrument; time to expiry is ``(expiry_time_ns - event time) / 365 days``, so it decays
-    with the events' clock. Equity options from fills are American by default
+    instrument; time to expiry is ``(expiry_time_ns - now) / 365 days`` at each evaluation
+    (``now`` is the caller's: the service passes its clock, since a replayed feed's event times
+    are historical). Equity options from fills are American by default
     (:attr:`AccountConfig.option_style`). SetPositions replaces the positions wholesale, with
     its market (rate, dividend yields, volatilities, the correlation, and spots until the first
     quote); its positions' cost is their value at the first mark.
