@@ -97,6 +97,30 @@ SERVICES: tuple[ServiceSpec, ...] = (
             ),
         ),
     ),
+    ServiceSpec(
+        name="risk",
+        title="RiskService",
+        module="tradecore_services.risk",
+        grpc_services=("tradecore.risk.v1.RiskService",),
+        port=50053,
+        metrics_port=9466,
+        description="VaR/ES, stress, portfolio Greeks, hedges, attribution, backtests",
+        needs_nats=True,
+        needs_clickhouse=True,
+        env=(
+            EnvVar("TRADECORE_RISK_MAX_PATHS", "10000000", "Monte-Carlo paths per call"),
+            EnvVar("TRADECORE_RISK_MAX_POSITIONS", "100000", "positions per book"),
+            EnvVar("TRADECORE_RISK_MAX_BOOKS", "10000", "books per ComputeVaRBatch call"),
+            EnvVar("TRADECORE_RISK_WORKERS", "2-4 (by CPUs)", "threads for heavy runs"),
+            EnvVar("TRADECORE_RISK_ACCOUNT_PATHS", "10000", "scenarios of an account's fast VaR"),
+            EnvVar(
+                "TRADECORE_RISK_DEFAULT_VOLATILITY",
+                "0.25",
+                "volatility of underlyings of accounts built from fills",
+            ),
+            EnvVar("TRADECORE_RISK_OPTION_STYLE", "american", "style of equity options from fills"),
+        ),
+    ),
 )
 
 

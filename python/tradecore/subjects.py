@@ -8,8 +8,10 @@ contracts, see docs/architecture.md):
                                  book, ticks)
 ``exec.<kind>.<account>``        execution (:class:`ExecKind`: order, fill, position)
 ``risk.<kind>.<account>``        risk (:class:`RiskKind`: snapshot, alert, state)
+``risk.journal.<kind>.<account>`` the risk service's journal (:class:`RiskJournalKind`:
+                                 limits, positions; JetStream stream RISK_JOURNAL)
 ``model.<kind>.<model>``         model outputs (:class:`ModelKind`: surface, signal)
-``<service>.v<N>.<method>``      request/reply (:data:`PRICING_PRICE`)
+``<service>.v<N>.<method>``      request/reply (:data:`REQUEST_REPLY`)
 ===============================  =======================================================
 
 A subject is tokens joined by ``.``; a token taken from a request (a venue, a symbol, an
@@ -32,9 +34,12 @@ __all__ = [
     "MAX_TOKEN_LENGTH",
     "PRICING_PRICE",
     "REQUEST_REPLY",
+    "RISK_COMPUTE_VAR",
+    "RISK_COMPUTE_VAR_BATCH",
     "ExecKind",
     "MdKind",
     "ModelKind",
+    "RiskJournalKind",
     "RiskKind",
     "exec_filter",
     "exec_subject",
@@ -44,6 +49,8 @@ __all__ = [
     "model_subject",
     "parse_md_subject",
     "risk_filter",
+    "risk_journal_filter",
+    "risk_journal_subject",
     "risk_subject",
     "validate_token",
 ]
@@ -81,6 +88,14 @@ class RiskKind(StrEnum):
     STATE = "state"  # events.v1.TradingState
 
 
+class RiskJournalKind(StrEnum):
+    """What a ``risk.journal.<kind>.<account>`` message holds (the risk service's own
+    journal, read back at its start; the trading state is journaled on ``risk.state``)."""
+
+    LIMITS = "limits"  # risk.v1.Limits
+    POSITIONS = "positions"  # risk.v1.SetPositionsRequest
+
+
 class ModelKind(StrEnum):
     """What a ``model.<kind>.<model>`` message holds."""
 
@@ -91,7 +106,9 @@ class ModelKind(StrEnum):
 # Request/reply subjects, ``<service>.v<N>.<method>``: the request is the method's request
 # message serialized, the reply its response (or an error: services/common/nats_rpc.py).
 PRICING_PRICE = "pricing.v1.price"  # PricingService.Price
-REQUEST_REPLY: tuple[str, ...] = (PRICING_PRICE,)
+RISK_COMPUTE_VAR = "risk.v1.compute_var"  # RiskService.ComputeVaR (queue group "risk")
+RISK_COMPUTE_VAR_BATCH = "risk.v1.compute_var_batch"  # RiskService.ComputeVaRBatch
+REQUEST_REPLY: tuple[str, ...] = (PRICING_PRICE, RISK_COMPUTE_VAR, RISK_COMPUTE_VAR_BATCH)
 
 
 def _shown(value: str) -> str:
@@ -178,6 +195,20 @@ def risk_filter(kind: RiskKind | str | None = None, account: str | None = None) 
     """A subscription to risk events: ``risk_filter(RiskKind.ALERT)`` is ``risk.alert.*``."""
     k = ANY if kind is None else _kind(RiskKind, kind).value
     return f"risk.{k}.{_part('account', account)}"
+
+
+def risk_journal_subject(kind: RiskJournalKind | str, account: str) -> str:
+    """``risk.journal.<kind>.<account>`` (ValueError names ``kind`` or ``account``)."""
+    return f"risk.journal.{_kind(RiskJournalKind, kind)}.{validate_token('account', account)}"
+
+
+def risk_journal_filter(
+    kind: RiskJournalKind | str | None = None, account: str | None = None
+) -> str:
+    """A subscription to the journal: ``risk_journal_filter(RiskJournalKind.LIMITS)`` is
+    ``risk.journal.limits.*``."""
+    k = ANY if kind is None else _kind(RiskJournalKind, kind).value
+    return f"risk.journal.{k}.{_part('account', account)}"
 
 
 def model_subject(kind: ModelKind | str, model: str) -> str:

@@ -27,8 +27,9 @@ class ResourceExhaustedError(RuntimeError):
 def status_for(exc: BaseException) -> grpc.StatusCode:
     """The gRPC status code for an exception raised while serving a call (gRPC and NATS alike).
 
-    Only the project's own types, ValueError (an invalid argument) and the builtin timeout and
-    connection errors of a dependency have a code of their own; anything else, a KeyError from
+    Only the project's own types, ValueError (an invalid argument), the builtin timeout and
+    connection errors of a dependency and NotImplementedError (a method the service does not
+    define: UNIMPLEMENTED) have a code of their own; anything else, a KeyError from
     a bug included, is INTERNAL: logged with its traceback and the request id."""
     if isinstance(exc, ValueError):
         return grpc.StatusCode.INVALID_ARGUMENT
@@ -44,4 +45,7 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.UNAVAILABLE
     if isinstance(exc, TradecoreError):
         return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, NotImplementedError):
+        # What the generated servicer base raises for a method the service does not define.
+        return grpc.StatusCode.UNIMPLEMENTED
     return grpc.StatusCode.INTERNAL

@@ -17,18 +17,19 @@ from tradecore_services.registry import SERVICES, EnvVar, ServiceSpec, by_name, 
 from tests.conftest import REPO
 from tests.mesh import Mesh
 
-RISK = ServiceSpec(
-    name="risk",
-    title="RiskService",
-    module="tradecore_services.risk",
-    grpc_services=("tradecore.risk.v1.RiskService",),
-    port=50053,
-    metrics_port=9466,
-    description="portfolio risk",
+# A service that is not registered (its proto is made up by descriptor_with_audit).
+AUDIT = ServiceSpec(
+    name="audit",
+    title="AuditService",
+    module="tradecore_services.audit",
+    grpc_services=("tradecore.audit.v1.AuditService",),
+    port=50099,
+    metrics_port=9499,
+    description="audit trail",
     needs_clickhouse=True,
-    env=(EnvVar("TRADECORE_RISK_LIMIT", "10", "positions per account"),),
+    env=(EnvVar("TRADECORE_AUDIT_LIMIT", "10", "entries per call"),),
 )
-WITH_RISK = (*SERVICES, RISK)
+WITH_AUDIT = (*SERVICES, AUDIT)
 
 
 def readme_config_table() -> str:
@@ -71,6 +72,8 @@ def test_flags_variables_and_defaults_keep_their_names() -> None:
         "--pricing-metrics-port": ("TRADECORE_PRICING_METRICS_PORT", "9464"),
         "--marketdata-port": ("TRADECORE_MARKETDATA_PORT", "50052"),
         "--marketdata-metrics-port": ("TRADECORE_MARKETDATA_METRICS_PORT", "9465"),
+        "--risk-port": ("TRADECORE_RISK_PORT", "50053"),
+        "--risk-metrics-port": ("TRADECORE_RISK_METRICS_PORT", "9466"),
     }
     # mesh.json written by an earlier version (the same flat keys) still reads.
     old = {
@@ -89,7 +92,8 @@ def test_flags_variables_and_defaults_keep_their_names() -> None:
     }
     cfg = MeshConfig.from_dict(old)
     assert (cfg.port("pricing"), cfg.metrics_port("marketdata")) == (5, 8)
-    assert json.loads(cfg.to_json()) == old
+    # (an entry added since gets its default ports)
+    assert json.loads(cfg.to_json()) == {**old, "risk_port": 50053, "risk_metrics_port": 9466}
 
 
 def test_registry_rejects_a_name_port_or_service_used_twice() -> None:
@@ -111,20 +115,20 @@ def test_registry_rejects_a_name_port_or_service_used_twice() -> None:
 
 
 def test_a_port_of_no_registered_service_is_an_error() -> None:
-    with pytest.raises(ValueError, match=r"\['risk_port'\]"):
-        MeshConfig.from_dict({"risk_port": 1})
+    with pytest.raises(ValueError, match=r"\['audit_port'\]"):
+        MeshConfig.from_dict({"audit_port": 1})
 
 
-def descriptor_with_risk(tmp_path: Path) -> Path:
-    """The real descriptor set plus a RiskService (its messages borrowed from pricing)."""
+def descriptor_with_audit(tmp_path: Path) -> Path:
+    """The real descriptor set plus an AuditService (its messages borrowed from pricing)."""
     fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path().read_bytes())
-    risk = fds.file.add(
-        name="tradecore/risk/v1/risk.proto",
-        package="tradecore.risk.v1",
+    audit = fds.file.add(
+        name="tradecore/audit/v1/audit.proto",
+        package="tradecore.audit.v1",
         dependency=["tradecore/pricing/v1/pricing.proto"],
         syntax="proto3",
     )
-    risk.service.add(name="RiskService").method.add(
+    audit.service.add(name="AuditService").method.add(
         name="Assess",
         input_type=".tradecore.pricing.v1.PriceRequest",
         output_type=".tradecore.pricing.v1.PriceResponse",
@@ -137,57 +141,57 @@ def descriptor_with_risk(tmp_path: Path) -> Path:
 def test_a_new_service_is_one_registry_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for var in [s.variable for s in settings(WITH_RISK)]:
+    for var in [s.variable for s in settings(WITH_AUDIT)]:
         monkeypatch.delenv(var, raising=False)
     # Flags and variables.
-    monkeypatch.setenv("TRADECORE_RISK_METRICS_PORT", "7001")
-    parser = build_parser(WITH_RISK)
-    ns = parser.parse_args(["up", "--data-dir", str(tmp_path), "--risk-port", "7000"])
-    cfg = _config(ns, WITH_RISK)
-    assert (cfg.port("risk"), cfg.metrics_port("risk")) == (7000, 7001)
+    monkeypatch.setenv("TRADECORE_AUDIT_METRICS_PORT", "7001")
+    parser = build_parser(WITH_AUDIT)
+    ns = parser.parse_args(["up", "--data-dir", str(tmp_path), "--audit-port", "7000"])
+    cfg = _config(ns, WITH_AUDIT)
+    assert (cfg.port("audit"), cfg.metrics_port("audit")) == (7000, 7001)
     assert cfg.port("pricing") == 50051
-    assert MeshConfig.from_env(WITH_RISK).metrics_port("risk") == 7001
+    assert MeshConfig.from_env(WITH_AUDIT).metrics_port("audit") == 7001
     up_help = parser._subparsers._group_actions[0].choices["up"].format_help()  # type: ignore[union-attr]
-    assert "--risk-metrics-port" in up_help and "TRADECORE_RISK_PORT" in up_help
-    assert MeshConfig.from_json(cfg.to_json(), WITH_RISK) == cfg
-    assert cfg.ports()["risk gRPC"] == 7000
-    assert cfg.component_ports()["risk"] == [7000, 7001]
+    assert "--audit-metrics-port" in up_help and "TRADECORE_AUDIT_PORT" in up_help
+    assert MeshConfig.from_json(cfg.to_json(), WITH_AUDIT) == cfg
+    assert cfg.ports()["audit gRPC"] == 7000
+    assert cfg.component_ports()["audit"] == [7000, 7001]
     # A supervisor component, before the gateway, with its ports, dependencies and health check.
     comps = components(cfg, tmp_path / "envoy.json")
-    assert [c.name for c in comps] == ["nats", "pricing", "marketdata", "risk", "gateway"]
-    risk = comps[3]
-    assert risk.argv[1:] == ["-m", "tradecore_services.risk"]
-    assert risk.env["TRADECORE_PORT"] == "7000"
-    assert risk.env["TRADECORE_METRICS_PORT"] == "7001"
-    assert risk.env["TRADECORE_NATS_URL"] == cfg.effective_nats_url
-    ok, detail = risk.health()  # nothing listens: not healthy, and says why
+    assert [c.name for c in comps] == ["nats", "pricing", "marketdata", "risk", "audit", "gateway"]
+    audit = comps[4]
+    assert audit.argv[1:] == ["-m", "tradecore_services.audit"]
+    assert audit.env["TRADECORE_PORT"] == "7000"
+    assert audit.env["TRADECORE_METRICS_PORT"] == "7001"
+    assert audit.env["TRADECORE_NATS_URL"] == cfg.effective_nats_url
+    ok, detail = audit.health()  # nothing listens: not healthy, and says why
     assert not ok and "UNAVAILABLE" in detail
     # Envoy: a cluster on its port, a route by its prefix, transcoded.
-    envoy = gateway_config(cfg, descriptor_with_risk(tmp_path))
+    envoy = gateway_config(cfg, descriptor_with_audit(tmp_path))
     clusters = {c["name"]: c for c in envoy["static_resources"]["clusters"]}
-    endpoint = clusters["tradecore_risk_v1_RiskService"]["load_assignment"]["endpoints"][0]
+    endpoint = clusters["tradecore_audit_v1_AuditService"]["load_assignment"]["endpoints"][0]
     assert endpoint["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == {
         "address": "127.0.0.1",
         "port_value": 7000,
     }
     hcm = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
     routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
-    assert {"prefix": "/tradecore.risk.v1.RiskService/"} in [r["match"] for r in routes]
+    assert {"prefix": "/tradecore.audit.v1.AuditService/"} in [r["match"] for r in routes]
     (transcoder,) = [
         f["typed_config"]
         for f in hcm["typed_config"]["http_filters"]
         if f["name"] == "envoy.filters.http.grpc_json_transcoder"
     ]
-    assert "tradecore.risk.v1.RiskService" in transcoder["services"]
+    assert "tradecore.audit.v1.AuditService" in transcoder["services"]
     # The test mesh gives it free ports and passes them as flags.
-    mesh = Mesh.with_free_ports(tmp_path / "mesh", WITH_RISK)
-    assert mesh.risk == f"127.0.0.1:{mesh.risk_port}"
+    mesh = Mesh.with_free_ports(tmp_path / "mesh", WITH_AUDIT)
+    assert mesh.audit == f"127.0.0.1:{mesh.audit_port}"
     args = mesh.args()
-    assert args[args.index("--risk-metrics-port") + 1] == str(mesh.risk_metrics_port)
-    assert len(set(mesh.port_values().values())) == len(mesh.port_values()) == 10
+    assert args[args.index("--audit-metrics-port") + 1] == str(mesh.audit_metrics_port)
+    assert len(set(mesh.port_values().values())) == len(mesh.port_values()) == 12
     # The README table has its rows.
-    assert "| `--risk-port` | `TRADECORE_RISK_PORT` | `50053` | RiskService gRPC |" in (
-        readme_table(WITH_RISK)
+    assert "| `--audit-port` | `TRADECORE_AUDIT_PORT` | `50099` | AuditService gRPC |" in (
+        readme_table(WITH_AUDIT)
     )
 
 
@@ -195,9 +199,10 @@ def test_the_test_mesh_keeps_its_attribute_names(tmp_path: Path) -> None:
     mesh = Mesh.with_free_ports(tmp_path)
     assert mesh.pricing == f"127.0.0.1:{mesh.pricing_port}"
     assert mesh.marketdata == f"127.0.0.1:{mesh.marketdata_port}"
+    assert mesh.risk == f"127.0.0.1:{mesh.risk_port}"
     assert isinstance(mesh.pricing_metrics_port, int)
-    with pytest.raises(AttributeError, match="risk_port"):
-        _ = mesh.risk_port
+    with pytest.raises(AttributeError, match="audit_port"):
+        _ = mesh.audit_port
 
 
 def test_the_gateway_generator_defaults_to_the_registry(tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ C = grpc.StatusCode
         (ConnectionResetError(), C.UNAVAILABLE),
         (TimeoutError(), C.DEADLINE_EXCEEDED),
         (TradecoreError("engine"), C.FAILED_PRECONDITION),
+        # What a generated servicer base raises for a method the service does not define.
+        (NotImplementedError("Method not implemented!"), C.UNIMPLEMENTED),
         # Bugs, never a client's fault and never NOT_FOUND:
         (KeyError("contracts"), C.INTERNAL),
         (IndexError(3), C.INTERNAL),

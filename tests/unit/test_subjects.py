@@ -67,6 +67,10 @@ def test_every_scheme_builds_its_subjects() -> None:
         "risk.alert.ACC-1",
         "risk.state.ACC-1",
     ]
+    assert [sj.risk_journal_subject(k, "ACC-1") for k in sj.RiskJournalKind] == [
+        "risk.journal.limits.ACC-1",
+        "risk.journal.positions.ACC-1",
+    ]
     assert [sj.model_subject(k, "svi") for k in sj.ModelKind] == [
         "model.surface.svi",
         "model.signal.svi",
@@ -85,6 +89,8 @@ def test_filters_put_wildcards_for_the_parts_left_out() -> None:
     assert sj.exec_filter() == "exec.*.*"
     assert sj.risk_filter(sj.RiskKind.ALERT) == "risk.alert.*"
     assert sj.model_filter(sj.ModelKind.SIGNAL) == "model.signal.*"
+    assert sj.risk_journal_filter(sj.RiskJournalKind.LIMITS) == "risk.journal.limits.*"
+    assert sj.risk_journal_filter(account="A1") == "risk.journal.*.A1"
 
 
 def test_parse_md_subject_inverts_md_subject() -> None:
@@ -105,6 +111,8 @@ def test_parse_md_subject_inverts_md_subject() -> None:
         lambda k: sj.exec_subject(k, "A"),
         lambda k: sj.risk_subject(k, "A"),
         lambda k: sj.model_subject(k, "m"),
+        lambda k: sj.risk_journal_subject(k, "A"),
+        lambda k: sj.risk_journal_filter(k),
         lambda k: sj.md_filter(k),
         lambda k: sj.exec_filter(k),
         lambda k: sj.risk_filter(k),
@@ -130,6 +138,8 @@ def test_a_kind_of_one_scheme_is_not_a_kind_of_another() -> None:
         (lambda v: sj.exec_subject(sj.ExecKind.FILL, v), "account"),
         (lambda v: sj.risk_subject(sj.RiskKind.STATE, v), "account"),
         (lambda v: sj.model_subject(sj.ModelKind.SURFACE, v), "model"),
+        (lambda v: sj.risk_journal_subject(sj.RiskJournalKind.LIMITS, v), "account"),
+        (lambda v: sj.risk_journal_filter(account=v), "account"),
         (lambda v: sj.exec_filter(account=v), "account"),
         (lambda v: sj.risk_filter(account=v), "account"),
         (lambda v: sj.model_filter(model=v), "model"),

@@ -1,0 +1,111 @@
+"""RiskService process: gRPC on TRADECORE_PORT (default from services/registry.py), and NATS
+request/reply on ``risk.v1.compute_var`` (queue group ``risk``: several replicas share the
+calls). Its health (grpc.health.v1, the service's name) is NOT_SERVING while NATS is
+unreachable.
+
+Settings beyond ServiceSettings (the registry entry lists them for the README):
+TRADECORE_RISK_MAX_PATHS, TRADECORE_RISK_MAX_POSITIONS, TRADECORE_RISK_MAX_BOOKS (hard caps per
+call) and TRADECORE_RISK_WORKERS (threads for heavy runs)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from prometheus_client import CollectorRegistry
+from tradecore_api.risk.v1 import risk_pb2 as pb
+from tradecore_api.risk.v1 import risk_pb2_grpc as pb_grpc
+
+from ..common.bus import Bus
+from ..common.cpu import CpuPool
+from ..common.server import ServiceApp, main
+from ..common.settings import ServiceSettings, env_int
+from ..registry import by_name
+from .accounts import AccountConfig
+from .analytics import INLINE_COST, Analytics, Caps
+from .journal import Journal
+from .live import Accounts
+from .servicer import RiskServicer
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RiskService"].full_name
+SPEC = by_name("risk")
+log = logging.getLogger("tradecore.risk")
+
+
+def caps_from_env() -> Caps:
+    return Caps(
+        max_paths=env_int("TRADECORE_RISK_MAX_PATHS", Caps.max_paths, minimum=1),
+        max_positions=env_int("TRADECORE_RISK_MAX_POSITIONS", Caps.max_positions, minimum=1),
+        max_books=env_int("TRADECORE_RISK_MAX_BOOKS", Caps.max_books, minimum=1),
+    )
+
+
+def accounts_config_from_env() -> AccountConfig:
+    """How accounts are valued: TRADECORE_RISK_ACCOUNT_PATHS (fast-VaR scenarios, 10000),
+    TRADECORE_RISK_DEFAULT_VOLATILITY (underlyings no SetPositions market describes, 0.25),
+    TRADECORE_RISK_OPTION_STYLE (equity options from fills: american or european)."""
+    style = os.environ.get("TRADECORE_RISK_OPTION_STYLE", "american")
+    if style not in ("american", "european"):
+        raise ValueError(f"TRADECORE_RISK_OPTION_STYLE: american or european, got {style!r}")
+    vol = float(os.environ.get("TRADECORE_RISK_DEFAULT_VOLATILITY", "0.25"))
+    if not 0.0 < vol <= 10.0:
+        raise ValueError(f"TRADECORE_RISK_DEFAULT_VOLATILITY: in (0, 10], got {vol!r}")
+    return AccountConfig(
+        paths=env_int("TRADECORE_RISK_ACCOUNT_PATHS", AccountConfig.paths, minimum=100),
+        volatility=vol,
+        option_style="american" if style == "american" else "european",
+    )
+
+
+class RiskApp:
+    """The service's parts, each made once with its collaborators: the metrics registry, the
+    CPU pool for heavy runs, the NATS connection, the stateless analytics, the servicer.
+    :meth:`start` starts them in order (NATS, then what needs it); :meth:`stop` stops them in
+    reverse order after the server has drained. The stateful accounts (``accounts.py``) are a
+    part like the others: made here with the bus, started after it, stopped before it."""
+
+    def __init__(self, settings: ServiceSettings, caps: Caps, workers: int) -> None:
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.cpu = CpuPool("risk", workers, INLINE_COST)
+        self.bus = Bus(settings.nats_url, "risk")
+        self.analytics = Analytics(self.cpu, caps)
+        self.accounts = Accounts(self.bus, Journal(), accounts_config_from_env())
+        self.servicer = RiskServicer(self.analytics, self.accounts)
+
+    def service_app(self) -> ServiceApp:
+        app = ServiceApp(
+            settings=self.settings,
+            register=lambda server: pb_grpc.add_RiskServiceServicer_to_server(
+                self.servicer, server
+            ),
+            service_names=[SERVICE_NAME],
+            on_start=[self.start],
+            on_stop=[self.stop],
+            on_draining=[self.accounts.close_streams],
+            dependencies=[self.bus.watch],  # the NATS request/reply methods and accounts
+            registry=self.registry,
+        )
+        return app
+
+    async def start(self) -> None:
+        await self.bus.start()
+
+    async def stop(self) -> None:
+        await self.accounts.stop()
+        await self.bus.stop()
+        await self.cpu.close()
+
+
+def build() -> ServiceApp:
+    settings = ServiceSettings.from_env(SPEC.name, port=SPEC.port, metrics_port=SPEC.metrics_port)
+    workers = env_int("TRADECORE_RISK_WORKERS", max(2, min(4, os.cpu_count() or 2)), minimum=1)
+    return RiskApp(settings, caps_from_env(), workers).service_app()
+
+
+def run() -> None:
+    main(build)
+
+
+if __name__ == "__main__":
+    run()
