@@ -355,18 +355,23 @@ def _max_loss(book: Book, h: float) -> float:
         return math.inf
     lo, hi = _log_bounds(book)
     grid = np.linspace(0.0, 1.0, 241)
-    x = lo + grid[:, None] * (hi - lo)  # (g, n)
-    vals = revalue(book, book.spot * np.exp(x), horizon=h)  # (g, m)
     infimum = 0.0
     for j in range(book.n_underlyings):
         cols = book.underlying == j
         if not cols.any():
             continue
         sub = _sub_book(book, cols)
-        per = vals[:, cols].sum(axis=1)
-        k = int(np.argmin(per))
-        a, b = x[max(k - 1, 0), j], x[min(k + 1, grid.size - 1), j]
         sj = float(book.spot[j])
+        # The grid, plus every strike on this underlying: a payoff's kinks are where a
+        # narrow minimum (a short butterfly's) sits.
+        strikes = np.log(sub.strike[np.isfinite(sub.strike)] / sj)
+        x = np.unique(np.concatenate([lo[j] + grid * (hi[j] - lo[j]), strikes, [0.0]]))
+        x = x[(x >= lo[j]) & (x <= hi[j])]
+        spot = np.tile(book.spot, (x.size, 1))
+        spot[:, j] = sj * np.exp(x)
+        per = revalue(sub, spot, horizon=h).sum(axis=1)
+        k = int(np.argmin(per))
+        a, b = x[max(k - 1, 0)], x[min(k + 1, x.size - 1)]
 
         def value_at(t: float, sub: Book = sub, sj: float = sj, j: int = j) -> float:
             spot = sub.spot.copy()
@@ -450,32 +455,42 @@ def reverse_stress(
         return np.asarray(-(A.T @ dollar) / target, dtype=np.float64)
 
     def onto_ray(direction: FloatArray) -> FloatArray | None:
-        """The first point t * direction (t > 0) where the loss reaches the target."""
+        """The nearest point t * direction (t > 0) where the loss reaches the target: a scan
+        of t (ratio 1.05, one revalue call, out to where a spot leaves the reachable range)
+        for the first crossing, then Brent's method between its two scan points."""
         if g(np.zeros(n)) >= 0.0:
             return None
-        lo, t = 0.0, 1.0
-        for _ in range(80):
-            if g(t * direction) >= 0.0:
-                root = optimize.brentq(lambda s: g(s * direction), lo, t, xtol=1e-14, rtol=1e-14)
-                return np.asarray(root * direction, dtype=np.float64)
-            x = A @ (t * direction)
-            if (x >= log_max).any() or (x <= log_min).any():
-                return None  # the ray has left the reachable spots
-            lo, t = t, 2.0 * t
-        return None
+        d = direction / float(np.linalg.norm(direction))
+        step = A @ d
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reach = np.where(step > 0, log_max / step, np.where(step < 0, log_min / step, np.inf))
+        t_max = float(reach.min())
+        if not math.isfinite(t_max) or t_max <= 0.0:
+            return None
+        t_min = min(0.05, t_max / 2.0)
+        ts = np.geomspace(t_min, t_max, int(math.log(t_max / t_min) / math.log(1.05)) + 2)
+        X = np.clip(ts[:, None] * step, log_min, log_max)
+        losses = value - revalue(book, book.spot * np.exp(X), horizon=h).sum(axis=1)
+        above = np.flatnonzero(losses >= target)
+        if above.size == 0:
+            return None
+        k = int(above[0])
+        lo = float(ts[k - 1]) if k > 0 else 0.0
+        root = optimize.brentq(lambda t: g(t * d), lo, float(ts[k]), xtol=1e-14, rtol=1e-14)
+        return np.asarray(root * d, dtype=np.float64)
 
     dollar0 = -grad_g(np.zeros(n)) * target  # A' d
     carry = (g(np.zeros(n)) + 1.0) * target
     norm2 = float(dollar0 @ dollar0)
     starts: list[FloatArray] = []
-    if norm2 > 0.0:
-        z0 = -(target - carry) * dollar0 / norm2
-        starts.append(z0)
-        on = onto_ray(z0 / max(float(np.linalg.norm(z0)), 1e-300))
+    z0 = -(target - carry) * dollar0 / norm2 if norm2 > 0.0 else None
+    if z0 is not None and float(z0 @ z0) > 0.0:
+        on = onto_ray(z0)
         if on is not None:
-            starts.insert(0, on)
+            starts.append(on)
     if not starts:
-        # The axes of z (a delta-neutral book has no linear direction).
+        # The axes of z (a delta-neutral book has no linear direction; on a book whose loss
+        # is not monotone along it, the linear ray may never reach the target).
         for j in range(n):
             for sign in (1.0, -1.0):
                 e = np.zeros(n)
@@ -483,6 +498,8 @@ def reverse_stress(
                 on = onto_ray(e)
                 if on is not None:
                     starts.append(on)
+    if not starts and z0 is not None:
+        starts.append(z0)
     best: FloatArray | None = None
     for start in sorted(starts, key=lambda s: float(s @ s))[:4]:
         res = optimize.minimize(
