@@ -341,9 +341,10 @@ def _slope_at_infinity(book: Book, h: float) -> FloatArray:
     return slope
 
 
-def _max_loss(book: Book, h: float) -> float:
+def _max_loss(book: Book, h: float) -> tuple[float, FloatArray]:
     """The book's largest loss at the horizon over the spots the search can reach (inf when
-    unbounded).
+    unbounded), and log-returns that reach it (or, when unbounded, a loss beyond any finite
+    target: the reachable edge of each underlying the book is net short).
 
     Each position depends on one underlying, so the value at the horizon is a sum of one
     function per underlying and its infimum the sum of their infima: -inf when the value's
@@ -351,9 +352,12 @@ def _max_loss(book: Book, h: float) -> float:
     log-spot grid over the whole reachable range, refined by a bounded scalar minimisation
     between the grid neighbours of the smallest point."""
     slope = _slope_at_infinity(book, h)
-    if (slope < -1e-12 * float(np.abs(book.units).sum())).any():
-        return math.inf
     lo, hi = _log_bounds(book)
+    worst_x = np.zeros(book.n_underlyings)
+    short = slope < -1e-12 * float(np.abs(book.units).sum())
+    if short.any():
+        worst_x[short] = hi[short]
+        return math.inf, worst_x
     grid = np.linspace(0.0, 1.0, 241)
     infimum = 0.0
     for j in range(book.n_underlyings):
@@ -379,8 +383,13 @@ def _max_loss(book: Book, h: float) -> float:
             return float(revalue(sub, spot, horizon=h).sum())
 
         res = optimize.minimize_scalar(value_at, bounds=(a, b), method="bounded")
-        infimum += min(float(per[k]), float(res.fun))
-    return float(revalue(book).sum()) - infimum
+        if float(res.fun) < float(per[k]):
+            infimum += float(res.fun)
+            worst_x[j] = float(res.x)
+        else:
+            infimum += float(per[k])
+            worst_x[j] = float(x[k])
+    return float(revalue(book).sum()) - infimum, worst_x
 
 
 def _sub_book(book: Book, cols: npt.NDArray[np.bool_]) -> Book:
@@ -429,7 +438,7 @@ def reverse_stress(
     if h <= 0.0:
         raise ValueError("horizon_days: must be > 0 (the covariance over the horizon is 0)")
     A = _horizon_factor(book, h, covariance)
-    worst = _max_loss(book, h)
+    worst, worst_x = _max_loss(book, h)
     if target >= worst * (1.0 - 1e-9):
         raise ValueError(
             f"loss: {target:g} is not reachable: the book's largest loss over all spot moves "
@@ -454,17 +463,18 @@ def reverse_stress(
         dollar = np.bincount(u, weights=d, minlength=n)  # d value / d x
         return np.asarray(-(A.T @ dollar) / target, dtype=np.float64)
 
-    def onto_ray(direction: FloatArray) -> FloatArray | None:
-        """The nearest point t * direction (t > 0) where the loss reaches the target: a scan
-        of t (ratio 1.05, one revalue call, out to where a spot leaves the reachable range)
-        for the first crossing, then Brent's method between its two scan points."""
+    def onto_ray(direction: FloatArray, end: float | None = None) -> FloatArray | None:
+        """The nearest point t * direction (0 < t <= end) where the loss reaches the target:
+        a scan of t (ratio 1.05, one revalue call, out to ``end`` or to where a spot leaves
+        the reachable range) for the first crossing, then Brent's method between its two scan
+        points."""
         if g(np.zeros(n)) >= 0.0:
             return None
         d = direction / float(np.linalg.norm(direction))
         step = A @ d
         with np.errstate(divide="ignore", invalid="ignore"):
             reach = np.where(step > 0, log_max / step, np.where(step < 0, log_min / step, np.inf))
-        t_max = float(reach.min())
+        t_max = float(reach.min()) if end is None else end
         if not math.isfinite(t_max) or t_max <= 0.0:
             return None
         t_min = min(0.05, t_max / 2.0)
@@ -488,9 +498,14 @@ def reverse_stress(
         on = onto_ray(z0)
         if on is not None:
             starts.append(on)
+    # The segment to the point of the largest loss: the loss crosses the target on it.
+    z_worst = np.asarray(np.linalg.solve(A, np.clip(worst_x, log_min, log_max)), dtype=np.float64)
+    if float(z_worst @ z_worst) > 0.0:
+        on = onto_ray(z_worst, float(np.linalg.norm(z_worst)))
+        if on is not None:
+            starts.append(on)
     if not starts:
-        # The axes of z (a delta-neutral book has no linear direction; on a book whose loss
-        # is not monotone along it, the linear ray may never reach the target).
+        # The axes of z (a delta-neutral book has no linear direction).
         for j in range(n):
             for sign in (1.0, -1.0):
                 e = np.zeros(n)
