@@ -312,6 +312,26 @@ def test_reverse_stress_finds_a_narrow_dip() -> None:
         reverse_stress(book, 1.001 * largest, horizon_days=1.0)
 
 
+def test_reverse_stress_below_the_decay_of_a_long_straddle() -> None:
+    # A long straddle loses ~1,396 over 5 days unshocked (its most likely outcome), and loses
+    # less only when the spot moves: a loss of half the decay needs a move, the closest one.
+    market = Market(0.0, (Underlying("X", 100.0, 0.3),))
+    straddle = [
+        Position(_opt("X", "call", 100.0, 10 / 252), 10),
+        Position(_opt("X", "put", 100.0, 10 / 252), 10),
+    ]
+    book = book_arrays(straddle, market)
+    (decay,) = stress_test(book, [StressScenario("decay", horizon_days=5.0)])
+    res = reverse_stress(book, -0.5 * decay.pnl, horizon_days=5.0)
+    assert res.pnl == pytest.approx(0.5 * decay.pnl, rel=1e-9)
+    x = res.log_returns["X"]
+    # The other direction's crossing is no closer: at -x the loss is still at least the target.
+    (other,) = stress_test(book, [StressScenario("o", {"X": math.expm1(-x)}, horizon_days=5.0)])
+    assert other.pnl <= res.pnl + 1e-9 * abs(res.pnl)
+    with pytest.raises(ValueError, match=r"loss: .* not reachable"):
+        reverse_stress(book, -1.01 * decay.pnl, horizon_days=5.0)
+
+
 def test_unreachable_loss_is_an_error() -> None:
     # A long call cannot lose more than its premium (about 1,500 here).
     long_call = book_arrays([Position(_opt("AAPL", "call", 190.0, 0.5), 1)], MARKET)
@@ -382,6 +402,10 @@ def test_bad_grid_historical_and_reverse_input() -> None:
         historical_stress(BOOK, [[0.0, 0.0, 0.0]])
     with pytest.raises(ValueError, match=r"^labels: expected one label per day"):
         historical_stress(BOOK, [[0.0, 0.0]], labels=["a", "b"])
+    with pytest.raises(ValueError, match=r"^labels: expected one label per day"):
+        historical_stress(BOOK, [[0.0, 0.0]], labels=5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^labels\[0\]: expected a non-empty string"):
+        historical_stress(BOOK, [[0.0, 0.0]], labels=[""])
     with pytest.raises(ValueError, match=r"^worst: must be an integer >= 1"):
         historical_stress(BOOK, [[0.0, 0.0]], worst=0)
     with pytest.raises(ValueError, match=r"^loss: must be > 0"):

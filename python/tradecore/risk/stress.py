@@ -230,7 +230,11 @@ def historical_stress(
     if isinstance(worst, bool) or not isinstance(worst, int | np.integer) or worst < 1:
         raise ValueError(f"worst: must be an integer >= 1, got {quote(worst)}")
     if labels is not None:
-        if isinstance(labels, str | bytes) or len(labels) != days:
+        if (
+            isinstance(labels, str | bytes)
+            or not isinstance(labels, Sequence | np.ndarray)
+            or len(labels) != days
+        ):
             raise ValueError(f"labels: expected one label per day ({days})")
         for i, lab in enumerate(labels):
             if not isinstance(lab, str) or not lab:
@@ -464,12 +468,11 @@ def reverse_stress(
         return np.asarray(-(A.T @ dollar) / target, dtype=np.float64)
 
     def onto_ray(direction: FloatArray, end: float | None = None) -> FloatArray | None:
-        """The nearest point t * direction (0 < t <= end) where the loss reaches the target:
+        """The nearest point t * direction (0 < t <= end) where the loss crosses the target:
         a scan of t (ratio 1.05, one revalue call, out to ``end`` or to where a spot leaves
         the reachable range) for the first crossing, then Brent's method between its two scan
         points."""
-        if g(np.zeros(n)) >= 0.0:
-            return None
+        below = g(np.zeros(n)) < 0.0  # which side of the target the unshocked book is on
         d = direction / float(np.linalg.norm(direction))
         step = A @ d
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -481,10 +484,10 @@ def reverse_stress(
         ts = np.geomspace(t_min, t_max, int(math.log(t_max / t_min) / math.log(1.05)) + 2)
         X = np.clip(ts[:, None] * step, log_min, log_max)
         losses = value - revalue(book, book.spot * np.exp(X), horizon=h).sum(axis=1)
-        above = np.flatnonzero(losses >= target)
-        if above.size == 0:
+        crossed = np.flatnonzero((losses >= target) if below else (losses <= target))
+        if crossed.size == 0:
             return None
-        k = int(above[0])
+        k = int(crossed[0])
         lo = float(ts[k - 1]) if k > 0 else 0.0
         root = optimize.brentq(lambda t: g(t * d), lo, float(ts[k]), xtol=1e-14, rtol=1e-14)
         return np.asarray(root * d, dtype=np.float64)
@@ -504,7 +507,7 @@ def reverse_stress(
         on = onto_ray(z_worst, float(np.linalg.norm(z_worst)))
         if on is not None:
             starts.append(on)
-    if not starts:
+    if not starts and n <= 64:
         # The axes of z (a delta-neutral book has no linear direction).
         for j in range(n):
             for sign in (1.0, -1.0):
@@ -515,8 +518,9 @@ def reverse_stress(
                     starts.append(on)
     if not starts and z0 is not None:
         starts.append(z0)
-    best: FloatArray | None = None
-    for start in sorted(starts, key=lambda s: float(s @ s))[:4]:
+    # The unshocked book losing exactly the target (by decay) is its own answer.
+    best: FloatArray | None = np.zeros(n) if abs(carry / target - 1.0) <= 1e-12 else None
+    for start in sorted(starts, key=lambda s: float(s @ s))[: 4 if best is None else 0]:
         res = optimize.minimize(
             lambda z: 0.5 * float(z @ z),
             start,
