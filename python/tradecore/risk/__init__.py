@@ -15,6 +15,7 @@ from tradecore.risk.book import (
     book_arrays,
     cholesky_factor,
 )
+from tradecore.risk.montecarlo import monte_carlo_var, monte_carlo_var_batch, simulate_losses
 from tradecore.risk.normals import MAX_NORMALS, normals
 
 __all__ = [
@@ -26,5 +27,8 @@ __all__ = [
     "Underlying",
     "book_arrays",
     "cholesky_factor",
+    "monte_carlo_var",
+    "monte_carlo_var_batch",
     "normals",
+    "simulate_losses",
 ]
