@@ -243,9 +243,11 @@ def test_same_seed_same_result_and_thread_count_does_not_matter() -> None:
     r2 = monte_carlo_var(book, paths=20_000, seed=42, threads=2)
     assert r1 == r2
     assert monte_carlo_var(book, paths=20_000, seed=43).var != r1.var
-    # A run split in two is the same run.
-    tail = simulate_losses(book, paths=5_000, seed=42, first_path=15_000)
-    assert np.array_equal(tail[0], a[0][15_000:])
+    # A run split anywhere (not on a block or vector boundary) is the same run, bit for bit.
+    tail = simulate_losses(book, paths=4_321, seed=42, first_path=15_679)
+    assert np.array_equal(tail[0], a[0][15_679:]) and np.array_equal(tail[1], a[1][15_679:])
+    mid = simulate_losses(book, paths=13, seed=42, first_path=1_001)
+    assert np.array_equal(mid[0], a[0][1_001:1_014])
 
 
 def test_the_reduction_matches_var_es() -> None:

@@ -241,16 +241,15 @@ def _cubic_midpoints(g: FloatArray) -> FloatArray:
     return out
 
 
-def _instruments(
-    book: Book, keys: list[tuple[int, int, int, float, float]], st: _Settings, vols: bool
-) -> _Instruments:
-    """Prices now, Greeks and (American) grids of the distinct instruments ``keys``."""
-    m = len(keys)
-    u = np.array([k[0] for k in keys], dtype=np.int32)
-    kind = np.array([k[1] for k in keys], dtype=np.int8)
-    otype = np.array([k[2] for k in keys], dtype=np.int8)
-    strike = np.array([k[3] for k in keys], dtype=np.float64)
-    expiry = np.array([k[4] for k in keys], dtype=np.float64)
+def _instruments(book: Book, keys: FloatArray, st: _Settings, vols: bool) -> _Instruments:
+    """Prices now, Greeks and (American) grids of the distinct instruments, the rows of
+    ``keys`` (underlying, kind, option type, strike, expiry)."""
+    m = keys.shape[0]
+    u = keys[:, 0].astype(np.int32)
+    kind = keys[:, 1].astype(np.int8)
+    otype = keys[:, 2].astype(np.int8)
+    strike = np.ascontiguousarray(keys[:, 3])
+    expiry = np.ascontiguousarray(keys[:, 4])
     S = book.spot[u]
     sig = book.volatility[u]
     q = book.dividend_yield[u]
@@ -354,34 +353,22 @@ def _run(books: Sequence[Book], st: _Settings, full: bool, keep: bool) -> _Run:
     n = b0.n_underlyings
     chol = cholesky_factor(b0.correlation)
     vols = st.vol_of_vol is not None
-    # Distinct instruments over every book; positions refer to them.
-    where: dict[tuple[int, int, int, float, float], int] = {}
-    keys: list[tuple[int, int, int, float, float]] = []
-    inst: list[npt.NDArray[np.int32]] = []
-    for b in books:
-        ids = np.empty(b.n_positions, dtype=np.int32)
-        for j in range(b.n_positions):
-            k = int(b.kind[j])
-            key = (
-                (int(b.underlying[j]), k, 0, 0.0, 0.0)
-                if k == KIND_EQUITY
-                else (
-                    int(b.underlying[j]),
-                    k,
-                    int(b.option_type[j]),
-                    float(b.strike[j]),
-                    float(b.expiry[j]),
-                )
-            )
-            at = where.get(key)
-            if at is None:
-                at = where[key] = len(keys)
-                keys.append(key)
-            ids[j] = at
-        inst.append(ids)
+    # Distinct instruments over every book (rows of underlying, kind, type, strike, expiry;
+    # 0 for an equity's option fields), in sorted order; positions refer to them.
+    eq = np.concatenate([b.kind == KIND_EQUITY for b in books])
+    rows = np.column_stack(
+        [
+            np.concatenate([b.underlying for b in books]).astype(np.float64),
+            np.concatenate([b.kind for b in books]).astype(np.float64),
+            np.concatenate([b.option_type for b in books]).astype(np.float64),
+            np.where(eq, 0.0, np.concatenate([b.strike for b in books])),
+            np.where(eq, 0.0, np.concatenate([b.expiry for b in books])),
+        ]
+    )
+    keys, inverse = np.unique(rows, axis=0, return_inverse=True)
+    instrument = inverse.reshape(-1).astype(np.int32)
     ins = _instruments(b0, keys, st, vols)
     P = len(books)
-    instrument = np.concatenate(inst)
     portfolio = np.concatenate(
         [np.full(b.n_positions, i, dtype=np.int32) for i, b in enumerate(books)]
     )

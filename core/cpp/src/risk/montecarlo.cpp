@@ -1,6 +1,12 @@
-// Monte-Carlo VaR on the CPU (tradecore/risk/montecarlo.hpp): blocks of paths per thread, the
-// block's normals drawn by the shared Philox stream (normals.cpp, scalar libm: bit-identical to
-// tradecore.risk.normals), then vectorised loops over the block's paths for every instrument.
+// Monte-Carlo VaR on the CPU (tradecore/risk/montecarlo.hpp): blocks of kMcBlock paths per
+// thread; each block's normals drawn from the shared Philox stream (tradecore/risk/philox.hpp)
+// in vector loops, then vectorised loops over the block's paths for every instrument.
+//
+// Every per-path loop runs over the whole block (lanes past the last path are computed and
+// dropped) on 64-byte aligned buffers, so no path is ever handled by a scalar prologue or
+// epilogue: a path's value depends on its (seed, path) only, not on where its block starts, on
+// the thread or on the thread count. Box-Muller here uses libmvec's log/sin/cos, so the normals
+// equal tradecore.risk.normals (scalar libm) to a few ulp, not bit for bit.
 #if defined(TC_HAVE_LIBMVEC)
 // Declares glibc's vector variants of exp/erfc so that the `omp simd` loops below call libmvec.
 #define __FAST_MATH__ 1
@@ -12,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -33,32 +40,110 @@ namespace {
 
 bool finite(double x) { return std::isfinite(x); }
 
-// Value at the horizon minus value now of one instrument over a block of nb paths.
-void value_block(const McPrepared& p, const double* __restrict x, const double* __restrict S,
-                 const double* __restrict sig, std::size_t nb, double* __restrict out) {
+constexpr std::size_t B = kMcBlock;
+
+// Buffers of whole blocks, 64-byte aligned (B doubles = 2 KiB, so every row stays aligned).
+class Rows {
+ public:
+  explicit Rows(std::size_t rows)
+      : p_(rows ? static_cast<double*>(std::aligned_alloc(64, rows * B * sizeof(double)))
+                : nullptr) {
+    if (rows && !p_) throw std::bad_alloc();
+  }
+  ~Rows() { std::free(p_); }
+  Rows(const Rows&) = delete;
+  Rows& operator=(const Rows&) = delete;
+  double* row(std::size_t r) const {
+    return static_cast<double*>(__builtin_assume_aligned(p_ + r * B, 64));
+  }
+
+ private:
+  double* p_;
+};
+
+inline const double* al(const double* p) {
+  return static_cast<const double*>(__builtin_assume_aligned(p, 64));
+}
+
+// philox4x32_10 (tradecore/risk/philox.hpp) on scalars rather than arrays, so that GCC
+// vectorises it across the paths of a block: the same rounds, key schedule and words.
+inline void philox_scalars(std::uint32_t& x0, std::uint32_t& x1, std::uint32_t& x2,
+                           std::uint32_t& x3, std::uint32_t k0, std::uint32_t k1) {
+#pragma GCC unroll 10
+  for (int r = 0; r < 10; ++r) {
+    const std::uint64_t p0 = static_cast<std::uint64_t>(philox_detail::kM0) * x0;
+    const std::uint64_t p1 = static_cast<std::uint64_t>(philox_detail::kM1) * x2;
+    const std::uint32_t y0 = static_cast<std::uint32_t>(p1 >> 32) ^ x1 ^ k0;
+    const std::uint32_t y2 = static_cast<std::uint32_t>(p0 >> 32) ^ x3 ^ k1;
+    x1 = static_cast<std::uint32_t>(p1);
+    x3 = static_cast<std::uint32_t>(p0);
+    x0 = y0;
+    x2 = y2;
+    k0 += philox_detail::kW0;
+    k1 += philox_detail::kW1;
+  }
+}
+
+// The normals of factors 0..factors-1 of paths first..first+B-1, factor-major (row j of z),
+// keyed as philox.hpp's normal_block/box_muller: counter {path lo, path hi, j / 2, 0}, key the
+// seed; the even factor takes the cosine, the odd one the sine.
+void block_normals(std::uint64_t seed, std::uint64_t first, std::size_t factors, const Rows& z,
+                   const Rows& spare) {
+  const auto k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+  double* theta = spare.row(1);
+  for (std::size_t j = 0; j < factors; j += 2) {
+    double* a = z.row(j);
+    double* b = j + 1 < factors ? z.row(j + 1) : spare.row(0);
+    const auto pair = static_cast<std::uint32_t>(j / 2);
+#pragma omp simd
+    for (std::size_t i = 0; i < B; ++i) {
+      const std::uint64_t path = first + i;
+      std::uint32_t x0 = static_cast<std::uint32_t>(path);
+      std::uint32_t x1 = static_cast<std::uint32_t>(path >> 32);
+      std::uint32_t x2 = pair, x3 = 0u;
+      philox_scalars(x0, x1, x2, x3, k0, k1);
+      a[i] = sqrt(-2.0 * log(uniform_open(x0, x1)));
+      theta[i] = 6.283185307179586476925286766559 * uniform_open(x2, x3);
+    }
+    // sin and cos in loops of their own: together GCC would fuse them into a sincos call,
+    // which has no vector variant.
+#pragma omp simd
+    for (std::size_t i = 0; i < B; ++i) b[i] = a[i] * sin(theta[i]);
+#pragma omp simd
+    for (std::size_t i = 0; i < B; ++i) a[i] = a[i] * cos(theta[i]);
+  }
+}
+
+// Value at the horizon minus value now of one instrument over a block.
+void value_block(const McPrepared& p, const double* __restrict xr, const double* __restrict Sr,
+                 const double* __restrict sigr, double* __restrict outr) {
+  const double* x = al(xr);
+  const double* S = al(Sr);
+  double* out = static_cast<double*>(__builtin_assume_aligned(outr, 64));
   switch (p.kind) {
     case kMcEquity: {
       const double v0 = p.vnow;
 #pragma omp simd
-      for (std::size_t i = 0; i < nb; ++i) out[i] = S[i] - v0;
+      for (std::size_t i = 0; i < B; ++i) out[i] = S[i] - v0;
       break;
     }
     case kMcEuropean:
-      if (sig) {
+      if (sigr) {
+        const double* sig = al(sigr);
 #pragma omp simd
-        for (std::size_t i = 0; i < nb; ++i) out[i] = mc_european_vol(p, x[i], S[i], sig[i]);
+        for (std::size_t i = 0; i < B; ++i) out[i] = mc_european_vol(p, x[i], S[i], sig[i]);
       } else {
 #pragma omp simd
-        for (std::size_t i = 0; i < nb; ++i) out[i] = mc_european(p, x[i], S[i]);
+        for (std::size_t i = 0; i < B; ++i) out[i] = mc_european(p, x[i], S[i]);
       }
       break;
     case kMcGrid:
 #pragma omp simd
-      for (std::size_t i = 0; i < nb; ++i) out[i] = mc_grid(p, x[i], S[i]);
+      for (std::size_t i = 0; i < B; ++i) out[i] = mc_grid(p, x[i], S[i]);
       break;
     default:
 #pragma omp simd
-      for (std::size_t i = 0; i < nb; ++i) out[i] = mc_intrinsic(p, S[i]);
+      for (std::size_t i = 0; i < B; ++i) out[i] = mc_intrinsic(p, S[i]);
       break;
   }
 }
@@ -188,88 +273,107 @@ void monte_carlo_losses(const McMarket& mk, const McInstruments& in, const McPos
       rho_c[u] = std::sqrt(std::max(1.0 - rho[u] * rho[u], 0.0));
     }
   }
-  const std::size_t blocks = (paths + kMcBlock - 1) / kMcBlock;
-  constexpr std::size_t B = kMcBlock;
+  const std::size_t blocks = (paths + B - 1) / B;
 
 #ifdef _OPENMP
   const int nt = ::tradecore::detail::resolve_threads(cfg.threads);
 #pragma omp parallel num_threads(nt)
 #endif
   {
-    std::vector<double> z(B * factors), x(n * B), S(n * B), sig(vols ? n * B : 0), zs(B), val(B),
-        pnl(cfg.full ? P * B : 0), dg(cfg.delta_gamma ? P * B : 0);
+    const Rows z(factors + 1), spare(2), x(n), S(n), sig(vols ? n : 0), Z(1), zs(1), val(1),
+        pnl(cfg.full ? P : 0), dg(cfg.delta_gamma ? P : 0);
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 4)
 #endif
     for (std::size_t blk = 0; blk < blocks; ++blk) {
       const std::size_t first = blk * B;
       const std::size_t nb = std::min(B, paths - first);
-      philox_normals_serial(cfg.seed, cfg.first_path + first, nb, factors, z.data());
+      block_normals(cfg.seed, cfg.first_path + first, factors, z, spare);
       // Student-t: one chi-square of dof normals per path, shared by every underlying.
-      for (std::size_t i = 0; i < nb; ++i) zs[i] = mc_t_scale(&z[i * factors + t_base], dof);
+      double* t = zs.row(0);
+      if (dof > 0) {
+#pragma omp simd
+        for (std::size_t i = 0; i < B; ++i) {
+          double W = 0.0;
+          for (int k = 0; k < dof; ++k) {
+            const double v = z.row(t_base + k)[i];
+            W += v * v;
+          }
+          t[i] = sqrt(static_cast<double>(dof - 2) / W);
+        }
+      } else {
+        std::fill(t, t + B, 1.0);
+      }
+      // Correlated shocks Z_u = sum_k L[u][k] z_k (k ascending), log-spots, spots, vols.
       for (std::size_t u = 0; u < n; ++u) {
         const double* Lu = &mk.cholesky[u * n];
-        double* xu = &x[u * B];
-        double* Su = &S[u * B];
-        const double ls = ln_spot[u] + drift[u], vs = mk.vol[u] * sqh;
-        for (std::size_t i = 0; i < nb; ++i) {
-          const double* zi = &z[i * factors];
-          double Z = 0.0;
-          for (std::size_t k = 0; k <= u; ++k) Z += Lu[k] * zi[k];
-          if (vols) {
-            const double zv = rho[u] * Z + rho_c[u] * zi[vol_base + u];
-            sig[u * B + i] = mk.vol[u] * std::exp(vol_drift[u] + vol_scale[u] * zv);
-          }
-          xu[i] = ls + vs * (Z * zs[i]);
-        }
+        double* Zu = Z.row(0);
+        std::fill(Zu, Zu + B, 0.0);
+        for (std::size_t k = 0; k <= u; ++k) {
+          const double l = Lu[k];
+          const double* zk = z.row(k);
 #pragma omp simd
-        for (std::size_t i = 0; i < nb; ++i) Su[i] = std::exp(xu[i]);
+          for (std::size_t i = 0; i < B; ++i) Zu[i] += l * zk[i];
+        }
+        if (vols) {
+          const double* zv = z.row(vol_base + u);
+          double* su = sig.row(u);
+          const double r = rho[u], rc = rho_c[u], vd = vol_drift[u], vsc = vol_scale[u],
+                       v0 = mk.vol[u];
+#pragma omp simd
+          for (std::size_t i = 0; i < B; ++i) su[i] = v0 * exp(vd + vsc * (r * Zu[i] + rc * zv[i]));
+        }
+        double* xu = x.row(u);
+        double* Su = S.row(u);
+        const double ls = ln_spot[u] + drift[u], vs = mk.vol[u] * sqh;
+#pragma omp simd
+        for (std::size_t i = 0; i < B; ++i) {
+          xu[i] = ls + vs * (Zu[i] * t[i]);
+          Su[i] = exp(xu[i]);
+        }
       }
       if (cfg.full) {
-        std::fill(pnl.begin(), pnl.begin() + static_cast<std::ptrdiff_t>(P * B), 0.0);
+        for (std::size_t pf = 0; pf < P; ++pf) std::fill(pnl.row(pf), pnl.row(pf) + B, 0.0);
+        double* v = val.row(0);
         for (std::size_t k = 0; k < in.m; ++k) {
           if (start[k] == start[k + 1]) continue;
           const McPrepared& p = prep[k];
-          value_block(p, &x[p.u * B], &S[p.u * B], vols ? &sig[p.u * B] : nullptr, nb, val.data());
+          value_block(p, x.row(p.u), S.row(p.u), vols ? sig.row(p.u) : nullptr, v);
           for (std::size_t q = start[k]; q < start[k + 1]; ++q) {
             const std::size_t j = order[q];
             const double units = pos.units[j];
-            double* acc = &pnl[static_cast<std::size_t>(pos.portfolio[j]) * B];
-            const double* v = val.data();
+            double* acc = pnl.row(static_cast<std::size_t>(pos.portfolio[j]));
 #pragma omp simd
-            for (std::size_t i = 0; i < nb; ++i) acc[i] += units * v[i];
+            for (std::size_t i = 0; i < B; ++i) acc[i] += units * v[i];
           }
         }
         for (std::size_t pf = 0; pf < P; ++pf) {
           double* dst = out.full + pf * paths + first;
-          const double* acc = &pnl[pf * B];
-#pragma omp simd
+          const double* acc = pnl.row(pf);
           for (std::size_t i = 0; i < nb; ++i) dst[i] = -acc[i];
         }
       }
       if (cfg.delta_gamma) {
         for (std::size_t pf = 0; pf < P; ++pf) {
-          double* acc = &dg[pf * B];
-          const double th = pos.dg_theta[pf] * h;
-          for (std::size_t i = 0; i < nb; ++i) acc[i] = th;
+          double* acc = dg.row(pf);
+          std::fill(acc, acc + B, pos.dg_theta[pf] * h);
           for (std::size_t u = 0; u < n; ++u) {
             const double d = pos.dg_delta[pf * n + u], g = 0.5 * pos.dg_gamma[pf * n + u];
             const double s0 = mk.spot[u];
-            const double* Su = &S[u * B];
+            const double* Su = S.row(u);
 #pragma omp simd
-            for (std::size_t i = 0; i < nb; ++i) {
+            for (std::size_t i = 0; i < B; ++i) {
               const double dS = Su[i] - s0;
               acc[i] += dS * (d + g * dS);
             }
             if (vols) {
               const double vg = pos.dg_vega[pf * n + u], s0v = mk.vol[u];
-              const double* su = &sig[u * B];
+              const double* su = sig.row(u);
 #pragma omp simd
-              for (std::size_t i = 0; i < nb; ++i) acc[i] += vg * (su[i] - s0v);
+              for (std::size_t i = 0; i < B; ++i) acc[i] += vg * (su[i] - s0v);
             }
           }
           double* dst = out.delta_gamma + pf * paths + first;
-#pragma omp simd
           for (std::size_t i = 0; i < nb; ++i) dst[i] = -acc[i];
         }
       }

@@ -31,10 +31,4 @@ inline void validate_normals(std::uint64_t first_path, std::uint64_t paths, std:
 void philox_normals(std::uint64_t seed, std::uint64_t first_path, std::uint64_t paths,
                     std::uint64_t factors, double* out, int threads = 0);
 
-// The same values on the calling thread, unchecked: out[i * factors + j] = normal(seed,
-// first_path + i, j). Compiled apart from the vectorised kernels (scalar libm), so every caller
-// draws bit-identical normals.
-void philox_normals_serial(std::uint64_t seed, std::uint64_t first_path, std::uint64_t paths,
-                           std::uint64_t factors, double* out);
-
 }  // namespace tradecore::risk
