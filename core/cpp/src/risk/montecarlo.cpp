@@ -417,18 +417,21 @@ void tail_stats_rows(const double* losses, std::size_t rows, std::size_t n, doub
   if (!(c > 0.0 && c < 1.0)) bad("confidence: must be in (0, 1)");
   if (n < 1) bad("losses: must not be empty");
 #ifdef _OPENMP
-  const int nt = ::tradecore::detail::resolve_threads(threads);
+  // No more threads than rows: each holds a scratch copy of a row.
+  const int nt = static_cast<int>(
+      std::min<std::size_t>(static_cast<std::size_t>(::tradecore::detail::resolve_threads(threads)),
+                            std::max<std::size_t>(rows, 1)));
 #pragma omp parallel num_threads(nt)
 #else
   (void)threads;
 #endif
   {
-    std::vector<double> scratch(n);
+    std::vector<double> scratch;
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
     for (std::size_t r = 0; r < rows; ++r) {
-      std::copy(losses + r * n, losses + (r + 1) * n, scratch.begin());
+      scratch.assign(losses + r * n, losses + (r + 1) * n);
       out[r] = tail_stats(scratch.data(), n, c);
     }
   }
