@@ -49,16 +49,16 @@ __global__ void mc_normals_kernel(std::uint64_t seed, std::uint64_t first_path, 
   }
 }
 
-// Step 2: correlated log-spots x[u * C + i], spots S and (vol shocks) volatilities sig.
+// Step 2: correlated log-spots x[u * C + i], spots S and (vol shocks) volatilities sig and their
+// logs lsig.
 struct McScenarioArgs {
   std::uint64_t n, C, nb, vol_base, t_base;
   int dof;
   const double* L;          // n x n
   const double* ls;         // ln S + drift, n
   const double* vs;         // sigma sqrt(h), n
-  const double* vol;        // n
-  const double* vol_drift;  // n (vol shocks)
-  const double* vol_scale;
+  const double* lv;         // ln sigma - nu^2 h / 2, n (vol shocks)
+  const double* vol_scale;  // nu sqrt(h), n
   const double* rho;
   const double* rho_c;
   bool vols;
@@ -66,7 +66,7 @@ struct McScenarioArgs {
 
 __global__ void mc_scenario_kernel(McScenarioArgs a, const double* __restrict__ z,
                                    double* __restrict__ x, double* __restrict__ S,
-                                   double* __restrict__ sig) {
+                                   double* __restrict__ sig, double* __restrict__ lsig) {
   const std::uint64_t i = static_cast<std::uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= a.nb) return;
   double zs = 1.0;
@@ -82,8 +82,10 @@ __global__ void mc_scenario_kernel(McScenarioArgs a, const double* __restrict__ 
     double Z = 0.0;
     for (std::uint64_t k = 0; k <= u; ++k) Z += a.L[u * a.n + k] * z[k * a.C + i];
     if (a.vols) {
-      const double zv = a.rho[u] * Z + a.rho_c[u] * z[(a.vol_base + u) * a.C + i];
-      sig[u * a.C + i] = a.vol[u] * exp(a.vol_drift[u] + a.vol_scale[u] * zv);
+      const double lv =
+          a.lv[u] + a.vol_scale[u] * (a.rho[u] * Z + a.rho_c[u] * z[(a.vol_base + u) * a.C + i]);
+      lsig[u * a.C + i] = lv;
+      sig[u * a.C + i] = exp(lv);
     }
     const double xv = a.ls[u] + a.vs[u] * (Z * zs);
     x[u * a.C + i] = xv;
@@ -104,7 +106,7 @@ struct McRevalueArgs {
 
 __global__ void mc_revalue_kernel(McRevalueArgs a, const double* __restrict__ x,
                                   const double* __restrict__ S, const double* __restrict__ sig,
-                                  double* __restrict__ out) {
+                                  const double* __restrict__ lsig, double* __restrict__ out) {
   const std::uint64_t i = static_cast<std::uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= a.nb) return;
   for (std::uint64_t k = 0; k < a.m; ++k) {
@@ -121,7 +123,7 @@ __global__ void mc_revalue_kernel(McRevalueArgs a, const double* __restrict__ x,
                    : risk::mc_european(p, x[at], S[at]);
         break;
       case risk::kMcGrid:
-        v = risk::mc_grid(p, x[at], S[at]);
+        v = p.gny > 1 ? risk::mc_grid2(p, x[at], S[at], lsig[at]) : risk::mc_grid(p, x[at], S[at]);
         break;
       default:
         v = risk::mc_intrinsic(p, S[at]);
@@ -191,14 +193,13 @@ void monte_carlo_losses(const risk::McMarket& mk, const risk::McInstruments& in,
   const std::size_t factors = t_base + static_cast<std::size_t>(dof);
 
   // Market constants, as the CPU computes them.
-  std::vector<double> ls(n), vs(n), vol_drift(n, 0.0), vol_scale(n, 0.0), rho(n, 0.0),
-      rho_c(n, 0.0);
+  std::vector<double> ls(n), vs(n), lv(n, 0.0), vol_scale(n, 0.0), rho(n, 0.0), rho_c(n, 0.0);
   for (std::size_t u = 0; u < n; ++u) {
     ls[u] = std::log(mk.spot[u]) + -0.5 * mk.vol[u] * mk.vol[u] * h;
     vs[u] = mk.vol[u] * sqh;
     if (vols) {
       const double nu = mk.vol_of_vol[u];
-      vol_drift[u] = -0.5 * nu * nu * h;
+      lv[u] = std::log(mk.vol[u]) + -0.5 * nu * nu * h;
       vol_scale[u] = nu * sqh;
       rho[u] = mk.spot_vol_corr ? mk.spot_vol_corr[u] : 0.0;
       rho_c[u] = std::sqrt(std::max(1.0 - rho[u] * rho[u], 0.0));
@@ -211,7 +212,7 @@ void monte_carlo_losses(const risk::McMarket& mk, const risk::McInstruments& in,
   upload(d_vs, vs.data(), n);
   upload(d_vol, mk.vol, n);
   upload(d_spot, mk.spot, n);
-  upload(d_vd, vol_drift.data(), n);
+  upload(d_vd, lv.data(), n);
   upload(d_vsc, vol_scale.data(), n);
   upload(d_rho, rho.data(), n);
   upload(d_rhoc, rho_c.data(), n);
@@ -258,7 +259,8 @@ void monte_carlo_losses(const risk::McMarket& mk, const risk::McInstruments& in,
   const std::size_t width = std::max(factors, n);
   const std::size_t C =
       std::min<std::size_t>(paths, std::max<std::size_t>(1, (std::size_t{1} << 25) / width));
-  detail::DeviceBuffer<double> d_z(factors * C), d_x(n * C), d_S(n * C), d_sig(vols ? n * C : 0);
+  detail::DeviceBuffer<double> d_z(factors * C), d_x(n * C), d_S(n * C), d_sig(vols ? n * C : 0),
+      d_lsig(vols ? n * C : 0);
   detail::DeviceBuffer<double> d_full(cfg.full ? P * paths : 0), d_dg(dg ? P * paths : 0);
   if (cfg.full) detail::check(cudaMemset(d_full.p, 0, P * paths * sizeof(double)), "memset");
 
@@ -268,13 +270,13 @@ void monte_carlo_losses(const risk::McMarket& mk, const risk::McInstruments& in,
     const auto grid = static_cast<unsigned>((nb + threads - 1) / threads);
     mc_normals_kernel<<<grid, threads>>>(cfg.seed, cfg.first_path + first, C, nb, factors, d_z.p);
     detail::check(cudaGetLastError(), "launch");
-    McScenarioArgs sa{n,      C,       nb,     vol_base, t_base,  dof,      d_L.p, d_ls.p,
-                      d_vs.p, d_vol.p, d_vd.p, d_vsc.p,  d_rho.p, d_rhoc.p, vols};
-    mc_scenario_kernel<<<grid, threads>>>(sa, d_z.p, d_x.p, d_S.p, d_sig.p);
+    McScenarioArgs sa{n,      C,      nb,     vol_base, t_base,  dof,      d_L.p,
+                      d_ls.p, d_vs.p, d_vd.p, d_vsc.p,  d_rho.p, d_rhoc.p, vols};
+    mc_scenario_kernel<<<grid, threads>>>(sa, d_z.p, d_x.p, d_S.p, d_sig.p, d_lsig.p);
     detail::check(cudaGetLastError(), "launch");
     if (cfg.full) {
       McRevalueArgs ra{in.m, C, nb, paths, first, P, d_prep.p, d_start.p, d_pf.p, d_units.p, vols};
-      mc_revalue_kernel<<<grid, threads>>>(ra, d_x.p, d_S.p, d_sig.p, d_full.p);
+      mc_revalue_kernel<<<grid, threads>>>(ra, d_x.p, d_S.p, d_sig.p, d_lsig.p, d_full.p);
       detail::check(cudaGetLastError(), "launch");
     }
     if (dg) {

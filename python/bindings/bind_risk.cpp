@@ -98,13 +98,15 @@ void bind_risk(py::module_& m) {
          const CArray<double>& strike, const CArray<double>& expiry,
          const CArray<double>& value_now, const CArray<std::int64_t>& grid_offset,
          const CArray<std::int32_t>& grid_size, const CArray<double>& grid_x0,
-         const CArray<double>& grid_dx, const CArray<double>& grid_values,
-         const CArray<std::int32_t>& instrument, const CArray<std::int32_t>& portfolio,
-         const CArray<double>& units, std::size_t portfolios, const CArray<double>& dg_delta,
-         const CArray<double>& dg_gamma, const std::optional<CArray<double>>& dg_vega,
-         const CArray<double>& dg_theta, double horizon, std::uint64_t seed,
-         std::uint64_t first_path, std::uint64_t paths, int student_t_dof, bool full,
-         bool delta_gamma, double confidence, bool keep_losses, int threads, bool gpu) {
+         const CArray<double>& grid_dx, const CArray<std::int32_t>& grid_vsize,
+         const CArray<double>& grid_y0, const CArray<double>& grid_dy,
+         const CArray<double>& grid_values, const CArray<std::int32_t>& instrument,
+         const CArray<std::int32_t>& portfolio, const CArray<double>& units, std::size_t portfolios,
+         const CArray<double>& dg_delta, const CArray<double>& dg_gamma,
+         const std::optional<CArray<double>>& dg_vega, const CArray<double>& dg_theta,
+         double horizon, std::uint64_t seed, std::uint64_t first_path, std::uint64_t paths,
+         int student_t_dof, bool full, bool delta_gamma, double confidence, bool keep_losses,
+         int threads, bool gpu) {
         const auto n = static_cast<std::size_t>(spot.size());
         const auto mi = static_cast<std::size_t>(underlying.size());
         const auto np_ = static_cast<std::size_t>(instrument.size());
@@ -129,6 +131,9 @@ void bind_risk(py::module_& m) {
         in.grid_size = data_of(grid_size, mi, "grid_size");
         in.grid_x0 = data_of(grid_x0, mi, "grid_x0");
         in.grid_dx = data_of(grid_dx, mi, "grid_dx");
+        in.grid_vsize = data_of(grid_vsize, mi, "grid_vsize");
+        in.grid_y0 = data_of(grid_y0, mi, "grid_y0");
+        in.grid_dy = data_of(grid_dy, mi, "grid_dy");
         in.grid_values = grid_values.data();
         in.grid_total = static_cast<std::size_t>(grid_values.size());
         risk::McPositions pos;
@@ -185,12 +190,13 @@ void bind_risk(py::module_& m) {
       py::arg("cholesky"), py::arg("vol_of_vol"), py::arg("spot_vol_correlation"),
       py::arg("underlying"), py::arg("kind"), py::arg("option_type"), py::arg("strike"),
       py::arg("expiry"), py::arg("value_now"), py::arg("grid_offset"), py::arg("grid_size"),
-      py::arg("grid_x0"), py::arg("grid_dx"), py::arg("grid_values"), py::arg("instrument"),
-      py::arg("portfolio"), py::arg("units"), py::arg("portfolios"), py::arg("dg_delta"),
-      py::arg("dg_gamma"), py::arg("dg_vega"), py::arg("dg_theta"), py::arg("horizon"),
-      py::arg("seed"), py::arg("first_path"), py::arg("paths"), py::arg("student_t_dof"),
-      py::arg("full"), py::arg("delta_gamma"), py::arg("confidence"), py::arg("keep_losses"),
-      py::arg("threads") = 0, py::arg("gpu") = false,
+      py::arg("grid_x0"), py::arg("grid_dx"), py::arg("grid_vsize"), py::arg("grid_y0"),
+      py::arg("grid_dy"), py::arg("grid_values"), py::arg("instrument"), py::arg("portfolio"),
+      py::arg("units"), py::arg("portfolios"), py::arg("dg_delta"), py::arg("dg_gamma"),
+      py::arg("dg_vega"), py::arg("dg_theta"), py::arg("horizon"), py::arg("seed"),
+      py::arg("first_path"), py::arg("paths"), py::arg("student_t_dof"), py::arg("full"),
+      py::arg("delta_gamma"), py::arg("confidence"), py::arg("keep_losses"), py::arg("threads") = 0,
+      py::arg("gpu") = false,
       "Monte-Carlo losses (portfolios x paths, full revaluation and delta-gamma) and their "
       "VaR/ES/standard errors (portfolios x 4) at `confidence` (tradecore/risk/montecarlo.hpp). "
       "Returns (full_losses, dg_losses, full_stats, dg_stats), None where not requested.");

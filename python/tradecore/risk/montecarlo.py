@@ -12,11 +12,11 @@ ES the mean loss at or beyond it (:func:`tradecore.risk.result.var_es`, with the
 errors).
 
 European options are revalued analytically in the kernel. American options are priced once per
-option on a grid of log-spots at ``T - h`` (ALO with the tree fallback,
-:func:`tradecore.pricing.american`) and interpolated (cubic in ln S, linear in S beyond the grid);
-the interpolation error, measured against exact repricing at every grid midpoint, is reported
-in currency (``details["interpolation_error"]``, the sum over positions of ``|units|`` times the
-instrument's largest midpoint error).
+option on a grid of log-spots (with volatility shocks: log-spots x log-vols) at ``T - h`` (ALO
+with the tree fallback, :func:`tradecore.pricing.american`) and interpolated (cubic in ln S and
+ln sigma, linear in S beyond the spot grid); the interpolation error, measured against exact
+repricing at every grid midpoint, is reported in currency (``details["interpolation_error"]``,
+the sum over positions of ``|units|`` times the instrument's largest midpoint error).
 
 Every run also computes the delta-gamma(-vega-theta) loss on the same scenarios
 (``details["delta_gamma_var"]``): ``-(theta h + sum_u delta_u dS_u + gamma_u dS_u^2 / 2
@@ -66,6 +66,10 @@ GRID_NODES = 129
 #: extrapolated linearly in S (deep in or out of the money, where the price is nearly linear).
 GRID_SD = 8.0
 GRID_MAX_SD = 40.0
+#: With volatility shocks: nodes of the log-volatility axis, covering +-GRID_VOL_SD standard
+#: deviations nu sqrt(h) of ln sigma_h (inside the pricing domain; flat beyond).
+GRID_VOL_NODES = 33
+GRID_VOL_SD = 8.0
 
 _U64 = 1 << 64
 # McKind codes of the kernel (tradecore/risk/montecarlo.hpp).
@@ -213,6 +217,9 @@ class _Instruments:
     grid_size: npt.NDArray[np.int32]
     grid_x0: FloatArray
     grid_dx: FloatArray
+    grid_vsize: npt.NDArray[np.int32]
+    grid_y0: FloatArray
+    grid_dy: FloatArray
     grid_values: FloatArray
     #: Largest interpolation error per unit (American grids; 0 elsewhere).
     grid_error: FloatArray
@@ -241,7 +248,7 @@ def _cubic_midpoints(g: FloatArray) -> FloatArray:
     return out
 
 
-def _instruments(book: Book, keys: FloatArray, st: _Settings, vols: bool) -> _Instruments:
+def _instruments(book: Book, keys: FloatArray, st: _Settings) -> _Instruments:
     """Prices now, Greeks and (American) grids of the distinct instruments, the rows of
     ``keys`` (underlying, kind, option type, strike, expiry)."""
     m = keys.shape[0]
@@ -282,40 +289,62 @@ def _instruments(book: Book, keys: FloatArray, st: _Settings, vols: bool) -> _In
         code[idx] = np.where(
             live[idx], _MC_EUROPEAN if k == KIND_EUROPEAN else _MC_GRID, _MC_INTRINSIC
         )
+    vsize = np.ones(m, dtype=np.int32)
+    y0 = np.zeros(m)
+    dy = np.zeros(m)
     am = np.flatnonzero(code == _MC_GRID)
-    if am.size:
-        if vols:
-            raise ValueError(
-                "vol_of_vol: volatility shocks are not supported for American options "
-                "(their grid is over spot only)"
-            )
+    at = 0
+    for i in am:
+        # Log-spot nodes (and midpoints) around the horizon's median, +-sd sigma sqrt(h).
         G = GRID_NODES
-        half = _grid_sd(st.dof) * sig[am] * math.sqrt(h)
-        centre = np.log(S[am]) - 0.5 * sig[am] ** 2 * h
-        lo = centre - half
+        half = _grid_sd(st.dof) * sig[i] * math.sqrt(h)
+        lo = math.log(S[i]) - 0.5 * sig[i] ** 2 * h - half
         step = 2.0 * half / (G - 1)
-        # Nodes and midpoints priced in one call: 2G - 1 points per option.
-        fine = lo[:, None] + step[:, None] * 0.5 * np.arange(2 * G - 1)[None, :]
-        tau = (expiry[am] - h)[:, None]
-        prices = american(
-            np.exp(fine),
-            strike[am][:, None],
-            tau,
+        xs = lo + 0.5 * step * np.arange(2 * G - 1)
+        # Log-vol nodes with volatility shocks: +-GRID_VOL_SD nu sqrt(h) around the median,
+        # inside the pricing domain.
+        nu = 0.0 if st.vol_of_vol is None else float(st.vol_of_vol[u[i]])
+        vhalf = GRID_VOL_SD * nu * math.sqrt(h)
+        if vhalf > 1e-6:
+            c = math.log(sig[i]) - 0.5 * nu * nu * h
+            ylo = max(c - vhalf, math.log(DOMAIN.vol_min))
+            yhi = min(c + vhalf, math.log(DOMAIN.vol_max))
+            Gy = GRID_VOL_NODES
+            ystep = (yhi - ylo) / (Gy - 1)
+            ys = ylo + 0.5 * ystep * np.arange(2 * Gy - 1)
+        else:
+            Gy, ylo, ystep, ys = 1, 0.0, 0.0, np.log(sig[i : i + 1])
+        # Nodes and midpoints priced in one call: (2 Gy - 1) x (2 G - 1) points (Gy = 1: one row).
+        fine = american(
+            np.exp(xs)[None, :],
+            strike[i],
+            expiry[i] - h,
             r,
-            q[am][:, None],
-            sig[am][:, None],
-            otype[am][:, None],
+            q[i],
+            np.exp(ys)[:, None],
+            otype[i],
             greeks=False,
         )["price"]
-        nodes = np.ascontiguousarray(prices[:, ::2])
-        exact_mid = prices[:, 1::2]
-        err[am] = np.max(np.abs(_cubic_midpoints(nodes) - exact_mid), axis=1)
-        for j, i in enumerate(am):
-            offset[i] = j * G
-            size[i] = G
-            x0[i] = lo[j]
-            dx[i] = step[j]
-            grids.append(nodes[j])
+        nodes = np.ascontiguousarray(fine[::2, ::2])
+        e = np.max(np.abs(_cubic_midpoints(nodes) - fine[::2, 1::2]))
+        if Gy > 1:
+            e = max(
+                e,
+                float(np.max(np.abs(_cubic_midpoints(nodes.T).T - fine[1::2, ::2]))),
+                float(
+                    np.max(np.abs(_cubic_midpoints(_cubic_midpoints(nodes).T).T - fine[1::2, 1::2]))
+                ),
+            )
+        err[i] = e
+        offset[i] = at
+        size[i] = G
+        x0[i] = lo
+        dx[i] = step
+        vsize[i] = Gy
+        y0[i] = ylo
+        dy[i] = ystep
+        grids.append(nodes.ravel())
+        at += G * Gy
     return _Instruments(
         u,
         code,
@@ -331,6 +360,9 @@ def _instruments(book: Book, keys: FloatArray, st: _Settings, vols: bool) -> _In
         size,
         x0,
         dx,
+        vsize,
+        y0,
+        dy,
         np.concatenate(grids) if grids else np.zeros(1),
         err,
     )
@@ -367,7 +399,7 @@ def _run(books: Sequence[Book], st: _Settings, full: bool, keep: bool) -> _Run:
     )
     keys, inverse = np.unique(rows, axis=0, return_inverse=True)
     instrument = inverse.reshape(-1).astype(np.int32)
-    ins = _instruments(b0, keys, st, vols)
+    ins = _instruments(b0, keys, st)
     P = len(books)
     portfolio = np.concatenate(
         [np.full(b.n_positions, i, dtype=np.int32) for i, b in enumerate(books)]
@@ -403,6 +435,9 @@ def _run(books: Sequence[Book], st: _Settings, full: bool, keep: bool) -> _Run:
         ins.grid_size,
         ins.grid_x0,
         ins.grid_dx,
+        ins.grid_vsize,
+        ins.grid_y0,
+        ins.grid_dy,
         ins.grid_values,
         instrument,
         portfolio,

@@ -115,8 +115,10 @@ void block_normals(std::uint64_t seed, std::uint64_t first, std::size_t factors,
 }
 
 // Value at the horizon minus value now of one instrument over a block.
+// sigr and lsigr: the path's volatility and its log (null without volatility shocks).
 void value_block(const McPrepared& p, const double* __restrict xr, const double* __restrict Sr,
-                 const double* __restrict sigr, double* __restrict outr) {
+                 const double* __restrict sigr, const double* __restrict lsigr,
+                 double* __restrict outr) {
   const double* x = al(xr);
   const double* S = al(Sr);
   double* out = static_cast<double*>(__builtin_assume_aligned(outr, 64));
@@ -138,8 +140,14 @@ void value_block(const McPrepared& p, const double* __restrict xr, const double*
       }
       break;
     case kMcGrid:
+      if (p.gny > 1) {
+        const double* lsig = al(lsigr);
 #pragma omp simd
-      for (std::size_t i = 0; i < B; ++i) out[i] = mc_grid(p, x[i], S[i]);
+        for (std::size_t i = 0; i < B; ++i) out[i] = mc_grid2(p, x[i], S[i], lsig[i]);
+      } else {
+#pragma omp simd
+        for (std::size_t i = 0; i < B; ++i) out[i] = mc_grid(p, x[i], S[i]);
+      }
       break;
     default:
 #pragma omp simd
@@ -202,12 +210,20 @@ void validate_monte_carlo(const McMarket& mk, const McInstruments& in, const McP
         bad("grids: missing array");
       const std::int64_t off = in.grid_offset[i];
       const std::int64_t len = in.grid_size[i];
+      const std::int64_t rows = in.grid_vsize ? in.grid_vsize[i] : 1;
       if (len < 4) bad(at + ".grid: at least 4 nodes");
-      if (off < 0 || static_cast<std::uint64_t>(off + len) > in.grid_total)
+      if (rows != 1 && rows < 4) bad(at + ".grid: 1 or at least 4 volatility nodes");
+      if (rows > 1 && !mk.vol_of_vol) bad(at + ".grid: a volatility grid needs vol_of_vol");
+      if (rows > 1 && !(in.grid_y0 && in.grid_dy && finite(in.grid_y0[i]) &&
+                        finite(in.grid_dy[i]) && in.grid_dy[i] > 0.0))
+        bad(at + ".grid: y0 and dy must be finite, dy > 0");
+      if (off < 0 || len > std::numeric_limits<std::int64_t>::max() / rows ||
+          static_cast<std::uint64_t>(off) > in.grid_total ||
+          static_cast<std::uint64_t>(len * rows) > in.grid_total - static_cast<std::uint64_t>(off))
         bad(at + ".grid: outside grid_values");
       if (!(finite(in.grid_x0[i]) && finite(in.grid_dx[i]) && in.grid_dx[i] > 0.0))
         bad(at + ".grid: x0 and dx must be finite, dx > 0");
-      for (std::int64_t j = 0; j < len; ++j)
+      for (std::int64_t j = 0; j < len * rows; ++j)
         if (!finite(in.grid_values[off + j])) bad(at + ".grid: values must be finite");
     }
   }
@@ -261,12 +277,13 @@ void monte_carlo_losses(const McMarket& mk, const McInstruments& in, const McPos
     std::vector<std::size_t> fill(start.begin(), start.end() - 1);
     for (std::size_t j = 0; j < pos.count; ++j) order[fill[pos.instrument[j]]++] = j;
   }
-  std::vector<double> ln_spot(n), drift(n), vol_drift(n), vol_scale(n), rho(n), rho_c(n);
+  std::vector<double> ln_spot(n), drift(n), ln_vol(n), vol_drift(n), vol_scale(n), rho(n), rho_c(n);
   for (std::size_t u = 0; u < n; ++u) {
     ln_spot[u] = std::log(mk.spot[u]);
     drift[u] = -0.5 * mk.vol[u] * mk.vol[u] * h;
     if (vols) {
       const double nu = mk.vol_of_vol[u];
+      ln_vol[u] = std::log(mk.vol[u]);
       vol_drift[u] = -0.5 * nu * nu * h;
       vol_scale[u] = nu * sqh;
       rho[u] = mk.spot_vol_corr ? mk.spot_vol_corr[u] : 0.0;
@@ -280,8 +297,8 @@ void monte_carlo_losses(const McMarket& mk, const McInstruments& in, const McPos
 #pragma omp parallel num_threads(nt)
 #endif
   {
-    const Rows z(factors + 1), spare(2), x(n), S(n), sig(vols ? n : 0), Z(1), zs(1), val(1),
-        pnl(cfg.full ? P : 0), dg(cfg.delta_gamma ? P : 0);
+    const Rows z(factors + 1), spare(2), x(n), S(n), sig(vols ? n : 0), lsig(vols ? n : 0), Z(1),
+        zs(1), val(1), pnl(cfg.full ? P : 0), dg(cfg.delta_gamma ? P : 0);
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 4)
 #endif
@@ -318,10 +335,13 @@ void monte_carlo_losses(const McMarket& mk, const McInstruments& in, const McPos
         if (vols) {
           const double* zv = z.row(vol_base + u);
           double* su = sig.row(u);
-          const double r = rho[u], rc = rho_c[u], vd = vol_drift[u], vsc = vol_scale[u],
-                       v0 = mk.vol[u];
+          double* lu = lsig.row(u);
+          const double r = rho[u], rc = rho_c[u], vsc = vol_scale[u], lv = ln_vol[u] + vol_drift[u];
 #pragma omp simd
-          for (std::size_t i = 0; i < B; ++i) su[i] = v0 * exp(vd + vsc * (r * Zu[i] + rc * zv[i]));
+          for (std::size_t i = 0; i < B; ++i) {
+            lu[i] = lv + vsc * (r * Zu[i] + rc * zv[i]);
+            su[i] = exp(lu[i]);
+          }
         }
         double* xu = x.row(u);
         double* Su = S.row(u);
@@ -338,7 +358,8 @@ void monte_carlo_losses(const McMarket& mk, const McInstruments& in, const McPos
         for (std::size_t k = 0; k < in.m; ++k) {
           if (start[k] == start[k + 1]) continue;
           const McPrepared& p = prep[k];
-          value_block(p, x.row(p.u), S.row(p.u), vols ? sig.row(p.u) : nullptr, v);
+          value_block(p, x.row(p.u), S.row(p.u), vols ? sig.row(p.u) : nullptr,
+                      vols ? lsig.row(p.u) : nullptr, v);
           for (std::size_t q = start[k]; q < start[k + 1]; ++q) {
             const std::size_t j = order[q];
             const double units = pos.units[j];

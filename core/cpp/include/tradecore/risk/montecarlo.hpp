@@ -34,7 +34,7 @@ inline constexpr int kMcMaxDof = 1000;
 enum McKind : std::int8_t {
   kMcEquity = 0,     // S_h
   kMcEuropean = 1,   // analytic BSM at T - h
-  kMcGrid = 2,       // cubic interpolation in ln S on a grid priced at T - h (American)
+  kMcGrid = 2,       // cubic interpolation in ln S (and ln sigma) on a grid priced at T - h
   kMcIntrinsic = 3,  // max(w (S_h - K), 0): expires within the horizon
 };
 
@@ -58,12 +58,17 @@ struct McInstruments {
   const double* strike = nullptr;
   const double* expiry = nullptr;     // years, now (the kernel revalues at expiry - horizon)
   const double* value_now = nullptr;  // price per unit now (equities: the spot)
-  // kMcGrid: grid_size[i] values of the price at T - h at ln S = grid_x0[i] + j grid_dx[i],
-  // starting at grid_values[grid_offset[i]] (other kinds: not read; may be null if none).
+  // kMcGrid: the price at T - h at ln S = grid_x0[i] + j grid_dx[i] (j < grid_size[i]) and,
+  // with volatility shocks, ln sigma = grid_y0[i] + k grid_dy[i] (k < grid_vsize[i]; 1: a grid
+  // over spot only): value (k, j) at grid_values[grid_offset[i] + k grid_size[i] + j]. Other
+  // kinds: not read. grid_vsize, grid_y0 and grid_dy may be null (spot-only grids).
   const std::int64_t* grid_offset = nullptr;
   const std::int32_t* grid_size = nullptr;
   const double* grid_x0 = nullptr;
   const double* grid_dx = nullptr;
+  const std::int32_t* grid_vsize = nullptr;
+  const double* grid_y0 = nullptr;
+  const double* grid_dy = nullptr;
   const double* grid_values = nullptr;
   std::size_t grid_total = 0;  // length of grid_values
 };

@@ -4,6 +4,7 @@
 // libdevice): per-instrument constants hoisted by mc_prepare, then a branch-light value per path.
 #include <math.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "tradecore/risk/montecarlo.hpp"
@@ -27,11 +28,13 @@ struct McPrepared {
   double shift;  // -w d2 / sqrt 2 = -w d1 / sqrt 2 + shift
   double fq;     // w e^{-q (T - h)} / 2
   double fk;     // w K e^{-r (T - h)} / 2
-  // kMcGrid: the nodes, and the linear-in-S extrapolation beyond the ends.
+  // kMcGrid: the nodes (gny rows of gn), and the linear-in-S extrapolation beyond the ends of
+  // a row: V = g[0] + (g[1] - g[0]) inv_ds_lo (S - s_lo) below, likewise above.
   const double* g;
-  int gn;
+  int gn, gny;
   double x0, inv_dx, x_hi;
-  double s_lo, slope_lo, s_hi, slope_hi;
+  double s_lo, inv_ds_lo, s_hi, inv_ds_hi;
+  double y0, inv_dy;
 };
 
 // The constants of instrument i at horizon h (years). `grid` points at the instrument's grid
@@ -57,17 +60,21 @@ inline McPrepared mc_prepare(const McMarket& mk, const McInstruments& in, std::s
     p.fq = 0.5 * p.w * exp(-q * tau);
     p.fk = 0.5 * p.w * p.K * exp(-r * tau);
   } else if (p.kind == kMcGrid) {
-    const double* hv = in.grid_values + in.grid_offset[i];  // host copy, for the slopes
     p.g = grid;
     p.gn = in.grid_size[i];
+    p.gny = in.grid_vsize ? in.grid_vsize[i] : 1;
     p.x0 = in.grid_x0[i];
     const double dx = in.grid_dx[i];
     p.inv_dx = 1.0 / dx;
     p.x_hi = p.x0 + (p.gn - 1) * dx;
     p.s_lo = exp(p.x0);
-    p.slope_lo = (hv[1] - hv[0]) / (exp(p.x0 + dx) - p.s_lo);
+    p.inv_ds_lo = 1.0 / (exp(p.x0 + dx) - p.s_lo);
     p.s_hi = exp(p.x_hi);
-    p.slope_hi = (hv[p.gn - 1] - hv[p.gn - 2]) / (p.s_hi - exp(p.x_hi - dx));
+    p.inv_ds_hi = 1.0 / (p.s_hi - exp(p.x_hi - dx));
+    if (p.gny > 1) {
+      p.y0 = in.grid_y0[i];
+      p.inv_dy = 1.0 / in.grid_dy[i];
+    }
   }
   return p;
 }
@@ -91,20 +98,56 @@ TC_HOST_DEVICE inline double mc_intrinsic(const McPrepared& p, double S) {
   return (e > 0.0 ? e : 0.0) - p.vnow;
 }
 
-// Cubic (4-point Lagrange) interpolation in ln S on the grid, linear in S beyond its ends.
-TC_HOST_DEVICE inline double mc_grid(const McPrepared& p, double x, double S) {
-  const double* g = p.g;
-  const double t = (x - p.x0) * p.inv_dx;
-  const int jmax = p.gn - 3;
-  const double tf = floor(t);
-  int j = tf < 1.0 ? 1 : (tf > jmax ? jmax : static_cast<int>(tf));
-  const double f = t - j;
+// 4-point Lagrange weights at offset f from node j of nodes j-1..j+2.
+TC_HOST_DEVICE inline void mc_cubic_weights(double f, double (&w)[4]) {
   const double fm = f - 1.0, fm2 = f - 2.0, fp = f + 1.0;
-  const double inside = -f * fm * fm2 * (1.0 / 6.0) * g[j - 1] + 0.5 * fp * fm * fm2 * g[j] -
-                        0.5 * fp * f * fm2 * g[j + 1] + fp * f * fm * (1.0 / 6.0) * g[j + 2];
-  const double lo = g[0] + p.slope_lo * (S - p.s_lo);
-  const double hi = g[p.gn - 1] + p.slope_hi * (S - p.s_hi);
-  return (x < p.x0 ? lo : (x > p.x_hi ? hi : inside)) - p.vnow;
+  w[0] = -f * fm * fm2 * (1.0 / 6.0);
+  w[1] = 0.5 * fp * fm * fm2;
+  w[2] = -0.5 * fp * f * fm2;
+  w[3] = fp * f * fm * (1.0 / 6.0);
+}
+
+// The interval of a grid coordinate t (in nodes): j clamped to [1, n - 3], f = t - j.
+TC_HOST_DEVICE inline int mc_cubic_node(double t, int n, double* f) {
+  const double tf = floor(t);
+  const int jmax = n - 3;
+  const int j = tf < 1.0 ? 1 : (tf > jmax ? jmax : static_cast<int>(tf));
+  *f = t - j;
+  return j;
+}
+
+// One row of the grid at x = ln S: cubic in x inside, linear in S beyond the ends.
+TC_HOST_DEVICE inline double mc_grid_row(const McPrepared& p, const double* g, double x, double S,
+                                         int j, const double (&w)[4]) {
+  const double inside = w[0] * g[j - 1] + w[1] * g[j] + w[2] * g[j + 1] + w[3] * g[j + 2];
+  const double lo = g[0] + (g[1] - g[0]) * p.inv_ds_lo * (S - p.s_lo);
+  const double hi = g[p.gn - 1] + (g[p.gn - 1] - g[p.gn - 2]) * p.inv_ds_hi * (S - p.s_hi);
+  return x < p.x0 ? lo : (x > p.x_hi ? hi : inside);
+}
+
+// Cubic (4-point Lagrange) interpolation in ln S on a spot grid, linear in S beyond its ends.
+TC_HOST_DEVICE inline double mc_grid(const McPrepared& p, double x, double S) {
+  double f, w[4];
+  const int j = mc_cubic_node((x - p.x0) * p.inv_dx, p.gn, &f);
+  mc_cubic_weights(f, w);
+  return mc_grid_row(p, p.g, x, S, j, w) - p.vnow;
+}
+
+// On a spot x vol grid: each of the four rows around ln sigma_h = lv interpolated in ln S as
+// above, then cubic in ln sigma (the coordinate clamped to the grid: flat beyond it).
+TC_HOST_DEVICE inline double mc_grid2(const McPrepared& p, double x, double S, double lv) {
+  double f, w[4], fy, wy[4];
+  const int j = mc_cubic_node((x - p.x0) * p.inv_dx, p.gn, &f);
+  mc_cubic_weights(f, w);
+  double ty = (lv - p.y0) * p.inv_dy;
+  const double ty_max = p.gny - 1.0;
+  ty = ty < 0.0 ? 0.0 : (ty > ty_max ? ty_max : ty);
+  const int k = mc_cubic_node(ty, p.gny, &fy);
+  mc_cubic_weights(fy, wy);
+  const double* g = p.g + static_cast<std::ptrdiff_t>(k - 1) * p.gn;
+  double v = 0.0;
+  for (int a = 0; a < 4; ++a) v += wy[a] * mc_grid_row(p, g + a * p.gn, x, S, j, w);
+  return v - p.vnow;
 }
 
 // The path's shock scale for Student-t: sqrt((dof - 2) / W), W the sum of squares of the dof
