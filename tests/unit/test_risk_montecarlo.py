@@ -14,6 +14,7 @@ from scipy import stats
 from scipy.special import ndtr
 from tradecore import _core
 from tradecore.errors import TradecoreError
+from tradecore.pricing import european
 from tradecore.risk import (
     Instrument,
     Market,
@@ -298,6 +299,30 @@ def test_delta_gamma_is_close_to_full_revaluation_for_a_small_horizon() -> None:
     assert dg.method == "delta_gamma"
     assert dg.var == long.details["delta_gamma_var"]
     assert dg.expected_shortfall == long.details["delta_gamma_es"]
+
+
+@pytest.mark.parametrize("style", ["european", "american"])
+def test_delta_gamma_theta_matches_the_mean_of_full_revaluation(style: str) -> None:
+    # The delta term averages out; E[full loss] = -(theta h + gamma E[dS^2] / 2) + higher
+    # orders, so the means agree far more closely than theta h (118 here): a sign or scale
+    # error in theta or gamma would show.
+    book = option_book(style)
+    full, dg = simulate_losses(book, paths=200_000, seed=1, horizon_days=2.0)
+    o = book.kind != 0
+    u = book.underlying[o]
+    greeks = european(
+        book.spot[u],
+        book.strike[o],
+        book.expiry[o],
+        book.rate,
+        book.dividend_yield[u],
+        book.volatility[u],
+        book.option_type[o],
+        "first",
+    )
+    theta_h = float(np.sum(greeks["theta"] * book.units[o])) * 2.0 / 252.0
+    assert abs(theta_h) > 50.0
+    assert abs(np.mean(full - dg)) < 0.01 * abs(theta_h)
 
 
 # ---------------------------------------------------------- correlation, fat tails, vols
