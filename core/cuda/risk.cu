@@ -82,8 +82,10 @@ __global__ void mc_scenario_kernel(McScenarioArgs a, const double* __restrict__ 
     double Z = 0.0;
     for (std::uint64_t k = 0; k <= u; ++k) Z += a.L[u * a.n + k] * z[k * a.C + i];
     if (a.vols) {
-      const double lv =
+      double lv =
           a.lv[u] + a.vol_scale[u] * (a.rho[u] * Z + a.rho_c[u] * z[(a.vol_base + u) * a.C + i]);
+      lv = lv < risk::kMcLnVolMin ? risk::kMcLnVolMin
+                                  : (lv > risk::kMcLnVolMax ? risk::kMcLnVolMax : lv);
       lsig[u * a.C + i] = lv;
       sig[u * a.C + i] = exp(lv);
     }

@@ -394,6 +394,25 @@ def test_vol_shocks_change_option_var_but_not_equity_var() -> None:
     assert np.corrcoef(full, dg)[0, 1] > 0.95
 
 
+@pytest.mark.parametrize("style", ["european", "american"])
+def test_extreme_vol_shocks_and_horizons_stay_finite(style: str) -> None:
+    # nu sqrt(h) ~ 30: shocked vols span e^{+-250}; they are clamped to the pricing domain, and
+    # the American grids stay inside it, so every path has a finite loss.
+    market = Market(0.02, (Underlying("AAA", 100.0, 5.0), Underlying("BBB", 50.0, 0.3)))
+    book = book_arrays(
+        [
+            Position(option("AAA", "call", 100.0, 50.0, style), 3),
+            Position(option("BBB", "put", 60.0, 40.0, style), -2),
+            Position(Instrument("AAA"), 10),
+        ],
+        market,
+    )
+    full, dg = simulate_losses(book, paths=5_000, seed=3, horizon_days=2520.0, vol_of_vol=10.0)
+    assert np.isfinite(full).all() and np.isfinite(dg).all()
+    res = monte_carlo_var(book, paths=5_000, seed=3, horizon_days=2520.0, vol_of_vol=10.0)
+    assert math.isfinite(res.var) and math.isfinite(res.details["interpolation_error"])
+
+
 # ----------------------------------------------------------------------------- American
 
 

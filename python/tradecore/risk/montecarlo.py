@@ -72,6 +72,8 @@ GRID_VOL_NODES = 33
 GRID_VOL_SD = 8.0
 
 _U64 = 1 << 64
+# Grid ends are kept this far (in log) inside the pricing domain, so exp() of an end stays in it.
+_EDGE = 1e-9
 # McKind codes of the kernel (tradecore/risk/montecarlo.hpp).
 _MC_EQUITY, _MC_EUROPEAN, _MC_GRID, _MC_INTRINSIC = 0, 1, 2, 3
 
@@ -232,6 +234,16 @@ def _grid_sd(dof: int) -> float:
     return min(max(q, GRID_SD), GRID_MAX_SD)
 
 
+def _inside(lo: float, hi: float, lower: float, upper: float) -> tuple[float, float]:
+    """The log-range [lo, hi] cut to [ln lower, ln upper] (the pricing domain, _EDGE inside),
+    at least 1e-3 wide (a range wholly outside the domain becomes its nearest end)."""
+    a, b = math.log(lower) + _EDGE, math.log(upper) - _EDGE
+    lo, hi = min(max(lo, a), b), min(max(hi, a), b)
+    if hi - lo < 1e-3:
+        lo, hi = (lo, lo + 1e-3) if lo + 1e-3 <= b else (hi - 1e-3, hi)
+    return lo, hi
+
+
 def _cubic_midpoints(g: FloatArray) -> FloatArray:
     """The kernel's cubic interpolation at the midpoint of every grid interval."""
     n = g.shape[-1]
@@ -298,22 +310,24 @@ def _instruments(book: Book, keys: FloatArray, st: _Settings) -> _Instruments:
         # Log-spot nodes (and midpoints) around the horizon's median, +-sd sigma sqrt(h).
         G = GRID_NODES
         half = _grid_sd(st.dof) * sig[i] * math.sqrt(h)
-        lo = math.log(S[i]) - 0.5 * sig[i] ** 2 * h - half
-        step = 2.0 * half / (G - 1)
+        centre = math.log(S[i]) - 0.5 * sig[i] ** 2 * h
+        # Inside the pricing domain (beyond it the kernel extrapolates linearly in S).
+        lo, hi = _inside(centre - half, centre + half, DOMAIN.spot_min, DOMAIN.spot_max)
+        step = (hi - lo) / (G - 1)
         xs = lo + 0.5 * step * np.arange(2 * G - 1)
         # Log-vol nodes with volatility shocks: +-GRID_VOL_SD nu sqrt(h) around the median,
         # inside the pricing domain.
         nu = 0.0 if st.vol_of_vol is None else float(st.vol_of_vol[u[i]])
         vhalf = GRID_VOL_SD * nu * math.sqrt(h)
+        c = math.log(sig[i]) - 0.5 * nu * nu * h
         if vhalf > 1e-6:
-            c = math.log(sig[i]) - 0.5 * nu * nu * h
-            ylo = max(c - vhalf, math.log(DOMAIN.vol_min))
-            yhi = min(c + vhalf, math.log(DOMAIN.vol_max))
+            ylo, yhi = _inside(c - vhalf, c + vhalf, DOMAIN.vol_min, DOMAIN.vol_max)
             Gy = GRID_VOL_NODES
             ystep = (yhi - ylo) / (Gy - 1)
             ys = ylo + 0.5 * ystep * np.arange(2 * Gy - 1)
-        else:
-            Gy, ylo, ystep, ys = 1, 0.0, 0.0, np.log(sig[i : i + 1])
+        else:  # (almost) no vol shock: one row at the median volatility
+            Gy, ylo, ystep = 1, 0.0, 0.0
+            ys = np.array([c if st.vol_of_vol is not None else math.log(sig[i])])
         # Nodes and midpoints priced in one call: (2 Gy - 1) x (2 G - 1) points (Gy = 1: one row).
         fine = american(
             np.exp(xs)[None, :],

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../threads.hpp"
+#include "tradecore/common.hpp"
 #include "tradecore/risk/montecarlo.hpp"
 #include "tradecore/risk/montecarlo_kernels.hpp"
 #include "tradecore/risk/normals.hpp"
@@ -339,7 +340,8 @@ void monte_carlo_losses(const McMarket& mk, const McInstruments& in, const McPos
           const double r = rho[u], rc = rho_c[u], vsc = vol_scale[u], lv = ln_vol[u] + vol_drift[u];
 #pragma omp simd
           for (std::size_t i = 0; i < B; ++i) {
-            lu[i] = lv + vsc * (r * Zu[i] + rc * zv[i]);
+            const double l = lv + vsc * (r * Zu[i] + rc * zv[i]);
+            lu[i] = l < kMcLnVolMin ? kMcLnVolMin : (l > kMcLnVolMax ? kMcLnVolMax : l);
             su[i] = exp(lu[i]);
           }
         }
@@ -437,6 +439,11 @@ void tail_stats_rows(const double* losses, std::size_t rows, std::size_t n, doub
                      TailStats* out, int threads) {
   if (!(c > 0.0 && c < 1.0)) bad("confidence: must be in (0, 1)");
   if (n < 1) bad("losses: must not be empty");
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t i = 0; i < n; ++i)
+      if (!std::isfinite(losses[r * n + i]))
+        throw Error("Monte-Carlo: the loss of path " + std::to_string(i) + " (portfolio " +
+                    std::to_string(r) + ") is not finite");
 #ifdef _OPENMP
   // No more threads than rows: each holds a scratch copy of a row.
   const int nt = static_cast<int>(

@@ -11,7 +11,8 @@
 //   normals of the same path (factors after the others): a multivariate t with unit variance.
 //   Volatility shocks (vol_of_vol != null): sigma_h = sigma exp(-nu_u^2 h / 2 + nu_u sqrt(h) Zv),
 //   Zv = rho_u Z_u + sqrt(1 - rho_u^2) z_{n+u} (rho_u the spot-vol correlation; Z_u before the
-//   Student-t scaling); options are revalued with sigma_h, equities are not affected.
+//   Student-t scaling), clamped to [1e-8, 100]; options are revalued with sigma_h, equities are
+//   not affected.
 //
 // No scenario matrix is held: each thread takes blocks of kMcBlock paths, draws their normals,
 // keeps the block's log-spots (and vols) in a small buffer and revalues every instrument over
@@ -29,6 +30,10 @@ inline constexpr std::uint64_t kMcMaxPaths = std::uint64_t{1} << 26;
 inline constexpr std::uint64_t kMcMaxLosses = std::uint64_t{1} << 26;
 // Student-t degrees of freedom: 0 (normal) or in [3, kMcMaxDof].
 inline constexpr int kMcMaxDof = 1000;
+// A shocked volatility is clamped to the pricing domain's [vol_min, vol_max] (european.hpp), so
+// that no path prices at a zero or infinite volatility (the American grids stop there too).
+inline constexpr double kMcLnVolMin = -18.420680743952367;  // ln 1e-8
+inline constexpr double kMcLnVolMax = 4.605170185988092;    // ln 100
 
 // How an instrument is revalued at the horizon.
 enum McKind : std::int8_t {
@@ -126,7 +131,9 @@ struct TailStats {
 // sqrt((Var(tail) + c (ES - VaR)^2) / (n - k + 1)). Reorders `scratch` (n values, a copy).
 TailStats tail_stats(double* scratch, std::size_t n, double confidence);
 
-// tail_stats of each of `rows` rows of `losses` (rows x n), OpenMP over rows; out[r].
+// tail_stats of each of `rows` rows of `losses` (rows x n), OpenMP over rows; out[r]. Throws
+// tradecore::Error if a loss is not finite (a safety net: the kernels keep every input of a
+// price inside its domain).
 void tail_stats_rows(const double* losses, std::size_t rows, std::size_t n, double confidence,
                      TailStats* out, int threads = 0);
 
