@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "check.hpp"
+#include "tradecore/common.hpp"
 #include "tradecore/pricing/black_kernels.hpp"
 #include "tradecore/risk/montecarlo.hpp"
 #include "tradecore/risk/philox.hpp"
@@ -123,6 +124,15 @@ TEST(tail_stats_follow_the_definition) {
   CHECK(t.var_stderr == 0.5 * (994.0 - 986.0));
   const double tail_var = 10.0;  // population variance of 990..1000
   CHECK(tc_test::near(t.es_stderr, std::sqrt((tail_var + 0.99 * 25.0) / 11.0), 1e-15));
+}
+
+TEST(a_loss_that_is_not_finite_is_refused) {
+  std::vector<double> x(2 * 100, 1.0);
+  risk::TailStats out[2];
+  risk::tail_stats_rows(x.data(), 2, 100, 0.9, out, 2);
+  CHECK(out[1].var == 1.0 && out[1].es == 1.0);
+  x[100 + 37] = NAN;
+  CHECK_THROWS(Error, risk::tail_stats_rows(x.data(), 2, 100, 0.9, out, 2));
 }
 
 TEST(invalid_arguments_are_rejected) {

@@ -415,14 +415,14 @@ TailStats tail_stats(double* x, std::size_t n, double c) {
   const auto half = static_cast<std::size_t>(std::ceil(spread));
   const std::size_t lo = k > half ? k - half : 0;
   const std::size_t hi = std::min(k + half, n - 1);
-  std::nth_element(x, x + k, x + n);
-  if (lo < k) std::nth_element(x, x + lo, x + k);
+  // One selection puts the n - lo largest at the end; sorting them (the tail and the band below
+  // VaR, a few percent of the sample) gives lo, k, hi in place and sums that do not depend on
+  // nth_element's arrangement.
+  std::nth_element(x, x + lo, x + n);
+  std::sort(x + lo, x + n);
   TailStats t;
   t.var = x[k];
   const std::size_t m = n - k;
-  // The tail in ascending order (x[hi] is then in place), so that its sums do not depend on
-  // nth_element's arrangement.
-  std::sort(x + k, x + n);
   double sum = 0.0;
   for (std::size_t i = k; i < n; ++i) sum += x[i];
   t.es = sum / static_cast<double>(m);
@@ -439,11 +439,9 @@ void tail_stats_rows(const double* losses, std::size_t rows, std::size_t n, doub
                      TailStats* out, int threads) {
   if (!(c > 0.0 && c < 1.0)) bad("confidence: must be in (0, 1)");
   if (n < 1) bad("losses: must not be empty");
-  for (std::size_t r = 0; r < rows; ++r)
-    for (std::size_t i = 0; i < n; ++i)
-      if (!std::isfinite(losses[r * n + i]))
-        throw Error("Monte-Carlo: the loss of path " + std::to_string(i) + " (portfolio " +
-                    std::to_string(r) + ") is not finite");
+  // Per row: the first path whose loss is not finite (n when all are), reported after the
+  // parallel region (nothing may throw out of it).
+  std::vector<std::size_t> first_bad(rows, n);
 #ifdef _OPENMP
   // No more threads than rows: each holds a scratch copy of a row.
   const int nt = static_cast<int>(
@@ -459,10 +457,23 @@ void tail_stats_rows(const double* losses, std::size_t rows, std::size_t n, doub
 #pragma omp for schedule(dynamic, 1)
 #endif
     for (std::size_t r = 0; r < rows; ++r) {
-      scratch.assign(losses + r * n, losses + (r + 1) * n);
+      const double* row = losses + r * n;
+      std::size_t finite_count = 0;
+#pragma omp simd reduction(+ : finite_count)
+      for (std::size_t i = 0; i < n; ++i) finite_count += std::isfinite(row[i]) ? 1 : 0;
+      if (finite_count != n) {
+        first_bad[r] = static_cast<std::size_t>(
+            std::find_if(row, row + n, [](double v) { return !std::isfinite(v); }) - row);
+        continue;
+      }
+      scratch.assign(row, row + n);
       out[r] = tail_stats(scratch.data(), n, c);
     }
   }
+  for (std::size_t r = 0; r < rows; ++r)
+    if (first_bad[r] != n)
+      throw Error("Monte-Carlo: the loss of path " + std::to_string(first_bad[r]) + " (portfolio " +
+                  std::to_string(r) + ") is not finite");
 }
 
 }  // namespace tradecore::risk
