@@ -115,44 +115,56 @@ void block_normals(std::uint64_t seed, std::uint64_t first, std::size_t factors,
   }
 }
 
-// Value at the horizon minus value now of one instrument over a block.
+// Where a block of values goes: stored (an instrument several positions share), or added times
+// the units into a portfolio's P&L (the one position of an instrument: no second pass).
+struct Store {
+  double* out;
+  void operator()(std::size_t i, double v) const { out[i] = v; }
+};
+struct Accumulate {
+  double* acc;
+  double units;
+  void operator()(std::size_t i, double v) const { acc[i] += units * v; }
+};
+
+// Value at the horizon minus value now of one instrument over a block, into `sink`.
 // sigr and lsigr: the path's volatility and its log (null without volatility shocks).
-void value_block(const McPrepared& p, const double* __restrict xr, const double* __restrict Sr,
-                 const double* __restrict sigr, const double* __restrict lsigr,
-                 double* __restrict outr) {
+template <class Sink>
+void value_block(const McPrepared& shared, const double* __restrict xr, const double* __restrict Sr,
+                 const double* __restrict sigr, const double* __restrict lsigr, Sink sink) {
+  const McPrepared p = shared;  // a local copy: the sink's stores cannot alias its fields
   const double* x = al(xr);
   const double* S = al(Sr);
-  double* out = static_cast<double*>(__builtin_assume_aligned(outr, 64));
   switch (p.kind) {
     case kMcEquity: {
       const double v0 = p.vnow;
 #pragma omp simd
-      for (std::size_t i = 0; i < B; ++i) out[i] = S[i] - v0;
+      for (std::size_t i = 0; i < B; ++i) sink(i, S[i] - v0);
       break;
     }
     case kMcEuropean:
       if (sigr) {
         const double* sig = al(sigr);
 #pragma omp simd
-        for (std::size_t i = 0; i < B; ++i) out[i] = mc_european_vol(p, x[i], S[i], sig[i]);
+        for (std::size_t i = 0; i < B; ++i) sink(i, mc_european_vol(p, x[i], S[i], sig[i]));
       } else {
 #pragma omp simd
-        for (std::size_t i = 0; i < B; ++i) out[i] = mc_european(p, x[i], S[i]);
+        for (std::size_t i = 0; i < B; ++i) sink(i, mc_european(p, x[i], S[i]));
       }
       break;
     case kMcGrid:
       if (p.gny > 1) {
         const double* lsig = al(lsigr);
 #pragma omp simd
-        for (std::size_t i = 0; i < B; ++i) out[i] = mc_grid2(p, x[i], S[i], lsig[i]);
+        for (std::size_t i = 0; i < B; ++i) sink(i, mc_grid2(p, x[i], S[i], lsig[i]));
       } else {
 #pragma omp simd
-        for (std::size_t i = 0; i < B; ++i) out[i] = mc_grid(p, x[i], S[i]);
+        for (std::size_t i = 0; i < B; ++i) sink(i, mc_grid(p, x[i], S[i]));
       }
       break;
     default:
 #pragma omp simd
-      for (std::size_t i = 0; i < B; ++i) out[i] = mc_intrinsic(p, S[i]);
+      for (std::size_t i = 0; i < B; ++i) sink(i, mc_intrinsic(p, S[i]));
       break;
   }
 }
@@ -360,8 +372,18 @@ void monte_carlo_losses(const McMarket& mk, const McInstruments& in, const McPos
         for (std::size_t k = 0; k < in.m; ++k) {
           if (start[k] == start[k + 1]) continue;
           const McPrepared& p = prep[k];
-          value_block(p, x.row(p.u), S.row(p.u), vols ? sig.row(p.u) : nullptr,
-                      vols ? lsig.row(p.u) : nullptr, v);
+          const double* xs = x.row(p.u);
+          const double* Ss = S.row(p.u);
+          const double* sg = vols ? sig.row(p.u) : nullptr;
+          const double* lg = vols ? lsig.row(p.u) : nullptr;
+          if (start[k + 1] - start[k] == 1) {
+            const std::size_t j = order[start[k]];
+            value_block(
+                p, xs, Ss, sg, lg,
+                Accumulate{pnl.row(static_cast<std::size_t>(pos.portfolio[j])), pos.units[j]});
+            continue;
+          }
+          value_block(p, xs, Ss, sg, lg, Store{v});
           for (std::size_t q = start[k]; q < start[k + 1]; ++q) {
             const std::size_t j = order[q];
             const double units = pos.units[j];

@@ -98,28 +98,25 @@ TC_HOST_DEVICE inline double mc_intrinsic(const McPrepared& p, double S) {
   return (e > 0.0 ? e : 0.0) - p.vnow;
 }
 
-// 4-point Lagrange weights at offset f from node j of nodes j-1..j+2.
-TC_HOST_DEVICE inline void mc_cubic_weights(double f, double (&w)[4]) {
+// 4-point Lagrange interpolation at offset f from node j, on nodes j-1..j+2 of g. (Scalars
+// only, no arrays: GCC vectorises the callers' path loops with gathers.)
+TC_HOST_DEVICE inline double mc_cubic(const double* g, long long j, double f) {
   const double fm = f - 1.0, fm2 = f - 2.0, fp = f + 1.0;
-  w[0] = -f * fm * fm2 * (1.0 / 6.0);
-  w[1] = 0.5 * fp * fm * fm2;
-  w[2] = -0.5 * fp * f * fm2;
-  w[3] = fp * f * fm * (1.0 / 6.0);
+  return -f * fm * fm2 * (1.0 / 6.0) * g[j - 1] + 0.5 * fp * fm * fm2 * g[j] -
+         0.5 * fp * f * fm2 * g[j + 1] + fp * f * fm * (1.0 / 6.0) * g[j + 2];
 }
 
-// The interval of a grid coordinate t (in nodes): j clamped to [1, n - 3], f = t - j.
-TC_HOST_DEVICE inline int mc_cubic_node(double t, int n, double* f) {
-  const double tf = floor(t);
-  const int jmax = n - 3;
-  const int j = tf < 1.0 ? 1 : (tf > jmax ? jmax : static_cast<int>(tf));
-  *f = t - j;
-  return j;
+// The interval of grid coordinate t (in nodes) on n nodes: floor(t) clamped to [1, n - 3].
+TC_HOST_DEVICE inline double mc_cubic_node(double t, int n) {
+  const double tf = floor(t), jmax = n - 3.0;
+  return tf < 1.0 ? 1.0 : (tf > jmax ? jmax : tf);
 }
 
-// One row of the grid at x = ln S: cubic in x inside, linear in S beyond the ends.
+// One row of the grid at x = ln S (node j, offset f): cubic in x inside, linear in S beyond
+// the ends.
 TC_HOST_DEVICE inline double mc_grid_row(const McPrepared& p, const double* g, double x, double S,
-                                         int j, const double (&w)[4]) {
-  const double inside = w[0] * g[j - 1] + w[1] * g[j] + w[2] * g[j + 1] + w[3] * g[j + 2];
+                                         long long j, double f) {
+  const double inside = mc_cubic(g, j, f);
   const double lo = g[0] + (g[1] - g[0]) * p.inv_ds_lo * (S - p.s_lo);
   const double hi = g[p.gn - 1] + (g[p.gn - 1] - g[p.gn - 2]) * p.inv_ds_hi * (S - p.s_hi);
   return x < p.x0 ? lo : (x > p.x_hi ? hi : inside);
@@ -127,26 +124,31 @@ TC_HOST_DEVICE inline double mc_grid_row(const McPrepared& p, const double* g, d
 
 // Cubic (4-point Lagrange) interpolation in ln S on a spot grid, linear in S beyond its ends.
 TC_HOST_DEVICE inline double mc_grid(const McPrepared& p, double x, double S) {
-  double f, w[4];
-  const int j = mc_cubic_node((x - p.x0) * p.inv_dx, p.gn, &f);
-  mc_cubic_weights(f, w);
-  return mc_grid_row(p, p.g, x, S, j, w) - p.vnow;
+  const double t = (x - p.x0) * p.inv_dx;
+  const double jf = mc_cubic_node(t, p.gn);
+  return mc_grid_row(p, p.g, x, S, static_cast<long long>(jf), t - jf) - p.vnow;
 }
 
 // On a spot x vol grid: each of the four rows around ln sigma_h = lv interpolated in ln S as
 // above, then cubic in ln sigma (the coordinate clamped to the grid: flat beyond it).
 TC_HOST_DEVICE inline double mc_grid2(const McPrepared& p, double x, double S, double lv) {
-  double f, w[4], fy, wy[4];
-  const int j = mc_cubic_node((x - p.x0) * p.inv_dx, p.gn, &f);
-  mc_cubic_weights(f, w);
+  const double t = (x - p.x0) * p.inv_dx;
+  const double jf = mc_cubic_node(t, p.gn);
+  const auto j = static_cast<long long>(jf);
+  const double f = t - jf;
   double ty = (lv - p.y0) * p.inv_dy;
   const double ty_max = p.gny - 1.0;
   ty = ty < 0.0 ? 0.0 : (ty > ty_max ? ty_max : ty);
-  const int k = mc_cubic_node(ty, p.gny, &fy);
-  mc_cubic_weights(fy, wy);
-  const double* g = p.g + static_cast<std::ptrdiff_t>(k - 1) * p.gn;
-  double v = 0.0;
-  for (int a = 0; a < 4; ++a) v += wy[a] * mc_grid_row(p, g + a * p.gn, x, S, j, w);
+  const double kf = mc_cubic_node(ty, p.gny);
+  const double fy = ty - kf;
+  const double* g = p.g + static_cast<std::ptrdiff_t>(kf - 1.0) * p.gn;
+  const double r0 = mc_grid_row(p, g, x, S, j, f);
+  const double r1 = mc_grid_row(p, g + p.gn, x, S, j, f);
+  const double r2 = mc_grid_row(p, g + 2 * p.gn, x, S, j, f);
+  const double r3 = mc_grid_row(p, g + 3 * p.gn, x, S, j, f);
+  const double fm = fy - 1.0, fm2 = fy - 2.0, fp = fy + 1.0;
+  const double v = -fy * fm * fm2 * (1.0 / 6.0) * r0 + 0.5 * fp * fm * fm2 * r1 -
+                   0.5 * fp * fy * fm2 * r2 + fp * fy * fm * (1.0 / 6.0) * r3;
   return v - p.vnow;
 }
 
