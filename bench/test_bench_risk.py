@@ -164,6 +164,44 @@ def test_tradecore_monte_carlo(benchmark, book, method: str, device: str) -> Non
     print(f"\nMC {method} {device}: {ms:.1f} ms, {ns:.2f} ns/option-path", benchmark.extra_info)
 
 
+@pytest.mark.benchmark(group="risk-mc-american-100x1M")
+def test_tradecore_monte_carlo_american(benchmark, book) -> None:  # type: ignore[no-untyped-def]
+    """The same book with every option American: grids priced per run (ALO), then cubic
+    interpolation per path."""
+    positions = [
+        Position(
+            Instrument(
+                p.instrument.symbol,
+                "option",
+                p.instrument.option_type,
+                "american",
+                p.instrument.strike,
+                p.instrument.expiry_years,
+            ),
+            p.quantity,
+        )
+        for p in book.positions
+    ]
+    market = Market(
+        book.rate,
+        tuple(
+            Underlying(s, float(S), float(v), float(q))
+            for s, S, v, q in zip(
+                book.symbols, book.spot, book.volatility, book.dividend_yield, strict=True
+            )
+        ),
+        book.correlation,
+    )
+    am = book_arrays(positions, market)
+    res = benchmark.pedantic(lambda: monte_carlo_var(am, paths=PATHS), rounds=3, iterations=1)
+    ms = _ms(benchmark)
+    benchmark.extra_info["ms"] = ms
+    benchmark.extra_info["ns_per_option_path"] = ms * 1e6 / (PATHS * N_OPTIONS)
+    benchmark.extra_info["interpolation_error"] = res.details["interpolation_error"]
+    benchmark.extra_info["var"] = res.var
+    assert res.details["interpolation_error"] < 1e-3 * res.var_stderr
+
+
 def _portfolios(shared: bool) -> list[Book]:
     """PORTFOLIOS books of PORTFOLIO_OPTIONS options over one market: drawn from a listed
     universe of 400 options (shared) or every option distinct."""
