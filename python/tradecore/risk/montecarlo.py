@@ -34,7 +34,6 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from tradecore import _core, cuda_available
 from tradecore.pricing import DOMAIN, american, european
@@ -230,6 +229,8 @@ class _Instruments:
 def _grid_sd(dof: int) -> float:
     if dof == 0:
         return GRID_SD
+    from scipy import stats  # only here: keeps scipy.stats out of `import tradecore.risk`
+
     q = float(stats.t.ppf(1.0 - 1e-6, dof)) * math.sqrt((dof - 2) / dof)
     return min(max(q, GRID_SD), GRID_MAX_SD)
 
