@@ -452,6 +452,19 @@ def test_a_batch_gives_each_book_its_own_result() -> None:
         monte_carlo_var_batch([books[0], other], paths=100)
 
 
+def test_a_batch_is_thread_invariant_and_delta_gamma_only_matches() -> None:
+    m = three_market()
+    base = option_book("american").positions
+    books = [book_arrays(list(base[i : i + 3]), m) for i in range(5)]
+    one = monte_carlo_var_batch(books, paths=5_000, seed=9, threads=1)
+    two = monte_carlo_var_batch(books, paths=5_000, seed=9, threads=2)
+    assert one == two
+    dg = monte_carlo_var_batch(books, paths=5_000, seed=9, method="delta_gamma")
+    for full, d in zip(one, dg, strict=True):
+        assert d.method == "delta_gamma"
+        assert d.var == full.details["delta_gamma_var"]
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
@@ -496,6 +509,23 @@ def test_bad_books_are_named() -> None:
         monte_carlo_var_batch([])
     with pytest.raises(ValueError, match=r"^books: len\(books\) \* paths"):
         monte_carlo_var_batch([option_book()] * 2, paths=MAX_PATHS)
+
+
+def test_american_grid_covers_student_t_tails() -> None:
+    # Student-t(3) paths reach far beyond the normal grid's 8 sigma sqrt(h): the grid widens to
+    # the t quantile at 1 - 1e-6, so they are interpolated like the others.
+    book = option_book("american")
+    days, paths = 5.0, 2000
+    full, _ = simulate_losses(book, horizon_days=days, paths=paths, seed=12, student_t_dof=3)
+    res = monte_carlo_var(book, horizon_days=days, paths=paths, seed=12, student_t_dof=3)
+    h = days / 252.0
+    z = normals(12, paths, 6)
+    W = np.sum(z[:, 3:] ** 2, axis=1)
+    Z = (z[:, :3] @ cholesky_factor(book.correlation).factor.T) * np.sqrt(1.0 / W)[:, None]
+    Sh = book.spot * np.exp(-0.5 * book.volatility**2 * h + book.volatility * math.sqrt(h) * Z)
+    exact = revalue(book).sum() - revalue(book, Sh, horizon=h).sum(axis=-1)
+    assert np.max(np.abs(Z)) > 8.0  # some paths are far in the tails
+    assert np.max(np.abs(full - exact)) <= res.details["interpolation_error"]
 
 
 def test_american_spot_vol_grid_under_vol_shocks_is_within_the_reported_error() -> None:
