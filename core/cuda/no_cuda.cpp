@@ -19,4 +19,9 @@ void philox_normals(std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t, 
   throw Error("CUDA is not available: this build has no CUDA kernels");
 }
 
+void monte_carlo_losses(const risk::McMarket&, const risk::McInstruments&, const risk::McPositions&,
+                        const risk::McConfig&, const risk::McLosses&) {
+  throw Error("CUDA is not available: this build has no CUDA kernels");
+}
+
 }  // namespace tradecore::cuda

@@ -245,3 +245,55 @@ def philox4x32_10(counter: Sequence[int], key: Sequence[int]) -> list[int]: ...
 def philox_normals(
     seed: int, first_path: int, paths: int, factors: int, threads: int = 0, gpu: bool = False
 ) -> npt.NDArray[np.float64]: ...
+
+MC_MAX_PATHS: int
+MC_MAX_LOSSES: int
+MC_MAX_DOF: int
+
+def monte_carlo(
+    spot: npt.NDArray[np.float64],
+    volatility: npt.NDArray[np.float64],
+    dividend_yield: npt.NDArray[np.float64],
+    rate: float,
+    cholesky: npt.NDArray[np.float64],
+    vol_of_vol: npt.NDArray[np.float64] | None,
+    spot_vol_correlation: npt.NDArray[np.float64] | None,
+    underlying: npt.NDArray[np.int32],
+    kind: npt.NDArray[np.int8],
+    option_type: npt.NDArray[np.int8],
+    strike: npt.NDArray[np.float64],
+    expiry: npt.NDArray[np.float64],
+    value_now: npt.NDArray[np.float64],
+    grid_offset: npt.NDArray[np.int64],
+    grid_size: npt.NDArray[np.int32],
+    grid_x0: npt.NDArray[np.float64],
+    grid_dx: npt.NDArray[np.float64],
+    grid_vsize: npt.NDArray[np.int32],
+    grid_y0: npt.NDArray[np.float64],
+    grid_dy: npt.NDArray[np.float64],
+    grid_values: npt.NDArray[np.float64],
+    instrument: npt.NDArray[np.int32],
+    portfolio: npt.NDArray[np.int32],
+    units: npt.NDArray[np.float64],
+    portfolios: int,
+    dg_delta: npt.NDArray[np.float64],
+    dg_gamma: npt.NDArray[np.float64],
+    dg_vega: npt.NDArray[np.float64] | None,
+    dg_theta: npt.NDArray[np.float64],
+    horizon: float,
+    seed: int,
+    first_path: int,
+    paths: int,
+    student_t_dof: int,
+    full: bool,
+    delta_gamma: bool,
+    confidence: float,
+    keep_losses: bool,
+    threads: int = 0,
+    gpu: bool = False,
+) -> tuple[
+    npt.NDArray[np.float64] | None,
+    npt.NDArray[np.float64] | None,
+    npt.NDArray[np.float64] | None,
+    npt.NDArray[np.float64],
+]: ...

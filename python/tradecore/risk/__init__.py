@@ -31,6 +31,7 @@ from tradecore.risk.greeks import DollarGreeks, PortfolioGreeks, portfolio_greek
 from tradecore.risk.hedge import HedgeProposal, propose_hedge
 from tradecore.risk.historical import evt_var, historical_var
 from tradecore.risk.history import bar_returns
+from tradecore.risk.montecarlo import monte_carlo_var, monte_carlo_var_batch, simulate_losses
 from tradecore.risk.normals import MAX_NORMALS, normals
 from tradecore.risk.parametric import cornish_fisher_var, parametric_var
 from tradecore.risk.stress import (
@@ -75,12 +76,15 @@ __all__ = [
     "historical_stress",
     "historical_var",
     "ledoit_wolf",
+    "monte_carlo_var",
+    "monte_carlo_var_batch",
     "normals",
     "parametric_var",
     "portfolio_greeks",
     "propose_hedge",
     "reverse_stress",
     "rolling_correlation",
+    "simulate_losses",
     "spot_vol_grid",
     "stress_test",
 ]

@@ -6,6 +6,7 @@
 
 #include "tradecore/pricing/european.hpp"
 #include "tradecore/pricing/implied_vol.hpp"
+#include "tradecore/risk/montecarlo.hpp"
 
 namespace tradecore::cuda {
 
@@ -36,5 +37,13 @@ pricing::ImpliedVolCounts implied_vol(const pricing::ImpliedVolBatch& in, double
 // invalid sizes and tradecore::Error when no device is usable.
 void philox_normals(std::uint64_t seed, std::uint64_t first_path, std::uint64_t paths,
                     std::uint64_t factors, double* out);
+
+// Monte-Carlo losses on the GPU into host memory: same contract, Philox stream and formulas as
+// tradecore::risk::monte_carlo_losses (equal to the CPU's to ~1e-12 relative: the math
+// libraries' exp/erfc differ by a few ulp). Throws std::invalid_argument for invalid inputs and
+// tradecore::Error when no device is usable.
+void monte_carlo_losses(const risk::McMarket& market, const risk::McInstruments& instruments,
+                        const risk::McPositions& positions, const risk::McConfig& config,
+                        const risk::McLosses& out);
 
 }  // namespace tradecore::cuda
