@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from tradecore.risk.book import Book, Instrument, Market, Position, Underlying, book_arrays
+from tradecore.risk.montecarlo import Device
 from tradecore.risk.result import VaRResult
 from tradecore_api.events.v1 import common_pb2 as events
 from tradecore_api.risk.v1 import risk_pb2 as pb
@@ -38,7 +39,7 @@ METHODS: dict[pb.VaRMethod, str] = {
 }
 _METHOD_ENUM = {name: value for value, name in METHODS.items() if value}
 #: Device -> the library's ``device`` argument; UNSPECIFIED is CPU.
-DEVICES: dict[pb.Device, str] = {
+DEVICES: dict[pb.Device, Device] = {
     pb.DEVICE_UNSPECIFIED: "cpu",
     pb.CPU: "cpu",
     pb.GPU: "cuda",
@@ -164,3 +165,25 @@ def var_response(result: VaRResult) -> pb.ComputeVaRResponse:
         interpolation_error=finite_or_zero(float(d.get("interpolation_error", 0.0) or 0.0)),
         details=details(d),
     )
+
+
+def instrument_msg(ins: Instrument) -> pb.RiskInstrument:
+    """The library's Instrument as a RiskInstrument."""
+    if ins.kind == "equity":
+        return pb.RiskInstrument(symbol=ins.symbol, kind=events.EQUITY, underlying=ins.underlying)
+    return pb.RiskInstrument(
+        symbol=ins.symbol,
+        kind=events.OPTION,
+        option_type=events.CALL if ins.option_type == "call" else events.PUT,
+        style=pb.AMERICAN if ins.style == "american" else pb.EUROPEAN,
+        strike=ins.strike,
+        expiry_years=ins.expiry_years,
+        underlying=ins.underlying,
+    )
+
+
+def position_msg(p: Position) -> pb.RiskPosition:
+    out = pb.RiskPosition(instrument=instrument_msg(p.instrument), quantity=p.quantity)
+    if p.multiplier is not None:
+        out.multiplier = p.multiplier
+    return out

@@ -13,16 +13,19 @@ import logging
 import os
 
 from prometheus_client import CollectorRegistry
+from tradecore.subjects import RISK_COMPUTE_VAR, RISK_COMPUTE_VAR_BATCH
 from tradecore_api.risk.v1 import risk_pb2 as pb
 from tradecore_api.risk.v1 import risk_pb2_grpc as pb_grpc
 
 from ..common.bus import Bus
 from ..common.cpu import CpuPool
+from ..common.nats_rpc import unary_handler
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
 from ..registry import by_name
 from .accounts import AccountConfig
-from .analytics import INLINE_COST, Analytics, Caps
+from .analytics import INLINE_NS, Analytics, Caps
+from .bars import StoredBars
 from .journal import Journal
 from .live import Accounts
 from .servicer import RiskServicer
@@ -30,6 +33,7 @@ from .servicer import RiskServicer
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RiskService"].full_name
 SPEC = by_name("risk")
 log = logging.getLogger("tradecore.risk")
+QUEUE_GROUP = "risk"
 
 
 def caps_from_env() -> Caps:
@@ -59,17 +63,18 @@ def accounts_config_from_env() -> AccountConfig:
 
 class RiskApp:
     """The service's parts, each made once with its collaborators: the metrics registry, the
-    CPU pool for heavy runs, the NATS connection, the stateless analytics, the servicer.
-    :meth:`start` starts them in order (NATS, then what needs it); :meth:`stop` stops them in
-    reverse order after the server has drained. The stateful accounts (``accounts.py``) are a
-    part like the others: made here with the bus, started after it, stopped before it."""
+    CPU pool for heavy runs, the NATS connection, the stored-bar reader, the stateless
+    analytics, the accounts (``live.py``), the servicer. :meth:`start` starts them in order
+    (NATS, then what needs it); :meth:`stop` stops them in reverse order after the server has
+    drained."""
 
     def __init__(self, settings: ServiceSettings, caps: Caps, workers: int) -> None:
         self.settings = settings
         self.registry = CollectorRegistry()
-        self.cpu = CpuPool("risk", workers, INLINE_COST)
+        self.cpu = CpuPool("risk", workers, INLINE_NS)
         self.bus = Bus(settings.nats_url, "risk")
-        self.analytics = Analytics(self.cpu, caps)
+        self.bars = StoredBars.for_settings(settings)
+        self.analytics = Analytics(self.cpu, caps, self.bars)
         self.accounts = Accounts(self.bus, Journal(), accounts_config_from_env())
         self.servicer = RiskServicer(self.analytics, self.accounts)
 
@@ -86,6 +91,14 @@ class RiskApp:
             dependencies=[self.bus.watch],  # the NATS request/reply methods and accounts
             registry=self.registry,
         )
+        # ComputeVaR over NATS request/reply; replicas share the calls in the queue group.
+        analytics = self.analytics
+        for subject, request_type, handle in (
+            (RISK_COMPUTE_VAR, pb.ComputeVaRRequest, analytics.compute_var),
+            (RISK_COMPUTE_VAR_BATCH, pb.ComputeVaRBatchRequest, analytics.compute_var_batch),
+        ):
+            handler = unary_handler(subject, request_type, handle, app.metrics)  # type: ignore[arg-type]
+            self.bus.subscribe(subject, handler, queue=QUEUE_GROUP)
         return app
 
     async def start(self) -> None:
@@ -95,6 +108,7 @@ class RiskApp:
         await self.accounts.stop()
         await self.bus.stop()
         await self.cpu.close()
+        await self.bars.close()
 
 
 def build() -> ServiceApp:
