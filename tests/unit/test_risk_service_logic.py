@@ -460,6 +460,37 @@ def test_a_batch_names_the_library_s_setting_errors_by_its_settings_field(
     assert len(r.results) == 2 and 0 < r.results[0].var < r.results[1].var
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda p, m: setattr(p[1].instrument, "expiry_years", 0.0),
+            "positions[1].instrument.expiry_years: must be > 0 (the option has expired), got 0.0",
+        ),
+        (
+            lambda p, m: setattr(p[1].instrument, "strike", -1.0),
+            "positions[1].instrument.strike: must be > 0, got -1.0",
+        ),
+        (
+            lambda p, m: setattr(m.underlyings[0], "volatility", 11.0),
+            "market.underlyings[0].volatility: must be in (0, 10], got 11.0",
+        ),
+        (
+            lambda p, m: m.correlation.extend([1.0, 1.5, 1.5, 1.0]),
+            "market.correlation[0][1]: must be in [-1, 1], got 1.5",
+        ),
+    ],
+)
+def test_messages_quote_the_value_as_the_caller_wrote_it(change: object, message: str) -> None:
+    """A JSON caller sees ``got 0.0``, not numpy's ``got np.float64(0.0)``."""
+    p = [equity(), option("BBB")]
+    m = market(2)
+    change(p, m)  # type: ignore[operator]
+    with pytest.raises(ValueError) as info:
+        convert.book(p, m)
+    assert str(info.value) == message
+
+
 def stress_request() -> pb.StressTestRequest:
     req = pb.StressTestRequest(
         positions=[option(), option("BBB", style=pb.AMERICAN, right=events.PUT), equity("BBB")],

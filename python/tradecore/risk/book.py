@@ -165,13 +165,13 @@ def _market_arrays(market: Market) -> tuple[tuple[str, ...], FloatArray, FloatAr
         symbols.append(s)
         spot[i] = _finite(f"{at}.spot", u.spot)
         if spot[i] <= 0.0:
-            raise ValueError(f"{at}.spot: must be > 0, got {spot[i]!r}")
+            raise ValueError(f"{at}.spot: must be > 0, got {float(spot[i])!r}")
         vol[i] = _finite(f"{at}.volatility", u.volatility)
         if not 0.0 < vol[i] <= 10.0:
-            raise ValueError(f"{at}.volatility: must be in (0, 10], got {vol[i]!r}")
+            raise ValueError(f"{at}.volatility: must be in (0, 10], got {float(vol[i])!r}")
         div[i] = _finite(f"{at}.dividend_yield", u.dividend_yield)
         if abs(div[i]) > 1.0:
-            raise ValueError(f"{at}.dividend_yield: must be in [-1, 1], got {div[i]!r}")
+            raise ValueError(f"{at}.dividend_yield: must be in [-1, 1], got {float(div[i])!r}")
     return tuple(symbols), spot, vol, div
 
 
@@ -196,19 +196,21 @@ def correlation_matrix(value: npt.ArrayLike | None, n: int) -> FloatArray:
     bad = np.argwhere(~np.isfinite(c))
     if bad.size:
         i, j = (int(x) for x in bad[0])
-        raise ValueError(f"{name}[{i}][{j}]: must be finite, got {c[i, j]!r}")
+        raise ValueError(f"{name}[{i}][{j}]: must be finite, got {float(c[i, j])!r}")
     bad = np.argwhere(np.abs(c) > 1.0 + 1e-12)
     if bad.size:
         i, j = (int(x) for x in bad[0])
-        raise ValueError(f"{name}[{i}][{j}]: must be in [-1, 1], got {c[i, j]!r}")
+        raise ValueError(f"{name}[{i}][{j}]: must be in [-1, 1], got {float(c[i, j])!r}")
     diag = np.flatnonzero(np.abs(np.diag(c) - 1.0) > 1e-12)
     if diag.size:
         i = int(diag[0])
-        raise ValueError(f"{name}[{i}][{i}]: the diagonal must be 1, got {c[i, i]!r}")
+        raise ValueError(f"{name}[{i}][{i}]: the diagonal must be 1, got {float(c[i, i])!r}")
     asym = np.argwhere(np.abs(c - c.T) > 1e-12)
     if asym.size:
         i, j = (int(x) for x in asym[0])
-        raise ValueError(f"{name}[{i}][{j}]: must equal [{j}][{i}] (symmetric), got {c[i, j]!r}")
+        raise ValueError(
+            f"{name}[{i}][{j}]: must equal [{j}][{i}] (symmetric), got {float(c[i, j])!r}"
+        )
     c = 0.5 * (c + c.T)
     np.fill_diagonal(c, 1.0)
     return np.clip(c, -1.0, 1.0)
@@ -283,15 +285,17 @@ def book_arrays(positions: Sequence[Position], market: Market) -> Book:
                 )
             strike[i] = _finite(f"{at}.instrument.strike", ins.strike)
             if strike[i] <= 0.0:
-                raise ValueError(f"{at}.instrument.strike: must be > 0, got {strike[i]!r}")
+                raise ValueError(f"{at}.instrument.strike: must be > 0, got {float(strike[i])!r}")
             expiry[i] = _finite(f"{at}.instrument.expiry_years", ins.expiry_years)
             if expiry[i] <= 0.0:
                 raise ValueError(
                     f"{at}.instrument.expiry_years: must be > 0 (the option has expired), "
-                    f"got {expiry[i]!r}"
+                    f"got {float(expiry[i])!r}"
                 )
             if expiry[i] > 100.0:
-                raise ValueError(f"{at}.instrument.expiry_years: must be <= 100, got {expiry[i]!r}")
+                raise ValueError(
+                    f"{at}.instrument.expiry_years: must be <= 100, got {float(expiry[i])!r}"
+                )
             mult = 100.0 if p.multiplier is None else _finite(f"{at}.multiplier", p.multiplier)
         else:
             raise ValueError(
