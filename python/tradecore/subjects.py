@@ -7,6 +7,8 @@ contracts, see docs/architecture.md):
 ``md.<venue>.<symbol>.<kind>``   market data (:class:`MdKind`: quote, trade, trades,
                                  book, ticks)
 ``exec.<kind>.<account>``        execution (:class:`ExecKind`: order, fill, position)
+``exec.journal.<kind>.<account>`` the execution service's journal (:class:`ExecJournalKind`:
+                                 command, event; JetStream stream EXEC_JOURNAL)
 ``risk.<kind>.<account>``        risk (:class:`RiskKind`: snapshot, alert, state)
 ``risk.journal.<kind>.<account>`` the risk service's journal (:class:`RiskJournalKind`:
                                  limits, positions; JetStream stream RISK_JOURNAL)
@@ -36,12 +38,15 @@ __all__ = [
     "REQUEST_REPLY",
     "RISK_COMPUTE_VAR",
     "RISK_COMPUTE_VAR_BATCH",
+    "ExecJournalKind",
     "ExecKind",
     "MdKind",
     "ModelKind",
     "RiskJournalKind",
     "RiskKind",
     "exec_filter",
+    "exec_journal_filter",
+    "exec_journal_subject",
     "exec_subject",
     "md_filter",
     "md_subject",
@@ -78,6 +83,14 @@ class ExecKind(StrEnum):
     ORDER = "order"  # events.v1.OrderUpdate
     FILL = "fill"  # events.v1.Fill
     POSITION = "position"  # events.v1.Position
+
+
+class ExecJournalKind(StrEnum):
+    """What a ``exec.journal.<kind>.<account>`` message holds (the execution service's
+    journal, replayed at its start; four tokens, so ``exec.*.*`` does not match it)."""
+
+    COMMAND = "command"  # execution.v1.JournalEntry holding a command
+    EVENT = "event"  # execution.v1.JournalEntry holding an event
 
 
 class RiskKind(StrEnum):
@@ -184,6 +197,20 @@ def exec_filter(kind: ExecKind | str | None = None, account: str | None = None) 
     """A subscription to execution events: ``exec_filter(account="A1")`` is ``exec.*.A1``."""
     k = ANY if kind is None else _kind(ExecKind, kind).value
     return f"exec.{k}.{_part('account', account)}"
+
+
+def exec_journal_subject(kind: ExecJournalKind | str, account: str) -> str:
+    """``exec.journal.<kind>.<account>`` (ValueError names ``kind`` or ``account``)."""
+    return f"exec.journal.{_kind(ExecJournalKind, kind)}.{validate_token('account', account)}"
+
+
+def exec_journal_filter(
+    kind: ExecJournalKind | str | None = None, account: str | None = None
+) -> str:
+    """A subscription to the journal: ``exec_journal_filter(account="A1")`` is
+    ``exec.journal.*.A1``."""
+    k = ANY if kind is None else _kind(ExecJournalKind, kind).value
+    return f"exec.journal.{k}.{_part('account', account)}"
 
 
 def risk_subject(kind: RiskKind | str, account: str) -> str:

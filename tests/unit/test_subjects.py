@@ -153,3 +153,21 @@ def test_bad_tokens_are_refused_in_every_scheme(
 ) -> None:
     with pytest.raises(ValueError, match=f"^{field} "):
         build(value)
+
+
+def test_the_execution_journal_has_its_own_scheme() -> None:
+    assert [sj.exec_journal_subject(k, "ACC-1") for k in sj.ExecJournalKind] == [
+        "exec.journal.command.ACC-1",
+        "exec.journal.event.ACC-1",
+    ]
+    assert sj.exec_journal_filter() == "exec.journal.*.*"
+    assert sj.exec_journal_filter(account="A1") == "exec.journal.*.A1"
+    assert sj.exec_journal_filter(sj.ExecJournalKind.EVENT) == "exec.journal.event.*"
+    # four tokens: no subscription to the execution events (exec.<kind>.<account>) sees it
+    assert sj.exec_journal_subject("command", "A1").count(".") == 3
+    with pytest.raises(ValueError, match=r"^kind must be one of command, event "):
+        sj.exec_journal_subject("fill", "A1")
+    with pytest.raises(ValueError, match=r"^account "):
+        sj.exec_journal_subject("event", "a.b")
+    with pytest.raises(ValueError, match=r"^account "):
+        sj.exec_journal_filter(account="*")
