@@ -121,6 +121,17 @@ SERVICES: tuple[ServiceSpec, ...] = (
             EnvVar("TRADECORE_RISK_OPTION_STYLE", "american", "style of equity options from fills"),
         ),
     ),
+    ServiceSpec(
+        name="execution",
+        title="ExecutionService",
+        module="tradecore_services.execution",
+        grpc_services=("tradecore.execution.v1.ExecutionService",),
+        port=50054,
+        metrics_port=9467,
+        description="orders, pre-trade controls, venues, positions; journaled in JetStream",
+        needs_nats=True,
+        needs_clickhouse=True,
+    ),
 )
 
 

@@ -74,6 +74,8 @@ def test_flags_variables_and_defaults_keep_their_names() -> None:
         "--marketdata-metrics-port": ("TRADECORE_MARKETDATA_METRICS_PORT", "9465"),
         "--risk-port": ("TRADECORE_RISK_PORT", "50053"),
         "--risk-metrics-port": ("TRADECORE_RISK_METRICS_PORT", "9466"),
+        "--execution-port": ("TRADECORE_EXECUTION_PORT", "50054"),
+        "--execution-metrics-port": ("TRADECORE_EXECUTION_METRICS_PORT", "9467"),
     }
     # mesh.json written by an earlier version (the same flat keys) still reads.
     old = {
@@ -93,7 +95,13 @@ def test_flags_variables_and_defaults_keep_their_names() -> None:
     cfg = MeshConfig.from_dict(old)
     assert (cfg.port("pricing"), cfg.metrics_port("marketdata")) == (5, 8)
     # (an entry added since gets its default ports)
-    assert json.loads(cfg.to_json()) == {**old, "risk_port": 50053, "risk_metrics_port": 9466}
+    assert json.loads(cfg.to_json()) == {
+        **old,
+        "risk_port": 50053,
+        "risk_metrics_port": 9466,
+        "execution_port": 50054,
+        "execution_metrics_port": 9467,
+    }
 
 
 def test_registry_rejects_a_name_port_or_service_used_twice() -> None:
@@ -158,8 +166,9 @@ def test_a_new_service_is_one_registry_entry(
     assert cfg.component_ports()["audit"] == [7000, 7001]
     # A supervisor component, before the gateway, with its ports, dependencies and health check.
     comps = components(cfg, tmp_path / "envoy.json")
-    assert [c.name for c in comps] == ["nats", "pricing", "marketdata", "risk", "audit", "gateway"]
-    audit = comps[4]
+    names = ["nats", "pricing", "marketdata", "risk", "execution", "audit", "gateway"]
+    assert [c.name for c in comps] == names
+    audit = comps[5]
     assert audit.argv[1:] == ["-m", "tradecore_services.audit"]
     assert audit.env["TRADECORE_PORT"] == "7000"
     assert audit.env["TRADECORE_METRICS_PORT"] == "7001"
@@ -188,7 +197,7 @@ def test_a_new_service_is_one_registry_entry(
     assert mesh.audit == f"127.0.0.1:{mesh.audit_port}"
     args = mesh.args()
     assert args[args.index("--audit-metrics-port") + 1] == str(mesh.audit_metrics_port)
-    assert len(set(mesh.port_values().values())) == len(mesh.port_values()) == 12
+    assert len(set(mesh.port_values().values())) == len(mesh.port_values()) == 14
     # The README table has its rows.
     assert "| `--audit-port` | `TRADECORE_AUDIT_PORT` | `50099` | AuditService gRPC |" in (
         readme_table(WITH_AUDIT)

@@ -1,0 +1,207 @@
+"""The execution service's journal: every command it accepts and every event it produces, in
+the JetStream stream ``EXEC_JOURNAL``, replayed in stream order when the service starts.
+
+==================================  ==============================  ===========================
+subject                             payload                         written
+==================================  ==============================  ===========================
+``exec.journal.command.<account>``  ``execution.v1.JournalEntry``   every accepted command
+                                    (submit, cancel, replace,       (before the call answers)
+                                    set_trading_state, set_limits)
+``exec.journal.event.<account>``    ``execution.v1.JournalEntry``   every order change, fill
+                                    (order, fill, risk_state)       and risk state it follows
+==================================  ==============================  ===========================
+
+A write returns once JetStream has acknowledged it (stored in the server's file store), so a
+call that answered has its command on disk: after a SIGKILL of the service the replay gives it
+back. A write may carry a message id (``Nats-Msg-Id``): JetStream stores a second message with
+the same id within :data:`DUPLICATE_WINDOW_S` once only, and says so in its acknowledgement.
+
+Fills are also published as the event contract ``exec.fill.<account>`` into their own stream,
+``EXEC_FILLS`` (message id: the fill id), so a consumer such as the RiskService can read them
+durably; order updates and positions go out on core NATS (the latest state is what matters and
+the journal keeps it).
+
+The service also reads the RiskService's trading states: the latest ``risk.state.<account>`` of
+every account, from the stream ``RISK_JOURNAL`` when it exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+from tradecore.subjects import (
+    ExecJournalKind,
+    ExecKind,
+    RiskKind,
+    exec_filter,
+    exec_journal_filter,
+    exec_journal_subject,
+    exec_subject,
+    risk_filter,
+)
+from tradecore_api.events.v1 import execution_pb2 as events
+from tradecore_api.events.v1 import risk_pb2 as risk_events
+from tradecore_api.execution.v1 import execution_pb2 as pb
+
+from ..common.errors import UnavailableError
+from ..common.nats_rpc import trace_headers
+
+log = logging.getLogger("tradecore.execution.journal")
+
+STREAM = "EXEC_JOURNAL"
+FILLS_STREAM = "EXEC_FILLS"
+RISK_STREAM = "RISK_JOURNAL"
+ACK_TIMEOUT_S = 5.0
+FETCH_BATCH = 512
+DUPLICATE_WINDOW_S = 120.0
+MSG_ID = "Nats-Msg-Id"
+
+_COMMANDS = frozenset({"submit", "cancel", "replace", "set_trading_state", "set_limits"})
+
+
+def stream_config() -> StreamConfig:
+    """Nothing is dropped: no age, size or count limit (the journal is the record)."""
+    return StreamConfig(
+        name=STREAM,
+        subjects=[exec_journal_filter()],
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW_S,
+    )
+
+
+def fills_stream_config() -> StreamConfig:
+    return StreamConfig(
+        name=FILLS_STREAM,
+        subjects=[exec_filter(ExecKind.FILL)],
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW_S,
+    )
+
+
+async def _ensure(js: JetStreamContext, config: StreamConfig) -> None:
+    assert config.name is not None
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+
+
+def kind_of(entry: pb.JournalEntry) -> ExecJournalKind:
+    """COMMAND for a command entry, EVENT for an event (ValueError for an empty entry)."""
+    which = entry.WhichOneof("entry")
+    if which is None:
+        raise ValueError("entry: a journal entry holds a command or an event")
+    return ExecJournalKind.COMMAND if which in _COMMANDS else ExecJournalKind.EVENT
+
+
+class Journal:
+    """Writes to and replays ``EXEC_JOURNAL`` on the service's NATS connection."""
+
+    def __init__(self) -> None:
+        self._js: JetStreamContext | None = None
+
+    async def attach(self, nc: Client) -> None:
+        """Use ``nc`` from now on (each new connection of the service's Bus); makes the
+        streams when they do not exist."""
+        js = nc.jetstream(timeout=ACK_TIMEOUT_S)
+        await _ensure(js, stream_config())
+        await _ensure(js, fills_stream_config())
+        self._js = js
+
+    def _context(self) -> JetStreamContext:
+        if self._js is None:
+            raise UnavailableError("NATS is not connected: the execution journal is unavailable")
+        return self._js
+
+    async def _publish(self, subject: str, data: bytes, headers: dict[str, str]) -> bool:
+        """Publish and wait for JetStream's acknowledgement; True when JetStream had the
+        message id already (a duplicate, not stored again)."""
+        js = self._context()
+        try:
+            ack = await js.publish(subject, data, headers=headers or None)
+        except TimeoutError as exc:
+            raise UnavailableError(f"the execution journal did not acknowledge {subject}") from exc
+        return bool(ack.duplicate)
+
+    async def write(self, entry: pb.JournalEntry, msg_id: str = "") -> bool:
+        """Journal ``entry`` on ``exec.journal.<kind>.<account>`` and return once JetStream has
+        stored it; True when ``msg_id`` was seen within the duplicate window (the entry is
+        in the journal once, from the earlier write)."""
+        subject = exec_journal_subject(kind_of(entry), entry.account)
+        headers = trace_headers(entry.request_id) if entry.request_id else {}
+        if msg_id:
+            headers[MSG_ID] = msg_id
+        return await self._publish(subject, entry.SerializeToString(), headers)
+
+    async def publish_fill(self, fill: events.Fill) -> None:
+        """The fill contract on ``exec.fill.<account>``, stored in ``EXEC_FILLS`` (once per
+        fill id within the duplicate window)."""
+        subject = exec_subject(ExecKind.FILL, fill.account)
+        await self._publish(subject, fill.SerializeToString(), {MSG_ID: fill.fill_id})
+
+    async def replay(self) -> AsyncIterator[tuple[int, pb.JournalEntry]]:
+        """(stream sequence, entry) of every journaled entry, in the order they were written."""
+        js = self._context()
+        async for seq, subject, data in _read(js, STREAM, exec_journal_filter(), last=False):
+            try:
+                yield seq, pb.JournalEntry.FromString(data)
+            except DecodeError:
+                log.error("%s #%d: not a JournalEntry (%d bytes); skipped", subject, seq, len(data))
+
+    async def risk_states(self) -> dict[str, risk_events.TradingState]:
+        """The latest ``risk.state.<account>`` of every account in ``RISK_JOURNAL`` (empty
+        when the RiskService has not made the stream yet)."""
+        js = self._context()
+        try:
+            await js.stream_info(RISK_STREAM)
+        except NotFoundError:
+            return {}
+        out: dict[str, risk_events.TradingState] = {}
+        async for _, subject, data in _read(js, RISK_STREAM, risk_filter(RiskKind.STATE), True):
+            try:
+                out[subject.rsplit(".", 1)[1]] = risk_events.TradingState.FromString(data)
+            except DecodeError:
+                log.warning("%s: not a TradingState (%d bytes); skipped", subject, len(data))
+        return out
+
+
+async def _read(
+    js: JetStreamContext, stream: str, subject: str, last: bool
+) -> AsyncIterator[tuple[int, str, bytes]]:
+    """(stream sequence, subject, data) of the stream's messages on ``subject`` present when
+    the read starts: all of them, or the latest per subject when ``last``."""
+    sub = await js.pull_subscribe(
+        subject,
+        stream=stream,
+        config=ConsumerConfig(
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT if last else DeliverPolicy.ALL,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=30.0,
+        ),
+    )
+    try:
+        info = await sub.consumer_info()
+        pending = info.num_pending or 0
+        while pending > 0:
+            msgs = await sub.fetch(min(FETCH_BATCH, pending), timeout=ACK_TIMEOUT_S)
+            for m in msgs:
+                md = m.metadata
+                yield md.sequence.stream, m.subject, m.data
+                pending = md.num_pending
+    finally:
+        await sub.unsubscribe()
+
+
+__all__ = [
+    "FILLS_STREAM",
+    "STREAM",
+    "Journal",
+    "kind_of",
+    "stream_config",
+]

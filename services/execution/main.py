@@ -1,0 +1,67 @@
+"""ExecutionService process: gRPC on TRADECORE_PORT (default from services/registry.py). Its
+health (grpc.health.v1, the service's name) is NOT_SERVING while NATS, which holds its
+journal, is unreachable."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+from tradecore_api.execution.v1 import execution_pb2 as pb
+from tradecore_api.execution.v1 import execution_pb2_grpc as pb_grpc
+
+from ..common.bus import Bus
+from ..common.server import ServiceApp, main
+from ..common.settings import ServiceSettings
+from ..registry import by_name
+from .journal import Journal
+from .live import Execution
+from .servicer import ExecutionServicer
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExecutionService"].full_name
+SPEC = by_name("execution")
+
+
+class ExecutionApp:
+    """The service's parts, each made once with its collaborators: the metrics registry, the
+    NATS connection, the journal, the execution state (made with the bus: it attaches the
+    journal and replays it on connection), the servicer. :meth:`start` starts NATS;
+    :meth:`stop` stops it after the server has drained."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.bus = Bus(settings.nats_url, "execution")
+        self.journal = Journal()
+        self.execution = Execution(self.bus, self.journal)
+        self.servicer = ExecutionServicer(self.execution)
+
+    def service_app(self) -> ServiceApp:
+        return ServiceApp(
+            settings=self.settings,
+            register=lambda server: pb_grpc.add_ExecutionServiceServicer_to_server(
+                self.servicer, server
+            ),
+            service_names=[SERVICE_NAME],
+            on_start=[self.start],
+            on_stop=[self.stop],
+            dependencies=[self.bus.watch],  # the journal
+            registry=self.registry,
+        )
+
+    async def start(self) -> None:
+        await self.bus.start()
+
+    async def stop(self) -> None:
+        await self.bus.stop()
+
+
+def build() -> ServiceApp:
+    settings = ServiceSettings.from_env(SPEC.name, port=SPEC.port, metrics_port=SPEC.metrics_port)
+    return ExecutionApp(settings).service_app()
+
+
+def run() -> None:
+    main(build)
+
+
+if __name__ == "__main__":
+    run()
