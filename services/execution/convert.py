@@ -55,7 +55,11 @@ STATUSES: dict[OrderStatus, int] = {
 STATUS_OF: dict[int, OrderStatus] = {v: k for k, v in STATUSES.items()}
 
 #: Trading modes from least to most strict.
-_STRICTNESS: dict[int, int] = {risk_events.ENABLED: 0, risk_events.REDUCE_ONLY: 1, risk_events.HALTED: 2}
+_STRICTNESS: dict[int, int] = {
+    risk_events.ENABLED: 0,
+    risk_events.REDUCE_ONLY: 1,
+    risk_events.HALTED: 2,
+}
 
 
 @dataclass(frozen=True, slots=True)

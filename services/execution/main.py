@@ -4,6 +4,7 @@ journal, is unreachable."""
 
 from __future__ import annotations
 
+from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_api.execution.v1 import execution_pb2_grpc as pb_grpc
@@ -15,6 +16,7 @@ from ..registry import by_name
 from .journal import Journal
 from .live import Execution
 from .servicer import ExecutionServicer
+from .store import JournalStore, StoreConsumer, StoreThread
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExecutionService"].full_name
 SPEC = by_name("execution")
@@ -23,8 +25,9 @@ SPEC = by_name("execution")
 class ExecutionApp:
     """The service's parts, each made once with its collaborators: the metrics registry, the
     NATS connection, the journal, the execution state (made with the bus: it attaches the
-    journal and replays it on connection), the servicer. :meth:`start` starts NATS;
-    :meth:`stop` stops it after the server has drained."""
+    journal and replays it on connection), the ClickHouse copy of the journal (its store thread
+    and durable consumer), the servicer. :meth:`start` opens the store, then starts NATS;
+    :meth:`stop` stops them in reverse order after the server has drained."""
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
@@ -32,6 +35,9 @@ class ExecutionApp:
         self.bus = Bus(settings.nats_url, "execution")
         self.journal = Journal()
         self.execution = Execution(self.bus, self.journal)
+        self.store = StoreThread(lambda: JournalStore(settings.clickhouse_dsn))
+        self.consumer = StoreConsumer(self.store)
+        self.bus.on_connect(self._attach_consumer)  # after Execution's hook made the stream
         self.servicer = ExecutionServicer(self.execution)
 
     def service_app(self) -> ServiceApp:
@@ -47,11 +53,17 @@ class ExecutionApp:
             registry=self.registry,
         )
 
+    async def _attach_consumer(self, nc: Client) -> None:
+        await self.consumer.attach(nc.jetstream())
+
     async def start(self) -> None:
+        await self.store.start()
         await self.bus.start()
 
     async def stop(self) -> None:
+        await self.consumer.stop()
         await self.bus.stop()
+        await self.store.stop()
 
 
 def build() -> ServiceApp:

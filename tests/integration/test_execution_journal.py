@@ -19,6 +19,7 @@ from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_services.common.bus import Bus
 from tradecore_services.execution.journal import FILLS_STREAM, STREAM, Journal
 from tradecore_services.execution.live import Execution
+from tradecore_services.execution.store import JournalStore, StoreConsumer, StoreThread
 from tradecore_services.risk.journal import Journal as RiskJournal
 
 from tests.integration.test_nats_resilience import NatsServer
@@ -152,6 +153,44 @@ def test_a_new_instance_rebuilds_the_trading_states(server: NatsServer) -> None:
         assert after["B2"].risk.mode == risk_events.HALTED
         assert ex2.replayed >= 4  # two commands, two risk states
         await bus2.stop()
+        await nc.close()
+
+    asyncio.run(go())
+
+
+def test_the_journal_is_copied_into_clickhouse_once(server: NatsServer) -> None:
+    async def go() -> None:
+        nc = await _connect(server.url)
+        journal = Journal()
+        await journal.attach(nc)
+        store = StoreThread(lambda: JournalStore("chdb://memory"))
+        await store.start()
+        written = [submit("A1", f"c{i}") for i in range(5)] + [submit("B2", "x")]
+        for e in written[:3]:
+            await journal.write(e)
+        consumer = StoreConsumer(store)
+        await consumer.attach(nc.jetstream())
+
+        async def until(n: int) -> None:
+            deadline = time.monotonic() + 20
+            while await store.call(lambda s: s.count()) < n:
+                assert time.monotonic() < deadline, f"fewer than {n} rows stored"
+                await asyncio.sleep(0.05)
+
+        await until(3)
+        await consumer.stop()
+        # a second consumer on the same durable (a restarted service) stores the rest only
+        for e in written[3:]:
+            await journal.write(e)
+        consumer = StoreConsumer(store)
+        await consumer.attach(nc.jetstream())
+        await until(6)
+        await consumer.stop()
+        assert await store.call(lambda s: s.count()) == 6
+        a1 = await store.call(lambda s: s.entries("A1"))
+        assert [e for _, e in a1] == written[:5]
+        assert await store.call(lambda s: s.count("B2")) == 1
+        await store.stop()
         await nc.close()
 
     asyncio.run(go())

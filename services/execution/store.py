@@ -1,0 +1,207 @@
+"""The journal in ClickHouse: every entry of ``EXEC_JOURNAL`` copied into the table
+``exec_journal`` by a durable JetStream consumer (explicit acks after the insert), for queries
+and audit. The stream stays the record the service rebuilds from; the table follows it.
+
+A message redelivered after a crash between the insert and its acknowledgement is inserted
+again; the table is a ReplacingMergeTree keyed by the stream sequence, so it holds one row per
+entry (reads use ``FINAL``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import FetchTimeoutError
+from tradecore.store import Migration, Store, connect
+from tradecore.subjects import exec_journal_filter
+from tradecore_api.execution.v1 import execution_pb2 as pb
+
+from ..common.errors import UnavailableError
+from .journal import STREAM
+
+log = logging.getLogger("tradecore.execution.store")
+
+TABLE = "exec_journal"
+DURABLE = "exec-journal-store"
+FETCH_BATCH = 1024
+FETCH_WAIT_S = 1.0
+ACK_WAIT_S = 30.0
+RETRY_S = 1.0
+
+MIGRATIONS = (
+    Migration(
+        1,
+        "exec_journal",
+        (
+            f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+                stream_seq UInt64,
+                account String,
+                kind LowCardinality(String),
+                entry LowCardinality(String),
+                request_id String,
+                time_ns Int64,
+                data String
+            ) ENGINE = ReplacingMergeTree ORDER BY stream_seq""",
+        ),
+    ),
+)
+
+Row = tuple[int, str, str, str, str, int, bytes]
+COLUMNS = ["stream_seq", "account", "kind", "entry", "request_id", "time_ns", "data"]
+T = TypeVar("T")
+
+
+def row(stream_seq: int, subject: str, data: bytes) -> Row:
+    """The table row of one journal message (``exec.journal.<kind>.<account>``)."""
+    entry = pb.JournalEntry.FromString(data)
+    _, _, kind, account = subject.split(".", 3)
+    return (
+        stream_seq,
+        account,
+        kind,
+        entry.WhichOneof("entry") or "",
+        entry.request_id,
+        entry.time_ns,
+        data,
+    )
+
+
+class JournalStore:
+    """The ``exec_journal`` table; blocking calls (run them on :class:`StoreThread`)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.store: Store = connect(dsn, MIGRATIONS)
+
+    def insert(self, rows: list[Row]) -> None:
+        if rows:
+            self.store.insert(TABLE, rows, COLUMNS)
+
+    def count(self, account: str = "") -> int:
+        where, params = ("WHERE account = {a:String}", {"a": account}) if account else ("", {})
+        rows = self.store.query_rows(f"SELECT count() FROM {TABLE} FINAL {where}", params)
+        return int(rows[0][0])
+
+    def entries(self, account: str) -> list[tuple[int, pb.JournalEntry]]:
+        """(stream sequence, entry) of an account, in journal order."""
+        rows = self.store.query_rows(
+            f"SELECT stream_seq, data FROM {TABLE} FINAL WHERE account = {{a:String}} "
+            "ORDER BY stream_seq",
+            {"a": account},
+        )
+        return [(int(s), pb.JournalEntry.FromString(_bytes(d))) for s, d in rows]
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("latin-1")
+
+
+class StoreThread:
+    """Runs every store call on one thread (chDB calls are not concurrent), off the loop."""
+
+    def __init__(self, open_store: Callable[[], JournalStore]) -> None:
+        self._open_store = open_store
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="execution-store")
+        self._store: JournalStore | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._store = await loop.run_in_executor(self._pool, self._open_store)
+
+    async def stop(self) -> None:
+        store, self._store = self._store, None
+        loop = asyncio.get_running_loop()
+        if store is not None:
+            await loop.run_in_executor(self._pool, store.close)
+        await loop.run_in_executor(None, self._pool.shutdown, True)
+
+    async def call(self, fn: Callable[[JournalStore], T]) -> T:
+        store = self._store
+        if store is None:
+            raise UnavailableError("the execution journal store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, store)
+
+
+class StoreConsumer:
+    """Durable pull consumer of ``EXEC_JOURNAL``: fetch, insert, then acknowledge each message
+    (explicit acks: a message fetched but not stored by a process that died is delivered
+    again)."""
+
+    def __init__(self, store: StoreThread) -> None:
+        self.store = store
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def attach(self, js: JetStreamContext) -> None:
+        """Fetch through ``js`` (a new connection) from now on; starts the loop the first
+        time."""
+        self._sub = await js.pull_subscribe(
+            exec_journal_filter(),
+            durable=DURABLE,
+            stream=STREAM,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=ACK_WAIT_S,
+            ),
+        )
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="execution-store-consumer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        # No interest left in the pending pull request: the server delivers nothing more here
+        # (what it delivered and nobody acknowledged comes again after ACK_WAIT_S).
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _run(self) -> None:
+        while True:
+            sub = self._sub
+            if sub is None:
+                await asyncio.sleep(RETRY_S)
+                continue
+            try:
+                msgs = await sub.fetch(FETCH_BATCH, timeout=FETCH_WAIT_S)
+            except (FetchTimeoutError, TimeoutError):
+                continue
+            except Exception as exc:  # a closed connection: wait for the next attach
+                log.warning("journal store fetch failed: %s", exc)
+                await asyncio.sleep(RETRY_S)
+                continue
+            await self._store(msgs)
+
+    async def _store(self, msgs: list[Msg]) -> None:
+        rows: list[Row] = []
+        for m in msgs:
+            try:
+                rows.append(row(m.metadata.sequence.stream, m.subject, m.data))
+            except Exception as exc:  # not a journal entry: logged, acknowledged, not stored
+                log.error("%s: not stored: %s", m.subject, exc)
+        try:
+            await self.store.call(lambda s: s.insert(rows))
+        except Exception:
+            log.exception("journal store insert failed; the messages are delivered again")
+            await asyncio.sleep(RETRY_S)
+            return
+        for m in msgs:
+            with contextlib.suppress(Exception):
+                await m.ack()
+
+
+__all__ = ["MIGRATIONS", "TABLE", "JournalStore", "StoreConsumer", "StoreThread", "row"]
