@@ -16,6 +16,7 @@ and only then does the call answer: an answered change survives a SIGKILL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -36,7 +37,27 @@ log = logging.getLogger("tradecore.execution")
 
 #: How long an RPC waits for the journal to be replayed at start before UNAVAILABLE.
 RESTORE_WAIT_S = 5.0
-CHANGED_BY = "execution"
+REBUILD_RETRY_S = 1.0
+
+
+def apply(states: TradingStates, entry: pb.JournalEntry) -> None:
+    """Apply one journal entry (at replay, and after a command is journaled)."""
+    which = entry.WhichOneof("entry")
+    if which == "set_trading_state":
+        req = entry.set_trading_state
+        held = states.operator.get(req.account)
+        states.set_operator(
+            risk_events.TradingState(
+                account=req.account,
+                mode=req.mode,
+                reason=req.reason,
+                changed_by=req.changed_by,
+                event_time_ns=entry.time_ns,
+                sequence=(held.sequence if held is not None else 0) + 1,
+            )
+        )
+    elif which == "risk_state":
+        states.set_risk(entry.risk_state)
 
 
 class Execution:
@@ -48,6 +69,7 @@ class Execution:
         self.states = TradingStates()
         self.restored = asyncio.Event()
         self.replayed = 0  # journal entries replayed at start
+        self._rebuilding: asyncio.Task[None] | None = None
         # One change RPC at a time: each reads the account's sequence, journals, then applies.
         self._changing = asyncio.Lock()
         bus.on_connect(self._on_connect)
@@ -61,15 +83,44 @@ class Execution:
             await self._restore()
 
     async def _restore(self) -> None:
+        """Rebuild the state from the whole journal into fresh objects, then take the latest
+        RiskService states (a newer one that arrived meanwhile is kept)."""
+        states = TradingStates()
         n = 0
         async for _, entry in self.journal.replay():
-            self.apply(entry)
+            apply(states, entry)
             n += 1
+        held = list(self.states.risk.values())
+        self.states = states
+        for state in held:
+            states.set_risk(state)
         for state in (await self.journal.risk_states()).values():
             await self._take_risk_state(state)
         self.replayed = n
         log.info("execution: %d journal entries replayed", n)
         self.restored.set()
+
+    async def _rebuild(self) -> None:
+        """After a write whose outcome is unknown: replay until it succeeds (calls wait)."""
+        while not self.restored.is_set():
+            try:
+                await self._restore()
+            except Exception as exc:  # NATS still away: try again
+                log.warning("execution: journal replay failed (%s); retrying", exc)
+                await asyncio.sleep(REBUILD_RETRY_S)
+        self._rebuilding = None
+
+    async def _write_command(self, entry: pb.JournalEntry) -> None:
+        """Journal a command. When JetStream's acknowledgement does not come, the command may
+        still be stored: the state is then rebuilt from the journal before the next call is
+        served, so memory never differs from what a restart would rebuild."""
+        try:
+            await self.journal.write(entry)
+        except UnavailableError:
+            self.restored.clear()
+            if self._rebuilding is None:
+                self._rebuilding = asyncio.create_task(self._rebuild(), name="execution-rebuild")
+            raise
 
     async def _on_risk_state(self, msg: Msg) -> None:
         try:
@@ -92,25 +143,12 @@ class Execution:
 
     # -- replay ------------------------------------------------------------------------
 
-    def apply(self, entry: pb.JournalEntry) -> None:
-        """Apply one journal entry to the state (at replay, and after a command is
-        journaled)."""
-        which = entry.WhichOneof("entry")
-        if which == "set_trading_state":
-            req = entry.set_trading_state
-            held = self.states.operator.get(req.account)
-            self.states.set_operator(
-                risk_events.TradingState(
-                    account=req.account,
-                    mode=req.mode,
-                    reason=req.reason,
-                    changed_by=req.changed_by,
-                    event_time_ns=entry.time_ns,
-                    sequence=(held.sequence if held is not None else 0) + 1,
-                )
-            )
-        elif which == "risk_state":
-            self.states.set_risk(entry.risk_state)
+    async def stop(self) -> None:
+        task, self._rebuilding = self._rebuilding, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # -- RPCs --------------------------------------------------------------------------
 
@@ -134,8 +172,8 @@ class Execution:
             entry.set_trading_state.changed_by = "operator"
         async with self._changing:
             entry.time_ns = time.time_ns()
-            await self.journal.write(entry)
-            self.apply(entry)
+            await self._write_command(entry)
+            apply(self.states, entry)
         return self.states.get(request.account)
 
     async def get_trading_state(self, request: pb.GetTradingStateRequest) -> pb.TradingState:
@@ -144,4 +182,4 @@ class Execution:
         return self.states.get(request.account)
 
 
-__all__ = ["RESTORE_WAIT_S", "Execution"]
+__all__ = ["RESTORE_WAIT_S", "Execution", "apply"]

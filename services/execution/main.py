@@ -62,6 +62,7 @@ class ExecutionApp:
 
     async def stop(self) -> None:
         await self.consumer.stop()
+        await self.execution.stop()
         await self.bus.stop()
         await self.store.stop()
 

@@ -17,6 +17,7 @@ from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_services.common.bus import Bus
+from tradecore_services.common.errors import UnavailableError
 from tradecore_services.execution.journal import FILLS_STREAM, STREAM, Journal
 from tradecore_services.execution.live import Execution
 from tradecore_services.execution.store import JournalStore, StoreConsumer, StoreThread
@@ -192,5 +193,43 @@ def test_the_journal_is_copied_into_clickhouse_once(server: NatsServer) -> None:
         assert await store.call(lambda s: s.count("B2")) == 1
         await store.stop()
         await nc.close()
+
+    asyncio.run(go())
+
+
+class LostAck(Journal):
+    """Stores the next command and then loses JetStream's acknowledgement (the publish timed
+    out after the server had stored it)."""
+
+    lose = False
+
+    async def write(self, entry: pb.JournalEntry, msg_id: str = "") -> bool:
+        dup = await super().write(entry, msg_id)
+        if self.lose and entry.WhichOneof("entry") == "set_trading_state":
+            self.lose = False
+            raise UnavailableError("the execution journal did not acknowledge (test)")
+        return dup
+
+
+def test_a_lost_acknowledgement_rebuilds_from_the_journal(server: NatsServer) -> None:
+    async def go() -> None:
+        bus = Bus(server.url, "execution-test")
+        journal = LostAck()
+        ex = Execution(bus, journal)
+        await bus.start()
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        req = pb.SetTradingStateRequest(account="A1", mode="HALTED", reason="r1")  # type: ignore[arg-type]
+        assert (await ex.set_trading_state(req)).operator.sequence == 1
+        journal.lose = True
+        req = pb.SetTradingStateRequest(account="A1", mode="ENABLED", reason="r2")  # type: ignore[arg-type]
+        with pytest.raises(UnavailableError):
+            await ex.set_trading_state(req)
+        # the unanswered change is in the journal: the next call sees it, as a restart would
+        got = await ex.get_trading_state(pb.GetTradingStateRequest(account="A1"))
+        assert (got.operator.sequence, got.operator.reason) == (2, "r2")
+        req = pb.SetTradingStateRequest(account="A1", mode="HALTED", reason="r3")  # type: ignore[arg-type]
+        assert (await ex.set_trading_state(req)).operator.sequence == 3
+        await ex.stop()
+        await bus.stop()
 
     asyncio.run(go())
