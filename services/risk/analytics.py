@@ -146,6 +146,13 @@ def _default(value: float, default: float) -> float:
     return default if value == 0.0 else value
 
 
+def _given(req: pb.ComputeVaRRequest, field: str, at: str, default: float) -> float:
+    """An optional field's finite value, or ``default`` when the caller left it unset."""
+    if not req.HasField(field):
+        return default
+    return finite(f"{at}{field}", getattr(req, field))
+
+
 @contextlib.contextmanager
 def named(fields: dict[str, str]) -> Iterator[None]:
     """Re-raise a library ValueError whose message starts with one of ``fields``' keys (the
@@ -161,22 +168,24 @@ def named(fields: dict[str, str]) -> Iterator[None]:
 
 
 def var_settings(req: pb.ComputeVaRRequest, caps: Caps, at: str = "") -> VaRSettings:
-    """The request's settings with defaults (confidence 0 -> 0.99, horizon 0 -> 1 day, paths
-    0 -> 100,000, ewma_lambda 0 -> 0.94, evt_threshold 0 -> 0.90); ``at`` prefixes the field
-    names (a batch's ``settings.``)."""
+    """The request's settings with defaults for the fields left unset (confidence 0.99,
+    horizon 1 day, paths 100,000, ewma_lambda 0.94, evt_threshold 0.90; an explicit 0 is
+    out of range); ``at`` prefixes the field names (a batch's ``settings.``)."""
     method = convert.METHODS.get(req.method)
     if method is None:
         raise ValueError(f"{at}method: unknown VaR method {req.method}")
     device = convert.DEVICES.get(req.device)
     if device is None:
         raise ValueError(f"{at}device: unknown device {req.device}")
-    confidence = _default(finite(f"{at}confidence", req.confidence), DEFAULT_CONFIDENCE)
+    confidence = _given(req, "confidence", at, DEFAULT_CONFIDENCE)
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"{at}confidence: must be in (0, 1), got {req.confidence!r}")
-    horizon = _default(finite(f"{at}horizon_days", req.horizon_days), DEFAULT_HORIZON_DAYS)
-    if horizon < 0.0:
-        raise ValueError(f"{at}horizon_days: must be > 0, got {req.horizon_days!r}")
-    paths = req.paths or DEFAULT_PATHS
+        raise ValueError(f"{at}confidence: must be in (0, 1), got {confidence!r}")
+    horizon = _given(req, "horizon_days", at, DEFAULT_HORIZON_DAYS)
+    if horizon <= 0.0:
+        raise ValueError(f"{at}horizon_days: must be > 0, got {horizon!r}")
+    paths = req.paths if req.HasField("paths") else DEFAULT_PATHS
+    if paths < 1:
+        raise ValueError(f"{at}paths: must be >= 1, got {paths}")
     if method in SIMULATED_METHODS and paths > caps.max_paths:
         raise ValueError(
             f"{at}paths: at most {caps.max_paths} per call (TRADECORE_RISK_MAX_PATHS), "
@@ -187,10 +196,12 @@ def var_settings(req: pb.ComputeVaRRequest, caps: Caps, at: str = "") -> VaRSett
             f"{at}device: GPU asked for, but this RiskService has no usable CUDA device "
             "(AUTO runs on the GPU when there is one, else the CPU)"
         )
-    lam = _default(finite(f"{at}ewma_lambda", req.ewma_lambda), DEFAULT_EWMA_LAMBDA)
+    lam = _given(req, "ewma_lambda", at, DEFAULT_EWMA_LAMBDA)
     if not 0.0 < lam < 1.0:
-        raise ValueError(f"{at}ewma_lambda: must be in (0, 1), got {req.ewma_lambda!r}")
-    threshold = _default(finite(f"{at}evt_threshold", req.evt_threshold), DEFAULT_EVT_THRESHOLD)
+        raise ValueError(f"{at}ewma_lambda: must be in (0, 1), got {lam!r}")
+    threshold = _given(req, "evt_threshold", at, DEFAULT_EVT_THRESHOLD)
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"{at}evt_threshold: must be in (0, 1), got {threshold!r}")
     return VaRSettings(
         method=method,
         confidence=confidence,

@@ -179,6 +179,8 @@ BAD = [
     ),
     ("confidence above 1", var_body(confidence=1.5), "confidence: must be in (0, 1)"),
     ("confidence below 0", var_body(confidence=-0.5), "confidence: must be in (0, 1)"),
+    ("zero paths", var_body(method="MONTE_CARLO", paths=0), "paths: must be >= 1, got 0"),
+    ("zero confidence", var_body(confidence=0), "confidence: must be in (0, 1), got 0.0"),
     (
         "absurd paths",
         var_body(method="MONTE_CARLO", paths="1000000000000"),
