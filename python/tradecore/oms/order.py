@@ -30,6 +30,7 @@ then ``TRIGGER`` moves them to ``SUBMITTED`` and they go to the venue as a marke
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -198,6 +199,7 @@ class OccSymbol:
 _OCC = re.compile(r"^([A-Z][A-Z0-9.]{0,5}) *(\d{2})(\d{2})(\d{2})([CP])(\d{8})$")
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_occ(symbol: str) -> OccSymbol | None:
     """The OCC option symbol's parts, or None when ``symbol`` is not an OCC option symbol."""
     m = _OCC.match(symbol)
@@ -210,15 +212,9 @@ def parse_occ(symbol: str) -> OccSymbol | None:
     return OccSymbol(m[1], expiry, m[5] == "C", int(m[6]) / 1000.0)
 
 
-_MULTIPLIERS: dict[str, int] = {}
-
-
 def multiplier_of(symbol: str) -> int:
     """100 for an OCC option symbol (a contract is 100 shares), 1 otherwise."""
-    m = _MULTIPLIERS.get(symbol)
-    if m is None:
-        m = _MULTIPLIERS[symbol] = 100 if parse_occ(symbol) is not None else 1
-    return m
+    return 100 if parse_occ(symbol) is not None else 1
 
 
 def _finite_positive(name: str, value: object) -> float:

@@ -211,6 +211,7 @@ class Exposure:
 
 
 _NO_LIMITS = Limits()
+_RECENT_CAP = 65536
 
 
 class PreTradeControls:
@@ -225,6 +226,7 @@ class PreTradeControls:
         self._modes: dict[str, TradingMode] = {}
         self._buckets: dict[str, list[float]] = {}  # account -> [tokens, last ns]
         self._recent: dict[tuple[object, ...], int] = {}
+        self._recent_cap = _RECENT_CAP
         self._executions: dict[tuple[str, str, Side], deque[int]] = {}
 
     # -- configuration (the OMS calls these from its events) --
@@ -246,6 +248,9 @@ class PreTradeControls:
         q = self._executions.get(key)
         if q is None:
             q = self._executions[key] = deque()
+        window = self._limits.get(account, self.default_limits).execution_window_ns
+        while q and time_ns - q[0] >= window:
+            q.popleft()
         q.append(time_ns)
 
     # -- the check --
@@ -411,10 +416,13 @@ class PreTradeControls:
                     )
 
         if lim.duplicate_window_ns is not None:
-            if len(self._recent) > 65536:
+            if len(self._recent) > self._recent_cap:
+                # drop what left the window; the cap doubles when most entries are recent, so
+                # pruning costs O(1) per order amortised
                 self._recent = {
                     k: t for k, t in self._recent.items() if now_ns - t < lim.duplicate_window_ns
                 }
+                self._recent_cap = max(_RECENT_CAP, 2 * len(self._recent))
             self._recent[key] = now_ns
         return None, "", credit / qty
 
