@@ -594,3 +594,50 @@ def test_unknown_order_commands_raise_order_not_found() -> None:
         oms.cancel("O99")
     with pytest.raises(OrderNotFound):
         oms.order("O99")
+
+
+def test_journal_failure_after_creation_is_finished_by_the_resubmission() -> None:
+    v = ScriptedVenue()
+    log: list[OmsEvent] = []
+    fail = {"on": 2}
+
+    def sink(event: OmsEvent) -> None:
+        fail["on"] -= 1
+        if fail["on"] == 0:
+            raise OSError("journal unavailable")
+        log.append(event)
+
+    oms = OMS({v.name: v}, PreTradeControls(Refs(), lim()), Clock(), sink)
+    with pytest.raises(OSError):
+        buy(oms, "c1")  # OrderCreated journaled, OrderSubmitted not
+    assert v.submitted == [] and oms.find("acct", "c1") is not None
+    # the caller retries with the same client_order_id (here after a restart from the journal)
+    restarted = OMS({v.name: v}, PreTradeControls(Refs(), lim()), Clock(), log.append)
+    restarted.replay(list(log))
+    order = buy(restarted, "c1")
+    assert order.status is S.SUBMITTED and len(v.submitted) == 1
+    assert buy(restarted, "c1") is order and len(v.submitted) == 1
+
+
+def test_resume_after_restart_looks_up_unanswered_orders_before_sending() -> None:
+    oms, v, log = make_oms()
+    known = buy(oms, "known")
+    lost = buy(oms, "lost", price=99.0)
+    v.submitted.clear()
+    v.known[known.order_id] = VenueEvent(K.ACCEPTED, known.order_id, 7, "VK")
+    v.known.pop(lost.order_id, None)
+    venue2 = v  # the same venue, seen by the restarted service
+    restarted = OMS({venue2.name: venue2}, PreTradeControls(Refs(), lim()), Clock())
+    restarted.replay(log)
+    looked = restarted.resume()
+    assert {o.order_id for o in looked} == {known.order_id, lost.order_id}
+    assert restarted.order(known.order_id).status is S.ACCEPTED
+    assert [o.order_id for o in v.submitted] == [lost.order_id]  # only the unknown one resent
+
+
+def test_a_trade_never_triggers_a_stop_the_state_machine_refuses() -> None:
+    oms, v, log = make_oms()
+    stop = buy(oms, "s", type="STOP", limit_price=None, stop_price=101.0)
+    stop.status = S.PENDING_CANCEL  # as if a cancel were in flight
+    assert oms.on_trade("AAPL", 150.0) == []
+    assert v.submitted == [] and not any(type(e).__name__ == "StopTriggered" for e in log)

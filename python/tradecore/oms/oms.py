@@ -11,14 +11,18 @@ Replaying a session's events into a fresh OMS with :meth:`OMS.apply` therefore r
 orders and positions; ``apply`` never calls a venue.
 
 Submit path: validate (ValueError naming the field) -> a repeated ``client_order_id`` of the
-account returns the existing order -> ``OrderCreated`` (INITIALIZED) -> pre-trade controls ->
-``OrderDenied`` (DENIED with a :class:`~tradecore.oms.pretrade.DenyReason`) or ``OrderSubmitted``
-(SUBMITTED) and ``venue.submit`` (stops: ``StopArmed``, held by the OMS until
-:meth:`OMS.on_trade` sees the stop price reached; see :mod:`tradecore.oms.order`).
+account returns the existing order (one journaled as created but without the controls'
+outcome, after a journal failure or a crash, finishes its submit path first) ->
+``OrderCreated`` (INITIALIZED) -> pre-trade controls -> ``OrderDenied`` (DENIED with a
+:class:`~tradecore.oms.pretrade.DenyReason`) or ``OrderSubmitted`` (SUBMITTED) and
+``venue.submit`` (stops: ``StopArmed``, held by the OMS until :meth:`OMS.on_trade` sees the
+stop price reached; see :mod:`tradecore.oms.order`).
 When ``venue.submit`` raises TimeoutError the OMS asks ``venue.lookup(order_id)`` before any
 retry: a venue that knows the order reports its state (adopted as a venue event), one that does
 not gets the order again (up to ``submit_retries`` times); when the lookup itself fails the OMS
-does not retry (the order may be live) and reports an ``ExecutionAnomaly``.
+does not retry (the order may be live) and reports an ``ExecutionAnomaly``. After a restart
+(:meth:`OMS.replay`), :meth:`OMS.resume` does the same for every order still SUBMITTED and
+unanswered: look it up, adopt the venue's state, or send it.
 
 Venue reports the state machine does not allow (an overfill, a partial fill of a FOK order, a
 fill of a done order, an unknown order) become ``ExecutionAnomaly`` events: the order is left as
@@ -436,7 +440,12 @@ class OMS:
         order. Raises ValueError naming the first invalid field."""
         oid = self._by_client.get((account, client_order_id))
         if oid is not None:
-            return self._orders[oid]
+            existing = self._orders[oid]
+            if existing.status is OrderStatus.INITIALIZED:
+                # created, but the journal failed (or the process died) before the controls'
+                # outcome was recorded: finish the submit path now
+                self._check_and_send(existing, self.clock_ns())
+            return existing
         side_v, type_v, tif, qty, limit, stop = validate_order(
             account=account,
             client_order_id=client_order_id,
@@ -475,15 +484,36 @@ class OMS:
             )
         )
         order = self._orders[oid]
-        reason, detail, credit = self.controls.check(order, self.exposure(account), now)
+        self._check_and_send(order, now)
+        return order
+
+    def _check_and_send(self, order: Order, now: int) -> None:
+        oid = order.order_id
+        reason, detail, credit = self.controls.check(order, self.exposure(order.account), now)
         if reason is not None:
             self._emit(OrderDenied(now, oid, reason, detail))
-        elif type_v in _STOPS:
+        elif order.type in _STOPS:
             self._emit(StopArmed(now, oid, credit))
         else:
             self._emit(OrderSubmitted(now, oid, credit))
             self._send(order)
-        return order
+
+    def resume(self) -> list[Order]:
+        """After a restart (a replay): every order the journal has as SUBMITTED but no venue
+        has answered for is looked up at its venue; a venue that knows it reports its state,
+        one that does not gets it (again). Returns the orders looked up."""
+        pending = [
+            o
+            for o in self._orders.values()
+            if o.status is OrderStatus.SUBMITTED and not o.venue_order_id
+        ]
+        for order in pending:
+            found = self.venues[order.venue].lookup(order.order_id)
+            if found is not None:
+                self._on_venue_event(order.venue, found)
+            else:
+                self._send(order)
+        return pending
 
     def _send(self, order: Order) -> None:
         venue = self.venues[order.venue]
@@ -667,7 +697,8 @@ class OMS:
             order = self._orders[oid]
             stop = order.stop_price
             assert stop is not None
-            if (price >= stop) if order.side is Side.BUY else (price <= stop):
+            reached = (price >= stop) if order.side is Side.BUY else (price <= stop)
+            if reached and order.target_allows(Trigger.TRIGGER):
                 self._emit(StopTriggered(now, oid, price))
                 self._send(order)
                 fired.append(order)

@@ -429,6 +429,14 @@ class Order:
         self._check(trigger, target)
         return target
 
+    def target_allows(self, trigger: Trigger) -> bool:
+        """Whether :meth:`transition` would accept ``trigger`` now."""
+        try:
+            self.target(trigger)
+        except OrderStateError:
+            return False
+        return True
+
     def transition(self, trigger: Trigger, time_ns: int, reason: str = "") -> None:
         """Apply a trigger other than FILL (see :meth:`apply_fill`) and REPLACE (see
         :meth:`apply_replace`); raises OrderStateError when the table does not allow it."""
