@@ -7,12 +7,11 @@
 * ``test_pretrade_check_option``: the same for an OCC option whose reference is the
   Black-Scholes value computed from the underlying's quote (``MarketReference``) and whose sell
   is margined by the short-option rule.
-* ``test_oms_orders_per_second[immediate]``: orders through ``OMS.submit`` + the controls + an
-  in-process venue that acknowledges and fills each order at once (``ImmediateVenue`` below: no
-  book, no queue), every event going through the sink (a list append, standing in for the
-  journal). This measures the OMS and the controls, not a matching engine.
-* ``test_oms_orders_per_second[paper]``: the same through ``tradecore.oms.paper.PaperVenue``
-  when that module is present (skipped otherwise).
+* ``test_oms_orders_per_second``: orders through ``OMS.submit`` + the controls + an in-process
+  venue that acknowledges and fills each order at once (``ImmediateVenue`` below: no book, no
+  queue), every event going through the sink (a list append, standing in for the journal).
+  This measures the OMS and the controls, not a matching engine (the paper venue's figure
+  belongs with the paper venue, fed a market).
 
 Run: ``python -m pytest bench/test_bench_oms.py -q -s``.
 """
@@ -23,7 +22,6 @@ import itertools
 import time
 from typing import Any
 
-import pytest
 from tradecore.oms.oms import OMS, OmsEvent
 from tradecore.oms.order import Order
 from tradecore.oms.pretrade import Exposure, Limits, MarketReference, PreTradeControls
@@ -143,17 +141,8 @@ class ImmediateVenue:
         return None
 
 
-def _paper_venue() -> Any:
-    try:
-        from tradecore.oms import paper  # type: ignore[attr-defined]
-    except ImportError:
-        pytest.skip("tradecore.oms.paper is not on this branch yet")
-    return paper.PaperVenue()  # the paper engineer's defaults
-
-
-@pytest.mark.parametrize("venue_kind", ["immediate", "paper"])
-def test_oms_orders_per_second(venue_kind: str) -> None:
-    venue = ImmediateVenue() if venue_kind == "immediate" else _paper_venue()
+def test_oms_orders_per_second() -> None:
+    venue = ImmediateVenue()
     clock = Clock()
     journal: list[OmsEvent] = []
     oms = OMS(
@@ -179,11 +168,10 @@ def test_oms_orders_per_second(venue_kind: str) -> None:
         elapsed = time.perf_counter() - start
         best = max(best, N_ORDERS / elapsed)
     statuses = {o.status for o in oms.orders()}
-    if venue_kind == "immediate":
-        assert statuses == {OrderStatus.FILLED}, statuses
-    RESULTS[f"orders_per_second_{venue_kind}"] = best
+    assert statuses == {OrderStatus.FILLED}, statuses
+    RESULTS["orders_per_second_immediate"] = best
     events = len(journal) / (rounds * N_ORDERS)
     print(
-        f"\n{venue_kind}: {best:,.0f} orders/s (best of {rounds} x {N_ORDERS}), "
+        f"\nimmediate venue: {best:,.0f} orders/s (best of {rounds} x {N_ORDERS}), "
         f"{events:.1f} events/order; pre-trade {RESULTS}"
     )
