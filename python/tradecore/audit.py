@@ -1260,3 +1260,43 @@ def proof_json(
 def records_of(path: str | os.PathLike[str]) -> Iterable[Record]:
     """The records of a log directory, in order (read-only, no lock)."""
     return _records_of(Path(path))
+
+
+def consistency_json(
+    log_dir: str | os.PathLike[str], old_size: int, new_size: int | None = None
+) -> dict[str, object]:
+    """The consistency proof from the tree of ``old_size`` records to the tree of ``new_size``
+    (default: the whole log) as JSON, with both roots and the checkpoints of those sizes."""
+    directory = Path(log_dir)
+    chain, problem, _ = _scan_records(directory)
+    if problem is not None:
+        raise CorruptLogError(problem)
+    n = chain.count if new_size is None else new_size
+    if not 0 <= n <= chain.count:
+        raise ValueError(f"to_size: must be in 0..{chain.count}")
+    if not 0 <= old_size <= n:
+        raise ValueError(f"from_size: must be in 0..{n}")
+    checkpoints, _, _ = _read_checkpoints(directory / CHECKPOINTS_FILE)
+    leaves = [_leaf_at(chain.leaves, i) for i in range(n)]
+
+    def signed(size: int) -> dict[str, object] | None:
+        c = next((c for c in reversed(checkpoints) if c.tree_size == size), None)
+        return c.to_json() if c else None
+
+    return {
+        "old_size": old_size,
+        "new_size": n,
+        "old_root": merkle_root(leaves[:old_size]).hex(),
+        "new_root": merkle_root(leaves).hex(),
+        "proof": [h.hex() for h in consistency_path(leaves, old_size)],
+        "old_checkpoint": signed(old_size),
+        "new_checkpoint": signed(n),
+    }
+
+
+AUDIT_SUBDIR = "audit"
+
+
+def default_log_dir(data_dir: str | os.PathLike[str]) -> Path:
+    """Where the execution service keeps its audit log: ``<data dir>/audit``."""
+    return Path(data_dir) / AUDIT_SUBDIR
