@@ -374,6 +374,7 @@ class Checkpoint:
         return checkpoint_message(self.tree_size, self.root, self.head, self.time_ns)
 
     def verify_signature(self, public_key: Ed25519PublicKey) -> bool:
+        """True when ``public_key`` is the checkpoint's key and its signature verifies."""
         if self.key_id != key_id(public_key):
             return False
         try:
@@ -676,10 +677,12 @@ def _check_checkpoints(
     checkpoints: Sequence[Checkpoint],
     leaves: bytearray,
     count: int,
-    public_key: Ed25519PublicKey | None,
+    keys: dict[bytes, Ed25519PublicKey] | None,
+    skip_unknown_keys: bool = False,
 ) -> Problem | None:
-    """Each checkpoint: signed by ``public_key`` (when given), sizes and times in order, and its
-    size, root and head those of the records read (``count`` of them)."""
+    """Each checkpoint: signed by one of ``keys`` (by key id; unchecked when None, and those of
+    other keys skipped with ``skip_unknown_keys``), sizes and times in order, and its size,
+    root and head those of the records read (``count`` of them)."""
     # Roots at each checkpoint size, in one pass over the leaves.
     wanted = sorted({c.tree_size for c in checkpoints if c.tree_size <= count})
     roots: dict[int, bytes] = {}
@@ -693,7 +696,16 @@ def _check_checkpoints(
         roots[size] = cr.root()
     prev_size, prev_time, prev_good = 0, -(1 << 63), 0
     for k, c in enumerate(checkpoints):
-        if public_key is not None and not c.verify_signature(public_key):
+        key = None if keys is None else keys.get(c.key_id)
+        if keys is not None and key is None and not skip_unknown_keys:
+            return Problem(
+                "checkpoint",
+                k,
+                f"checkpoint {k} (size {c.tree_size}) is signed by key {c.key_id.hex()[:16]}, "
+                "not one of the given public keys (forged, or a key that was not given)",
+                record=prev_good,
+            )
+        if key is not None and not c.verify_signature(key):
             return Problem(
                 "checkpoint",
                 k,
@@ -834,8 +846,10 @@ class AuditLog:
         checkpoints, ckp_problem, ckp_torn = _read_checkpoints(ckp_path)
         if ckp_problem:
             raise CorruptLogError(ckp_problem)
-        public = self.signer.public_key if self.signer else None
-        ckp_problem = _check_checkpoints(checkpoints, chain.leaves, chain.count, public)
+        # The signatures this process can check: those of its own key (after a key rotation
+        # the older checkpoints are checked by ``verify`` with every public key).
+        keys = {self.signer.key_id: self.signer.public_key} if self.signer else None
+        ckp_problem = _check_checkpoints(checkpoints, chain.leaves, chain.count, keys, True)
         if ckp_problem:
             raise CorruptLogError(ckp_problem)
         if ckp_torn is not None and not recover:
@@ -1099,13 +1113,18 @@ class VerifyReport:
 
 
 def verify(
-    path: str | os.PathLike[str], public_key: Ed25519PublicKey | bytes | None = None
+    path: str | os.PathLike[str],
+    public_key: Ed25519PublicKey | bytes | Sequence[Ed25519PublicKey | bytes] | None = None,
 ) -> VerifyReport:
     """Verify a log directory or a binary export: every frame's checksum, index sequence,
-    record hash and chain link, then every checkpoint (signature with ``public_key`` when
-    given, order, size, root, head). The report names the first bad record."""
-    if isinstance(public_key, bytes):
-        public_key = load_public_key(public_key)
+    record hash and chain link, then every checkpoint (its signature by one of the public keys
+    when any is given: several after a key rotation; order, size, root, head). The report names
+    the first bad record."""
+    keys: dict[bytes, Ed25519PublicKey] | None = None
+    if public_key is not None:
+        given = [public_key] if isinstance(public_key, bytes | Ed25519PublicKey) else public_key
+        loaded = [load_public_key(k) if isinstance(k, bytes) else k for k in given]
+        keys = {key_id(k): k for k in loaded}
     p = Path(path)
     if p.is_dir():
         chain, problem, torn = _scan_records(p)
@@ -1129,14 +1148,14 @@ def verify(
     else:
         raise ValueError(f"path: {p} is neither an audit log directory nor an export file")
     if ckp_problem is None:
-        ckp_problem = _check_checkpoints(checkpoints, chain.leaves, chain.count, public_key)
+        ckp_problem = _check_checkpoints(checkpoints, chain.leaves, chain.count, keys)
     first = problem
     if ckp_problem is not None and (
         first is None or (ckp_problem.record is not None and ckp_problem.record < first.index)
     ):
         first = ckp_problem
     root = merkle_root([_leaf_at(chain.leaves, i) for i in range(chain.count)])
-    return VerifyReport(chain.count, len(checkpoints), root, first, public_key is not None)
+    return VerifyReport(chain.count, len(checkpoints), root, first, keys is not None)
 
 
 _TAG_RECORD, _TAG_CHECKPOINT = 1, 2

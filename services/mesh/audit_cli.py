@@ -9,8 +9,9 @@ the log's files, no mesh needed).
     tradecore audit public-key [--key-file F]
 
 The log is ``--path`` (a log directory; for verify also a binary export), else ``<data
-dir>/audit``. The public key is ``--public-key``, else ``$TRADECORE_AUDIT_PUBLIC_KEY_FILE``, else
-the one of the private key in ``$TRADECORE_AUDIT_KEY_FILE``.
+dir>/audit``. The public keys are the ``--public-key`` files (one per key the trail was ever
+signed with), else ``$TRADECORE_AUDIT_PUBLIC_KEY_FILE`` (comma-separated), else the key of the
+private key in ``$TRADECORE_AUDIT_KEY_FILE``.
 
 verify exit status: 0 the trail is intact (and every checkpoint signature verified); 1 it is
 not (the first bad record is named); 2 bad input; 3 the records and checkpoint roots are intact
@@ -35,21 +36,25 @@ def _log_path(ns: argparse.Namespace) -> Path:
     return audit.default_log_dir(ns.data_dir)
 
 
-def _public_key(ns: argparse.Namespace) -> Ed25519PublicKey | None:
-    path = ns.public_key or os.environ.get(audit.PUBLIC_KEY_FILE_ENV, "")
-    if path:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise ValueError(f"--public-key {path}: {exc.strerror or exc}") from None
-        return audit.load_public_key(data)
+def _public_keys(ns: argparse.Namespace) -> list[Ed25519PublicKey] | None:
+    env = os.environ.get(audit.PUBLIC_KEY_FILE_ENV, "")
+    paths = ns.public_key or [p for p in env.split(",") if p]
+    if paths:
+        keys = []
+        for path in paths:
+            try:
+                data = Path(path).read_bytes()
+            except OSError as exc:
+                raise ValueError(f"--public-key {path}: {exc.strerror or exc}") from None
+            keys.append(audit.load_public_key(data))
+        return keys
     signer = audit.Signer.from_env()
-    return signer.public_key if signer else None
+    return [signer.public_key] if signer else None
 
 
 def cmd_verify(ns: argparse.Namespace) -> int:
     path = _log_path(ns)
-    report = audit.verify(path, _public_key(ns))
+    report = audit.verify(path, _public_keys(ns))
     if ns.json:
         print(json.dumps(report.to_json()))
     if not report.ok:
@@ -134,7 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="check the whole trail; exit 0 only when intact")
     where(v)
-    v.add_argument("--public-key", default="", help="PEM Ed25519 public key of the checkpoints")
+    v.add_argument(
+        "--public-key",
+        action="append",
+        default=[],
+        help="PEM Ed25519 public key of the checkpoints (repeat for every key after a rotation)",
+    )
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     e = sub.add_parser("export", help="export the records and checkpoints")
     where(e)
