@@ -77,6 +77,8 @@ _FILE_HEADER = struct.Struct(">8sI")  # magic, version
 _FRAME = struct.Struct(">II")  # body length, CRC-32
 _CKP = struct.Struct(">Q32s32sq32s64s")
 _RECORD_FIXED = struct.Struct(">Qq")
+# The smallest body of any frame: a record with one-byte kind and source and no payload.
+_MIN_BODY = _RECORD_FIXED.size + 2 + 1 + 2 + 1 + 4 + 2 * 32
 
 DEFAULT_SEGMENT_BYTES = 64 << 20
 MAX_PAYLOAD = 16 << 20
@@ -536,11 +538,24 @@ def _frames(data: bytes, start: int) -> Iterator[_Frame | _Torn]:
             yield _Frame(pos, None, n)  # a length no writer produces: corrupt from here
             return
         if end > n:
-            yield _Torn(pos, n - pos)
+            # A length that runs past the end: a write cut short, unless a whole frame follows
+            # (then the length field itself was changed).
+            yield _Frame(pos, None, n) if _whole_frame_after(data, pos + 1) else _Torn(pos, n - pos)
             return
         body = data[pos + _FRAME.size : end]
         yield _Frame(pos, body if zlib.crc32(body) == crc else None, end)
         pos = end
+
+
+def _whole_frame_after(data: bytes, start: int) -> bool:
+    """Whether a complete frame with a matching CRC starts anywhere from ``start`` on."""
+    n = len(data)
+    for pos in range(start, n - _FRAME.size + 1):
+        length, crc = _FRAME.unpack_from(data, pos)
+        end = pos + _FRAME.size + length
+        if length >= _MIN_BODY and end <= n and zlib.crc32(data[pos + _FRAME.size : end]) == crc:
+            return True
+    return False
 
 
 def _frame(body: bytes) -> bytes:
@@ -959,9 +974,16 @@ class AuditLog:
             full = self._seg_size + len(frame) > self.segment_bytes
             if full and self._seg_size > _SEG_HEADER.size:
                 self._new_segment()
-            _write_all(self._seg_fd, frame)
-            if self.fsync:
-                os.fdatasync(self._seg_fd)
+            try:
+                _write_all(self._seg_fd, frame)
+                if self.fsync:
+                    os.fdatasync(self._seg_fd)
+            except OSError:
+                # Not appended (disk full, I/O error): cut what part of the frame was written,
+                # so the next append does not follow a broken frame.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._seg_fd, self._seg_size)
+                raise
             self._seg_size += len(frame)
             self._head = digest
             leaf = leaf_hash(digest)

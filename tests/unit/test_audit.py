@@ -555,6 +555,23 @@ def test_reordered_checkpoints_are_named(tmp_path: Path, signer: Signer) -> None
     assert "reordered" in p.message
 
 
+def test_an_edited_length_field_is_not_taken_for_a_torn_tail(
+    tmp_path: Path, signer: Signer
+) -> None:
+    # Record 4's length made to run past the end of the file: the complete records after it
+    # show it is not a write cut short, so neither verify nor open(recover=True) may cut them.
+    make_log(tmp_path, signer, 10)
+    seg = segment(tmp_path)
+    data = bytearray(seg.read_bytes())
+    data[frame_offset(tmp_path, 4) - 8] = 0x01  # the high byte of the u32 length: +16 MiB
+    seg.write_bytes(bytes(data))
+    p = problem(tmp_path, signer)
+    assert (p.kind, p.index) == ("frame", 4)
+    with pytest.raises(CorruptLogError, match="record 4"):
+        AuditLog.open(tmp_path, signer, recover=True)
+    assert seg.read_bytes() == bytes(data) and not list(tmp_path.glob("torn-*"))
+
+
 def test_opening_a_tampered_log_refuses_and_names_the_record(
     tmp_path: Path, signer: Signer
 ) -> None:
@@ -624,6 +641,34 @@ def test_recover_refuses_when_a_checkpoint_covers_the_lost_record(
     with pytest.raises(CorruptLogError, match="covers 5 records but only 4"):
         AuditLog.open(tmp_path, signer, recover=True)
     assert seg.stat().st_size > 0 and not list(tmp_path.glob("torn-*"))
+
+
+def test_a_failed_write_leaves_no_partial_frame(tmp_path: Path) -> None:
+    # A file-size limit makes the third append fail half-way (EFBIG, as on a full disk): the
+    # append raises, nothing of it stays in the segment, and the log goes on after it.
+    code = f"""
+import os, resource, signal
+from tradecore.audit import AuditLog
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+log = AuditLog.open({str(tmp_path)!r}, fsync=False)
+log.append("k", b"a" * 100, 1, "s")
+log.append("k", b"b" * 100, 2, "s")
+size = os.path.getsize({str(segment(tmp_path))!r})
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + 50, hard))
+try:
+    log.append("k", b"c" * 100, 3, "s")
+except OSError as exc:
+    print("failed", exc.errno)
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+print("index", log.append("k", b"d" * 10, 4, "s"))
+log.close()
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "failed 27" in out.stdout and "index 2" in out.stdout  # EFBIG
+    assert verify(tmp_path).ok
+    assert [r.payload for r in audit.records_of(tmp_path)] == [b"a" * 100, b"b" * 100, b"d" * 10]
 
 
 # --- keys ----------------------------------------------------------------------------------
