@@ -396,6 +396,27 @@ class Checkpoint:
             raise ValueError(f"checkpoint body is {len(body)} bytes, not {_CKP.size}")
         return cls(*_CKP.unpack(body))
 
+    @classmethod
+    def from_json(cls, obj: dict[str, object]) -> Checkpoint:
+        """The inverse of ``to_json`` (a checkpoint kept outside the log); ValueError naming
+        the field that is missing or malformed."""
+        try:
+            fields = []
+            for name, size in (("root", 32), ("head", 32), ("key_id", 32), ("signature", 64)):
+                value = bytes.fromhex(str(obj[name]))
+                if len(value) != size:
+                    raise ValueError(f"checkpoint.{name}: must be {size} bytes of hex")
+                fields.append(value)
+            tree_size, time_ns = obj["tree_size"], obj["time_ns"]
+        except KeyError as exc:
+            raise ValueError(f"checkpoint.{exc.args[0]}: missing") from None
+        if not isinstance(tree_size, int) or tree_size < 0:
+            raise ValueError("checkpoint.tree_size: must be a non-negative integer")
+        if not isinstance(time_ns, int):
+            raise ValueError("checkpoint.time_ns: must be an integer")
+        root, head, kid, sig = fields
+        return cls(tree_size, root, head, time_ns, kid, sig)
+
     def to_json(self) -> dict[str, object]:
         return {
             "type": "checkpoint",
@@ -1137,11 +1158,14 @@ class VerifyReport:
 def verify(
     path: str | os.PathLike[str],
     public_key: Ed25519PublicKey | bytes | Sequence[Ed25519PublicKey | bytes] | None = None,
+    trusted: Sequence[Checkpoint] = (),
 ) -> VerifyReport:
     """Verify a log directory or a binary export: every frame's checksum, index sequence,
     record hash and chain link, then every checkpoint (its signature by one of the public keys
-    when any is given: several after a key rotation; order, size, root, head). The report names
-    the first bad record."""
+    when any is given: several after a key rotation; order, size, root, head). ``trusted``:
+    checkpoints kept outside the log (the log must still contain their records, with their
+    roots: this catches a deleted checkpoint file, a cut tail or a recomputed chain). The report
+    names the first bad record."""
     keys: dict[bytes, Ed25519PublicKey] | None = None
     if public_key is not None:
         given = [public_key] if isinstance(public_key, bytes | Ed25519PublicKey) else public_key
@@ -1171,6 +1195,16 @@ def verify(
         raise ValueError(f"path: {p} is neither an audit log directory nor an export file")
     if ckp_problem is None:
         ckp_problem = _check_checkpoints(checkpoints, chain.leaves, chain.count, keys)
+    if ckp_problem is None and trusted:
+        ordered = sorted(trusted, key=lambda c: (c.tree_size, c.time_ns))
+        ckp_problem = _check_checkpoints(ordered, chain.leaves, chain.count, keys)
+        if ckp_problem is not None:
+            ckp_problem = Problem(
+                ckp_problem.kind,
+                ckp_problem.index,
+                "trusted " + ckp_problem.message,
+                ckp_problem.record,
+            )
     first = problem
     if ckp_problem is not None and (
         first is None or (ckp_problem.record is not None and ckp_problem.record < first.index)

@@ -1,7 +1,8 @@
 """``tradecore audit ...``: verify, export and prove the execution audit trail (offline: it reads
 the log's files, no mesh needed).
 
-    tradecore audit verify [--data-dir D | --path P] [--public-key F] [--json]
+    tradecore audit verify [--data-dir D | --path P] [--public-key F ...] [--checkpoint J ...]
+                           [--json]
     tradecore audit export --format jsonl|binary [--data-dir D | --path P] [--out F]
     tradecore audit prove --index N [--tree-size S] [--data-dir D | --path P]
     tradecore audit prove --from-size A [--to-size B] [--data-dir D | --path P]
@@ -54,7 +55,18 @@ def _public_keys(ns: argparse.Namespace) -> list[Ed25519PublicKey] | None:
 
 def cmd_verify(ns: argparse.Namespace) -> int:
     path = _log_path(ns)
-    report = audit.verify(path, _public_keys(ns))
+    trusted = []
+    for name in ns.checkpoint:
+        try:
+            obj = json.loads(Path(name).read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--checkpoint {name}: {exc}") from None
+        # A checkpoint line of an export, or the "checkpoint" of `prove`'s output.
+        obj = (obj.get("checkpoint") or obj) if isinstance(obj, dict) else obj
+        if not isinstance(obj, dict):
+            raise ValueError(f"--checkpoint {name}: not a checkpoint JSON object")
+        trusted.append(audit.Checkpoint.from_json(obj))
+    report = audit.verify(path, _public_keys(ns), trusted)
     if ns.json:
         print(json.dumps(report.to_json()))
     if not report.ok:
@@ -144,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="PEM Ed25519 public key of the checkpoints (repeat for every key after a rotation)",
+    )
+    v.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="a checkpoint JSON kept outside the log (repeatable): the log must match it",
     )
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     e = sub.add_parser("export", help="export the records and checkpoints")

@@ -572,6 +572,28 @@ def test_an_edited_length_field_is_not_taken_for_a_torn_tail(
     assert seg.read_bytes() == bytes(data) and not list(tmp_path.glob("torn-*"))
 
 
+def test_a_trusted_checkpoint_catches_a_deleted_checkpoint_file(
+    tmp_path: Path, signer: Signer
+) -> None:
+    make_log(tmp_path, signer, 8, checkpoints=(5,))
+    kept = [Checkpoint.from_json(c.to_json()) for c in AuditLog.open(tmp_path).checkpoints()]
+    assert verify(tmp_path, signer.public_key, kept).ok
+    (tmp_path / audit.CHECKPOINTS_FILE).unlink()
+    bodies = read_frames(segment(tmp_path), SEG_HEADER)
+    write_frames(segment(tmp_path), SEG_HEADER, bodies[:6])
+    assert verify(tmp_path, signer.public_key).ok  # the log alone cannot tell
+    p = problem_with(tmp_path, signer, kept)
+    assert p.kind == "checkpoint" and p.record == 6 and p.message.startswith("trusted")
+    with pytest.raises(ValueError, match=r"checkpoint\.root"):
+        Checkpoint.from_json({**kept[0].to_json(), "root": "00"})
+
+
+def problem_with(path: Path, signer: Signer, trusted: list[Checkpoint]) -> audit.Problem:
+    report = verify(path, signer.public_key, trusted)
+    assert report.problem is not None
+    return report.problem
+
+
 def test_opening_a_tampered_log_refuses_and_names_the_record(
     tmp_path: Path, signer: Signer
 ) -> None:
@@ -806,3 +828,18 @@ def test_cli_prove_export_and_bad_input(trail: tuple[Path, Path, Signer], tmp_pa
     assert missing.returncode == 2 and "path" in missing.stderr
     key_env = {audit.KEY_FILE_ENV: str(pub.with_suffix(".pem"))}
     assert cli("public-key", env=key_env).stdout.encode() == pub.read_bytes()
+
+
+@pytest.mark.e2e
+def test_cli_verify_against_a_checkpoint_kept_elsewhere(trail: tuple[Path, Path, Signer]) -> None:
+    data, pub, _ = trail
+    log_dir = data / "audit"
+    kept = data.parent / "kept.json"
+    kept.write_text(cli("prove", "--path", str(log_dir), "--index", "0").stdout)
+    args = ("verify", "--path", str(log_dir), "--public-key", str(pub))
+    assert cli(*args, "--checkpoint", str(kept)).returncode == 0
+    (log_dir / audit.CHECKPOINTS_FILE).unlink()
+    write_frames(segment(log_dir), SEG_HEADER, read_frames(segment(log_dir), SEG_HEADER)[:7])
+    assert cli(*args).returncode == 0  # nothing in the log itself says what is missing
+    bad = cli(*args, "--checkpoint", str(kept))
+    assert bad.returncode == 1 and "covers 9 records but only 7" in bad.stderr
