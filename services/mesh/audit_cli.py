@@ -100,6 +100,12 @@ def cmd_export(ns: argparse.Namespace) -> int:
     else:
         audit.export_binary(path, sys.stdout.buffer)
         sys.stdout.buffer.flush()
+    # The export holds the records up to the first one that does not read; say when that is
+    # not the whole log.
+    report = audit.verify(path)
+    if not report.ok:
+        print(f"tradecore audit export: the log is not intact: {report.problem}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -843,3 +843,8 @@ def test_cli_verify_against_a_checkpoint_kept_elsewhere(trail: tuple[Path, Path,
     assert cli(*args).returncode == 0  # nothing in the log itself says what is missing
     bad = cli(*args, "--checkpoint", str(kept))
     assert bad.returncode == 1 and "covers 9 records but only 7" in bad.stderr
+    bodies = read_frames(segment(log_dir), SEG_HEADER)
+    write_frames(segment(log_dir), SEG_HEADER, [bodies[0], bodies[2]])
+    exp = cli("export", "--path", str(log_dir), "--format", "jsonl")
+    assert exp.returncode == 1 and "not intact" in exp.stderr and "record 1" in exp.stderr
+    assert [json.loads(x)["index"] for x in exp.stdout.splitlines()] == [0, 2]  # as stored
