@@ -33,6 +33,7 @@ from typing import TypeVar
 
 __all__ = [
     "ANY",
+    "MARKETDATA_DAILY_CLOSES",
     "MAX_TOKEN_LENGTH",
     "PRICING_PRICE",
     "REQUEST_REPLY",
@@ -121,7 +122,15 @@ class ModelKind(StrEnum):
 PRICING_PRICE = "pricing.v1.price"  # PricingService.Price
 RISK_COMPUTE_VAR = "risk.v1.compute_var"  # RiskService.ComputeVaR (queue group "risk")
 RISK_COMPUTE_VAR_BATCH = "risk.v1.compute_var_batch"  # RiskService.ComputeVaRBatch
-REQUEST_REPLY: tuple[str, ...] = (PRICING_PRICE, RISK_COMPUTE_VAR, RISK_COMPUTE_VAR_BATCH)
+# events.v1.DailyClosesRequest -> events.v1.DailyCloses, from the market-data tick store
+# (queue group "marketdata"): what the risk service reads when it cannot open that store.
+MARKETDATA_DAILY_CLOSES = "marketdata.v1.daily_closes"
+REQUEST_REPLY: tuple[str, ...] = (
+    PRICING_PRICE,
+    RISK_COMPUTE_VAR,
+    RISK_COMPUTE_VAR_BATCH,
+    MARKETDATA_DAILY_CLOSES,
+)
 
 
 def _shown(value: str) -> str:

@@ -16,6 +16,13 @@ with the request id (a traceback only for INTERNAL), and the reply carries the r
 Reply: the response message serialized, headers ``x-request-id`` (and ``traceparent``). Error:
 an empty body with header ``Tradecore-Error: <STATUS_NAME>: <message>`` (INTERNAL says only
 ``internal error (request id <id>)``) and the same ids. :func:`request` is the client side.
+
+Deadlines: :func:`request` sends how long it waits for the reply in the header
+``x-timeout-ms`` (whole milliseconds, as gRPC sends ``grpc-timeout``); the handler takes it as a
+deadline from the moment it starts on the request (time in transit and in the subscription's
+queue is not counted: the deadline is at most that much late), and :func:`time_remaining`
+(called while handling it) gives the seconds left, or None when the request carried no timeout
+(a plain ``nc.request``), as a gRPC call without a deadline.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
+import math
 import re
 import time
 import uuid
@@ -42,12 +50,18 @@ log = logging.getLogger("tradecore.rpc")
 REQUEST_ID_HEADER = REQUEST_ID_KEY
 TRACEPARENT_HEADER = "traceparent"
 ERROR_HEADER = "Tradecore-Error"
+TIMEOUT_HEADER = "x-timeout-ms"
 # A header value is one line: CR, LF and other control characters would end it early (and
 # let a value forge further headers), so they are replaced.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
     "tradecore_request_id", default=""
+)
+
+# time.monotonic() by which the request being handled must be answered (None: no deadline).
+current_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "tradecore_deadline", default=None
 )
 
 Req = TypeVar("Req", bound=Message)
@@ -103,6 +117,27 @@ async def publish(
     return rid
 
 
+def time_remaining() -> float | None:
+    """Seconds left before the requester of the request being handled stops waiting (it sent
+    ``x-timeout-ms``), else None."""
+    deadline = current_deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def deadline_of(msg: Msg, received: float) -> float | None:
+    """The ``time.monotonic()`` deadline of a request received at ``received``: its
+    ``x-timeout-ms`` later, or None when the header is absent or not a positive whole number."""
+    value = header_value(_header(msg.headers, TIMEOUT_HEADER))
+    if not (value.isascii() and value.isdecimal()) or len(value) > 12 or int(value) <= 0:
+        return None
+    return received + int(value) / 1000.0
+
+
+def timeout_header(timeout: float) -> dict[str, str]:
+    """The header that tells a handler how long the requester waits (at least 1 ms)."""
+    return {TIMEOUT_HEADER: str(max(1, math.ceil(timeout * 1000.0)))}
+
+
 class NatsRpcError(Exception):
     """An error reply to :func:`request`: ``code`` is the status name (``INVALID_ARGUMENT``)."""
 
@@ -123,11 +158,11 @@ async def request(
     traceparent: str = "",
 ) -> tuple[bytes, str]:
     """Call a request/reply method: ``(reply bytes, request id)``, or NatsRpcError for an
-    error reply (nats-py's TimeoutError / NoRespondersError when nobody answers)."""
+    error reply (nats-py's TimeoutError / NoRespondersError when nobody answers). The handler
+    learns ``timeout`` from the ``x-timeout-ms`` header (:func:`time_remaining`)."""
     rid = request_id or current_request_id.get() or new_request_id()
-    reply = await nc.request(
-        subject, data, timeout=timeout, headers=trace_headers(rid, traceparent)
-    )
+    headers = {**trace_headers(rid, traceparent), **timeout_header(timeout)}
+    reply = await nc.request(subject, data, timeout=timeout, headers=headers)
     error = _header(reply.headers, ERROR_HEADER.lower())
     rid = _header(reply.headers, REQUEST_ID_HEADER) or rid
     if error:
@@ -149,6 +184,7 @@ def unary_handler(
         rid = request_id_of(msg)
         ids = trace_headers(rid, _header(msg.headers, TRACEPARENT_HEADER))
         token = current_request_id.set(rid)
+        deadline_token = current_deadline.set(deadline_of(msg, time.monotonic()))
         start = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
@@ -173,6 +209,7 @@ def unary_handler(
             reply, headers = b"", {**ids, ERROR_HEADER: f"{code.name}: {message}"}
         finally:
             metrics.observe(method, code, time.perf_counter() - start)
+            current_deadline.reset(deadline_token)
             current_request_id.reset(token)
         if not msg.reply:
             return  # published without a reply subject: nobody to answer

@@ -1,7 +1,8 @@
 """MarketDataService process: gRPC on TRADECORE_PORT (default from
 services/registry.py), the tick store in
 ClickHouse (embedded chDB under the data directory unless TRADECORE_CLICKHOUSE_DSN is set), the
-JetStream tick stream and its durable store consumer, and the feeds (resumed after a restart).
+JetStream tick stream and its durable store consumer, the feeds (resumed after a restart), and
+NATS request/reply on ``marketdata.v1.daily_closes`` (closes.py; queue group ``marketdata``).
 Its health (grpc.health.v1, the service's name) is NOT_SERVING while NATS is unreachable.
 TRADECORE_MD_RETENTION_DAYS (default 30; 0 keeps ticks forever) is the tick table's TTL, applied
 at start."""
@@ -13,16 +14,20 @@ import contextlib
 import logging
 
 from nats.aio.client import Client
+from tradecore.subjects import MARKETDATA_DAILY_CLOSES
 from tradecore.ticks import TickBatch
+from tradecore_api.events.v1 import market_pb2 as events
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 
 from ..common.bus import Bus
 from ..common.cpu import CpuPool
+from ..common.nats_rpc import unary_handler
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
 from ..registry import by_name
 from .books import Books
+from .closes import daily_closes_reply
 from .feeds.manager import FeedManager
 from .feeds.sources import FlowThread
 from .pipeline import Publisher, StoreConsumer, ensure_stream
@@ -33,6 +38,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MarketDataService"].full_name
 SPEC = by_name("marketdata")
 BOOKS_SAVE_S = 2.0  # how often the books are saved while they change
 log = logging.getLogger("tradecore.marketdata")
+QUEUE_GROUP = "marketdata"  # replicas share the request/reply calls
 
 
 class MarketDataApp:
@@ -62,7 +68,7 @@ class MarketDataApp:
         self.bus.on_connect(self._on_nats)
 
     def service_app(self) -> ServiceApp:
-        return ServiceApp(
+        app = ServiceApp(
             settings=self.settings,
             register=lambda server: pb_grpc.add_MarketDataServiceServicer_to_server(
                 self.servicer, server
@@ -72,6 +78,15 @@ class MarketDataApp:
             on_stop=[self.stop],
             dependencies=[self.bus.watch],  # feeds and the store consumer need NATS
         )
+        # The stored daily closes for processes that cannot open the store (closes.py).
+        on_closes = unary_handler(
+            MARKETDATA_DAILY_CLOSES, events.DailyClosesRequest, self.daily_closes, app.metrics
+        )
+        self.bus.subscribe(MARKETDATA_DAILY_CLOSES, on_closes, queue=QUEUE_GROUP)
+        return app
+
+    async def daily_closes(self, req: events.DailyClosesRequest) -> events.DailyCloses:
+        return await self.store.call(lambda s: daily_closes_reply(s.store, req))
 
     async def _insert(self, batches: list[TickBatch]) -> InsertResult:
         return await self.store.call(lambda s: s.insert(batches))

@@ -1,4 +1,4 @@
-"""The ``tradecore`` command: run the mesh (up/status/down) and offline tools (replay)."""
+"""The ``tradecore`` command: run the mesh (up/status/down) and offline tools (replay, audit)."""
 
 from __future__ import annotations
 
@@ -293,6 +293,11 @@ def build_parser(services: tuple[ServiceSpec, ...] = SERVICES) -> argparse.Argum
         help="market data feeds of the running mesh (lobster|synthetic|list|status|stop)",
         add_help=False,
     )
+    sub.add_parser(
+        "audit",
+        help="verify, export and prove the audit trail (verify|export|prove|keygen)",
+        add_help=False,
+    )
     return ap
 
 
@@ -302,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         from .feed_cli import feed_main
 
         return feed_main(args[1:])
+    if args[:1] == ["audit"]:
+        from .audit_cli import audit_main
+
+        return audit_main(args[1:])
     ap = build_parser()
     ns, rest = ap.parse_known_args(args)
     if ns.command == "replay":

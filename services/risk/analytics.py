@@ -411,14 +411,16 @@ class Analytics:
         symbols: Sequence[str],
         field: str,
         symbol_field: str,
+        time_remaining: float | None = None,
     ) -> tuple[FloatArray, list[str] | None]:
         """``(days x n returns, date labels or None)``: the request's own ``values`` (its
         ``field``) when it has any, else the stored bars of ``symbols`` over ``lookback_days``
-        (``symbol_field`` names a symbol in errors, ``{}`` its index)."""
+        (``symbol_field`` names a symbol in errors, ``{}`` its index), read within the call's
+        ``time_remaining`` seconds."""
         if len(values):
             return returns_matrix(values, len(symbols), field), None
         returns, dates = await self.bars.returns(
-            symbols, lookback_days or DEFAULT_LOOKBACK_DAYS, field, symbol_field
+            symbols, lookback_days or DEFAULT_LOOKBACK_DAYS, field, symbol_field, time_remaining
         )
         return returns, [str(d) for d in dates]
 
@@ -430,7 +432,7 @@ class Analytics:
         returns = None
         if s.method in HISTORICAL_METHODS:
             returns, _ = await self._history(
-                s.returns, s.lookback_days, book.symbols, "returns", MARKET_SYMBOL
+                s.returns, s.lookback_days, book.symbols, "returns", MARKET_SYMBOL, time_remaining
             )
         days = 0 if returns is None else int(returns.shape[0])
         cost = var_cost_ns([book], s, days)
@@ -462,7 +464,12 @@ class Analytics:
         returns = None
         if s.method in HISTORICAL_METHODS:
             returns, _ = await self._history(
-                s.returns, s.lookback_days, books[0].symbols, "settings.returns", MARKET_SYMBOL
+                s.returns,
+                s.lookback_days,
+                books[0].symbols,
+                "settings.returns",
+                MARKET_SYMBOL,
+                time_remaining,
             )
         days = 0 if returns is None else int(returns.shape[0])
         cost = var_cost_ns(books, s, days)
@@ -501,6 +508,7 @@ class Analytics:
                 book.symbols,
                 "returns",
                 MARKET_SYMBOL,
+                time_remaining,
             )
         scenarios = (
             len(req.scenarios)

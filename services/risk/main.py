@@ -1,7 +1,9 @@
 """RiskService process: gRPC on TRADECORE_PORT (default from services/registry.py), and NATS
-request/reply on ``risk.v1.compute_var`` (queue group ``risk``: several replicas share the
-calls). Its health (grpc.health.v1, the service's name) is NOT_SERVING while NATS is
-unreachable.
+request/reply on ``risk.v1.compute_var`` and ``risk.v1.compute_var_batch`` (queue group
+``risk``: several replicas share the calls; the requester's ``x-timeout-ms`` is the call's
+deadline). Stored bars come from a ClickHouse server DSN, else from the market-data service
+over ``marketdata.v1.daily_closes`` (bars.py). Its health (grpc.health.v1, the service's name)
+is NOT_SERVING while NATS is unreachable.
 
 Settings beyond ServiceSettings (the registry entry lists them for the README):
 TRADECORE_RISK_MAX_PATHS, TRADECORE_RISK_MAX_POSITIONS, TRADECORE_RISK_MAX_BOOKS (hard caps per
@@ -19,7 +21,7 @@ from tradecore_api.risk.v1 import risk_pb2_grpc as pb_grpc
 
 from ..common.bus import Bus
 from ..common.cpu import CpuPool
-from ..common.nats_rpc import unary_handler
+from ..common.nats_rpc import time_remaining, unary_handler
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
 from ..registry import by_name
@@ -73,7 +75,7 @@ class RiskApp:
         self.registry = CollectorRegistry()
         self.cpu = CpuPool("risk", workers, INLINE_NS)
         self.bus = Bus(settings.nats_url, "risk")
-        self.bars = StoredBars.for_settings(settings)
+        self.bars = StoredBars.for_settings(settings, self.bus)
         self.analytics = Analytics(self.cpu, caps, self.bars)
         self.accounts = Accounts(self.bus, Journal(), accounts_config_from_env())
         self.servicer = RiskServicer(self.analytics, self.accounts)
@@ -92,13 +94,29 @@ class RiskApp:
             registry=self.registry,
         )
         # ComputeVaR over NATS request/reply; replicas share the calls in the queue group.
+        # The requester's timeout (x-timeout-ms) is the call's deadline, as over gRPC.
         analytics = self.analytics
-        for subject, request_type, handle in (
-            (RISK_COMPUTE_VAR, pb.ComputeVaRRequest, analytics.compute_var),
-            (RISK_COMPUTE_VAR_BATCH, pb.ComputeVaRBatchRequest, analytics.compute_var_batch),
-        ):
-            handler = unary_handler(subject, request_type, handle, app.metrics)  # type: ignore[arg-type]
-            self.bus.subscribe(subject, handler, queue=QUEUE_GROUP)
+
+        async def compute_var(req: pb.ComputeVaRRequest) -> pb.ComputeVaRResponse:
+            return await analytics.compute_var(req, time_remaining())
+
+        async def compute_var_batch(
+            req: pb.ComputeVaRBatchRequest,
+        ) -> pb.ComputeVaRBatchResponse:
+            return await analytics.compute_var_batch(req, time_remaining())
+
+        self.bus.subscribe(
+            RISK_COMPUTE_VAR,
+            unary_handler(RISK_COMPUTE_VAR, pb.ComputeVaRRequest, compute_var, app.metrics),
+            queue=QUEUE_GROUP,
+        )
+        self.bus.subscribe(
+            RISK_COMPUTE_VAR_BATCH,
+            unary_handler(
+                RISK_COMPUTE_VAR_BATCH, pb.ComputeVaRBatchRequest, compute_var_batch, app.metrics
+            ),
+            queue=QUEUE_GROUP,
+        )
         return app
 
     async def start(self) -> None:

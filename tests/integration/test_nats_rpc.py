@@ -190,6 +190,30 @@ def test_async_handlers_and_long_request_ids(nats_url: str) -> None:
     serve(nats_url, handle, body)
 
 
+def test_the_requester_s_timeout_is_the_handler_s_deadline(nats_url: str) -> None:
+    """request() sends its timeout as x-timeout-ms; the handler sees the time left of it
+    (time_remaining), and None when the request carried none or a malformed one."""
+    seen: list[float | None] = []
+
+    def handle(req: pb.PriceRequest) -> Message:
+        seen.append(nats_rpc.time_remaining())
+        return pb.PriceResponse()
+
+    async def body(nc: nats.NATS, registry: CollectorRegistry) -> None:
+        await nats_rpc.request(nc, SUBJECT, b"", timeout=2.5)
+        await nc.request(SUBJECT, b"", timeout=5)
+        for bad in ("soon", "0", "-5", "1e3", "9" * 40, "\u0663"):
+            await nc.request(SUBJECT, b"", timeout=5, headers={"x-timeout-ms": bad})
+        await nc.request(SUBJECT, b"", timeout=5, headers={"X-Timeout-Ms": "700"})
+
+    serve(nats_url, handle, body)
+    first, *rest, last = seen
+    assert first is not None and 0.0 < first <= 2.5
+    assert rest == [None] * 7
+    assert last is not None and 0.0 < last <= 0.7
+    assert nats_rpc.time_remaining() is None  # outside a handler
+
+
 def test_publish_sets_the_request_id_and_subscribers_read_it(nats_url: str) -> None:
     async def go() -> None:
         nc = await nats.connect(nats_url)

@@ -223,10 +223,13 @@ def test_bad_input_is_400_naming_the_field(mesh: Mesh) -> None:
         if status != 400 or reply.get("code") != 3 or not reply["message"].startswith(message):
             failures.append((name, status, reply))
     assert not failures, failures
-    # Historical VaR without returns: the embedded market-data store is not readable here.
+    # Historical VaR without returns: the market-data service's stored closes, none for AAA
+    # (test_risk_bars_mesh.py has the stored case).
     status, reply = post(mesh, "/v1/risk/var", var_body(method="HISTORICAL"))
-    assert status == 400 and reply["code"] == 9, reply  # FAILED_PRECONDITION
-    assert reply["message"].startswith("returns: empty and no stored bars are readable: ")
+    assert status == 400 and reply["code"] == 3, reply
+    assert reply["message"].startswith(
+        "market.underlyings[0].symbol: 'AAA' has 0 daily closes in the store"
+    ), reply
 
 
 def test_stress_over_json_is_exact_repricing(mesh: Mesh) -> None:

@@ -14,7 +14,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 from tradecore import ticks
-from tradecore.risk.history import bar_returns
+from tradecore.risk.history import (
+    bar_returns,
+    closes_returns,
+    daily_closes,
+    from_yyyymmdd,
+    to_yyyymmdd,
+)
 from tradecore.store import default_dsn
 from tradecore_services.marketdata.store import TickStore
 
@@ -179,3 +185,55 @@ def test_bad_arguments_name_the_field(
     args: dict[str, object] = {"symbols": ["AAA"], **kwargs}
     with pytest.raises(ValueError, match=message):
         bar_returns(store.store, **args)  # type: ignore[arg-type]
+
+
+def test_a_short_lookback_lowers_the_default_minimum(store: TickStore) -> None:
+    """min_days defaults to min(20, lookback_days): a 5-day lookback needs 6 closes, not 21
+    (the default of 20 used to be out of range for it: ``min_days: must be in [1, 5]``)."""
+    a = dict(list(_closes("AAA").items())[-6:])
+    store.insert([_batch("AAA", a)])
+    r, dates = bar_returns(store.store, ["AAA"], lookback_days=5)
+    assert dates.tolist() == list(a)[1:]
+    np.testing.assert_allclose(r[:, 0], np.diff(np.log(list(a.values()))), rtol=1e-12)
+    with pytest.raises(
+        ValueError, match=r"^symbols\[0\]: 'AAA' has 6 daily closes .* need at least 8"
+    ):
+        bar_returns(store.store, ["AAA"], lookback_days=7)
+
+
+def test_daily_closes_are_what_bar_returns_differences(store: TickStore) -> None:
+    a, b = _closes("AAA"), _closes("BBB")
+    del a[TRADING[3]]
+    store.insert([_batch("AAA", a), _batch("BBB", b)])
+    dates, closes = daily_closes(store.store, ["BBB", "AAA"], lookback_days=12, min_days=5)
+    common = [d for d in TRADING if d in a][-13:]
+    assert dates.tolist() == common
+    np.testing.assert_allclose(closes, [[b[d], a[d]] for d in common], rtol=1e-12)
+    returns, rdates = bar_returns(store.store, ["BBB", "AAA"], lookback_days=12, min_days=5)
+    again, adates = closes_returns(dates, closes)
+    np.testing.assert_array_equal(returns, again)
+    assert rdates.tolist() == adates.tolist() == common[1:]
+    assert from_yyyymmdd(to_yyyymmdd(dates)).tolist() == common
+    assert to_yyyymmdd(dates[:1]) == [int(common[0].strftime("%Y%m%d"))]
+
+
+@pytest.mark.parametrize(
+    ("dates", "closes", "message"),
+    [
+        (["2026-03-02"], [[1.0]], r"^closes: need at least 2 days"),
+        (["2026-03-02", "2026-03-03"], [[1.0, 2.0]], r"^closes: expected 2 rows"),
+        (["2026-03-02", "2026-03-03"], [[1.0], [0.0]], r"^closes: every close must be"),
+        (["2026-03-02", "2026-03-03"], [[1.0], [math.nan]], r"^closes: every close must be"),
+        (["2026-03-03", "2026-03-02"], [[1.0], [2.0]], r"^dates: must be strictly ascending"),
+    ],
+)
+def test_closes_returns_checks_its_input(
+    dates: list[str], closes: list[list[float]], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        closes_returns(np.array(dates, dtype="datetime64[D]"), np.array(closes))
+
+
+def test_yyyymmdd_that_is_no_date_is_named() -> None:
+    with pytest.raises(ValueError, match=r"^dates\[1\]: 20260230 is not a yyyymmdd date"):
+        from_yyyymmdd([20260227, 20260230])

@@ -25,6 +25,7 @@ from tradecore.risk.valuation import revalue
 from tradecore.store import default_dsn
 from tradecore_api.events.v1 import common_pb2 as events
 from tradecore_api.risk.v1 import risk_pb2 as pb
+from tradecore_services.common.bus import Bus
 from tradecore_services.common.cpu import CpuPool
 from tradecore_services.common.errors import PreconditionError, status_for
 from tradecore_services.common.settings import ServiceSettings
@@ -299,14 +300,17 @@ def test_historical_var_without_returns_or_readable_bars_says_why(analytics: Ana
     assert status_for(info.value) is grpc.StatusCode.FAILED_PRECONDITION
 
 
-def test_only_a_clickhouse_server_s_bars_are_read() -> None:
+def test_only_a_clickhouse_server_s_bars_are_read_directly() -> None:
     """The mesh's embedded chDB belongs to the market-data process (one process per path):
-    the risk service reads bars from a server DSN only."""
+    the risk service reads bars from a server DSN itself, else asks the market-data service
+    over NATS (tests/integration/test_daily_closes_nats.py)."""
+    bus = Bus("nats://127.0.0.1:1", "test")
     settings = ServiceSettings(service="risk", clickhouse_dsn="chdb:///tmp/x/clickhouse/risk")
-    bars = StoredBars.for_settings(settings)
-    assert bars.dsn is None and "embedded chDB" in bars.reason
+    bars = StoredBars.for_settings(settings, bus)
+    assert bars.dsn is None and bars.bus is bus
     server = ServiceSettings(service="risk", clickhouse_dsn="http://default:@ch:8123/md")
-    assert StoredBars.for_settings(server).dsn == "http://default:@ch:8123/md"
+    direct = StoredBars.for_settings(server, bus)
+    assert direct.dsn == "http://default:@ch:8123/md" and direct.bus is None
 
 
 def test_historical_var_reads_the_stored_bars(tmp_path: Path) -> None:

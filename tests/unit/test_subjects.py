@@ -79,6 +79,14 @@ def test_every_scheme_builds_its_subjects() -> None:
     assert sj.exec_subject("fill", "A") == sj.exec_subject(sj.ExecKind.FILL, "A")
     assert sj.PRICING_PRICE == "pricing.v1.price"
     assert sj.PRICING_PRICE in sj.REQUEST_REPLY
+    assert sj.MARKETDATA_DAILY_CLOSES == "marketdata.v1.daily_closes"
+    assert sj.MARKETDATA_DAILY_CLOSES in sj.REQUEST_REPLY
+    # every request/reply subject is <service>.v<N>.<method>, each token valid, none twice
+    assert len(set(sj.REQUEST_REPLY)) == len(sj.REQUEST_REPLY)
+    for subject in sj.REQUEST_REPLY:
+        service, version, method = subject.split(".")
+        assert version[0] == "v" and version[1:].isdigit(), subject
+        assert sj.validate_token("method", method) and sj.validate_token("service", service)
 
 
 def test_filters_put_wildcards_for_the_parts_left_out() -> None:
