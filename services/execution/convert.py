@@ -37,8 +37,25 @@ TIFS: dict[int, TimeInForce] = {
     events.IOC: TimeInForce.IOC,
     events.FOK: TimeInForce.FOK,
 }
+SIDE_OF: dict[Side, common_pb2.Side] = {
+    Side.BUY: common_pb2.BUY,
+    Side.SELL: common_pb2.SELL,
+}
+TYPE_OF: dict[OrderType, events.OrderType] = {
+    OrderType.MARKET: events.MARKET,
+    OrderType.LIMIT: events.LIMIT,
+    OrderType.STOP: events.STOP,
+    OrderType.STOP_LIMIT: events.STOP_LIMIT,
+}
+TIF_OF: dict[TimeInForce, events.TimeInForce] = {
+    TimeInForce.DAY: events.DAY,
+    TimeInForce.GTC: events.GTC,
+    TimeInForce.IOC: events.IOC,
+    TimeInForce.FOK: events.FOK,
+}
+VENUE_OF: dict[str, pb.Venue] = {"PAPER": pb.PAPER, "ALPACA": pb.ALPACA}
 #: The library's states to the events' (SUBMITTED is the events' PENDING_NEW).
-STATUSES: dict[OrderStatus, int] = {
+STATUSES: dict[OrderStatus, events.OrderStatus] = {
     OrderStatus.INITIALIZED: events.INITIALIZED,
     OrderStatus.DENIED: events.DENIED,
     OrderStatus.SUBMITTED: events.PENDING_NEW,

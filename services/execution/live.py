@@ -1,11 +1,18 @@
-"""The execution service's state, wired to NATS: the journal (journal.py) and the trading
-states (state.py).
+"""The execution service's state, wired to NATS: the journal (journal.py), the trading states
+(state.py) and the OMS (engine.py).
 
 On each new NATS connection of the service's Bus, :class:`Execution` (1) attaches the journal;
-(2) subscribes to the RiskService's trading states, ``risk.state.*``; and (3) the first time,
-rebuilds its state by replaying the journal in order, then takes the latest trading state of
-every account from the stream ``RISK_JOURNAL`` (a state the subscription delivered meanwhile is
-kept when it is newer: states carry a sequence per account).
+(2) subscribes to the RiskService's trading states, ``risk.state.*``, and to quotes,
+``md.*.*.quote`` (reference prices of the price collars, marks of the positions); and (3) the
+first time, rebuilds its state by replaying the journal in order (the OMS from its events), then
+takes the latest trading state of every account from the stream ``RISK_JOURNAL`` (a state the
+subscription delivered meanwhile is kept when it is newer: states carry a sequence per account),
+gives the OMS every account's effective mode, and asks the venues about orders sent but not
+answered before the restart (``OMS.resume``).
+
+Order commands (SubmitOrder, CancelOrder, ReplaceOrder) are journaled as commands, then run by
+the OMS, whose events are journaled one by one before it applies them; the call answers after
+that. A resubmitted ``client_order_id`` returns the existing order.
 
 A trading state from the RiskService takes effect as it arrives (a halt never waits for a
 write) and is then journaled as an event, so the journal records what the pre-trade controls
@@ -18,26 +25,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from tradecore.subjects import RiskKind, risk_filter
+from tradecore.oms.oms import OMS
+from tradecore.oms.order import Leg
+from tradecore.oms.pretrade import TradingMode
+from tradecore.subjects import MdKind, RiskKind, md_filter, risk_filter
+from tradecore_api.events.v1 import market_pb2
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
 from ..common.bus import Bus
-from ..common.errors import UnavailableError
+from ..common.errors import PreconditionError, UnavailableError
+from . import convert
 from .convert import account, check_mode
+from .engine import Engine, order_message, position_message
 from .journal import Journal
 from .state import TradingStates
 
 log = logging.getLogger("tradecore.execution")
+T = TypeVar("T")
 
 #: How long an RPC waits for the journal to be replayed at start before UNAVAILABLE.
 RESTORE_WAIT_S = 5.0
 REBUILD_RETRY_S = 1.0
+MAX_LIST = 1000
+_OMS_MODE: dict[int, TradingMode] = {
+    risk_events.ENABLED: TradingMode.ACTIVE,
+    risk_events.REDUCE_ONLY: TradingMode.REDUCE_ONLY,
+    risk_events.HALTED: TradingMode.HALTED,
+}
 
 
 def apply(states: TradingStates, entry: pb.JournalEntry) -> None:
@@ -63,9 +86,10 @@ def apply(states: TradingStates, entry: pb.JournalEntry) -> None:
 class Execution:
     """The journaled state of every account and the logic of the RPCs that change it."""
 
-    def __init__(self, bus: Bus, journal: Journal) -> None:
+    def __init__(self, bus: Bus, journal: Journal, engine: Engine) -> None:
         self.bus = bus
         self.journal = journal
+        self.engine = engine
         self.states = TradingStates()
         self.restored = asyncio.Event()
         self.replayed = 0  # journal entries replayed at start
@@ -78,7 +102,9 @@ class Execution:
 
     async def _on_connect(self, nc: Client) -> None:
         await self.journal.attach(nc)
+        self.engine.attach(nc)
         await nc.subscribe(risk_filter(RiskKind.STATE), cb=self._on_risk_state)
+        await nc.subscribe(md_filter(MdKind.QUOTE), cb=self._on_quote)
         if not self.restored.is_set():
             await self._restore()
 
@@ -86,16 +112,25 @@ class Execution:
         """Rebuild the state from the whole journal into fresh objects, then take the latest
         RiskService states (a newer one that arrived meanwhile is kept)."""
         states = TradingStates()
+        records: list[pb.OmsRecord] = []
         n = 0
         async for _, entry in self.journal.replay():
-            apply(states, entry)
+            if entry.WhichOneof("entry") == "oms":
+                records.append(entry.oms)
+            else:
+                apply(states, entry)
             n += 1
+        await self.engine.replay(records)
         held = list(self.states.risk.values())
         self.states = states
         for state in held:
             states.set_risk(state)
         for state in (await self.journal.risk_states()).values():
-            await self._take_risk_state(state)
+            if states.set_risk(state):
+                await self._journal_risk_state(state)
+        for acct in set(states.operator) | set(states.risk):
+            await self._sync_mode(acct)
+        await self._oms(lambda oms: oms.resume())
         self.replayed = n
         log.info("execution: %d journal entries replayed", n)
         self.restored.set()
@@ -110,16 +145,29 @@ class Execution:
                 await asyncio.sleep(REBUILD_RETRY_S)
         self._rebuilding = None
 
-    async def _write_command(self, entry: pb.JournalEntry) -> None:
+    def _lost(self) -> None:
+        """A write's outcome is unknown: rebuild from the journal before the next call."""
+        self.restored.clear()
+        if self._rebuilding is None:
+            self._rebuilding = asyncio.create_task(self._rebuild(), name="execution-rebuild")
+
+    async def _write_command(self, entry: pb.JournalEntry, msg_id: str = "") -> None:
         """Journal a command. When JetStream's acknowledgement does not come, the command may
         still be stored: the state is then rebuilt from the journal before the next call is
         served, so memory never differs from what a restart would rebuild."""
         try:
-            await self.journal.write(entry)
+            await self.journal.write(entry, msg_id)
         except UnavailableError:
-            self.restored.clear()
-            if self._rebuilding is None:
-                self._rebuilding = asyncio.create_task(self._rebuild(), name="execution-rebuild")
+            self._lost()
+            raise
+
+    async def _oms(self, fn: Callable[[OMS], T], request_id: str = "") -> T:
+        """Run ``fn`` on the OMS (its events journaled before they apply); an event whose
+        journal write failed leaves the OMS as it was, but may be stored: rebuild."""
+        try:
+            return await self.engine.call(fn, request_id)
+        except UnavailableError:
+            self._lost()
             raise
 
     async def _on_risk_state(self, msg: Msg) -> None:
@@ -134,6 +182,39 @@ class Execution:
     async def _take_risk_state(self, state: risk_events.TradingState) -> None:
         if not self.states.set_risk(state):
             return
+        await self._journal_risk_state(state)
+        if self.restored.is_set():
+            await self._sync_mode(state.account)
+
+    async def _on_quote(self, msg: Msg) -> None:
+        try:
+            quote = market_pb2.Quote.FromString(msg.data)
+        except DecodeError:
+            return
+        symbol = msg.subject.split(".")[2]
+        bid, ask = quote.bid_price, quote.ask_price
+
+        def mark(oms: OMS) -> None:
+            self.engine.reference.quote(symbol, bid, ask)
+            mid = self.engine.reference.reference(symbol)
+            if mid is not None:
+                oms.mark(symbol, mid)
+
+        with contextlib.suppress(Exception):
+            await self.engine.call(mark)
+
+    async def _sync_mode(self, acct: str, reason: str = "", changed_by: str = "") -> None:
+        """Give the OMS the account's effective mode when it differs from the one its controls
+        hold (HALTED cancels the account's open orders there)."""
+        mode = _OMS_MODE[self.states.mode(acct)]
+
+        def sync(oms: OMS) -> None:
+            if oms.controls.mode(acct) is not mode:
+                oms.set_trading_state(acct, mode, reason, changed_by or "execution")
+
+        await self._oms(sync)
+
+    async def _journal_risk_state(self, state: risk_events.TradingState) -> None:
         entry = pb.JournalEntry(account=state.account, time_ns=time.time_ns())
         entry.risk_state.CopyFrom(state)
         try:
@@ -174,12 +255,124 @@ class Execution:
             entry.time_ns = time.time_ns()
             await self._write_command(entry)
             apply(self.states, entry)
+            req = entry.set_trading_state
+            await self._sync_mode(request.account, req.reason, req.changed_by)
         return self.states.get(request.account)
 
     async def get_trading_state(self, request: pb.GetTradingStateRequest) -> pb.TradingState:
         account("account", request.account)
         await self._ready()
         return self.states.get(request.account)
+
+    # -- orders ------------------------------------------------------------------------
+
+    def _venue(self, name: str) -> str:
+        if name not in self.engine.venues:
+            raise PreconditionError(f"venue: {name} is not running in this execution service")
+        return name
+
+    async def submit_order(self, request: pb.SubmitOrderRequest, request_id: str = "") -> pb.Order:
+        spec = convert.order_spec(request)
+        venue = self._venue(spec.venue)
+        await self._ready()
+        entry = pb.JournalEntry(account=spec.account, request_id=request_id, time_ns=time.time_ns())
+        entry.submit.CopyFrom(request)
+        await self._write_command(entry, f"submit.{spec.account}.{spec.client_order_id}")
+        legs = tuple(Leg(leg.symbol, leg.side, leg.ratio) for leg in spec.legs)
+
+        def submit(oms: OMS) -> pb.Order:
+            order = oms.submit(
+                account=spec.account,
+                client_order_id=spec.client_order_id,
+                symbol=spec.symbol,
+                side=spec.side,
+                quantity=spec.quantity,
+                type=spec.type,
+                time_in_force=spec.time_in_force,
+                limit_price=spec.limit_price,
+                stop_price=spec.stop_price,
+                venue=venue,
+                legs=legs,
+            )
+            return order_message(order)
+
+        return await self._oms(submit, request_id)
+
+    async def cancel_order(self, request: pb.CancelOrderRequest, request_id: str = "") -> pb.Order:
+        order_id = _order_id(request.order_id)
+        await self._ready()
+        account_ = await self._oms(lambda oms: oms.order(order_id).account)
+        entry = pb.JournalEntry(account=account_, request_id=request_id, time_ns=time.time_ns())
+        entry.cancel.CopyFrom(request)
+        await self._write_command(entry)
+        return await self._oms(lambda oms: order_message(oms.cancel(order_id)), request_id)
+
+    async def replace_order(
+        self, request: pb.ReplaceOrderRequest, request_id: str = ""
+    ) -> pb.Order:
+        order_id = _order_id(request.order_id)
+        quantity = request.quantity if request.HasField("quantity") else None
+        limit = request.limit_price if request.HasField("limit_price") else None
+        if quantity is not None and not 0 < quantity <= convert.MAX_QUANTITY:
+            raise ValueError(f"quantity: must be in 1..{convert.MAX_QUANTITY}, got {quantity}")
+        if limit is not None and not (math.isfinite(limit) and limit > 0):
+            raise ValueError(f"limit_price: must be a finite number > 0, got {limit!r}")
+        if quantity is None and limit is None:
+            raise ValueError("quantity: give a new quantity, a new limit_price, or both")
+        await self._ready()
+        account_ = await self._oms(lambda oms: oms.order(order_id).account)
+        entry = pb.JournalEntry(account=account_, request_id=request_id, time_ns=time.time_ns())
+        entry.replace.CopyFrom(request)
+        await self._write_command(entry)
+
+        def replace(oms: OMS) -> pb.Order:
+            order = oms.order(order_id)
+            return order_message(
+                oms.replace(order_id, order.quantity if quantity is None else quantity, limit)
+            )
+
+        return await self._oms(replace, request_id)
+
+    async def get_order(self, request: pb.GetOrderRequest) -> pb.Order:
+        order_id = _order_id(request.order_id)
+        await self._ready()
+        return await self._oms(lambda oms: order_message(oms.order(order_id)))
+
+    async def list_orders(self, request: pb.ListOrdersRequest) -> pb.ListOrdersResponse:
+        acct = account("account", request.account)
+        if not 0 <= request.limit <= MAX_LIST:
+            raise ValueError(
+                f"limit: must be in 0..{MAX_LIST} (0: {MAX_LIST}), got {request.limit}"
+            )
+        limit = request.limit or MAX_LIST
+        await self._ready()
+
+        def orders(oms: OMS) -> pb.ListOrdersResponse:
+            found = oms.open_orders(acct) if request.open_only else oms.orders(acct)
+            found = sorted(found, key=lambda o: o.created_ns, reverse=True)[:limit]
+            return pb.ListOrdersResponse(orders=[order_message(o) for o in found])
+
+        return await self._oms(orders)
+
+    async def get_positions(self, request: pb.GetPositionsRequest) -> pb.GetPositionsResponse:
+        acct = account("account", request.account)
+        await self._ready()
+
+        def positions(oms: OMS) -> pb.GetPositionsResponse:
+            held = sorted(oms.positions.positions(acct), key=lambda p: p.symbol)
+            return pb.GetPositionsResponse(
+                account=acct, positions=[position_message(p) for p in held]
+            )
+
+        return await self._oms(positions)
+
+
+def _order_id(value: str) -> str:
+    if not value:
+        raise ValueError("order_id: must not be empty")
+    if len(value) > convert.MAX_CLIENT_ORDER_ID:
+        raise ValueError(f"order_id: at most {convert.MAX_CLIENT_ORDER_ID} characters")
+    return value
 
 
 __all__ = ["RESTORE_WAIT_S", "Execution", "apply"]

@@ -4,8 +4,11 @@ journal, is unreachable."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
+from tradecore.oms.venue import Venue
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_api.execution.v1 import execution_pb2_grpc as pb_grpc
 
@@ -13,6 +16,7 @@ from ..common.bus import Bus
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings
 from ..registry import by_name
+from .engine import Engine
 from .journal import Journal
 from .live import Execution
 from .servicer import ExecutionServicer
@@ -29,12 +33,13 @@ class ExecutionApp:
     and durable consumer), the servicer. :meth:`start` opens the store, then starts NATS;
     :meth:`stop` stops them in reverse order after the server has drained."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, venues: Mapping[str, Venue]) -> None:
         self.settings = settings
         self.registry = CollectorRegistry()
         self.bus = Bus(settings.nats_url, "execution")
         self.journal = Journal()
-        self.execution = Execution(self.bus, self.journal)
+        self.engine = Engine(self.journal, venues)
+        self.execution = Execution(self.bus, self.journal, self.engine)
         self.store = StoreThread(lambda: JournalStore(settings.clickhouse_dsn))
         self.consumer = StoreConsumer(self.store)
         self.bus.on_connect(self._attach_consumer)  # after Execution's hook made the stream
@@ -64,12 +69,18 @@ class ExecutionApp:
         await self.consumer.stop()
         await self.execution.stop()
         await self.bus.stop()
+        await self.engine.close()
         await self.store.stop()
+
+
+def venues() -> dict[str, Venue]:
+    """The venues this service runs, by name."""
+    return {}
 
 
 def build() -> ServiceApp:
     settings = ServiceSettings.from_env(SPEC.name, port=SPEC.port, metrics_port=SPEC.metrics_port)
-    return ExecutionApp(settings).service_app()
+    return ExecutionApp(settings, venues()).service_app()
 
 
 def run() -> None:

@@ -1,7 +1,7 @@
 """gRPC servicer for tradecore.execution.v1.ExecutionService (thin: the logic is live.py's).
 
-Methods of the proto that this servicer does not define (orders, positions, limits: they wait
-for the OMS core) answer UNIMPLEMENTED, HTTP 501 through the gateway."""
+Methods of the proto that this servicer does not define (StreamOrderUpdates, SetLimits,
+GetLimits) answer UNIMPLEMENTED, HTTP 501 through the gateway."""
 
 from __future__ import annotations
 
@@ -30,3 +30,25 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
         self, request: pb.GetTradingStateRequest, context: Context
     ) -> pb.TradingState:
         return await self.execution.get_trading_state(request)
+
+    async def SubmitOrder(self, request: pb.SubmitOrderRequest, context: Context) -> pb.Order:
+        return await self.execution.submit_order(request, request_id(context))
+
+    async def CancelOrder(self, request: pb.CancelOrderRequest, context: Context) -> pb.Order:
+        return await self.execution.cancel_order(request, request_id(context))
+
+    async def ReplaceOrder(self, request: pb.ReplaceOrderRequest, context: Context) -> pb.Order:
+        return await self.execution.replace_order(request, request_id(context))
+
+    async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.Order:
+        return await self.execution.get_order(request)
+
+    async def ListOrders(
+        self, request: pb.ListOrdersRequest, context: Context
+    ) -> pb.ListOrdersResponse:
+        return await self.execution.list_orders(request)
+
+    async def GetPositions(
+        self, request: pb.GetPositionsRequest, context: Context
+    ) -> pb.GetPositionsResponse:
+        return await self.execution.get_positions(request)

@@ -18,6 +18,7 @@ from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_services.common.bus import Bus
 from tradecore_services.common.errors import UnavailableError
+from tradecore_services.execution.engine import Engine
 from tradecore_services.execution.journal import FILLS_STREAM, STREAM, Journal
 from tradecore_services.execution.live import Execution
 from tradecore_services.execution.store import JournalStore, StoreConsumer, StoreThread
@@ -110,7 +111,8 @@ def test_the_latest_risk_state_of_every_account(server: NatsServer) -> None:
 def test_a_new_instance_rebuilds_the_trading_states(server: NatsServer) -> None:
     async def instance() -> tuple[Bus, Execution]:
         bus = Bus(server.url, "execution-test")
-        ex = Execution(bus, Journal())
+        journal = Journal()
+        ex = Execution(bus, journal, Engine(journal, {}))
         await bus.start()
         await asyncio.wait_for(ex.restored.wait(), 20)
         return bus, ex
@@ -215,7 +217,7 @@ def test_a_lost_acknowledgement_rebuilds_from_the_journal(server: NatsServer) ->
     async def go() -> None:
         bus = Bus(server.url, "execution-test")
         journal = LostAck()
-        ex = Execution(bus, journal)
+        ex = Execution(bus, journal, Engine(journal, {}))
         await bus.start()
         await asyncio.wait_for(ex.restored.wait(), 20)
         req = pb.SetTradingStateRequest(account="A1", mode="HALTED", reason="r1")  # type: ignore[arg-type]

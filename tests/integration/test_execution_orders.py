@@ -1,0 +1,225 @@
+"""Orders through the execution service's OMS wiring (live.py, engine.py) against a real
+nats-server: events journaled before they apply, idempotent resubmission, the state rebuilt by a
+new instance from the journal alone, the kill switch, and the event contracts published. The
+venue is an in-process one of this test (it accepts at once, and fills at the limit price when
+asked to), so what is checked is the service's wiring, not a venue's matching."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from tradecore.oms.types import OrderType, VenueEvent, VenueEventKind, VenueOrder
+from tradecore.oms.venue import Listener
+from tradecore.subjects import MdKind, exec_filter, md_subject
+from tradecore_api.events.v1 import execution_pb2 as events
+from tradecore_api.events.v1 import market_pb2
+from tradecore_api.events.v1 import risk_pb2 as risk_events
+from tradecore_api.execution.v1 import execution_pb2 as pb
+from tradecore_services.common.bus import Bus
+from tradecore_services.common.errors import NotFoundError, PreconditionError
+from tradecore_services.execution.engine import Engine
+from tradecore_services.execution.journal import FILLS_STREAM, Journal
+from tradecore_services.execution.live import Execution
+
+from tests.integration.test_execution_journal import _connect
+from tests.integration.test_nats_resilience import NatsServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+K = VenueEventKind
+
+
+class LocalVenue:
+    """Accepts every order at once; fills a LIMIT order at its price when ``fill`` is set;
+    cancels at once."""
+
+    def __init__(self, fill: bool) -> None:
+        self.name = "PAPER"
+        self.fill = fill
+        self.listener: Listener | None = None
+        self.known: dict[str, VenueEvent] = {}
+        self._ids = itertools.count(1)
+
+    def set_listener(self, listener: Listener) -> None:
+        self.listener = listener
+
+    def _report(self, event: VenueEvent) -> None:
+        assert self.listener is not None
+        self.known[event.order_id] = event
+        self.listener(event)
+
+    def submit(self, order: VenueOrder) -> None:
+        n = next(self._ids)
+        self._report(
+            VenueEvent(K.ACCEPTED, order.order_id, n, f"V{n}", leaves_quantity=order.quantity)
+        )
+        if self.fill and order.type is OrderType.LIMIT and order.limit_price is not None:
+            self._report(
+                VenueEvent(
+                    K.FILL, order.order_id, n, f"V{n}", fill_id=f"F{n}",
+                    fill_quantity=order.quantity, fill_price=order.limit_price,
+                )
+            )  # fmt: skip
+
+    def cancel(self, order_id: str) -> None:
+        self._report(VenueEvent(K.CANCELED, order_id, 1))
+
+    def replace(self, order_id: str, quantity: int, limit_price: float | None) -> None:
+        self._report(
+            VenueEvent(K.REPLACED, order_id, 1, new_quantity=quantity, new_limit_price=limit_price)
+        )
+
+    def lookup(self, order_id: str) -> VenueEvent | None:
+        return self.known.get(order_id)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NatsServer]:
+    s = NatsServer(tmp_path / "nats")
+    s.start()
+    try:
+        yield s
+    finally:
+        s.kill()
+
+
+async def instance(url: str, venue: LocalVenue) -> tuple[Bus, Execution]:
+    bus = Bus(url, "execution-test")
+    journal = Journal()
+    ex = Execution(bus, journal, Engine(journal, {"PAPER": venue}))
+    await bus.start()
+    await asyncio.wait_for(ex.restored.wait(), 20)
+    return bus, ex
+
+
+async def quote(nc: nats.NATS, ex: Execution, symbol: str, bid: float, ask: float) -> None:
+    """A quote on md.XNAS.<symbol>.quote, and wait until the service took it as the reference
+    price of the collar."""
+    q = market_pb2.Quote(venue="XNAS", symbol=symbol, bid_price=bid, ask_price=ask)
+    await nc.publish(md_subject("XNAS", symbol, MdKind.QUOTE), q.SerializeToString())
+    for _ in range(500):
+        if ex.engine.reference.reference(symbol) == pytest.approx(0.5 * (bid + ask)):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the quote did not reach the service")
+
+
+async def stop(bus: Bus, ex: Execution) -> None:
+    await ex.stop()
+    await bus.stop()
+    await ex.engine.close()
+
+
+def order(coid: str, qty: int = 100, price: float = 190.5, **kw: object) -> pb.SubmitOrderRequest:
+    return pb.SubmitOrderRequest(
+        account="A1", client_order_id=coid, symbol="AAPL", side="BUY", quantity=qty,  # type: ignore[arg-type]
+        type="LIMIT", limit_price=price, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_orders_fill_into_positions_and_survive_a_restart(server: NatsServer) -> None:
+    async def go() -> None:
+        nc = await _connect(server.url)
+        seen: list[tuple[str, bytes]] = []
+
+        async def on(msg: object) -> None:
+            seen.append((msg.subject, msg.data))  # type: ignore[attr-defined]
+
+        await nc.subscribe(exec_filter(account="A1"), cb=on)
+        bus, ex = await instance(server.url, LocalVenue(fill=True))
+        await quote(nc, ex, "AAPL", 190.0, 191.0)
+        first = await ex.submit_order(order("c1"), "r1")
+        assert first.status == events.FILLED and first.filled_quantity == 100
+        assert first.average_price == 190.5 and first.client_order_id == "c1"
+        again = await ex.submit_order(order("c1"), "r2")  # the same client_order_id
+        assert again == first
+        await ex.submit_order(pb.SubmitOrderRequest(
+            account="A1", client_order_id="c2", symbol="AAPL", side="SELL", quantity=40,  # type: ignore[arg-type]
+            type="LIMIT", limit_price=200.0,  # type: ignore[arg-type]
+        ), "r3")  # fmt: skip
+        positions = await ex.get_positions(pb.GetPositionsRequest(account="A1"))
+        ((p),) = positions.positions
+        assert (p.symbol, p.quantity, p.average_cost) == ("AAPL", 60, 190.5)
+        assert p.realized_pnl == pytest.approx(40 * (200.0 - 190.5))
+        listed = await ex.list_orders(pb.ListOrdersRequest(account="A1"))
+        before = [o.SerializeToString() for o in listed.orders]
+        assert [o.client_order_id for o in listed.orders] == ["c2", "c1"]
+        # the contracts: an OrderUpdate per changed order, a Fill per fill, a Position per fill
+        for _ in range(100):
+            if sum(1 for s, _ in seen if s == "exec.position.A1") >= 2:
+                break
+            await asyncio.sleep(0.02)
+        kinds = [s for s, _ in seen]
+        assert kinds.count("exec.fill.A1") == 2 and kinds.count("exec.order.A1") == 2
+        fills = [events.Fill.FromString(d) for s, d in seen if s == "exec.fill.A1"]
+        assert [f.quantity for f in fills] == [100, 40] and fills[0].fill_id == "PAPER-F1"
+        assert (await nc.jetstream().stream_info(FILLS_STREAM)).state.messages == 2
+        await stop(bus, ex)
+
+        # A new instance rebuilds from the journal alone (its venue knows nothing).
+        bus, ex = await instance(server.url, LocalVenue(fill=True))
+        listed = await ex.list_orders(pb.ListOrdersRequest(account="A1"))
+        assert [o.SerializeToString() for o in listed.orders] == before
+        # (marks are market data, not journaled: they come back with the next quote)
+        ((q),) = (await ex.get_positions(pb.GetPositionsRequest(account="A1"))).positions
+        assert (q.symbol, q.quantity, q.average_cost, q.realized_pnl) == (
+            p.symbol, p.quantity, p.average_cost, p.realized_pnl,
+        )  # fmt: skip
+        assert await ex.submit_order(order("c1"), "r4") == first  # still idempotent
+        await stop(bus, ex)
+        await nc.close()
+
+    asyncio.run(go())
+
+
+def test_the_kill_switch_cancels_open_orders_and_denies_new_ones(server: NatsServer) -> None:
+    async def go() -> None:
+        nc = await _connect(server.url)
+        bus, ex = await instance(server.url, LocalVenue(fill=False))
+        await quote(nc, ex, "AAPL", 190.0, 191.0)
+        working = await ex.submit_order(order("k1"))
+        assert working.status == events.ACCEPTED and working.leaves_quantity == 100
+        await ex.set_trading_state(
+            pb.SetTradingStateRequest(account="A1", mode="HALTED", reason="kill switch")  # type: ignore[arg-type]
+        )
+        got = await ex.get_order(pb.GetOrderRequest(order_id=working.order_id))
+        assert got.status == events.CANCELED
+        denied = await ex.submit_order(order("k2"))
+        assert (denied.status, denied.reason_code) == (events.DENIED, "TRADING_HALTED")
+        open_ = await ex.list_orders(pb.ListOrdersRequest(account="A1", open_only=True))
+        assert list(open_.orders) == []
+        await stop(bus, ex)
+        # after a restart the OMS is still halted (its TradingStateSet was journaled)
+        bus, ex = await instance(server.url, LocalVenue(fill=False))
+        assert ex.states.mode("A1") == risk_events.HALTED
+        denied2 = await ex.submit_order(order("k3"))
+        assert denied2.reason_code == "TRADING_HALTED"
+        await stop(bus, ex)
+        await nc.close()
+
+    asyncio.run(go())
+
+
+def test_bad_requests(server: NatsServer) -> None:
+    async def go() -> None:
+        bus, ex = await instance(server.url, LocalVenue(fill=False))
+        with pytest.raises(PreconditionError, match=r"^venue: ALPACA"):
+            await ex.submit_order(order("b1", venue="ALPACA"))
+        with pytest.raises(ValueError, match=r"^limit_price: "):
+            await ex.submit_order(order("b2", price=-1.0))
+        with pytest.raises(NotFoundError):
+            await ex.get_order(pb.GetOrderRequest(order_id="NOPE"))
+        with pytest.raises(NotFoundError):
+            await ex.cancel_order(pb.CancelOrderRequest(order_id="NOPE"))
+        with pytest.raises(ValueError, match=r"^order_id: "):
+            await ex.cancel_order(pb.CancelOrderRequest())
+        with pytest.raises(ValueError, match=r"^quantity: "):
+            await ex.replace_order(pb.ReplaceOrderRequest(order_id="X", quantity=0))
+        await stop(bus, ex)
+
+    asyncio.run(go())
