@@ -298,6 +298,10 @@ def build_parser(services: tuple[ServiceSpec, ...] = SERVICES) -> argparse.Argum
         help="verify, export and prove the audit trail (verify|export|prove|keygen)",
         add_help=False,
     )
+    sub.add_parser(
+        "order", help="orders of the running mesh (submit|cancel|get|list)", add_help=False
+    )
+    sub.add_parser("positions", help="an account's positions in the running mesh", add_help=False)
     return ap
 
 
@@ -311,6 +315,14 @@ def main(argv: list[str] | None = None) -> int:
         from .audit_cli import audit_main
 
         return audit_main(args[1:])
+    if args[:1] == ["order"]:
+        from .order_cli import order_main
+
+        return order_main(args[1:])
+    if args[:1] == ["positions"]:
+        from .order_cli import positions_main
+
+        return positions_main(args[1:])
     ap = build_parser()
     ns, rest = ap.parse_known_args(args)
     if ns.command == "replay":

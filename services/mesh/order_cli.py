@@ -1,0 +1,160 @@
+"""``tradecore order ...`` and ``tradecore positions``: the ExecutionService of a running mesh,
+over gRPC.
+
+    tradecore order submit --account A --client-order-id C --symbol S --side BUY|SELL
+                           --quantity N [--type LIMIT] [--limit-price P] [--stop-price P]
+                           [--time-in-force DAY] [--venue PAPER]
+    tradecore order cancel ORDER_ID
+    tradecore order get ORDER_ID
+    tradecore order list --account A [--open] [--limit N]
+    tradecore positions --account A
+
+Each prints its answer as JSON (one order or position per line for ``list`` and
+``positions``). Exit status: 0 ok, 1 the service refused the request (not found, wrong state,
+venue not running), 2 bad input, 3 the mesh is not running or the service is unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+
+from .config import MeshConfig
+
+
+def _json(message: Any) -> str:
+    return json.dumps(
+        json_format.MessageToDict(
+            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+    )
+
+
+def _target(data_dir: str, explicit: str) -> str | None:
+    """ExecutionService's address: ``explicit``, else the mesh's from its ``mesh.json``."""
+    if explicit:
+        return explicit
+    from .cli import _read_state
+
+    state = _read_state(MeshConfig(data_dir=data_dir))
+    if state is None:
+        return None
+    port = state.get("config", {}).get("execution_port")
+    return f"127.0.0.1:{port}" if port else None
+
+
+def _common(ap: argparse.ArgumentParser) -> None:
+    from .cli import _add_mesh_args
+
+    _add_mesh_args(ap, MeshConfig.from_env())
+    ap.add_argument("--target", default="", help="ExecutionService host:port (default: mesh)")
+
+
+def order_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tradecore order", description=__doc__.split("\n")[0])
+    _common(ap)
+    sub = ap.add_subparsers(dest="action", required=True)
+    sm = sub.add_parser("submit", help="submit an order (a repeated client order id returns it)")
+    sm.add_argument("--account", required=True)
+    sm.add_argument("--client-order-id", required=True)
+    sm.add_argument("--symbol", required=True)
+    sm.add_argument("--side", required=True, choices=["BUY", "SELL"])
+    sm.add_argument("--quantity", required=True, type=int)
+    sm.add_argument("--type", default="LIMIT", choices=["MARKET", "LIMIT", "STOP", "STOP_LIMIT"])
+    sm.add_argument("--limit-price", type=float, default=None)
+    sm.add_argument("--stop-price", type=float, default=None)
+    sm.add_argument("--time-in-force", default="DAY", choices=["DAY", "GTC", "IOC", "FOK"])
+    sm.add_argument("--venue", default="PAPER", choices=["PAPER", "ALPACA"])
+    for name, what in (("cancel", "cancel an order"), ("get", "one order")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("order_id")
+    ls = sub.add_parser("list", help="an account's orders, newest first")
+    ls.add_argument("--account", required=True)
+    ls.add_argument("--open", action="store_true", help="only orders that can still fill")
+    ls.add_argument("--limit", type=int, default=0, help="at most this many (default 1000)")
+    return ap
+
+
+def positions_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tradecore positions", description="an account's positions")
+    _common(ap)
+    ap.add_argument("--account", required=True)
+    return ap
+
+
+def _run(what: str, ns: argparse.Namespace, body: Any) -> int:
+    try:
+        target = _target(ns.data_dir, ns.target)
+    except ValueError as exc:
+        print(f"tradecore {what}: {exc}", file=sys.stderr)
+        return 2
+    if target is None:
+        print(
+            f"tradecore {what}: the mesh is not running (no "
+            f"{Path(ns.data_dir).resolve()}/mesh.json)",
+            file=sys.stderr,
+        )
+        return 3
+    from tradecore_api.execution.v1 import execution_pb2 as pb
+    from tradecore_api.execution.v1 import execution_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.ExecutionServiceStub(channel)
+        try:
+            for message in body(stub, pb):
+                print(_json(message))
+            return 0
+        except grpc.RpcError as exc:
+            code = exc.code()
+            print(f"tradecore {what}: {code.name}: {exc.details()}", file=sys.stderr)
+            if code == grpc.StatusCode.INVALID_ARGUMENT:
+                return 2
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return 3
+            return 1
+
+
+def order_main(argv: list[str]) -> int:
+    ns = order_parser().parse_args(argv)
+
+    def body(stub: Any, pb: Any) -> list[Any]:
+        if ns.action == "submit":
+            request = pb.SubmitOrderRequest(
+                account=ns.account,
+                client_order_id=ns.client_order_id,
+                symbol=ns.symbol,
+                side=ns.side,
+                quantity=ns.quantity,
+                type=ns.type,
+                time_in_force=ns.time_in_force,
+                venue=ns.venue,
+            )
+            if ns.limit_price is not None:
+                request.limit_price = ns.limit_price
+            if ns.stop_price is not None:
+                request.stop_price = ns.stop_price
+            return [stub.SubmitOrder(request, timeout=30)]
+        if ns.action == "cancel":
+            return [stub.CancelOrder(pb.CancelOrderRequest(order_id=ns.order_id), timeout=30)]
+        if ns.action == "get":
+            return [stub.GetOrder(pb.GetOrderRequest(order_id=ns.order_id), timeout=30)]
+        request = pb.ListOrdersRequest(account=ns.account, open_only=ns.open, limit=ns.limit)
+        return list(stub.ListOrders(request, timeout=30).orders)
+
+    return _run(f"order {ns.action}", ns, body)
+
+
+def positions_main(argv: list[str]) -> int:
+    ns = positions_parser().parse_args(argv)
+
+    def body(stub: Any, pb: Any) -> list[Any]:
+        request = pb.GetPositionsRequest(account=ns.account)
+        return list(stub.GetPositions(request, timeout=30).positions)
+
+    return _run("positions", ns, body)
