@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tradecore.errors import quote
+from tradecore.oms.pretrade import Limits
 from tradecore.oms.types import OrderStatus, OrderType, Side, TimeInForce
 from tradecore.subjects import validate_token
 from tradecore_api.events.v1 import common_pb2
@@ -198,6 +199,55 @@ def order_spec(req: pb.SubmitOrderRequest) -> OrderSpec:
     )
 
 
+_LIMIT_FIELDS = (
+    "max_order_quantity",
+    "max_order_notional",
+    "max_position",
+    "credit_limit",
+    "equity_collar",
+    "option_collar",
+    "option_collar_min",
+    "collar",
+    "duplicate_window_ns",
+    "message_rate",
+    "message_burst",
+    "max_executions",
+    "execution_window_ns",
+    "short_option_margin",
+    "short_option_min_margin",
+)
+
+
+def limits_of(msg: pb.Limits) -> Limits:
+    """The library's limits of ``msg`` (ValueError naming ``limits.<field>``)."""
+    kwargs: dict[str, object] = {f: getattr(msg, f) for f in _LIMIT_FIELDS if msg.HasField(f)}
+    for name, symbols in (
+        ("restricted_symbols", msg.restricted_symbols),
+        ("allowed_symbols", msg.allowed_symbols),
+    ):
+        for i, sym in enumerate(symbols):
+            validate_token(f"limits.{name}[{i}]", sym)
+    kwargs["restricted"] = frozenset(msg.restricted_symbols)
+    if msg.allowed_symbols:
+        kwargs["allowed"] = frozenset(msg.allowed_symbols)
+    try:
+        return Limits(**kwargs)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(f"limits.{exc}") from None
+
+
+def limits_message(account_: str, lim: Limits) -> pb.Limits:
+    out = pb.Limits(account=account_)
+    for f in _LIMIT_FIELDS:
+        value = getattr(lim, f)
+        if value is not None:
+            setattr(out, f, value)
+    out.restricted_symbols.extend(sorted(lim.restricted))
+    if lim.allowed is not None:
+        out.allowed_symbols.extend(sorted(lim.allowed))
+    return out
+
+
 def check_mode(name: str, mode: int) -> int:
     """``mode`` if it is ENABLED, REDUCE_ONLY or HALTED, else ValueError naming ``name``."""
     if mode not in _STRICTNESS:
@@ -220,6 +270,8 @@ __all__ = [
     "OrderSpec",
     "account",
     "check_mode",
+    "limits_message",
+    "limits_of",
     "order_spec",
     "stricter",
     "venue",

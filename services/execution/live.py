@@ -366,6 +366,27 @@ class Execution:
 
         return await self._oms(positions)
 
+    async def set_limits(self, request: pb.SetLimitsRequest, request_id: str = "") -> pb.Limits:
+        acct = account("account", request.account)
+        if request.limits.account and request.limits.account != acct:
+            raise ValueError(f"limits.account: must be empty or {acct!r}")
+        limits = convert.limits_of(request.limits)
+        await self._ready()
+        entry = pb.JournalEntry(account=acct, request_id=request_id, time_ns=time.time_ns())
+        entry.set_limits.CopyFrom(request)
+        await self._write_command(entry)
+
+        def set_limits(oms: OMS) -> pb.Limits:
+            oms.set_limits(acct, limits)
+            return convert.limits_message(acct, oms.controls.limits(acct))
+
+        return await self._oms(set_limits, request_id)
+
+    async def get_limits(self, request: pb.GetLimitsRequest) -> pb.Limits:
+        acct = account("account", request.account)
+        await self._ready()
+        return await self._oms(lambda oms: convert.limits_message(acct, oms.controls.limits(acct)))
+
 
 def _order_id(value: str) -> str:
     if not value:

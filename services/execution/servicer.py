@@ -1,7 +1,7 @@
 """gRPC servicer for tradecore.execution.v1.ExecutionService (thin: the logic is live.py's).
 
-Methods of the proto that this servicer does not define (StreamOrderUpdates, SetLimits,
-GetLimits) answer UNIMPLEMENTED, HTTP 501 through the gateway."""
+StreamOrderUpdates, which this servicer does not define, answers UNIMPLEMENTED (HTTP 501
+through the gateway)."""
 
 from __future__ import annotations
 
@@ -52,3 +52,9 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
         self, request: pb.GetPositionsRequest, context: Context
     ) -> pb.GetPositionsResponse:
         return await self.execution.get_positions(request)
+
+    async def SetLimits(self, request: pb.SetLimitsRequest, context: Context) -> pb.Limits:
+        return await self.execution.set_limits(request, request_id(context))
+
+    async def GetLimits(self, request: pb.GetLimitsRequest, context: Context) -> pb.Limits:
+        return await self.execution.get_limits(request)

@@ -199,6 +199,12 @@ def test_orders_and_positions_over_grpc_json_and_the_cli(mesh: Mesh) -> None:
     assert status == 200 and out["account"] == acct and out.get("positions", []) == [], out
     status, out = http(mesh, "DELETE", "/v1/execution/orders/O999999")
     assert status == 404, out
+    path = f"/v1/execution/accounts/{acct}/limits"
+    status, out = http(mesh, "PUT", path, {"limits": {"max_order_quantity": 0}})
+    assert status == 400 and out["message"].startswith("limits.max_order_quantity "), out
+    status, out = http(mesh, "PUT", path, {"limits": {"max_order_quantity": 10}})
+    assert status == 200 and out["max_order_quantity"] == "10", out
+    assert http(mesh, "GET", path) == (200, out)
     cli = mesh.run("positions", "--account", acct)
     assert cli.returncode == 0 and cli.stdout == "", cli.stdout + cli.stderr
     cli = mesh.run(

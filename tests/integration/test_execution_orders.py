@@ -205,6 +205,34 @@ def test_the_kill_switch_cancels_open_orders_and_denies_new_ones(server: NatsSer
     asyncio.run(go())
 
 
+def test_limits_are_journaled_and_enforced(server: NatsServer) -> None:
+    async def go() -> None:
+        nc = await _connect(server.url)
+        bus, ex = await instance(server.url, LocalVenue(fill=False))
+        await quote(nc, ex, "AAPL", 190.0, 191.0)
+        got = await ex.set_limits(
+            pb.SetLimitsRequest(account="A1", limits=pb.Limits(max_order_quantity=50))
+        )
+        assert got.max_order_quantity == 50 and got.equity_collar == 0.05
+        denied = await ex.submit_order(order("l1", qty=100))
+        assert (denied.status, denied.reason_code) == (events.DENIED, "MAX_ORDER_QUANTITY")
+        ok = await ex.submit_order(order("l2", qty=50))
+        assert ok.status == events.ACCEPTED
+        await stop(bus, ex)
+        bus, ex = await instance(server.url, LocalVenue(fill=False))
+        assert await ex.get_limits(pb.GetLimitsRequest(account="A1")) == got
+        again = await ex.submit_order(order("l3", qty=100))
+        assert again.reason_code == "MAX_ORDER_QUANTITY"
+        with pytest.raises(ValueError, match=r"^limits.max_position "):
+            await ex.set_limits(
+                pb.SetLimitsRequest(account="A1", limits=pb.Limits(max_position=-1))
+            )
+        await stop(bus, ex)
+        await nc.close()
+
+    asyncio.run(go())
+
+
 def test_bad_requests(server: NatsServer) -> None:
     async def go() -> None:
         bus, ex = await instance(server.url, LocalVenue(fill=False))

@@ -151,3 +151,32 @@ def test_the_effective_mode_is_the_stricter_one() -> None:
     assert s.get("B2").effective == risk_events.ENABLED
     with pytest.raises(ValueError, match=r"^mode: "):
         convert.check_mode("mode", risk_events.TRADING_MODE_UNSPECIFIED)
+
+
+def test_limits_both_ways() -> None:
+    msg = pb.Limits(
+        max_order_quantity=500, credit_limit=1e6, collar=False, message_rate=20.0,
+        restricted_symbols=["GME"], allowed_symbols=["AAPL", "MSFT"],
+    )  # fmt: skip
+    lim = convert.limits_of(msg)
+    assert (lim.max_order_quantity, lim.credit_limit, lim.collar) == (500, 1e6, False)
+    assert lim.restricted == frozenset({"GME"}) and lim.allowed == frozenset({"AAPL", "MSFT"})
+    assert lim.max_position is None and lim.equity_collar == 0.05  # left out: the default
+    back = convert.limits_message("A1", lim)
+    assert back.account == "A1" and not back.HasField("max_position")
+    assert convert.limits_of(back) == lim
+    assert list(convert.limits_message("A1", convert.limits_of(pb.Limits())).allowed_symbols) == []
+
+
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"max_order_quantity": 0}, "limits.max_order_quantity"),
+        ({"equity_collar": -0.1}, "limits.equity_collar"),
+        ({"message_rate": math.inf}, "limits.message_rate"),
+        ({"restricted_symbols": ["A B"]}, r"limits.restricted_symbols\[0\]"),
+    ],
+)
+def test_bad_limits_name_the_field(kw: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValueError, match=f"^{field} "):
+        convert.limits_of(pb.Limits(**kw))
