@@ -73,6 +73,7 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._call = _Call()
         self._nc: Client | None = None
+        self._order_listeners: list[Callable[[events.OrderUpdate], None]] = []
         self.reference = MarketReference(clock_ns)
         self.oms = self._new_oms()
 
@@ -82,6 +83,10 @@ class Engine:
 
     def attach(self, nc: Client) -> None:
         self._nc = nc
+
+    def on_order(self, listener: Callable[[events.OrderUpdate], None]) -> None:
+        """Call ``listener`` (on the loop) with every order update published."""
+        self._order_listeners.append(listener)
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown, True)
@@ -186,6 +191,10 @@ class Engine:
     async def _publish(self, outgoing: list[tuple[str, bytes, bool]]) -> None:
         nc = self._nc
         for subject, data, durable in outgoing:
+            if self._order_listeners and subject.startswith("exec.order."):
+                update = events.OrderUpdate.FromString(data)
+                for listener in self._order_listeners:
+                    listener(update)
             try:
                 if durable:
                     await self.journal.publish_fill(events.Fill.FromString(data))

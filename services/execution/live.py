@@ -27,7 +27,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError
@@ -37,12 +37,13 @@ from tradecore.oms.oms import OMS
 from tradecore.oms.order import Leg
 from tradecore.oms.pretrade import TradingMode
 from tradecore.subjects import MdKind, RiskKind, md_filter, risk_filter
+from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.events.v1 import market_pb2
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
 from ..common.bus import Bus
-from ..common.errors import PreconditionError, UnavailableError
+from ..common.errors import PreconditionError, ResourceExhaustedError, UnavailableError
 from . import convert
 from .convert import account, check_mode
 from .engine import Engine, order_message, position_message
@@ -56,6 +57,8 @@ T = TypeVar("T")
 RESTORE_WAIT_S = 5.0
 REBUILD_RETRY_S = 1.0
 MAX_LIST = 1000
+#: Order updates a StreamOrderUpdates reader may fall behind by before its stream ends.
+STREAM_BUFFER = 1024
 _OMS_MODE: dict[int, TradingMode] = {
     risk_events.ENABLED: TradingMode.ACTIVE,
     risk_events.REDUCE_ONLY: TradingMode.REDUCE_ONLY,
@@ -94,6 +97,10 @@ class Execution:
         self.restored = asyncio.Event()
         self.replayed = 0  # journal entries replayed at start
         self._rebuilding: asyncio.Task[None] | None = None
+        self._watchers: dict[str, set[asyncio.Queue[events.OrderUpdate | None]]] = {}
+        self.closing = asyncio.Event()
+        self._overflowed: set[int] = set()
+        engine.on_order(self._offer_update)
         # One change RPC at a time: each reads the account's sequence, journals, then applies.
         self._changing = asyncio.Lock()
         bus.on_connect(self._on_connect)
@@ -353,6 +360,54 @@ class Execution:
             return pb.ListOrdersResponse(orders=[order_message(o) for o in found])
 
         return await self._oms(orders)
+
+    def _offer_update(self, update: events.OrderUpdate) -> None:
+        for q in self._watchers.get(update.account, ()):
+            if q.full():  # the reader is STREAM_BUFFER updates behind: its stream ends
+                while not q.empty():
+                    q.get_nowait()
+                q.put_nowait(None)
+                self._overflowed.add(id(q))
+            elif id(q) not in self._overflowed:
+                q.put_nowait(update)
+
+    async def stream_order_updates(
+        self, request: pb.StreamOrderUpdatesRequest
+    ) -> AsyncIterator[events.OrderUpdate]:
+        """Every change of the account's orders from now on, until the caller cancels or the
+        service shuts down (:meth:`close_streams`). A reader that falls STREAM_BUFFER updates
+        behind is ended with RESOURCE_EXHAUSTED (it reconnects and reads ListOrders) rather
+        than missing an order's latest state."""
+        acct = account("account", request.account)
+        await self._ready()
+        q: asyncio.Queue[events.OrderUpdate | None] = asyncio.Queue(STREAM_BUFFER)
+        watchers = self._watchers.setdefault(acct, set())
+        watchers.add(q)
+        try:
+            while not self.closing.is_set():
+                update = await q.get()
+                if update is None:
+                    if id(q) in self._overflowed:
+                        raise ResourceExhaustedError(
+                            f"account {acct}: the reader fell {STREAM_BUFFER} order updates "
+                            "behind; reconnect and read ListOrders"
+                        )
+                    return
+                yield update
+        finally:
+            self._overflowed.discard(id(q))
+            watchers.discard(q)
+            if not watchers:
+                self._watchers.pop(acct, None)
+
+    async def close_streams(self) -> None:
+        """End every StreamOrderUpdates cleanly (the server is shutting down)."""
+        self.closing.set()
+        for qs in self._watchers.values():
+            for q in qs:
+                if q.full():
+                    q.get_nowait()
+                q.put_nowait(None)
 
     async def get_positions(self, request: pb.GetPositionsRequest) -> pb.GetPositionsResponse:
         acct = account("account", request.account)

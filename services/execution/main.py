@@ -54,6 +54,7 @@ class ExecutionApp:
             service_names=[SERVICE_NAME],
             on_start=[self.start],
             on_stop=[self.stop],
+            on_draining=[self.execution.close_streams],
             dependencies=[self.bus.watch],  # the journal
             registry=self.registry,
         )

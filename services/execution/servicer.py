@@ -1,13 +1,12 @@
-"""gRPC servicer for tradecore.execution.v1.ExecutionService (thin: the logic is live.py's).
-
-StreamOrderUpdates, which this servicer does not define, answers UNIMPLEMENTED (HTTP 501
-through the gateway)."""
+"""gRPC servicer for tradecore.execution.v1.ExecutionService (thin: the logic is live.py's)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 import grpc
+from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_api.execution.v1 import execution_pb2_grpc as pb_grpc
 
@@ -58,3 +57,9 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
 
     async def GetLimits(self, request: pb.GetLimitsRequest, context: Context) -> pb.Limits:
         return await self.execution.get_limits(request)
+
+    async def StreamOrderUpdates(
+        self, request: pb.StreamOrderUpdatesRequest, context: Context
+    ) -> AsyncIterator[events.OrderUpdate]:
+        async for update in self.execution.stream_order_updates(request):
+            yield update

@@ -182,6 +182,15 @@ def test_the_kill_switch_cancels_open_orders_and_denies_new_ones(server: NatsSer
         nc = await _connect(server.url)
         bus, ex = await instance(server.url, LocalVenue(fill=False))
         await quote(nc, ex, "AAPL", 190.0, 191.0)
+        updates: list[events.OrderUpdate] = []
+
+        async def watch() -> None:
+            async for u in ex.stream_order_updates(pb.StreamOrderUpdatesRequest(account="A1")):
+                updates.append(u)
+
+        watcher = asyncio.create_task(watch())
+        while "A1" not in ex._watchers:
+            await asyncio.sleep(0.01)
         working = await ex.submit_order(order("k1"))
         assert working.status == events.ACCEPTED and working.leaves_quantity == 100
         await ex.set_trading_state(
@@ -193,6 +202,13 @@ def test_the_kill_switch_cancels_open_orders_and_denies_new_ones(server: NatsSer
         assert (denied.status, denied.reason_code) == (events.DENIED, "TRADING_HALTED")
         open_ = await ex.list_orders(pb.ListOrdersRequest(account="A1", open_only=True))
         assert list(open_.orders) == []
+        await ex.close_streams()
+        await asyncio.wait_for(watcher, 10)  # ends cleanly at shutdown
+        assert [(u.client_order_id, u.status) for u in updates] == [
+            ("k1", events.ACCEPTED),  # one update per call: the order after it
+            ("k1", events.CANCELED),
+            ("k2", events.DENIED),
+        ]
         await stop(bus, ex)
         # after a restart the OMS is still halted (its TradingStateSet was journaled)
         bus, ex = await instance(server.url, LocalVenue(fill=False))

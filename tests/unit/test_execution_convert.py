@@ -180,3 +180,33 @@ def test_limits_both_ways() -> None:
 def test_bad_limits_name_the_field(kw: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field} "):
         convert.limits_of(pb.Limits(**kw))
+
+
+def test_a_reader_too_far_behind_is_ended_not_left_with_holes() -> None:
+    import asyncio
+
+    from tradecore_services.common.bus import Bus
+    from tradecore_services.common.errors import ResourceExhaustedError
+    from tradecore_services.execution import live
+    from tradecore_services.execution.engine import Engine
+    from tradecore_services.execution.journal import Journal
+
+    async def go() -> None:
+        journal = Journal()
+        ex = live.Execution(Bus("nats://127.0.0.1:1", "t"), journal, Engine(journal, {}))
+        ex.restored.set()
+        gen = ex.stream_order_updates(pb.StreamOrderUpdatesRequest(account="A1"))
+        first = asyncio.ensure_future(gen.__anext__())
+        while "A1" not in ex._watchers:  # registered
+            await asyncio.sleep(0.001)
+        ex._offer_update(events.OrderUpdate(account="A1", order_id="O0"))
+        assert (await asyncio.wait_for(first, 5)).order_id == "O0"
+        nxt = asyncio.ensure_future(gen.__anext__())
+        for i in range(live.STREAM_BUFFER + 1):
+            ex._offer_update(events.OrderUpdate(account="A1", order_id=f"O{i}"))
+        with pytest.raises(ResourceExhaustedError, match="fell 1024 order updates behind"):
+            await asyncio.wait_for(nxt, 5)
+        assert "A1" not in ex._watchers
+        await ex.engine.close()
+
+    asyncio.run(go())
