@@ -699,6 +699,18 @@ def test_invalid_orders_are_rejected_events_and_lookup_keeps_the_first_order() -
     with pytest.raises(ValueError, match="ts"):
         v.on_l3(SYM, L3.ADD, 1, BUY, 10_000, 10, 5)
         v.advance(4)
+    for bad, field in (
+        (dict(kind=9), "kind"),
+        (dict(side=0), "side"),
+        (dict(size=0), "size"),
+    ):
+        args = {"kind": L3.ADD, "side": BUY, "size": 10} | bad
+        with pytest.raises(ValueError, match=field):
+            v.on_l3(SYM, args["kind"], 99, args["side"], 10_000, args["size"], 10)
+    with pytest.raises(ValueError, match="side"):
+        v.on_level(SYM, 2, 10_000, 5, 10)
+    with pytest.raises(ValueError, match="size"):
+        v.on_trade(SYM, 10_000, 0, BUY, 10)
     with pytest.raises(ValueError, match="entry_latency_ns"):
         PaperConfig(entry_latency_ns=-1)
 

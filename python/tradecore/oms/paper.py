@@ -107,6 +107,9 @@ class L3(IntEnum):
     HALT = 7
 
 
+_L3_KINDS = frozenset(int(k) for k in L3)
+
+
 @dataclass(frozen=True, slots=True)
 class PaperConfig:
     """Settings of a :class:`PaperVenue` (see the module docstring)."""
@@ -252,6 +255,12 @@ class PaperVenue:
     ) -> None:
         """One order-by-order message (``side``: the resting order's side, +1 buy / -1 sell)."""
         self._check_ts(ts)
+        if kind not in _L3_KINDS:
+            raise ValueError(f"kind must be one of 1..7 (L3), got {kind!r}")
+        if side not in (BUY, SELL):
+            raise ValueError(f"side must be +1 or -1, got {side!r}")
+        if size < 0 or (size == 0 and L3.ADD <= kind <= L3.EXECUTE):
+            raise ValueError(f"size must be > 0 (>= 0 for kinds 5-7), got {size!r}")
         s = self._symbol(symbol)
         self._run(ts)
         self._now = ts
