@@ -690,10 +690,8 @@ def test_invalid_orders_are_rejected_events_and_lookup_keeps_the_first_order() -
     assert v.lookup("a").kind is VenueEventKind.ACCEPTED  # type: ignore[union-attr]
     v.submit(order("b", Side.BUY, 0, 100.00))
     v.submit(order("c", Side.BUY, 10, 100.005))
-    v.submit(
-        VenueOrder("d", "acc", SYM, Side.BUY, 10, OrderType.STOP, TimeInForce.DAY, None, 101.0)
-    )
-    assert [e.reason.split()[0] for e in events[-3:]] == ["quantity", "limit_price", "order"]
+    v.submit(VenueOrder("d", "acc", SYM, Side.BUY, 10, OrderType.STOP, TimeInForce.DAY))
+    assert [e.reason.split()[0] for e in events[-3:]] == ["quantity", "limit_price", "stop_price"]
     v.cancel("nope")
     assert events[-1].kind is VenueEventKind.CANCEL_REJECTED and v.lookup("nope") is None
     with pytest.raises(ValueError, match="ts"):
@@ -713,6 +711,31 @@ def test_invalid_orders_are_rejected_events_and_lookup_keeps_the_first_order() -
         v.on_trade(SYM, 10_000, 0, BUY, 10)
     with pytest.raises(ValueError, match="entry_latency_ns"):
         PaperConfig(entry_latency_ns=-1)
+
+
+def stop(oid: str, side: Side, qty: int, stop_px: float, limit: float | None = None) -> VenueOrder:
+    kind = OrderType.STOP if limit is None else OrderType.STOP_LIMIT
+    return VenueOrder(oid, "acc", SYM, side, qty, kind, TimeInForce.DAY, limit, stop_px)
+
+
+def test_stop_orders_wait_for_a_trade_at_or_through_the_stop() -> None:
+    v, events = venue()
+    book_of(v, [(1, 9_995, 100), (2, 9_990, 100)], [(3, 10_006, 50), (4, 10_008, 100)])
+    v.submit(stop("bs", Side.BUY, 80, 100.05))
+    v.submit(stop("sl", Side.SELL, 250, 99.95, limit=99.92))
+    v.submit(stop("gone", Side.SELL, 10, 99.00))
+    assert v.queue_ahead("bs") is None and kinds(events, "bs") == ["ACCEPTED"]
+    v.on_l3(SYM, L3.EXECUTE, 1, BUY, 9_995, 10, 2)  # a trade at 99.95 triggers the stop-limit
+    # it sells what the bids at or above its 99.92 limit show (the execution left 90 at 99.95)
+    assert fills(events, "sl") == [(90, 99.95, "TAKER")]
+    assert v.queue_ahead("sl") == 0  # the rest rests at 99.92, alone
+    assert fills(events, "bs") == []
+    v.on_l3(SYM, L3.EXECUTE_HIDDEN, 0, SELL, 10_005, 5, 3)  # a hidden trade at 100.05
+    assert fills(events, "bs") == [(50, 100.06, "TAKER"), (30, 100.08, "TAKER")]
+    v.cancel("gone")
+    assert kinds(events, "gone") == ["ACCEPTED", "CANCELED"]
+    v.on_l3(SYM, L3.EXECUTE, 2, BUY, 9_990, 100, 4)  # it would have triggered: it is gone
+    assert fills(events, "gone") == []
 
 
 def test_day_orders_expire_at_the_end_of_the_day() -> None:

@@ -52,7 +52,9 @@ canceled without a fill. ``display_quantity`` makes an iceberg: only that much i
 when it is filled the next slice joins the back of the queue (priority lost). A replace that
 raises the quantity or changes the price loses priority (and may take liquidity at the new
 price); a pure decrease keeps it. ``quantity`` in a replace is the new total order quantity
-(filled included). ``STOP``/``STOP_LIMIT`` and multi-leg orders are rejected (the OMS works them).
+(filled included). ``STOP``/``STOP_LIMIT`` orders wait
+off the book until a market trade prints at or through the stop price (buy: at or above, sell:
+at or below) and are then worked as a market / limit order. Multi-leg orders are rejected.
 
 Latency: a request (submit, cancel, replace) reaches the venue ``entry_latency_ns`` of market
 time after it is made; an order is live only from then. Every event carries the venue time at
@@ -157,6 +159,8 @@ class _Order:
     ahead_ids: dict[int, int] | None = None
     # L2 queue: market quantity ahead of us.
     ahead: int = 0
+    #: STOP / STOP_LIMIT not yet triggered: the stop price in ticks (None once triggered).
+    stop: int | None = None
 
     @property
     def leaves(self) -> int:
@@ -178,6 +182,8 @@ class _Symbol:
     taken: dict[tuple[int, int], int] = field(default_factory=dict)
     #: L2: traded quantity per (side, price) that the next level decrease accounts for.
     traded: dict[tuple[int, int], int] = field(default_factory=dict)
+    #: Our untriggered stop orders, in arrival order.
+    stops: list[_Order] = field(default_factory=list)
 
 
 def _crosses(side: int, price: int, resting: int) -> bool:
@@ -298,6 +304,8 @@ class PaperVenue:
         fifo = s.levels.get(key)
         if fifo and left > 0:
             self._l2_trade_at_level(symbol, s, fifo, left, ts)
+        if s.stops:
+            self._trade_printed(symbol, s, price, ts)
         self._run(ts)
 
     def feed_lobster(
@@ -354,8 +362,9 @@ class PaperVenue:
         self._run(ts)
         self._now = ts
         for o in list(self._orders.values()):
-            if o.resting and o.order.time_in_force is TimeInForce.DAY:
-                self._unrest(o)
+            working = o.resting or o.stop is not None
+            if working and o.order.time_in_force is TimeInForce.DAY:
+                self._withdraw(o)
                 o.status = OrderStatus.EXPIRED
                 self._emit(o, VenueEventKind.EXPIRED, ts, reason="end of day")
         self._run(ts)
@@ -430,18 +439,22 @@ class PaperVenue:
             return f"duplicate order_id {order.order_id!r}"
         if order.legs:
             return "multi-leg orders are not supported by the paper venue"
-        if order.type not in (OrderType.LIMIT, OrderType.MARKET):
-            return f"order type {order.type} is not supported by the paper venue"
         if not isinstance(order.quantity, int) or order.quantity <= 0:
             return f"quantity must be a positive integer, got {order.quantity!r}"
         if order.display_quantity is not None and not 0 < order.display_quantity <= order.quantity:
             return f"display_quantity must be in 1..quantity, got {order.display_quantity!r}"
-        if order.type is OrderType.LIMIT:
-            p = order.limit_price
+        needs = {
+            "limit_price": order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT),
+            "stop_price": order.type in (OrderType.STOP, OrderType.STOP_LIMIT),
+        }
+        for name, needed in needs.items():
+            p = getattr(order, name)
+            if not needed:
+                continue
             if p is None or not math.isfinite(p) or p <= 0:
-                return f"limit_price must be a positive number, got {p!r}"
+                return f"{name} must be a positive number, got {p!r}"
             if self._ticks(p) is None:
-                return f"limit_price {p} is not on the tick grid (1/{self.config.price_scale})"
+                return f"{name} {p} is not on the tick grid (1/{self.config.price_scale})"
         if not order.symbol:
             return "symbol is empty"
         return ""
@@ -453,7 +466,8 @@ class PaperVenue:
             self._reject_event(order, ts, why)
             return
         self._venue_ids += 1
-        price = None if order.type is OrderType.MARKET else self._ticks(order.limit_price or 0.0)
+        limited = order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        price = self._ticks(order.limit_price or 0.0) if limited else None
         o = _Order(
             order,
             f"P{self._venue_ids}",
@@ -465,6 +479,10 @@ class PaperVenue:
         self._orders[order.order_id] = o
         s = self._symbol(order.symbol)
         self._emit(o, VenueEventKind.ACCEPTED, ts)
+        if order.type in (OrderType.STOP, OrderType.STOP_LIMIT):
+            o.stop = self._ticks(order.stop_price or 0.0)
+            s.stops.append(o)  # waits for a market trade at or through the stop price
+            return
         self._work(order.symbol, s, o, ts)
 
     def _reject_event(self, order: VenueOrder, ts: int, reason: str) -> None:
@@ -504,7 +522,7 @@ class PaperVenue:
         if o.status.done:
             self._emit_keep(o, VenueEventKind.CANCEL_REJECTED, ts, f"order is {o.status}")
             return
-        self._unrest(o)
+        self._withdraw(o)
         o.status = OrderStatus.CANCELED
         self._emit(o, VenueEventKind.CANCELED, ts)
 
@@ -545,9 +563,11 @@ class PaperVenue:
             return
         s = self._symbol(o.order.symbol)
         new_leaves = quantity - o.filled
-        keeps = new_price == o.price and new_leaves <= o.leaves
+        # an untriggered stop has no place in a queue to keep or lose
+        keeps = o.stop is not None or (new_price == o.price and new_leaves <= o.leaves)
         o.quantity = quantity
         if keeps:
+            o.price = new_price
             if o.resting:
                 o.shown = min(o.shown, new_leaves)
             self._emit(
@@ -632,6 +652,26 @@ class PaperVenue:
         if not fifo:
             del s.levels[key]
         o.resting = False
+
+    def _withdraw(self, o: _Order) -> None:
+        """Take a working order off the venue (its queue, or the untriggered stops)."""
+        if o.stop is not None:
+            self._symbols[o.order.symbol].stops.remove(o)
+            o.stop = None
+        self._unrest(o)
+
+    def _trade_printed(self, symbol: str, s: _Symbol, price: int, ts: int) -> None:
+        """A market trade at ``price``: buy stops at or below it and sell stops at or above it
+        trigger, in arrival order, and are worked as market (STOP) or limit (STOP_LIMIT)."""
+        hit = [
+            o
+            for o in s.stops
+            if o.stop is not None and (price >= o.stop if o.side == BUY else price <= o.stop)
+        ]
+        for o in hit:
+            s.stops.remove(o)
+            o.stop = None
+            self._work(symbol, s, o, ts)
 
     def _fill(self, o: _Order, qty: int, price: int, liq: Liquidity, ts: int) -> None:
         o.filled += qty
@@ -721,6 +761,8 @@ class PaperVenue:
         if kind == L3.EXECUTE_HIDDEN:
             if s.levels:
                 self._trade_through(symbol, s, side, p, q, ts)
+            if s.stops:
+                self._trade_printed(symbol, s, p, ts)
             return
         if kind not in (L3.CANCEL, L3.DELETE, L3.EXECUTE):
             return  # crosses and halts leave the book and our orders alone
@@ -740,21 +782,21 @@ class PaperVenue:
         else:
             removed = q
             book.core.remove_level_size(side, p, q, ts)
-        if not s.levels:
-            return
-        left = q
-        if kind == L3.EXECUTE:
-            left = self._trade_through(symbol, s, side, p, q, ts)
-        fifo = s.levels.get(key)
-        if fifo:
+        if s.levels:
+            left = q
             if kind == L3.EXECUTE:
+                left = self._trade_through(symbol, s, side, p, q, ts)
+            fifo = s.levels.get(key)
+            if fifo and kind == L3.EXECUTE:
                 self._l3_execute_at_level(symbol, fifo, oid if known else None, removed, left, ts)
-            else:
+            elif fifo:
                 for o in fifo:
                     self._l3_advance(o, oid if known else None, removed)
-        if fifo := s.levels.get(key):
-            # what is ahead of us is at most what the feed's level still holds
-            self._l3_reconcile(s, key, fifo)
+            if fifo := s.levels.get(key):
+                # what is ahead of us is at most what the feed's level still holds
+                self._l3_reconcile(s, key, fifo)
+        if kind == L3.EXECUTE and s.stops:
+            self._trade_printed(symbol, s, p, ts)
 
     @staticmethod
     def _l3_advance(o: _Order, oid: int | None, qty: int) -> None:
