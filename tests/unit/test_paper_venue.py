@@ -688,6 +688,9 @@ def test_invalid_orders_are_rejected_events_and_lookup_keeps_the_first_order() -
     v.submit(order("a", Side.SELL, 5, 101.00))
     assert events[-1].kind is VenueEventKind.REJECTED and "duplicate" in events[-1].reason
     assert v.lookup("a").kind is VenueEventKind.ACCEPTED  # type: ignore[union-attr]
+    v.submit(order("b0", Side.BUY, True, 100.00))  # type: ignore[arg-type]
+    v.submit(order("b1", Side.BUY, 10, 100.00, display=0))
+    assert [e.reason.split()[0] for e in events[-2:]] == ["quantity", "display_quantity"]
     v.submit(order("b", Side.BUY, 0, 100.00))
     v.submit(order("c", Side.BUY, 10, 100.005))
     v.submit(VenueOrder("d", "acc", SYM, Side.BUY, 10, OrderType.STOP, TimeInForce.DAY))

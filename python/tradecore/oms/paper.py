@@ -186,6 +186,10 @@ class _Symbol:
     stops: list[_Order] = field(default_factory=list)
 
 
+def _whole(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
 def _crosses(side: int, price: int, resting: int) -> bool:
     """An order on ``side`` at ``price`` trades with an opposite order resting at ``resting``."""
     return price >= resting if side == BUY else price <= resting
@@ -439,10 +443,11 @@ class PaperVenue:
             return f"duplicate order_id {order.order_id!r}"
         if order.legs:
             return "multi-leg orders are not supported by the paper venue"
-        if not isinstance(order.quantity, int) or order.quantity <= 0:
+        if not _whole(order.quantity) or order.quantity <= 0:
             return f"quantity must be a positive integer, got {order.quantity!r}"
-        if order.display_quantity is not None and not 0 < order.display_quantity <= order.quantity:
-            return f"display_quantity must be in 1..quantity, got {order.display_quantity!r}"
+        display = order.display_quantity
+        if display is not None and not (_whole(display) and 0 < display <= order.quantity):
+            return f"display_quantity must be an integer in 1..quantity, got {display!r}"
         needs = {
             "limit_price": order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT),
             "stop_price": order.type in (OrderType.STOP, OrderType.STOP_LIMIT),
@@ -547,7 +552,7 @@ class PaperVenue:
             return
         why = ""
         new_price = o.price
-        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= o.filled:
+        if not _whole(quantity) or quantity <= o.filled:
             why = f"quantity must be an integer above the filled {o.filled}, got {quantity!r}"
         elif limit_price is not None:
             if o.price is None:
