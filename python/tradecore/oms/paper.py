@@ -953,12 +953,19 @@ class PaperVenue:
     def _sync(self, symbol: str, s: _Symbol, row: list[int], levels: int, ts: int) -> None:
         """Make the book's top ``levels`` equal to the file's row (changes act as unknown-order
         quantity: decreases as cancels, increases behind everyone)."""
+        core = s.book.core
         for off, side in ((0, SELL), (2, BUY)):
-            want = [
-                (row[4 * k + off], row[4 * k + off + 1])
-                for k in range(levels)
-                if row[4 * k + off + 1] > 0 and row[4 * k + off] not in (EMPTY_ASK, EMPTY_BID)
-            ]
+            if levels == 1:  # the common case, without building arrays
+                p, q = row[off], row[off + 1]
+                real = q > 0 and p != EMPTY_ASK and p != EMPTY_BID
+                if core.best(side) == ((p, q) if real else None):
+                    continue
+            want: list[tuple[int, int]] = []
+            for k in range(levels):  # the file's real levels, up to the first empty one
+                p, q = row[4 * k + off], row[4 * k + off + 1]
+                if q <= 0 or p in (EMPTY_ASK, EMPTY_BID):
+                    break
+                want.append((p, q))
             px, sz = s.book.levels(side, levels)
             if list(zip(px.tolist(), sz.tolist(), strict=True)) == want:
                 continue
