@@ -823,3 +823,40 @@ def test_the_same_seeded_replay_gives_the_same_events() -> None:
     assert first == run(11)
     assert sum(e.kind is VenueEventKind.FILL for e in first[0]) > 10
     assert first[1] != run(12)[1]  # the draws matter
+
+
+def test_a_deeper_lobster_file_resyncs_like_the_cpp_replay() -> None:
+    """Two recorded levels: a level entering from beyond the depth is taken from the file, and
+    the venue's book equals `lobster.replay`'s after every message."""
+    e_a, e_b = lobster.EMPTY_ASK, lobster.EMPTY_BID
+    msgs = lobster.Messages(
+        time_ns=np.array([1, 2, 3, 4], dtype=np.int64),
+        type=np.array([1, 3, 4, 2], dtype=np.int8),
+        order_id=np.array([1, 1, 77, 5], dtype=np.int64),
+        size=np.array([40, 40, 20, 30], dtype=np.int64),
+        price=np.array([10_000, 10_000, 9_900, 10_200], dtype=np.int64),
+        direction=np.array([1, 1, 1, -1], dtype=np.int8),
+    )
+    rows = np.array(
+        [
+            [10_100, 50, 10_000, 40, 10_200, 30, 9_900, 20],
+            [10_100, 50, 9_900, 20, 10_200, 30, 9_800, 70],  # 9,800 enters from beyond
+            [10_100, 50, 9_800, 70, 10_200, 30, e_b, 0],  # an unknown order at 9,900 traded
+            [10_100, 50, 9_800, 70, 10_300, 10, e_b, 0],  # 10,200 gone, 10,300 from beyond
+        ],
+        dtype=np.int64,
+    )
+    assert e_a > 0
+    v = PaperVenue(PaperConfig(price_scale=SCALE))
+    for i in range(len(msgs)):
+        v.feed_lobster(SYM, msgs, rows, 2, i, i + 1)
+        ref = lobster.replay(
+            lobster.Messages(
+                *(getattr(msgs, f)[: i + 1] for f in msgs.__dataclass_fields__ if f != "date")
+            ),  # type: ignore[arg-type]
+            rows[: i + 1],
+            2,
+        ).book
+        for side in (BUY, SELL):
+            got = [x.tolist() for x in v.book(SYM).levels(side, 5)]
+            assert got == [x.tolist() for x in ref.levels(side, 5)], (i, side)
