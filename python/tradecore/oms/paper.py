@@ -22,8 +22,10 @@ and the quantity of unknown orders (which the book keeps at the front), are ahea
 that arrives later is behind. Cancels of orders ahead advance it, cancels behind do not. An
 execution of a market order that is behind ours means the aggressor passed through our order: our
 orders ahead of it fill, FIFO, up to the executed quantity (the feed's order still trades: see
-*market impact*). Executions of unknown-id quantity first use up the unknown quantity ahead of us;
-the rest reaches us.
+*market impact*). Quantity that leaves a level without a known id (unknown orders; the orderbook
+file's resync) uses up the unknown quantity ahead of us first; an execution of it reaches us only
+when nothing known is ahead either. Otherwise the book takes it as it does (unknown quantity
+first, then the newest orders), and what is ahead of us is never more than the level still holds.
 
 Without order ids (L2) the queue ahead is a quantity. Trades at our price eat it first and then
 fill us. A level decrease not explained by a preceding :meth:`on_trade` is cancellation; the
@@ -52,9 +54,9 @@ canceled without a fill. ``display_quantity`` makes an iceberg: only that much i
 when it is filled the next slice joins the back of the queue (priority lost). A replace that
 raises the quantity or changes the price loses priority (and may take liquidity at the new
 price); a pure decrease keeps it. ``quantity`` in a replace is the new total order quantity
-(filled included). ``STOP``/``STOP_LIMIT`` orders wait
-off the book until a market trade prints at or through the stop price (buy: at or above, sell:
-at or below) and are then worked as a market / limit order. Multi-leg orders are rejected.
+(filled included). ``STOP``/``STOP_LIMIT`` orders wait off the book until a market trade prints
+at or through the stop price (buy: at or above, sell: at or below) and are then worked as a
+market / limit order. Multi-leg orders are rejected.
 
 Latency: a request (submit, cancel, replace) reaches the venue ``entry_latency_ns`` of market
 time after it is made; an order is live only from then. Every event carries the venue time at
