@@ -177,6 +177,19 @@ void bind_book(py::module_& m) {
             return py::make_tuple(static_cast<int>(o.side), o.price, o.size, o.ts);
           },
           py::arg("order_id"))
+      .def(
+          "level_queue",
+          [](const OrderBook& b, int side, std::int64_t price) {
+            const book::Side s = book::to_side(side);
+            std::int64_t anon = 0;
+            const std::size_t count = b.level_queue(s, price, 0, nullptr, nullptr, anon);
+            py::array_t<std::uint64_t> ids(static_cast<py::ssize_t>(count));
+            py::array_t<std::int64_t> sizes(static_cast<py::ssize_t>(count));
+            b.level_queue(s, price, count, ids.mutable_data(), sizes.mutable_data(), anon);
+            return py::make_tuple(anon, ids, sizes);
+          },
+          py::arg("side"), py::arg("price"),
+          "(anonymous quantity, ids, sizes) of one level's queue, front first.")
       .def("order_count", &OrderBook::order_count)
       .def("check_invariants", &OrderBook::check_invariants)
       .def_property("record_events", &OrderBook::record_events, &OrderBook::set_record_events)

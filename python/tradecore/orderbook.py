@@ -260,6 +260,14 @@ class OrderBook:
         side, price, size, ts = found
         return Order(order_id, Side(side), price, size, ts)
 
+    def level_queue(
+        self, side: Side | int, price: int
+    ) -> tuple[int, npt.NDArray[np.uint64], IntArray]:
+        """One level's queue in priority order: (quantity of unknown orders, which comes first;
+        the known orders' ids; their sizes), front first. An absent level gives (0, [], [])."""
+        anon, ids, sizes = self._book.level_queue(int(side), price)
+        return int(anon), ids, sizes
+
     @property
     def features(self) -> dict[str, float]:
         """The current feature values (raises when the book was built without features)."""

@@ -405,3 +405,17 @@ def test_level_api_never_goes_negative(ops: list[tuple[bool, int, int, int]]) ->
         book.check_invariants()
     for (side, price), q in model.items():
         assert book.level_size(side, price) == q
+
+
+def test_level_queue_lists_unknown_quantity_then_orders_front_first() -> None:
+    b = OrderBook()
+    assert b.level_queue(Side.BUY, 100)[0] == 0 and len(b.level_queue(Side.BUY, 100)[1]) == 0
+    b.add_level_size(Side.BUY, 100, 7)
+    b.limit(1, Side.BUY, 100, 3)
+    b.limit(2, Side.BUY, 100, 4)
+    b.limit(3, Side.BUY, 99, 5)
+    b.reduce(1, 1)  # keeps its place
+    anon, ids, sizes = b.level_queue(Side.BUY, 100)
+    assert anon == 7 and ids.tolist() == [1, 2] and sizes.tolist() == [2, 4]
+    b.replace(1, 100, 6)  # a size increase goes to the back
+    assert b.level_queue(Side.BUY, 100)[1].tolist() == [2, 1]

@@ -167,6 +167,28 @@ TEST(many_orders_keep_the_index_consistent) {
   CHECK(b.check_invariants().empty());
 }
 
+TEST(level_queue_lists_a_level_front_first_after_anonymous_quantity) {
+  OrderBook b;
+  OrderId ids[4] = {};
+  Qty sizes[4] = {};
+  Qty anon = -1;
+  CHECK(b.level_queue(Side::Buy, 100, 4, ids, sizes, anon) == 0 && anon == 0);
+  b.add_level_size(Side::Buy, 100, 7);
+  b.submit(1, Side::Buy, OrderType::Limit, 100, 3, 1);
+  b.submit(2, Side::Buy, OrderType::Limit, 100, 4, 2);
+  b.submit(3, Side::Buy, OrderType::Limit, 100, 5, 3);
+  b.submit(9, Side::Buy, OrderType::Limit, 99, 5, 4);  // another level
+  b.reduce(2, 1, 5);                                   // keeps its place
+  CHECK(b.level_queue(Side::Buy, 100, 4, ids, sizes, anon) == 3 && anon == 7);
+  CHECK(ids[0] == 1 && ids[1] == 2 && ids[2] == 3);
+  CHECK(sizes[0] == 3 && sizes[1] == 3 && sizes[2] == 5);
+  b.replace(1, 100, 6, 6);  // a size increase goes to the back
+  CHECK(b.level_queue(Side::Buy, 100, 2, ids, sizes, anon) == 3);  // only n are written
+  CHECK(ids[0] == 2 && ids[1] == 3);
+  CHECK(b.level_queue(Side::Buy, 100, 0, nullptr, nullptr, anon) == 3 && anon == 7);
+  CHECK(b.level_queue(Side::Sell, 100, 4, ids, sizes, anon) == 0 && anon == 0);
+}
+
 TEST(checked_codes) {
   CHECK(to_side(1) == Side::Buy && to_side(-1) == Side::Sell);
   CHECK_THROWS(std::invalid_argument, to_side(0));

@@ -12,6 +12,7 @@ from tradecore.oms.order import (
     multiplier_of,
     parse_occ,
 )
+from tradecore.oms.paper import L3, PaperConfig, PaperVenue
 from tradecore.oms.positions import Position, PositionBook, PositionMode
 from tradecore.oms.pretrade import (
     DenyReason,
@@ -35,6 +36,7 @@ from tradecore.oms.types import (
 from tradecore.oms.venue import Listener, Venue
 
 __all__ = [
+    "L3",
     "OMS",
     "AnomalyKind",
     "DenyReason",
@@ -52,6 +54,8 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "OverfillError",
+    "PaperConfig",
+    "PaperVenue",
     "Position",
     "PositionBook",
     "PositionMode",

@@ -514,6 +514,21 @@ void OrderBook::snapshot(std::size_t n, Price* bid_px, Qty* bid_sz, Price* ask_p
   for (std::size_t k = ask_n; k < n; ++k) ask_px[k] = ask_sz[k] = 0;
 }
 
+std::size_t OrderBook::level_queue(Side side, Price price, std::size_t n, OrderId* ids, Qty* sizes,
+                                   Qty& anon) const noexcept {
+  anon = 0;
+  const std::uint32_t lvl = find_level(side, price);
+  if (lvl == kNil) return 0;
+  const Level& l = levels_[lvl];
+  anon = l.anon;
+  std::size_t k = 0;
+  for (std::uint32_t x = l.head; x != kNil && k < n; x = nodes_[x].next, ++k) {
+    if (ids) ids[k] = nodes_[x].id;
+    if (sizes) sizes[k] = nodes_[x].qty;
+  }
+  return l.count;
+}
+
 bool OrderBook::find(OrderId id, OrderInfo& out) const noexcept {
   const std::uint32_t n = index_.get(id);
   if (n == kNil) return false;

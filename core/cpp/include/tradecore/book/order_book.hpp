@@ -129,6 +129,11 @@ class OrderBook {
   void snapshot(std::size_t n, Price* bid_px, Qty* bid_sz, Price* ask_px, Qty* ask_sz,
                 std::size_t& bid_n, std::size_t& ask_n) const noexcept;
   [[nodiscard]] bool find(OrderId id, OrderInfo& out) const noexcept;
+  // The queue of one level in priority order: `anon` gets the quantity of unknown orders (which
+  // comes first), ids/sizes the first n known orders, front first (either may be null). Returns
+  // the number of known orders at the level (0, and anon 0, when there is no level).
+  std::size_t level_queue(Side side, Price price, std::size_t n, OrderId* ids, Qty* sizes,
+                          Qty& anon) const noexcept;
   [[nodiscard]] std::size_t order_count() const noexcept { return index_.size(); }
   // Empty string when every invariant holds, else the first violation found.
   [[nodiscard]] std::string check_invariants() const;
