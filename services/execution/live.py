@@ -37,8 +37,8 @@ from tradecore.oms.oms import OMS
 from tradecore.oms.order import Leg
 from tradecore.oms.pretrade import TradingMode
 from tradecore.subjects import MdKind, RiskKind, md_filter, risk_filter
+from tradecore_api.events.v1 import common_pb2, market_pb2
 from tradecore_api.events.v1 import execution_pb2 as events
-from tradecore_api.events.v1 import market_pb2
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
@@ -48,6 +48,7 @@ from . import convert
 from .convert import account, check_mode
 from .engine import Engine, order_message, position_message
 from .journal import Journal
+from .paper_feed import PaperFeed
 from .state import TradingStates
 
 log = logging.getLogger("tradecore.execution")
@@ -89,10 +90,13 @@ def apply(states: TradingStates, entry: pb.JournalEntry) -> None:
 class Execution:
     """The journaled state of every account and the logic of the RPCs that change it."""
 
-    def __init__(self, bus: Bus, journal: Journal, engine: Engine) -> None:
+    def __init__(
+        self, bus: Bus, journal: Journal, engine: Engine, paper: PaperFeed | None = None
+    ) -> None:
         self.bus = bus
         self.journal = journal
         self.engine = engine
+        self.paper = paper
         self.states = TradingStates()
         self.restored = asyncio.Event()
         self.replayed = 0  # journal entries replayed at start
@@ -112,6 +116,8 @@ class Execution:
         self.engine.attach(nc)
         await nc.subscribe(risk_filter(RiskKind.STATE), cb=self._on_risk_state)
         await nc.subscribe(md_filter(MdKind.QUOTE), cb=self._on_quote)
+        if self.paper is not None:
+            await nc.subscribe(md_filter(MdKind.TRADE), cb=self._on_trade)
         if not self.restored.is_set():
             await self._restore()
 
@@ -200,15 +206,40 @@ class Execution:
             return
         symbol = msg.subject.split(".")[2]
         bid, ask = quote.bid_price, quote.ask_price
+        paper = self.paper
 
         def mark(oms: OMS) -> None:
             self.engine.reference.quote(symbol, bid, ask)
             mid = self.engine.reference.reference(symbol)
             if mid is not None:
                 oms.mark(symbol, mid)
+            if paper is not None:
+                paper.quote(symbol, bid, quote.bid_size, ask, quote.ask_size)
 
-        with contextlib.suppress(Exception):
-            await self.engine.call(mark)
+        if self.restored.is_set():
+            await self._market(msg.subject, mark)
+
+    async def _on_trade(self, msg: Msg) -> None:
+        try:
+            trade = market_pb2.Trade.FromString(msg.data)
+        except DecodeError:
+            return
+        paper = self.paper
+        if paper is None or not self.restored.is_set():
+            return
+        symbol = msg.subject.split(".")[2]
+        aggressor = {common_pb2.BUY: True, common_pb2.SELL: False}.get(trade.aggressor)
+        await self._market(
+            msg.subject, lambda oms: paper.trade(symbol, trade.price, trade.size, aggressor)
+        )
+
+    async def _market(self, subject: str, fn: Callable[[OMS], None]) -> None:
+        """Market data into the OMS thread; what it makes the venue report is journaled there
+        (a journal failure triggers a rebuild, as for a command)."""
+        try:
+            await self._oms(fn)
+        except Exception as exc:
+            log.warning("%s: not applied: %s", subject, exc)
 
     async def _sync_mode(self, acct: str, reason: str = "", changed_by: str = "") -> None:
         """Give the OMS the account's effective mode when it differs from the one its controls

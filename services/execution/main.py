@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
+from tradecore.oms.paper import PaperConfig, PaperVenue
 from tradecore.oms.venue import Venue
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_api.execution.v1 import execution_pb2_grpc as pb_grpc
@@ -19,6 +20,7 @@ from ..registry import by_name
 from .engine import Engine
 from .journal import Journal
 from .live import Execution
+from .paper_feed import PaperFeed
 from .servicer import ExecutionServicer
 from .store import JournalStore, StoreConsumer, StoreThread
 
@@ -34,12 +36,14 @@ class ExecutionApp:
     :meth:`stop` stops them in reverse order after the server has drained."""
 
     def __init__(self, settings: ServiceSettings, venues: Mapping[str, Venue]) -> None:
+        paper = venues.get("PAPER")
         self.settings = settings
         self.registry = CollectorRegistry()
         self.bus = Bus(settings.nats_url, "execution")
         self.journal = Journal()
         self.engine = Engine(self.journal, venues)
-        self.execution = Execution(self.bus, self.journal, self.engine)
+        feed = PaperFeed(paper) if isinstance(paper, PaperVenue) else None
+        self.execution = Execution(self.bus, self.journal, self.engine, feed)
         self.store = StoreThread(lambda: JournalStore(settings.clickhouse_dsn))
         self.consumer = StoreConsumer(self.store)
         self.bus.on_connect(self._attach_consumer)  # after Execution's hook made the stream
@@ -75,8 +79,9 @@ class ExecutionApp:
 
 
 def venues() -> dict[str, Venue]:
-    """The venues this service runs, by name."""
-    return {}
+    """The venues this service runs, by name: the paper venue (prices in 1/10,000 of the
+    currency, no latency, no fees), fed from the market-data service's quotes and trades."""
+    return {"PAPER": PaperVenue(PaperConfig())}
 
 
 def build() -> ServiceApp:

@@ -4,6 +4,7 @@ of the service mid-stream (journal before acknowledgement)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -15,8 +16,10 @@ import uuid
 from typing import Any
 
 import grpc
+import nats
 import pytest
-from tradecore_api.events.v1 import common_pb2, execution_pb2
+from tradecore.subjects import MdKind, md_subject
+from tradecore_api.events.v1 import common_pb2, execution_pb2, market_pb2
 from tradecore_api.events.v1 import risk_pb2 as events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_api.execution.v1 import execution_pb2_grpc as pb_grpc
@@ -177,41 +180,147 @@ def test_bad_orders_are_400_naming_the_field(mesh: Mesh, body: dict[str, Any], n
     assert status == 400 and needle in out["message"], out
 
 
+def publish_quote(mesh: Mesh, symbol: str, bid: float, ask: float, size: int = 100) -> None:
+    async def go() -> None:
+        nc = await nats.connect(mesh.nats_url)
+        q = market_pb2.Quote(
+            venue="XNAS", symbol=symbol, bid_price=bid, ask_price=ask, bid_size=size, ask_size=size
+        )
+        await nc.publish(md_subject("XNAS", symbol, MdKind.QUOTE), q.SerializeToString())
+        await nc.flush()
+        await nc.close()
+
+    asyncio.run(go())
+
+
+def submit(stub: pb_grpc.ExecutionServiceStub, acct: str, coid: str, **kw: Any) -> pb.Order:
+    fields: dict[str, Any] = dict(
+        account=acct, client_order_id=coid, symbol="AAPL", side=common_pb2.BUY, quantity=10,
+        type=execution_pb2.LIMIT, limit_price=99.0,
+    )  # fmt: skip
+    fields.update(kw)
+    return stub.SubmitOrder(pb.SubmitOrderRequest(**fields), timeout=10)  # type: ignore[no-any-return]
+
+
 def test_orders_and_positions_over_grpc_json_and_the_cli(mesh: Mesh) -> None:
-    acct = account()
-    # no venue runs in this build yet: a well-formed order is refused naming the venue
-    with grpc.insecure_channel(mesh.execution) as ch:
-        stub = pb_grpc.ExecutionServiceStub(ch)
-        req = pb.SubmitOrderRequest(
-            account=acct, client_order_id="c1", symbol="AAPL", side=common_pb2.BUY,
-            quantity=10, type=execution_pb2.LIMIT, limit_price=190.5,
-        )  # fmt: skip
-        with pytest.raises(grpc.RpcError) as err:
-            stub.SubmitOrder(req, timeout=10)
-        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert str(err.value.details()).startswith("venue: PAPER is not running")
-        with pytest.raises(grpc.RpcError) as err:
-            stub.GetOrder(pb.GetOrderRequest(order_id="O999999"), timeout=10)
-        assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    status, out = http(mesh, "GET", f"/v1/execution/accounts/{acct}/orders")
-    assert (status, out.get("orders", [])) == (200, []), out
-    status, out = http(mesh, "GET", f"/v1/execution/accounts/{acct}/positions")
-    assert status == 200 and out["account"] == acct and out.get("positions", []) == [], out
-    status, out = http(mesh, "DELETE", "/v1/execution/orders/O999999")
-    assert status == 404, out
+    acct, sym = account(), "EXQ" + uuid.uuid4().hex[:6].upper()
     path = f"/v1/execution/accounts/{acct}/limits"
     status, out = http(mesh, "PUT", path, {"limits": {"max_order_quantity": 0}})
     assert status == 400 and out["message"].startswith("limits.max_order_quantity "), out
-    status, out = http(mesh, "PUT", path, {"limits": {"max_order_quantity": 10}})
-    assert status == 200 and out["max_order_quantity"] == "10", out
+    status, out = http(mesh, "PUT", path, {"limits": {"max_order_quantity": 1000}})
+    assert status == 200 and out["max_order_quantity"] == "1000", out
     assert http(mesh, "GET", path) == (200, out)
+    with grpc.insecure_channel(mesh.execution) as ch:
+        stub = pb_grpc.ExecutionServiceStub(ch)
+        # no quote yet: the price collar has no reference
+        denied = submit(stub, acct, "d1", symbol=sym)
+        assert (denied.status, denied.reason_code) == (execution_pb2.DENIED, "NO_REFERENCE_PRICE")
+        publish_quote(mesh, sym, 99.9, 100.1)
+        deadline = time.monotonic() + 20
+        i = 0
+        while True:  # an IOC at the ask fills once the quote reached the paper venue's book
+            i += 1
+            got = submit(stub, acct, f"f{i}", symbol=sym, limit_price=100.1, time_in_force=3)
+            if got.status == execution_pb2.FILLED:
+                break
+            assert time.monotonic() < deadline, got
+            time.sleep(0.1)
+        assert (got.filled_quantity, got.average_price) == (10, 100.1)
+        resting = submit(stub, acct, "r1", symbol=sym, limit_price=99.5)
+        assert resting.status == execution_pb2.ACCEPTED and resting.leaves_quantity == 10
+        assert submit(stub, acct, "r1", symbol=sym, limit_price=99.5) == resting  # idempotent
+        with pytest.raises(grpc.RpcError) as err:
+            submit(stub, acct, "a1", symbol=sym, venue=pb.ALPACA)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        with pytest.raises(grpc.RpcError) as err:
+            stub.GetOrder(pb.GetOrderRequest(order_id="O999999999"), timeout=10)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    body = {
+        "account": acct, "client_order_id": "r1", "symbol": sym, "side": "BUY", "quantity": 10,
+        "type": "LIMIT", "limit_price": 99.5, "time_in_force": "DAY", "venue": "PAPER",
+    }  # fmt: skip
+    status, out = http(mesh, "POST", "/v1/execution/orders", body)
+    assert status == 200 and out["order_id"] == resting.order_id, out
+    status, out = http(mesh, "GET", f"/v1/execution/orders/{resting.order_id}")
+    assert status == 200 and out["status"] == "ACCEPTED", out
+    status, out = http(mesh, "DELETE", f"/v1/execution/orders/{resting.order_id}")
+    assert status == 200 and out["status"] == "CANCELED", out
+    status, out = http(mesh, "DELETE", "/v1/execution/orders/O999999999")
+    assert status == 404, out
+    status, out = http(mesh, "GET", f"/v1/execution/accounts/{acct}/positions")
+    assert status == 200, out
+    assert [(p["symbol"], p["quantity"], p["average_cost"]) for p in out["positions"]] == [
+        (sym, "10", 100.1)
+    ]
+    status, out = http(mesh, "GET", f"/v1/execution/accounts/{acct}/orders?open_only=true")
+    assert status == 200 and out.get("orders", []) == [], out
     cli = mesh.run("positions", "--account", acct)
-    assert cli.returncode == 0 and cli.stdout == "", cli.stdout + cli.stderr
+    assert cli.returncode == 0 and json.loads(cli.stdout)["quantity"] == "10", cli.stderr
+    cli = mesh.run("order", "list", "--account", acct)
+    assert cli.returncode == 0, cli.stderr
+    assert [json.loads(line)["client_order_id"] for line in cli.stdout.splitlines()][:1] == ["r1"]
     cli = mesh.run(
-        "order", "submit", "--account", acct, "--client-order-id", "c1", "--symbol", "AAPL",
-        "--side", "BUY", "--quantity", "10", "--limit-price", "190.5",
+        "order", "submit", "--account", acct, "--client-order-id", "c9", "--symbol", sym,
+        "--side", "BUY", "--quantity", "10", "--limit-price", "99.4",
     )  # fmt: skip
-    assert cli.returncode == 1 and "FAILED_PRECONDITION: venue: PAPER" in cli.stderr, cli.stderr
+    assert cli.returncode == 0 and json.loads(cli.stdout)["status"] == "ACCEPTED", cli.stderr
+    cli = mesh.run("order", "cancel", json.loads(cli.stdout)["order_id"])
+    assert cli.returncode == 0 and json.loads(cli.stdout)["status"] == "CANCELED", cli.stderr
     cli = mesh.run("order", "submit", "--account", "a.b", "--client-order-id", "c1",
                    "--symbol", "AAPL", "--side", "BUY", "--quantity", "10")  # fmt: skip
     assert cli.returncode == 2 and "account" in cli.stderr, cli.stderr
+
+
+def price(i: int) -> float:
+    return round(10.0 + 0.01 * i, 2)
+
+
+def test_acknowledged_orders_survive_a_sigkill_exactly_once(mesh: Mesh) -> None:
+    """Resting orders submitted one after another while the service is SIGKILLed: after the
+    restart every acknowledged order is there once, with its order id, and resubmitting its
+    client_order_id returns it (the one in flight at the kill is there at most once)."""
+    acct, sym = account(), "EXK" + uuid.uuid4().hex[:6].upper()
+    status, out = http(
+        mesh, "PUT", f"/v1/execution/accounts/{acct}/limits", {"limits": {"collar": False}}
+    )
+    assert status == 200, out
+    acked: dict[str, str] = {}
+
+    def run() -> None:
+        with grpc.insecure_channel(mesh.execution) as ch:
+            stub = pb_grpc.ExecutionServiceStub(ch)
+            for i in range(100_000):
+                try:
+                    # a price per order: the duplicate-order control denies repeats
+                    got = submit(stub, acct, f"k{i}", symbol=sym, limit_price=price(i))
+                except grpc.RpcError:
+                    return
+                assert got.status == execution_pb2.ACCEPTED, got
+                acked[got.client_order_id] = got.order_id
+
+    t = threading.Thread(target=run)
+    t.start()
+    deadline = time.monotonic() + 30
+    while len(acked) < 20:
+        assert time.monotonic() < deadline and t.is_alive(), "no orders acknowledged"
+        time.sleep(0.01)
+    old = execution_pid(mesh)
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    t.join(30)
+    deadline = time.monotonic() + 60
+    while execution_pid(mesh) in (None, old):
+        assert time.monotonic() < deadline, "the supervisor did not restart the service"
+        time.sleep(0.1)
+    with grpc.insecure_channel(mesh.execution) as ch:
+        stub = pb_grpc.ExecutionServiceStub(ch)
+        until_state(stub, acct, lambda s: True)  # serving again
+        listed = stub.ListOrders(pb.ListOrdersRequest(account=acct), timeout=10).orders
+        coids = [o.client_order_id for o in listed]
+        assert len(coids) == len(set(coids))  # nothing doubled
+        have = {o.client_order_id: o.order_id for o in listed}
+        assert {c: have.get(c) for c in acked} == acked  # nothing acknowledged lost
+        assert len(have) - len(acked) in (0, 1)  # at most the one in flight
+        for coid, oid in list(acked.items())[-3:]:
+            again = submit(stub, acct, coid, symbol=sym, limit_price=price(int(coid[1:])))
+            assert again.order_id == oid
