@@ -177,6 +177,14 @@ class Execution:
     async def _oms(self, fn: Callable[[OMS], T], request_id: str = "") -> T:
         """Run ``fn`` on the OMS (its events journaled before they apply); an event whose
         journal write failed leaves the OMS as it was, but may be stored: rebuild."""
+        paper = self.paper
+        if paper is not None:  # the paper venue's clock is market time: bring it to now first
+            inner = fn
+
+            def fn(oms: OMS) -> T:
+                paper.tick()
+                return inner(oms)
+
         try:
             return await self.engine.call(fn, request_id)
         except UnavailableError:

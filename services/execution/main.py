@@ -4,6 +4,7 @@ journal, is unreachable."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from nats.aio.client import Client
@@ -41,8 +42,8 @@ class ExecutionApp:
         self.registry = CollectorRegistry()
         self.bus = Bus(settings.nats_url, "execution")
         self.journal = Journal()
-        self.engine = Engine(self.journal, venues)
         feed = PaperFeed(paper) if isinstance(paper, PaperVenue) else None
+        self.engine = Engine(self.journal, venues, feed.clock if feed else time.time_ns)
         self.execution = Execution(self.bus, self.journal, self.engine, feed)
         self.store = StoreThread(lambda: JournalStore(settings.clickhouse_dsn))
         self.consumer = StoreConsumer(self.store)

@@ -29,6 +29,15 @@ class PaperFeed:
     def _now(self) -> int:
         return max(time.time_ns(), self.venue.now)
 
+    def clock(self) -> int:
+        """The OMS's clock: the venue's (brought to now before every call), so an order's
+        times and its venue's answers are on one time line."""
+        return self.venue.now or time.time_ns()
+
+    def tick(self) -> None:
+        """Bring the venue's clock to now (before a request, so its events carry the time)."""
+        self.venue.advance(self._now())
+
     def quote(self, symbol: str, bid: float, bid_size: int, ask: float, ask_size: int) -> None:
         """A two-sided, uncrossed quote with sizes replaces the symbol's top levels; any
         other quote is skipped."""

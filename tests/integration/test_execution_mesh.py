@@ -228,6 +228,8 @@ def test_orders_and_positions_over_grpc_json_and_the_cli(mesh: Mesh) -> None:
         assert (got.filled_quantity, got.average_price) == (10, 100.1)
         resting = submit(stub, acct, "r1", symbol=sym, limit_price=99.5)
         assert resting.status == execution_pb2.ACCEPTED and resting.leaves_quantity == 10
+        # the venue's answer carries the time (the paper venue's clock is brought to now)
+        assert resting.updated_time_ns >= resting.created_time_ns > 0
         assert submit(stub, acct, "r1", symbol=sym, limit_price=99.5) == resting  # idempotent
         with pytest.raises(grpc.RpcError) as err:
             submit(stub, acct, "a1", symbol=sym, venue=pb.ALPACA)
