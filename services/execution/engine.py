@@ -264,7 +264,8 @@ def order_update(o: Order) -> events.OrderUpdate:
 
 def order_fill(o: Order, e: OrderFilled) -> bytes:
     f = events.Fill(
-        fill_id=f"{e.venue}-{e.fill_id}",
+        # unique across venues: the venue's id, prefixed by the venue unless it already is
+        fill_id=e.fill_id if e.fill_id.startswith(f"{e.venue}-") else f"{e.venue}-{e.fill_id}",
         order_id=o.order_id,
         client_order_id=o.client_order_id,
         account=o.account,

@@ -210,3 +210,14 @@ def test_a_reader_too_far_behind_is_ended_not_left_with_holes() -> None:
         await ex.engine.close()
 
     asyncio.run(go())
+
+
+def test_fill_ids_are_prefixed_by_the_venue_once() -> None:
+    from tradecore.oms.oms import OrderFilled
+    from tradecore.oms.order import Order
+    from tradecore_services.execution.engine import order_fill
+
+    o = Order("O1", "c1", "A1", "AAPL", Side.BUY, OrderType.LIMIT, TimeInForce.DAY, 10, 1.0)
+    for venue_id, want in (("PAPER-7", "PAPER-7"), ("F1", "PAPER-F1")):
+        e = OrderFilled(1, "O1", "PAPER", venue_id, "AAPL", Side.BUY, 10, 1.0)
+        assert events.Fill.FromString(order_fill(o, e)).fill_id == want
