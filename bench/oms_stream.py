@@ -16,7 +16,6 @@ Sides alternate, so the position stays near flat. The stream is fixed by ``SEED`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from tradecore import lobster
@@ -72,10 +71,3 @@ def stream(rows: np.ndarray, n: int = N_REQUESTS, warmup: int = WARMUP) -> list[
         else:
             out.append(Request(after, kind, buy, 0, 0))
     return out
-
-
-def lobster_files() -> tuple[Path, Path] | None:
-    d = lobster_dir()
-    if d is None or not (d / GOOG.format("message")).is_file():
-        return None
-    return d / GOOG.format("message"), d / GOOG.format("orderbook")
