@@ -102,6 +102,9 @@ S = OrderStatus
 T = Trigger
 _FILLED = frozenset({S.PARTIALLY_FILLED, S.FILLED})
 _WORKING = frozenset({S.ACCEPTED, S.PARTIALLY_FILLED})
+#: Neither INITIALIZED nor done: what ``Order.is_open`` tests (a set lookup: it runs several
+#: times per event).
+_OPEN = frozenset(s for s in S if s is not S.INITIALIZED and not s.done)
 
 #: status -> trigger -> the statuses the order may move to. Nothing else is allowed.
 TRANSITIONS: dict[OrderStatus, dict[Trigger, frozenset[OrderStatus]]] = {
@@ -355,7 +358,7 @@ class Order:
 
     @property
     def is_open(self) -> bool:
-        return not self.status.done and self.status is not OrderStatus.INITIALIZED
+        return self.status in _OPEN
 
     @property
     def held(self) -> bool:

@@ -192,11 +192,6 @@ def _whole(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _crosses(side: int, price: int, resting: int) -> bool:
-    """An order on ``side`` at ``price`` trades with an opposite order resting at ``resting``."""
-    return price >= resting if side == BUY else price <= resting
-
-
 def _better(side: int, a: int, b: int) -> bool:
     """Price a is strictly better than b for a resting order on ``side``."""
     return a > b if side == BUY else a < b
@@ -728,10 +723,14 @@ class PaperVenue:
     ) -> int:
         """An execution at ``price`` against ``side`` passes our orders at better prices first;
         returns the quantity left."""
-        better = sorted(
-            (p for (sd, p) in s.levels if sd == side and _better(side, p, price)),
-            reverse=side == BUY,
-        )
+        # a plain scan of our levels (this runs on every execution message while we rest)
+        if side == BUY:
+            better = [p for (sd, p) in s.levels if sd == BUY and p > price]
+        else:
+            better = [p for (sd, p) in s.levels if sd == SELL and p < price]
+        if not better:
+            return qty
+        better.sort(reverse=side == BUY)
         for p in better:
             if qty == 0:
                 break
@@ -742,10 +741,14 @@ class PaperVenue:
         """A new market order on ``side`` at ``price`` trades with our opposite resting orders it
         crosses; returns the quantity left."""
         opp = -side
-        crossed = sorted(
-            (p for (sd, p) in s.levels if sd == opp and _crosses(side, price, p)),
-            reverse=opp == BUY,
-        )
+        # a plain scan of our levels (this runs on every market add while we rest)
+        if side == BUY:
+            crossed = [p for (sd, p) in s.levels if sd == opp and price >= p]
+        else:
+            crossed = [p for (sd, p) in s.levels if sd == opp and price <= p]
+        if not crossed:
+            return qty
+        crossed.sort(reverse=opp == BUY)
         for p in crossed:
             if qty == 0:
                 break
