@@ -126,7 +126,8 @@ class Book:
         return len(self.symbols)
 
 
-def _finite(name: str, value: object) -> float:
+def finite_number(name: str, value: object) -> float:
+    """``value`` as a finite float, else ValueError naming ``name`` (bools are not numbers)."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise ValueError(f"{name}: expected a number, got {quote(value)}")
     x = float(value)
@@ -163,13 +164,13 @@ def _market_arrays(market: Market) -> tuple[tuple[str, ...], FloatArray, FloatAr
             raise ValueError(f"{at}.symbol: {quote(s)} is listed twice")
         seen.add(s)
         symbols.append(s)
-        spot[i] = _finite(f"{at}.spot", u.spot)
+        spot[i] = finite_number(f"{at}.spot", u.spot)
         if spot[i] <= 0.0:
             raise ValueError(f"{at}.spot: must be > 0, got {float(spot[i])!r}")
-        vol[i] = _finite(f"{at}.volatility", u.volatility)
+        vol[i] = finite_number(f"{at}.volatility", u.volatility)
         if not 0.0 < vol[i] <= 10.0:
             raise ValueError(f"{at}.volatility: must be in (0, 10], got {float(vol[i])!r}")
-        div[i] = _finite(f"{at}.dividend_yield", u.dividend_yield)
+        div[i] = finite_number(f"{at}.dividend_yield", u.dividend_yield)
         if abs(div[i]) > 1.0:
             raise ValueError(f"{at}.dividend_yield: must be in [-1, 1], got {float(div[i])!r}")
     return tuple(symbols), spot, vol, div
@@ -225,7 +226,7 @@ def book_arrays(positions: Sequence[Position], market: Market) -> Book:
     check (:func:`correlation_matrix`, spots and volatilities > 0).
     """
     symbols, spot, vol, div = _market_arrays(market)
-    rate = _finite("market.rate", market.rate)
+    rate = finite_number("market.rate", market.rate)
     if abs(rate) > 1.0:
         raise ValueError(f"market.rate: must be in [-1, 1], got {rate!r}")
     corr = correlation_matrix(market.correlation, len(symbols))
@@ -260,10 +261,10 @@ def book_arrays(positions: Sequence[Position], market: Market) -> Book:
                 "(not in market.underlyings)"
             )
         underlying[i] = j
-        qty = _finite(f"{at}.quantity", p.quantity)
+        qty = finite_number(f"{at}.quantity", p.quantity)
         if ins.kind == "equity":
             kind[i] = KIND_EQUITY
-            mult = 1.0 if p.multiplier is None else _finite(f"{at}.multiplier", p.multiplier)
+            mult = 1.0 if p.multiplier is None else finite_number(f"{at}.multiplier", p.multiplier)
         elif ins.kind == "option":
             if ins.style == "european":
                 kind[i] = KIND_EUROPEAN
@@ -283,10 +284,10 @@ def book_arrays(positions: Sequence[Position], market: Market) -> Book:
                     f"{at}.instrument.option_type: must be 'call' or 'put', "
                     f"got {quote(ins.option_type)}"
                 )
-            strike[i] = _finite(f"{at}.instrument.strike", ins.strike)
+            strike[i] = finite_number(f"{at}.instrument.strike", ins.strike)
             if strike[i] <= 0.0:
                 raise ValueError(f"{at}.instrument.strike: must be > 0, got {float(strike[i])!r}")
-            expiry[i] = _finite(f"{at}.instrument.expiry_years", ins.expiry_years)
+            expiry[i] = finite_number(f"{at}.instrument.expiry_years", ins.expiry_years)
             if expiry[i] <= 0.0:
                 raise ValueError(
                     f"{at}.instrument.expiry_years: must be > 0 (the option has expired), "
@@ -296,7 +297,9 @@ def book_arrays(positions: Sequence[Position], market: Market) -> Book:
                 raise ValueError(
                     f"{at}.instrument.expiry_years: must be <= 100, got {float(expiry[i])!r}"
                 )
-            mult = 100.0 if p.multiplier is None else _finite(f"{at}.multiplier", p.multiplier)
+            mult = (
+                100.0 if p.multiplier is None else finite_number(f"{at}.multiplier", p.multiplier)
+            )
         else:
             raise ValueError(
                 f"{at}.instrument.kind: must be 'equity' or 'option', got {quote(ins.kind)}"
@@ -374,4 +377,5 @@ __all__ = [
     "book_arrays",
     "cholesky_factor",
     "correlation_matrix",
+    "finite_number",
 ]

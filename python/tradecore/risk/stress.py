@@ -26,8 +26,9 @@ from scipy import optimize, stats
 
 from tradecore.errors import TradecoreError, quote
 from tradecore.pricing import DOMAIN
-from tradecore.risk.book import KIND_AMERICAN, KIND_EQUITY, Book, cholesky_factor
+from tradecore.risk.book import KIND_AMERICAN, KIND_EQUITY, Book, finite_number
 from tradecore.risk.greeks import check_book, unit_greeks
+from tradecore.risk.parametric import annual_covariance
 from tradecore.risk.valuation import revalue
 
 FloatArray = npt.NDArray[np.float64]
@@ -78,17 +79,8 @@ class ReverseStress:
     log_returns: dict[str, float] = field(default_factory=dict)
 
 
-def _number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{name}: expected a number, got {quote(value)}")
-    x = float(value)
-    if not math.isfinite(x):
-        raise ValueError(f"{name}: must be finite, got {x!r}")
-    return x
-
-
 def _horizon(name: str, value: object) -> float:
-    days = _number(name, value)
+    days = finite_number(name, value)
     if not 0.0 <= days <= MAX_HORIZON_DAYS:
         raise ValueError(f"{name}: must be in [0, {MAX_HORIZON_DAYS:g}], got {days!r}")
     return days / DAYS_PER_YEAR
@@ -126,7 +118,7 @@ def _shock_map(
         j = index.get(sym) if isinstance(sym, str) else None
         if j is None:
             raise ValueError(f"{name}: unknown underlying {quote(sym)} (not in the book's market)")
-        x = _number(name, value)
+        x = finite_number(name, value)
         if check == "spot":
             _check_spot(name, x, float(book.spot[j]))
         else:
@@ -161,7 +153,7 @@ def _scenario_state(
             spot[i, j] *= 1.0 + x
         for j, x in _shock_map(book, f"{at}.vol_shocks", sc.vol_shocks, "vol", index).items():
             vol[i, j] += x
-        dr = _number(f"{at}.rate_shock", sc.rate_shock)
+        dr = finite_number(f"{at}.rate_shock", sc.rate_shock)
         rate[i] += dr
         if abs(rate[i]) > DOMAIN.rate_max_abs:
             raise ValueError(
@@ -261,7 +253,7 @@ def _shock_list(name: str, values: Sequence[float]) -> FloatArray:
         raise ValueError(f"{name}: expected a list of numbers, got {quote(values)}")
     if len(values) == 0:
         raise ValueError(f"{name}: must not be empty")
-    return np.array([_number(f"{name}[{i}]", v) for i, v in enumerate(values)])
+    return np.array([finite_number(f"{name}[{i}]", v) for i, v in enumerate(values)])
 
 
 def spot_vol_grid(
@@ -294,28 +286,9 @@ def spot_vol_grid(
 
 def _horizon_factor(book: Book, h: float, covariance: npt.ArrayLike | None) -> FloatArray:
     """A factor A with A A' = Sigma_h (the covariance of the log-returns over the horizon)."""
-    n = book.n_underlyings
-    if covariance is None:
-        chol = cholesky_factor(book.correlation).factor
-        return np.asarray((book.volatility * math.sqrt(h))[:, None] * chol, dtype=np.float64)
+    c, _ = annual_covariance(book, covariance)
     try:
-        c = np.array(covariance, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"covariance: expected {n} x {n} numbers") from None
-    if c.ndim == 1 and c.size == n * n:
-        c = c.reshape(n, n)
-    if c.shape != (n, n):
-        raise ValueError(f"covariance: expected {n} x {n} for {n} underlyings, got {c.shape}")
-    bad = np.argwhere(~np.isfinite(c))
-    if bad.size:
-        i, j = (int(x) for x in bad[0])
-        raise ValueError(f"covariance[{i}][{j}]: must be finite, got {c[i, j]!r}")
-    asym = np.argwhere(np.abs(c - c.T) > 1e-12 * max(1.0, float(np.abs(c).max())))
-    if asym.size:
-        i, j = (int(x) for x in asym[0])
-        raise ValueError(f"covariance[{i}][{j}]: must equal [{j}][{i}] (symmetric)")
-    try:
-        lower = np.linalg.cholesky(0.5 * (c + c.T))
+        lower = np.linalg.cholesky(c)
     except np.linalg.LinAlgError:
         raise ValueError(
             "covariance: must be positive definite (the Mahalanobis distance needs its inverse)"
@@ -435,7 +408,7 @@ def reverse_stress(
     than its premium) and TradecoreError when the search does not converge.
     """
     check_book(book)
-    target = _number("loss", loss)
+    target = finite_number("loss", loss)
     if target <= 0.0:
         raise ValueError(f"loss: must be > 0, got {target!r}")
     h = _horizon("horizon_days", horizon_days)
