@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client
@@ -73,6 +74,11 @@ async def ensure_stream(js: JetStreamContext) -> None:
         await js.add_stream(stream_config())
 
 
+def stored_ns(t: datetime) -> int:
+    """A JetStream store time in ns since the epoch."""
+    return int(t.timestamp() * 1e9)
+
+
 @dataclass
 class Restored:
     """The latest journaled limits, state and positions per account."""
@@ -106,7 +112,7 @@ async def _latest(js: JetStreamContext, subject: str) -> list[tuple[str, bytes, 
             msgs = await sub.fetch(min(FETCH_BATCH, pending), timeout=ACK_TIMEOUT_S)
             for m in msgs:
                 md = m.metadata
-                out.append((m.subject, m.data, int(md.timestamp.timestamp() * 1e9)))
+                out.append((m.subject, m.data, stored_ns(md.timestamp)))
                 pending = md.num_pending
     finally:
         await sub.unsubscribe()
@@ -130,22 +136,32 @@ class Journal:
             raise UnavailableError("NATS is not connected: the risk journal cannot be written")
         return self._js
 
-    async def _write(self, subject: str, data: bytes, request_id: str) -> None:
+    async def _write(self, subject: str, data: bytes, request_id: str) -> int:
+        """Publish and wait for JetStream's acknowledgement; the stream sequence stored."""
         js = self._context()
         try:
-            await js.publish(
+            ack = await js.publish(
                 subject, data, headers=trace_headers(request_id) if request_id else None
             )
         except TimeoutError as exc:
             raise UnavailableError(f"the risk journal did not acknowledge {subject}") from exc
+        return int(ack.seq)
 
     async def limits(self, limits: pb.Limits, request_id: str = "") -> None:
         subject = risk_journal_subject(RiskJournalKind.LIMITS, limits.account)
         await self._write(subject, limits.SerializeToString(), request_id)
 
-    async def positions(self, request: pb.SetPositionsRequest, request_id: str = "") -> None:
+    async def positions(self, request: pb.SetPositionsRequest, request_id: str = "") -> int:
+        """Journal a SetPositions; the server's store time of it (ns), the time :meth:`restore`
+        gives back with it."""
         subject = risk_journal_subject(RiskJournalKind.POSITIONS, request.account)
-        await self._write(subject, request.SerializeToString(), request_id)
+        seq = await self._write(subject, request.SerializeToString(), request_id)
+        try:
+            stored = await self._context().get_msg(STREAM, seq)
+        except TimeoutError as exc:
+            raise UnavailableError(f"the risk journal did not give back {subject}") from exc
+        assert stored.time is not None
+        return stored_ns(stored.time)
 
     async def state(self, state: events.TradingState, request_id: str = "") -> None:
         """Journal and publish the state (one JetStream publish on ``risk.state.<account>``)."""
@@ -174,4 +190,4 @@ class Journal:
         return out
 
 
-__all__ = ["HISTORY_PER_SUBJECT", "STREAM", "Journal", "Restored", "ensure_stream"]
+__all__ = ["HISTORY_PER_SUBJECT", "STREAM", "Journal", "Restored", "ensure_stream", "stored_ns"]

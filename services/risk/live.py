@@ -2,11 +2,11 @@
 
 On each new NATS connection of the service's Bus, :class:`Accounts` (1) attaches the journal
 (journal.py) and, the first time, rebuilds every account's limits, trading state and
-SetPositions positions from it; (2) subscribes to fills, ``exec.fill.*`` (core NATS: the
-execution service publishes there and no stream holds fills yet, so positions built from
-fills start empty after a restart of the risk service; SetPositions positions do not); and
-(3) subscribes to the quotes of every underlying an account holds, ``md.*.<symbol>.quote``
-(added as accounts come to hold new underlyings).
+SetPositions positions from it, then replays every fill of the stream ``EXEC_FILLS`` so the
+positions built from fills come back too; (2) follows ``EXEC_FILLS`` live (fills.py: an
+ordered consumer from the sequence after the last fill applied; core NATS only while the
+stream does not exist); and (3) subscribes to the quotes of every underlying an account
+holds, ``md.*.<symbol>.quote`` (added as accounts come to hold new underlyings).
 
 After every fill or quote that changes an account it publishes ``risk.snapshot.<account>``
 (core NATS, ``events.v1.RiskSnapshot``, sequence + 1 per account), the alerts of new breaches
@@ -33,10 +33,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from tradecore.subjects import (
-    ExecKind,
     MdKind,
     RiskKind,
-    exec_filter,
     md_filter,
     risk_subject,
     validate_token,
@@ -50,6 +48,7 @@ from ..common.errors import NotFoundError, ResourceExhaustedError, UnavailableEr
 from ..common.nats_rpc import publish
 from . import limits as lim
 from .accounts import AccountBook, AccountConfig, Update
+from .fills import FillFeed
 from .journal import Journal
 
 log = logging.getLogger("tradecore.risk.accounts")
@@ -98,33 +97,51 @@ class Accounts:
         # One change RPC at a time: each reads the account (version, sequence), journals,
         # then applies; interleaved, two SetLimits would journal the same version.
         self._changing = asyncio.Lock()
+        self.fills = FillFeed(self._on_fill)
+        #: account -> when its latest SetPositions was journaled (ns): a fill stored in
+        #: EXEC_FILLS before that is part of the positions SetPositions replaced.
+        self._positions_ns: dict[str, int] = {}
+        #: While the fills are read back at start: the accounts they changed (evaluated and
+        #: published once each at the end, not once per fill).
+        self._replayed: set[str] | None = None
         bus.on_connect(self._on_connect)
 
     # -- NATS --------------------------------------------------------------------------
 
     async def _on_connect(self, nc: Client) -> None:
         await self.journal.attach(nc)
-        if not self.restored.is_set():
-            await self._restore()
         self._nc = nc
         self._quote_subs = {}
-        await nc.subscribe(exec_filter(ExecKind.FILL), cb=self._on_fill)
+        if not self.restored.is_set():
+            await self._restore(nc)
+        await self.fills.follow(nc)
         for underlying in list(self.holders):
             await self._watch_quotes(underlying)
 
-    async def _restore(self) -> None:
+    async def _restore(self, nc: Client) -> None:
         restored = await self.journal.restore()
         for account in restored.accounts:
             book = self._book(account)
             if account in restored.positions:
                 request, t_ns = restored.positions[account]
                 book.set_positions(request, t_ns)
+                self._positions_ns[account] = t_ns
             if account in restored.limits:
                 book.restore_limits(restored.limits[account])
             if account in restored.states:
                 book.restore_state(restored.states[account])
             self._track(book)
         log.info("risk accounts: %d restored from the journal", len(restored.accounts))
+        self._replayed = set()
+        try:
+            await self.fills.backlog(nc)
+            replayed = self._replayed
+        finally:
+            self._replayed = None
+        now = time.time_ns()
+        for account in sorted(replayed):
+            book = self.books[account]
+            await self._publish(book, book.evaluate(now))
         self.restored.set()
 
     async def _watch_quotes(self, underlying: str) -> None:
@@ -155,19 +172,29 @@ class Accounts:
             self.books[account] = book
         return book
 
-    async def _on_fill(self, msg: Msg) -> None:
-        account = msg.subject.rsplit(".", 1)[-1]
+    async def _on_fill(self, subject: str, data: bytes, stored_ns: int) -> None:
+        """Apply a fill (``stored_ns``: when EXEC_FILLS stored it; 0 from core NATS)."""
+        account = subject.rsplit(".", 1)[-1]
         try:
-            fill = execution_pb2.Fill.FromString(msg.data)
+            fill = execution_pb2.Fill.FromString(data)
             book = self._book(account_name("account", account))
+            if 0 < stored_ns <= self._positions_ns.get(account, 0):
+                # Older than the account's latest SetPositions, which replaced it: counted
+                # as seen, not applied again (a replay after a restart gives it back).
+                if fill.fill_id:
+                    book.fill_ids.add(fill.fill_id)
+                return
             changed = book.apply_fill(fill)
         except (DecodeError, ValueError, ResourceExhaustedError) as exc:
-            log.warning("%s: fill skipped: %s", msg.subject, exc)
+            log.warning("%s: fill skipped: %s", subject, exc)
             return
         if not changed:
             return
         for underlying in self._track(book):
             await self._watch_quotes(underlying)
+        if self._replayed is not None:
+            self._replayed.add(book.account)
+            return
         await self._publish(book, book.evaluate(time.time_ns()))
 
     async def _on_quote(self, msg: Msg) -> None:
@@ -229,7 +256,7 @@ class Accounts:
         AccountBook(request.account, self.config).set_positions(request, now)
         async with self._changing:
             book = self._book(request.account)
-            await self.journal.positions(request)
+            self._positions_ns[request.account] = await self.journal.positions(request)
             book.set_positions(request, now)
         for underlying in self._track(book):
             await self._watch_quotes(underlying)
@@ -304,6 +331,7 @@ class Accounts:
 
     async def stop(self) -> None:
         await self.close_streams()
+        await self.fills.stop()
         for sub in self._quote_subs.values():
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

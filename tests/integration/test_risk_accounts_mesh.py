@@ -1,7 +1,8 @@
 """The RiskService's accounts end to end through a real mesh: Fill and Quote events on NATS in,
 ``risk.snapshot`` / ``risk.alert`` / ``risk.state`` out; GetAccountRisk over JSON through
 Envoy; StreamRisk; limits, the trading state and SetPositions surviving a SIGKILL of the
-service (the supervisor restarts it; it reads RISK_JOURNAL back)."""
+service (the supervisor restarts it; it reads RISK_JOURNAL back), and so do the positions built
+from fills (it reads EXEC_FILLS back)."""
 
 from __future__ import annotations
 
@@ -244,3 +245,65 @@ def test_limits_state_and_positions_survive_a_restart(mesh: Mesh) -> None:
             timeout=10,
         )
         assert st.sequence == halted.sequence + 1
+
+
+def test_fill_built_positions_survive_a_restart(mesh: Mesh) -> None:
+    """Fills stored in EXEC_FILLS before, during and after a SIGKILL of the risk service: the
+    restarted service has each of them once (f1 is stored twice, under two message ids)."""
+    acct = account()
+    und = "F" + acct[2:8].upper()
+    subject = exec_subject(ExecKind.FILL, acct)
+
+    async def store(js: Any, fill_id: str, qty: int, msg_id: str) -> None:
+        data = fill_event(acct, fill_id, und, qty, 10.0)
+        await js.publish(subject, data, headers={"Nats-Msg-Id": msg_id}, stream="EXEC_FILLS")
+
+    async def before() -> None:
+        nc = await nats.connect(mesh.nats_url)
+        snaps: asyncio.Queue[Msg] = asyncio.Queue()
+        await nc.subscribe(risk_subject(RiskKind.SNAPSHOT, acct), cb=snaps.put)
+        js = nc.jetstream()
+        await store(js, "f1", 100, f"{acct}-f1")
+        snap = await next_msg(snaps, events.RiskSnapshot.FromString)
+        assert snap.total.delta == 100
+        await nc.close()
+
+    async def while_down() -> None:
+        nc = await nats.connect(mesh.nats_url)
+        js = nc.jetstream()
+        await store(js, "f2", 20, f"{acct}-f2")
+        await store(js, "f1", 100, f"{acct}-f1-again")
+        await nc.close()
+
+    asyncio.run(before())
+    old = risk_pid(mesh)
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    asyncio.run(while_down())
+    deadline = time.monotonic() + 60
+    while risk_pid(mesh) in (None, old):
+        assert time.monotonic() < deadline, "the supervisor did not restart the risk service"
+        time.sleep(0.1)
+    with grpc.insecure_channel(mesh.risk) as ch:
+        stub = pb_grpc.RiskServiceStub(ch)
+        while True:
+            try:
+                risk = stub.GetAccountRisk(pb.GetAccountRiskRequest(account=acct), timeout=5)
+                break
+            except grpc.RpcError as exc:
+                assert time.monotonic() < deadline, exc
+                time.sleep(0.2)
+        assert {p.instrument.symbol: p.quantity for p in risk.positions} == {und: 120}
+
+        async def after() -> None:
+            nc = await nats.connect(mesh.nats_url)
+            await store(nc.jetstream(), "f3", 1, f"{acct}-f3")
+            await nc.close()
+
+        asyncio.run(after())
+        while True:
+            risk = stub.GetAccountRisk(pb.GetAccountRiskRequest(account=acct), timeout=5)
+            if {p.instrument.symbol: p.quantity for p in risk.positions} == {und: 121}:
+                break
+            assert time.monotonic() < deadline, risk.positions
+            time.sleep(0.1)
