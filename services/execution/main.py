@@ -17,13 +17,14 @@ from tradecore_api.execution.v1 import execution_pb2_grpc as pb_grpc
 from ..common.bus import Bus
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings
+from ..common.store_thread import StoreThread
 from ..registry import by_name
 from .engine import Engine
 from .journal import Journal
 from .live import Execution
 from .paper_feed import PaperFeed
 from .servicer import ExecutionServicer
-from .store import JournalStore, StoreConsumer, StoreThread
+from .store import JournalStore, StoreConsumer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExecutionService"].full_name
 SPEC = by_name("execution")
@@ -45,7 +46,9 @@ class ExecutionApp:
         feed = PaperFeed(paper) if isinstance(paper, PaperVenue) else None
         self.engine = Engine(self.journal, venues, feed.clock if feed else time.time_ns)
         self.execution = Execution(self.bus, self.journal, self.engine, feed)
-        self.store = StoreThread(lambda: JournalStore(settings.clickhouse_dsn))
+        self.store = StoreThread(
+            lambda: JournalStore(settings.clickhouse_dsn), "execution journal store"
+        )
         self.consumer = StoreConsumer(self.store)
         self.bus.on_connect(self._attach_consumer)  # after Execution's hook made the stream
         self.servicer = ExecutionServicer(self.execution)

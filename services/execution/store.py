@@ -12,9 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -24,7 +21,7 @@ from tradecore.store import Migration, Store, connect
 from tradecore.subjects import exec_journal_filter
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
-from ..common.errors import UnavailableError
+from ..common.store_thread import StoreThread
 from .journal import STREAM
 
 log = logging.getLogger("tradecore.execution.store")
@@ -56,7 +53,6 @@ MIGRATIONS = (
 
 Row = tuple[int, str, str, str, str, int, bytes]
 COLUMNS = ["stream_seq", "account", "kind", "entry", "request_id", "time_ns", "data"]
-T = TypeVar("T")
 
 
 def row(stream_seq: int, subject: str, data: bytes) -> Row:
@@ -106,38 +102,12 @@ def _bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode("latin-1")
 
 
-class StoreThread:
-    """Runs every store call on one thread (chDB calls are not concurrent), off the loop."""
-
-    def __init__(self, open_store: Callable[[], JournalStore]) -> None:
-        self._open_store = open_store
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="execution-store")
-        self._store: JournalStore | None = None
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._store = await loop.run_in_executor(self._pool, self._open_store)
-
-    async def stop(self) -> None:
-        store, self._store = self._store, None
-        loop = asyncio.get_running_loop()
-        if store is not None:
-            await loop.run_in_executor(self._pool, store.close)
-        await loop.run_in_executor(None, self._pool.shutdown, True)
-
-    async def call(self, fn: Callable[[JournalStore], T]) -> T:
-        store = self._store
-        if store is None:
-            raise UnavailableError("the execution journal store is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, store)
-
-
 class StoreConsumer:
     """Durable pull consumer of ``EXEC_JOURNAL``: fetch, insert, then acknowledge each message
     (explicit acks: a message fetched but not stored by a process that died is delivered
     again)."""
 
-    def __init__(self, store: StoreThread) -> None:
+    def __init__(self, store: StoreThread[JournalStore]) -> None:
         self.store = store
         self._sub: JetStreamContext.PullSubscription | None = None
         self._task: asyncio.Task[None] | None = None
@@ -204,4 +174,4 @@ class StoreConsumer:
                 await m.ack()
 
 
-__all__ = ["MIGRATIONS", "TABLE", "JournalStore", "StoreConsumer", "StoreThread", "row"]
+__all__ = ["MIGRATIONS", "TABLE", "JournalStore", "StoreConsumer", "row"]

@@ -25,13 +25,14 @@ from ..common.cpu import CpuPool
 from ..common.nats_rpc import unary_handler
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
+from ..common.store_thread import StoreThread
 from ..registry import by_name
 from .books import Books
 from .closes import daily_closes_reply
 from .feeds.manager import FeedManager
 from .feeds.sources import FlowThread
 from .pipeline import Publisher, StoreConsumer, ensure_stream
-from .servicer import INLINE_ROWS, MarketDataServicer, StoreThread
+from .servicer import INLINE_ROWS, MarketDataServicer
 from .store import DEFAULT_RETENTION_DAYS, InsertResult, TickStore
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MarketDataService"].full_name
@@ -50,7 +51,7 @@ class MarketDataApp:
     def __init__(self, settings: ServiceSettings, retention_days: int) -> None:
         self.settings = settings
         dsn = settings.clickhouse_dsn
-        self.store = StoreThread(lambda: TickStore(dsn, retention_days))
+        self.store = StoreThread(lambda: TickStore(dsn, retention_days), "tick store")
         self.books = Books(settings.data_dir / "marketdata" / "books.npz")
         self.generator = FlowThread()
         self.bus = Bus(settings.nats_url, "marketdata")

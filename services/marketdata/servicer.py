@@ -3,10 +3,8 @@ books and feeds.manager)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeAlias, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any, TypeAlias
 
 import grpc
 from tradecore_api.events.v1 import market_pb2
@@ -14,13 +12,13 @@ from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 
 from ..common.cpu import CpuPool
-from ..common.errors import NotFoundError, UnavailableError
+from ..common.errors import NotFoundError
+from ..common.store_thread import StoreThread
 from . import logic
 from .books import Books, Key, snapshot_proto
 from .feeds.manager import FeedManager
 from .store import TickStore
 
-T = TypeVar("T")
 # Responses of up to this many rows (bars, ticks) are built on the loop, larger ones on the
 # app's CPU pool (measured: 100 bars 0.26 ms, 1,000 bars 1.3 ms, 10,000 bars 84 ms; 1,000 ticks
 # 1.3 ms, 10,000 ticks 16 ms).
@@ -28,36 +26,10 @@ INLINE_ROWS = 256
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
-class StoreThread:
-    """Runs every blocking store call on one thread, off the event loop (chDB calls are not
-    concurrent). :meth:`start` opens the store (``open_store``) on that thread, :meth:`stop`
-    closes it and ends the thread."""
-
-    def __init__(self, open_store: Callable[[], TickStore]) -> None:
-        self._open_store = open_store
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="marketdata-store")
-        self._store: TickStore | None = None
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._store = await loop.run_in_executor(self._pool, self._open_store)
-
-    async def stop(self) -> None:
-        store, self._store = self._store, None
-        loop = asyncio.get_running_loop()
-        if store is not None:
-            await loop.run_in_executor(self._pool, store.close)
-        await loop.run_in_executor(None, self._pool.shutdown, True)
-
-    async def call(self, fn: Callable[[TickStore], T]) -> T:
-        store = self._store
-        if store is None:
-            raise UnavailableError("the tick store is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, store)
-
-
 class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
-    def __init__(self, store: StoreThread, books: Books, feeds: FeedManager, cpu: CpuPool) -> None:
+    def __init__(
+        self, store: StoreThread[TickStore], books: Books, feeds: FeedManager, cpu: CpuPool
+    ) -> None:
         self.store = store
         self.books = books
         self.feeds = feeds

@@ -25,8 +25,8 @@ from tradecore_services.common.cpu import CpuPool
 from tradecore_services.common.errors import status_for
 from tradecore_services.common.interceptors import RpcMetrics
 from tradecore_services.common.nats_rpc import unary_handler
+from tradecore_services.common.store_thread import StoreThread
 from tradecore_services.marketdata.closes import daily_closes_reply
-from tradecore_services.marketdata.servicer import StoreThread
 from tradecore_services.marketdata.store import TickStore
 from tradecore_services.risk import convert
 from tradecore_services.risk.analytics import INLINE_NS, Analytics, Caps

@@ -18,10 +18,11 @@ from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_services.common.bus import Bus
 from tradecore_services.common.errors import UnavailableError
+from tradecore_services.common.store_thread import StoreThread
 from tradecore_services.execution.engine import Engine
 from tradecore_services.execution.journal import FILLS_STREAM, STREAM, Journal
 from tradecore_services.execution.live import Execution
-from tradecore_services.execution.store import JournalStore, StoreConsumer, StoreThread
+from tradecore_services.execution.store import JournalStore, StoreConsumer
 from tradecore_services.risk.journal import Journal as RiskJournal
 
 from tests.integration.test_nats_resilience import NatsServer
