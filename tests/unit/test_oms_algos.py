@@ -452,5 +452,9 @@ def test_engine_refuses_a_start_in_the_past_and_an_unknown_venue() -> None:
         rig.engine.start("TWAP")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="curve"):
         volume_curve([1, 2], [5, 5], 10, 20, 2)
+    with pytest.raises(ValueError, match="price"):
+        rig.engine.on_trade(SYM, math.nan, 10, OPEN)
+    with pytest.raises(ValueError, match="size"):
+        rig.engine.on_trade(SYM, 10.0, 0, OPEN)
     with pytest.raises(ValueError, match="buckets"):
         volume_curve([1, 2], [5, 5], 0, 20, 0)

@@ -483,6 +483,8 @@ class AlgoEngine:
         self._step_all(symbol)
 
     def on_trade(self, symbol: str, price: float, size: int, time_ns: int) -> None:
+        _number("price", price, 0.0, math.inf, open_lo=True)
+        _whole("size", size, 1)
         now = self._tick(time_ns)
         for a in self._algos.values():
             if a.state is AlgoState.WORKING and a.spec.symbol == symbol:
@@ -627,7 +629,7 @@ def _schedule(spec: AlgoSpec, start: int) -> list[tuple[int, int]]:
         if spec.randomize > 0:
             rng = np.random.default_rng(spec.seed)
             offsets = [spec.randomize * float(u) for u in rng.random(n)]
-        times = [start + int((k + offsets[k]) * span / n) for k in range(n)]
+        times = [start + k * span // n + int(offsets[k] * span / n) for k in range(n)]
         parts = cumulative_slices(q, [(k + 1) / n for k in range(n)])
     elif spec.kind is AlgoKind.VWAP:
         n = len(spec.curve)
