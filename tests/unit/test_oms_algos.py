@@ -51,8 +51,13 @@ class Rig:
     """A paper venue, quote-mid references, pre-trade controls, an OMS whose sink records
     every event, and an algo engine over them."""
 
-    def __init__(self, limits: Limits | None = None, engine_cls: type[AlgoEngine] = AlgoEngine):
-        self.venue = PaperVenue(PaperConfig())
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        engine_cls: type[AlgoEngine] = AlgoEngine,
+        config: PaperConfig | None = None,
+    ):
+        self.venue = PaperVenue(config or PaperConfig())
         self.refs = MarketReference(lambda: self.venue.now)
         self.controls = PreTradeControls(self.refs, limits or Limits())
         self.events: list[OmsEvent] = []
@@ -329,6 +334,27 @@ def test_stop_cancels_the_working_children(goog) -> None:  # type: ignore[no-unt
     assert len(algo.children) == 3  # nothing after the stop
     with pytest.raises(AlgoNotFound, match="A99"):
         rig.engine.stop("A99")
+
+
+def test_a_fill_that_races_the_stop_still_counts_on_the_parent(goog) -> None:  # type: ignore[no-untyped-def]
+    m, rows = goog
+    ms = 1_000_000
+    rig = Rig(config=PaperConfig(entry_latency_ns=ms, response_latency_ns=ms))
+    start = OPEN + 60 * S
+    i0 = upto(m, start)
+    rig.replay(m, rows, 0, i0)
+    algo = rig.engine.start(spec(AlgoKind.TWAP, 300, start, start + 60 * S, slices=3))
+    rig.venue.advance(start)
+    rig.engine.on_time(start)
+    assert len(algo.children) == 1 and algo.working_quantity == 100  # on its way to the venue
+    rig.engine.stop(algo.algo_id)
+    assert algo.state is AlgoState.STOPPED and algo.filled_quantity == 0
+    # the market child reaches the venue (and fills) before the cancel does
+    rig.replay(m, rows, upto(m, start), upto(m, start + 5 * S))
+    child = rig.engine.children(algo.algo_id)[0]
+    assert child.status is OrderStatus.FILLED
+    assert rig.engine.get(algo.algo_id).filled_quantity == 100
+    assert algo.working_quantity == 0 and algo.average_price == child.average_fill_price
 
 
 def test_every_child_passes_the_pre_trade_controls_and_a_denial_stops_the_parent(goog) -> None:  # type: ignore[no-untyped-def]

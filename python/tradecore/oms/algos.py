@@ -422,9 +422,12 @@ class AlgoEngine:
         algo = self._algos.get(algo_id)
         if algo is None:
             raise AlgoNotFound(f"unknown algo_id {quote(algo_id)}")
+        self._sync(algo)
         return algo
 
     def algos(self) -> list[Algo]:
+        for a in self._algos.values():
+            self._sync(a)
         return list(self._algos.values())
 
     def children(self, algo_id: str) -> list[Order]:
@@ -509,6 +512,8 @@ class AlgoEngine:
         for a in list(self._algos.values()):
             if a.state is AlgoState.WORKING and (symbol is None or a.spec.symbol == symbol):
                 self._step(a)
+            elif a.working_quantity:
+                self._sync(a)  # a finished parent's children still in flight (cancel races)
 
     def _activate(self, a: Algo) -> None:
         a.started = True
