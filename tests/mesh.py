@@ -12,11 +12,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tradecore_services.mesh.config import settings
-from tradecore_services.registry import SERVICES, ServiceSpec
+from tradecore_services.registry import SERVICES, ServiceSpec, by_name
 
 from tests.conftest import free_port
 
@@ -103,3 +106,25 @@ class Mesh:
 
     def state(self) -> dict[str, object]:
         return dict(json.loads((self.data_dir / "mesh.json").read_text()))
+
+    def wait_serving(self, name: str, timeout: float = 60.0) -> None:
+        """Wait until service ``name`` answers its gRPC health check SERVING (its
+        dependencies, e.g. NATS, connected): a test that restarts a service leaves the shared
+        mesh ready for the next one."""
+        spec = by_name(name, self.services)
+        target = str(getattr(self, name))
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            with grpc.insecure_channel(target) as ch:
+                try:
+                    resp = health_pb2_grpc.HealthStub(ch).Check(
+                        health_pb2.HealthCheckRequest(service=spec.health_service), timeout=2
+                    )
+                    if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                    last = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+                except grpc.RpcError as e:
+                    last = e.code().name
+            time.sleep(0.1)
+        raise AssertionError(f"{name} is not SERVING after {timeout:g} s (last: {last})")

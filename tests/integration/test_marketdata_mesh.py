@@ -440,6 +440,7 @@ def test_books_survive_a_restart(mesh: Mesh, stub: Any) -> None:
         assert time.monotonic() < deadline, "the service did not come back"
         time.sleep(0.2)
     assert after == before
+    mesh.wait_serving("marketdata")
 
 
 def test_nats_subscribers_receive_quotes_and_trades(mesh: Mesh, stub: Any) -> None:
@@ -454,21 +455,23 @@ def test_nats_subscribers_receive_quotes_and_trades(mesh: Mesh, stub: Any) -> No
         async def on_trade(m: Any) -> None:
             trades.append(market_pb2.Trade.FromString(m.data))
 
-        await nc.subscribe(md_subject("synthetic", "NQ", MdKind.QUOTE), cb=on_quote)
-        await nc.subscribe(md_subject("synthetic", "NQ", MdKind.TRADE), cb=on_trade)
-        await nc.flush()
-        st = stub.StartFeed(
-            pb.StartFeedRequest(
-                synthetic=pb.SyntheticFeedSpec(
-                    symbols=["NQ"], rate=4000, count=6000, speed=1, seed=2
-                )
-            ),
-            timeout=30,
-        )
-        while stub.GetFeed(pb.GetFeedRequest(id=st.id), timeout=5).state == pb.RUNNING:
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(0.5)
-        await nc.close()
+        try:
+            await nc.subscribe(md_subject("synthetic", "NQ", MdKind.QUOTE), cb=on_quote)
+            await nc.subscribe(md_subject("synthetic", "NQ", MdKind.TRADE), cb=on_trade)
+            await nc.flush()
+            st = stub.StartFeed(
+                pb.StartFeedRequest(
+                    synthetic=pb.SyntheticFeedSpec(
+                        symbols=["NQ"], rate=4000, count=6000, speed=1, seed=2
+                    )
+                ),
+                timeout=30,
+            )
+            while stub.GetFeed(pb.GetFeedRequest(id=st.id), timeout=5).state == pb.RUNNING:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+        finally:
+            await nc.close()
         return quotes, trades
 
     quotes, trades = asyncio.run(run())
