@@ -128,3 +128,9 @@ class Mesh:
                     last = e.code().name
             time.sleep(0.1)
         raise AssertionError(f"{name} is not SERVING after {timeout:g} s (last: {last})")
+
+    def wait_all_serving(self, timeout: float = 60.0) -> None:
+        """:meth:`wait_serving` for every service of the mesh."""
+        deadline = time.monotonic() + timeout
+        for spec in self.services:
+            self.wait_serving(spec.name, max(deadline - time.monotonic(), 1.0))

@@ -26,3 +26,14 @@ def running_mesh(data_dir: Path) -> Iterator[Mesh]:
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     with running_mesh(Path(tmp_path_factory.mktemp("mesh"))) as m:
         yield m
+
+
+@pytest.fixture(autouse=True)
+def _mesh_ready(request: pytest.FixtureRequest) -> None:
+    """Every test that uses the shared mesh starts with each service SERVING: a test before it
+    may have SIGKILLed a service or nats-server, and the restarted parts take a moment to
+    reconnect."""
+    if "mesh" in request.fixturenames:
+        mesh = request.getfixturevalue("mesh")
+        if isinstance(mesh, Mesh):
+            mesh.wait_all_serving()
