@@ -63,6 +63,7 @@ from tradecore.oms.venue import Venue
 __all__ = [
     "OMS",
     "AnomalyKind",
+    "BookedFill",
     "CancelRejected",
     "CancelRequested",
     "ExecutionAnomaly",
@@ -86,6 +87,21 @@ __all__ = [
     "TradingStateSet",
     "VenueTimeout",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class BookedFill:
+    """A fill the OMS booked (from an ``OrderFilled`` or a fill-carrying ``ExecutionAnomaly``)."""
+
+    venue: str
+    fill_id: str
+    account: str
+    order_id: str
+    symbol: str
+    side: Side
+    quantity: int
+    price: float
+    time_ns: int
 
 
 class OrderNotFound(TradecoreError):
@@ -347,7 +363,8 @@ class OMS:
         self.submit_retries = submit_retries
         self._orders: dict[str, Order] = {}
         self._by_client: dict[tuple[str, str], str] = {}
-        self._fills: set[tuple[str, str]] = set()
+        #: (venue, fill id) -> the fill booked (deduplication and reconciliation).
+        self._fills: dict[tuple[str, str], BookedFill] = {}
         self._exposure: dict[str, Exposure] = {}
         self._held: dict[str, dict[str, None]] = {}  # symbol -> held stop order ids
         self._open: dict[str, dict[str, None]] = {}  # account -> open order ids
@@ -394,6 +411,10 @@ class OMS:
     def open_orders(self, account: str) -> list[Order]:
         return [self._orders[oid] for oid in self._open.get(account, {})]
 
+    def fills(self, venue: str) -> list[BookedFill]:
+        """The fills with a fill id booked from ``venue``, in booking order."""
+        return [f for (v, _), f in self._fills.items() if v == venue]
+
     def exposure(self, account: str) -> Exposure:
         exp = self._exposure.get(account)
         if exp is None:
@@ -417,6 +438,18 @@ class OMS:
     def replay(self, events: Iterable[OmsEvent]) -> None:
         for event in events:
             self._apply[type(event)](event)
+
+    def record(self, event: OmsEvent) -> None:
+        """Emit a corrective event made outside the command path (reconciliation adopting a
+        venue's order): to the sink first, then applied, as every event."""
+        self._emit(event)
+
+    def adopt(self, venue: str, event: VenueEvent) -> None:
+        """Take a venue report obtained other than through the listener (reconciliation) by the
+        listener's path: the state machine's checks, fill deduplication, anomalies."""
+        if venue not in self.venues:
+            raise ValueError(f"venue must be one of {', '.join(self.venues)}, got {quote(venue)}")
+        self._on_venue_event(venue, event)
 
     # ------------------------------------------------------------------ commands
     def submit(
@@ -463,7 +496,10 @@ class OMS:
         if venue not in self.venues:
             raise ValueError(f"venue must be one of {', '.join(self.venues)}, got {quote(venue)}")
         now = self.clock_ns()
-        oid = f"{self.order_id_prefix}{self._seq + 1}"
+        seq = self._seq + 1
+        while f"{self.order_id_prefix}{seq}" in self._orders:  # an adopted venue order's id
+            seq += 1
+        oid = f"{self.order_id_prefix}{seq}"
         self._emit(
             OrderCreated(
                 now,
@@ -959,7 +995,17 @@ class OMS:
         time_ns: int,
     ) -> None:
         if fill_id:
-            self._fills.add((venue, fill_id))
+            self._fills[(venue, fill_id)] = BookedFill(
+                venue,
+                fill_id,
+                account,
+                order.order_id if order is not None else "",
+                symbol,
+                side,
+                quantity,
+                price,
+                time_ns,
+            )
         position_id = ""
         if self.positions.mode is PositionMode.HEDGING:
             assert order is not None

@@ -93,7 +93,13 @@ from tradecore.oms.types import (
     VenueEventKind,
     VenueOrder,
 )
-from tradecore.oms.venue import Listener
+from tradecore.oms.venue import (
+    Listener,
+    VenueFill,
+    VenueOrderState,
+    VenuePosition,
+    VenueSnapshot,
+)
 from tradecore.orderbook import OrderBook
 
 BUY, SELL = 1, -1
@@ -212,6 +218,8 @@ class PaperVenue:
         self._now = 0
         self._seq = 0
         self._fills = 0
+        #: Every fill, in order (the record :meth:`snapshot` reports).
+        self._fill_log: list[VenueFill] = []
         self._venue_ids = 0
         # (due, seq, action, args) requests on their way to the venue
         self._actions: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
@@ -235,6 +243,54 @@ class PaperVenue:
     def lookup(self, order_id: str) -> VenueEvent | None:
         """The venue's latest event of the order; None before the order has reached the venue."""
         return self._last.get(order_id)
+
+    def snapshot(self) -> VenueSnapshot:
+        """The venue's record (see :class:`~tradecore.oms.venue.Reconcilable`): every order it
+        has received (a submit still on its way as SUBMITTED; a rejected one is not kept), every
+        fill, and the net positions from those fills. A new venue (e.g. after a restart) has an
+        empty record."""
+        orders = [
+            VenueOrderState(
+                o.order.order_id,
+                o.venue_order_id,
+                o.order.account,
+                o.order.symbol,
+                o.order.side,
+                o.order.type,
+                o.order.time_in_force,
+                o.quantity,
+                o.filled,
+                o.status,
+                self._px(o.price),
+                o.order.stop_price,
+            )
+            for o in self._orders.values()
+        ]
+        for _, _, action, args in sorted(self._actions, key=lambda a: (a[0], a[1])):
+            if action == self._arrive_submit and args[0].order_id not in self._orders:
+                v: VenueOrder = args[0]
+                orders.append(
+                    VenueOrderState(
+                        v.order_id,
+                        "",
+                        v.account,
+                        v.symbol,
+                        v.side,
+                        v.type,
+                        v.time_in_force,
+                        v.quantity,
+                        0,
+                        OrderStatus.SUBMITTED,
+                        v.limit_price,
+                        v.stop_price,
+                    )
+                )
+        net: dict[tuple[str, str], int] = {}
+        for f in self._fill_log:
+            key = (f.account, f.symbol)
+            net[key] = net.get(key, 0) + f.side.sign * f.quantity
+        positions = tuple(VenuePosition(a, sym, q) for (a, sym), q in net.items())
+        return VenueSnapshot(self.name, self._now, tuple(orders), tuple(self._fill_log), positions)
 
     # ------------------------------------------------------------------ market data
     @property
@@ -680,7 +736,7 @@ class PaperVenue:
         o.status = OrderStatus.FILLED if o.leaves == 0 else OrderStatus.PARTIALLY_FILLED
         rate = self.config.maker_fee if liq is Liquidity.MAKER else self.config.taker_fee
         self._fills += 1
-        self._emit(
+        ev = self._emit(
             o,
             VenueEventKind.FILL,
             ts,
@@ -689,6 +745,21 @@ class PaperVenue:
             fill_price=price / self.config.price_scale,
             liquidity=liq,
             fee=qty * rate,
+        )
+        self._fill_log.append(
+            VenueFill(
+                ev.fill_id,
+                o.order.order_id,
+                o.order.account,
+                o.order.symbol,
+                o.order.side,
+                qty,
+                ev.fill_price,
+                ts,
+                o.venue_order_id,
+                liq,
+                ev.fee,
+            )
         )
 
     def _maker_fill(self, symbol: str, o: _Order, qty: int, ts: int) -> None:
