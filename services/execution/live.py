@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -36,6 +37,7 @@ from nats.aio.msg import Msg
 from tradecore.oms.oms import OMS
 from tradecore.oms.order import Leg
 from tradecore.oms.pretrade import TradingMode
+from tradecore.oms.reconcile import Policy, ReconcileResult, reconcile
 from tradecore.subjects import MdKind, RiskKind, md_filter, risk_filter
 from tradecore_api.events.v1 import common_pb2, market_pb2
 from tradecore_api.events.v1 import execution_pb2 as events
@@ -49,6 +51,7 @@ from .convert import account, check_mode
 from .engine import Engine, order_message, position_message
 from .journal import Journal
 from .paper_feed import PaperFeed
+from .reconciliation import failed_accounts, policy_of, result_message
 from .state import TradingStates
 
 log = logging.getLogger("tradecore.execution")
@@ -91,9 +94,19 @@ class Execution:
     """The journaled state of every account and the logic of the RPCs that change it."""
 
     def __init__(
-        self, bus: Bus, journal: Journal, engine: Engine, paper: PaperFeed | None = None
+        self,
+        bus: Bus,
+        journal: Journal,
+        engine: Engine,
+        paper: PaperFeed | None = None,
+        *,
+        start_policy: Policy | None = None,
     ) -> None:
         self.bus = bus
+        #: The policy of the reconciliation of every venue at start (None: none).
+        self.start_policy = start_policy
+        #: The results of the reconciliation at start, by venue.
+        self.start_results: dict[str, pb.ReconcileResponse] = {}
         self.journal = journal
         self.engine = engine
         self.paper = paper
@@ -144,6 +157,16 @@ class Execution:
         for acct in set(states.operator) | set(states.risk):
             await self._sync_mode(acct)
         await self._oms(lambda oms: oms.resume())
+        if self.start_policy is not None:
+            for venue in self.engine.venues:
+                result = await self._reconcile(venue, "", self.start_policy, "start")
+                self.start_results[venue] = result
+                if not result.clean:
+                    log.warning(
+                        "execution: reconciliation with %s at start: %s",
+                        venue,
+                        result.detail or f"{len(result.breaks)} breaks",
+                    )
         self.replayed = n
         log.info("execution: %d journal entries replayed", n)
         self.restored.set()
@@ -293,6 +316,11 @@ class Execution:
         account("account", request.account)
         check_mode("mode", request.mode)
         await self._ready()
+        await self._operator_state(request, request_id)
+        return self.states.get(request.account)
+
+    async def _operator_state(self, request: pb.SetTradingStateRequest, request_id: str) -> None:
+        """Journal the operator's trading state, then apply it (the OMS's mode follows)."""
         entry = pb.JournalEntry(account=request.account, request_id=request_id)
         entry.set_trading_state.CopyFrom(request)
         if not entry.set_trading_state.changed_by:
@@ -303,7 +331,43 @@ class Execution:
             apply(self.states, entry)
             req = entry.set_trading_state
             await self._sync_mode(request.account, req.reason, req.changed_by)
-        return self.states.get(request.account)
+
+    # -- reconciliation ----------------------------------------------------------------
+
+    async def reconcile(
+        self, request: pb.ReconcileRequest, request_id: str = ""
+    ) -> pb.ReconcileResponse:
+        acct = account("account", request.account)
+        policy = policy_of(request.policy)
+        venue = self._venue(convert.venue(request.venue))
+        await self._ready()
+        return await self._reconcile(venue, acct, policy, request_id)
+
+    async def _reconcile(
+        self, venue: str, acct: str, policy: Policy, request_id: str
+    ) -> pb.ReconcileResponse:
+        """Reconcile (ADOPT_VENUE's events journaled by the OMS's sink); then every account
+        that failed it (breaks under HALT, unadopted breaks under ADOPT_VENUE) is HALTED by the
+        operator's trading state, journaled, so it stays halted until SetTradingState."""
+        run = Policy.REPORT if policy is Policy.HALT else policy
+        result: ReconcileResult = await self._oms(
+            lambda oms: reconcile(oms, venue, acct, run), request_id
+        )
+        if policy is Policy.HALT:
+            result = dataclasses.replace(result, policy=Policy.HALT)
+        halted = failed_accounts(result)
+        for failed in halted:
+            n = sum(1 for b in result.breaks if b.account == failed)
+            await self._operator_state(
+                pb.SetTradingStateRequest(
+                    account=failed,
+                    mode=risk_events.HALTED,
+                    reason=f"reconciliation with {venue}: {n} breaks",
+                    changed_by="reconciliation",
+                ),
+                request_id,
+            )
+        return result_message(result, halted)
 
     async def get_trading_state(self, request: pb.GetTradingStateRequest) -> pb.TradingState:
         account("account", request.account)

@@ -23,6 +23,7 @@ from .engine import Engine
 from .journal import Journal
 from .live import Execution
 from .paper_feed import PaperFeed
+from .reconciliation import start_policy
 from .servicer import ExecutionServicer
 from .store import JournalStore, StoreConsumer
 
@@ -45,7 +46,9 @@ class ExecutionApp:
         self.journal = Journal()
         feed = PaperFeed(paper) if isinstance(paper, PaperVenue) else None
         self.engine = Engine(self.journal, venues, feed.clock if feed else time.time_ns)
-        self.execution = Execution(self.bus, self.journal, self.engine, feed)
+        self.execution = Execution(
+            self.bus, self.journal, self.engine, feed, start_policy=start_policy()
+        )
         self.store = StoreThread(
             lambda: JournalStore(settings.clickhouse_dsn), "execution journal store"
         )

@@ -63,3 +63,8 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
     ) -> AsyncIterator[events.OrderUpdate]:
         async for update in self.execution.stream_order_updates(request):
             yield update
+
+    async def Reconcile(
+        self, request: pb.ReconcileRequest, context: Context
+    ) -> pb.ReconcileResponse:
+        return await self.execution.reconcile(request, request_id(context))
