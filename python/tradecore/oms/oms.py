@@ -363,8 +363,8 @@ class OMS:
         self.submit_retries = submit_retries
         self._orders: dict[str, Order] = {}
         self._by_client: dict[tuple[str, str], str] = {}
-        #: (venue, fill id) -> the fill booked (deduplication and reconciliation).
-        self._fills: dict[tuple[str, str], BookedFill] = {}
+        #: (venue, fill id) -> (account, the event that booked it): deduplication, reconciliation.
+        self._fills: dict[tuple[str, str], tuple[str, OrderFilled | ExecutionAnomaly]] = {}
         self._exposure: dict[str, Exposure] = {}
         self._held: dict[str, dict[str, None]] = {}  # symbol -> held stop order ids
         self._open: dict[str, dict[str, None]] = {}  # account -> open order ids
@@ -413,7 +413,11 @@ class OMS:
 
     def fills(self, venue: str) -> list[BookedFill]:
         """The fills with a fill id booked from ``venue``, in booking order."""
-        return [f for (v, _), f in self._fills.items() if v == venue]
+        return [
+            BookedFill(v, fid, acct, e.order_id, e.symbol, e.side, e.quantity, e.price, e.time_ns)
+            for (v, fid), (acct, e) in self._fills.items()
+            if v == venue and e.side is not None
+        ]
 
     def exposure(self, account: str) -> Exposure:
         exp = self._exposure.get(account)
@@ -979,6 +983,7 @@ class OMS:
             e.price,
             e.fee,
             e.time_ns,
+            e,
         )
 
     def _book_fill(
@@ -993,19 +998,10 @@ class OMS:
         price: float,
         fee: float,
         time_ns: int,
+        event: OrderFilled | ExecutionAnomaly,
     ) -> None:
         if fill_id:
-            self._fills[(venue, fill_id)] = BookedFill(
-                venue,
-                fill_id,
-                account,
-                order.order_id if order is not None else "",
-                symbol,
-                side,
-                quantity,
-                price,
-                time_ns,
-            )
+            self._fills[(venue, fill_id)] = (account, event)
         position_id = ""
         if self.positions.mode is PositionMode.HEDGING:
             assert order is not None
@@ -1062,6 +1058,7 @@ class OMS:
                 e.price,
                 e.fee,
                 e.time_ns,
+                e,
             )
 
     def _on_limits(self, e: LimitsSet) -> None:

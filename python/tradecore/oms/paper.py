@@ -218,8 +218,8 @@ class PaperVenue:
         self._now = 0
         self._seq = 0
         self._fills = 0
-        #: Every fill, in order (the record :meth:`snapshot` reports).
-        self._fill_log: list[VenueFill] = []
+        #: Every fill event and its order, in order (the record :meth:`snapshot` reports).
+        self._fill_log: list[tuple[VenueEvent, _Order]] = []
         self._venue_ids = 0
         # (due, seq, action, args) requests on their way to the venue
         self._actions: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
@@ -285,12 +285,28 @@ class PaperVenue:
                         v.stop_price,
                     )
                 )
+        fills = tuple(
+            VenueFill(
+                ev.fill_id,
+                o.order.order_id,
+                o.order.account,
+                o.order.symbol,
+                o.order.side,
+                ev.fill_quantity,
+                ev.fill_price,
+                ev.time_ns,
+                ev.venue_order_id,
+                ev.liquidity,
+                ev.fee,
+            )
+            for ev, o in self._fill_log
+        )
         net: dict[tuple[str, str], int] = {}
-        for f in self._fill_log:
+        for f in fills:
             key = (f.account, f.symbol)
             net[key] = net.get(key, 0) + f.side.sign * f.quantity
         positions = tuple(VenuePosition(a, sym, q) for (a, sym), q in net.items())
-        return VenueSnapshot(self.name, self._now, tuple(orders), tuple(self._fill_log), positions)
+        return VenueSnapshot(self.name, self._now, tuple(orders), fills, positions)
 
     # ------------------------------------------------------------------ market data
     @property
@@ -746,21 +762,7 @@ class PaperVenue:
             liquidity=liq,
             fee=qty * rate,
         )
-        self._fill_log.append(
-            VenueFill(
-                ev.fill_id,
-                o.order.order_id,
-                o.order.account,
-                o.order.symbol,
-                o.order.side,
-                qty,
-                ev.fill_price,
-                ts,
-                o.venue_order_id,
-                liq,
-                ev.fee,
-            )
-        )
+        self._fill_log.append((ev, o))
 
     def _maker_fill(self, symbol: str, o: _Order, qty: int, ts: int) -> None:
         """Fill a resting order (at most its visible slice); an iceberg whose slice is used up
