@@ -1,0 +1,464 @@
+"""The Alpaca venue against a local server that speaks the part of Alpaca's trading API the
+adapter uses: REST (POST/GET/DELETE/PATCH /v2/orders, GET /v2/orders:by_client_order_id) on
+http.server, and the trade_updates websocket (authenticate, listen, event frames) on websockets.
+alpaca-py is pointed at it with its url_override."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from tradecore.oms.types import (
+    OrderType,
+    Side,
+    TimeInForce,
+    VenueEvent,
+    VenueEventKind,
+    VenueOrder,
+)
+from tradecore_services.execution.alpaca_venue import AlpacaVenue, credentials
+from websockets.asyncio.server import ServerConnection, serve
+
+KEY, SECRET = "test-key", "test-secret"
+
+
+class FakeAlpaca:
+    """Orders in memory; events pushed to the connected trade_updates sockets by the test."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.posts = 0
+        self.throttle = 0  # answer the next N requests with HTTP 429
+        self.listens = 0
+        self.sockets: set[ServerConnection] = set()
+        self.loop = asyncio.new_event_loop()
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        started = threading.Event()
+
+        async def ws_main() -> None:
+            self.ws = await serve(self._ws, "127.0.0.1", 0)
+            started.set()
+            await self.ws.serve_forever()
+
+        self._ws_thread = threading.Thread(
+            target=lambda: self.loop.run_until_complete(ws_main()), daemon=True
+        )
+        self._ws_thread.start()
+        started.wait(5)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        self.stream_url = f"ws://127.0.0.1:{self.ws.sockets[0].getsockname()[1]}/stream"
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+        self.loop.call_soon_threadsafe(self.ws.close)
+        self._ws_thread.join(5)
+        self.loop.close()
+
+    # -- REST ---------------------------------------------------------------------------
+    def new_order(self, body: dict[str, Any], replaces: str | None = None) -> dict[str, Any]:
+        o = {
+            "id": str(uuid.uuid4()),
+            "client_order_id": body["client_order_id"],
+            "symbol": body.get("symbol", ""),
+            "qty": body["qty"],
+            "filled_qty": "0",
+            "filled_avg_price": None,
+            "limit_price": body.get("limit_price"),
+            "status": "new",
+            "replaces": replaces,
+            "replaced_by": None,
+        }
+        self.orders[o["id"]] = o
+        return o
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def _send(
+                self, code: int, body: Any = None, headers: dict[str, str] | None = None
+            ) -> None:
+                data = b"" if body is None else json.dumps(body).encode()
+                self.send_response(code)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _route(self, method: str) -> None:
+                if self.headers.get("APCA-API-KEY-ID") != KEY:
+                    return self._send(403, {"code": 40310000, "message": "forbidden"})
+                if fake.throttle > 0:
+                    fake.throttle -= 1
+                    return self._send(
+                        429,
+                        {"code": 42910000, "message": "rate limit exceeded"},
+                        {"Retry-After": "0"},
+                    )
+                url = urlparse(self.path)
+                n = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(n)) if n else {}
+                path = url.path
+                if method == "POST" and path == "/v2/orders":
+                    fake.posts += 1
+                    if any(
+                        o["client_order_id"] == body["client_order_id"]
+                        for o in fake.orders.values()
+                    ):
+                        return self._send(
+                            422, {"code": 40010001, "message": "client_order_id must be unique"}
+                        )
+                    return self._send(200, fake.new_order(body))
+                if method == "GET" and path == "/v2/orders:by_client_order_id":
+                    cid = parse_qs(url.query)["client_order_id"][0]
+                    for o in fake.orders.values():
+                        if o["client_order_id"] == cid:
+                            return self._send(200, o)
+                    return self._send(404, {"code": 40410000, "message": "order not found"})
+                if method == "GET" and path == "/v2/orders":
+                    return self._send(200, list(fake.orders.values()))
+                oid = path.removeprefix("/v2/orders/")
+                found = fake.orders.get(oid)
+                if found is None:
+                    return self._send(404, {"code": 40410000, "message": "order not found"})
+                if method == "GET":
+                    return self._send(200, found)
+                if method == "DELETE":
+                    if found["status"] in ("filled", "canceled", "replaced"):
+                        return self._send(
+                            422, {"code": 42210000, "message": "order is not cancelable"}
+                        )
+                    found["status"] = "pending_cancel"
+                    return self._send(204)
+                if method == "PATCH":
+                    new = fake.new_order({**found, **body}, replaces=oid)
+                    new["status"] = "pending_new"
+                    return self._send(200, new)
+                return self._send(405, {"code": 0, "message": "no"})
+
+            def do_GET(self) -> None:
+                self._route("GET")
+
+            def do_POST(self) -> None:
+                self._route("POST")
+
+            def do_DELETE(self) -> None:
+                self._route("DELETE")
+
+            def do_PATCH(self) -> None:
+                self._route("PATCH")
+
+        return H
+
+    # -- trade_updates -------------------------------------------------------------------
+    async def _ws(self, ws: ServerConnection) -> None:
+        auth = json.loads(await ws.recv())
+        ok = auth["data"] == {"key_id": KEY, "secret_key": SECRET}
+        status = "authorized" if ok else "unauthorized"
+        await ws.send(
+            json.dumps(
+                {"stream": "authorization", "data": {"status": status, "action": "authenticate"}}
+            )
+        )
+        listen = json.loads(await ws.recv())
+        assert listen["action"] == "listen"
+        await ws.send(json.dumps({"stream": "listening", "data": {"streams": ["trade_updates"]}}))
+        self.sockets.add(ws)
+        self.listens += 1
+        try:
+            await ws.wait_closed()
+        finally:
+            self.sockets.discard(ws)
+
+    def push(self, event: str, order_id: str, **kw: Any) -> None:
+        """Change the order as the event says and send the event to every listener."""
+        o = self.orders[order_id]
+        if "filled_qty" in kw:
+            o["filled_qty"], o["filled_avg_price"] = str(kw["filled_qty"]), str(kw["avg"])
+        o.update(kw.pop("order", {}))
+        status = {"fill": "filled", "partial_fill": "partially_filled"}.get(event, event)
+        if status in (
+            "new",
+            "filled",
+            "partially_filled",
+            "canceled",
+            "expired",
+            "replaced",
+            "rejected",
+        ):
+            o["status"] = status
+        data = {"event": event, "order": dict(o), "timestamp": "2026-01-02T15:00:00Z"}
+        for k in ("qty", "price", "execution_id"):
+            if k in kw:
+                data[k] = str(kw[k])
+        frame = json.dumps({"stream": "trade_updates", "data": data})
+
+        async def send() -> None:
+            for ws in list(self.sockets):
+                await ws.send(frame)
+
+        asyncio.run_coroutine_threadsafe(send(), self.loop).result(5)
+
+    def drop(self) -> None:
+        async def close() -> None:
+            for ws in list(self.sockets):
+                await ws.close()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAlpaca]:
+    f = FakeAlpaca()
+    yield f
+    f.close()
+
+
+class Events:
+    def __init__(self) -> None:
+        self.items: list[VenueEvent] = []
+        self.cond = threading.Condition()
+
+    def __call__(self, e: VenueEvent) -> None:
+        with self.cond:
+            self.items.append(e)
+            self.cond.notify_all()
+
+    def wait(self, n: int, timeout: float = 10.0) -> list[VenueEvent]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.items) >= n, timeout), self.items
+            return list(self.items)
+
+    def kinds(self) -> list[VenueEventKind]:
+        return [e.kind for e in self.items]
+
+
+@pytest.fixture
+def venue(fake: FakeAlpaca) -> Iterator[tuple[AlpacaVenue, Events]]:
+    v = AlpacaVenue(
+        api_key=KEY,
+        secret_key=SECRET,
+        url=fake.url,
+        stream_url=fake.stream_url,
+        backoff_s=0.01,
+        reconnect_backoff_s=0.05,
+        env={},
+    )
+    ev = Events()
+    v.set_listener(ev)
+    v.start()
+    assert v.connected.wait(10)
+    deadline = time.monotonic() + 10
+    while fake.listens < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield v, ev
+    v.stop()
+
+
+def order(oid: str = "O1", qty: int = 100, symbol: str = "AAPL") -> VenueOrder:
+    return VenueOrder(oid, "acct", symbol, Side.BUY, qty, OrderType.LIMIT, TimeInForce.DAY, 10.0)
+
+
+def alpaca_id(fake: FakeAlpaca, cid: str) -> str:
+    return str(next(o["id"] for o in fake.orders.values() if o["client_order_id"] == cid))
+
+
+def test_submit_new_partial_fill_fill(fake: FakeAlpaca, venue: tuple[AlpacaVenue, Events]) -> None:
+    v, ev = venue
+    v.submit(order())
+    aid = alpaca_id(fake, "O1")
+    assert fake.orders[aid]["symbol"] == "AAPL"
+    fake.push("new", aid)
+    fake.push("partial_fill", aid, filled_qty=40, avg=10.0, qty=40, price=10.0, execution_id="x1")
+    fake.push("fill", aid, filled_qty=100, avg=9.94, qty=60, price=9.9, execution_id="x2")
+    got = ev.wait(3)
+    assert [e.kind for e in got] == [
+        VenueEventKind.ACCEPTED,
+        VenueEventKind.FILL,
+        VenueEventKind.FILL,
+    ]
+    assert got[0].venue_order_id == aid
+    assert [(e.fill_quantity, e.fill_price, e.leaves_quantity) for e in got[1:]] == [
+        (40, 10.0, 60),
+        (60, 9.9, 0),
+    ]
+    assert got[1].fill_id != got[2].fill_id
+    assert v.lookup("O1") is not None and v.lookup("nope") is None
+
+
+def test_options_order_goes_by_occ_symbol(
+    fake: FakeAlpaca, venue: tuple[AlpacaVenue, Events]
+) -> None:
+    v, _ = venue
+    v.submit(order("OPT1", 2, "AAPL  240119C00190000"))
+    assert fake.orders[alpaca_id(fake, "OPT1")]["symbol"] == "AAPL240119C00190000"
+
+
+def test_cancel_race_fill_then_cancel_rejected(
+    fake: FakeAlpaca, venue: tuple[AlpacaVenue, Events]
+) -> None:
+    v, ev = venue
+    v.submit(order())
+    aid = alpaca_id(fake, "O1")
+    fake.push("new", aid)
+    v.cancel("O1")  # accepted by REST (204): the answer comes on the stream
+    fake.push("fill", aid, filled_qty=100, avg=10.0, qty=100, price=10.0)
+    fake.push("order_cancel_rejected", aid)
+    got = ev.wait(3)
+    assert [e.kind for e in got] == [
+        VenueEventKind.ACCEPTED,
+        VenueEventKind.FILL,
+        VenueEventKind.CANCEL_REJECTED,
+    ]
+    v.cancel("O1")  # now filled: Alpaca refuses with 422
+    assert ev.wait(4)[-1].kind is VenueEventKind.CANCEL_REJECTED
+
+
+def test_replace_maps_the_new_order_id(fake: FakeAlpaca, venue: tuple[AlpacaVenue, Events]) -> None:
+    v, ev = venue
+    v.submit(order())
+    old = alpaca_id(fake, "O1")
+    fake.push("new", old)
+    fake.push("partial_fill", old, filled_qty=30, avg=10.0, qty=30, price=10.0)
+    ev.wait(2)
+    v.replace("O1", 80, 10.5)
+    new = alpaca_id(fake, "O1.r1")
+    assert fake.orders[new]["qty"] == "50"  # what is left to work of the new total
+    fake.push("replaced", old, order={"replaced_by": new})
+    fake.push("new", new)
+    fake.push("fill", new, filled_qty=50, avg=10.5, qty=50, price=10.5)
+    got = ev.wait(4)
+    assert [e.kind for e in got] == [
+        VenueEventKind.ACCEPTED,
+        VenueEventKind.FILL,
+        VenueEventKind.REPLACED,
+        VenueEventKind.FILL,
+    ]
+    assert (got[2].venue_order_id, got[2].new_quantity, got[2].new_limit_price) == (new, 80, 10.5)
+    assert (got[3].fill_quantity, got[3].leaves_quantity) == (50, 0)
+
+
+def test_replace_sizes_from_alpacas_fill_count(
+    fake: FakeAlpaca, venue: tuple[AlpacaVenue, Events]
+) -> None:
+    v, ev = venue
+    v.submit(order())
+    old = alpaca_id(fake, "O1")
+    fake.push("new", old)
+    ev.wait(1)
+    fake.orders[old].update(filled_qty="30", filled_avg_price="10.0")  # not streamed yet
+    v.replace("O1", 80, 10.5)
+    assert fake.orders[alpaca_id(fake, "O1.r1")]["qty"] == "50"
+    got = ev.wait(2)
+    assert got[1].kind is VenueEventKind.FILL and got[1].fill_quantity == 30
+    fake.push("partial_fill", old, filled_qty=30, avg=10.0, qty=30, price=10.0)  # late: a repeat
+    fake.push("replaced", old, order={"replaced_by": alpaca_id(fake, "O1.r1")})
+    assert [e.kind for e in ev.wait(3)][1:] == [VenueEventKind.FILL, VenueEventKind.REPLACED]
+
+
+def test_replace_race_old_fills_first(fake: FakeAlpaca, venue: tuple[AlpacaVenue, Events]) -> None:
+    v, ev = venue
+    v.submit(order())
+    old = alpaca_id(fake, "O1")
+    fake.push("new", old)
+    v.replace("O1", 100, 10.5)
+    new = alpaca_id(fake, "O1.r1")
+    fake.push("fill", old, filled_qty=100, avg=10.0, qty=100, price=10.0)
+    fake.push("rejected", new)  # the replacing order: the old one filled first
+    got = ev.wait(3)
+    assert [e.kind for e in got] == [
+        VenueEventKind.ACCEPTED,
+        VenueEventKind.FILL,
+        VenueEventKind.REPLACE_REJECTED,
+    ]
+
+
+def test_rate_limit_then_success_places_one_order(
+    fake: FakeAlpaca, venue: tuple[AlpacaVenue, Events]
+) -> None:
+    v, ev = venue
+    fake.throttle = 2
+    v.submit(order())
+    assert fake.posts == 1 and len(fake.orders) == 1
+    assert v.stats["rate_limited"] == 2
+    v.submit(order())  # a retry of the same order: Alpaca refuses it, the venue adopts the first
+    assert len(fake.orders) == 1
+    assert ev.wait(1)[0].kind is VenueEventKind.ACCEPTED
+
+
+def test_stream_drop_reconnects_and_reconciles(
+    fake: FakeAlpaca, venue: tuple[AlpacaVenue, Events]
+) -> None:
+    v, ev = venue
+    v.submit(order())
+    aid = alpaca_id(fake, "O1")
+    fake.push("new", aid)
+    ev.wait(1)
+    fake.drop()
+    # while no socket listens: a fill the stream never delivers
+    o = fake.orders[aid]
+    o.update(status="partially_filled", filled_qty="25", filled_avg_price="10.0")
+    deadline = time.monotonic() + 15
+    while fake.listens < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake.listens >= 2  # reconnected and listening again
+    got = ev.wait(2)
+    assert got[1].kind is VenueEventKind.FILL and got[1].fill_quantity == 25
+    fake.push("fill", aid, filled_qty=100, avg=10.0, qty=75, price=10.0)  # the new socket
+    got = ev.wait(3)
+    assert got[2].fill_quantity == 75
+    assert v.stats["reconciled_fills"] == 1
+
+
+def test_every_alpaca_event_kind_is_handled(
+    fake: FakeAlpaca, venue: tuple[AlpacaVenue, Events]
+) -> None:
+    v, ev = venue
+    v.submit(order())
+    aid = alpaca_id(fake, "O1")
+    for kind in (
+        "pending_new",
+        "new",
+        "done_for_day",
+        "stopped",
+        "suspended",
+        "calculated",
+        "pending_cancel",
+        "pending_replace",
+        "held",
+        "brand_new_event",
+    ):
+        fake.push(kind, aid)
+    fake.push("expired", aid)
+    got = ev.wait(2)
+    assert [e.kind for e in got] == [VenueEventKind.ACCEPTED, VenueEventKind.EXPIRED]
+    assert v.stats["unknown"] == 1 and v.stats["quiet"] == 8
+
+
+def test_credentials_from_files_never_in_repr(tmp_path: Any, fake: FakeAlpaca) -> None:
+    (tmp_path / "k").write_text(KEY + "\n")
+    (tmp_path / "s").write_text(SECRET + "\n")
+    env = {
+        "TRADECORE_ALPACA_API_KEY_ID_FILE": str(tmp_path / "k"),
+        "TRADECORE_ALPACA_API_SECRET_KEY_FILE": str(tmp_path / "s"),
+    }
+    assert credentials(None, None, env) == (KEY, SECRET)
+    assert credentials(None, None, {}) is None
+    v = AlpacaVenue(url=fake.url, env=env)
+    assert SECRET not in repr(v) and KEY not in repr(v)
+    with pytest.raises(ValueError, match="credentials"):
+        AlpacaVenue(url=fake.url, env={})
