@@ -253,6 +253,11 @@ class AlpacaVenue:
 
     # -- Venue -----------------------------------------------------------------------------
 
+    def set_dispatch(self, dispatch: Callable[[Callable[[], None]], None]) -> None:
+        """How reports reach the listener: ``dispatch(fn)`` must run the ``fn``s one at a time,
+        in the order given, where the listener may be called (the service: the OMS thread)."""
+        self._dispatch = dispatch
+
     def set_listener(self, listener: Listener) -> None:
         self._listener = listener
 

@@ -17,10 +17,9 @@ from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
-from ..common.errors import PreconditionError
-
-#: Venues this service runs; a request for another one is FAILED_PRECONDITION naming `venue`.
-VENUES: dict[int, str] = {pb.PAPER: "PAPER"}
+#: The venues an order may name; one this service does not run (ALPACA without credentials)
+#: is FAILED_PRECONDITION naming `venue` (live.py).
+VENUES: dict[int, str] = {pb.PAPER: "PAPER", pb.ALPACA: "ALPACA"}
 MAX_CLIENT_ORDER_ID = 128
 MAX_LEGS = 4
 MAX_QUANTITY = 10**12
@@ -120,15 +119,11 @@ def account(name: str, value: str) -> str:
 
 
 def venue(value: int) -> str:
-    """The venue's name; FAILED_PRECONDITION for a venue this service does not run."""
+    """The venue's name (PAPER when unspecified)."""
     if value == pb.VENUE_UNSPECIFIED:
         return VENUES[pb.PAPER]
     if value in VENUES:
         return VENUES[value]
-    if value == pb.ALPACA:
-        raise PreconditionError(
-            "venue: ALPACA is not enabled in this execution service (only PAPER is)"
-        )
     raise ValueError(f"venue: must be PAPER or ALPACA, got {quote(value)}")
 
 

@@ -378,7 +378,10 @@ class Execution:
 
     def _venue(self, name: str) -> str:
         if name not in self.engine.venues:
-            raise PreconditionError(f"venue: {name} is not running in this execution service")
+            raise PreconditionError(
+                f"venue: {name} is not enabled in this execution service (running: "
+                f"{', '.join(sorted(self.engine.venues))}; ALPACA needs Alpaca credentials)"
+            )
         return name
 
     async def submit_order(self, request: pb.SubmitOrderRequest, request_id: str = "") -> pb.Order:

@@ -4,8 +4,11 @@ journal, is unreachable."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
@@ -19,6 +22,7 @@ from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings
 from ..common.store_thread import StoreThread
 from ..registry import by_name
+from .alpaca_venue import AlpacaVenue, credentials
 from .engine import Engine
 from .journal import Journal
 from .live import Execution
@@ -29,6 +33,7 @@ from .store import JournalStore, StoreConsumer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExecutionService"].full_name
 SPEC = by_name("execution")
+log = logging.getLogger("tradecore.execution")
 
 
 class ExecutionApp:
@@ -76,8 +81,15 @@ class ExecutionApp:
     async def start(self) -> None:
         await self.store.start()
         await self.bus.start()
+        alpaca = self.engine.venues.get("ALPACA")
+        if isinstance(alpaca, AlpacaVenue):
+            alpaca.set_dispatch(venue_dispatch(self.execution, asyncio.get_running_loop()))
+            alpaca.start()
 
     async def stop(self) -> None:
+        alpaca = self.engine.venues.get("ALPACA")
+        if isinstance(alpaca, AlpacaVenue):
+            await asyncio.get_running_loop().run_in_executor(None, alpaca.stop)
         await self.consumer.stop()
         await self.execution.stop()
         await self.bus.stop()
@@ -85,10 +97,41 @@ class ExecutionApp:
         await self.store.stop()
 
 
-def venues() -> dict[str, Venue]:
+def venue_dispatch(
+    execution: Execution, loop: asyncio.AbstractEventLoop
+) -> Callable[[Callable[[], None]], None]:
+    """A venue's reports from its own threads onto the OMS thread, in order, once the journal
+    is replayed: each one is journaled like any other venue event before it applies."""
+
+    pending: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak refs)
+
+    def dispatch(fn: Callable[[], None]) -> None:
+        async def deliver() -> None:
+            await execution.restored.wait()
+            try:
+                await execution._oms(lambda _oms: fn())
+            except Exception:
+                log.exception("execution: a venue report was not applied")
+
+        def schedule() -> None:
+            task = loop.create_task(deliver())
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        loop.call_soon_threadsafe(schedule)
+
+    return dispatch
+
+
+def venues(env: Mapping[str, str] | None = None) -> dict[str, Venue]:
     """The venues this service runs, by name: the paper venue (prices in 1/10,000 of the
-    currency, no latency, no fees), fed from the market-data service's quotes and trades."""
-    return {"PAPER": PaperVenue(PaperConfig())}
+    currency, no latency, no fees), fed from the market-data service's quotes and trades; and
+    Alpaca when its credentials are configured (alpaca_venue.py: settings or files)."""
+    env = os.environ if env is None else env
+    out: dict[str, Venue] = {"PAPER": PaperVenue(PaperConfig())}
+    if credentials(None, None, env) is not None:
+        out["ALPACA"] = AlpacaVenue(env=env)
+    return out
 
 
 def build() -> ServiceApp:

@@ -24,9 +24,22 @@ from tradecore.oms.types import (
     VenueEventKind,
     VenueOrder,
 )
+from tradecore_api.events.v1 import execution_pb2 as events
+from tradecore_api.execution.v1 import execution_pb2 as pb
+from tradecore_services.common.bus import Bus
 from tradecore_services.execution.alpaca_venue import AlpacaVenue, credentials
+from tradecore_services.execution.engine import Engine
+from tradecore_services.execution.journal import Journal
+from tradecore_services.execution.live import Execution
+from tradecore_services.execution.main import venue_dispatch, venues
 from websockets.asyncio.server import ServerConnection, serve
 
+from tests.integration.test_execution_journal import _connect
+from tests.integration.test_execution_orders import LocalVenue, instance, quote, stop
+from tests.integration.test_execution_orders import order as order_request
+from tests.integration.test_nats_resilience import NatsServer
+
+pytestmark = pytest.mark.integration
 KEY, SECRET = "test-key", "test-secret"
 
 
@@ -462,3 +475,64 @@ def test_credentials_from_files_never_in_repr(tmp_path: Any, fake: FakeAlpaca) -
     assert SECRET not in repr(v) and KEY not in repr(v)
     with pytest.raises(ValueError, match="credentials"):
         AlpacaVenue(url=fake.url, env={})
+
+
+# -- in the execution service ---------------------------------------------------------------
+
+
+def test_service_runs_alpaca_only_with_credentials(fake: FakeAlpaca) -> None:
+    assert set(venues({})) == {"PAPER"}
+    env = {
+        "TRADECORE_ALPACA_API_KEY_ID": KEY,
+        "TRADECORE_ALPACA_API_SECRET_KEY": SECRET,
+        "TRADECORE_ALPACA_TRADING_URL": fake.url,
+    }
+    got = venues(env)
+    assert set(got) == {"PAPER", "ALPACA"} and isinstance(got["ALPACA"], AlpacaVenue)
+    assert got["ALPACA"].stream_url == fake.url.replace("http://", "ws://") + "/stream"
+
+
+@pytest.mark.timeout(120)
+def test_orders_through_the_service_fill_from_the_stream(tmp_path: Any, fake: FakeAlpaca) -> None:
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+
+    async def go() -> None:
+        v = AlpacaVenue(
+            api_key=KEY, secret_key=SECRET, url=fake.url, stream_url=fake.stream_url, env={}
+        )
+        bus = Bus(server.url, "execution-test")
+        journal = Journal()
+        ex = Execution(bus, journal, Engine(journal, {"PAPER": LocalVenue(False), "ALPACA": v}))
+        v.set_dispatch(venue_dispatch(ex, asyncio.get_running_loop()))
+        await bus.start()
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        v.start()
+        nc = await _connect(server.url)
+        await quote(nc, ex, "AAPL", 190.0, 191.0)
+        sent = await ex.submit_order(order_request("a1", venue="ALPACA"))
+        aid = alpaca_id(fake, sent.order_id)
+        await asyncio.to_thread(fake.push, "new", aid)
+        await asyncio.to_thread(
+            fake.push, "fill", aid, filled_qty=100, avg=190.5, qty=100, price=190.5
+        )
+        req = pb.GetOrderRequest(order_id=sent.order_id)
+        for _ in range(500):
+            got = await ex.get_order(req)
+            if got.status == events.FILLED:
+                break
+            await asyncio.sleep(0.02)
+        assert (got.status, got.filled_quantity, got.average_price) == (events.FILLED, 100, 190.5)
+        await asyncio.to_thread(v.stop)
+        await stop(bus, ex)
+        # the fill was journaled: a new instance rebuilds it from the journal alone
+        bus, ex = await instance(server.url, LocalVenue(False))
+        again = await ex.get_order(req)
+        assert (again.status, again.filled_quantity) == (events.FILLED, 100)
+        await stop(bus, ex)
+        await nc.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        server.kill()

@@ -11,7 +11,6 @@ from tradecore.oms.types import OrderStatus, OrderType, Side, TimeInForce
 from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
-from tradecore_services.common.errors import PreconditionError
 from tradecore_services.execution import convert
 from tradecore_services.execution.journal import kind_of
 from tradecore_services.execution.state import TradingStates
@@ -84,9 +83,9 @@ def test_bad_orders_name_the_field(kw: dict[str, Any], field: str) -> None:
         convert.order_spec(req(**kw))
 
 
-def test_alpaca_is_a_precondition_naming_venue() -> None:
-    with pytest.raises(PreconditionError, match=r"^venue: ALPACA is not enabled"):
-        convert.order_spec(req(venue="ALPACA"))
+def test_both_venues_convert() -> None:
+    # Whether ALPACA runs is the service's to say (FAILED_PRECONDITION naming `venue`).
+    assert convert.order_spec(req(venue="ALPACA")).venue == "ALPACA"
     assert convert.order_spec(req(venue="PAPER")).venue == "PAPER"
 
 
