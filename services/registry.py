@@ -131,6 +131,27 @@ SERVICES: tuple[ServiceSpec, ...] = (
         description="orders, pre-trade controls, venues, positions; journaled in JetStream",
         needs_nats=True,
         needs_clickhouse=True,
+        env=(
+            EnvVar(
+                "TRADECORE_ALPACA_API_KEY_ID",
+                "unset",
+                "Alpaca key; with the secret, venue ALPACA runs (else ALPACA_API_KEY_ID)",
+            ),
+            EnvVar("TRADECORE_ALPACA_API_SECRET_KEY", "unset", "Alpaca secret (else ALPACA_...)"),
+            EnvVar("TRADECORE_ALPACA_API_KEY_ID_FILE", "unset", "a file holding the key"),
+            EnvVar("TRADECORE_ALPACA_API_SECRET_KEY_FILE", "unset", "a file holding the secret"),
+            EnvVar("TRADECORE_ALPACA_PAPER", "true", "paper account (false: live trading)"),
+            EnvVar(
+                "TRADECORE_ALPACA_TRADING_URL",
+                "Alpaca's paper/live API",
+                "trading REST base URL (alpaca-py url_override)",
+            ),
+            EnvVar(
+                "TRADECORE_ALPACA_TRADING_STREAM_URL",
+                "<trading URL>/stream (ws)",
+                "trade_updates websocket URL",
+            ),
+        ),
     ),
 )
 
