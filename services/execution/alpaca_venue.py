@@ -107,8 +107,14 @@ def credentials(
         for var in (f"TRADECORE_ALPACA_{name}", f"ALPACA_{name}"):
             if env.get(var):
                 return env[var]
-        path = env.get(f"TRADECORE_ALPACA_{name}_FILE")
-        return Path(path).read_text().strip() if path else ""
+        var = f"TRADECORE_ALPACA_{name}_FILE"
+        path = env.get(var)
+        if not path:
+            return ""
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"{var}: cannot read {path!r} ({exc.strerror})") from None
 
     key, secret = one(api_key, "API_KEY_ID"), one(secret_key, "API_SECRET_KEY")
     return (key, secret) if key and secret else None
@@ -400,9 +406,11 @@ class AlpacaVenue:
         self._thread.start()
 
     def stop(self) -> None:
+        """Close the stream and the REST session (idempotent)."""
         stream, thread, loop = self._stream, self._thread, self._loop
         self._thread = None
         if stream is None or thread is None:
+            self._client._session.close()
             return
         if loop is not None and loop.is_running():
             with contextlib.suppress(Exception):

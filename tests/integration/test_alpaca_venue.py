@@ -6,6 +6,7 @@ alpaca-py is pointed at it with its url_override."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import threading
 import time
@@ -16,6 +17,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import requests
+from alpaca.trading.client import TradingClient
+from alpaca.trading.stream import TradingStream
 from tradecore.oms.types import (
     OrderType,
     Side,
@@ -50,6 +54,7 @@ class FakeAlpaca:
         self.orders: dict[str, dict[str, Any]] = {}
         self.posts = 0
         self.throttle = 0  # answer the next N requests with HTTP 429
+        self.slow_post = 0.0  # seconds a POST waits after placing the order (a lost answer)
         self.listens = 0
         self.sockets: set[ServerConnection] = set()
         self.loop = asyncio.new_event_loop()
@@ -135,7 +140,9 @@ class FakeAlpaca:
                         return self._send(
                             422, {"code": 40010001, "message": "client_order_id must be unique"}
                         )
-                    return self._send(200, fake.new_order(body))
+                    placed = fake.new_order(body)
+                    time.sleep(fake.slow_post)
+                    return self._send(200, placed)
                 if method == "GET" and path == "/v2/orders:by_client_order_id":
                     cid = parse_qs(url.query)["client_order_id"][0]
                     for o in fake.orders.values():
@@ -413,6 +420,17 @@ def test_rate_limit_then_success_places_one_order(
     assert ev.wait(1)[0].kind is VenueEventKind.ACCEPTED
 
 
+def test_submit_timeout_then_lookup_finds_the_order(fake: FakeAlpaca) -> None:
+    v = AlpacaVenue(api_key=KEY, secret_key=SECRET, url=fake.url, request_timeout=0.2, env={})
+    fake.slow_post = 1.0
+    with pytest.raises(TimeoutError):
+        v.submit(order())  # placed, but the answer is lost
+    found = v.lookup("O1")  # what the OMS asks before any retry
+    assert found is not None and found.kind is VenueEventKind.ACCEPTED
+    assert found.venue_order_id == alpaca_id(fake, "O1") and fake.posts == 1
+    v.stop()
+
+
 def test_stream_drop_reconnects_and_reconciles(
     fake: FakeAlpaca, venue: tuple[AlpacaVenue, Events]
 ) -> None:
@@ -471,10 +489,27 @@ def test_credentials_from_files_never_in_repr(tmp_path: Any, fake: FakeAlpaca) -
     }
     assert credentials(None, None, env) == (KEY, SECRET)
     assert credentials(None, None, {}) is None
+    missing = {**env, "TRADECORE_ALPACA_API_SECRET_KEY_FILE": str(tmp_path / "none")}
+    with pytest.raises(ValueError, match=r"^TRADECORE_ALPACA_API_SECRET_KEY_FILE: cannot read"):
+        credentials(None, None, missing)
     v = AlpacaVenue(url=fake.url, env=env)
     assert SECRET not in repr(v) and KEY not in repr(v)
     with pytest.raises(ValueError, match="credentials"):
         AlpacaVenue(url=fake.url, env={})
+
+
+def test_the_private_alpaca_py_members_used_are_there() -> None:
+    """alpaca-py is pinned <0.45; these are the private members the venue relies on."""
+    for name in ("_start_ws", "_run_forever"):
+        fn = getattr(TradingStream, name)
+        assert inspect.iscoroutinefunction(fn) and list(inspect.signature(fn).parameters) == [
+            "self"
+        ]
+    stream = TradingStream("k", "s", raw_data=True, url_override="ws://127.0.0.1:1")
+    assert isinstance(stream._reconnect_min_backoff, float)
+    client = TradingClient("k", "s", raw_data=True, url_override="http://127.0.0.1:1")
+    assert isinstance(client._retry, int) and isinstance(client._session, requests.Session)
+    client._session.close()
 
 
 # -- in the execution service ---------------------------------------------------------------
