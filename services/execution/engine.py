@@ -113,7 +113,14 @@ class Engine:
             time_ns=event.time_ns,
             oms=pb.OmsRecord(type=name, json=data),
         )
-        future = asyncio.run_coroutine_threadsafe(self.journal.write(entry), loop)
+        # A fill is journaled once per (venue, fill id) within JetStream's duplicate window: a
+        # venue report re-sent after a write whose outcome was unknown is not stored twice.
+        msg_id = (
+            f"fill.{event.venue}.{event.fill_id}"
+            if isinstance(event, OrderFilled) and event.fill_id
+            else ""
+        )
+        future = asyncio.run_coroutine_threadsafe(self.journal.write(entry, msg_id), loop)
         try:
             future.result(ACK_TIMEOUT_S + 1.0)
         except concurrent.futures.TimeoutError:

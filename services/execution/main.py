@@ -5,6 +5,7 @@ journal, is unreachable."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -18,6 +19,7 @@ from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_api.execution.v1 import execution_pb2_grpc as pb_grpc
 
 from ..common.bus import Bus
+from ..common.errors import UnavailableError
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings
 from ..common.store_thread import StoreThread
@@ -25,7 +27,7 @@ from ..registry import by_name
 from .alpaca_venue import AlpacaVenue, credentials
 from .engine import Engine
 from .journal import Journal
-from .live import Execution
+from .live import REBUILD_RETRY_S, Execution
 from .paper_feed import PaperFeed
 from .reconciliation import start_policy
 from .servicer import ExecutionServicer
@@ -60,6 +62,7 @@ class ExecutionApp:
         self.consumer = StoreConsumer(self.store)
         self.bus.on_connect(self._attach_consumer)  # after Execution's hook made the stream
         self.servicer = ExecutionServicer(self.execution)
+        self.reports: VenueReports | None = None
 
     def service_app(self) -> ServiceApp:
         return ServiceApp(
@@ -83,13 +86,16 @@ class ExecutionApp:
         await self.bus.start()
         alpaca = self.engine.venues.get("ALPACA")
         if isinstance(alpaca, AlpacaVenue):
-            alpaca.set_dispatch(venue_dispatch(self.execution, asyncio.get_running_loop()))
+            self.reports = VenueReports(self.execution, asyncio.get_running_loop())
+            alpaca.set_dispatch(self.reports.dispatch)
             alpaca.start()
 
     async def stop(self) -> None:
         alpaca = self.engine.venues.get("ALPACA")
         if isinstance(alpaca, AlpacaVenue):
             await asyncio.get_running_loop().run_in_executor(None, alpaca.stop)
+        if self.reports is not None:
+            await self.reports.close()
         await self.consumer.stop()
         await self.execution.stop()
         await self.bus.stop()
@@ -97,30 +103,42 @@ class ExecutionApp:
         await self.store.stop()
 
 
-def venue_dispatch(
-    execution: Execution, loop: asyncio.AbstractEventLoop
-) -> Callable[[Callable[[], None]], None]:
-    """A venue's reports from its own threads onto the OMS thread, in order, once the journal
-    is replayed: each one is journaled like any other venue event before it applies."""
+class VenueReports:
+    """A venue's reports from its own threads onto the OMS thread: one queue, applied one at a
+    time in the order given, once the journal is replayed; each is journaled like any other
+    venue event before it applies. A report whose journal write failed (NATS away) is applied
+    again after the service has rebuilt from the journal, so none is lost; one the journal did
+    store is then a repeat the OMS absorbs (fills by fill id; another repeat is an anomaly)."""
 
-    pending: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak refs)
+    def __init__(self, execution: Execution, loop: asyncio.AbstractEventLoop) -> None:
+        self.execution = execution
+        self.loop = loop
+        self.queue: asyncio.Queue[Callable[[], None]] = asyncio.Queue()
+        self.task = loop.create_task(self._run(), name="venue-reports")
 
-    def dispatch(fn: Callable[[], None]) -> None:
-        async def deliver() -> None:
-            await execution.restored.wait()
-            try:
-                await execution._oms(lambda _oms: fn())
-            except Exception:
-                log.exception("execution: a venue report was not applied")
+    def dispatch(self, fn: Callable[[], None]) -> None:
+        """Thread-safe: queue ``fn`` (it calls the OMS's venue listener)."""
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, fn)
 
-        def schedule() -> None:
-            task = loop.create_task(deliver())
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+    async def _run(self) -> None:
+        while True:
+            fn = await self.queue.get()
+            while True:
+                await self.execution.restored.wait()
+                try:
+                    await self.execution._oms(lambda _oms, fn=fn: fn())
+                    break
+                except UnavailableError as exc:
+                    log.warning("execution: venue report not journaled (%s); retrying", exc)
+                    await asyncio.sleep(REBUILD_RETRY_S)
+                except Exception:
+                    log.exception("execution: a venue report was not applied")
+                    break
 
-        loop.call_soon_threadsafe(schedule)
-
-    return dispatch
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
 
 
 def venues(env: Mapping[str, str] | None = None) -> dict[str, Venue]:

@@ -6,6 +6,7 @@ alpaca-py is pointed at it with its url_override."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import threading
@@ -31,11 +32,12 @@ from tradecore.oms.types import (
 from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_services.common.bus import Bus
+from tradecore_services.common.errors import UnavailableError
 from tradecore_services.execution.alpaca_venue import AlpacaVenue, credentials
 from tradecore_services.execution.engine import Engine
-from tradecore_services.execution.journal import Journal
+from tradecore_services.execution.journal import ACK_TIMEOUT_S, Journal
 from tradecore_services.execution.live import Execution
-from tradecore_services.execution.main import venue_dispatch, venues
+from tradecore_services.execution.main import VenueReports, venues
 from websockets.asyncio.server import ServerConnection, serve
 
 from tests.integration.test_execution_journal import _connect
@@ -539,7 +541,8 @@ def test_orders_through_the_service_fill_from_the_stream(tmp_path: Any, fake: Fa
         bus = Bus(server.url, "execution-test")
         journal = Journal()
         ex = Execution(bus, journal, Engine(journal, {"PAPER": LocalVenue(False), "ALPACA": v}))
-        v.set_dispatch(venue_dispatch(ex, asyncio.get_running_loop()))
+        reports = VenueReports(ex, asyncio.get_running_loop())
+        v.set_dispatch(reports.dispatch)
         await bus.start()
         await asyncio.wait_for(ex.restored.wait(), 20)
         v.start()
@@ -558,12 +561,37 @@ def test_orders_through_the_service_fill_from_the_stream(tmp_path: Any, fake: Fa
                 break
             await asyncio.sleep(0.02)
         assert (got.status, got.filled_quantity, got.average_price) == (events.FILLED, 100, 190.5)
+        # NATS (the journal) away while a fill arrives: applied once the journal is back
+        second = await ex.submit_order(order_request("a2", 50, venue="ALPACA"))
+        assert second.status == events.PENDING_NEW, second
+        aid2 = alpaca_id(fake, second.order_id)
+        await asyncio.to_thread(fake.push, "new", aid2)
+        req2 = pb.GetOrderRequest(order_id=second.order_id)
+        for _ in range(500):
+            if (await ex.get_order(req2)).status == events.ACCEPTED:
+                break
+            await asyncio.sleep(0.02)
+        server.kill()
+        await asyncio.to_thread(
+            fake.push, "fill", aid2, filled_qty=50, avg=190.5, qty=50, price=190.5
+        )
+        await asyncio.sleep(ACK_TIMEOUT_S + 2.0)  # the report's journal write times out
+        server.start()
+        for _ in range(1500):
+            with contextlib.suppress(UnavailableError):
+                got2 = await ex.get_order(req2)
+                if got2.status == events.FILLED:
+                    break
+            await asyncio.sleep(0.02)
+        assert (got2.status, got2.filled_quantity) == (events.FILLED, 50)
         await asyncio.to_thread(v.stop)
+        await reports.close()
         await stop(bus, ex)
         # the fill was journaled: a new instance rebuilds it from the journal alone
         bus, ex = await instance(server.url, LocalVenue(False))
-        again = await ex.get_order(req)
-        assert (again.status, again.filled_quantity) == (events.FILLED, 100)
+        for r, qty in ((req, 100), (req2, 50)):
+            again = await ex.get_order(r)
+            assert (again.status, again.filled_quantity) == (events.FILLED, qty)
         await stop(bus, ex)
         await nc.close()
 
