@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 
 from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
+from tradecore.oms.oms import OMS
 from tradecore.oms.paper import PaperConfig, PaperVenue
 from tradecore.oms.venue import Venue
 from tradecore_api.execution.v1 import execution_pb2 as pb
@@ -122,11 +123,15 @@ class VenueReports:
 
     async def _run(self) -> None:
         while True:
-            fn = await self.queue.get()
+            report = await self.queue.get()
+
+            def apply(_oms: OMS, report: Callable[[], None] = report) -> None:
+                report()
+
             while True:
                 await self.execution.restored.wait()
                 try:
-                    await self.execution._oms(lambda _oms, fn=fn: fn())
+                    await self.execution._oms(apply)
                     break
                 except UnavailableError as exc:
                     log.warning("execution: venue report not journaled (%s); retrying", exc)
