@@ -84,11 +84,12 @@ class ExecutionApp:
 
     async def start(self) -> None:
         await self.store.start()
-        await self.bus.start()
         alpaca = self.engine.venues.get("ALPACA")
-        if isinstance(alpaca, AlpacaVenue):
+        if isinstance(alpaca, AlpacaVenue):  # its reports queued before the journal replays
             self.reports = VenueReports(self.execution, asyncio.get_running_loop())
             alpaca.set_dispatch(self.reports.dispatch)
+        await self.bus.start()
+        if isinstance(alpaca, AlpacaVenue):
             alpaca.start()
 
     async def stop(self) -> None:

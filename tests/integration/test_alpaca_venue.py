@@ -41,9 +41,11 @@ from tradecore_services.execution.main import VenueReports, venues
 from websockets.asyncio.server import ServerConnection, serve
 
 from tests.integration.test_execution_journal import _connect
+from tests.integration.test_execution_mesh import http, publish_quote
 from tests.integration.test_execution_orders import LocalVenue, instance, quote, stop
 from tests.integration.test_execution_orders import order as order_request
 from tests.integration.test_nats_resilience import NatsServer
+from tests.mesh import Mesh
 
 pytestmark = pytest.mark.integration
 KEY, SECRET = "test-key", "test-secret"
@@ -599,3 +601,51 @@ def test_orders_through_the_service_fill_from_the_stream(tmp_path: Any, fake: Fa
         asyncio.run(go())
     finally:
         server.kill()
+
+
+@pytest.mark.timeout(300)
+def test_the_mesh_runs_venue_alpaca_with_credentials(tmp_path: Any, fake: FakeAlpaca) -> None:
+    """`tradecore up` with Alpaca credentials in its environment: an order with venue ALPACA
+    over JSON reaches the (local) Alpaca, and the stream's fill fills it."""
+    m = Mesh.with_free_ports(tmp_path / "mesh")
+    m.env = {
+        "TRADECORE_ALPACA_API_KEY_ID": KEY,
+        "TRADECORE_ALPACA_API_SECRET_KEY": SECRET,
+        "TRADECORE_ALPACA_TRADING_URL": fake.url,
+        "TRADECORE_ALPACA_TRADING_STREAM_URL": fake.stream_url,
+    }
+    up = m.run("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        deadline = time.monotonic() + 30
+        while fake.listens < 1:  # the execution service's trade_updates stream
+            assert time.monotonic() < deadline, "the service did not listen to trade_updates"
+            time.sleep(0.05)
+        publish_quote(m, "AAPL", 190.0, 191.0)
+        body = {
+            "account": "ALP1", "client_order_id": "m1", "symbol": "AAPL", "side": "BUY",
+            "quantity": 10, "type": "LIMIT", "limit_price": 190.5, "time_in_force": "DAY",
+            "venue": "ALPACA",
+        }  # fmt: skip
+        while True:  # the quote reaches the price collar
+            status, out = http(m, "POST", "/v1/execution/orders", body)
+            if out.get("reason_code") != "NO_REFERENCE_PRICE":
+                break
+            assert time.monotonic() < deadline, out
+            body["client_order_id"] = f"m{uuid.uuid4().hex[:6]}"
+            time.sleep(0.1)
+        assert status == 200 and out["status"] in ("PENDING_NEW", "ACCEPTED"), out
+        aid = alpaca_id(fake, out["order_id"])
+        fake.push("new", aid)
+        fake.push("fill", aid, filled_qty=10, avg=190.5, qty=10, price=190.5)
+        path = f"/v1/execution/orders/{out['order_id']}"
+        while True:
+            status, got = http(m, "GET", path)
+            if got.get("status") == "FILLED":
+                break
+            assert time.monotonic() < deadline + 30, got
+            time.sleep(0.1)
+        assert (got["filled_quantity"], got["average_price"]) in (("10", 190.5), (10, 190.5))
+    finally:
+        down = m.run("down")
+        assert down.returncode == 0, down.stdout + down.stderr
