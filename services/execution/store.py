@@ -30,6 +30,9 @@ TABLE = "exec_journal"
 DURABLE = "exec-journal-store"
 FETCH_BATCH = 1024
 FETCH_WAIT_S = 1.0
+#: Least time between two inserts of a batch that was not full: a chDB insert costs milliseconds
+#: of CPU whatever its size, so under a stream of orders the copy takes what accumulated.
+INSERT_INTERVAL_S = 0.2
 ACK_WAIT_S = 30.0
 RETRY_S = 1.0
 
@@ -105,7 +108,9 @@ def _bytes(value: object) -> bytes:
 class StoreConsumer:
     """Durable pull consumer of ``EXEC_JOURNAL``: fetch, insert, then acknowledge each message
     (explicit acks: a message fetched but not stored by a process that died is delivered
-    again)."""
+    again). After a batch that was not full it waits until :data:`INSERT_INTERVAL_S` has passed
+    since that insert began, so the table trails the stream by at most about that long and the
+    inserts do not take the CPU the orders need (one insert per journal write otherwise)."""
 
     def __init__(self, store: StoreThread[JournalStore]) -> None:
         self.store = store
@@ -141,6 +146,7 @@ class StoreConsumer:
                 await sub.unsubscribe()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             sub = self._sub
             if sub is None:
@@ -154,7 +160,10 @@ class StoreConsumer:
                 log.warning("journal store fetch failed: %s", exc)
                 await asyncio.sleep(RETRY_S)
                 continue
+            began = loop.time()
             await self._store(msgs)
+            if len(msgs) < FETCH_BATCH:
+                await asyncio.sleep(max(0.0, began + INSERT_INTERVAL_S - loop.time()))
 
     async def _store(self, msgs: list[Msg]) -> None:
         rows: list[Row] = []

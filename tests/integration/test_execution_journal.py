@@ -200,6 +200,46 @@ def test_the_journal_is_copied_into_clickhouse_once(server: NatsServer) -> None:
     asyncio.run(go())
 
 
+class CountingStore(JournalStore):
+    """Counts the inserts (each costs milliseconds of chDB CPU whatever its size)."""
+
+    inserts = 0
+
+    def insert(self, rows: list[tuple[int, str, str, str, str, int, bytes]]) -> None:
+        if rows:
+            self.inserts += 1
+        super().insert(rows)
+
+
+def test_a_stream_of_writes_is_copied_in_few_inserts(server: NatsServer) -> None:
+    """Entries journaled one at a time, as orders are, reach ClickHouse in a few batched
+    inserts, not one insert per entry."""
+
+    async def go() -> None:
+        nc = await _connect(server.url)
+        journal = Journal()
+        await journal.attach(nc)
+        counting = CountingStore("chdb://memory")
+        store = StoreThread(lambda: counting)
+        await store.start()
+        consumer = StoreConsumer(store)
+        await consumer.attach(nc.jetstream())
+        n = 60
+        for i in range(n):
+            await journal.write(submit("A1", f"s{i}"))
+            await asyncio.sleep(0.01)  # spread over at least 0.6 s
+        deadline = time.monotonic() + 20
+        while await store.call(lambda s: s.count()) < n:
+            assert time.monotonic() < deadline, "not every entry was stored"
+            await asyncio.sleep(0.05)
+        await consumer.stop()
+        assert counting.inserts <= n // 4, counting.inserts
+        await store.stop()
+        await nc.close()
+
+    asyncio.run(go())
+
+
 class LostAck(Journal):
     """Stores the next command and then loses JetStream's acknowledgement (the publish timed
     out after the server had stored it)."""
