@@ -10,7 +10,10 @@ one thread, so nothing reads an order while another call changes it.
 
 After a call, what it changed is published as the event contracts: ``exec.order.<account>``
 (``events.v1.OrderUpdate``, the order after the call), ``exec.fill.<account>`` (``events.v1.Fill``,
-into the stream ``EXEC_FILLS``) and ``exec.position.<account>`` (``events.v1.Position``).
+into the stream ``EXEC_FILLS``) and ``exec.position.<account>`` (``events.v1.Position``). A fill
+EXEC_FILLS did not acknowledge fails the call (UnavailableError: its events are journaled, the
+caller retries with the same client_order_id); :meth:`Engine.publish_missing_fills` publishes
+it after the rebuild that follows. Order updates and positions are best effort (core NATS).
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class Engine:
         self._call = _Call()
         self._nc: Client | None = None
         self._order_listeners: list[Callable[[events.OrderUpdate], None]] = []
+        self._replayed_fills: list[tuple[str, bytes]] = []  # (fill id, contract) of the replay
         self.reference = MarketReference(clock_ns)
         self.oms = self._new_oms()
 
@@ -153,12 +157,29 @@ class Engine:
         """Rebuild a fresh OMS from journaled events (no venue is called)."""
         decoded = [CODEC.decode(r.type, r.json) for r in records]
 
-        def run() -> None:
+        def run() -> list[tuple[str, bytes]]:
             self.oms = self._new_oms()
             self.oms.replay(decoded)
+            fills = []
+            for e in decoded:
+                if isinstance(e, OrderFilled):
+                    data = order_fill(self.oms.order(e.order_id), e)
+                    fills.append((events.Fill.FromString(data).fill_id, data))
+            return fills
 
-        await asyncio.get_running_loop().run_in_executor(self._thread, run)
+        loop = asyncio.get_running_loop()
+        self._replayed_fills = await loop.run_in_executor(self._thread, run)
         return len(decoded)
+
+    async def publish_missing_fills(self, stored: set[str]) -> int:
+        """Publish into EXEC_FILLS every fill of the last replay whose id is not in ``stored``
+        (the ids EXEC_FILLS holds): fills journaled by a call that EXEC_FILLS never
+        acknowledged. UnavailableError when one is not acknowledged (the rebuild is retried)."""
+        missing = [data for fill_id, data in self._replayed_fills if fill_id not in stored]
+        for data in missing:
+            await self.journal.publish_fill(events.Fill.FromString(data))
+        self._replayed_fills = []
+        return len(missing)
 
     # -- contracts (OMS thread) ------------------------------------------------------------
 
@@ -196,7 +217,10 @@ class Engine:
         return True
 
     async def _publish(self, outgoing: list[tuple[str, bytes, bool]]) -> None:
+        """Publish the contracts; UnavailableError, after all were tried, when EXEC_FILLS did
+        not acknowledge a fill (the others are best effort: a lost one is logged)."""
         nc = self._nc
+        lost_fill: Exception | None = None
         for subject, data, durable in outgoing:
             if self._order_listeners and subject.startswith("exec.order."):
                 update = events.OrderUpdate.FromString(data)
@@ -207,8 +231,15 @@ class Engine:
                     await self.journal.publish_fill(events.Fill.FromString(data))
                 elif nc is not None:
                     await publish(nc, subject, data)
-            except Exception as exc:  # journaled already: a lost publication is logged
+            except Exception as exc:  # journaled already
                 log.warning("%s: not published: %s", subject, exc)
+                if durable:
+                    lost_fill = exc
+        if lost_fill is not None:
+            raise UnavailableError(
+                f"EXEC_FILLS did not acknowledge a fill ({lost_fill}); it is published again "
+                "once the state is rebuilt from the journal"
+            ) from lost_fill
 
 
 def order_message(o: Order) -> pb.Order:

@@ -18,8 +18,9 @@ the same id within :data:`DUPLICATE_WINDOW_S` once only, and says so in its ackn
 
 Fills are also published as the event contract ``exec.fill.<account>`` into their own stream,
 ``EXEC_FILLS`` (message id: the fill id), so a consumer such as the RiskService can read them
-durably; order updates and positions go out on core NATS (the latest state is what matters and
-the journal keeps it).
+durably: a call answers only once its fills are stored there too, and a rebuild publishes every
+journaled fill the stream lacks (:meth:`Journal.fill_ids`). Order updates and positions go out
+on core NATS (the latest state is what matters and the journal keeps it).
 
 The service also reads the RiskService's trading states: the latest ``risk.state.<account>`` of
 every account, from the stream ``RISK_JOURNAL`` when it exists.
@@ -144,6 +145,17 @@ class Journal:
         fill id within the duplicate window)."""
         subject = exec_subject(ExecKind.FILL, fill.account)
         await self._publish(subject, fill.SerializeToString(), {MSG_ID: fill.fill_id})
+
+    async def fill_ids(self) -> set[str]:
+        """The fill id of every fill contract in ``EXEC_FILLS``."""
+        js = self._context()
+        out: set[str] = set()
+        async for _, subject, data in _read(js, FILLS_STREAM, exec_filter(ExecKind.FILL), False):
+            try:
+                out.add(events.Fill.FromString(data).fill_id)
+            except DecodeError:
+                log.warning("%s: not a Fill (%d bytes); skipped", subject, len(data))
+        return out
 
     async def replay(self) -> AsyncIterator[tuple[int, pb.JournalEntry]]:
         """(stream sequence, entry) of every journaled entry, in the order they were written."""

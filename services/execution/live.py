@@ -4,7 +4,8 @@
 On each new NATS connection of the service's Bus, :class:`Execution` (1) attaches the journal;
 (2) subscribes to the RiskService's trading states, ``risk.state.*``, and to quotes,
 ``md.*.*.quote`` (reference prices of the price collars, marks of the positions); and (3) the
-first time, rebuilds its state by replaying the journal in order (the OMS from its events), then
+first time, rebuilds its state by replaying the journal in order (the OMS from its events) and
+publishes into ``EXEC_FILLS`` every journaled fill that stream lacks, then
 takes the latest trading state of every account from the stream ``RISK_JOURNAL`` (a state the
 subscription delivered meanwhile is kept when it is newer: states carry a sequence per account),
 gives the OMS every account's effective mode, and asks the venues about orders sent but not
@@ -147,6 +148,9 @@ class Execution:
                 apply(states, entry)
             n += 1
         await self.engine.replay(records)
+        republished = await self.engine.publish_missing_fills(await self.journal.fill_ids())
+        if republished:
+            log.warning("execution: %d journaled fills were missing from EXEC_FILLS", republished)
         held = list(self.states.risk.values())
         self.states = states
         for state in held:

@@ -21,7 +21,7 @@ from tradecore_api.events.v1 import market_pb2
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_services.common.bus import Bus
-from tradecore_services.common.errors import NotFoundError, PreconditionError
+from tradecore_services.common.errors import NotFoundError, PreconditionError, UnavailableError
 from tradecore_services.execution.engine import Engine
 from tradecore_services.execution.journal import FILLS_STREAM, Journal
 from tradecore_services.execution.live import Execution
@@ -265,5 +265,52 @@ def test_bad_requests(server: NatsServer) -> None:
         with pytest.raises(ValueError, match=r"^quantity: "):
             await ex.replace_order(pb.ReplaceOrderRequest(order_id="X", quantity=0))
         await stop(bus, ex)
+
+    asyncio.run(go())
+
+
+class LostFill(Journal):
+    """Loses the next fill contract: EXEC_FILLS does not acknowledge it (nats-server died after
+    the order's events were journaled, before the fill was stored)."""
+
+    lose = False
+
+    async def publish_fill(self, fill: events.Fill) -> None:
+        if self.lose:
+            self.lose = False
+            raise UnavailableError("EXEC_FILLS did not acknowledge the fill (test)")
+        await super().publish_fill(fill)
+
+
+def test_a_fill_not_stored_in_exec_fills_fails_the_call_and_is_published_again(
+    server: NatsServer,
+) -> None:
+    """The fill contract is part of what a call acknowledges: when EXEC_FILLS does not store it
+    the call is not answered, and the state rebuilt from the journal publishes every journaled
+    fill that EXEC_FILLS lacks (once: the ones it has are not published again)."""
+
+    async def go() -> None:
+        nc = await _connect(server.url)
+        bus = Bus(server.url, "execution-test")
+        journal = LostFill()
+        ex = Execution(bus, journal, Engine(journal, {"PAPER": LocalVenue(fill=True)}))
+        await bus.start()
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        await quote(nc, ex, "AAPL", 190.0, 191.0)
+        js = nc.jetstream()
+        assert (await ex.submit_order(order("c0", qty=10), "r0")).status == events.FILLED
+        journal.lose = True
+        with pytest.raises(UnavailableError):
+            await ex.submit_order(order("c1"), "r1")
+        got = await ex.submit_order(order("c1"), "r2")  # the client's retry: the order, once
+        assert got.status == events.FILLED and got.filled_quantity == 100
+        assert (await js.stream_info(FILLS_STREAM)).state.messages == 2
+        second = await ex.submit_order(order("c2", qty=7), "r3")
+        assert second.status == events.FILLED
+        stored = await ex.journal.fill_ids()
+        assert stored == {"PAPER-F1", "PAPER-F2", "PAPER-F3"}
+        assert (await js.stream_info(FILLS_STREAM)).state.messages == 3
+        await stop(bus, ex)
+        await nc.close()
 
     asyncio.run(go())
