@@ -150,9 +150,12 @@ class VenueReports:
 def venues(env: Mapping[str, str] | None = None) -> dict[str, Venue]:
     """The venues this service runs, by name: the paper venue (prices in 1/10,000 of the
     currency, no latency, no fees), fed from the market-data service's quotes and trades; and
-    Alpaca when its credentials are configured (alpaca_venue.py: settings or files)."""
+    Alpaca when its credentials are configured (alpaca_venue.py: settings or files). The paper
+    venue's order and fill ids carry the process's start time (``P<hex ns>-<n>``), so the ids of
+    a restarted service never repeat the journaled ones (the OMS drops a fill id it has seen)."""
     env = os.environ if env is None else env
-    out: dict[str, Venue] = {"PAPER": PaperVenue(PaperConfig())}
+    paper = PaperVenue(PaperConfig(id_prefix=f"{time.time_ns():x}-"))
+    out: dict[str, Venue] = {"PAPER": paper}
     if credentials(None, None, env) is not None:
         out["ALPACA"] = AlpacaVenue(env=env)
     return out

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from tradecore.oms.paper import PaperVenue
 from tradecore.oms.types import OrderType, VenueEvent, VenueEventKind, VenueOrder
 from tradecore.oms.venue import Listener
 from tradecore.subjects import MdKind, exec_filter, md_subject
@@ -25,6 +26,8 @@ from tradecore_services.common.errors import NotFoundError, PreconditionError, U
 from tradecore_services.execution.engine import Engine
 from tradecore_services.execution.journal import FILLS_STREAM, Journal
 from tradecore_services.execution.live import Execution
+from tradecore_services.execution.main import venues
+from tradecore_services.execution.paper_feed import PaperFeed
 
 from tests.integration.test_execution_journal import _connect
 from tests.integration.test_nats_resilience import NatsServer
@@ -310,6 +313,51 @@ def test_a_fill_not_stored_in_exec_fills_fails_the_call_and_is_published_again(
         stored = await ex.journal.fill_ids()
         assert stored == {"PAPER-F1", "PAPER-F2", "PAPER-F3"}
         assert (await js.stream_info(FILLS_STREAM)).state.messages == 3
+        await stop(bus, ex)
+        await nc.close()
+
+    asyncio.run(go())
+
+
+def test_the_paper_venue_fills_new_orders_after_a_restart(server: NatsServer) -> None:
+    """A restarted service runs a new paper venue: its fills are not taken for the journaled
+    fills of the venue before the restart (the OMS deduplicates fills by venue fill id)."""
+
+    async def paper_instance() -> tuple[Bus, Execution]:
+        paper = venues()["PAPER"]
+        assert isinstance(paper, PaperVenue)
+        feed = PaperFeed(paper)
+        bus = Bus(server.url, "execution-test")
+        journal = Journal()
+        ex = Execution(bus, journal, Engine(journal, {"PAPER": paper}, feed.clock), feed)
+        await bus.start()
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        return bus, ex
+
+    async def ioc(ex: Execution, coid: str) -> pb.Order:
+        return await ex.submit_order(order(coid, qty=10, price=191.0, time_in_force="IOC"))  # type: ignore[arg-type]
+
+    async def go() -> None:
+        nc = await _connect(server.url)
+        bus, ex = await paper_instance()
+        q = market_pb2.Quote(
+            venue="XNAS", symbol="AAPL", bid_price=190.0, ask_price=191.0, bid_size=1000,
+            ask_size=1000,
+        )  # fmt: skip
+        await nc.publish(md_subject("XNAS", "AAPL", MdKind.QUOTE), q.SerializeToString())
+        await quote(nc, ex, "AAPL", 190.0, 191.0)
+        first = await ioc(ex, "c1")
+        assert first.status == events.FILLED
+        await stop(bus, ex)
+
+        bus, ex = await paper_instance()  # the restart: a new paper venue
+        await nc.publish(md_subject("XNAS", "AAPL", MdKind.QUOTE), q.SerializeToString())
+        await quote(nc, ex, "AAPL", 190.0, 191.0)
+        second = await ioc(ex, "c2")
+        assert second.venue_order_id != first.venue_order_id
+        assert (second.status, second.filled_quantity) == (events.FILLED, 10), second
+        positions = await ex.get_positions(pb.GetPositionsRequest(account="A1"))
+        assert [(p.symbol, p.quantity) for p in positions.positions] == [("AAPL", 20)]
         await stop(bus, ex)
         await nc.close()
 

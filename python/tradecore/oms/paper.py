@@ -133,8 +133,14 @@ class PaperConfig:
     taker_fee: float = 0.0
     #: Seed of the L2 queue model's random draws.
     seed: int = 0
+    #: Put into every venue order id (``P<prefix><n>``) and fill id (``PAPER-<prefix><n>``):
+    #: give each venue instance whose orders share one journal its own (ids count from 1 in
+    #: each instance, and an OMS ignores a fill id it has seen).
+    id_prefix: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.id_prefix, str):
+            raise ValueError(f"id_prefix must be a string, got {self.id_prefix!r}")
         if isinstance(self.price_scale, bool) or not isinstance(self.price_scale, int):
             raise ValueError(f"price_scale must be an integer, got {self.price_scale!r}")
         if self.price_scale < 1:
@@ -544,7 +550,7 @@ class PaperVenue:
         price = self._ticks(order.limit_price or 0.0) if limited else None
         o = _Order(
             order,
-            f"P{self._venue_ids}",
+            f"P{self.config.id_prefix}{self._venue_ids}",
             order.side.sign,
             price,
             order.quantity,
@@ -756,7 +762,7 @@ class PaperVenue:
             o,
             VenueEventKind.FILL,
             ts,
-            fill_id=f"{self.name}-{self._fills}",
+            fill_id=f"{self.name}-{self.config.id_prefix}{self._fills}",
             fill_quantity=qty,
             fill_price=price / self.config.price_scale,
             liquidity=liq,
