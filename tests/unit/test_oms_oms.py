@@ -641,3 +641,22 @@ def test_a_trade_never_triggers_a_stop_the_state_machine_refuses() -> None:
     stop.status = S.PENDING_CANCEL  # as if a cancel were in flight
     assert oms.on_trade("AAPL", 150.0) == []
     assert v.submitted == [] and not any(type(e).__name__ == "StopTriggered" for e in log)
+
+
+def test_a_journal_failure_while_the_venue_reports_inside_submit_is_not_a_venue_rejection() -> None:
+    # The venue fills inside submit; the journal fails on the fill: the order was taken by the
+    # venue, so the failure must reach the caller (to retry or rebuild), never become REJECTED.
+    v = ImmediateVenue()
+    log: list[OmsEvent] = []
+
+    def sink(event: OmsEvent) -> None:
+        if type(event).__name__ == "OrderFilled":
+            raise OSError("journal unavailable")
+        log.append(event)
+
+    oms = OMS({v.name: v}, PreTradeControls(Refs(), lim()), Clock(), sink)
+    with pytest.raises(OSError, match="journal unavailable"):
+        buy(oms, "c1", venue="NOW")
+    assert "OrderRejected" not in [type(e).__name__ for e in log]
+    order = oms.find("acct", "c1")
+    assert order is not None and order.status is not S.REJECTED

@@ -358,6 +358,7 @@ class OMS:
         self.controls = controls
         self.clock_ns = clock_ns
         self._sink = sink
+        self._sink_failure: BaseException | None = None
         self.positions = PositionBook(position_mode)
         self.order_id_prefix = order_id_prefix
         self.submit_retries = submit_retries
@@ -432,7 +433,13 @@ class OMS:
     # ------------------------------------------------------------------ events
     def _emit(self, event: OmsEvent) -> None:
         if self._sink is not None:
-            self._sink(event)
+            try:
+                self._sink(event)
+            except BaseException as exc:
+                # Remembered so that a venue call this failure unwinds through (a venue
+                # reporting inside submit) is not taken for the venue refusing the request.
+                self._sink_failure = exc
+                raise
         self._apply[type(event)](event)
 
     def apply(self, event: OmsEvent) -> None:
@@ -562,7 +569,9 @@ class OMS:
             try:
                 venue.submit(request)
                 return
-            except TimeoutError:
+            except TimeoutError as exc:
+                if exc is self._sink_failure:
+                    raise
                 try:
                     found = venue.lookup(order.order_id)
                 except Exception as exc:  # the venue failing is reported, not raised
@@ -583,6 +592,10 @@ class OMS:
                     self._on_venue_event(order.venue, found)
                     return
             except Exception as exc:  # a venue refusing the request rejects it
+                if exc is self._sink_failure:
+                    # Our journal failed while the venue reported (e.g. a fill inside submit):
+                    # the venue took the order; the outcome is the caller's to retry or rebuild.
+                    raise
                 if order.status is OrderStatus.SUBMITTED:
                     self._emit(OrderRejected(self.clock_ns(), order.order_id, f"venue: {exc}"))
                 return
