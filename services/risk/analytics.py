@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -275,21 +275,25 @@ def check_deadline(cost_ns: float, time_remaining: float | None, what: str) -> N
         )
 
 
+def _monte_carlo_settings(s: VaRSettings) -> dict[str, Any]:
+    """The library's Monte-Carlo keywords for the request's settings (one book or a batch)."""
+    return {
+        "confidence": s.confidence,
+        "horizon_days": s.horizon_days,
+        "paths": s.paths,
+        "seed": s.seed,
+        "method": "full" if s.method == "monte_carlo" else "delta_gamma",
+        "student_t_dof": s.student_t_dof,
+        "vol_of_vol": s.vol_of_vol or None,
+        "spot_vol_correlation": s.spot_vol_correlation or None,
+        "device": s.device,
+    }
+
+
 def run_var(book: Book, s: VaRSettings, returns: FloatArray | None) -> VaRResult:
     """One book's VaR by ``s.method`` (library calls; on the pool for a heavy run)."""
     if s.method in SIMULATED_METHODS:
-        return monte_carlo_var(
-            book,
-            confidence=s.confidence,
-            horizon_days=s.horizon_days,
-            paths=s.paths,
-            seed=s.seed,
-            method="full" if s.method == "monte_carlo" else "delta_gamma",
-            student_t_dof=s.student_t_dof,
-            vol_of_vol=s.vol_of_vol or None,
-            spot_vol_correlation=s.spot_vol_correlation or None,
-            device=s.device,
-        )
+        return monte_carlo_var(book, **_monte_carlo_settings(s))
     if s.method in ("parametric", "cornish_fisher"):
         fn = parametric_var if s.method == "parametric" else cornish_fisher_var
         return fn(book, confidence=s.confidence, horizon_days=s.horizon_days)
@@ -565,20 +569,7 @@ def run_var_batch(
 ) -> list[VaRResult]:
     """Every book's VaR over one market and one set of scenarios."""
     if s.method in SIMULATED_METHODS:
-        return list(
-            monte_carlo_var_batch(
-                books,
-                confidence=s.confidence,
-                horizon_days=s.horizon_days,
-                paths=s.paths,
-                seed=s.seed,
-                method="full" if s.method == "monte_carlo" else "delta_gamma",
-                student_t_dof=s.student_t_dof,
-                vol_of_vol=s.vol_of_vol or None,
-                spot_vol_correlation=s.spot_vol_correlation or None,
-                device=s.device,
-            )
-        )
+        return list(monte_carlo_var_batch(books, **_monte_carlo_settings(s)))
     return [run_var(b, s, returns) for b in books]
 
 
