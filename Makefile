@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-BUILD_DEPS := "scikit-build-core>=1.0" "pybind11>=2.13" "grpcio-tools>=1.70" "googleapis-common-protos>=1.63"
+BUILD_DEPS := "scikit-build-core>=1.0" "pybind11>=2.13" "grpcio-tools>=1.70,<1.82" "googleapis-common-protos>=1.63"
 
 .PHONY: up down status setup setup-dev test test-unit test-cpp bench lint format clean
 
