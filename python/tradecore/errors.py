@@ -17,6 +17,22 @@ TradecoreError = _core.Error
 UnsupportedRegime = _core.UnsupportedRegime
 
 
+class NotFoundError(LookupError):
+    """The requested entity (a model, a version, an order) does not exist."""
+
+
+class PreconditionError(RuntimeError):
+    """The request is valid but the system is not in a state to serve it."""
+
+
+class UnavailableError(RuntimeError):
+    """A dependency (NATS, ClickHouse, a device) is down."""
+
+
+class ResourceExhaustedError(RuntimeError):
+    """A limit was hit (a full queue, a cap on a request's size)."""
+
+
 def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     """``repr(value)`` for an error message, cut to its first ``limit`` characters plus
     ``…(N chars)`` when longer (N the length of the whole repr), so a huge bad value never
@@ -27,4 +43,13 @@ def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     return f"{text[:limit]}…({len(text)} chars)"
 
 
-__all__ = ["QUOTE_LIMIT", "TradecoreError", "UnsupportedRegime", "quote"]
+__all__ = [
+    "QUOTE_LIMIT",
+    "NotFoundError",
+    "PreconditionError",
+    "ResourceExhaustedError",
+    "TradecoreError",
+    "UnavailableError",
+    "UnsupportedRegime",
+    "quote",
+]

@@ -5,23 +5,23 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-from tradecore.errors import TradecoreError
+from tradecore.errors import (
+    NotFoundError,
+    PreconditionError,
+    ResourceExhaustedError,
+    TradecoreError,
+    UnavailableError,
+)
 
-
-class NotFoundError(LookupError):
-    """The requested entity does not exist (NOT_FOUND)."""
-
-
-class PreconditionError(RuntimeError):
-    """The request is valid but the system is not in a state to serve it (FAILED_PRECONDITION)."""
-
-
-class UnavailableError(RuntimeError):
-    """A dependency (NATS, ClickHouse, a device) is down (UNAVAILABLE)."""
-
-
-class ResourceExhaustedError(RuntimeError):
-    """A limit was hit (RESOURCE_EXHAUSTED)."""
+# The project's own exception types live in the library (tradecore.errors, no gRPC there) so
+# that library code raises them too; the services import them from here.
+__all__ = [
+    "NotFoundError",
+    "PreconditionError",
+    "ResourceExhaustedError",
+    "UnavailableError",
+    "status_for",
+]
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode:

@@ -1,0 +1,155 @@
+"""ONNX Runtime engine: a model file (or bytes) loaded into an ``onnxruntime.InferenceSession``.
+
+The CPU execution provider is the default; ``providers="cuda"`` asks for the CUDA execution
+provider (falling back to CPU only when ``allow_cpu_fallback`` is set), ``"auto"`` takes CUDA
+where onnxruntime offers it and CPU otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tradecore.errors import UnavailableError
+from tradecore.inference.types import ModelMetadata, Tensors, TensorSpec
+
+# onnxruntime's type strings and the OIP datatype names.
+_ORT_TYPES = {
+    "tensor(bool)": "BOOL",
+    "tensor(uint8)": "UINT8",
+    "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32",
+    "tensor(uint64)": "UINT64",
+    "tensor(int8)": "INT8",
+    "tensor(int16)": "INT16",
+    "tensor(int32)": "INT32",
+    "tensor(int64)": "INT64",
+    "tensor(float16)": "FP16",
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(string)": "BYTES",
+}
+PLATFORM = "onnxruntime_onnx"
+# Largest batch a model with a dynamic first dimension accepts unless told otherwise.
+DEFAULT_MAX_BATCH = 4096
+
+
+def _spec(arg: Any) -> TensorSpec:
+    try:
+        datatype = _ORT_TYPES[arg.type]
+    except KeyError:
+        raise ValueError(f"tensor {arg.name!r}: ONNX type {arg.type} is not supported") from None
+    shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in arg.shape)
+    return TensorSpec(arg.name, datatype, shape)
+
+
+def _providers(kind: str, allow_cpu_fallback: bool) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if kind == "cpu":
+        return ["CPUExecutionProvider"]
+    if kind == "auto":
+        if "CUDAExecutionProvider" in available:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return ["CPUExecutionProvider"]
+    if kind == "cuda":
+        if "CUDAExecutionProvider" in available:
+            return ["CUDAExecutionProvider"] + (
+                ["CPUExecutionProvider"] if allow_cpu_fallback else []
+            )
+        if allow_cpu_fallback:
+            return ["CPUExecutionProvider"]
+        raise UnavailableError(
+            f"providers 'cuda': onnxruntime offers {available} (install onnxruntime-gpu on a "
+            "machine with a GPU)"
+        )
+    raise ValueError(f"providers: 'cpu', 'cuda' or 'auto', got {kind!r}")
+
+
+class OnnxEngine:
+    """One ONNX model on ONNX Runtime (implements :class:`tradecore.inference.types.Engine`).
+
+    ``threads`` sets ONNX Runtime's intra-op threads (1 by default: small models run fastest
+    on one thread, and the service runs several models side by side)."""
+
+    def __init__(
+        self,
+        model: str | Path | bytes,
+        *,
+        name: str = "model",
+        version: str = "1",
+        providers: str = "cpu",
+        allow_cpu_fallback: bool = False,
+        threads: int = 1,
+        max_batch_size: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        if threads < 1:
+            raise ValueError(f"threads: at least 1, got {threads}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        source = model if isinstance(model, bytes) else str(model)
+        if not isinstance(model, bytes) and not Path(model).is_file():
+            raise ValueError(f"model: no file {str(model)!r}")
+        try:
+            self._session = ort.InferenceSession(
+                source, sess_options=opts, providers=_providers(providers, allow_cpu_fallback)
+            )
+        except Exception as exc:  # onnxruntime raises its own types for a bad model file
+            raise ValueError(f"model: ONNX Runtime cannot load it: {exc}") from exc
+        inputs = tuple(_spec(a) for a in self._session.get_inputs())
+        outputs = tuple(_spec(a) for a in self._session.get_outputs())
+        batches = bool(inputs) and all(t.shape and t.shape[0] == -1 for t in inputs)
+        if max_batch_size is None:
+            max_batch_size = DEFAULT_MAX_BATCH if batches else 0
+        elif max_batch_size > 0 and not batches:
+            raise ValueError(
+                "max_batch_size: the model's inputs have no dynamic first dimension to batch on"
+            )
+        self._output_names = [t.name for t in outputs]
+        self._meta = ModelMetadata(
+            name=name,
+            version=version,
+            platform=PLATFORM,
+            inputs=inputs,
+            outputs=outputs,
+            max_batch_size=max_batch_size,
+            parameters={"providers": ",".join(self._session.get_providers())},
+        )
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self._meta
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._session.get_providers())
+
+    def run(self, inputs: Mapping[str, npt.NDArray[np.generic]]) -> Tensors:
+        results = self._session.run(self._output_names, dict(inputs))
+        return dict(zip(self._output_names, results, strict=True))
+
+    def warmup(self) -> None:
+        feed: Tensors = {}
+        for t in self._meta.inputs:
+            shape = tuple(1 if d == -1 else d for d in t.shape)
+            dt = np.dtype(np.object_) if t.datatype == "BYTES" else None
+            if dt is not None:
+                feed[t.name] = np.full(shape, b"", dtype=dt)
+            else:
+                from tradecore.inference.types import dtype_of
+
+                feed[t.name] = np.zeros(shape, dtype=dtype_of(t.datatype))
+        self.run(feed)
+
+    def close(self) -> None:
+        # InferenceSession frees its memory when the last reference goes.
+        self._session = None  # type: ignore[assignment]
