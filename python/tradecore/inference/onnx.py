@@ -152,4 +152,4 @@ class OnnxEngine:
 
     def close(self) -> None:
         # InferenceSession frees its memory when the last reference goes.
-        self._session = None  # type: ignore[assignment]
+        del self._session
