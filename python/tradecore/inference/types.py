@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -181,3 +182,31 @@ def validate_inputs(
             raise ValueError(f"input tensor {spec.name!r}: contains NaN or infinity")
         out[spec.name] = np.ascontiguousarray(arr, dtype=want) if want.kind != "O" else arr
     return out
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One stored version of a model, as a model source (the registry, or a Triton-layout model
+    repository directory) describes it: where its file is and which runtime loads it.
+    ``aliases`` are the names that point at it (``champion``, ``challenger``)."""
+
+    name: str
+    version: int
+    path: Path
+    platform: str
+    aliases: tuple[str, ...] = ()
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ModelSource(Protocol):
+    """Where the InferenceService and the in-process API find models.
+
+    ``resolve(name, ref)``: ``ref`` is a version number as text, an alias, or None (the
+    ``champion`` alias when set, else the highest version); raises
+    :class:`tradecore.errors.NotFoundError` naming the model or the version/alias.
+    ``index()``: every stored version of every model."""
+
+    def resolve(self, name: str, ref: str | None = None) -> ModelVersion: ...
+
+    def index(self) -> list[ModelVersion]: ...
