@@ -142,6 +142,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
             EnvVar("TRADECORE_ALPACA_API_SECRET_KEY_FILE", "unset", "a file holding the secret"),
             EnvVar("TRADECORE_ALPACA_PAPER", "true", "paper account (false: live trading)"),
             EnvVar(
+                "TRADECORE_ALPACA_ACCOUNT",
+                "ALPACA",
+                "account of Alpaca orders placed outside the OMS (reconciliation)",
+            ),
+            EnvVar(
                 "TRADECORE_ALPACA_TRADING_URL",
                 "Alpaca's paper/live API",
                 "trading REST base URL (alpaca-py url_override)",

@@ -38,6 +38,19 @@ Rate limits: HTTP 429 is retried up to ``max_retries`` times, waiting ``Retry-Af
 when given, else ``backoff_s * 2**attempt``, at most ``max_backoff_s``; a submit looks the order
 up before each retry. alpaca-py's own 429 retry is switched off (it ignores Retry-After).
 
+Reconciliation snapshot (:meth:`AlpacaVenue.snapshot`, the optional
+:class:`~tradecore.oms.venue.Reconcilable` side): Alpaca's own record read over REST, every page
+of ``GET /v2/orders?status=all`` (ascending by submission time) and of the ``FILL`` account
+activities. Orders and fills are ours when their client order id is one of our order ids or a
+replacement ``<order_id>.r<n>``; a replace chain is one order (quantity = what the replaced
+orders filled plus the working order's quantity). A fill's id is ``<alpaca order id>-<cum_qty>``
+as on the stream. The account of an order is the OMS's (``account_of``, set by the service);
+orders placed outside the OMS go to ``TRADECORE_ALPACA_ACCOUNT`` (default ``ALPACA``).
+Positions are the net of those fills per account and symbol, as for the paper venue: holdings
+the brokerage account had from elsewhere are not ours to reconcile. The reads run on the
+caller's thread (the OMS thread in the service), bounded by the request timeout and the 429
+retries; a failure raises :class:`tradecore.errors.UnavailableError`.
+
 Credentials: arguments, else ``TRADECORE_ALPACA_API_KEY_ID`` / ``TRADECORE_ALPACA_API_SECRET_KEY``,
 else Alpaca's ``ALPACA_API_KEY_ID`` / ``ALPACA_API_SECRET_KEY``, else the files named by
 ``TRADECORE_ALPACA_API_KEY_ID_FILE`` / ``TRADECORE_ALPACA_API_SECRET_KEY_FILE``; never logged.
@@ -63,13 +76,23 @@ from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.stream import TradingStream
 from requests.adapters import HTTPAdapter
+from tradecore.errors import UnavailableError
 from tradecore.oms.types import (
+    OrderStatus,
     OrderType,
+    Side,
+    TimeInForce,
     VenueEvent,
     VenueEventKind,
     VenueOrder,
 )
-from tradecore.oms.venue import Listener
+from tradecore.oms.venue import (
+    Listener,
+    VenueFill,
+    VenueOrderState,
+    VenuePosition,
+    VenueSnapshot,
+)
 
 log = logging.getLogger("tradecore.execution.alpaca")
 
@@ -89,6 +112,19 @@ QUIET_EVENTS = frozenset(
     }
 )
 _DONE = {"filled", "canceled", "expired", "rejected", "replaced"}
+#: Alpaca's order statuses as the OMS's (any other open status: ACCEPTED, or PARTIALLY_FILLED
+#: once something is filled).
+_STATUS = {
+    "pending_new": OrderStatus.SUBMITTED,
+    "filled": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+}
+#: Rows per page of the snapshot's reads, and a bound on the pages read.
+PAGE_ORDERS, PAGE_FILLS, MAX_PAGES = 500, 100, 1000
+#: Who an order placed outside the OMS is booked to (see the module docstring).
+DEFAULT_ACCOUNT = "ALPACA"
 
 
 class AlpacaVenueError(RuntimeError):
@@ -244,6 +280,10 @@ class AlpacaVenue:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.connected = threading.Event()
+        #: Our order id -> (account, symbol) as the OMS books it, None for an id it does not
+        #: know (set by the service; see :meth:`snapshot`).
+        self.account_of: Callable[[str], tuple[str, str] | None] = lambda _oid: None
+        self.default_account = env.get("TRADECORE_ALPACA_ACCOUNT", "").strip() or DEFAULT_ACCOUNT
         self.stats: dict[str, int] = {
             "events": 0,
             "quiet": 0,
@@ -514,6 +554,116 @@ class AlpacaVenue:
                 self._snapshot(raw, self._by_alpaca.get(aid, ""), count=True)
         return self.stats["reconciled_fills"] - before
 
+    def snapshot(self) -> VenueSnapshot:
+        """Alpaca's record of our orders, their fills and the net positions from those fills
+        (see the module docstring)."""
+        try:
+            raw_orders = self._pages_of_orders()
+            raw_fills = self._pages_of_fills()
+        except (APIError, requests.exceptions.RequestException, AlpacaVenueError) as exc:
+            raise UnavailableError(f"alpaca: snapshot failed: {_reason(exc)}") from None
+        chains: dict[str, list[dict[str, Any]]] = {}
+        for raw in raw_orders:
+            cid = str(raw.get("client_order_id") or raw["id"])
+            chains.setdefault(_base_id(cid), []).append(raw)
+        owner: dict[str, str] = {}  # alpaca id -> our order id
+        orders: list[VenueOrderState] = []
+        books: dict[str, tuple[str, str]] = {}
+        for oid, chain in chains.items():
+            chain.sort(key=lambda r: _replace_number(str(r.get("client_order_id") or "")))
+            last = chain[-1]
+            known = self.account_of(oid)
+            acct, symbol = known if known else (self.default_account, str(last["symbol"]))
+            books[oid] = (acct, symbol)
+            filled = sum(int(_num(r.get("filled_qty"))) for r in chain)
+            earlier = sum(int(_num(r.get("filled_qty"))) for r in chain[:-1])
+            status = _STATUS.get(str(last.get("status", "")))
+            if status is None:
+                status = OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.ACCEPTED
+            for r in chain:
+                owner[str(r["id"])] = oid
+            limit = _num(last.get("limit_price"))
+            stop = _num(last.get("stop_price"))
+            orders.append(
+                VenueOrderState(
+                    order_id=oid,
+                    venue_order_id=str(last["id"]),
+                    account=acct,
+                    symbol=symbol,
+                    side=Side(str(last.get("side", "buy")).upper()),
+                    type=OrderType(str(last.get("type", "market")).upper()),
+                    time_in_force=_tif(str(last.get("time_in_force", "day"))),
+                    quantity=earlier + int(_num(last.get("qty"))),
+                    filled_quantity=filled,
+                    status=status,
+                    limit_price=limit or None,
+                    stop_price=stop or None,
+                )
+            )
+        fills: list[VenueFill] = []
+        net: dict[tuple[str, str], int] = {}
+        for act in raw_fills:
+            aid = str(act.get("order_id", ""))
+            ours = owner.get(aid)
+            if ours is None:
+                continue  # a fill of an order not in the order pages (placed elsewhere, older)
+            acct, symbol = books[ours]
+            side = Side.BUY if str(act.get("side", "")).lower() == "buy" else Side.SELL
+            qty = int(_num(act.get("qty")))
+            fills.append(
+                VenueFill(
+                    fill_id=f"{aid}-{int(_num(act.get('cum_qty')))}",
+                    order_id=ours,
+                    account=acct,
+                    symbol=symbol,
+                    side=side,
+                    quantity=qty,
+                    price=_num(act.get("price")),
+                    time_ns=_time_ns(act.get("transaction_time")),
+                    venue_order_id=aid,
+                )
+            )
+            net[(acct, symbol)] = net.get((acct, symbol), 0) + side.sign * qty
+        positions = tuple(VenuePosition(a, sym, q) for (a, sym), q in sorted(net.items()) if q)
+        return VenueSnapshot(self.name, time.time_ns(), tuple(orders), tuple(fills), positions)
+
+    def _pages_of_orders(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        after = ""
+        for _ in range(MAX_PAGES):
+            params = {"status": "all", "limit": PAGE_ORDERS, "direction": "asc", "nested": False}
+            if after:
+                params["after"] = after
+            page = self._retrying(lambda p=params: self._client.get("/orders", p))  # type: ignore[misc]
+            rows = [_order(r) for r in (page or [])]
+            fresh = [r for r in rows if all(r["id"] != o["id"] for o in out[-PAGE_ORDERS:])]
+            out.extend(fresh)
+            if len(rows) < PAGE_ORDERS or not fresh:
+                return out
+            after = str(rows[-1].get("submitted_at") or "")
+            if not after:
+                return out
+        raise AlpacaVenueError(f"more than {MAX_PAGES} pages of orders")
+
+    def _pages_of_fills(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        token = ""
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"direction": "asc", "page_size": PAGE_FILLS}
+            if token:
+                params["page_token"] = token
+            page = self._retrying(
+                lambda p=params: self._client.get("/account/activities/FILL", p)  # type: ignore[misc]
+            )
+            rows = [r for r in (page or []) if isinstance(r, dict)]
+            out.extend(rows)
+            if len(rows) < PAGE_FILLS:
+                return out
+            token = str(rows[-1].get("id") or "")
+            if not token:
+                return out
+        raise AlpacaVenueError(f"more than {MAX_PAGES} pages of fill activities")
+
     # -- internals (under the lock) --------------------------------------------------------
 
     def _snapshot(
@@ -670,6 +820,33 @@ class AlpacaVenue:
             with contextlib.suppress(ValueError):
                 wait = float(header)
         time.sleep(min(max(wait, 0.0), self.max_backoff_s))
+
+
+def _base_id(client_order_id: str) -> str:
+    """Our order id of a client order id (a replacement's ``<order_id>.r<n>`` included)."""
+    head, sep, tail = client_order_id.rpartition(".r")
+    return head if sep and tail.isdigit() else client_order_id
+
+
+def _replace_number(client_order_id: str) -> int:
+    _, sep, tail = client_order_id.rpartition(".r")
+    return int(tail) if sep and tail.isdigit() else 0
+
+
+def _tif(value: str) -> TimeInForce:
+    try:
+        return TimeInForce(value.upper())
+    except ValueError:
+        return TimeInForce.DAY
+
+
+def _time_ns(value: Any) -> int:
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() * 1e9)
+    except ValueError:
+        return 0
 
 
 def _order(raw: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
-from tradecore.oms.oms import OMS
+from tradecore.oms.oms import OMS, OrderNotFound
 from tradecore.oms.paper import PaperConfig, PaperVenue
 from tradecore.oms.venue import Venue
 from tradecore_api.execution.v1 import execution_pb2 as pb
@@ -88,6 +88,7 @@ class ExecutionApp:
         if isinstance(alpaca, AlpacaVenue):  # its reports queued before the journal replays
             self.reports = VenueReports(self.execution, asyncio.get_running_loop())
             alpaca.set_dispatch(self.reports.dispatch)
+            alpaca.account_of = booked_as(self.engine)
         await self.bus.start()
         if isinstance(alpaca, AlpacaVenue):
             alpaca.start()
@@ -145,6 +146,21 @@ class VenueReports:
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+
+
+def booked_as(engine: Engine) -> Callable[[str], tuple[str, str] | None]:
+    """Our order id -> (account, symbol) as the OMS books it (None when unknown): how a remote
+    venue's snapshot attributes its orders (AlpacaVenue.account_of). Called on the OMS
+    thread, where the snapshot runs."""
+
+    def lookup(order_id: str) -> tuple[str, str] | None:
+        try:
+            order = engine.oms.order(order_id)
+        except OrderNotFound:
+            return None
+        return order.account, order.symbol
+
+    return lookup
 
 
 def venues(env: Mapping[str, str] | None = None) -> dict[str, Venue]:

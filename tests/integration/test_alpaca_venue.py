@@ -1,7 +1,8 @@
 """The Alpaca venue against a local server that speaks the part of Alpaca's trading API the
-adapter uses: REST (POST/GET/DELETE/PATCH /v2/orders, GET /v2/orders:by_client_order_id) on
-http.server, and the trade_updates websocket (authenticate, listen, event frames) on websockets.
-alpaca-py is pointed at it with its url_override."""
+adapter uses: REST (POST/GET/DELETE/PATCH /v2/orders, GET /v2/orders:by_client_order_id, and
+the paged order list and FILL account activities the reconciliation snapshot reads) on
+http.server, and the trade_updates websocket (authenticate, listen, event frames) on
+websockets. alpaca-py is pointed at it with its url_override."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import requests
 from alpaca.trading.client import TradingClient
 from alpaca.trading.stream import TradingStream
 from tradecore.oms.types import (
+    OrderStatus,
     OrderType,
     Side,
     TimeInForce,
@@ -29,6 +31,7 @@ from tradecore.oms.types import (
     VenueEventKind,
     VenueOrder,
 )
+from tradecore.oms.venue import VenuePosition
 from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_services.common.bus import Bus
@@ -37,7 +40,7 @@ from tradecore_services.execution.alpaca_venue import AlpacaVenue, credentials
 from tradecore_services.execution.engine import Engine
 from tradecore_services.execution.journal import ACK_TIMEOUT_S, Journal
 from tradecore_services.execution.live import Execution
-from tradecore_services.execution.main import VenueReports, venues
+from tradecore_services.execution.main import VenueReports, booked_as, venues
 from websockets.asyncio.server import ServerConnection, serve
 
 from tests.integration.test_execution_journal import _connect
@@ -56,6 +59,8 @@ class FakeAlpaca:
 
     def __init__(self) -> None:
         self.orders: dict[str, dict[str, Any]] = {}
+        self.activities: list[dict[str, Any]] = []  # FILL activities, oldest first
+        self.broken_activities = False  # answer the activities endpoint with HTTP 500
         self.posts = 0
         self.throttle = 0  # answer the next N requests with HTTP 429
         self.slow_post = 0.0  # seconds a POST waits after placing the order (a lost answer)
@@ -93,6 +98,11 @@ class FakeAlpaca:
             "client_order_id": body["client_order_id"],
             "symbol": body.get("symbol", ""),
             "qty": body["qty"],
+            "side": body.get("side", "buy"),
+            "type": body.get("type", "limit"),
+            "time_in_force": body.get("time_in_force", "day"),
+            "stop_price": body.get("stop_price"),
+            "submitted_at": f"2026-01-02T15:00:{len(self.orders):02d}.000000Z",
             "filled_qty": "0",
             "filled_avg_price": None,
             "limit_price": body.get("limit_price"),
@@ -154,7 +164,20 @@ class FakeAlpaca:
                             return self._send(200, o)
                     return self._send(404, {"code": 40410000, "message": "order not found"})
                 if method == "GET" and path == "/v2/orders":
-                    return self._send(200, list(fake.orders.values()))
+                    q = parse_qs(url.query)
+                    rows = sorted(fake.orders.values(), key=lambda o: o["submitted_at"])
+                    if "after" in q:
+                        rows = [o for o in rows if o["submitted_at"] > q["after"][0]]
+                    return self._send(200, rows[: int(q.get("limit", ["50"])[0])])
+                if method == "GET" and path == "/v2/account/activities/FILL":
+                    if fake.broken_activities:
+                        return self._send(500, {"code": 50010000, "message": "internal"})
+                    q = parse_qs(url.query)
+                    acts = fake.activities
+                    if "page_token" in q:
+                        ids = [a["id"] for a in acts]
+                        acts = acts[ids.index(q["page_token"][0]) + 1 :]
+                    return self._send(200, acts[: int(q.get("page_size", ["100"])[0])])
                 oid = path.removeprefix("/v2/orders/")
                 found = fake.orders.get(oid)
                 if found is None:
@@ -213,6 +236,21 @@ class FakeAlpaca:
         o = self.orders[order_id]
         if "filled_qty" in kw:
             o["filled_qty"], o["filled_avg_price"] = str(kw["filled_qty"]), str(kw["avg"])
+            if "qty" in kw:  # Alpaca records the execution as a FILL account activity
+                self.activities.append(
+                    {
+                        "id": f"20260102150000000::{uuid.uuid4()}",
+                        "activity_type": "FILL",
+                        "type": "fill" if event == "fill" else "partial_fill",
+                        "order_id": order_id,
+                        "symbol": o["symbol"],
+                        "side": o["side"],
+                        "qty": str(kw["qty"]),
+                        "cum_qty": str(kw["filled_qty"]),
+                        "price": str(kw["price"]),
+                        "transaction_time": "2026-01-02T15:00:00Z",
+                    }
+                )
         o.update(kw.pop("order", {}))
         status = {"fill": "filled", "partial_fill": "partially_filled"}.get(event, event)
         if status in (
@@ -563,6 +601,12 @@ def test_orders_through_the_service_fill_from_the_stream(tmp_path: Any, fake: Fa
                 break
             await asyncio.sleep(0.02)
         assert (got.status, got.filled_quantity, got.average_price) == (events.FILLED, 100, 190.5)
+        # Alpaca's record agrees with the journal's
+        v.account_of = booked_as(ex.engine)
+        rec = await ex.reconcile(
+            pb.ReconcileRequest(account=got.account, venue=pb.ALPACA, policy=pb.REPORT)
+        )
+        assert (rec.supported, rec.clean, list(rec.breaks)) == (True, True, []), rec
         # NATS (the journal) away while a fill arrives: applied once the journal is back
         second = await ex.submit_order(order_request("a2", 50, venue="ALPACA"))
         assert second.status == events.PENDING_NEW, second
@@ -649,3 +693,79 @@ def test_the_mesh_runs_venue_alpaca_with_credentials(tmp_path: Any, fake: FakeAl
     finally:
         down = m.run("down")
         assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_snapshot_is_alpacas_record_of_our_orders(
+    fake: FakeAlpaca, venue: tuple[AlpacaVenue, Events]
+) -> None:
+    v, ev = venue
+    v.account_of = lambda oid: ("acct", "AAPL") if oid in ("O1", "O2") else None
+    v.submit(order("O1", 100))
+    a1 = alpaca_id(fake, "O1")
+    fake.push("new", a1)
+    fake.push("partial_fill", a1, filled_qty=40, avg=10.0, qty=40, price=10.0)
+    ev.wait(2)
+    v.replace("O1", 80, 10.5)  # 40 left to work, on a new Alpaca order O1.r1
+    a1r = alpaca_id(fake, "O1.r1")
+    fake.push("replaced", a1, order={"replaced_by": a1r})
+    fake.push("fill", a1r, filled_qty=40, avg=10.5, qty=40, price=10.5)
+    v.submit(
+        VenueOrder("O2", "acct", "AAPL", Side.SELL, 10, OrderType.LIMIT, TimeInForce.GTC, 11.0)
+    )
+    a2 = alpaca_id(fake, "O2")
+    fake.push("new", a2)
+    got = ev.wait(5)
+    fake.new_order({"client_order_id": "dashboard-1", "symbol": "MSFT", "qty": "5"})
+    snap = v.snapshot()
+    by = {o.order_id: o for o in snap.orders}
+    assert set(by) == {"O1", "O2", "dashboard-1"}
+    o1 = by["O1"]
+    assert (o1.quantity, o1.filled_quantity, o1.status, o1.venue_order_id, o1.limit_price) == (
+        80,
+        80,
+        OrderStatus.FILLED,
+        a1r,
+        10.5,
+    )
+    assert (by["O2"].status, by["O2"].side, by["O2"].time_in_force) == (
+        OrderStatus.ACCEPTED,
+        Side.SELL,
+        TimeInForce.GTC,
+    )
+    assert (by["dashboard-1"].account, by["dashboard-1"].symbol) == ("ALPACA", "MSFT")
+    assert sorted((f.fill_id, f.quantity, f.price) for f in snap.fills) == sorted(
+        [(f"{a1}-40", 40, 10.0), (f"{a1r}-40", 40, 10.5)]
+    )
+    # the same fill ids as the stream's: a fill seen both ways is one fill
+    assert {f.fill_id for f in snap.fills} == {
+        e.fill_id for e in got if e.kind is VenueEventKind.FILL
+    }
+    assert snap.positions == (VenuePosition("acct", "AAPL", 80),)
+
+
+def test_snapshot_reads_every_page(
+    fake: FakeAlpaca, venue: tuple[AlpacaVenue, Events], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradecore_services.execution import alpaca_venue
+
+    monkeypatch.setattr(alpaca_venue, "PAGE_ORDERS", 2)
+    monkeypatch.setattr(alpaca_venue, "PAGE_FILLS", 2)
+    v, _ = venue
+    for i in range(5):
+        v.submit(order(f"P{i}", 10))
+        aid = alpaca_id(fake, f"P{i}")
+        if i % 2 == 0:
+            fake.push("fill", aid, filled_qty=10, avg=10.0, qty=10, price=10.0)
+    snap = v.snapshot()
+    assert sorted(o.order_id for o in snap.orders) == [f"P{i}" for i in range(5)]
+    assert len(snap.fills) == 3
+    assert snap.positions == (VenuePosition("ALPACA", "AAPL", 30),)
+
+
+def test_snapshot_failure_is_unavailable_and_reconciles_nothing(
+    fake: FakeAlpaca, venue: tuple[AlpacaVenue, Events]
+) -> None:
+    v, _ = venue
+    fake.broken_activities = True
+    with pytest.raises(UnavailableError, match="snapshot failed: HTTP 500"):
+        v.snapshot()

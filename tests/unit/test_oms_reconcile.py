@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict
 
+from tradecore.errors import UnavailableError
 from tradecore.oms import OMS, PaperConfig, PaperVenue, PreTradeControls
 from tradecore.oms.oms import OmsEvent, OrderCanceled, TradingStateSet
 from tradecore.oms.pretrade import DenyReason, Limits, TradingMode
@@ -36,6 +37,7 @@ from tradecore.oms.venue import (
     VenueFill,
     VenueOrderState,
     VenuePosition,
+    VenueSnapshot,
 )
 
 SCALE = 10_000
@@ -246,6 +248,24 @@ def test_a_venue_without_snapshot_cannot_be_reconciled() -> None:
     result = reconcile(oms, "BLIND", policy=Policy.HALT)
     assert not result.supported and not result.clean
     assert "cannot be reconciled" in result.detail
+    assert result.halted == () and oms.controls.mode("acct") is not TradingMode.HALTED
+
+
+class UnreadableVenue(NoSnapshotVenue):
+    """A remote venue whose record cannot be read right now."""
+
+    name = "REMOTE"
+
+    def snapshot(self) -> VenueSnapshot:
+        raise UnavailableError("venue unreachable")
+
+
+def test_a_venue_whose_snapshot_fails_is_not_reconciled_and_halts_nothing() -> None:
+    remote = UnreadableVenue()
+    oms = OMS({"REMOTE": remote}, PreTradeControls(Refs(), limits()), Clock())
+    result = reconcile(oms, "REMOTE", policy=Policy.HALT)
+    assert not result.supported and not result.clean
+    assert result.detail == "venue REMOTE: venue unreachable"
     assert result.halted == () and oms.controls.mode("acct") is not TradingMode.HALTED
 
 

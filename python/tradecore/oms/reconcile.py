@@ -37,8 +37,9 @@ A :class:`Policy` says what happens when breaks are found:
   ``reconciliation: <n> breaks``; HALTED also cancels the account's open orders), so no order of
   it passes the pre-trade controls until an operator sets its trading state again.
 
-A venue that does not implement ``snapshot`` cannot be reconciled: the result says so
-(``supported`` False) and no policy is applied.
+A venue that does not implement ``snapshot`` cannot be reconciled, nor one whose snapshot
+raises :class:`~tradecore.errors.UnavailableError` (its record could not be read): the result
+says so (``supported`` False, ``detail`` why) and no policy is applied.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from tradecore.errors import quote
+from tradecore.errors import UnavailableError, quote
 from tradecore.oms.oms import OMS, OrderAccepted, OrderCreated, OrderSubmitted
 from tradecore.oms.order import Order
 from tradecore.oms.pretrade import TradingMode
@@ -384,7 +385,14 @@ def reconcile(
             "it cannot be reconciled",
             time_ns=oms.clock_ns(),
         )
-    snap = v.snapshot()
+    try:
+        snap = v.snapshot()
+    except UnavailableError as exc:
+        # The venue's record could not be read (a remote venue unreachable): nothing is
+        # compared and no policy applies; the caller may reconcile again later.
+        return ReconcileResult(
+            venue, account, False, policy_v, detail=f"venue {venue}: {exc}", time_ns=oms.clock_ns()
+        )
     plan = _Plan()
     breaks = _compare(oms, venue, snap, account, plan)
     result = ReconcileResult(venue, account, True, policy_v, tuple(breaks), time_ns=oms.clock_ns())
