@@ -362,3 +362,48 @@ def test_the_paper_venue_fills_new_orders_after_a_restart(server: NatsServer) ->
         await nc.close()
 
     asyncio.run(go())
+
+
+def test_a_multi_leg_option_order_fills_every_leg_at_the_paper_venue(server: NatsServer) -> None:
+    c1, c2 = "SPY250620C00500000", "SPY250620C00510000"
+
+    async def go() -> None:
+        nc = await _connect(server.url)
+        paper = venues()["PAPER"]
+        assert isinstance(paper, PaperVenue)
+        feed = PaperFeed(paper)
+        bus = Bus(server.url, "execution-test")
+        journal = Journal()
+        ex = Execution(bus, journal, Engine(journal, {"PAPER": paper}, feed.clock), feed)
+        await bus.start()
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        await quote(nc, ex, "SPY", 499.9, 500.1)
+        for symbol, bid, ask in ((c1, 4.9, 5.0), (c2, 3.0, 3.1)):
+            q = market_pb2.Quote(
+                venue="XNAS", symbol=symbol, bid_price=bid, ask_price=ask, bid_size=50,
+                ask_size=50,
+            )  # fmt: skip
+            await nc.publish(md_subject("XNAS", symbol, MdKind.QUOTE), q.SerializeToString())
+            await quote(nc, ex, symbol, bid, ask)
+        spread = await ex.submit_order(
+            pb.SubmitOrderRequest(
+                account="A1", client_order_id="vertical", side="BUY", quantity=5,  # type: ignore[arg-type]
+                type="LIMIT", limit_price=2.0, time_in_force="IOC",  # type: ignore[arg-type]
+                legs=[
+                    pb.Leg(symbol=c1, side="BUY", ratio=1),  # type: ignore[arg-type]
+                    pb.Leg(symbol=c2, side="SELL", ratio=1),  # type: ignore[arg-type]
+                ],
+            )
+        )
+        assert (spread.status, spread.filled_quantity) == (events.FILLED, 5), spread
+        assert spread.average_price == pytest.approx(2.0)  # 5.00 paid, 3.00 received
+        positions = await ex.get_positions(pb.GetPositionsRequest(account="A1"))
+        assert sorted((p.symbol, p.quantity) for p in positions.positions) == [(c1, 5), (c2, -5)]
+        rec = await ex.reconcile(
+            pb.ReconcileRequest(account="A1", venue=pb.PAPER, policy=pb.REPORT)
+        )
+        assert rec.clean, rec
+        await stop(bus, ex)
+        await nc.close()
+
+    asyncio.run(go())

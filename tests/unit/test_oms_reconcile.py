@@ -14,6 +14,7 @@ from dataclasses import asdict
 from tradecore.errors import UnavailableError
 from tradecore.oms import OMS, PaperConfig, PaperVenue, PreTradeControls
 from tradecore.oms.oms import OmsEvent, OrderCanceled, TradingStateSet
+from tradecore.oms.order import Leg
 from tradecore.oms.pretrade import DenyReason, Limits, TradingMode
 from tradecore.oms.reconcile import (
     RECONCILIATION,
@@ -348,3 +349,27 @@ def test_halt_blocks_new_orders_with_the_typed_denial_until_the_state_is_set() -
     oms2.set_trading_state("acct", TradingMode.ACTIVE, "operator checked", "ops")
     ok = oms2.order(submit(oms2, "c10", "BUY", 1, 99.0))
     assert ok.status is OrderStatus.ACCEPTED
+
+
+def test_a_multi_leg_order_fills_every_leg_through_the_oms_and_reconciles_clean() -> None:
+    c1, c2 = "SPY250620C00500000", "SPY250620C00510000"
+    oms, v, log = make()
+    v.on_level(c1, -1, 50_000, 100, 1)  # C1 offered 100 @ 5.00
+    v.on_level(c2, 1, 30_000, 100, 1)  # C2 bid 100 @ 3.00
+    order = oms.submit(
+        account="acct",
+        client_order_id="spread",
+        symbol="",
+        side="BUY",
+        quantity=10,
+        type="LIMIT",
+        limit_price=2.0,
+        legs=(Leg(c1, Side.BUY), Leg(c2, Side.SELL)),
+    )
+    assert order.status is OrderStatus.FILLED and order.filled_quantity == 10
+    assert order.average_fill_price == 2.0
+    assert oms.positions.net_quantity("acct", c1) == 10
+    assert oms.positions.net_quantity("acct", c2) == -10
+    result = reconcile(oms, "PAPER")
+    assert result.clean, result.breaks
+    assert state(rebuilt(log)) == state(oms)

@@ -860,3 +860,108 @@ def test_a_deeper_lobster_file_resyncs_like_the_cpp_replay() -> None:
         for side in (BUY, SELL):
             got = [x.tolist() for x in v.book(SYM).levels(side, 5)]
             assert got == [x.tolist() for x in ref.levels(side, 5)], (i, side)
+
+
+# ------------------------------------------------------------------ multi-leg orders
+
+C1, C2 = "SPY250620C00500000", "SPY250620C00510000"
+
+
+def combo(
+    oid: str,
+    side: Side,
+    qty: int,
+    net: float | None,
+    legs: tuple[tuple[str, Side, int], ...] = ((C1, Side.BUY, 1), (C2, Side.SELL, 1)),
+    tif: TimeInForce = TimeInForce.DAY,
+) -> VenueOrder:
+    kind = OrderType.MARKET if net is None else OrderType.LIMIT
+    return VenueOrder(oid, "acc", "", side, qty, kind, tif, net, None, None, legs)
+
+
+def leg_fills(events: list[VenueEvent], oid: str) -> list[tuple[str, int, float]]:
+    return [
+        (e.symbol, e.fill_quantity, e.fill_price)
+        for e in events
+        if e.kind is VenueEventKind.FILL and e.order_id == oid
+    ]
+
+
+def spread_books(v: PaperVenue) -> None:
+    """C1 offered 100 @ 5.00 and 100 @ 5.10; C2 bid 50 @ 3.00 and 100 @ 2.90."""
+    v.on_l3(C1, L3.ADD, 1, SELL, 500, 100, 1)
+    v.on_l3(C1, L3.ADD, 2, SELL, 510, 100, 1)
+    v.on_l3(C2, L3.ADD, 3, BUY, 300, 50, 1)
+    v.on_l3(C2, L3.ADD, 4, BUY, 290, 100, 1)
+
+
+def test_a_multi_leg_order_fills_whole_units_within_its_net_limit_and_waits_for_more() -> None:
+    v, events = venue()
+    spread_books(v)
+    # unit k's net: 5.00-3.00 (k<=50), 5.00-2.90 (k<=100), 5.10-2.90 after: a 2.10 limit
+    # fills 100 units, every leg at once
+    v.submit(combo("s", Side.BUY, 120, 2.10))
+    assert leg_fills(events, "s") == [(C1, 100, 5.00), (C2, 50, 3.00), (C2, 50, 2.90)]
+    assert kinds(events, "s") == ["ACCEPTED", "FILL", "FILL", "FILL"]
+    assert events[-1].leaves_quantity == 20
+    # a better bid for C2 arrives: the rest fills at 5.10 - 3.05 = 2.05
+    v.on_l3(C2, L3.ADD, 5, BUY, 305, 30, 2)
+    assert leg_fills(events, "s")[3:] == [(C1, 20, 5.10), (C2, 20, 3.05)]
+    assert kinds(events, "s")[-1] == "FILL" and events[-1].leaves_quantity == 0
+    # the venue's record: fills by leg, positions per leg symbol
+    snap = v.snapshot()
+    assert {(p.symbol, p.quantity) for p in snap.positions} == {(C1, 120), (C2, -120)}
+    assert all(f.side is (Side.BUY if f.symbol == C1 else Side.SELL) for f in snap.fills)
+
+
+def test_no_leg_fills_without_the_others() -> None:
+    v, events = venue()
+    v.on_l3(C1, L3.ADD, 1, SELL, 500, 100, 1)  # C2 has no bid at all
+    v.submit(combo("s", Side.BUY, 10, 3.00))
+    assert leg_fills(events, "s") == [] and kinds(events, "s") == ["ACCEPTED"]
+    v.submit(combo("ioc", Side.BUY, 10, 3.00, tif=TimeInForce.IOC))
+    assert leg_fills(events, "ioc") == [] and kinds(events, "ioc") == ["ACCEPTED", "CANCELED"]
+    v.on_l3(C2, L3.ADD, 2, BUY, 250, 4, 2)  # 4 units now possible at 5.00 - 2.50
+    assert leg_fills(events, "s") == [(C1, 4, 5.00), (C2, 4, 2.50)]
+    v.cancel("s")
+    v.on_l3(C2, L3.ADD, 3, BUY, 260, 50, 3)
+    assert leg_fills(events, "s") == [(C1, 4, 5.00), (C2, 4, 2.50)]  # canceled: no more
+    assert kinds(events, "s")[-1] == "CANCELED"
+
+
+def test_fok_ratio_and_selling_the_package() -> None:
+    v, events = venue()
+    spread_books(v)
+    v.submit(combo("fok", Side.BUY, 151, None, tif=TimeInForce.FOK))  # C2 bids hold 150
+    assert leg_fills(events, "fok") == [] and kinds(events, "fok")[-1] == "CANCELED"
+    # 1 x C1 against 2 x C2: unit k sells C2 units 2k-1, 2k
+    v.submit(combo("r", Side.BUY, 30, 0.0, legs=((C1, Side.BUY, 1), (C2, Side.SELL, 2))))
+    assert leg_fills(events, "r") == [(C1, 30, 5.00), (C2, 50, 3.00), (C2, 10, 2.90)]
+    # selling the spread sells C1 (no bid) and buys C2 (no offer): nothing, and it waits
+    v.submit(combo("sell", Side.SELL, 5, 1.0))
+    assert leg_fills(events, "sell") == []
+    v.on_l3(C1, L3.ADD, 6, BUY, 480, 10, 2)
+    v.on_l3(C2, L3.ADD, 7, SELL, 330, 10, 3)
+    # receives 4.80 - 3.30 = 1.50 >= 1.00 per unit
+    assert leg_fills(events, "sell") == [(C1, 5, 4.80), (C2, 5, 3.30)]
+
+
+def test_invalid_multi_leg_orders_are_rejected_with_the_reason() -> None:
+    v, events = venue()
+    cases = {
+        "one": ((C1, Side.BUY, 1),),
+        "twice": ((C1, Side.BUY, 1), (C1, Side.SELL, 1)),
+        "ratio": ((C1, Side.BUY, 1), (C2, Side.SELL, 0)),
+    }
+    for oid, legs in cases.items():
+        v.submit(combo(oid, Side.BUY, 1, 1.0, legs=legs))
+    stop = VenueOrder(
+        "stop", "acc", "", Side.BUY, 1, OrderType.STOP, TimeInForce.DAY, None, 1.0, None,
+        ((C1, Side.BUY, 1), (C2, Side.SELL, 1)),
+    )  # fmt: skip
+    v.submit(stop)
+    reasons = {e.order_id: e.reason for e in events if e.kind is VenueEventKind.REJECTED}
+    assert "at least 2 legs" in reasons["one"]
+    assert "twice" in reasons["twice"]
+    assert "ratio" in reasons["ratio"]
+    assert "LIMIT or MARKET" in reasons["stop"]

@@ -56,7 +56,21 @@ raises the quantity or changes the price loses priority (and may take liquidity 
 price); a pure decrease keeps it. ``quantity`` in a replace is the new total order quantity
 (filled included). ``STOP``/``STOP_LIMIT`` orders wait off the book until a market trade prints
 at or through the stop price (buy: at or above, sell: at or below) and are then worked as a
-market / limit order. Multi-leg orders are rejected.
+market / limit order.
+
+Multi-leg orders (``VenueOrder.legs``: symbol, side, ratio per unit of the order) are filled
+atomically by legging into each leg's book: a unit of the order is ``ratio`` of every leg, and
+units fill only whole, every leg at once, never one leg without the others. The limit price is
+the net price per unit (the sum over the legs of ratio x price, bought legs positive, sold legs
+negative; a SELL order sells the package, i.e. every leg on its opposite side, and receives at
+least the limit). The venue fills the most units whose last unit still meets the limit, each
+leg walking its book best price first as a marketable order does (TAKER fills at each level's
+price, one FILL event per leg and level, carrying the leg's symbol), so the net price per unit
+worsens with size. What cannot fill waits (``DAY``/``GTC``, re-tried on every market message
+of one of its legs) or is canceled (``IOC``, ``MARKET``); ``FOK`` fills all its units or none. A
+multi-leg order never rests in a leg's queue (an exchange's complex order book is not in the
+feed), and it takes only displayed liquidity. Multi-leg orders are LIMIT or MARKET, without
+display quantity or stop; a replace changes quantity and net limit and tries again.
 
 Latency: a request (submit, cancel, replace) reaches the venue ``entry_latency_ns`` of market
 time after it is made; an order is live only from then. Every event carries the venue time at
@@ -72,6 +86,7 @@ Everything is deterministic for a given input, configuration and seed.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import math
@@ -88,6 +103,7 @@ from tradecore.oms.types import (
     Liquidity,
     OrderStatus,
     OrderType,
+    Side,
     TimeInForce,
     VenueEvent,
     VenueEventKind,
@@ -200,6 +216,46 @@ class _Symbol:
     stops: list[_Order] = field(default_factory=list)
 
 
+class _Cost:
+    """The cost of taking the first q units of a book side's levels (best first)."""
+
+    __slots__ = ("cum_cost", "cum_qty", "levels", "total")
+
+    def __init__(self, levels: list[tuple[int, int]]) -> None:
+        self.levels = levels
+        self.cum_qty = list(itertools.accumulate(q for _, q in levels))
+        self.cum_cost = list(itertools.accumulate(p * q for p, q in levels))
+        self.total = self.cum_qty[-1] if levels else 0
+
+    def of(self, q: int) -> int:
+        """Ticks x units paid for the first ``q`` units (q <= total)."""
+        if q <= 0:
+            return 0
+        i = bisect.bisect_left(self.cum_qty, q)
+        before_q = self.cum_qty[i - 1] if i else 0
+        before_c = self.cum_cost[i - 1] if i else 0
+        return before_c + (q - before_q) * self.levels[i][0]
+
+    def take(self, q: int) -> list[tuple[int, int]]:
+        """(price, units) per level for the first ``q`` units."""
+        out = []
+        for p, n in self.levels:
+            if q <= 0:
+                break
+            k = min(n, q)
+            out.append((p, k))
+            q -= k
+        return out
+
+
+def _leg_side(order: VenueOrder, symbol: str) -> Side:
+    """The side ``symbol``'s leg trades on: its own when the order buys, else the opposite."""
+    for leg_symbol, side, _ in order.legs:
+        if leg_symbol == symbol:
+            return side if order.side is Side.BUY else (Side.SELL if side is Side.BUY else Side.BUY)
+    raise ValueError(f"order {order.order_id!r} has no leg {symbol!r}")
+
+
 def _whole(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -226,6 +282,8 @@ class PaperVenue:
         self._fills = 0
         #: Every fill event and its order, in order (the record :meth:`snapshot` reports).
         self._fill_log: list[tuple[VenueEvent, _Order]] = []
+        #: Working multi-leg orders, in arrival order.
+        self._combos: list[_Order] = []
         self._venue_ids = 0
         # (due, seq, action, args) requests on their way to the venue
         self._actions: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
@@ -296,8 +354,8 @@ class PaperVenue:
                 ev.fill_id,
                 o.order.order_id,
                 o.order.account,
-                o.order.symbol,
-                o.order.side,
+                ev.symbol or o.order.symbol,
+                _leg_side(o.order, ev.symbol) if ev.symbol else o.order.side,
                 ev.fill_quantity,
                 ev.fill_price,
                 ev.time_ns,
@@ -351,6 +409,8 @@ class PaperVenue:
         self._now = ts
         s.l3 = True
         self._apply_l3(symbol, s, int(kind), int(order_id), int(side), int(price), int(size), ts)
+        if self._combos:
+            self._combos_of(symbol, ts)
         self._run(ts)
 
     def on_level(self, symbol: str, side: int, price: int, size: int, ts: int) -> None:
@@ -364,6 +424,8 @@ class PaperVenue:
         self._run(ts)
         self._now = ts
         self._set_level(symbol, s, side, price, size, ts, traded_first=True)
+        if self._combos:
+            self._combos_of(symbol, ts)
         self._run(ts)
 
     def on_trade(self, symbol: str, price: int, size: int, resting_side: int, ts: int) -> None:
@@ -432,6 +494,8 @@ class PaperVenue:
             self._apply_l3(symbol, s, k[i], oid[i], d[i], px[i], sz[i], ts)
             if rows is not None:
                 self._sync(symbol, s, rows[i], levels, ts)
+            if self._combos:
+                self._combos_of(symbol, ts)
             if self._actions or self._outbox:
                 self._run(ts)
 
@@ -441,7 +505,7 @@ class PaperVenue:
         self._run(ts)
         self._now = ts
         for o in list(self._orders.values()):
-            working = o.resting or o.stop is not None
+            working = o.resting or o.stop is not None or (o.order.legs and o in self._combos)
             if working and o.order.time_in_force is TimeInForce.DAY:
                 self._withdraw(o)
                 o.status = OrderStatus.EXPIRED
@@ -516,10 +580,10 @@ class PaperVenue:
     def _why_invalid(self, order: VenueOrder) -> str:
         if order.order_id in self._orders:
             return f"duplicate order_id {order.order_id!r}"
-        if order.legs:
-            return "multi-leg orders are not supported by the paper venue"
         if not _whole(order.quantity) or order.quantity <= 0:
             return f"quantity must be a positive integer, got {order.quantity!r}"
+        if order.legs:
+            return self._why_invalid_legs(order)
         display = order.display_quantity
         if display is not None and not (_whole(display) and 0 < display <= order.quantity):
             return f"display_quantity must be an integer in 1..quantity, got {display!r}"
@@ -537,6 +601,29 @@ class PaperVenue:
                 return f"{name} {p} is not on the tick grid (1/{self.config.price_scale})"
         if not order.symbol:
             return "symbol is empty"
+        return ""
+
+    def _why_invalid_legs(self, order: VenueOrder) -> str:
+        if len(order.legs) < 2:
+            return f"a multi-leg order has at least 2 legs, got {len(order.legs)}"
+        symbols = [leg[0] for leg in order.legs]
+        if len(set(symbols)) != len(symbols):
+            return f"legs name a symbol twice: {symbols}"
+        for i, (symbol, _side, ratio) in enumerate(order.legs):
+            if not isinstance(symbol, str) or not symbol:
+                return f"legs[{i}]: symbol is empty"
+            if not _whole(ratio) or ratio < 1:
+                return f"legs[{i}]: ratio must be a positive integer, got {ratio!r}"
+        if order.type not in (OrderType.LIMIT, OrderType.MARKET):
+            return f"a multi-leg order is LIMIT or MARKET, got {order.type}"
+        if order.display_quantity is not None:
+            return "a multi-leg order has no display_quantity"
+        if order.type is OrderType.LIMIT:
+            p = order.limit_price
+            if p is None or not math.isfinite(p):
+                return f"limit_price (net per unit) must be a finite number, got {p!r}"
+            if self._ticks(p) is None:
+                return f"limit_price {p} is not on the tick grid (1/{self.config.price_scale})"
         return ""
 
     def _arrive_submit(self, order: VenueOrder) -> None:
@@ -557,6 +644,11 @@ class PaperVenue:
             order.display_quantity,
         )
         self._orders[order.order_id] = o
+        if order.legs:
+            self._emit(o, VenueEventKind.ACCEPTED, ts)
+            self._combos.append(o)
+            self._work_combo(o, ts)
+            return
         s = self._symbol(order.symbol)
         self._emit(o, VenueEventKind.ACCEPTED, ts)
         if order.type in (OrderType.STOP, OrderType.STOP_LIMIT):
@@ -632,7 +724,7 @@ class PaperVenue:
         elif limit_price is not None:
             if o.price is None:
                 why = "limit_price cannot be set on a market order"
-            elif not math.isfinite(limit_price) or limit_price <= 0:
+            elif not math.isfinite(limit_price) or (limit_price <= 0 and not o.order.legs):
                 why = f"limit_price must be a positive number, got {limit_price!r}"
             else:
                 new_price = self._ticks(limit_price)
@@ -640,6 +732,17 @@ class PaperVenue:
                     why = f"limit_price {limit_price} is not on the tick grid"
         if why:
             self._emit_keep(o, VenueEventKind.REPLACE_REJECTED, ts, why)
+            return
+        if o.order.legs:
+            o.quantity, o.price = quantity, new_price
+            self._emit(
+                o,
+                VenueEventKind.REPLACED,
+                ts,
+                new_quantity=quantity,
+                new_limit_price=self._px(new_price),
+            )
+            self._work_combo(o, ts)
             return
         s = self._symbol(o.order.symbol)
         new_leaves = quantity - o.filled
@@ -705,6 +808,83 @@ class PaperVenue:
                 return
             depth = s.book.core.level_count(opp)
 
+    # ------------------------------------------------------------------ multi-leg orders
+    def _combos_of(self, symbol: str, ts: int) -> None:
+        """Try the working multi-leg orders with a leg in ``symbol`` (its book changed)."""
+        for o in list(self._combos):
+            if any(leg[0] == symbol for leg in o.order.legs):
+                self._work_combo(o, ts)
+
+    def _work_combo(self, o: _Order, ts: int) -> None:
+        """Fill the most whole units the legs' books allow within the net limit; then cancel
+        or keep the remainder by the order's type and time in force."""
+        legs = []
+        for symbol, leg_side, ratio in o.order.legs:
+            side = leg_side.sign if o.side == BUY else -leg_side.sign
+            s = self._symbol(symbol)
+            opp = -side
+            px, sz = s.book.levels(opp, s.book.core.level_count(opp))
+            levels = []
+            for p, q in zip(px.tolist(), sz.tolist(), strict=True):
+                q -= s.taken.get((opp, p), 0)
+                if q > 0:
+                    levels.append((p, q))
+            legs.append((symbol, side, ratio, s, _Cost(levels)))
+        most = min(leg[4].total // leg[2] for leg in legs)
+        most = min(most, o.leaves)
+
+        def meets(k: int) -> bool:  # the k-th unit's net price is within the limit
+            if o.price is None:
+                return True
+            net = sum(
+                side * (cost.of(k * ratio) - cost.of((k - 1) * ratio))
+                for _, side, ratio, _, cost in legs
+            )
+            return net <= o.price if o.side == BUY else -net >= o.price
+
+        lo, hi = 0, most  # the units that meet the limit are a prefix: find its length
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if meets(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        units = lo
+        tif = o.order.time_in_force
+        if tif is TimeInForce.FOK and units < o.leaves:
+            self._withdraw(o)
+            o.status = OrderStatus.CANCELED
+            self._emit(o, VenueEventKind.CANCELED, ts, reason="FOK: not fillable in full")
+            return
+        if units > 0:
+            o.filled += units
+            o.status = OrderStatus.FILLED if o.leaves == 0 else OrderStatus.PARTIALLY_FILLED
+            for symbol, side, ratio, s, cost in legs:
+                opp = -side
+                for p, q in cost.take(units * ratio):
+                    key = (opp, p)
+                    s.taken[key] = s.taken.get(key, 0) + q
+                    self._fills += 1
+                    ev = self._emit(
+                        o,
+                        VenueEventKind.FILL,
+                        ts,
+                        fill_id=f"{self.name}-{self.config.id_prefix}{self._fills}",
+                        fill_quantity=q,
+                        fill_price=p / self.config.price_scale,
+                        symbol=symbol,
+                        liquidity=Liquidity.TAKER,
+                        fee=q * self.config.taker_fee,
+                    )
+                    self._fill_log.append((ev, o))
+        if o.leaves == 0:
+            self._withdraw(o)
+        elif o.price is None or tif in (TimeInForce.IOC, TimeInForce.FOK):
+            self._withdraw(o)
+            o.status = OrderStatus.CANCELED
+            why = "market order: no more liquidity" if o.price is None else "IOC remainder"
+            self._emit(o, VenueEventKind.CANCELED, ts, reason=why)
+
     # ------------------------------------------------------------------ resting
     def _rest(self, s: _Symbol, o: _Order) -> None:
         assert o.price is not None
@@ -734,7 +914,12 @@ class PaperVenue:
         o.resting = False
 
     def _withdraw(self, o: _Order) -> None:
-        """Take a working order off the venue (its queue, or the untriggered stops)."""
+        """Take a working order off the venue (its queue, the untriggered stops, or the working
+        multi-leg orders)."""
+        if o.order.legs:
+            if o in self._combos:
+                self._combos.remove(o)
+            return
         if o.stop is not None:
             self._symbols[o.order.symbol].stops.remove(o)
             o.stop = None
