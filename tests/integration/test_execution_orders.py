@@ -387,8 +387,13 @@ def test_a_multi_leg_option_order_fills_every_leg_at_the_paper_venue(server: Nat
             await quote(nc, ex, symbol, bid, ask)
         spread = await ex.submit_order(
             pb.SubmitOrderRequest(
-                account="A1", client_order_id="vertical", side="BUY", quantity=5,  # type: ignore[arg-type]
-                type="LIMIT", limit_price=2.0, time_in_force="IOC",  # type: ignore[arg-type]
+                account="A1",
+                client_order_id="vertical",
+                side="BUY",
+                quantity=5,  # type: ignore[arg-type]
+                type="LIMIT",
+                limit_price=2.0,
+                time_in_force="IOC",  # type: ignore[arg-type]
                 legs=[
                     pb.Leg(symbol=c1, side="BUY", ratio=1),  # type: ignore[arg-type]
                     pb.Leg(symbol=c2, side="SELL", ratio=1),  # type: ignore[arg-type]
