@@ -49,6 +49,12 @@ class ServiceSpec:
     needs_nats: bool = True
     needs_clickhouse: bool = False
     env: tuple[EnvVar, ...] = ()
+    #: Replicas are interchangeable (no feed, journal or consumer of its own): deployments
+    #: scale it horizontally (services/mesh/deploy.py); otherwise it runs as one replica.
+    stateless: bool = False
+    #: It keeps files of its own under the data directory (the execution service's audit log):
+    #: deployed with a persistent volume.
+    keeps_files: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -74,6 +80,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         metrics_port=9464,
         description="Greeks, implied vol, American exercise, surfaces, StreamGreeks",
         needs_nats=True,
+        stateless=True,
         env=(
             EnvVar("TRADECORE_PRICING_MAX_CONTRACTS", "100000", "contracts per call"),
             EnvVar("TRADECORE_PRICING_MAX_SURFACES", "256", "fitted surfaces kept (LRU)"),
@@ -131,6 +138,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         description="orders, pre-trade controls, venues, positions; journaled in JetStream",
         needs_nats=True,
         needs_clickhouse=True,
+        keeps_files=True,
         env=(
             EnvVar(
                 "TRADECORE_ALPACA_API_KEY_ID",

@@ -118,10 +118,10 @@ async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
     metrics_server = None
     if s.metrics_port:
         try:
-            metrics_server, _ = start_http_server(s.metrics_port, "127.0.0.1", app.registry)
+            metrics_server, _ = start_http_server(s.metrics_port, s.metrics_host, app.registry)
         except OSError as exc:
             raise SystemExit(
-                f"{s.service}: metrics port 127.0.0.1:{s.metrics_port} unavailable: {exc}"
+                f"{s.service}: metrics port {s.metrics_host}:{s.metrics_port} unavailable: {exc}"
             ) from exc
     for hook in app.on_start:
         await hook()
@@ -156,7 +156,7 @@ async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
         for i, watch in enumerate(app.dependencies)
     ]
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    log.info("%s serving on %s (metrics 127.0.0.1:%s)", s.service, address, s.metrics_port)
+    log.info("%s serving on %s (metrics %s:%s)", s.service, address, s.metrics_host, s.metrics_port)
     if ready is not None:
         ready.set()
 

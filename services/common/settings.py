@@ -49,7 +49,8 @@ class ServiceSettings:
     ============================  =========================  ==============================
     TRADECORE_HOST                127.0.0.1                  gRPC bind address
     TRADECORE_PORT                (per service)              gRPC port
-    TRADECORE_METRICS_PORT        (per service)              Prometheus port (loopback only)
+    TRADECORE_METRICS_PORT        (per service)              Prometheus port
+    TRADECORE_METRICS_HOST        127.0.0.1                  Prometheus bind address
     TRADECORE_NATS_URL            nats://127.0.0.1:4222      NATS server(s), comma separated
     TRADECORE_DATA_DIR            ./.tradecore               state and embedded databases
     TRADECORE_CLICKHOUSE_DSN      chdb:///<data>/<service>   ClickHouse (chDB path or http://)
@@ -66,6 +67,7 @@ class ServiceSettings:
     host: str = "127.0.0.1"
     port: int = 0
     metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
     nats_url: str = "nats://127.0.0.1:4222"
     data_dir: Path = field(default_factory=lambda: Path(".tradecore"))
     clickhouse_dsn: str = ""
@@ -84,6 +86,7 @@ class ServiceSettings:
             host=_env("HOST", "127.0.0.1"),
             port=_env_int("PORT", port),
             metrics_port=_env_int("METRICS_PORT", metrics_port),
+            metrics_host=_env("METRICS_HOST", "127.0.0.1"),
             nats_url=_env("NATS_URL", "nats://127.0.0.1:4222"),
             data_dir=data_dir,
             clickhouse_dsn=dsn,

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..registry import SERVICES, ServiceSpec
 from .components import check_ports
@@ -273,6 +273,15 @@ def cmd_replay(ns: argparse.Namespace, rest: list[str]) -> int:
     return int(replay_main(rest))
 
 
+def cmd_serve(name: str) -> NoReturn:
+    """Become the service ``name`` (``python -m <module>``): one process per container, its
+    settings from the TRADECORE_* variables, signals delivered to it directly."""
+    from ..registry import by_name
+
+    module = by_name(name).module
+    os.execv(sys.executable, [sys.executable, "-m", module])
+
+
 def build_parser(services: tuple[ServiceSpec, ...] = SERVICES) -> argparse.ArgumentParser:
     defaults = MeshConfig.from_env(services)
     ap = argparse.ArgumentParser(prog="tradecore", description=__doc__)
@@ -302,6 +311,9 @@ def build_parser(services: tuple[ServiceSpec, ...] = SERVICES) -> argparse.Argum
         "order", help="orders of the running mesh (submit|cancel|get|list)", add_help=False
     )
     sub.add_parser("positions", help="an account's positions in the running mesh", add_help=False)
+    sv = sub.add_parser("serve", help="run one registered service in the foreground (containers)")
+    sv.add_argument("service", choices=[s.name for s in services])
+    sub.add_parser("deploy", help="write Kubernetes manifests from the registry", add_help=False)
     return ap
 
 
@@ -319,6 +331,10 @@ def main(argv: list[str] | None = None) -> int:
         from .order_cli import order_main
 
         return order_main(args[1:])
+    if args[:1] == ["deploy"]:
+        from .deploy import deploy_main
+
+        return deploy_main(args[1:])
     if args[:1] == ["positions"]:
         from .order_cli import positions_main
 
@@ -329,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_replay(ns, rest)
     if rest:
         ap.error(f"unrecognized arguments: {' '.join(rest)}")
+    if ns.command == "serve":
+        cmd_serve(ns.service)
     try:
         handler = {"up": cmd_up, "status": cmd_status, "down": cmd_down}[ns.command]
         return handler(ns)
