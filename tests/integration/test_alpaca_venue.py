@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import subprocess
 import threading
 import time
 import uuid
@@ -51,7 +52,8 @@ from tests.integration.test_nats_resilience import NatsServer
 from tests.mesh import Mesh
 
 pytestmark = pytest.mark.integration
-KEY, SECRET = "test-key", "test-secret"
+# Distinctive values, so that a search of logs and process listings cannot miss them.
+KEY, SECRET = "PKTEST7Q2X9ZKEYID", "sEcReT-9f8e7d6c5b4a3e2d1"
 
 
 class FakeAlpaca:
@@ -690,9 +692,17 @@ def test_the_mesh_runs_venue_alpaca_with_credentials(tmp_path: Any, fake: FakeAl
             assert time.monotonic() < deadline + 30, got
             time.sleep(0.1)
         assert (got["filled_quantity"], got["average_price"]) in (("10", 190.5), (10, 190.5))
+        # the credentials are in no process's command line
+        listing = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
+        assert KEY not in listing and SECRET not in listing
     finally:
         down = m.run("down")
         assert down.returncode == 0, down.stdout + down.stderr
+    # ... nor in any file the mesh wrote (logs of every component, mesh.json, stores)
+    for path in m.data_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert KEY.encode() not in data and SECRET.encode() not in data, path
 
 
 def test_snapshot_is_alpacas_record_of_our_orders(
