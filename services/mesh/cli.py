@@ -314,6 +314,8 @@ def build_parser(services: tuple[ServiceSpec, ...] = SERVICES) -> argparse.Argum
     sv = sub.add_parser("serve", help="run one registered service in the foreground (containers)")
     sv.add_argument("service", choices=[s.name for s in services])
     sub.add_parser("deploy", help="write Kubernetes manifests from the registry", add_help=False)
+    sub.add_parser("backup", help="archive the data directory (mesh stopped)", add_help=False)
+    sub.add_parser("restore", help="restore a backup into an empty data directory", add_help=False)
     return ap
 
 
@@ -331,6 +333,14 @@ def main(argv: list[str] | None = None) -> int:
         from .order_cli import order_main
 
         return order_main(args[1:])
+    if args[:1] == ["backup"]:
+        from .backup import backup_main
+
+        return backup_main(args[1:])
+    if args[:1] == ["restore"]:
+        from .backup import restore_main
+
+        return restore_main(args[1:])
     if args[:1] == ["deploy"]:
         from .deploy import deploy_main
 
