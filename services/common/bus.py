@@ -18,7 +18,19 @@ from collections.abc import Awaitable, Callable
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
+#: A JetStream publish that failed this way may or may not be stored: no acknowledgement came
+#: (timeout), nobody answered (a clustered stream electing its leader after a node died: no
+#: responders / no stream response), or JetStream said it is unavailable. Callers treat them
+#: all as "unknown outcome" (UnavailableError; a journal rebuilds from what is stored).
+JETSTREAM_UNAVAILABLE: tuple[type[Exception], ...] = (
+    TimeoutError,
+    NoRespondersError,
+    NoStreamResponseError,
+    ServiceUnavailableError,
+)
 log = logging.getLogger("tradecore.bus")
 STOP_DRAIN_S = 2.0  # at stop: how long buffered messages may take to go out
 

@@ -32,6 +32,16 @@ def env_int(name: str, default: int, *, minimum: int) -> int:
     return value
 
 
+def jetstream_replicas() -> int:
+    """Replicas of the JetStream streams a service creates (TRADECORE_JETSTREAM_REPLICAS, 1 by
+    default; 3 on a three-node NATS cluster, so that a stream survives the loss of a node). A
+    stream that exists already keeps its own setting."""
+    value = env_int("TRADECORE_JETSTREAM_REPLICAS", 1, minimum=1)
+    if value > 5:
+        raise ValueError(f"TRADECORE_JETSTREAM_REPLICAS must be 1..5 (got {value})")
+    return value
+
+
 def _env_float(name: str, default: float) -> float:
     raw = _env(name, str(default))
     try:

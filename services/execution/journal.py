@@ -50,8 +50,10 @@ from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
+from ..common.bus import JETSTREAM_UNAVAILABLE
 from ..common.errors import UnavailableError
 from ..common.nats_rpc import trace_headers
+from ..common.settings import jetstream_replicas
 
 log = logging.getLogger("tradecore.execution.journal")
 
@@ -73,6 +75,7 @@ def stream_config() -> StreamConfig:
         subjects=[exec_journal_filter()],
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=jetstream_replicas(),
     )
 
 
@@ -82,6 +85,7 @@ def fills_stream_config() -> StreamConfig:
         subjects=[exec_filter(ExecKind.FILL)],
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=jetstream_replicas(),
     )
 
 
@@ -126,7 +130,7 @@ class Journal:
         js = self._context()
         try:
             ack = await js.publish(subject, data, headers=headers or None)
-        except TimeoutError as exc:
+        except JETSTREAM_UNAVAILABLE as exc:
             raise UnavailableError(f"the execution journal did not acknowledge {subject}") from exc
         return bool(ack.duplicate)
 

@@ -45,6 +45,7 @@ from nats.js.errors import NotFoundError
 from tradecore.subjects import MdKind, md_filter, md_subject
 from tradecore.ticks import TRADE_TYPES, TickBatch, pack, unpack
 
+from ..common.settings import jetstream_replicas
 from .books import Levels, book_deltas
 from .feeds.sources import Chunk
 from .store import InsertResult
@@ -99,6 +100,7 @@ async def ensure_stream(js: JetStreamContext) -> None:
         duplicate_window=120.0,
         max_age=7 * 24 * 3600.0,
         max_bytes=8 * 1024**3,
+        num_replicas=jetstream_replicas(),
     )
     try:
         await js.stream_info(STREAM)

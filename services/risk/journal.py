@@ -42,8 +42,10 @@ from tradecore.subjects import (
 from tradecore_api.events.v1 import risk_pb2 as events
 from tradecore_api.risk.v1 import risk_pb2 as pb
 
+from ..common.bus import JETSTREAM_UNAVAILABLE
 from ..common.errors import UnavailableError
 from ..common.nats_rpc import trace_headers
+from ..common.settings import jetstream_replicas
 
 log = logging.getLogger("tradecore.risk.journal")
 
@@ -64,6 +66,7 @@ def stream_config() -> StreamConfig:
         storage=StorageType.FILE,
         max_msgs_per_subject=HISTORY_PER_SUBJECT,
         duplicate_window=120.0,
+        num_replicas=jetstream_replicas(),
     )
 
 
@@ -143,7 +146,7 @@ class Journal:
             ack = await js.publish(
                 subject, data, headers=trace_headers(request_id) if request_id else None
             )
-        except TimeoutError as exc:
+        except JETSTREAM_UNAVAILABLE as exc:
             raise UnavailableError(f"the risk journal did not acknowledge {subject}") from exc
         return int(ack.seq)
 
@@ -158,7 +161,7 @@ class Journal:
         seq = await self._write(subject, request.SerializeToString(), request_id)
         try:
             stored = await self._context().get_msg(STREAM, seq)
-        except TimeoutError as exc:
+        except JETSTREAM_UNAVAILABLE as exc:
             raise UnavailableError(f"the risk journal did not give back {subject}") from exc
         assert stored.time is not None
         return stored_ns(stored.time)
