@@ -51,8 +51,8 @@ def _include_dirs() -> list[str]:
 # Proto packages outside ``tradecore.*`` (their names fixed by an external protocol), generated
 # as ``tradecore_api.<package>`` into a descriptor pool of their own.
 EXTRA_PACKAGES = ("inference",)
-_POOL_MODULE = '''"""The descriptor pool of the generated ``{pkg}`` package (kept apart from protobuf's
-default pool, where a client library may register the same full names)."""
+_POOL_MODULE = '''"""The descriptor pool of the generated ``{pkg}`` package (kept apart from
+protobuf's default pool, where a client library may register the same full names)."""
 
 from google.protobuf import descriptor_pool
 
@@ -68,7 +68,9 @@ def _own_pool(pkg: Path) -> None:
         anchor = "from google.protobuf import descriptor_pool as _descriptor_pool\n"
         new = text.replace(
             anchor, f"{anchor}from tradecore_api.{pkg.name} import _pool as _own_pool\n", 1
-        ).replace("_descriptor_pool.Default().AddSerializedFile(", "_own_pool.POOL.AddSerializedFile(")
+        ).replace(
+            "_descriptor_pool.Default().AddSerializedFile(", "_own_pool.POOL.AddSerializedFile("
+        )
         if new.count("_own_pool") != 2:
             raise SystemExit(f"{f}: the generated code no longer adds its file to the default pool")
         f.write_text(new)

@@ -200,9 +200,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "<data>/models",
                 "model repository (Triton layout: <name>/<version>/model.onnx)",
             ),
-            EnvVar(
-                "TRADECORE_INFERENCE_MAX_ELEMENTS", "16777216", "elements per input tensor"
-            ),
+            EnvVar("TRADECORE_INFERENCE_MAX_ELEMENTS", "16777216", "elements per input tensor"),
         ),
     ),
 )

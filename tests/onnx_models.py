@@ -71,7 +71,9 @@ def strings() -> bytes:
     return _save(graph)
 
 
-def write(root: Path, name: str, version: int, model: bytes, config: dict[str, object] | None = None) -> Path:
+def write(
+    root: Path, name: str, version: int, model: bytes, config: dict[str, object] | None = None
+) -> Path:
     """``model`` as ``<root>/<name>/<version>/model.onnx`` (and its config.json)."""
     folder = root / name / str(version)
     folder.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,9 @@ def check_shape(what: str, shape: Sequence[int], max_elements: int) -> int:
             raise ValueError(f"{what}: shape {list(shape)} has a negative dimension")
     count = math.prod(shape)
     if count > max_elements:
-        raise ValueError(f"{what}: shape {list(shape)} has {count} elements, at most {max_elements}")
+        raise ValueError(
+            f"{what}: shape {list(shape)} has {count} elements, at most {max_elements}"
+        )
     return count
 
 
@@ -46,7 +48,9 @@ def datatype(what: str, name: str) -> np.dtype[Any]:
         raise ValueError(f"{what}: {exc}") from None
 
 
-def from_raw(what: str, dtype_name: str, shape: Sequence[int], data: bytes, max_elements: int) -> Array:
+def from_raw(
+    what: str, dtype_name: str, shape: Sequence[int], data: bytes, max_elements: int
+) -> Array:
     """The tensor encoded in ``data`` (raw form)."""
     dt = datatype(what, dtype_name)
     count = check_shape(what, shape, max_elements)
@@ -101,9 +105,7 @@ def from_json(
     count = check_shape(what, shape, max_elements)
     flat = _flatten(what, data, max_elements)
     if len(flat) != count:
-        raise ValueError(
-            f"{what}: {len(flat)} data elements, shape {list(shape)} needs {count}"
-        )
+        raise ValueError(f"{what}: {len(flat)} data elements, shape {list(shape)} needs {count}")
     if dtype_name == "BYTES":
         out = np.empty(count, dtype=np.object_)
         for i, v in enumerate(flat):
@@ -112,8 +114,10 @@ def from_json(
             out[i] = v.encode()
         return out.reshape(shape)
     for i, v in enumerate(flat):
-        ok = isinstance(v, bool) if dtype_name == "BOOL" else (
-            isinstance(v, int | float) and not isinstance(v, bool)
+        ok = (
+            isinstance(v, bool)
+            if dtype_name == "BOOL"
+            else (isinstance(v, int | float) and not isinstance(v, bool))
         )
         if not ok:
             raise ValueError(f"{what}: element {i} is {quote(v)}, not a {dtype_name} value")
@@ -123,8 +127,10 @@ def from_json(
         arr = np.array(flat, dtype=dt)
     except OverflowError:
         raise ValueError(f"{what}: a value is out of range for {dtype_name}") from None
-    if dt.kind in ("i", "u") and arr.size and any(
-        int(a) != int(v) for a, v in zip(arr.tolist(), flat, strict=True)
+    if (
+        dt.kind in ("i", "u")
+        and arr.size
+        and any(int(a) != int(v) for a, v in zip(arr.tolist(), flat, strict=True))
     ):
         raise ValueError(f"{what}: a value is out of range for {dtype_name}")
     return arr.reshape(shape)

@@ -87,7 +87,9 @@ def requested_outputs(req: pb.ModelInferRequest) -> list[str]:
     return names
 
 
-def infer_response(req: pb.ModelInferRequest, loaded: Loaded, result: Tensors) -> pb.ModelInferResponse:
+def infer_response(
+    req: pb.ModelInferRequest, loaded: Loaded, result: Tensors
+) -> pb.ModelInferResponse:
     """The response with every output as raw_output_contents (what tritonclient reads)."""
     resp = pb.ModelInferResponse(
         model_name=loaded.metadata.name, model_version=str(loaded.version.version), id=req.id

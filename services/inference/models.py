@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy.typing as npt
-
 from tradecore.errors import NotFoundError, PreconditionError, quote
 from tradecore.inference import (
     Engine,
@@ -48,7 +47,9 @@ def onnx_engine(mv: ModelVersion) -> Engine:
     try:
         max_batch = int(raw) if raw is not None else None
     except ValueError:
-        raise ValueError(f"model {mv.name!r}: max_batch_size {quote(raw)} is not an integer") from None
+        raise ValueError(
+            f"model {mv.name!r}: max_batch_size {quote(raw)} is not an integer"
+        ) from None
     return OnnxEngine(mv.path, name=mv.name, version=str(mv.version), max_batch_size=max_batch)
 
 

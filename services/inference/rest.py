@@ -30,7 +30,7 @@ from tradecore.errors import (
     UnavailableError,
     quote,
 )
-from tradecore.inference import Tensors
+from tradecore.inference import Tensors, TensorSpec
 
 from . import codec
 from .models import Loaded, Models
@@ -111,7 +111,9 @@ class InferRequest:
             try:
                 n = int(header_length)
             except ValueError:
-                raise ValueError(f"{HEADER_LENGTH}: not an integer: {quote(header_length)}") from None
+                raise ValueError(
+                    f"{HEADER_LENGTH}: not an integer: {quote(header_length)}"
+                ) from None
             if not 0 <= n <= len(body):
                 raise ValueError(f"{HEADER_LENGTH}: {n}, the body is {len(body)} bytes")
             head, binary = body[:n], memoryview(body)[n:]
@@ -213,7 +215,10 @@ def infer_response(req: InferRequest, loaded: Loaded, result: Tensors) -> web.Re
 
 def metadata_json(models: Models, loaded: Loaded) -> dict[str, Any]:
     meta = loaded.metadata
-    tensor = lambda t: {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}  # noqa: E731
+
+    def tensor(t: TensorSpec) -> dict[str, Any]:
+        return {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
+
     return {
         "name": meta.name,
         "versions": models.versions(meta.name),

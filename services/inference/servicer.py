@@ -36,7 +36,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.models = models
         self.version = version
 
-    async def ServerLive(self, request: pb.ServerLiveRequest, context: Context) -> pb.ServerLiveResponse:
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: Context
+    ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(

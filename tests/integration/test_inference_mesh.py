@@ -44,7 +44,9 @@ def models(mesh: Mesh) -> Iterator[Mesh]:
 
 
 def grpc_client(mesh: Mesh, via: str) -> grpcclient.InferenceServerClient:
-    return grpcclient.InferenceServerClient(str(mesh.inference) if via == "direct" else mesh.gateway)
+    return grpcclient.InferenceServerClient(
+        str(mesh.inference) if via == "direct" else mesh.gateway
+    )
 
 
 def http_url(mesh: Mesh, via: str) -> str:

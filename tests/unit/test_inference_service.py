@@ -77,6 +77,9 @@ def test_every_model_loads_at_its_newest_version_and_infers_as_onnxruntime(
         res = await models.infer(models.get("strings"), {"s": s, "n": n}, None)
         assert res["s_out"].tolist() == [b"a", b"bc"]
         np.testing.assert_array_equal(res["n2"], n * 2)
+        bad = np.array([b"\xff"], dtype=np.object_)
+        with pytest.raises(ValueError, match="input tensor 's': element 0 is not UTF-8 text"):
+            await models.infer(models.get("strings"), {"s": bad, "n": n[:1]}, None)
 
     with_models(tmp_path, check)
 
@@ -86,11 +89,25 @@ def test_every_model_loads_at_its_newest_version_and_infers_as_onnxruntime(
     [
         ("nope", "", {"x": X}, None, NotFoundError, "model 'nope' is not loaded"),
         ("mlp", "1", {"x": X}, None, NotFoundError, r"model 'mlp' has no loaded version '1'"),
-        ("mlp", "", {"x": X.astype(np.float64)}, None, ValueError, "input tensor 'x': datatype FP64"),
+        (
+            "mlp",
+            "",
+            {"x": X.astype(np.float64)},
+            None,
+            ValueError,
+            "input tensor 'x': datatype FP64",
+        ),
         ("mlp", "", {"x": X[:, :3]}, None, ValueError, r"input tensor 'x': shape \[3, 3\]"),
         ("mlp", "", {}, None, ValueError, "input tensor 'x': missing"),
         ("mlp", "", {"x": X, "z": X}, None, ValueError, "input tensor 'z'"),
-        ("mlp", "", {"x": np.zeros((5, 4), np.float32)}, None, ValueError, "input tensor 'x': 20 elements, at most 16"),
+        (
+            "mlp",
+            "",
+            {"x": np.zeros((5, 4), np.float32)},
+            None,
+            ValueError,
+            "input tensor 'x': 20 elements, at most 16",
+        ),
         ("mlp", "", {"x": X}, ["q"], ValueError, "output tensor 'q'"),
     ],
 )
@@ -181,7 +198,7 @@ def test_grpc_inputs_raw_or_contents() -> None:
     req2.inputs[0].datatype = "INT8"
     req2.inputs[0].contents.Clear()
     req2.inputs[0].contents.int_contents.extend([300] * 12)
-    with pytest.raises(ValueError, match="input tensor 'x': a value in contents.int_contents"):
+    with pytest.raises(ValueError, match=r"input tensor 'x': a value in contents\.int_contents"):
         convert.request_inputs(req2, 100)
     req.raw_input_contents.append(b"")
     with pytest.raises(ValueError, match="raw_input_contents: 2 entries for 1 inputs"):

@@ -55,5 +55,5 @@ def test_missing_root_is_an_empty_repository_and_bad_config_names_the_model(
     assert DirectorySource(tmp_path / "absent").index() == []
     write(tmp_path, "mlp", 1, mlp())
     (tmp_path / "mlp" / "config.json").write_text("{nope")
-    with pytest.raises(ValueError, match="model 'mlp': config.json is not valid JSON"):
+    with pytest.raises(ValueError, match=r"model 'mlp': config\.json is not valid JSON"):
         DirectorySource(tmp_path).resolve("mlp")

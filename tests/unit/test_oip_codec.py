@@ -34,7 +34,12 @@ def test_bytes_are_length_prefixed_as_tritonclient_serialises_them() -> None:
 @pytest.mark.parametrize(
     ("dtype", "shape", "data", "message"),
     [
-        ("FP32", [2, 2], b"\0" * 12, r"input tensor 'x': 12 bytes of data, shape \[2, 2\] of FP32 needs 16"),
+        (
+            "FP32",
+            [2, 2],
+            b"\0" * 12,
+            r"input tensor 'x': 12 bytes of data, shape \[2, 2\] of FP32 needs 16",
+        ),
         ("FP33", [1], b"\0" * 4, r"input tensor 'x': datatype 'FP33' is not one of"),
         ("FP32", [-1, 2], b"", r"input tensor 'x': shape \[-1, 2\] has a negative dimension"),
         ("FP32", [1 << 30, 1 << 30], b"", r"input tensor 'x': shape .* elements, at most"),

@@ -89,12 +89,12 @@ def _text_in(name: str, arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 def _bytes_out(arr: Any) -> npt.NDArray[Any]:
     """An output as numpy; ONNX Runtime's strings as BYTES (an object array of bytes)."""
-    arr = np.asarray(arr)
-    if arr.dtype.kind in ("O", "U"):
-        out = np.empty(arr.shape, dtype=np.object_)
-        out.reshape(-1)[:] = [v.encode() if isinstance(v, str) else v for v in arr.reshape(-1)]
+    a: npt.NDArray[Any] = np.asarray(arr)
+    if a.dtype.kind in ("O", "U"):
+        out = np.empty(a.shape, dtype=np.object_)
+        out.reshape(-1)[:] = [v.encode() if isinstance(v, str) else v for v in a.reshape(-1)]
         return out
-    return arr
+    return a
 
 
 class OnnxEngine:
