@@ -201,6 +201,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "model repository (Triton layout: <name>/<version>/model.onnx)",
             ),
             EnvVar("TRADECORE_INFERENCE_MAX_ELEMENTS", "16777216", "elements per input tensor"),
+            EnvVar(
+                "TRADECORE_INFERENCE_INLINE_US",
+                "100",
+                "calls estimated below this run on the event loop (0: never)",
+            ),
         ),
     ),
 )

@@ -346,3 +346,27 @@ def test_the_rest_app_takes_more_routes() -> None:
             return (await client.get("/monitor")).status
 
     assert run(body()) == 200
+
+
+def test_the_runner_keeps_calls_off_the_loop_until_measured_small() -> None:
+    from tradecore.inference import OnnxEngine
+    from tradecore_services.inference.models import DirectRunner
+
+    async def body() -> None:
+        never = DirectRunner(OnnxEngine(mlp()), inline_ns=0)
+        always = DirectRunner(OnnxEngine(mlp()), inline_ns=10**12)
+        try:
+            assert not always.inline(1)  # nothing measured yet: the thread
+            out, timings = await always.run({"x": X})
+            np.testing.assert_array_equal(out["y"], expected(X))
+            assert always.inline(3) and not never.inline(1)
+            out, timings = await always.run({"x": X})  # on the loop: no queue
+            assert timings.queue_ns == 0
+            np.testing.assert_array_equal(out["y"], expected(X))
+            await never.run({"x": X})
+            assert not never.inline(1)
+        finally:
+            never.close()
+            always.close()
+
+    run(body())
