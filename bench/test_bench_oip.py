@@ -163,4 +163,4 @@ def test_model_infer_throughput(benchmark, mesh: Mesh, clients: int) -> None:  #
         "p99_us": float(np.percentile(lat, 99)),
     }
     benchmark.extra_info.update(info)
-    print(f"\nthroughput: " + ", ".join(f"{k}={v:.4g}" for k, v in info.items()))
+    print("\nthroughput: " + ", ".join(f"{k}={v:.4g}" for k, v in info.items()))
