@@ -9,6 +9,7 @@ extra_info. Targets (issue 13): direct p99 <= 1.3x echo; through the gateway p99
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -42,6 +43,9 @@ THROUGHPUT_SECONDS = 3.0
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     m = Mesh.with_free_ports(Path(tmp_path_factory.mktemp("bench-oip")))
     write(m.data_dir / "models", "mlp", 1, mlp())  # loaded when the service starts
+    # TRADECORE_INFERENCE_INLINE_US=0 in the environment measures the always-threaded path.
+    if "TRADECORE_INFERENCE_INLINE_US" in os.environ:
+        m.env["TRADECORE_INFERENCE_INLINE_US"] = os.environ["TRADECORE_INFERENCE_INLINE_US"]
     up = m.run("up")
     assert up.returncode == 0, up.stdout + up.stderr
     yield m
