@@ -202,7 +202,9 @@ class Models:
         self._runner_factory = runner_factory
         self._models: dict[str, ModelState] = {}
         self._lock = threading.Lock()  # guards _models against the loader threads
-        self._loading: dict[str, asyncio.Lock] = {}
+        # One load or unload at a time (they are rare; a lock per name would grow with every
+        # name a client sends).
+        self._loading = asyncio.Lock()
         self.ready = False
 
     # -- repository ----------------------------------------------------------------------
@@ -226,8 +228,7 @@ class Models:
     async def load(self, name: str, ref: str | None = None) -> Loaded:
         """Load (or reload) ``name`` at ``ref`` (a version or alias; None: the source's
         default), warm it up and make it the default version."""
-        lock = self._loading.setdefault(name, asyncio.Lock())
-        async with lock:
+        async with self._loading:
             mv = await asyncio.to_thread(self.source.resolve, name, ref)
             engine = await asyncio.to_thread(self._make_engine, mv)
             loaded = Loaded(mv, engine.metadata, self._runner_factory(engine))
@@ -249,8 +250,7 @@ class Models:
         return engine
 
     async def unload(self, name: str) -> None:
-        lock = self._loading.setdefault(name, asyncio.Lock())
-        async with lock:
+        async with self._loading:
             with self._lock:
                 state = self._models.get(name)
                 if state is None or not state.versions:

@@ -121,8 +121,8 @@ class InferRequest:
             head, binary = body, memoryview(b"")
         try:
             doc = json.loads(head)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ValueError(f"request body: not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"request body: not valid JSON: {type(exc).__name__}: {exc}") from None
         doc = _obj("request body", doc)
         self.id = _str("id", doc.get("id", ""))
         params = _params("request", doc)
@@ -234,8 +234,8 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         return _obj("request body", json.loads(raw))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"request body: not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"request body: not valid JSON: {type(exc).__name__}: {exc}") from None
 
 
 def make_app(

@@ -290,6 +290,8 @@ def test_rest_json_and_binary_inference(tmp_path: Path) -> None:
             "input tensor 'x'.shape: must be a list of integers",
         ),
         ("/v2/models/mlp/infer", "[1", 400, "request body: not valid JSON"),
+        ("/v2/models/mlp/infer", "[" * 100_000, 400, "request body: not valid JSON"),
+        ("/v2/repository/index", "[" * 100_000, 400, "request body: not valid JSON"),
         ("/v2/nothing", {}, 404, "Not Found"),
     ],
 )
