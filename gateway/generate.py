@@ -37,6 +37,21 @@ class Upstream:
     port: int
 
 
+@dataclass(frozen=True)
+class HttpUpstream:
+    """A service's HTTP/1.1 port and the path prefixes routed to it (each matches the prefix
+    itself and anything under ``<prefix>/``)."""
+
+    host: str
+    port: int
+    prefixes: tuple[str, ...]
+
+
+# Proto packages outside tradecore.* that we define (names fixed by an external protocol:
+# proto/inference is the Open Inference Protocol). Routed as gRPC, never transcoded.
+EXTRA_PACKAGES = ("inference",)
+
+
 def descriptor_path() -> Path:
     """The descriptor set built from proto/ and installed with the package."""
     return Path(str(resources.files("tradecore_api") / "descriptors.binpb"))
@@ -49,6 +64,18 @@ def tradecore_services(descriptor: Path) -> list[str]:
         f"{f.package}.{s.name}"
         for f in fds.file
         if f.package.startswith("tradecore.")
+        for s in f.service
+    )
+
+
+def api_services(descriptor: Path) -> list[str]:
+    """Full names of every service of our protos: tradecore.* (routed and transcoded) and the
+    external protocols of EXTRA_PACKAGES (routed as gRPC only)."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
+    return sorted(
+        f"{f.package}.{s.name}"
+        for f in fds.file
+        if f.package.startswith("tradecore.") or f.package in EXTRA_PACKAGES
         for s in f.service
     )
 
@@ -386,6 +413,23 @@ def _cluster(name: str, up: Upstream) -> dict[str, Any]:
     }
 
 
+def _http_cluster(name: str, up: HttpUpstream) -> dict[str, Any]:
+    """An HTTP/1.1 upstream. Not health-checked: the same process's gRPC cluster is, and a
+    request to a restarting service is retried like a gRPC one (connect failure)."""
+    cluster = _cluster(name, Upstream(up.host, up.port))
+    del cluster["typed_extension_protocol_options"]
+    del cluster["health_checks"]
+    return cluster
+
+
+# The strict-JSON filter and the transcoder stay out of routes that are not transcoded (the
+# Open Inference Protocol's gRPC and REST): a route-level switch Envoy has for every filter.
+_DISABLED = {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}
+_PASS_THROUGH = {
+    "envoy.filters.http.lua": _DISABLED,
+    "envoy.filters.http.grpc_json_transcoder": _DISABLED,
+}
+
 # Retries of the gateway -> service hop, on every route: only failures where the request never
 # reached the service (connection refused or reset before the request was sent, HTTP/2 stream
 # refused), so retrying is safe for every method, idempotent or not. The jittered exponential
@@ -414,16 +458,20 @@ def envoy_config(
     health_service: str = "",
     strict_json: bool = True,
     inline_descriptor: bool = False,
+    http_upstreams: Mapping[str, HttpUpstream] | None = None,
 ) -> dict[str, Any]:
-    """The Envoy bootstrap for the given service → upstream map (full service names).
+    """The Envoy bootstrap for the given service → upstream map (full service names), and
+    ``http_upstreams`` (a name → an HTTP/1.1 upstream and its path prefixes, proxied as they
+    are: no strict-JSON filter, no transcoder).
 
     ``strict_json=False`` leaves out the strict-JSON Lua filter (for measuring its cost).
     ``inline_descriptor`` puts the descriptor set into the configuration itself (base64) instead
     of naming its file, for a gateway that runs where the file is not (a Kubernetes pod)."""
-    services = tradecore_services(descriptor)
+    services = api_services(descriptor)
     missing = [s for s in upstreams if s not in services]
     if missing:
         raise ValueError(f"upstreams name services not in the descriptor set: {missing}")
+    transcoded = sorted(s for s in upstreams if s in tradecore_services(descriptor))
     routes: list[dict[str, Any]] = []
     clusters: list[dict[str, Any]] = []
     streams = streaming_methods(descriptor)
@@ -458,12 +506,25 @@ def envoy_config(
                         },
                     }
                 )
-        routes.append(
-            {
-                "match": {"prefix": f"/{full_name}/"},
-                "route": {"cluster": cluster, "timeout": "60s", "retry_policy": _RETRY},
-            }
-        )
+        route: dict[str, Any] = {
+            "match": {"prefix": f"/{full_name}/"},
+            "route": {"cluster": cluster, "timeout": "60s", "retry_policy": _RETRY},
+        }
+        if full_name not in transcoded:
+            route["typed_per_filter_config"] = _PASS_THROUGH
+        routes.append(route)
+    # Plain HTTP services (HTTP/1.1 upstreams), proxied untouched.
+    for name, hup in sorted((http_upstreams or {}).items()):
+        cluster = f"{name}_http"
+        clusters.append(_http_cluster(cluster, hup))
+        for prefix in hup.prefixes:
+            routes.append(
+                {
+                    "match": {"path_separated_prefix": prefix},
+                    "route": {"cluster": cluster, "timeout": "60s", "retry_policy": _RETRY},
+                    "typed_per_filter_config": _PASS_THROUGH,
+                }
+            )
     # Health of the gateway itself over gRPC (routed to the health endpoint of
     # ``health_service``, by default the first service by name).
     if health_service and health_service not in upstreams:
@@ -481,7 +542,7 @@ def envoy_config(
                     if inline_descriptor
                     else {"proto_descriptor": str(descriptor)}
                 ),
-                "services": sorted(upstreams),
+                "services": transcoded,
                 "print_options": {
                     "add_whitespace": False,
                     "always_print_primitive_fields": True,
@@ -513,7 +574,7 @@ def envoy_config(
                 "typed_config": {
                     "@type": _T + "filters.http.lua.v3.Lua",
                     "default_source_code": {
-                        "inline_string": strict_json_lua(descriptor, sorted(upstreams))
+                        "inline_string": strict_json_lua(descriptor, transcoded)
                     },
                 },
             },
@@ -590,6 +651,13 @@ def main(argv: list[str] | None = None) -> int:
         from tradecore_services.registry import SERVICES
 
         ups = {g: Upstream("127.0.0.1", s.port) for s in SERVICES for g in s.grpc_services}
+        http_ups = {
+            s.name: HttpUpstream("127.0.0.1", s.http_port, s.http_prefixes)
+            for s in SERVICES
+            if s.http_port is not None and s.http_prefixes
+        }
+    else:
+        http_ups = {}
     host, _, port = ns.listen.rpartition(":")
     cfg = envoy_config(
         descriptor=descriptor_path(),
@@ -597,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
         listen_host=host,
         listen_port=int(port),
         admin_port=ns.admin_port,
+        http_upstreams=http_ups,
     )
     write_config(ns.out, cfg)
     return 0

@@ -36,7 +36,10 @@ class ServiceSpec:
     (``--<name>-port``), the variables (``TRADECORE_<NAME>_PORT``) and the log file.
     ``module`` is run as ``python -m <module>``. ``grpc_services`` are the full proto names the
     gateway routes to this service (``/<full name>/`` prefixes); the first is the one its health
-    check asks for.
+    check asks for. ``http_port`` (optional) is a second, HTTP/1.1 port of the same process
+    (``--<name>-http-port``, ``TRADECORE_<NAME>_HTTP_PORT``; the service reads it as
+    ``TRADECORE_HTTP_PORT``); the gateway routes the paths under ``http_prefixes`` to it,
+    untouched by the JSON transcoder.
     """
 
     name: str
@@ -55,6 +58,8 @@ class ServiceSpec:
     #: It keeps files of its own under the data directory (the execution service's audit log):
     #: deployed with a persistent volume.
     keeps_files: bool = False
+    http_port: int | None = None
+    http_prefixes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -64,6 +69,18 @@ class ServiceSpec:
         for what, port in (("port", self.port), ("metrics_port", self.metrics_port)):
             if not 1 <= port <= 65535:
                 raise ValueError(f"service {self.name}: {what} must be in 1..65535 (got {port})")
+        if self.http_port is not None and not 1 <= self.http_port <= 65535:
+            raise ValueError(
+                f"service {self.name}: http_port must be in 1..65535 (got {self.http_port})"
+            )
+        if self.http_prefixes and self.http_port is None:
+            raise ValueError(f"service {self.name}: http_prefixes need an http_port")
+        for prefix in self.http_prefixes:
+            if not prefix.startswith("/") or prefix.endswith("/") or len(prefix) < 2:
+                raise ValueError(
+                    f"service {self.name}: http prefix {prefix!r} must be '/<segment>...' "
+                    "without a trailing '/'"
+                )
 
     @property
     def health_service(self) -> str:
@@ -166,6 +183,31 @@ SERVICES: tuple[ServiceSpec, ...] = (
             ),
         ),
     ),
+    ServiceSpec(
+        name="inference",
+        title="InferenceService",
+        module="tradecore_services.inference",
+        grpc_services=("inference.GRPCInferenceService",),
+        port=50055,
+        metrics_port=9468,
+        http_port=8085,
+        http_prefixes=("/v2", "/monitor"),
+        description="Open Inference Protocol (KServe v2 / Triton) over gRPC and REST",
+        needs_nats=False,
+        env=(
+            EnvVar(
+                "TRADECORE_INFERENCE_MODEL_REPOSITORY",
+                "<data>/models",
+                "model repository (Triton layout: <name>/<version>/model.onnx)",
+            ),
+            EnvVar("TRADECORE_INFERENCE_MAX_ELEMENTS", "16777216", "elements per input tensor"),
+            EnvVar(
+                "TRADECORE_INFERENCE_INLINE_US",
+                "100",
+                "calls estimated below this run on the event loop (0: never)",
+            ),
+        ),
+    ),
 )
 
 
@@ -179,7 +221,10 @@ def check(services: Iterable[ServiceSpec]) -> tuple[ServiceSpec, ...]:
         if s.name in names:
             raise ValueError(f"service name {s.name!r} is registered twice")
         names.add(s.name)
-        for what, port in ((f"{s.name} port", s.port), (f"{s.name} metrics port", s.metrics_port)):
+        named = [(f"{s.name} port", s.port), (f"{s.name} metrics port", s.metrics_port)]
+        if s.http_port is not None:
+            named.append((f"{s.name} http port", s.http_port))
+        for what, port in named:
             if port in ports:
                 raise ValueError(f"{what} and {ports[port]} both default to {port}")
             ports[port] = what

@@ -1,8 +1,8 @@
 """Start and stop a real mesh (nats-server, services, Envoy) on free loopback ports.
 
-Every registered service (services/registry.py) gets two free ports; ``mesh.<name>_port``,
-``mesh.<name>_metrics_port`` and ``mesh.<name>`` (its ``127.0.0.1:port``) follow from the
-registry, so a new service needs no edit here.
+Every registered service (services/registry.py) gets two free ports (three with an HTTP port);
+``mesh.<name>_port``, ``mesh.<name>_metrics_port``, ``mesh.<name>_http_port`` and ``mesh.<name>``
+(its ``127.0.0.1:port``) follow from the registry, so a new service needs no edit here.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class Mesh:
     admin_port: int
     nats_port: int
     nats_monitor_port: int
-    # "<name>_port" and "<name>_metrics_port" of every service in ``services``.
+    # "<name>_port", "<name>_metrics_port" (and "<name>_http_port") of every service.
     service_ports: dict[str, int]
     services: tuple[ServiceSpec, ...] = SERVICES
     # Extra environment for the CLI and, through the supervisor, every service.

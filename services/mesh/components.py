@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tradecore_gateway.generate import Upstream, envoy_config
+from tradecore_gateway.generate import HttpUpstream, Upstream, envoy_config
 
 from ..registry import ServiceSpec
 from .config import MeshConfig
@@ -101,17 +101,23 @@ def service_component(cfg: MeshConfig, spec: ServiceSpec) -> Component:
         "TRADECORE_PORT": str(cfg.port(spec.name)),
         "TRADECORE_METRICS_PORT": str(cfg.metrics_port(spec.name)),
     }
+    http = cfg.http_port(spec.name)
+    if http is not None:
+        env["TRADECORE_HTTP_PORT"] = str(http)
     if spec.needs_nats:
         env["TRADECORE_NATS_URL"] = cfg.effective_nats_url
     if spec.needs_clickhouse and cfg.clickhouse_dsn:
         env["TRADECORE_CLICKHOUSE_DSN"] = cfg.clickhouse_dsn
     target = f"127.0.0.1:{cfg.port(spec.name)}"
+    endpoint = f"grpc://{target}"
+    if http is not None:
+        endpoint += f", http://127.0.0.1:{http}"
     return Component(
         name=spec.name,
         argv=[sys.executable, "-m", spec.module],
         env=env,
         health=lambda: grpc_health(target, spec.health_service),
-        endpoint=f"grpc://{target} (metrics http://127.0.0.1:{cfg.metrics_port(spec.name)}/metrics)",
+        endpoint=f"{endpoint} (metrics http://127.0.0.1:{cfg.metrics_port(spec.name)}/metrics)",
     )
 
 
@@ -124,16 +130,28 @@ def gateway_upstreams(cfg: MeshConfig) -> dict[str, Upstream]:
     }
 
 
+def gateway_http_upstreams(cfg: MeshConfig) -> dict[str, HttpUpstream]:
+    """Every registered service with an HTTP port -> its path prefixes and loopback port."""
+    out: dict[str, HttpUpstream] = {}
+    for spec in cfg.services:
+        port = cfg.http_port(spec.name)
+        if port is not None and spec.http_prefixes:
+            out[spec.name] = HttpUpstream("127.0.0.1", port, spec.http_prefixes)
+    return out
+
+
 def gateway_health_service(cfg: MeshConfig) -> str:
     """The service the gateway's own grpc.health.v1 is routed to: the first registered one."""
     return cfg.services[0].health_service
 
 
 def gateway_config(cfg: MeshConfig, descriptor: Path) -> dict[str, Any]:
-    """The Envoy bootstrap for ``cfg``: a route and cluster per registered gRPC service."""
+    """The Envoy bootstrap for ``cfg``: a route and cluster per registered gRPC service, and per
+    service with an HTTP port its path prefixes to an HTTP/1.1 cluster."""
     config: dict[str, Any] = envoy_config(
         descriptor=descriptor,
         upstreams=gateway_upstreams(cfg),
+        http_upstreams=gateway_http_upstreams(cfg),
         health_service=gateway_health_service(cfg),
         listen_host=cfg.host,
         listen_port=cfg.gateway_port,

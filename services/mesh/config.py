@@ -50,7 +50,7 @@ def _port(key: str, default: int, meaning: str) -> Setting:
 
 def settings(services: Iterable[ServiceSpec] = SERVICES) -> list[Setting]:
     """Every setting in the order of ``--help`` and the README table: the fixed ones, then two
-    ports per registered service."""
+    ports per registered service (three for one with an HTTP port)."""
     out = [
         Setting(
             "data_dir",
@@ -74,6 +74,8 @@ def settings(services: Iterable[ServiceSpec] = SERVICES) -> list[Setting]:
     for s in services:
         out.append(_port(f"{s.name}_port", s.port, f"{s.title} gRPC"))
         out.append(_port(f"{s.name}_metrics_port", s.metrics_port, f"{s.title} Prometheus metrics"))
+        if s.http_port is not None:
+            out.append(_port(f"{s.name}_http_port", s.http_port, f"{s.title} HTTP/REST"))
     out += [
         Setting(
             "nats_url",
@@ -176,6 +178,10 @@ class MeshConfig:
         """The Prometheus port of the registered ``service``."""
         return self.service_ports[f"{service}_metrics_port"]
 
+    def http_port(self, service: str) -> int | None:
+        """The HTTP port of the registered ``service`` (None when it has none)."""
+        return self.service_ports.get(f"{service}_http_port")
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).resolve()
@@ -194,6 +200,9 @@ class MeshConfig:
         for s in self.services:
             ports[f"{s.name} gRPC"] = self.port(s.name)
             ports[f"{s.name} metrics"] = self.metrics_port(s.name)
+            http = self.http_port(s.name)
+            if http is not None:
+                ports[f"{s.name} http"] = http
         if not self.nats_url:
             ports["nats"] = self.nats_port
             ports["nats monitor"] = self.nats_monitor_port
@@ -206,6 +215,9 @@ class MeshConfig:
         }
         for s in self.services:
             out[s.name] = [self.port(s.name), self.metrics_port(s.name)]
+            http = self.http_port(s.name)
+            if http is not None:
+                out[s.name].append(http)
         out["gateway"] = [self.gateway_port, self.admin_port]
         return out
 

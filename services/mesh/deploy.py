@@ -66,7 +66,7 @@ def _ports(spec: ServiceSpec) -> list[dict[str, Any]]:
         {"name": "grpc", "containerPort": spec.port, "protocol": "TCP"},
         {"name": "metrics", "containerPort": spec.metrics_port, "protocol": "TCP"},
     ]
-    http = getattr(spec, "http_port", None)
+    http = spec.http_port
     if http:
         ports.append({"name": "http", "containerPort": http, "protocol": "TCP"})
     return ports
@@ -86,6 +86,11 @@ def _container(spec: ServiceSpec, opts: Options) -> dict[str, Any]:
         "env": [
             {"name": "TRADECORE_PORT", "value": str(spec.port)},
             {"name": "TRADECORE_METRICS_PORT", "value": str(spec.metrics_port)},
+            *(
+                [{"name": "TRADECORE_HTTP_PORT", "value": str(spec.http_port)}]
+                if spec.http_port
+                else []
+            ),
         ],
         # Ready only while the service says SERVING (NOT_SERVING while NATS is unreachable);
         # restarted when it stops answering at all.
@@ -405,17 +410,25 @@ def manifests(
 
 def gateway_config(services: tuple[ServiceSpec, ...], opts: Options) -> dict[str, Any]:
     """The Envoy configuration with the services' in-cluster names as upstreams."""
-    from tradecore_gateway.generate import Upstream, descriptor_path, envoy_config
+    from tradecore_gateway.generate import HttpUpstream, Upstream, descriptor_path, envoy_config
 
     upstreams = {
         full: Upstream(f"{APP}-{spec.name}.{opts.namespace}.svc", spec.port)
         for spec in services
         for full in spec.grpc_services
     }
+    http_upstreams = {
+        spec.name: HttpUpstream(
+            f"{APP}-{spec.name}.{opts.namespace}.svc", spec.http_port, spec.http_prefixes
+        )
+        for spec in services
+        if spec.http_port and spec.http_prefixes
+    }
     config: dict[str, Any] = envoy_config(
         descriptor=descriptor_path(),
         inline_descriptor=True,
         upstreams=upstreams,
+        http_upstreams=http_upstreams,
         health_service=services[0].health_service,
         listen_host="0.0.0.0",
         listen_port=GATEWAY_PORT,

@@ -174,3 +174,25 @@ def test_tradecore_serve_runs_a_registered_service_in_the_foreground(tmp_path: P
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_a_service_with_an_http_port_gets_it_served_and_routed() -> None:
+    # The InferenceService's REST port: in its container (as TRADECORE_HTTP_PORT), its Service,
+    # and the gateway's routes for its prefixes.
+    files = manifests()
+    (inference,) = [s for s in SERVICES if s.http_port]
+    docs = files[f"{inference.name}.yaml"]
+    (workload,) = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "TRADECORE_HTTP_PORT", "value": str(inference.http_port)} in container["env"]
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    assert {"name": "http", "port": inference.http_port, "targetPort": "http"} in service["spec"][
+        "ports"
+    ]
+    (config,) = [d for d in files["gateway.yaml"] if d["kind"] == "ConfigMap"]
+    envoy = json.loads(config["data"]["envoy.json"])
+    hcm = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    for prefix in inference.http_prefixes:
+        (route,) = [r for r in routes if r["match"].get("path_separated_prefix") == prefix]
+        assert route["route"]["cluster"] == f"{inference.name}_http"

@@ -6,6 +6,7 @@ import pytest
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 from tradecore_gateway.generate import (
+    HttpUpstream,
     Upstream,
     descriptor_path,
     envoy_config,
@@ -183,3 +184,43 @@ def test_lua_source_embeds_the_schema() -> None:
     src = strict_json_lua(descriptor_path())
     assert src.index("local SCHEMA = ") < src.index("local MESSAGES, ENUMS, ROUTES")
     assert '["tradecore.pricing.v1.OptionContract"]' in src
+
+
+def test_the_inference_protocol_is_routed_untouched() -> None:
+    # inference.GRPCInferenceService as gRPC, /v2 and /monitor to an HTTP/1.1 cluster: neither
+    # the strict-JSON filter nor the transcoder sees them.
+    cfg = envoy_config(
+        descriptor=descriptor_path(),
+        upstreams={
+            "tradecore.pricing.v1.PricingService": Upstream("127.0.0.1", 5555),
+            "inference.GRPCInferenceService": Upstream("127.0.0.1", 5556),
+        },
+        http_upstreams={"inference": HttpUpstream("127.0.0.1", 5557, ("/v2", "/monitor"))},
+    )
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    by_match = {json.dumps(r["match"], sort_keys=True): r for r in routes}
+    disabled = {
+        "envoy.filters.http.lua",
+        "envoy.filters.http.grpc_json_transcoder",
+    }
+    for match, cluster in (
+        ({"prefix": "/inference.GRPCInferenceService/"}, "inference_GRPCInferenceService"),
+        ({"path_separated_prefix": "/v2"}, "inference_http"),
+        ({"path_separated_prefix": "/monitor"}, "inference_http"),
+    ):
+        route = by_match[json.dumps(match, sort_keys=True)]
+        assert route["route"]["cluster"] == cluster
+        per_filter = route["typed_per_filter_config"]
+        assert set(per_filter) == disabled and all(v["disabled"] for v in per_filter.values())
+    pricing = by_match[json.dumps({"prefix": "/tradecore.pricing.v1.PricingService/"})]
+    assert "typed_per_filter_config" not in pricing
+    (transcoder,) = [
+        f["typed_config"]
+        for f in hcm["http_filters"]
+        if f["name"] == "envoy.filters.http.grpc_json_transcoder"
+    ]
+    assert transcoder["services"] == ["tradecore.pricing.v1.PricingService"]
+    clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
+    assert "typed_extension_protocol_options" not in clusters["inference_http"]  # HTTP/1.1
+    assert "http2_protocol_options" in json.dumps(clusters["inference_GRPCInferenceService"])

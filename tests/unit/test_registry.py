@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import descriptor_pb2
-from tradecore_gateway.generate import descriptor_path, tradecore_services
+from tradecore_gateway.generate import api_services, descriptor_path
 from tradecore_services.mesh.cli import _config, build_parser
 from tradecore_services.mesh.components import components, gateway_config
 from tradecore_services.mesh.config import MeshConfig, readme_table, settings
@@ -53,7 +53,7 @@ def test_readme_names_every_service_variable() -> None:
 
 def test_every_proto_service_is_registered_once() -> None:
     registered = [g for spec in SERVICES for g in spec.grpc_services]
-    assert sorted(registered) == tradecore_services(descriptor_path())
+    assert sorted(registered) == api_services(descriptor_path())
 
 
 def test_every_registered_module_runs_as_a_program() -> None:
@@ -76,6 +76,9 @@ def test_flags_variables_and_defaults_keep_their_names() -> None:
         "--risk-metrics-port": ("TRADECORE_RISK_METRICS_PORT", "9466"),
         "--execution-port": ("TRADECORE_EXECUTION_PORT", "50054"),
         "--execution-metrics-port": ("TRADECORE_EXECUTION_METRICS_PORT", "9467"),
+        "--inference-port": ("TRADECORE_INFERENCE_PORT", "50055"),
+        "--inference-metrics-port": ("TRADECORE_INFERENCE_METRICS_PORT", "9468"),
+        "--inference-http-port": ("TRADECORE_INFERENCE_HTTP_PORT", "8085"),
     }
     # mesh.json written by an earlier version (the same flat keys) still reads.
     old = {
@@ -101,6 +104,9 @@ def test_flags_variables_and_defaults_keep_their_names() -> None:
         "risk_metrics_port": 9466,
         "execution_port": 50054,
         "execution_metrics_port": 9467,
+        "inference_port": 50055,
+        "inference_metrics_port": 9468,
+        "inference_http_port": 8085,
     }
 
 
@@ -166,9 +172,9 @@ def test_a_new_service_is_one_registry_entry(
     assert cfg.component_ports()["audit"] == [7000, 7001]
     # A supervisor component, before the gateway, with its ports, dependencies and health check.
     comps = components(cfg, tmp_path / "envoy.json")
-    names = ["nats", "pricing", "marketdata", "risk", "execution", "audit", "gateway"]
+    names = ["nats", "pricing", "marketdata", "risk", "execution", "inference", "audit", "gateway"]
     assert [c.name for c in comps] == names
-    audit = comps[5]
+    audit = comps[6]
     assert audit.argv[1:] == ["-m", "tradecore_services.audit"]
     assert audit.env["TRADECORE_PORT"] == "7000"
     assert audit.env["TRADECORE_METRICS_PORT"] == "7001"
@@ -197,7 +203,7 @@ def test_a_new_service_is_one_registry_entry(
     assert mesh.audit == f"127.0.0.1:{mesh.audit_port}"
     args = mesh.args()
     assert args[args.index("--audit-metrics-port") + 1] == str(mesh.audit_metrics_port)
-    assert len(set(mesh.port_values().values())) == len(mesh.port_values()) == 14
+    assert len(set(mesh.port_values().values())) == len(mesh.port_values()) == 17
     # The README table has its rows.
     assert "| `--audit-port` | `TRADECORE_AUDIT_PORT` | `50099` | AuditService gRPC |" in (
         readme_table(WITH_AUDIT)
@@ -227,4 +233,4 @@ def test_the_gateway_generator_defaults_to_the_registry(tmp_path: Path) -> None:
     }
     assert ports == {
         g.replace(".", "_"): spec.port for spec in SERVICES for g in spec.grpc_services
-    }
+    } | {f"{spec.name}_http": spec.http_port for spec in SERVICES if spec.http_port}

@@ -71,6 +71,32 @@ def _providers(kind: str, allow_cpu_fallback: bool) -> list[str]:
     raise ValueError(f"providers: 'cpu', 'cuda' or 'auto', got {kind!r}")
 
 
+def _text_in(name: str, arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """A BYTES tensor (object array of bytes) as ONNX Runtime's strings, which it takes as str
+    (it would turn a bytes element into the text of its repr); ValueError naming the tensor for
+    an element that is not UTF-8."""
+    if arr.dtype.kind != "O":
+        return arr
+    out = np.empty(arr.shape, dtype=np.object_)
+    flat, dst = arr.reshape(-1), out.reshape(-1)
+    for i, v in enumerate(flat):
+        try:
+            dst[i] = v.decode() if isinstance(v, bytes) else v
+        except UnicodeDecodeError:
+            raise ValueError(f"input tensor {name!r}: element {i} is not UTF-8 text") from None
+    return out
+
+
+def _bytes_out(arr: Any) -> npt.NDArray[Any]:
+    """An output as numpy; ONNX Runtime's strings as BYTES (an object array of bytes)."""
+    a: npt.NDArray[Any] = np.asarray(arr)
+    if a.dtype.kind in ("O", "U"):
+        out = np.empty(a.shape, dtype=np.object_)
+        out.reshape(-1)[:] = [v.encode() if isinstance(v, str) else v for v in a.reshape(-1)]
+        return out
+    return a
+
+
 class OnnxEngine:
     """One ONNX model on ONNX Runtime (implements :class:`tradecore.inference.types.Engine`).
 
@@ -134,8 +160,11 @@ class OnnxEngine:
         return list(self._session.get_providers())
 
     def run(self, inputs: Mapping[str, npt.NDArray[np.generic]]) -> Tensors:
-        results = self._session.run(self._output_names, dict(inputs))
-        return dict(zip(self._output_names, results, strict=True))
+        feed = {name: _text_in(name, arr) for name, arr in inputs.items()}
+        results = self._session.run(self._output_names, feed)
+        return {
+            name: _bytes_out(arr) for name, arr in zip(self._output_names, results, strict=True)
+        }
 
     def warmup(self) -> None:
         feed: Tensors = {}

@@ -1,0 +1,170 @@
+"""Open Inference Protocol ModelInfer (the InferenceService, a 4-8-2 ONNX MLP, batch 1):
+round-trip latency direct and through Envoy against a bare gRPC echo service (same payload
+size) measured in the same run, and throughput with 1-64 concurrent clients.
+
+The three latency paths are called in turn (echo, direct, Envoy, echo, ...) so that load from
+other jobs falls on all three alike; p50/p99, the ratios to echo and what Envoy adds are in
+extra_info. Targets (issue 13): direct p99 <= 1.3x echo; through the gateway p99 < 1 ms."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from tradecore_api.inference import grpc_service_pb2 as pb
+from tradecore_api.inference import grpc_service_pb2_grpc as pb_grpc
+
+from tests.conftest import free_port
+from tests.mesh import Mesh
+from tests.onnx_models import mlp, write
+
+CALLS = 3000
+WARMUP = 300
+PATHS = ("echo", "direct", "envoy")
+X = np.linspace(-1, 1, 4, dtype=np.float32).reshape(1, 4)
+REQUEST = pb.ModelInferRequest(
+    model_name="mlp",
+    inputs=[pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP32", shape=[1, 4])],
+    raw_input_contents=[X.tobytes()],
+)
+CONCURRENCY = (1, 4, 16, 64)
+THROUGHPUT_SECONDS = 3.0
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    m = Mesh.with_free_ports(Path(tmp_path_factory.mktemp("bench-oip")))
+    write(m.data_dir / "models", "mlp", 1, mlp())  # loaded when the service starts
+    # TRADECORE_INFERENCE_INLINE_US=0 in the environment measures the always-threaded path.
+    if "TRADECORE_INFERENCE_INLINE_US" in os.environ:
+        m.env["TRADECORE_INFERENCE_INLINE_US"] = os.environ["TRADECORE_INFERENCE_INLINE_US"]
+    up = m.run("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    yield m
+    m.run("down")
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "echo_server.py"), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    with proc.stdout:
+        assert proc.stdout.readline().strip() == "ready"
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def calls(mesh: Mesh, echo: str) -> Iterator[dict[str, Callable[[], object]]]:
+    channels = {
+        "echo": grpc.insecure_channel(echo),
+        "direct": grpc.insecure_channel(str(mesh.inference)),
+        "envoy": grpc.insecure_channel(mesh.gateway),
+    }
+    # The echo answers with the request: pad it to the size of a ModelInfer response too.
+    payload = REQUEST.SerializeToString()
+    echo_call = channels["echo"].unary_unary("/bench.Echo/Echo")
+    out: dict[str, Callable[[], object]] = {"echo": lambda: echo_call(payload, timeout=5)}
+    for via in ("direct", "envoy"):
+        stub = pb_grpc.GRPCInferenceServiceStub(channels[via])
+        resp = stub.ModelInfer(REQUEST, timeout=5)
+        assert np.frombuffer(resp.raw_output_contents[0], np.float32).shape == (2,)
+        out[via] = lambda stub=stub: stub.ModelInfer(REQUEST, timeout=5)
+    yield out
+    for ch in channels.values():
+        ch.close()
+
+
+@pytest.fixture(scope="module")
+def samples(calls: dict[str, Callable[[], object]]) -> dict[str, np.ndarray]:
+    for _ in range(WARMUP):
+        for name in PATHS:
+            calls[name]()
+    out = {name: np.empty(CALLS) for name in PATHS}
+    clock = time.perf_counter_ns
+    for i in range(CALLS):
+        for name in PATHS:
+            call = calls[name]
+            t0 = clock()
+            call()
+            out[name][i] = (clock() - t0) / 1e3
+    return out
+
+
+def report(benchmark, name: str, samples: dict[str, np.ndarray], call) -> None:  # type: ignore[no-untyped-def]
+    benchmark.pedantic(call, rounds=200, iterations=1)
+    p50, p99 = (float(np.percentile(samples[name], q)) for q in (50, 99))
+    e50, e99 = (float(np.percentile(samples["echo"], q)) for q in (50, 99))
+    info: dict[str, float | int] = {"p50_us": p50, "p99_us": p99, "calls": CALLS}
+    if name != "echo":
+        info |= {"p50_over_echo": p50 / e50, "p99_over_echo": p99 / e99}
+    if name == "envoy":
+        info["envoy_added_p50_us"] = p50 - float(np.percentile(samples["direct"], 50))
+    benchmark.extra_info.update(info)
+    print(f"\n{name}: " + ", ".join(f"{k}={v:.3g}" for k, v in info.items()))
+
+
+@pytest.mark.benchmark(group="oip-latency")
+def test_echo_baseline(benchmark, samples, calls) -> None:  # type: ignore[no-untyped-def]
+    report(benchmark, "echo", samples, calls["echo"])
+
+
+@pytest.mark.benchmark(group="oip-latency")
+@pytest.mark.parametrize("via", ["direct", "envoy"])
+def test_model_infer_latency(benchmark, samples, calls, via: str) -> None:  # type: ignore[no-untyped-def]
+    report(benchmark, via, samples, calls[via])
+
+
+async def _throughput(target: str, clients: int, seconds: float) -> tuple[int, np.ndarray]:
+    """Calls completed by ``clients`` concurrent callers (one channel) in ``seconds``."""
+    async with grpc.aio.insecure_channel(target) as ch:
+        stub = pb_grpc.GRPCInferenceServiceStub(ch)
+        await stub.ModelInfer(REQUEST, timeout=5)
+        stop = time.perf_counter() + seconds
+        latencies: list[float] = []
+
+        async def caller() -> int:
+            n = 0
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter_ns()
+                await stub.ModelInfer(REQUEST, timeout=10)
+                latencies.append((time.perf_counter_ns() - t0) / 1e3)
+                n += 1
+            return n
+
+        done = await asyncio.gather(*(caller() for _ in range(clients)))
+        return sum(done), np.array(latencies)
+
+
+@pytest.mark.benchmark(group="oip-throughput")
+@pytest.mark.parametrize("clients", CONCURRENCY)
+def test_model_infer_throughput(benchmark, mesh: Mesh, clients: int) -> None:  # type: ignore[no-untyped-def]
+    result: dict[str, tuple[int, np.ndarray]] = {}
+
+    def run() -> None:
+        result["r"] = asyncio.run(_throughput(str(mesh.inference), clients, THROUGHPUT_SECONDS))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    calls, lat = result["r"]
+    info = {
+        "clients": clients,
+        "calls_per_s": calls / THROUGHPUT_SECONDS,
+        "p50_us": float(np.percentile(lat, 50)),
+        "p99_us": float(np.percentile(lat, 99)),
+    }
+    benchmark.extra_info.update(info)
+    print("\nthroughput: " + ", ".join(f"{k}={v:.4g}" for k, v in info.items()))
