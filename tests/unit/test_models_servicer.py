@@ -35,6 +35,7 @@ class Service:
     stub: pb_grpc.ModelServiceStub
     router: Router
     registry: ModelRegistry
+    target: str
 
 
 @asynccontextmanager
@@ -58,7 +59,8 @@ async def serve(tmp_path: Path) -> AsyncIterator[Service]:
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield Service(pb_grpc.ModelServiceStub(channel), router, registry)
+            target = f"127.0.0.1:{port}"
+            yield Service(pb_grpc.ModelServiceStub(channel), router, registry, target)
     finally:
         await server.stop(None)
         await on_store(db.close)
