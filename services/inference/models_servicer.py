@@ -95,6 +95,7 @@ def version_pb(info: VersionInfo, aliases: dict[str, int]) -> pb.ModelVersion:
         aliases=sorted(a for a, v in aliases.items() if v == info.version),
         lineage=lineage_pb(info.lineage),
         metrics=dict(info.metrics),
+        config=dict(info.config),
         description=info.description,
         reference_sha256=info.reference_sha256,
         created_time_ns=info.created_ns,
@@ -221,6 +222,7 @@ class ModelsServicer(pb_grpc.ModelServiceServicer):
                 lineage=lineage,
                 metrics=dict(request.metrics),
                 reference=reference,
+                config=dict(request.config),
                 description=request.description,
                 actor=request.actor,
             )

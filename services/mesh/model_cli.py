@@ -4,9 +4,9 @@ InferenceService (``tradecore.inference.v1.ModelService``), over gRPC.
     tradecore model list
     tradecore model show NAME
     tradecore model register NAME FILE [--platform P] [--description D] [--metric K=V ...]
-                             [--reference REF.npz] [--data-source S] [--data-start T]
-                             [--data-end T] [--code-version C] [--seed N] [--param K=V ...]
-                             [--parent V] [--by WHO]
+                             [--reference REF.npz] [--config K=V ...] [--data-source S]
+                             [--data-start T] [--data-end T] [--code-version C] [--seed N]
+                             [--param K=V ...] [--parent V] [--by WHO]
     tradecore model alias NAME ALIAS VERSION [--reason R] [--by WHO]
     tradecore model alias NAME ALIAS --remove [--reason R] [--by WHO]
     tradecore model rollback NAME ALIAS [--reason R] [--by WHO]
@@ -107,6 +107,10 @@ def model_parser() -> argparse.ArgumentParser:
     rg.add_argument("--description", default="")
     rg.add_argument("--metric", action="append", type=_key_value, default=[], metavar="K=V")
     rg.add_argument("--reference", type=Path, help="an .npz of reference data for drift")
+    rg.add_argument(
+        "--config", action="append", type=_key_value, default=[], metavar="K=V",
+        help="serving settings of the version (e.g. max_batch_size=64)",
+    )  # fmt: skip
     rg.add_argument("--data-source", default="")
     rg.add_argument("--data-start", default="", help="ISO 8601 date/time")
     rg.add_argument("--data-end", default="", help="ISO 8601 date/time")
@@ -168,6 +172,7 @@ def _register_request(ns: argparse.Namespace, pb: Any) -> Any:
         platform=ns.platform,
         lineage=lineage,
         metrics=metrics,
+        config=dict(ns.config),
         reference_npz=ns.reference.read_bytes() if ns.reference else b"",
         description=ns.description,
         actor=ns.by,

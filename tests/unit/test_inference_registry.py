@@ -51,6 +51,7 @@ def test_register_round_trip_and_model_source(tmp_path: Path, db: store.Store) -
         lineage=lineage,
         metrics={"rmse": 0.25},
         reference={"x": np.arange(6, dtype=np.float32).reshape(3, 2)},
+        config={"max_batch_size": "64"},
         description="first",
         actor="alice",
     )
@@ -68,6 +69,9 @@ def test_register_round_trip_and_model_source(tmp_path: Path, db: store.Store) -
     assert r.resolve("pricer").version == 1 and r.resolve("pricer", "2").version == 2
     assert r.resolve("pricer", "champion").aliases == ("champion",)
     assert r.resolve("pricer").path.read_bytes() == b"one"
+    config = r.resolve("pricer").config
+    assert config["max_batch_size"] == "64" and config["sha256"] == info.sha256
+    assert config["description"] == "first" and config["file_name"] == "m.onnx"
     assert [(m.name, m.version) for m in r.index()] == [("pricer", 1), ("pricer", 2)]
     ref = r.reference("pricer", 1)
     np.testing.assert_array_equal(ref["x"], np.arange(6, dtype=np.float32).reshape(3, 2))
@@ -166,6 +170,8 @@ def test_lineage_parent_and_git_commit(tmp_path: Path, db: store.Store) -> None:
         ({"reference": {"x": np.array([1.0, np.inf])}}, "reference['x']"),
         ({"reference": {"x": np.array(["a"])}}, "reference['x']"),
         ({"reference": {}}, "reference"),
+        ({"config": {"sha256": "x"}}, "config['sha256']"),
+        ({"config": {"max_batch_size": 64}}, "config['max_batch_size']"),
     ],
 )
 def test_bad_registrations_name_the_field(

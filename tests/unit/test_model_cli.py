@@ -60,13 +60,14 @@ def test_every_subcommand(
         capsys, t, "register", "pricer", str(model), "--metric", "rmse=0.2",
         "--param", "lr=0.01", "--param", "layers=3", "--param", "act=relu",
         "--seed", "11", "--data-start", "2024-01-01", "--data-end", "2024-03-31",
-        "--reference", str(ref), "--by", "alice", "--description", "base",
+        "--reference", str(ref), "--config", "max_batch_size=8", "--by", "alice",
+        "--description", "base",
     )  # fmt: skip
     assert code == 0, v1
     assert (v1["version"], v1["created_by"], v1["metrics"]) == (1, "alice", {"rmse": 0.2})
     assert v1["lineage"]["params"] == {"lr": 0.01, "layers": 3, "act": "relu"}
     assert v1["lineage"]["seed"] == "11" and v1["lineage"]["code_version"] == git_commit()
-    assert v1["reference_sha256"]
+    assert v1["reference_sha256"] and v1["config"] == {"max_batch_size": "8"}
     model.write_bytes(b"onnx bytes 2")
     code, v2 = cli(capsys, t, "register", "pricer", str(model), "--parent", "1")
     assert code == 0 and v2["version"] == 2 and v2["lineage"]["parent_version"] == 1

@@ -70,6 +70,7 @@ MIGRATIONS = (
                 description String,
                 lineage String,
                 metrics String,
+                config String,
                 created_ns Int64,
                 created_by String
             ) ENGINE = MergeTree ORDER BY (name, version)""",
@@ -250,6 +251,7 @@ class VersionInfo:
     path: Path
     lineage: Lineage
     metrics: Mapping[str, float]
+    config: Mapping[str, str]
     description: str
     reference_sha256: str
     reference_path: Path | None
@@ -395,6 +397,26 @@ def _metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     return out
 
 
+_RESERVED_CONFIG = ("sha256", "file_name", "description", "reference")
+
+
+def _config(config: Mapping[str, str]) -> dict[str, str]:
+    if not isinstance(config, Mapping):
+        raise ValueError(f"config: a mapping of text to text, got {quote(config)}")
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        if not isinstance(key, str) or not key or len(key) > 256:
+            raise ValueError(f"config: keys are 1-256 characters, got {quote(key)}")
+        if key in _RESERVED_CONFIG:
+            raise ValueError(
+                f"config[{key!r}]: set by the registry ({', '.join(_RESERVED_CONFIG)})"
+            )
+        if not isinstance(value, str):
+            raise ValueError(f"config[{key!r}]: text, got {quote(value)}")
+        out[key] = _text(value, f"config[{key!r}]")
+    return out
+
+
 def _suffix_of(file_name: str) -> str:
     suffix = Path(file_name).suffix
     if suffix and not _SUFFIX_RE.match(suffix):
@@ -423,7 +445,7 @@ class ModelRegistry:
     def _load(self) -> None:
         rows = self.store.query_rows(
             "SELECT name, version, sha256, file_name, platform, size_bytes, reference_sha256, "
-            f"description, lineage, metrics, created_ns, created_by FROM {VERSIONS_TABLE} "
+            f"description, lineage, metrics, config, created_ns, created_by FROM {VERSIONS_TABLE} "
             "ORDER BY name, version"
         )
         for r in rows:
@@ -439,11 +461,12 @@ class ModelRegistry:
                 path=self.blobs.path(str(r[2]), _suffix_of(file_name)),
                 lineage=Lineage.from_json(str(r[8])),
                 metrics=json.loads(str(r[9])),
+                config=json.loads(str(r[10])),
                 description=str(r[7]),
                 reference_sha256=ref_sha,
                 reference_path=self.blobs.path(ref_sha, ".npz") if ref_sha else None,
-                created_ns=int(r[10]),
-                created_by=str(r[11]),
+                created_ns=int(r[11]),
+                created_by=str(r[12]),
             )
             self._models.setdefault(name, _Model()).versions[version] = info
         events = self.store.query_rows(
@@ -545,7 +568,7 @@ class ModelRegistry:
     @staticmethod
     def _model_version(model: _Model, info: VersionInfo) -> ModelVersion:
         aliases = tuple(sorted(a for a, v in model.aliases.items() if v == info.version))
-        config = {"sha256": info.sha256, "file_name": info.file_name}
+        config = {**info.config, "sha256": info.sha256, "file_name": info.file_name}
         if info.description:
             config["description"] = info.description
         if info.reference_path is not None:
@@ -579,6 +602,7 @@ class ModelRegistry:
         lineage: Lineage | None = None,
         metrics: Mapping[str, float] | None = None,
         reference: Mapping[str, npt.ArrayLike] | None = None,
+        config: Mapping[str, str] | None = None,
         description: str = "",
         actor: str = "",
     ) -> int:
@@ -587,7 +611,10 @@ class ModelRegistry:
         ``model_file`` is a path, or the file's bytes with ``file_name`` naming it. The
         platform follows the file's suffix (``.onnx``: ``onnxruntime_onnx``; ``.plan`` and
         ``.engine``: ``tensorrt_plan``) unless ``platform`` is given. ``reference`` (tensor
-        name → array) is what drift is measured against, stored as ``.npz`` beside the model."""
+        name → array) is what drift is measured against, stored as ``.npz`` beside the model.
+        ``config``: the serving settings of the version (text to text, as a Triton-layout
+        repository's ``config.json``, e.g. ``max_batch_size``), in :attr:`ModelVersion.config`
+        beside ``sha256``, ``file_name``, ``description`` and ``reference``."""
         validate_model_name(name)
         if isinstance(model_file, bytes):
             _text(file_name, "file_name", required=True)
@@ -620,6 +647,7 @@ class ModelRegistry:
         if not isinstance(lineage, Lineage):
             raise ValueError(f"lineage: a Lineage, got {quote(lineage)}")
         metric_values = _metrics(metrics or {})
+        config_values = _config(config or {})
         npz = _reference_npz(reference) if reference is not None else None
         _text(description, "description")
         _text(actor, "actor")
@@ -641,14 +669,15 @@ class ModelRegistry:
             now = self._clock()
             row = (
                 name, version, sha, file_name, platform, size, ref_sha, description,
-                lineage.to_json(), json.dumps(metric_values, sort_keys=True), now, actor,
+                lineage.to_json(), json.dumps(metric_values, sort_keys=True),
+                json.dumps(config_values, sort_keys=True), now, actor,
             )  # fmt: skip
             self.store.insert(
                 VERSIONS_TABLE,
                 [row],
                 [
                     "name", "version", "sha256", "file_name", "platform", "size_bytes",
-                    "reference_sha256", "description", "lineage", "metrics", "created_ns",
+                    "reference_sha256", "description", "lineage", "metrics", "config", "created_ns",
                     "created_by",
                 ],
             )  # fmt: skip
@@ -662,6 +691,7 @@ class ModelRegistry:
                 path=self.blobs.path(sha, suffix),
                 lineage=lineage,
                 metrics=metric_values,
+                config=config_values,
                 description=description,
                 reference_sha256=ref_sha,
                 reference_path=self.blobs.path(ref_sha, ".npz") if ref_sha else None,
