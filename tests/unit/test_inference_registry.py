@@ -104,6 +104,11 @@ def test_files_are_content_addressed_and_never_overwritten(tmp_path: Path, db: s
     src.write_bytes(b"changed")
     assert pa.read_bytes() == b"same bytes"
     assert not list((tmp_path / "models" / "blobs").glob(".incoming-*"))
+    # a temporary file a crash left behind is removed at the next open; the blobs stay
+    (tmp_path / "models" / "blobs" / ".incoming-abc").write_bytes(b"partial")
+    again = reg(tmp_path, db)
+    assert not list((tmp_path / "models" / "blobs").glob(".incoming-*"))
+    assert again.resolve("a", "1").path.read_bytes() == b"same bytes"
 
 
 def test_alias_moves_history_and_rollback(tmp_path: Path, db: store.Store) -> None:

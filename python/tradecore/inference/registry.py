@@ -305,11 +305,15 @@ def git_commit(path: str | Path = ".") -> str:
 
 
 class BlobStore:
-    """Content-addressed files: ``<root>/sha256/<hex><suffix>``, never overwritten."""
+    """Content-addressed files: ``<root>/sha256/<hex><suffix>``, never overwritten. The one
+    process that owns the registry owns the directory: temporary files a crash left behind
+    (``.incoming-*``, never linked to a name) are removed when it is opened."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         (root / "sha256").mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(".incoming-*"):
+            stale.unlink(missing_ok=True)
 
     def path(self, sha256: str, suffix: str) -> Path:
         return self.root / "sha256" / f"{sha256}{suffix}"
