@@ -212,21 +212,23 @@ class ModelsServicer(pb_grpc.ModelServiceServicer):
         self, request: pb.RegisterModelRequest, context: Context
     ) -> pb.ModelVersion:
         lineage = lineage_of(request.lineage)
-        reference = reference_of(request.reference_npz)
-        version = await self._write(
-            lambda: self.registry.register(
+
+        def register() -> int:
+            # The reference archive is read here, off the loop, like the file's hashing.
+            return self.registry.register(
                 request.name,
                 request.model,
                 file_name=request.file_name,
                 platform=request.platform,
                 lineage=lineage,
                 metrics=dict(request.metrics),
-                reference=reference,
+                reference=reference_of(request.reference_npz),
                 config=dict(request.config),
                 description=request.description,
                 actor=request.actor,
             )
-        )
+
+        version = await self._write(register)
         return version_pb(
             self.registry.version(request.name, version), self.registry.aliases(request.name)
         )
