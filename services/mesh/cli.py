@@ -316,6 +316,12 @@ def build_parser(services: tuple[ServiceSpec, ...] = SERVICES) -> argparse.Argum
     sub.add_parser("deploy", help="write Kubernetes manifests from the registry", add_help=False)
     sub.add_parser("backup", help="archive the data directory (mesh stopped)", add_help=False)
     sub.add_parser("restore", help="restore a backup into an empty data directory", add_help=False)
+    sub.add_parser(
+        "model",
+        help="model registry and traffic policies of the running mesh "
+        "(list|show|register|alias|rollback|policy|report)",
+        add_help=False,
+    )
     return ap
 
 
@@ -345,6 +351,10 @@ def main(argv: list[str] | None = None) -> int:
         from .deploy import deploy_main
 
         return deploy_main(args[1:])
+    if args[:1] == ["model"]:
+        from .model_cli import model_main
+
+        return model_main(args[1:])
     if args[:1] == ["positions"]:
         from .order_cli import positions_main
 
