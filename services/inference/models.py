@@ -10,6 +10,7 @@ its place per model without the protocol layers changing.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy.typing as npt
-from tradecore.errors import NotFoundError, PreconditionError, quote
+from tradecore.errors import NotFoundError, PreconditionError, UnavailableError, quote
 from tradecore.inference import (
     Engine,
     ModelMetadata,
@@ -29,6 +30,7 @@ from tradecore.inference import (
     Tensors,
     validate_inputs,
 )
+from tradecore.inference.rollout import PolicyKind, Router
 
 log = logging.getLogger("tradecore.inference")
 
@@ -152,23 +154,31 @@ class Stats:
     last_inference_ms: int = 0
 
 
-@dataclass
+@dataclass(eq=False)
 class Loaded:
-    """One loaded version."""
+    """One loaded version. ``active``: inference calls running on it now; a version taken out
+    of service (``retired``) is closed once they have finished."""
 
     version: ModelVersion
     metadata: ModelMetadata
     runner: Runner
     stats: Stats = field(default_factory=Stats)
+    active: int = 0
+    last_used: int = 0
+    retired: bool = False
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
 class ModelState:
-    """A model the service knows: its loaded versions (by version text) and the default one."""
+    """A model the service knows: its loaded versions (by version text), the default one, the
+    versions its source and traffic policy ask for (``pinned``: the default and a policy's
+    challenger; every other loaded version was loaded on demand) and why it is not loaded."""
 
     name: str
     versions: dict[str, Loaded] = field(default_factory=dict)
     default: str = ""
+    pinned: frozenset[str] = frozenset()
     reason: str = ""
 
 
@@ -180,31 +190,60 @@ class IndexEntry:
     reason: str = ""
 
 
-class Models:
-    """The repository of loaded models over a :class:`ModelSource`.
+def challenger_of(router: Router | None, name: str, default: int) -> int | None:
+    """The version a model's traffic policy needs beside its default one (None: no policy, a
+    NONE policy, or a challenger that has since become the default)."""
+    if router is None:
+        return None
+    rec = router.policy(name)
+    if rec is None or rec.policy.kind == PolicyKind.NONE or rec.policy.challenger == default:
+        return None
+    return rec.policy.challenger
 
-    ``load(name)`` loads the version the source resolves (its ``champion`` alias, else the
-    newest) and makes it the model's default, replacing what was loaded; ``unload`` drops every
-    version. Loading runs on a thread (ONNX Runtime builds its session there); inference runs
-    through each version's runner. ``max_elements`` caps every input tensor."""
+
+class Models:
+    """The repository of loaded models over a :class:`ModelSource`, several versions per model.
+
+    :meth:`sync` loads what the source and the traffic policy ask for: the version a request
+    without a version gets (the source's ``champion`` alias, else the newest) and, while the
+    ``router``'s policy for the model has one, its challenger; versions no longer asked for are
+    closed once the calls running on them have finished. The ModelService calls it after every
+    alias move, registration or policy change, so serving follows the registry at once.
+    ``load`` is a sync that also rebuilds the versions already loaded (Triton's repository
+    load); ``unload`` drops every version until the next load.
+
+    A request naming a version gets that version: loaded on demand when it is not (at most
+    ``max_on_demand`` such versions per model, the least recently used closed first; 0: a
+    version not loaded is NOT_FOUND). A request without one is routed by the ``router`` (when
+    given): :meth:`serve`.
+
+    Loading runs on a thread (ONNX Runtime builds its session there); inference runs through
+    each version's runner. ``max_elements`` caps every input tensor."""
 
     def __init__(
         self,
         source: ModelSource,
         *,
+        router: Router | None = None,
         engine_factory: EngineFactory = onnx_engine,
         runner_factory: RunnerFactory = DirectRunner,
         max_elements: int = 1 << 24,
+        max_on_demand: int = 2,
     ) -> None:
+        if max_on_demand < 0:
+            raise ValueError(f"max_on_demand: >= 0, got {max_on_demand}")
         self.source = source
+        self.router = router
         self.max_elements = max_elements
+        self.max_on_demand = max_on_demand
         self._engine_factory = engine_factory
         self._runner_factory = runner_factory
         self._models: dict[str, ModelState] = {}
         self._lock = threading.Lock()  # guards _models against the loader threads
-        # One load or unload at a time (they are rare; a lock per name would grow with every
-        # name a client sends).
+        # One load, sync or unload at a time (they are rare; a lock per name would grow with
+        # every name a client sends).
         self._loading = asyncio.Lock()
+        self._uses = itertools.count(1)
         self.ready = False
 
     # -- repository ----------------------------------------------------------------------
@@ -218,36 +257,90 @@ class Models:
             names = []
         for name in names:
             try:
-                await self.load(name)
+                await self.sync(name)
             except Exception as exc:
                 log.error("model %r not loaded: %s", name, exc)
-                with self._lock:
-                    self._models.setdefault(name, ModelState(name)).reason = str(exc)
         self.ready = True
 
-    async def load(self, name: str, ref: str | None = None) -> Loaded:
-        """Load (or reload) ``name`` at ``ref`` (a version or alias; None: the source's
-        default), warm it up and make it the default version."""
+    async def load(self, name: str) -> Loaded:
+        """Load (or reload: every version rebuilt) what ``name``'s source and policy ask for;
+        the default version."""
+        return await self.sync(name, reload=True)
+
+    def _wanted(self, name: str) -> tuple[ModelVersion, list[ModelVersion]]:
+        """The default version and every version to keep loaded (on a thread: a directory
+        source reads the disk)."""
+        default = self.source.resolve(name, None)
+        wanted = [default]
+        challenger = challenger_of(self.router, name, default.version)
+        if challenger is not None:
+            wanted.append(self.source.resolve(name, str(challenger)))
+        return default, wanted
+
+    async def sync(self, name: str, *, reload: bool = False) -> Loaded:
+        """Load the versions ``name``'s source and policy ask for that are not loaded yet (all
+        of them with ``reload``), make the source's default the default, and close the versions
+        pinned before and no longer asked for. When a version fails to load nothing changes
+        (what was serving keeps serving) and the error, kept as the model's reason, is raised.
+        Returns the default version."""
         async with self._loading:
-            mv = await asyncio.to_thread(self.source.resolve, name, ref)
-            engine = await asyncio.to_thread(self._make_engine, mv)
-            loaded = Loaded(mv, engine.metadata, self._runner_factory(engine))
-            version = str(mv.version)
+            try:
+                default, wanted = await asyncio.to_thread(self._wanted, name)
+                with self._lock:
+                    state = self._models.get(name)
+                    current = dict(state.versions) if state is not None else {}
+                fresh: dict[str, Loaded] = {}
+                try:
+                    for mv in wanted:
+                        v = str(mv.version)
+                        if reload or v not in current:
+                            fresh[v] = await self._build(mv)
+                except BaseException:
+                    for lv in fresh.values():
+                        await asyncio.to_thread(lv.runner.close)
+                    raise
+            except Exception as exc:
+                with self._lock:
+                    self._models.setdefault(name, ModelState(name)).reason = str(exc)
+                raise
+            pinned = frozenset(str(mv.version) for mv in wanted)
             with self._lock:
                 state = self._models.setdefault(name, ModelState(name))
-                old = state.versions
-                state.versions = {version: loaded}
-                state.default = version
+                retire = [
+                    lv
+                    for v, lv in state.versions.items()
+                    if v in fresh or (v in state.pinned and v not in pinned)
+                ]
+                versions = {v: lv for v, lv in state.versions.items() if lv not in retire}
+                versions.update(fresh)
+                state.versions = versions
+                state.default = str(default.version)
+                state.pinned = pinned
                 state.reason = ""
-            for prev in old.values():
-                await asyncio.to_thread(prev.runner.close)
-            log.info("model %r version %s loaded (%s)", name, version, mv.path)
-            return loaded
+                result = versions[state.default]
+            for v in sorted(fresh, key=int):
+                log.info("model %r version %s loaded (%s)", name, v, fresh[v].version.path)
+            await self._retire(retire)
+            return result
+
+    async def _build(self, mv: ModelVersion) -> Loaded:
+        engine = await asyncio.to_thread(self._make_engine, mv)
+        return Loaded(mv, engine.metadata, self._runner_factory(engine))
 
     def _make_engine(self, mv: ModelVersion) -> Engine:
         engine = self._engine_factory(mv)
         engine.warmup()
         return engine
+
+    async def _retire(self, versions: list[Loaded]) -> None:
+        """Close versions already taken out of the table once their running calls finished."""
+        for lv in versions:
+            lv.retired = True
+            while lv.active:
+                lv.idle.clear()
+                await lv.idle.wait()
+            await asyncio.to_thread(lv.runner.close)
+            log.info("model %r version %s closed", lv.version.name, lv.version.version)
 
     async def unload(self, name: str) -> None:
         async with self._loading:
@@ -255,11 +348,37 @@ class Models:
                 state = self._models.get(name)
                 if state is None or not state.versions:
                     raise NotFoundError(f"model {name!r} is not loaded")
-                old = state.versions
+                old = list(state.versions.values())
                 state.versions, state.default, state.reason = {}, "", "unloaded"
-            for prev in old.values():
-                await asyncio.to_thread(prev.runner.close)
+                state.pinned = frozenset()
+            await self._retire(old)
             log.info("model %r unloaded", name)
+
+    async def _load_on_demand(self, name: str, version: str) -> Loaded:
+        """``version`` of a loaded model, loaded now when it is not (NotFoundError naming it
+        when the source has no such version or on-demand loading is off)."""
+        async with self._loading:
+            state = self._state(name)
+            found = state.versions.get(version)
+            if found is not None:
+                return found
+            if self.max_on_demand == 0 or not version.isdigit():
+                raise NotFoundError(
+                    f"model {name!r} has no loaded version {quote(version)} (loaded: "
+                    f"{sorted(state.versions, key=int)})"
+                )
+            mv = await asyncio.to_thread(self.source.resolve, name, version)
+            loaded = await self._build(mv)
+            loaded.last_used = next(self._uses)
+            with self._lock:
+                state.versions[version] = loaded
+                extra = sorted(
+                    (lv.last_used, v) for v, lv in state.versions.items() if v not in state.pinned
+                )
+                evict = [state.versions.pop(v) for _, v in extra[: -self.max_on_demand]]
+            log.info("model %r version %s loaded on demand (%s)", name, version, mv.path)
+            await self._retire(evict)
+            return loaded
 
     def index(self, ready_only: bool = False) -> list[IndexEntry]:
         """Every model the source stores and every loaded one, with its state."""
@@ -283,23 +402,34 @@ class Models:
         return [out[k] for k in sorted(out)]
 
     # -- lookups ---------------------------------------------------------------------------
-    def get(self, name: str, version: str = "") -> Loaded:
-        """The loaded ``version`` of ``name`` ("" for its default); NotFoundError naming the
-        model or the version otherwise."""
+    def _state(self, name: str) -> ModelState:
         state = self._models.get(name)
         if state is None or not state.versions:
             raise NotFoundError(f"model {quote(name)} is not loaded")
+        return state
+
+    def get(self, name: str, version: str = "") -> Loaded:
+        """The loaded ``version`` of ``name`` ("" for its default); NotFoundError naming the
+        model or the version otherwise."""
+        state = self._state(name)
         loaded = state.versions.get(version or state.default)
         if loaded is None:
             raise NotFoundError(
                 f"model {name!r} has no loaded version {quote(version)} (loaded: "
-                f"{sorted(state.versions)})"
+                f"{sorted(state.versions, key=int)})"
             )
         return loaded
 
+    async def lookup(self, name: str, version: str = "") -> Loaded:
+        """:meth:`get`, loading a version of a loaded model on demand."""
+        state = self._state(name)
+        loaded = state.versions.get(version or state.default)
+        if loaded is None:
+            return await self._load_on_demand(name, version)
+        return loaded
+
     def versions(self, name: str) -> list[str]:
-        self.get(name)
-        return sorted(self._models[name].versions, key=int)
+        return sorted(self._state(name).versions, key=int)
 
     def is_ready(self, name: str, version: str = "") -> bool:
         try:
@@ -313,22 +443,68 @@ class Models:
             return [lv for s in self._models.values() for lv in s.versions.values()]
 
     async def close(self) -> None:
-        """Close every loaded version (after the servers have drained)."""
+        """Close every loaded version (after the servers and the shadow runs have drained)."""
         with self._lock:
             versions = [lv for s in self._models.values() for lv in s.versions.values()]
             self._models.clear()
-        for lv in versions:
-            await asyncio.to_thread(lv.runner.close)
+        await self._retire(versions)
 
     # -- inference -------------------------------------------------------------------------
+    async def serve(
+        self,
+        name: str,
+        version: str,
+        request_id: str,
+        inputs: Mapping[str, npt.NDArray[Any]],
+        outputs: list[str] | None,
+    ) -> tuple[Loaded, Tensors]:
+        """One inference request: ``version`` when given (loaded on demand), else the version
+        the router picks for ``request_id`` under the model's traffic policy (the default one
+        without a router). Under a SHADOW policy the challenger runs the same request after
+        the caller's answer is ready, off the caller's path (:meth:`Router.serve`). Returns the
+        version that answered and its outputs."""
+        if version or self.router is None:
+            loaded = await self.lookup(name, version)
+            return loaded, await self.infer(loaded, inputs, outputs)
+        self._state(name)  # NotFoundError for a model that is not loaded (or was unloaded)
+        answers: dict[int, tuple[Loaded, Tensors]] = {}
+
+        async def run(v: int) -> Tensors:
+            loaded = await self._routed(name, v)
+            out = await self.infer(loaded, inputs, outputs)
+            answers[v] = (loaded, out)
+            return out
+
+        decision, _ = await self.router.serve(name, request_id, run)
+        return answers[decision.served]
+
+    async def _routed(self, name: str, version: int) -> Loaded:
+        """The version the router picked: loaded, or loaded by a sync (the registry moved an
+        alias or the policy changed and the sync that follows has not finished), else on
+        demand."""
+        v = str(version)
+        state = self._state(name)
+        loaded = state.versions.get(v)
+        if loaded is None:
+            await self.sync(name)
+            loaded = self._state(name).versions.get(v)
+        return loaded if loaded is not None else await self._load_on_demand(name, v)
+
     async def infer(
         self, loaded: Loaded, inputs: Mapping[str, npt.NDArray[Any]], outputs: list[str] | None
     ) -> Tensors:
         """Validate ``inputs`` against the model (ValueError naming the tensor), run them, and
         return the requested outputs (all when ``outputs`` is empty or None), counting the
         request in the version's statistics."""
+        if loaded.retired:
+            raise UnavailableError(
+                f"model {loaded.version.name!r} version {loaded.version.version} was just "
+                "taken out of service; retry"
+            )
         start = time.perf_counter_ns()
         stats = loaded.stats
+        loaded.active += 1
+        loaded.last_used = next(self._uses)
         try:
             meta = loaded.metadata
             declared = {t.name for t in meta.outputs}
@@ -343,6 +519,10 @@ class Models:
         except BaseException:
             stats.fail.add(time.perf_counter_ns() - start)
             raise
+        finally:
+            loaded.active -= 1
+            if not loaded.active:
+                loaded.idle.set()
         stats.success.add(time.perf_counter_ns() - start)
         stats.queue.add(timings.queue_ns)
         stats.compute_infer.add(timings.compute_ns)
