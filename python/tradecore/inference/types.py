@@ -43,6 +43,9 @@ def datatype_of(dtype: npt.DTypeLike) -> str:
     dt = np.dtype(dtype)
     if dt.kind in ("S", "U"):
         return "BYTES"
+    if not dt.isnative:
+        # The same datatype in the other byte order (e.g. big-endian data read from a file).
+        dt = dt.newbyteorder("=")
     try:
         return _BY_DTYPE[dt]
     except KeyError:
@@ -143,9 +146,18 @@ def validate_inputs(
     for spec in meta.inputs:
         if spec.name not in inputs:
             raise ValueError(f"input tensor {spec.name!r}: missing")
-        arr = np.asarray(inputs[spec.name])
+        try:
+            arr = np.asarray(inputs[spec.name])
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"input tensor {spec.name!r}: not an array ({exc})") from None
         want = dtype_of(spec.datatype)
-        got = datatype_of(arr.dtype) if arr.dtype.kind not in ("O",) else "BYTES"
+        try:
+            got = datatype_of(arr.dtype) if arr.dtype.kind != "O" else "BYTES"
+        except ValueError:
+            raise ValueError(
+                f"input tensor {spec.name!r}: datatype {arr.dtype}, the model expects "
+                f"{spec.datatype}"
+            ) from None
         if got != spec.datatype:
             raise ValueError(
                 f"input tensor {spec.name!r}: datatype {got}, the model expects {spec.datatype}"
