@@ -123,6 +123,9 @@ class OnnxEngine:
 
         self._invalid_argument: type[Exception] = InvalidArgument
         self._session: Any = session
+        # The compiled session under onnxruntime's Python wrapper: its run skips the wrapper's
+        # check of the feed's names (ours are validated already), ~2 µs of a 6 µs batch-1 call.
+        self._run: Any = getattr(session, "_sess", session).run
         self._providers: list[str] = list(session.get_providers())
         inputs = tuple(_spec(a) for a in session.get_inputs())
         outputs = tuple(_spec(a) for a in session.get_outputs())
@@ -153,14 +156,13 @@ class OnnxEngine:
         return list(self._providers)
 
     def run(self, inputs: Mapping[str, npt.NDArray[np.generic]]) -> Tensors:
-        session = self._session
-        if session is None:
+        if self._session is None:
             raise PreconditionError(
                 f"model {self._meta.name!r} version {self._meta.version} is closed"
             )
         feed = inputs if type(inputs) is dict else dict(inputs)
         try:
-            results = session.run(self._output_names, feed)
+            results = self._run(self._output_names, feed, None)
         except self._invalid_argument as exc:
             # A data-dependent failure inside the graph (an index out of range, a shape the
             # model's own reshape rejects): the request's fault, not the server's.
@@ -182,3 +184,4 @@ class OnnxEngine:
         # InferenceSession frees its memory when the last reference goes; closing twice is
         # harmless and a later run says the model is closed.
         self._session = None
+        self._run = None
