@@ -17,6 +17,7 @@ requests), which the InferenceService turns into Triton's metrics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -169,7 +170,15 @@ class DynamicBatcher:
                 )
             self._queue.append(req)
             self._cond.notify()
+        req.future.add_done_callback(lambda f: self._withdraw(req) if f.cancelled() else None)
         return req.future
+
+    def _withdraw(self, req: _Request) -> None:
+        """Drop a cancelled request from the queue, so an abandoned request (a caller that
+        timed out, an asyncio task that was cancelled) holds no place in it."""
+        # ValueError: the worker has taken it already.
+        with self._cond, contextlib.suppress(ValueError):
+            self._queue.remove(req)
 
     def infer(
         self, inputs: Mapping[str, npt.ArrayLike], *, timeout_s: float | None = None
