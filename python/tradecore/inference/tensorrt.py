@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tradecore.errors import PreconditionError, UnavailableError
+from tradecore.errors import PreconditionError, TradecoreError, UnavailableError
 from tradecore.inference.types import ModelMetadata, Tensors, TensorSpec, dtype_of
 
 PLATFORM = "tensorrt_plan"
@@ -67,9 +67,12 @@ class TensorRTEngine:
             data = path.read_bytes()
         if device < 0:
             raise ValueError(f"device: at least 0, got {device}")
-        # Errors: ValueError (a plan TensorRT cannot deserialize, an unsupported datatype),
-        # tradecore.TradecoreError (CUDA failures: no device, out of memory).
-        self._impl: Any = trt.Engine(data, device)
+        # ValueError: a plan TensorRT cannot deserialize, a tensor this engine cannot serve.
+        # TradecoreError at load: CUDA cannot serve it (no driver or device, out of memory).
+        try:
+            self._impl: Any = trt.Engine(data, device)
+        except TradecoreError as exc:
+            raise UnavailableError(f"TensorRT: {exc}") from exc
         inputs: list[TensorSpec] = []
         outputs: list[TensorSpec] = []
         for tname, is_input, datatype, shape in self._impl.tensors():
