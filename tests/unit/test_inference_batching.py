@@ -249,12 +249,12 @@ def test_a_failing_batch_fails_only_the_request_at_fault(stats: list[BatchStats]
         bad.result(30)
     batcher.close()
     # The batch of three failed, then each of its requests ran alone.
-    assert [(s.requests, s.ok) for s in stats] == [
-        (1, True),
-        (3, False),
-        (1, True),
-        (1, False),
-        (1, True),
+    assert [(s.requests, s.ok, s.rerun) for s in stats] == [
+        (1, True, False),
+        (3, False, True),
+        (1, True, False),
+        (1, False, False),
+        (1, True, False),
     ]
 
 

@@ -13,7 +13,9 @@ from tradecore.inference.session import Model, load_model
 from tradecore.inference.tensorrt import TensorRTEngine
 from tradecore.inference.types import (
     DATATYPES,
+    MAX_ELEMENTS,
     Engine,
+    InputValidator,
     ModelMetadata,
     ModelSource,
     ModelVersion,
@@ -26,9 +28,11 @@ from tradecore.inference.types import (
 
 __all__ = [
     "DATATYPES",
+    "MAX_ELEMENTS",
     "BatchStats",
     "DynamicBatcher",
     "Engine",
+    "InputValidator",
     "Model",
     "ModelMetadata",
     "ModelSource",

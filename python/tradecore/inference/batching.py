@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tradecore.errors import PreconditionError, ResourceExhaustedError
-from tradecore.inference.types import Engine, ModelMetadata, Tensors, validate_inputs
+from tradecore.inference.types import MAX_ELEMENTS, Engine, InputValidator, ModelMetadata, Tensors
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,9 @@ class BatchStats:
     ``queue_ns``: each request's wait from submission to the start of its batch
     (``nv_inference_queue_duration_us``); ``input_ns``/``infer_ns``/``output_ns``: the
     concatenation, the engine's run and the split (``nv_inference_compute_{input,infer,
-    output}_duration_us``, to be added once per request as Triton does)."""
+    output}_duration_us``, to be added once per request as Triton does). ``rerun``: the batch
+    failed and each of its requests is run again alone (and reported again): count this
+    execution, but not its requests as failures."""
 
     model: str
     version: str
@@ -56,6 +58,7 @@ class BatchStats:
     infer_ns: int
     output_ns: int
     ok: bool
+    rerun: bool = False
 
 
 class _Request:
@@ -88,7 +91,7 @@ class DynamicBatcher:
         max_queue_delay_us: int = 0,
         max_queue_size: int = DEFAULT_MAX_QUEUE,
         timeout_s: float | None = None,
-        max_elements: int = 1 << 26,
+        max_elements: int = MAX_ELEMENTS,
         on_stats: Callable[[BatchStats], None] | None = None,
     ) -> None:
         meta = engine.metadata
@@ -113,7 +116,7 @@ class DynamicBatcher:
         self._delay_s = max_queue_delay_us / 1e6
         self._max_queue = max_queue_size
         self._timeout_s = timeout_s
-        self._max_elements = max_elements
+        self._validate = InputValidator(meta, max_elements=max_elements)
         self._on_stats = on_stats
         self._queue: deque[_Request] = deque()
         self._cond = threading.Condition()
@@ -149,7 +152,7 @@ class DynamicBatcher:
         future fails with TimeoutError when the request is still queued at its deadline
         (``timeout_s`` or the batcher's default), or with the engine's error when its run
         fails."""
-        checked = validate_inputs(self._meta, inputs, max_elements=self._max_elements)
+        checked = self._validate(inputs)
         rows = 1
         if self._meta.max_batch_size > 0 and checked:
             rows = int(next(iter(checked.values())).shape[0])
@@ -308,8 +311,9 @@ class DynamicBatcher:
             t_run = time.monotonic_ns()
             parts = self._split(out, batch)
         except BaseException as exc:  # the engine's error goes to the callers, not the thread
-            self._report(batch, queue_ns, 0, time.monotonic_ns() - start, 0, ok=False)
-            if len(batch) > 1 and isinstance(exc, Exception):
+            rerun = len(batch) > 1 and isinstance(exc, Exception)
+            self._report(batch, queue_ns, 0, time.monotonic_ns() - start, 0, ok=False, rerun=rerun)
+            if rerun:
                 # One request may have failed them all: run each alone so only it fails.
                 for req in batch:
                     self._execute([req])
@@ -351,6 +355,7 @@ class DynamicBatcher:
         output_ns: int,
         *,
         ok: bool,
+        rerun: bool = False,
     ) -> None:
         if self._on_stats is None:
             return
@@ -364,6 +369,7 @@ class DynamicBatcher:
             infer_ns=infer_ns,
             output_ns=output_ns,
             ok=ok,
+            rerun=rerun,
         )
         try:
             self._on_stats(stats)

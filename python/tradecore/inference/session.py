@@ -7,42 +7,33 @@ hop, its inputs validated against the model's declared tensors.
 ``load_model`` takes a model file (``.onnx`` on ONNX Runtime, ``.plan``/``.engine`` on
 TensorRT) or a :class:`~tradecore.inference.types.ModelSource` (the model registry, a
 Triton-layout repository) with a model name and a version or alias. Every call validates its
-inputs: a well-formed request (numpy arrays of the declared dtypes and shapes, C-contiguous,
-finite) passes a fast check of a few attribute comparisons; anything else goes through
-:func:`~tradecore.inference.types.validate_inputs`, which converts what it may (strides, byte
-order) and raises a ValueError naming the tensor for what it may not.
+inputs (:class:`~tradecore.inference.types.InputValidator`: a fast check for well-formed
+requests, the full :func:`~tradecore.inference.types.validate_inputs` otherwise).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-import numpy as np
 import numpy.typing as npt
 
 from tradecore.inference.onnx import PLATFORM as ONNX_PLATFORM
 from tradecore.inference.onnx import OnnxEngine
 from tradecore.inference.types import (
+    MAX_ELEMENTS,
     Engine,
+    InputValidator,
     ModelMetadata,
     ModelSource,
     ModelVersion,
     Tensors,
-    dtype_of,
-    validate_inputs,
 )
 
 TENSORRT_PLATFORM = "tensorrt_plan"
-# Floating inputs of at most this many elements are checked for NaN/inf element by element in
-# Python (about half the cost of ``np.isfinite(a).all()`` for a handful of values).
-_SMALL = 32
 # File suffixes and the platform that loads them.
 SUFFIXES = {".onnx": ONNX_PLATFORM, ".plan": TENSORRT_PLATFORM, ".engine": TENSORRT_PLATFORM}
-# Default cap on the elements of one input tensor (validate_inputs' max_elements).
-MAX_ELEMENTS = 1 << 26
 
 
 def open_engine(
@@ -98,18 +89,7 @@ class Model:
             raise ValueError(f"max_elements: at least 1, got {max_elements}")
         self._engine = engine
         self._meta = engine.metadata
-        self._max_elements = max_elements
-        # Per input: name, numpy dtype, rank, the declared fixed dimensions, floating or not.
-        self._plan = tuple(
-            (
-                t.name,
-                dtype_of(t.datatype),
-                len(t.shape),
-                tuple((axis, n) for axis, n in enumerate(t.shape) if n != -1),
-                dtype_of(t.datatype).kind == "f",
-            )
-            for t in self._meta.inputs
-        )
+        self._validate = InputValidator(self._meta, max_elements=max_elements)
 
     @property
     def metadata(self) -> ModelMetadata:
@@ -126,46 +106,7 @@ class Model:
     def run(self, inputs: Mapping[str, npt.ArrayLike]) -> Tensors:
         """Every output of the model by name; a ValueError naming the tensor for an input the
         model does not accept."""
-        checked = self._checked(inputs)
-        if checked is None:
-            checked = validate_inputs(self._meta, inputs, max_elements=self._max_elements)
-        return self._engine.run(checked)
-
-    def _checked(self, inputs: Mapping[str, npt.ArrayLike]) -> Tensors | None:
-        """``inputs`` itself when every tensor already is what the model takes, else None (the
-        caller then runs the full validation, which converts or names the problem)."""
-        if type(inputs) is not dict or len(inputs) != len(self._plan):
-            return None
-        batches = self._meta.max_batch_size > 0
-        batch = -1
-        for name, dtype, ndim, fixed, floating in self._plan:
-            a = inputs.get(name)
-            if (
-                type(a) is not np.ndarray
-                or a.dtype != dtype
-                or a.ndim != ndim
-                or not a.flags.c_contiguous
-                or a.size > self._max_elements
-            ):
-                return None
-            shape = a.shape
-            for axis, n in fixed:
-                if shape[axis] != n:
-                    return None
-            if batches:
-                if batch == -1:
-                    batch = shape[0]
-                    if batch > self._meta.max_batch_size:
-                        return None
-                elif shape[0] != batch:
-                    return None
-            if floating and not (
-                all(map(math.isfinite, a.ravel().tolist()))
-                if a.size <= _SMALL
-                else np.isfinite(a).all()
-            ):
-                return None
-        return inputs  # every value checked to be an ndarray
+        return self._engine.run(self._validate(inputs))
 
     def warmup(self) -> None:
         self._engine.warmup()
@@ -247,4 +188,4 @@ def load_model(
     return model
 
 
-__all__ = ["MAX_ELEMENTS", "SUFFIXES", "TENSORRT_PLATFORM", "Model", "load_model", "open_engine"]
+__all__ = ["SUFFIXES", "TENSORRT_PLATFORM", "Model", "load_model", "open_engine"]
