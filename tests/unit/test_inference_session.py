@@ -105,6 +105,8 @@ def test_a_tensorrt_plan_without_tensorrt_is_unavailable(tmp_path: Path) -> None
     plan.write_bytes(b"\0" * 16)
     with pytest.raises(UnavailableError, match="built without TensorRT"):
         load_model(plan)
+    with pytest.raises(UnavailableError, match=r"TC_TENSORRT=AUTO or ON\), or use the ONNX"):
+        tensorrt.TensorRTEngine(b"plan")
 
 
 def test_fast_and_full_validation_agree(model_file: Path) -> None:
