@@ -28,7 +28,8 @@ from tradecore.inference.monitor import MonitorRecorder
 
 log = logging.getLogger("tradecore.inference.monitor")
 STATIC = Path(__file__).resolve().parent / "static"
-# Streams open at once; more are refused with 429 (each costs a snapshot per interval).
+# Streams open at once by default; more are refused with 429 (each costs a snapshot per
+# interval).
 MAX_STREAMS = 32
 MIN_INTERVAL_S = 0.2
 MAX_INTERVAL_S = 60.0
@@ -65,8 +66,11 @@ def _json(data: dict[str, Any]) -> str:
     return json.dumps(data, allow_nan=False, separators=(",", ":"))
 
 
-def add_routes(app: web.Application, recorder: MonitorRecorder) -> None:
-    """Add the monitoring page and its API (routes above) to ``app``, serving ``recorder``."""
+def add_routes(
+    app: web.Application, recorder: MonitorRecorder, *, max_streams: int = MAX_STREAMS
+) -> None:
+    """Add the monitoring page and its API (routes above) to ``app``, serving ``recorder``;
+    at most ``max_streams`` event streams are open at once."""
     page = (STATIC / "monitor.html").read_bytes()
     streams = 0
 
@@ -95,8 +99,8 @@ def add_routes(app: web.Application, recorder: MonitorRecorder) -> None:
             return _error(
                 400, f"interval: {MIN_INTERVAL_S}..{MAX_INTERVAL_S} seconds, got {interval:g}"
             )
-        if streams >= MAX_STREAMS:
-            return _error(429, f"monitor streams: at most {MAX_STREAMS} open at once")
+        if streams >= max_streams:
+            return _error(429, f"monitor streams: at most {max_streams} open at once")
         streams += 1
         try:
             resp = web.StreamResponse(
