@@ -113,10 +113,12 @@ def test_snapshot_route_returns_the_recorder_snapshot() -> None:
 )
 def test_snapshot_bad_query_is_400_naming_the_field(query: str, field: str) -> None:
     async def check(base: str, rec: MonitorRecorder) -> None:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{base}/monitor/api/snapshot?{query}") as r:
-                assert r.status == 400
-                assert (await r.json())["error"].startswith(f"{field}:")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{base}/monitor/api/snapshot?{query}") as r,
+        ):
+            assert r.status == 400
+            assert (await r.json())["error"].startswith(f"{field}:")
 
     serve(check)
 
@@ -127,10 +129,12 @@ def test_snapshot_bad_query_is_400_naming_the_field(query: str, field: str) -> N
 )
 def test_stream_bad_query_is_400_naming_the_field(query: str, field: str) -> None:
     async def check(base: str, rec: MonitorRecorder) -> None:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{base}/monitor/api/stream?{query}") as r:
-                assert r.status == 400
-                assert (await r.json())["error"].startswith(f"{field}:")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{base}/monitor/api/stream?{query}") as r,
+        ):
+            assert r.status == 400
+            assert (await r.json())["error"].startswith(f"{field}:")
 
     serve(check)
 
