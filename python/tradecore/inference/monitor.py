@@ -334,9 +334,7 @@ class MonitorRecorder:
                             np.array(s.lat_sum),
                             np.array(s.lat_min),
                             np.array(s.lat_max),
-                            np.frombuffer(s.hist, dtype=np.intc)
-                            .reshape(self.slots, BINS)
-                            .astype(np.int64),
+                            np.frombuffer(s.hist, dtype=np.intc).reshape(self.slots, BINS).copy(),
                         )
                     )
             for d in self._drift.values():
@@ -373,7 +371,7 @@ class MonitorRecorder:
             for q, col in zip(PERCENTILES, pct, strict=True):
                 buckets[_pname(q)] = _nullable(col, has)
             w = np.flatnonzero(in_window)
-            wh = hist[w].sum(axis=0, keepdims=True)
+            wh = hist[w].sum(axis=0, keepdims=True, dtype=np.int64)
             n_ok = int(ok[w].sum())
             n = int(count[w].sum())
             wmin = float(lmin[w].min()) if n_ok else math.inf
@@ -442,7 +440,7 @@ def _nullable(values: npt.NDArray[Any], has: npt.NDArray[np.bool_]) -> list[Any]
 
 
 def _percentiles(
-    hist: npt.NDArray[np.int64], lmin: npt.NDArray[np.float64], lmax: npt.NDArray[np.float64]
+    hist: npt.NDArray[np.intc], lmin: npt.NDArray[np.float64], lmax: npt.NDArray[np.float64]
 ) -> list[npt.NDArray[np.float64]]:
     """Per histogram row, each of PERCENTILES by nearest rank: the midpoint of the bin holding
     the sample of rank ceil(q/100 * n) (at least 1), clamped to the row's [min, max]. Rows with
@@ -450,7 +448,7 @@ def _percentiles(
     rows = hist.shape[0]
     if rows == 0:
         return [np.empty(0) for _ in PERCENTILES]
-    cum = np.cumsum(hist, axis=1)
+    cum = np.cumsum(hist, axis=1, dtype=np.int64)
     n = cum[:, -1]
     out = []
     for q in PERCENTILES:
