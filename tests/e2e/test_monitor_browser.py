@@ -1,12 +1,14 @@
 """The model monitoring page in a real headless browser: Debian's chromium driven through
-chromedriver by Selenium, the page served by ``monitor_page.add_routes`` and fed by real ONNX
-Runtime inferences running while the page is open."""
+chromedriver by Selenium, the page served by ``monitor_page.add_routes`` behind a real Envoy
+(routed as the gateway routes it) and fed by real ONNX Runtime inferences running while the page
+is open."""
 
 from __future__ import annotations
 
 import re
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 from tradecore.inference.monitor import MonitorRecorder
 
-from tests.monitor_app import FEATURES, Server, Traffic
+from tests.monitor_app import FEATURES, Envoy, Server, Traffic
 
 pytestmark = pytest.mark.e2e
 
@@ -85,10 +87,14 @@ def wait(browser: WebDriver, what: str, cond: Any) -> Any:
 
 
 @needs_chromium
-def test_page_draws_live_statistics_of_real_inferences(browser: WebDriver) -> None:
+def test_page_draws_live_statistics_of_real_inferences(browser: WebDriver, tmp_path: Path) -> None:
     recorder = MonitorRecorder()
-    with Server(recorder) as server, Traffic(recorder) as traffic:
-        browser.get(f"{server.url}/monitor")
+    with (
+        Server(recorder) as server,
+        Envoy(tmp_path, server.port) as gateway,
+        Traffic(recorder) as traffic,
+    ):
+        browser.get(f"{gateway.url}/monitor")
         browser.execute_script("window.__loadedOnce = 'yes'")
         wait(browser, "the model's section", lambda: texts(browser, f"{_SECTION} h2"))
         assert texts(browser, f"{_SECTION} h2") == ["model pricer"]
@@ -204,3 +210,30 @@ def test_page_draws_live_statistics_of_real_inferences(browser: WebDriver) -> No
 
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
+
+
+@needs_chromium
+def test_page_polls_where_there_is_no_event_source(browser: WebDriver) -> None:
+    """Without EventSource the page polls the snapshot route, and still updates in place."""
+    browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": "delete window.EventSource;"}
+    )
+    recorder = MonitorRecorder()
+    with Server(recorder) as server, Traffic(recorder) as traffic:
+        traffic.pause()
+        traffic.infer("1", "champion", 4)
+        browser.get(f"{server.url}/monitor")
+        assert browser.execute_script("return typeof EventSource") == "undefined"
+        browser.execute_script("window.__loadedOnce = 'yes'")
+        wait(browser, "count 1", lambda: cell(browser, "v1 champion", "count") == "1")
+        traffic.infer("1", "champion", 4)
+        traffic.infer("2", "challenger", 4)
+        wait(browser, "count 2", lambda: cell(browser, "v1 champion", "count") == "2")
+        wait(browser, "the challenger", lambda: cell(browser, "v2 challenger", "count") == "1")
+        wait(
+            browser,
+            "latency drawn",
+            lambda: path_points(browser, "latency", "v1 champion p50") >= 1,
+        )
+        assert texts(browser, "#status", "data-state") == ["live"]
+        assert browser.execute_script("return window.__loadedOnce") == "yes"

