@@ -73,6 +73,12 @@ def add_routes(
     at most ``max_streams`` event streams are open at once."""
     page = (STATIC / "monitor.html").read_bytes()
     streams = 0
+    # Set when the app shuts down: open streams end at once instead of holding the shutdown
+    # for the runner's grace period.
+    closing = asyncio.Event()
+
+    async def on_shutdown(app: web.Application) -> None:
+        closing.set()
 
     async def index(request: web.Request) -> web.Response:
         return web.Response(body=page, content_type="text/html", charset="utf-8", headers=_NO_CACHE)
@@ -118,7 +124,11 @@ def add_routes(
                 await resp.write(f"retry: {RETRY_MS}\n".encode())
                 while True:
                     await resp.write(f"event: {event}\ndata: {_json(data)}\n\n".encode())
-                    await asyncio.sleep(interval)
+                    try:
+                        await asyncio.wait_for(closing.wait(), interval)
+                        break  # the app is shutting down
+                    except TimeoutError:
+                        pass
                     data = recorder.snapshot(since=data["next_since"], model=model)
                     event = "update"
             except (ConnectionResetError, ConnectionError):
@@ -127,6 +137,7 @@ def add_routes(
         finally:
             streams -= 1
 
+    app.on_shutdown.append(on_shutdown)
     app.router.add_get("/monitor", index)
     app.router.add_get("/monitor/api/snapshot", snapshot)
     app.router.add_get("/monitor/api/stream", stream)

@@ -183,3 +183,28 @@ def test_streams_are_capped_and_a_closed_one_frees_its_place() -> None:
             assert r.status == 200
 
     serve(check, max_streams=1)
+
+
+def test_open_streams_end_when_the_server_shuts_down() -> None:
+    """An open page must not hold the service's shutdown for the runner's whole grace period
+    (60 s here): the streams end as shutdown begins."""
+
+    async def main() -> None:
+        recorder = MonitorRecorder()
+        app = web.Application()
+        add_routes(app, recorder)
+        runner = web.AppRunner(app, shutdown_timeout=60.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        async with aiohttp.ClientSession() as http:
+            r = await http.get(f"http://127.0.0.1:{port}/monitor/api/stream?interval=30")
+            stream = events(r)
+            assert (await anext(stream))[0] == "retry"
+            assert (await anext(stream))[0] == "snapshot"
+            await asyncio.wait_for(runner.cleanup(), 20)
+            assert [e async for e in stream] == []  # the stream ended
+            r.close()
+
+    asyncio.run(main())
