@@ -63,7 +63,9 @@ FETCH_BATCH = 512
 DUPLICATE_WINDOW_S = 120.0
 MSG_ID = "Nats-Msg-Id"
 
-_COMMANDS = frozenset({"submit", "cancel", "replace", "set_trading_state", "set_limits"})
+_COMMANDS = frozenset(
+    {"submit", "cancel", "replace", "set_trading_state", "set_limits", "start_algo", "stop_algo"}
+)
 
 
 def stream_config() -> StreamConfig:
