@@ -48,7 +48,8 @@ def test_a_twap_request_is_resolved_at_now() -> None:
     assert start.algo_id == algo_id_of("A1", "twap-1") and start.algo_id.startswith("ALGO-")
     assert (start.start_time_ns, start.end_time_ns) == (0, NOW + 60 * S)  # 0: at once
     assert start.request.slices == 4
-    later = check_start(req(start_time_ns=NOW + 5 * S, duration_s=None, end_time_ns=NOW + 9 * S), NOW)
+    timed = req(start_time_ns=NOW + 5 * S, duration_s=None, end_time_ns=NOW + 9 * S)
+    later = check_start(timed, NOW)
     assert (later.start_time_ns, later.end_time_ns) == (NOW + 5 * S, NOW + 9 * S)
     # the id depends on the account and the client id only
     assert check_start(req(quantity=5), NOW).algo_id == start.algo_id
@@ -104,8 +105,8 @@ def test_bad_requests_name_the_field(kw: dict[str, Any], needle: str) -> None:
 
 def test_submit_order_refuses_the_algo_children_s_prefix() -> None:
     order = pb.SubmitOrderRequest(
-        account="A1", client_order_id="ALGO-1.1", symbol="AAPL", side="BUY", quantity=1,  # type: ignore[arg-type]
-        type="MARKET",  # type: ignore[arg-type]
+        account="A1", client_order_id="ALGO-1.1", symbol="AAPL", side="BUY", quantity=1,
+        type="MARKET",
     )  # fmt: skip
     with pytest.raises(ValueError, match="client_order_id: the prefix ALGO- is reserved"):
         convert.order_spec(order)
@@ -146,7 +147,8 @@ class Rig:
     def at(self, t: int) -> list[pb.JournalEntry]:
         self.venue.advance(t)
         self.algos.on_time(t)
-        return self.algos.collect(t)
+        out: list[pb.JournalEntry] = self.algos.collect(t)
+        return out
 
 
 def test_progress_is_recorded_on_each_decision_and_rebuilt_without_doubling() -> None:
@@ -183,9 +185,7 @@ def test_progress_is_recorded_on_each_decision_and_rebuilt_without_doubling() ->
     records = back.collect(NOW + 30 * S)
     assert [e.algo_progress.version for e in records] == [3]  # the adoption journaled
     back.on_time(NOW + 45 * S)
-    assert len(again.children) == 4 and [oms.order(o).quantity for o in again.children] == [
-        250
-    ] * 4
+    assert len(again.children) == 4 and [oms.order(o).quantity for o in again.children] == [250] * 4
     message = back.message(oms, start.algo_id)
     assert message.state == pb.ALGO_WORKING and message.working_quantity == 1000
     assert [c.client_order_id for c in message.children] == [
