@@ -50,14 +50,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import nats.errors
+from google.protobuf.message import DecodeError
 from tradecore.errors import quote
 from tradecore.oms.algos import Algo, AlgoEngine, AlgoKind, AlgoNotFound, AlgoSpec, AlgoState
 from tradecore.oms.oms import OMS
-from tradecore.subjects import validate_token
+from tradecore.subjects import MARKETDATA_VOLUME_CURVE, validate_token
+from tradecore_api.events.v1 import market_pb2 as market_events
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
-from ..common.errors import NotFoundError, PreconditionError
+from ..common import nats_rpc
+from ..common.errors import NotFoundError, PreconditionError, UnavailableError
 from . import convert
 
 if TYPE_CHECKING:
@@ -72,6 +76,8 @@ DEFAULT_SLICES = 10
 MAX_SLICES = 10_000
 #: A change of an algo's market volume alone is journaled at most this often.
 VOLUME_PROGRESS_NS = 1_000_000_000
+#: How long StartAlgo waits for the market-data service's stored VWAP curve.
+CURVE_TIMEOUT_S = 2.0
 #: How often the clock task looks whether an algo's next wake-up is due.
 TICK_S = 0.05
 #: StopAlgo's reason when the request gives none, and the halt's.
@@ -160,8 +166,12 @@ def check_start(req: pb.StartAlgoRequest, now_ns: int) -> pb.AlgoStart:
     out.request.CopyFrom(req)
     if not req.slices:
         out.request.slices = DEFAULT_SLICES
-    if kind is AlgoKind.VWAP and not req.curve:
-        out.request.curve.extend([1.0] * out.request.slices)  # flat: no curve given
+    if kind is AlgoKind.VWAP:
+        if req.curve:
+            out.curve_source = "request"
+        else:  # flat until a stored curve replaces it (AlgoCalls.start_algo)
+            out.request.curve.extend([1.0] * out.request.slices)
+            out.curve_source = "flat"
     spec_of(out)  # every field the library checks
     return out
 
@@ -366,6 +376,7 @@ class Algos:
             start_time_ns=a.start_ns,
             end_time_ns=a.end_ns or 0,
             ended_time_ns=a.ended_ns or 0,
+            curve_source=start.curve_source,
         )
         out.request.CopyFrom(req)
         for oid in a.children:
@@ -438,6 +449,8 @@ class AlgoCalls:
         self.ex._venue(convert.venue(req.venue))
         await self.ex._ready()
         algo_id = start.algo_id
+        if algo_id not in self.algos.starts and KINDS[req.kind] is AlgoKind.VWAP and not req.curve:
+            await self._stored_curve(start, now)
         async with self._starting:
             if algo_id in self.algos.starts:  # a repeated client_algo_id: the existing algo
                 return await self._call(lambda oms: self.algos.message(oms, algo_id))
@@ -458,6 +471,36 @@ class AlgoCalls:
             except ValueError:  # the clock passed the end meanwhile: the start is void
                 self.algos.starts.pop(algo_id, None)
                 raise
+
+    async def _stored_curve(self, start: pb.AlgoStart, now_ns: int) -> None:
+        """Replace the flat curve of ``start`` by the stored volume profile of its window from
+        the market-data service (``marketdata.v1.volume_curve``); keep it flat, saying why,
+        when there is none or no answer within :data:`CURVE_TIMEOUT_S`."""
+        req = start.request
+        ask = market_events.VolumeCurveRequest(
+            symbol=req.symbol,
+            start_time_ns=start.start_time_ns or now_ns,
+            end_time_ns=start.end_time_ns,
+            buckets=req.slices,
+        )
+        nc = self.ex.bus.nc
+        try:
+            if nc is None or not nc.is_connected:
+                raise UnavailableError("NATS is not connected")
+            data, _ = await nats_rpc.request(
+                nc, MARKETDATA_VOLUME_CURVE, ask.SerializeToString(), timeout=CURVE_TIMEOUT_S
+            )
+            curve = market_events.VolumeCurve.FromString(data)
+        except (nats_rpc.NatsRpcError, nats.errors.Error, UnavailableError, DecodeError) as exc:
+            why = exc.message if isinstance(exc, nats_rpc.NatsRpcError) else type(exc).__name__
+            start.curve_source = f"flat: {why}"
+            return
+        if len(curve.weights) != req.slices or not sum(curve.weights) > 0:
+            start.curve_source = "flat: the stored curve was malformed"
+            return
+        del start.request.curve[:]
+        start.request.curve.extend(curve.weights)
+        start.curve_source = f"stored: {curve.days} days"
 
     async def get_algo(self, req: pb.GetAlgoRequest) -> pb.Algo:
         algo_id = _algo_id(req.algo_id)

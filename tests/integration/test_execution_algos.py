@@ -8,27 +8,37 @@ independently from NATS)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import nats
+import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
+from tradecore import ticks
 from tradecore.oms.paper import PaperVenue
-from tradecore.subjects import ExecKind, MdKind, exec_subject, md_subject
+from tradecore.store import default_dsn
+from tradecore.subjects import MARKETDATA_VOLUME_CURVE, ExecKind, MdKind, exec_subject, md_subject
 from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.events.v1 import market_pb2
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_services.common.bus import Bus
 from tradecore_services.common.errors import NotFoundError, PreconditionError
+from tradecore_services.common.interceptors import RpcMetrics
+from tradecore_services.common.nats_rpc import unary_handler
 from tradecore_services.execution.engine import Engine
 from tradecore_services.execution.journal import Journal
 from tradecore_services.execution.live import Execution
 from tradecore_services.execution.main import venues
 from tradecore_services.execution.paper_feed import PaperFeed
 from tradecore_services.execution.reconciliation import start_policy
+from tradecore_services.marketdata.closes import volume_curve_reply
+from tradecore_services.marketdata.store import TickStore
 
 from tests.integration.test_execution_journal import _connect
 from tests.integration.test_nats_resilience import NatsServer
@@ -229,3 +239,71 @@ def test_the_kill_switch_stops_working_algos(server: NatsServer) -> None:
         await nc.close()
 
     asyncio.run(go())
+
+
+def test_a_vwap_follows_the_stored_volume_curve_else_a_flat_one(
+    server: NatsServer, tmp_path: Path
+) -> None:
+    """Without a curve in the request, StartAlgo asks marketdata.v1.volume_curve (served here
+    by the market-data service's own handler over a real chDB tick store) for the stored
+    volume by time of day of the algo's window; with no answer the curve is flat, and says so."""
+    store = TickStore(default_dsn(tmp_path, "marketdata"))
+
+    def history() -> None:
+        """Trades one day before now, at the time of day of the window about to start."""
+        now = dt.datetime.now(ZoneInfo("America/New_York"))
+        if now.hour == 23 and now.minute >= 58:
+            pytest.skip("the window would cross midnight in New York")
+        yesterday = now - dt.timedelta(days=1)
+        when = [int((yesterday + dt.timedelta(seconds=s)).timestamp() * 1e9) for s in (3, 4, 35)]
+        store.insert(
+            [
+                ticks.make_batch(
+                    "XNAS", "AAPL", "f", seq=np.arange(1, 4), ts=when, recv_ts=time.time_ns(),
+                    type=[ticks.EXECUTE] * 3, price=np.full(3, 190 * ticks.PRICE_SCALE),
+                    size=[200, 100, 100],
+                )
+            ]
+        )  # fmt: skip
+
+    async def go() -> None:
+        nc = await _connect(server.url)
+        bus, ex = await instance(server.url)
+        await quoted(nc, ex)
+        vwap = twap("v0", 100, 40.0, 2, kind="VWAP", limit_price=180.0)
+        flat = await ex.algo_calls.start_algo(vwap)  # nobody answers: flat
+        assert list(flat.request.curve) == [1.0, 1.0]
+        assert flat.curve_source.startswith("flat: "), flat.curve_source
+        metrics = RpcMetrics(CollectorRegistry(), "marketdata")
+
+        async def reply(req: market_pb2.VolumeCurveRequest) -> market_pb2.VolumeCurve:
+            return volume_curve_reply(store.store, req)
+
+        handler = unary_handler(
+            MARKETDATA_VOLUME_CURVE, market_pb2.VolumeCurveRequest, reply, metrics
+        )
+        await nc.subscribe(MARKETDATA_VOLUME_CURVE, cb=handler)
+        await nc.flush()
+        history()
+        stored = await ex.algo_calls.start_algo(twap("v1", 100, 40.0, 2, kind="VWAP"))
+        assert stored.curve_source == "stored: 1 days"
+        assert list(stored.request.curve) == pytest.approx([0.75, 0.25])
+        # the first bucket's share at once: round(100 x 0.75)
+        assert [c.quantity for c in stored.children] == [75]
+        given = await ex.algo_calls.start_algo(
+            twap("v2", 100, 40.0, 2, kind="VWAP", curve=[1.0, 3.0], limit_price=180.0)
+        )
+        assert given.curve_source == "request" and [c.quantity for c in given.children] == [25]
+        await stop(bus, ex)
+        # the journal holds the curve used: the rebuilt algo keeps it
+        bus, ex = await instance(server.url)
+        back = await ex.algo_calls.get_algo(pb.GetAlgoRequest(algo_id=stored.algo_id))
+        assert list(back.request.curve) == list(stored.request.curve)
+        assert back.curve_source == "stored: 1 days"
+        await stop(bus, ex)
+        await nc.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        store.close()

@@ -195,6 +195,17 @@ def test_stop_algo_over_json_and_the_cli(mesh: Mesh, feed: str) -> None:
     assert cli.returncode == 0 and json.loads(cli.stdout)["reason"] == "stopped", cli.stderr
     status, out = http(mesh, "GET", f"/v1/execution/accounts/{acct}/algos")
     assert status == 200 and [a["state"] for a in out["algos"]] == ["ALGO_STOPPED"], out
+    # a VWAP without a curve asks the market-data service for the stored one: the feed's
+    # symbol has no trades stored on earlier days at this time of day, so it is flat, and
+    # the reason is the market-data service's answer (not a missing responder)
+    vwap = {
+        "account": acct, "client_algo_id": "vwap-1", "symbol": feed, "side": "BUY",
+        "quantity": 40, "kind": "VWAP", "duration_s": 60, "slices": 4, "limit_price": 0.01,
+    }  # fmt: skip
+    status, out = http(mesh, "POST", "/v1/execution/algos", vwap)
+    assert status == 200 and out["request"]["curve"] == [1.0] * 4, out
+    assert out["curve_source"].startswith(f"flat: symbol: '{feed}' has no stored"), out
+    assert http(mesh, "DELETE", f"/v1/execution/algos/{out['algo_id']}")[0] == 200
     status, out = http(mesh, "GET", "/v1/execution/algos/ALGO-unknown")
     assert status == 404 and "algo_id" in out["message"], out
     cli = mesh.run("order", "algo", "get", "ALGO-unknown")
