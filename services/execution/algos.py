@@ -336,11 +336,12 @@ class Algos:
         if engine is None:
             return []
         out: list[pb.JournalEntry] = []
-        for a in engine.algos():
-            held = self._journaled.get(a.algo_id)
-            if held is not None and held.final:
+        for algo_id in engine.ids():
+            held = self._journaled.get(algo_id)
+            if held is not None and held.final:  # done, and journaled so
                 continue
-            snapshot = engine.snapshot(a.algo_id)
+            a = engine.get(algo_id)
+            snapshot = engine.snapshot(algo_id)
             decisions = _decisions(snapshot)
             volume = a.market_volume
             if held is not None and not held.behind(decisions, volume, now_ns):

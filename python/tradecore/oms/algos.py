@@ -431,6 +431,10 @@ class AlgoEngine:
             self._sync(a)
         return list(self._algos.values())
 
+    def ids(self) -> list[str]:
+        """Every algo's id, in start order (nothing is read from the OMS)."""
+        return list(self._algos)
+
     def children(self, algo_id: str) -> list[Order]:
         return [self.oms.order(oid) for oid in self.get(algo_id).children]
 
