@@ -45,6 +45,9 @@ class HttpUpstream:
     host: str
     port: int
     prefixes: tuple[str, ...]
+    #: Exact paths of long-lived responses (Server-Sent Events): no overall route timeout, an
+    #: idle timeout of an hour (the service writes at least once a minute).
+    streams: tuple[str, ...] = ()
 
 
 # Proto packages outside tradecore.* that we define (names fixed by an external protocol:
@@ -517,6 +520,19 @@ def envoy_config(
     for name, hup in sorted((http_upstreams or {}).items()):
         cluster = f"{name}_http"
         clusters.append(_http_cluster(cluster, hup))
+        for path in hup.streams:  # before the prefixes, which would time them out
+            routes.append(
+                {
+                    "match": {"path": path},
+                    "route": {
+                        "cluster": cluster,
+                        "timeout": "0s",
+                        "idle_timeout": "3600s",
+                        "retry_policy": _RETRY,
+                    },
+                    "typed_per_filter_config": _PASS_THROUGH,
+                }
+            )
         for prefix in hup.prefixes:
             routes.append(
                 {
@@ -652,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
 
         ups = {g: Upstream("127.0.0.1", s.port) for s in SERVICES for g in s.grpc_services}
         http_ups = {
-            s.name: HttpUpstream("127.0.0.1", s.http_port, s.http_prefixes)
+            s.name: HttpUpstream("127.0.0.1", s.http_port, s.http_prefixes, s.http_streams)
             for s in SERVICES
             if s.http_port is not None and s.http_prefixes
         }

@@ -100,7 +100,8 @@ def generate(proto_dir: Path, out: Path) -> None:
         shutil.copytree(Path(tmp) / "tradecore", api)
         for extra in EXTRA_PACKAGES:
             if (Path(tmp) / extra).is_dir():
-                shutil.copytree(Path(tmp) / extra, api / extra)
+                # beside our own tradecore.<extra>.* packages of the same name, if any
+                shutil.copytree(Path(tmp) / extra, api / extra, dirs_exist_ok=True)
     # Package markers and import rewrite.
     for d in [api, *[p for p in api.rglob("*") if p.is_dir()]]:
         (d / "__init__.py").touch()

@@ -60,6 +60,9 @@ class ServiceSpec:
     keeps_files: bool = False
     http_port: int | None = None
     http_prefixes: tuple[str, ...] = ()
+    #: Exact paths under ``http_prefixes`` that answer with a long-lived stream (Server-Sent
+    #: Events): the gateway gives them no overall timeout.
+    http_streams: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -192,6 +195,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         metrics_port=9468,
         http_port=8085,
         http_prefixes=("/v2", "/monitor"),
+        http_streams=("/monitor/api/stream",),
         description="Open Inference Protocol (KServe v2 / Triton) over gRPC and REST; the model "
         "registry and traffic policies (ModelService)",
         needs_nats=False,

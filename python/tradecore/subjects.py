@@ -34,6 +34,7 @@ from typing import TypeVar
 __all__ = [
     "ANY",
     "MARKETDATA_DAILY_CLOSES",
+    "MARKETDATA_VOLUME_CURVE",
     "MAX_TOKEN_LENGTH",
     "PRICING_PRICE",
     "REQUEST_REPLY",
@@ -125,11 +126,15 @@ RISK_COMPUTE_VAR_BATCH = "risk.v1.compute_var_batch"  # RiskService.ComputeVaRBa
 # events.v1.DailyClosesRequest -> events.v1.DailyCloses, from the market-data tick store
 # (queue group "marketdata"): what the risk service reads when it cannot open that store.
 MARKETDATA_DAILY_CLOSES = "marketdata.v1.daily_closes"
+# events.v1.VolumeCurveRequest -> events.v1.VolumeCurve, from the market-data tick store (queue
+# group "marketdata"): the stored intraday volume curve a VWAP algo follows.
+MARKETDATA_VOLUME_CURVE = "marketdata.v1.volume_curve"
 REQUEST_REPLY: tuple[str, ...] = (
     PRICING_PRICE,
     RISK_COMPUTE_VAR,
     RISK_COMPUTE_VAR_BATCH,
     MARKETDATA_DAILY_CLOSES,
+    MARKETDATA_VOLUME_CURVE,
 )
 
 

@@ -23,6 +23,8 @@ VENUES: dict[int, str] = {pb.PAPER: "PAPER", pb.ALPACA: "ALPACA"}
 MAX_CLIENT_ORDER_ID = 128
 MAX_LEGS = 4
 MAX_QUANTITY = 10**12
+#: The client order ids of algo children (algos.py) begin with it; SubmitOrder refuses it.
+ALGO_CHILD_PREFIX = "ALGO-"
 
 SIDES: dict[int, Side] = {common_pb2.BUY: Side.BUY, common_pb2.SELL: Side.SELL}
 TYPES: dict[int, OrderType] = {
@@ -139,6 +141,11 @@ def order_spec(req: pb.SubmitOrderRequest) -> OrderSpec:
         )
     if not req.client_order_id.isprintable():
         raise ValueError(f"client_order_id: must be printable, got {quote(req.client_order_id)}")
+    if req.client_order_id.startswith(ALGO_CHILD_PREFIX):
+        raise ValueError(
+            f"client_order_id: the prefix {ALGO_CHILD_PREFIX} is reserved for the children of "
+            "execution algorithms"
+        )
     _enum("side", req.side, SIDES, "BUY or SELL")
     _enum("type", req.type, TYPES, "MARKET, LIMIT, STOP or STOP_LIMIT")
     if req.time_in_force != events.TIME_IN_FORCE_UNSPECIFIED:

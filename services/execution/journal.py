@@ -6,9 +6,11 @@ subject                             payload                         written
 ==================================  ==============================  ===========================
 ``exec.journal.command.<account>``  ``execution.v1.JournalEntry``   every accepted command
                                     (submit, cancel, replace,       (before the call answers)
-                                    set_trading_state, set_limits)
-``exec.journal.event.<account>``    ``execution.v1.JournalEntry``   every order change, fill
-                                    (order, fill, risk_state)       and risk state it follows
+                                    set_trading_state, set_limits,
+                                    start_algo, stop_algo)
+``exec.journal.event.<account>``    ``execution.v1.JournalEntry``   every order change, fill,
+                                    (order, fill, risk_state,       risk state it follows and
+                                    algo_progress)                  algo change (algos.py)
 ==================================  ==============================  ===========================
 
 A write returns once JetStream has acknowledged it (stored in the server's file store), so a
@@ -65,7 +67,9 @@ FETCH_BATCH = 512
 DUPLICATE_WINDOW_S = 120.0
 MSG_ID = "Nats-Msg-Id"
 
-_COMMANDS = frozenset({"submit", "cancel", "replace", "set_trading_state", "set_limits"})
+_COMMANDS = frozenset(
+    {"submit", "cancel", "replace", "set_trading_state", "set_limits", "start_algo", "stop_algo"}
+)
 
 
 def stream_config() -> StreamConfig:

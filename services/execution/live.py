@@ -48,6 +48,7 @@ from tradecore_api.execution.v1 import execution_pb2 as pb
 from ..common.bus import Bus
 from ..common.errors import PreconditionError, ResourceExhaustedError, UnavailableError
 from . import convert
+from .algos import AlgoCalls, Algos, replay_entry
 from .convert import account, check_mode
 from .engine import Engine, order_message, position_message
 from .journal import Journal
@@ -119,6 +120,9 @@ class Execution:
         self.closing = asyncio.Event()
         self._overflowed: set[int] = set()
         engine.on_order(self._offer_update)
+        #: The execution algorithms (algos.py): their engine runs on the OMS thread.
+        self.algos = Algos()
+        self.algo_calls = AlgoCalls(self)
         # One change RPC at a time: each reads the account's sequence, journals, then applies.
         self._changing = asyncio.Lock()
         bus.on_connect(self._on_connect)
@@ -140,14 +144,18 @@ class Execution:
         RiskService states (a newer one that arrived meanwhile is kept)."""
         states = TradingStates()
         records: list[pb.OmsRecord] = []
+        starts: dict[str, pb.AlgoStart] = {}
+        progress: dict[str, pb.AlgoProgress] = {}
+        stops: dict[str, str] = {}
         n = 0
         async for _, entry in self.journal.replay():
             if entry.WhichOneof("entry") == "oms":
                 records.append(entry.oms)
-            else:
+            elif not replay_entry(entry, starts, progress, stops):
                 apply(states, entry)
             n += 1
         await self.engine.replay(records)
+        await self.engine.call(lambda oms: self.algos.rebuild(oms, starts, progress, stops))
         republished = await self.engine.publish_missing_fills(await self.journal.fill_ids())
         if republished:
             log.warning("execution: %d journaled fills were missing from EXEC_FILLS", republished)
@@ -171,6 +179,8 @@ class Execution:
                         venue,
                         result.detail or f"{len(result.breaks)} breaks",
                     )
+        await self._oms(self.algos.resume)  # algos carry on (HALTED accounts' stopped above)
+        self.algo_calls.run()
         self.replayed = n
         log.info("execution: %d journal entries replayed", n)
         self.restored.set()
@@ -202,21 +212,26 @@ class Execution:
             raise
 
     async def _oms(self, fn: Callable[[OMS], T], request_id: str = "") -> T:
-        """Run ``fn`` on the OMS (its events journaled before they apply); an event whose
-        journal write failed leaves the OMS as it was, but may be stored: rebuild."""
+        """Run ``fn`` on the OMS (its events journaled before they apply), then journal the
+        progress of every algo it changed; an event whose journal write failed leaves the
+        OMS as it was, but may be stored: rebuild."""
         paper = self.paper
-        if paper is not None:  # the paper venue's clock is market time: bring it to now first
-            inner = fn
+        algos = self.algos
 
-            def fn(oms: OMS) -> T:
+        def run(oms: OMS) -> tuple[T, list[pb.JournalEntry]]:
+            if paper is not None:  # the paper venue's clock is market time: bring it to now
                 paper.tick()
-                return inner(oms)
+            result = fn(oms)
+            return result, algos.collect(oms.clock_ns())
 
         try:
-            return await self.engine.call(fn, request_id)
+            result, progress = await self.engine.call(run, request_id)
+            for entry in progress:
+                await self.journal.write(entry)
         except UnavailableError:
             self._lost()
             raise
+        return result
 
     async def _on_risk_state(self, msg: Msg) -> None:
         try:
@@ -250,6 +265,7 @@ class Execution:
                 oms.mark(symbol, mid)
             if paper is not None:
                 paper.quote(symbol, bid, quote.bid_size, ask, quote.ask_size)
+            self.algos.on_quote(symbol, bid, ask, oms.clock_ns())
 
         if self.restored.is_set():
             await self._market(msg.subject, mark)
@@ -264,9 +280,12 @@ class Execution:
             return
         symbol = msg.subject.split(".")[2]
         aggressor = {common_pb2.BUY: True, common_pb2.SELL: False}.get(trade.aggressor)
-        await self._market(
-            msg.subject, lambda oms: paper.trade(symbol, trade.price, trade.size, aggressor)
-        )
+
+        def take(oms: OMS) -> None:
+            paper.trade(symbol, trade.price, trade.size, aggressor)
+            self.algos.on_trade(symbol, trade.price, trade.size, oms.clock_ns())
+
+        await self._market(msg.subject, take)
 
     async def _market(self, subject: str, fn: Callable[[OMS], None]) -> None:
         """Market data into the OMS thread; what it makes the venue report is journaled there
@@ -284,6 +303,8 @@ class Execution:
         def sync(oms: OMS) -> None:
             if oms.controls.mode(acct) is not mode:
                 oms.set_trading_state(acct, mode, reason, changed_by or "execution")
+            if mode is TradingMode.HALTED:
+                self.algos.halt(acct)
 
         await self._oms(sync)
 
@@ -298,6 +319,7 @@ class Execution:
     # -- replay ------------------------------------------------------------------------
 
     async def stop(self) -> None:
+        await self.algo_calls.stop()
         task, self._rebuilding = self._rebuilding, None
         if task is not None:
             task.cancel()

@@ -68,3 +68,17 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
         self, request: pb.ReconcileRequest, context: Context
     ) -> pb.ReconcileResponse:
         return await self.execution.reconcile(request, request_id(context))
+
+    async def StartAlgo(self, request: pb.StartAlgoRequest, context: Context) -> pb.Algo:
+        return await self.execution.algo_calls.start_algo(request, request_id(context))
+
+    async def GetAlgo(self, request: pb.GetAlgoRequest, context: Context) -> pb.Algo:
+        return await self.execution.algo_calls.get_algo(request)
+
+    async def StopAlgo(self, request: pb.StopAlgoRequest, context: Context) -> pb.Algo:
+        return await self.execution.algo_calls.stop_algo(request, request_id(context))
+
+    async def ListAlgos(
+        self, request: pb.ListAlgosRequest, context: Context
+    ) -> pb.ListAlgosResponse:
+        return await self.execution.algo_calls.list_algos(request)

@@ -10,6 +10,8 @@ and too little stored history are ValueErrors naming the request's field (``symb
 
 from __future__ import annotations
 
+from tradecore.oms.volume import DEFAULT_LOOKBACK_DAYS as CURVE_LOOKBACK_DAYS
+from tradecore.oms.volume import stored_volume_curve
 from tradecore.risk.history import (
     DEFAULT_LOOKBACK_DAYS,
     DEFAULT_TIMEZONE,
@@ -51,3 +53,27 @@ def daily_closes_reply(store: Store, req: events.DailyClosesRequest) -> events.D
         closes=closes.ravel().tolist(),
         timezone=timezone,
     )
+
+
+def volume_curve_reply(store: Store, req: events.VolumeCurveRequest) -> events.VolumeCurve:
+    """The ``marketdata.v1.volume_curve`` reply (ValueError naming the request's field)."""
+    if not req.symbol:
+        raise ValueError("symbol: must not be empty")
+    try:
+        weights, days = stored_volume_curve(
+            store,
+            req.symbol,
+            req.start_time_ns,
+            req.end_time_ns,
+            int(req.buckets),
+            lookback_days=int(req.lookback_days) or CURVE_LOOKBACK_DAYS,
+            venue=req.venue,
+            timezone=req.timezone or DEFAULT_TIMEZONE,
+        )
+    except ValueError as exc:
+        text = str(exc)
+        for name, field in (("end_ns", "end_time_ns"), ("buckets", "buckets")):
+            if text.startswith(name):
+                text = field + ":" + text[len(name) :].removeprefix(":")
+        raise ValueError(text) from None
+    return events.VolumeCurve(weights=weights, days=days)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 
 from nats.aio.client import Client
-from tradecore.subjects import MARKETDATA_DAILY_CLOSES
+from tradecore.subjects import MARKETDATA_DAILY_CLOSES, MARKETDATA_VOLUME_CURVE
 from tradecore.ticks import TickBatch
 from tradecore_api.events.v1 import market_pb2 as events
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
@@ -28,7 +28,7 @@ from ..common.settings import ServiceSettings, env_int
 from ..common.store_thread import StoreThread
 from ..registry import by_name
 from .books import Books
-from .closes import daily_closes_reply
+from .closes import daily_closes_reply, volume_curve_reply
 from .feeds.manager import FeedManager
 from .feeds.sources import FlowThread
 from .pipeline import Publisher, StoreConsumer, ensure_stream
@@ -84,7 +84,15 @@ class MarketDataApp:
             MARKETDATA_DAILY_CLOSES, events.DailyClosesRequest, self.daily_closes, app.metrics
         )
         self.bus.subscribe(MARKETDATA_DAILY_CLOSES, on_closes, queue=QUEUE_GROUP)
+        # The stored intraday volume curve for the execution service's VWAP algos.
+        on_curve = unary_handler(
+            MARKETDATA_VOLUME_CURVE, events.VolumeCurveRequest, self.volume_curve, app.metrics
+        )
+        self.bus.subscribe(MARKETDATA_VOLUME_CURVE, on_curve, queue=QUEUE_GROUP)
         return app
+
+    async def volume_curve(self, req: events.VolumeCurveRequest) -> events.VolumeCurve:
+        return await self.store.call(lambda s: volume_curve_reply(s.store, req))
 
     async def daily_closes(self, req: events.DailyClosesRequest) -> events.DailyCloses:
         return await self.store.call(lambda s: daily_closes_reply(s.store, req))

@@ -136,7 +136,7 @@ def gateway_http_upstreams(cfg: MeshConfig) -> dict[str, HttpUpstream]:
     for spec in cfg.services:
         port = cfg.http_port(spec.name)
         if port is not None and spec.http_prefixes:
-            out[spec.name] = HttpUpstream("127.0.0.1", port, spec.http_prefixes)
+            out[spec.name] = HttpUpstream("127.0.0.1", port, spec.http_prefixes, spec.http_streams)
     return out
 
 

@@ -419,7 +419,10 @@ def gateway_config(services: tuple[ServiceSpec, ...], opts: Options) -> dict[str
     }
     http_upstreams = {
         spec.name: HttpUpstream(
-            f"{APP}-{spec.name}.{opts.namespace}.svc", spec.http_port, spec.http_prefixes
+            f"{APP}-{spec.name}.{opts.namespace}.svc",
+            spec.http_port,
+            spec.http_prefixes,
+            spec.http_streams,
         )
         for spec in services
         if spec.http_port and spec.http_prefixes

@@ -7,6 +7,15 @@ over gRPC.
     tradecore order cancel ORDER_ID
     tradecore order get ORDER_ID
     tradecore order list --account A [--open] [--limit N]
+    tradecore order algo start --account A --client-algo-id C --symbol S --side BUY|SELL
+                               --quantity N --kind TWAP|VWAP|POV|IS|ICEBERG
+                               [--duration-s D | --end-time-ns T] [--start-time-ns T]
+                               [--slices N] [--randomize R] [--seed N] [--curve W,W,...]
+                               [--rate R] [--min-rate R] [--max-rate R]
+                               [--risk-aversion L] [--volatility S] [--impact E]
+                               [--display-quantity N] [--limit-price P] [--venue PAPER]
+    tradecore order algo get|stop ALGO_ID [--reason R (stop)]
+    tradecore order algo list --account A [--working]
     tradecore positions --account A
 
 Each prints its answer as JSON (one order or position per line for ``list`` and
@@ -78,7 +87,97 @@ def order_parser() -> argparse.ArgumentParser:
     ls.add_argument("--account", required=True)
     ls.add_argument("--open", action="store_true", help="only orders that can still fill")
     ls.add_argument("--limit", type=int, default=0, help="at most this many (default 1000)")
+    _algo_parser(sub.add_parser("algo", help="execution algorithms (parent orders)"))
     return ap
+
+
+def _curve(text: str) -> list[float]:
+    try:
+        return [float(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated numbers: {text!r}") from None
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def _algo_parser(ap: argparse.ArgumentParser) -> None:
+    sub = ap.add_subparsers(dest="algo_action", required=True)
+    st = sub.add_parser("start", help="start an algo (a repeated client algo id returns it)")
+    st.add_argument("--account", required=True)
+    st.add_argument("--client-algo-id", required=True)
+    st.add_argument("--symbol", required=True)
+    st.add_argument("--side", required=True, choices=["BUY", "SELL"])
+    st.add_argument("--quantity", required=True, type=int)
+    st.add_argument("--kind", required=True, choices=["TWAP", "VWAP", "POV", "IS", "ICEBERG"])
+    st.add_argument("--venue", default="PAPER", choices=["PAPER", "ALPACA"])
+    st.add_argument("--limit-price", type=float, default=None)
+    st.add_argument("--start-time-ns", type=int, default=0, help="default: at once")
+    st.add_argument("--end-time-ns", type=int, default=0)
+    st.add_argument("--duration-s", type=float, default=0.0)
+    st.add_argument("--slices", type=int, default=0, help="TWAP, IS; VWAP's flat buckets")
+    st.add_argument("--randomize", type=float, default=0.0, help="TWAP: in [0, 1)")
+    st.add_argument("--seed", type=_seed, default=0, help="TWAP's randomisation (>= 0)")
+    st.add_argument("--curve", type=_curve, default=[], help="VWAP: bucket weights w1,w2,...")
+    st.add_argument("--rate", type=float, default=0.0, help="POV: participation rate")
+    st.add_argument("--min-rate", type=float, default=None)
+    st.add_argument("--max-rate", type=float, default=None)
+    st.add_argument("--risk-aversion", type=float, default=0.0)
+    st.add_argument("--volatility", type=float, default=0.0)
+    st.add_argument("--impact", type=float, default=0.0)
+    st.add_argument("--display-quantity", type=int, default=0, help="ICEBERG")
+    for name, what in (("get", "one algo, its children and TCA"), ("stop", "stop an algo")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("algo_id")
+        if name == "stop":
+            p.add_argument("--reason", default="")
+    ls = sub.add_parser("list", help="an account's algos, newest first")
+    ls.add_argument("--account", required=True)
+    ls.add_argument("--working", action="store_true", help="only algos still working")
+
+
+def _algo(ns: argparse.Namespace, stub: Any, pb: Any) -> list[Any]:
+    if ns.algo_action == "start":
+        request = pb.StartAlgoRequest(
+            account=ns.account,
+            client_algo_id=ns.client_algo_id,
+            symbol=ns.symbol,
+            side=ns.side,
+            quantity=ns.quantity,
+            kind=ns.kind,
+            venue=ns.venue,
+            start_time_ns=ns.start_time_ns,
+            end_time_ns=ns.end_time_ns,
+            duration_s=ns.duration_s,
+            slices=ns.slices,
+            randomize=ns.randomize,
+            seed=ns.seed,
+            curve=ns.curve,
+            participation_rate=ns.rate,
+            risk_aversion=ns.risk_aversion,
+            volatility=ns.volatility,
+            impact=ns.impact,
+            display_quantity=ns.display_quantity,
+        )
+        for name in ("limit_price", "min_rate", "max_rate"):
+            value = getattr(ns, name)
+            if value is not None:
+                setattr(request, name, value)
+        return [stub.StartAlgo(request, timeout=30)]
+    if ns.algo_action == "get":
+        return [stub.GetAlgo(pb.GetAlgoRequest(algo_id=ns.algo_id), timeout=30)]
+    if ns.algo_action == "stop":
+        request = pb.StopAlgoRequest(algo_id=ns.algo_id, reason=ns.reason)
+        return [stub.StopAlgo(request, timeout=30)]
+    listing = pb.ListAlgosRequest(account=ns.account, working_only=ns.working)
+    return list(stub.ListAlgos(listing, timeout=30).algos)
 
 
 def positions_parser() -> argparse.ArgumentParser:
@@ -144,10 +243,13 @@ def order_main(argv: list[str]) -> int:
             return [stub.CancelOrder(pb.CancelOrderRequest(order_id=ns.order_id), timeout=30)]
         if ns.action == "get":
             return [stub.GetOrder(pb.GetOrderRequest(order_id=ns.order_id), timeout=30)]
+        if ns.action == "algo":
+            return _algo(ns, stub, pb)
         request = pb.ListOrdersRequest(account=ns.account, open_only=ns.open, limit=ns.limit)
         return list(stub.ListOrders(request, timeout=30).orders)
 
-    return _run(f"order {ns.action}", ns, body)
+    what = f"order algo {ns.algo_action}" if ns.action == "algo" else f"order {ns.action}"
+    return _run(what, ns, body)
 
 
 def positions_main(argv: list[str]) -> int:

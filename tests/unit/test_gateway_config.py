@@ -195,11 +195,20 @@ def test_the_inference_protocol_is_routed_untouched() -> None:
             "tradecore.pricing.v1.PricingService": Upstream("127.0.0.1", 5555),
             "inference.GRPCInferenceService": Upstream("127.0.0.1", 5556),
         },
-        http_upstreams={"inference": HttpUpstream("127.0.0.1", 5557, ("/v2", "/monitor"))},
+        http_upstreams={
+            "inference": HttpUpstream(
+                "127.0.0.1", 5557, ("/v2", "/monitor"), ("/monitor/api/stream",)
+            )
+        },
     )
     hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
     by_match = {json.dumps(r["match"], sort_keys=True): r for r in routes}
+    # the event stream has no overall timeout, and its route comes before its prefix's
+    matches = [r["match"] for r in routes]
+    stream = matches.index({"path": "/monitor/api/stream"})
+    assert stream < matches.index({"path_separated_prefix": "/monitor"})
+    assert routes[stream]["route"]["timeout"] == "0s"
     disabled = {
         "envoy.filters.http.lua",
         "envoy.filters.http.grpc_json_transcoder",

@@ -1,15 +1,21 @@
-"""Model inference in process: engines behind one interface (ONNX Runtime by default), input
-validation against a model's declared tensors, and the types the InferenceService shares.
+"""Model inference in process: engines behind one interface (ONNX Runtime by default, TensorRT
+where built), input validation against a model's declared tensors, the in-process API
+(``load_model``), dynamic batching, and the types the InferenceService shares.
 
 This package never imports gRPC; ``onnxruntime`` is imported when an engine is made.
 """
 
 from __future__ import annotations
 
+from tradecore.inference.batching import BatchStats, DynamicBatcher
 from tradecore.inference.onnx import OnnxEngine
+from tradecore.inference.session import Model, load_model
+from tradecore.inference.tensorrt import TensorRTEngine
 from tradecore.inference.types import (
     DATATYPES,
+    MAX_ELEMENTS,
     Engine,
+    InputValidator,
     ModelMetadata,
     ModelSource,
     ModelVersion,
@@ -22,14 +28,21 @@ from tradecore.inference.types import (
 
 __all__ = [
     "DATATYPES",
+    "MAX_ELEMENTS",
+    "BatchStats",
+    "DynamicBatcher",
     "Engine",
+    "InputValidator",
+    "Model",
     "ModelMetadata",
     "ModelSource",
     "ModelVersion",
     "OnnxEngine",
+    "TensorRTEngine",
     "TensorSpec",
     "Tensors",
     "datatype_of",
     "dtype_of",
+    "load_model",
     "validate_inputs",
 ]

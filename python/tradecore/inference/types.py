@@ -8,6 +8,7 @@ InferenceService speak these types, so a model's metadata reads the same in proc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,9 @@ def datatype_of(dtype: npt.DTypeLike) -> str:
     dt = np.dtype(dtype)
     if dt.kind in ("S", "U"):
         return "BYTES"
+    if not dt.isnative:
+        # The same datatype in the other byte order (e.g. big-endian data read from a file).
+        dt = dt.newbyteorder("=")
     try:
         return _BY_DTYPE[dt]
     except KeyError:
@@ -123,8 +127,15 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+# Default cap on the elements of one input tensor.
+MAX_ELEMENTS = 1 << 26
+# Floating inputs of at most this many elements are checked for NaN/inf element by element in
+# Python by InputValidator (about half the cost of ``np.isfinite(a).all()`` for a few values).
+_SMALL = 32
+
+
 def validate_inputs(
-    meta: ModelMetadata, inputs: Mapping[str, npt.ArrayLike], *, max_elements: int = 1 << 26
+    meta: ModelMetadata, inputs: Mapping[str, npt.ArrayLike], *, max_elements: int = MAX_ELEMENTS
 ) -> Tensors:
     """``inputs`` as arrays the model accepts, or a ValueError naming the tensor: an unknown or
     missing input, a datatype other than the declared one, a rank or dimension other than the
@@ -143,9 +154,18 @@ def validate_inputs(
     for spec in meta.inputs:
         if spec.name not in inputs:
             raise ValueError(f"input tensor {spec.name!r}: missing")
-        arr = np.asarray(inputs[spec.name])
+        try:
+            arr = np.asarray(inputs[spec.name])
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"input tensor {spec.name!r}: not an array ({exc})") from None
         want = dtype_of(spec.datatype)
-        got = datatype_of(arr.dtype) if arr.dtype.kind not in ("O",) else "BYTES"
+        try:
+            got = datatype_of(arr.dtype) if arr.dtype.kind != "O" else "BYTES"
+        except ValueError:
+            raise ValueError(
+                f"input tensor {spec.name!r}: datatype {arr.dtype}, the model expects "
+                f"{spec.datatype}"
+            ) from None
         if got != spec.datatype:
             raise ValueError(
                 f"input tensor {spec.name!r}: datatype {got}, the model expects {spec.datatype}"
@@ -182,6 +202,75 @@ def validate_inputs(
             raise ValueError(f"input tensor {spec.name!r}: contains NaN or infinity")
         out[spec.name] = np.ascontiguousarray(arr, dtype=want) if want.kind != "O" else arr
     return out
+
+
+class InputValidator:
+    """:func:`validate_inputs` for one model, with a fast path for the common case.
+
+    A request whose tensors already are what the model takes (a dict of numpy arrays of the
+    declared dtypes and ranks, C-contiguous, the declared fixed dimensions, one batch size
+    within the limit, finite) is returned as it is after a few attribute comparisons (~1 µs
+    for one small input); anything else goes through :func:`validate_inputs`, which converts
+    what it may (strides, byte order) and raises the ValueError naming the tensor otherwise."""
+
+    def __init__(self, meta: ModelMetadata, *, max_elements: int = MAX_ELEMENTS) -> None:
+        if max_elements < 1:
+            raise ValueError(f"max_elements: at least 1, got {max_elements}")
+        self._meta = meta
+        self._max_elements = max_elements
+        self._max_batch = meta.max_batch_size
+        # Per input: name, numpy dtype, rank, the declared fixed dimensions, floating or not.
+        self._plan = tuple(
+            (
+                t.name,
+                dtype_of(t.datatype),
+                len(t.shape),
+                tuple((axis, n) for axis, n in enumerate(t.shape) if n != -1),
+                dtype_of(t.datatype).kind == "f",
+            )
+            for t in meta.inputs
+        )
+
+    def __call__(self, inputs: Mapping[str, npt.ArrayLike]) -> Tensors:
+        checked = self._fast(inputs)
+        if checked is None:
+            checked = validate_inputs(self._meta, inputs, max_elements=self._max_elements)
+        return checked
+
+    def _fast(self, inputs: Mapping[str, npt.ArrayLike]) -> Tensors | None:
+        """``inputs`` itself when every tensor already is what the model takes, else None."""
+        if type(inputs) is not dict or len(inputs) != len(self._plan):
+            return None
+        max_batch = self._max_batch
+        batch = -1
+        for name, dtype, ndim, fixed, floating in self._plan:
+            a = inputs.get(name)
+            if (
+                type(a) is not np.ndarray
+                or a.dtype != dtype
+                or a.ndim != ndim
+                or not a.flags.c_contiguous
+                or a.size > self._max_elements
+            ):
+                return None
+            shape = a.shape
+            for axis, n in fixed:
+                if shape[axis] != n:
+                    return None
+            if max_batch > 0:
+                if batch == -1:
+                    batch = shape[0]
+                    if batch > max_batch:
+                        return None
+                elif shape[0] != batch:
+                    return None
+            if floating and not (
+                all(map(math.isfinite, a.ravel().tolist()))
+                if a.size <= _SMALL
+                else np.isfinite(a).all()
+            ):
+                return None
+        return inputs  # every value checked to be an ndarray
 
 
 @dataclass(frozen=True)

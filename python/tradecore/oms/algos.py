@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -430,6 +431,10 @@ class AlgoEngine:
             self._sync(a)
         return list(self._algos.values())
 
+    def ids(self) -> list[str]:
+        """Every algo's id, in start order (nothing is read from the OMS)."""
+        return list(self._algos)
+
     def children(self, algo_id: str) -> list[Order]:
         return [self.oms.order(oid) for oid in self.get(algo_id).children]
 
@@ -450,10 +455,16 @@ class AlgoEngine:
         return best
 
     # -- commands --
-    def start(self, spec: AlgoSpec, *, now_ns: int | None = None) -> Algo:
-        """Start a parent order (ValueError naming the field for a bad spec)."""
+    def start(
+        self, spec: AlgoSpec, *, now_ns: int | None = None, algo_id: str | None = None
+    ) -> Algo:
+        """Start a parent order (ValueError naming the field for a bad spec). ``algo_id``:
+        the caller's id for it (unique among the engine's algos), else the prefix and a
+        sequence number."""
         if not isinstance(spec, AlgoSpec):
             raise ValueError("spec must be an AlgoSpec")
+        if algo_id is not None and (not algo_id or algo_id in self._algos):
+            raise ValueError(f"algo_id must be new and non-empty, got {quote(algo_id)}")
         now = self._tick(now_ns)
         start = now if spec.start_ns is None else spec.start_ns
         if start < now:
@@ -463,8 +474,10 @@ class AlgoEngine:
         if spec.venue and spec.venue not in self.oms.venues:
             names = ", ".join(self.oms.venues)
             raise ValueError(f"venue must be one of {names}, got {quote(spec.venue)}")
-        self._seq += 1
-        algo = Algo(f"{self.id_prefix}{self._seq}", spec, start, spec.end_ns)
+        if algo_id is None:
+            self._seq += 1
+            algo_id = f"{self.id_prefix}{self._seq}"
+        algo = Algo(algo_id, spec, start, spec.end_ns)
         algo.schedule = _schedule(spec, start)
         self._algos[algo.algo_id] = algo
         self._step(algo)
@@ -477,6 +490,77 @@ class AlgoEngine:
         if algo.state is AlgoState.WORKING:
             self._finish(algo, AlgoState.STOPPED, reason)
         return algo
+
+    # -- persistence --
+    def snapshot(self, algo_id: str) -> dict[str, object]:
+        """The algo's state as JSON-ready values: what :meth:`restore` needs to carry on.
+        Fills and working quantities are not in it (they are the children's, read from the
+        OMS); nor is the schedule (recomputed from the spec and the start)."""
+        a = self.get(algo_id)
+        spec = {f: getattr(a.spec, f) for f in AlgoSpec.__slots__}
+        spec["curve"] = list(a.spec.curve)
+        return {
+            "algo_id": a.algo_id,
+            "spec": spec,
+            "start_ns": a.start_ns,
+            "end_ns": a.end_ns,
+            "state": a.state.value,
+            "reason": a.reason,
+            "children": list(a.children),
+            "started": a.started,
+            "arrival_price": a.arrival_price,
+            "ended_ns": a.ended_ns,
+            "market_volume": a.market_volume,
+            "market_value": a.market_value,
+            "denials": [[d.order_id, d.status.value, d.reason] for d in a.denials],
+            "next_slice": a.next_slice,
+            "target": a.target,
+            "slice_due": a.slice_due,
+            "last_child": None if a.last_child is None else list(a.last_child),
+            "hold_until": a.hold_until,
+        }
+
+    def restore(self, state: dict[str, typing.Any]) -> Algo:
+        """Take back an algo from :meth:`snapshot` (nothing is sent). Children the OMS holds
+        under the algo's next client order ids (``<algo_id>.<n>``: sent after the snapshot
+        was taken) are adopted, so none is sent twice."""
+        spec = AlgoSpec(**{**state["spec"], "curve": tuple(state["spec"]["curve"])})
+        a = Algo(state["algo_id"], spec, int(state["start_ns"]), state["end_ns"])
+        a.state = AlgoState(state["state"])
+        a.reason = state["reason"]
+        a.children = list(state["children"])
+        a.started = bool(state["started"])
+        a.arrival_price = state["arrival_price"]
+        a.ended_ns = state["ended_ns"]
+        a.market_volume = int(state["market_volume"])
+        a.market_value = float(state["market_value"])
+        a.denials = [Denial(o, OrderStatus(st), r) for o, st, r in state["denials"]]
+        a.schedule = _schedule(spec, a.start_ns)
+        a.next_slice = int(state["next_slice"])
+        a.target = int(state["target"])
+        a.slice_due = bool(state["slice_due"])
+        last = state["last_child"]
+        a.last_child = None if last is None else (int(last[0]), last[1], int(last[2]))
+        a.hold_until = state["hold_until"]
+        self._adopt(a)
+        self._algos[a.algo_id] = a
+        self._sync(a)
+        return a
+
+    def resume(self, algo_id: str) -> Algo:
+        """Adopt children sent after the algo's last snapshot (see :meth:`restore`)."""
+        a = self.get(algo_id)
+        self._adopt(a)
+        self._sync(a)
+        return a
+
+    def _adopt(self, a: Algo) -> None:
+        while True:
+            found = self.oms.find(a.spec.account, f"{a.algo_id}.{len(a.children) + 1}")
+            if found is None:
+                return
+            a.children.append(found.order_id)
+            a.last_child = (found.quantity, found.limit_price, found.created_ns)
 
     # -- market and clock --
     def on_quote(self, symbol: str, bid: float, ask: float, time_ns: int) -> None:
