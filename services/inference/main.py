@@ -29,6 +29,7 @@ import grpc
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from tradecore.inference import ModelSource
+from tradecore.inference.monitor import MonitorRecorder
 from tradecore.inference.registry import ModelRegistry
 from tradecore.inference.repository import DirectorySource
 from tradecore.inference.rollout import Router
@@ -41,9 +42,9 @@ from tradecore_api.inference.v1 import models_pb2_grpc as models_pb_grpc
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
 from ..registry import by_name
-from . import rest
+from . import monitor_page, rest
 from .metrics import TritonCollector
-from .models import DirectRunner, Models
+from .models import Models, runner_factory
 from .models_servicer import ModelsServicer
 from .servicer import EXTENSIONS, SERVER_NAME, InferenceServicer
 
@@ -112,9 +113,10 @@ class ModelStore:
 
 class InferenceApp:
     """The service's parts, each made once: the model store (registry and traffic router, see
-    :class:`ModelStore`), the metrics registry (with Triton's metrics), the loaded models, the
-    gRPC servicers (the inference API and the ModelService) and the REST application on
-    ``http_port`` (0: no REST server).
+    :class:`ModelStore`), the metrics registry (with Triton's metrics), the monitor's recorder
+    (every inference, by version and role), the loaded models, the gRPC servicers (the
+    inference API and the ModelService) and the REST application on ``http_port`` (0: no REST
+    server) with the monitoring page under ``/monitor``.
 
     Models come from the registry, routed by its traffic policies; with ``source`` (a
     Triton-layout directory) from there instead, every request to a model's default version
@@ -139,12 +141,14 @@ class InferenceApp:
         self.model_store = ModelStore.open(settings.data_dir, settings.clickhouse_dsn)
         registry_source = source is None
         inline_ns = inline_us * 1000
+        self.recorder = MonitorRecorder()
         self.models = Models(
             source if source is not None else self.model_store.registry,
             router=self.model_store.router if registry_source else None,
-            runner_factory=lambda engine: DirectRunner(engine, inline_ns),
+            runner_factory=runner_factory(inline_ns),
             max_elements=max_elements,
             max_on_demand=max_on_demand,
+            recorder=self.recorder,
         )
         self.registry.register(TritonCollector(self.models.loaded))
         version = _version()
@@ -162,6 +166,7 @@ class InferenceApp:
             extensions=EXTENSIONS,
             max_body_bytes=settings.max_message_bytes,
         )
+        monitor_page.add_routes(self.http_app, self.recorder)
         self._runner: web.AppRunner | None = None
 
     def register(self, server: grpc.aio.Server) -> None:

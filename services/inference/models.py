@@ -30,6 +30,8 @@ from tradecore.inference import (
     Tensors,
     validate_inputs,
 )
+from tradecore.inference.batching import DEFAULT_MAX_QUEUE, BatchStats, DynamicBatcher
+from tradecore.inference.monitor import MonitorRecorder
 from tradecore.inference.rollout import PolicyKind, Router
 
 log = logging.getLogger("tradecore.inference")
@@ -64,9 +66,11 @@ class Timings:
 
 
 class Runner(Protocol):
-    """Runs validated inputs through one loaded version."""
+    """Runs validated inputs through one loaded version: the outputs, and the call's queue and
+    compute times, or None when the runner counts executions and their times into the
+    version's statistics itself (a batcher: one execution serves several calls)."""
 
-    async def run(self, inputs: Tensors) -> tuple[Tensors, Timings]: ...
+    async def run(self, inputs: Tensors) -> tuple[Tensors, Timings | None]: ...
 
     def close(self) -> None: ...
 
@@ -128,9 +132,6 @@ class DirectRunner:
         self.engine.close()
 
 
-RunnerFactory = Callable[[Engine], Runner]
-
-
 @dataclass
 class Duration:
     count: int = 0
@@ -152,6 +153,85 @@ class Stats:
     inference_count: int = 0
     execution_count: int = 0
     last_inference_ms: int = 0
+
+
+def _config_int(mv: ModelVersion, key: str, minimum: int) -> int | None:
+    raw = mv.config.get(key)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ValueError(
+            f"model {mv.name!r} version {mv.version}: {key} {quote(raw)} is not an integer "
+            f">= {minimum}"
+        )
+    return value
+
+
+class BatchingRunner:
+    """Calls gathered into batches by a :class:`DynamicBatcher` on its own thread; the
+    batcher's per-execution figures go into the version's ``stats`` (on the batcher's thread:
+    the fields it writes, executions, queue and compute times, no other thread writes)."""
+
+    def __init__(
+        self, engine: Engine, stats: Stats, *, max_queue_delay_us: int, max_queue_size: int
+    ) -> None:
+        self.engine = engine
+        self.stats = stats
+        self.batcher = DynamicBatcher(
+            engine,
+            max_queue_delay_us=max_queue_delay_us,
+            max_queue_size=max_queue_size,
+            on_stats=self._count,
+        )
+
+    def _count(self, b: BatchStats) -> None:
+        s = self.stats
+        s.execution_count += 1
+        if b.rerun:  # its requests are run again alone and counted then
+            return
+        for q in b.queue_ns:  # per request, as Triton counts them
+            s.queue.add(q)
+            s.compute_infer.add(b.infer_ns)
+
+    async def run(self, inputs: Tensors) -> tuple[Tensors, Timings | None]:
+        return await self.batcher.infer_async(inputs), None
+
+    def close(self) -> None:
+        self.batcher.close(drain=True)
+        self.engine.close()
+
+
+# (engine, its version, its statistics) -> the runner calls go through.
+RunnerFactory = Callable[[Engine, ModelVersion, Stats], Runner]
+
+
+def runner_factory(inline_ns: int = 0) -> RunnerFactory:
+    """Runners by the version's config: a :class:`BatchingRunner` when it sets
+    ``max_queue_delay_us`` (dynamic batching: calls within that many microseconds of each
+    other share an execution of up to the model's ``max_batch_size`` rows; ``max_queue_size``
+    waiting calls at most, beyond which a call is RESOURCE_EXHAUSTED), else a
+    :class:`DirectRunner` (``inline_ns``: see there)."""
+
+    def make(engine: Engine, mv: ModelVersion, stats: Stats) -> Runner:
+        delay = _config_int(mv, "max_queue_delay_us", 0)
+        if delay is None:
+            return DirectRunner(engine, inline_ns)
+        queue = _config_int(mv, "max_queue_size", 1)
+        return BatchingRunner(
+            engine,
+            stats,
+            max_queue_delay_us=delay,
+            max_queue_size=queue if queue is not None else DEFAULT_MAX_QUEUE,
+        )
+
+    return make
+
+
+runner_factory_default = runner_factory()
 
 
 @dataclass(eq=False)
@@ -226,9 +306,10 @@ class Models:
         *,
         router: Router | None = None,
         engine_factory: EngineFactory = onnx_engine,
-        runner_factory: RunnerFactory = DirectRunner,
+        runner_factory: RunnerFactory | None = None,
         max_elements: int = 1 << 24,
         max_on_demand: int = 2,
+        recorder: MonitorRecorder | None = None,
     ) -> None:
         if max_on_demand < 0:
             raise ValueError(f"max_on_demand: >= 0, got {max_on_demand}")
@@ -237,7 +318,8 @@ class Models:
         self.max_elements = max_elements
         self.max_on_demand = max_on_demand
         self._engine_factory = engine_factory
-        self._runner_factory = runner_factory
+        self._runner_factory = runner_factory or runner_factory_default
+        self.recorder = recorder
         self._models: dict[str, ModelState] = {}
         self._lock = threading.Lock()  # guards _models against the loader threads
         # One load, sync or unload at a time (they are rare; a lock per name would grow with
@@ -325,7 +407,13 @@ class Models:
 
     async def _build(self, mv: ModelVersion) -> Loaded:
         engine = await asyncio.to_thread(self._make_engine, mv)
-        return Loaded(mv, engine.metadata, self._runner_factory(engine))
+        stats = Stats()
+        try:
+            runner = self._runner_factory(engine, mv, stats)
+        except BaseException:
+            engine.close()
+            raise
+        return Loaded(mv, engine.metadata, runner, stats)
 
     def _make_engine(self, mv: ModelVersion) -> Engine:
         engine = self._engine_factory(mv)
@@ -465,18 +553,29 @@ class Models:
         version that answered and its outputs."""
         if version or self.router is None:
             loaded = await self.lookup(name, version)
-            return loaded, await self.infer(loaded, inputs, outputs)
+            return loaded, await self.infer(loaded, inputs, outputs, self._role(loaded))
         self._state(name)  # NotFoundError for a model that is not loaded (or was unloaded)
         answers: dict[int, tuple[Loaded, Tensors]] = {}
 
         async def run(v: int) -> Tensors:
+            # The router runs the served version first, then (in a task) the shadow.
+            role = "shadow" if answers else ""
             loaded = await self._routed(name, v)
-            out = await self.infer(loaded, inputs, outputs)
-            answers[v] = (loaded, out)
+            out = await self.infer(loaded, inputs, outputs, role or self._role(loaded))
+            answers.setdefault(v, (loaded, out))
             return out
 
         decision, _ = await self.router.serve(name, request_id, run)
         return answers[decision.served]
+
+    def _role(self, loaded: Loaded) -> str:
+        """``champion`` for the model's default version, ``challenger`` for its policy's
+        challenger, "" for a version loaded on demand (the monitor's roles)."""
+        state = self._models.get(loaded.version.name)
+        v = str(loaded.version.version)
+        if state is None or v not in state.pinned:
+            return ""
+        return "champion" if v == state.default else "challenger"
 
     async def _routed(self, name: str, version: int) -> Loaded:
         """The version the router picked: loaded, or loaded by a sync (the registry moved an
@@ -491,11 +590,15 @@ class Models:
         return loaded if loaded is not None else await self._load_on_demand(name, v)
 
     async def infer(
-        self, loaded: Loaded, inputs: Mapping[str, npt.NDArray[Any]], outputs: list[str] | None
+        self,
+        loaded: Loaded,
+        inputs: Mapping[str, npt.NDArray[Any]],
+        outputs: list[str] | None,
+        role: str = "",
     ) -> Tensors:
         """Validate ``inputs`` against the model (ValueError naming the tensor), run them, and
         return the requested outputs (all when ``outputs`` is empty or None), counting the
-        request in the version's statistics."""
+        request in the version's statistics and, in ``role``, in the monitor's."""
         if loaded.retired:
             raise UnavailableError(
                 f"model {loaded.version.name!r} version {loaded.version.version} was just "
@@ -505,6 +608,7 @@ class Models:
         stats = loaded.stats
         loaded.active += 1
         loaded.last_used = next(self._uses)
+        rows = 0
         try:
             meta = loaded.metadata
             declared = {t.name for t in meta.outputs}
@@ -515,23 +619,39 @@ class Models:
                         f"{sorted(declared)}"
                     )
             arrays = validate_inputs(meta, inputs, max_elements=self.max_elements)
+            rows = _rows(meta, arrays)
             result, timings = await loaded.runner.run(arrays)
         except BaseException:
-            stats.fail.add(time.perf_counter_ns() - start)
+            spent = time.perf_counter_ns() - start
+            stats.fail.add(spent)
+            self._record(loaded, role, spent, rows, False)
             raise
         finally:
             loaded.active -= 1
             if not loaded.active:
                 loaded.idle.set()
-        stats.success.add(time.perf_counter_ns() - start)
-        stats.queue.add(timings.queue_ns)
-        stats.compute_infer.add(timings.compute_ns)
-        stats.execution_count += 1
-        stats.inference_count += _rows(loaded.metadata, arrays)
+        spent = time.perf_counter_ns() - start
+        stats.success.add(spent)
+        if timings is not None:
+            stats.queue.add(timings.queue_ns)
+            stats.compute_infer.add(timings.compute_ns)
+            stats.execution_count += 1
+        stats.inference_count += rows
         stats.last_inference_ms = time.time_ns() // 1_000_000
+        self._record(loaded, role, spent, rows, True)
         if outputs:
             return {n: result[n] for n in outputs}
         return result
+
+    def _record(self, loaded: Loaded, role: str, ns: int, rows: int, ok: bool) -> None:
+        """One call in the monitor; its failure (e.g. its series limit) never fails a call."""
+        if self.recorder is None:
+            return
+        mv = loaded.version
+        try:
+            self.recorder.record_inference(mv.name, str(mv.version), role, ns / 1e9, rows, ok)
+        except Exception as exc:
+            log.debug("monitor: %s", exc)
 
 
 def _rows(meta: ModelMetadata, arrays: Tensors) -> int:

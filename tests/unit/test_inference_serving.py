@@ -22,9 +22,10 @@ import pytest
 from tradecore import store
 from tradecore.errors import NotFoundError
 from tradecore.inference import Engine, ModelMetadata, ModelVersion, Tensors
+from tradecore.inference.monitor import MonitorRecorder
 from tradecore.inference.registry import ModelRegistry
 from tradecore.inference.rollout import PolicyKind, Router, TrafficPolicy, bucket
-from tradecore_services.inference.models import Models, onnx_engine
+from tradecore_services.inference.models import BatchingRunner, Models, onnx_engine
 
 from tests.onnx_models import mlp
 
@@ -278,3 +279,79 @@ def test_a_version_taken_out_of_service_closes_after_its_running_calls(tmp_path:
                 await models.close()
 
     run(body())
+
+
+def test_a_version_whose_config_asks_for_dynamic_batching_is_served_by_the_batcher(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        async with registry_of(tmp_path, versions=1) as s:
+            v = await s.call(
+                lambda: s.registry.register(
+                    "m",
+                    mlp(SCALES[2]),
+                    file_name="m.onnx",
+                    config={"max_batch_size": "16", "max_queue_delay_us": "5000000"},
+                )
+            )
+            await s.alias(v)
+            models = Models(s.registry, router=s.router)
+            await models.load_all()
+            try:
+                loaded = models.get("m")
+                assert isinstance(loaded.runner, BatchingRunner)
+                # Eight calls of two rows fill one batch of 16: one execution, each caller
+                # gets its own rows.
+                xs = [X + i for i in range(8)]
+                answers = await asyncio.gather(
+                    *(models.serve("m", "", f"b{i}", {"x": x}, None) for i, x in enumerate(xs))
+                )
+                for x, (lv, out) in zip(xs, answers, strict=True):
+                    assert lv is loaded
+                    np.testing.assert_allclose(out["y"], expected(2, x), rtol=1e-6)
+                st = loaded.stats
+                assert (st.success.count, st.inference_count, st.execution_count) == (8, 16, 1)
+                assert st.queue.count == 8 and st.compute_infer.count == 8
+            finally:
+                await models.close()
+            await s.call(
+                lambda: s.registry.register(
+                    "m", mlp(), file_name="m.onnx", config={"max_queue_delay_us": "soon"}
+                )
+            )
+            models = Models(s.registry, router=s.router)
+            try:
+                await models.load_all()
+                with pytest.raises(ValueError, match="max_queue_delay_us 'soon' is not an int"):
+                    await models.lookup("m", "3")
+            finally:
+                await models.close()
+
+    run(body())
+
+
+def test_every_inference_is_in_the_monitor_by_version_and_role(tmp_path: Path) -> None:
+    async def body() -> dict[str, Any]:
+        async with registry_of(tmp_path, versions=3) as s:
+            recorder = MonitorRecorder()
+            models = Models(s.registry, router=s.router, recorder=recorder)
+            await s.policy(PolicyKind.SHADOW, challenger=2, percent=100)
+            await models.load_all()
+            try:
+                for i in range(5):
+                    await models.serve("m", "", f"r{i}", {"x": X}, None)
+                await models.serve("m", "3", "", {"x": X}, None)
+                with pytest.raises(ValueError):
+                    await models.serve("m", "", "bad", {"x": X[:, :3]}, None)
+                await s.router.drain()
+            finally:
+                await models.close()
+            return recorder.snapshot()
+
+    snap = run(body())
+    (model,) = snap["models"]
+    counts = {
+        (x["version"], x["role"]): (sum(x["buckets"]["count"]), sum(x["buckets"]["errors"]))
+        for x in model["series"]
+    }
+    assert counts == {("1", "champion"): (6, 1), ("2", "shadow"): (5, 0), ("3", ""): (1, 0)}
