@@ -19,12 +19,14 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from tradecore import store
 from tradecore.errors import NotFoundError
 from tradecore.inference import Engine, ModelMetadata, ModelVersion, Tensors
 from tradecore.inference.monitor import MonitorRecorder
 from tradecore.inference.registry import ModelRegistry
 from tradecore.inference.rollout import PolicyKind, Router, TrafficPolicy, bucket
+from tradecore_services.inference import rest
 from tradecore_services.inference.models import BatchingRunner, Models, onnx_engine
 
 from tests.onnx_models import mlp
@@ -265,9 +267,10 @@ def test_a_version_taken_out_of_service_closes_after_its_running_calls(tmp_path:
                     await asyncio.sleep(0.01)
                 await s.alias(2)
                 sync = asyncio.create_task(models.sync("m"))
-                await asyncio.sleep(0.2)
+                while models.versions("m") != ["2"]:
+                    await asyncio.sleep(0.01)
                 # Version 2 serves; version 1 waits for its call before it closes.
-                assert models.versions("m") == ["2"] and not sync.done()
+                assert not sync.done()
                 assert "close 1" not in log
                 gate.set()
                 loaded, out = await call
@@ -355,3 +358,40 @@ def test_every_inference_is_in_the_monitor_by_version_and_role(tmp_path: Path) -
         for x in model["series"]
     }
     assert counts == {("1", "champion"): (6, 1), ("2", "shadow"): (5, 0), ("3", ""): (1, 0)}
+
+
+def test_rest_routes_by_the_body_id_else_x_request_id_else_a_new_one(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with registry_of(tmp_path) as s:
+            await s.policy(PolicyKind.CANARY, challenger=2, percent=50)
+            models = Models(s.registry, router=s.router)
+            await models.load_all()
+            app = rest.make_app(
+                models, server_name="t", version="1", extensions=(), max_body_bytes=1 << 20
+            )
+            doc = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4],
+                               "data": X.tolist()}]}  # fmt: skip
+            try:
+                async with TestClient(TestServer(app)) as client:
+                    for i in range(12):
+                        rid = f"id-{i}"
+                        want = 2 if bucket("m", 7, rid) < 50 else 1
+                        for kw in ({"json": {**doc, "id": rid}},
+                                   {"json": doc, "headers": {"x-request-id": rid}}):  # fmt: skip
+                            r = await client.post("/v2/models/m/infer", **kw)
+                            got = await r.json()
+                            assert (got["id"], got["model_version"]) == (rid, str(want))
+                            np.testing.assert_allclose(
+                                np.array(got["outputs"][0]["data"], np.float32).reshape(2, 2),
+                                expected(want),
+                                rtol=1e-6,
+                            )
+                    r = await client.post("/v2/models/m/infer", json=doc)
+                    assert r.status == 200 and len((await r.json())["id"]) == 32
+                    r = await client.post("/v2/models/m/infer", json={**doc, "id": "i" * 129})
+                    assert r.status == 400
+                    assert (await r.json())["error"] == "id: at most 128 characters, got 129"
+            finally:
+                await models.close()
+
+    run(body())
