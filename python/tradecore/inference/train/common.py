@@ -1,0 +1,222 @@
+"""What both trainers share: deterministic torch, ONNX export checked against torch, lineage,
+the files a training run writes, and the hand-over of those files to a model registry.
+
+torch is imported inside the functions that need it, never at module import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import subprocess
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import torch
+
+FloatArray = npt.NDArray[np.float64]
+MODEL_FILE = "model.onnx"
+METRICS_FILE = "metrics.json"
+LINEAGE_FILE = "lineage.json"
+REFERENCE_FILE = "reference.npz"
+# The ONNX opset the models are exported at (ONNX Runtime >= 1.20 runs it).
+OPSET = 18
+
+
+def require_torch() -> None:
+    """Raise ImportError naming the extra to install when torch (or onnxscript) is missing."""
+    try:
+        import onnxscript  # noqa: F401  (the exporter torch.onnx.export(dynamo=True) needs)
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"training needs the train extra: pip install -e '.[train]' ({exc})"
+        ) from None
+
+
+def deterministic(seed: int) -> None:
+    """Seed torch and make it deterministic on one thread: the same seed gives the same
+    weights, bit for bit, on the same machine and torch build."""
+    import torch
+
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+
+
+def git_commit(start: Path | None = None) -> str | None:
+    """The commit of the checkout this code runs from (with ``-dirty`` when it has changes),
+    or None outside a git checkout."""
+    where = start or Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = head.stdout.strip()
+    return commit + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The dynamo exporter warns about its own deprecated internals and logs the torchvision
+    operators it skips; none of it concerns the exported model."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def export_onnx(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    input_name: str,
+    output_names: Sequence[str],
+) -> None:
+    """Export ``module`` (one FP32 input [batch, k], outputs [batch] each) to ``path`` with a
+    dynamic batch dimension, through torch's dynamo exporter."""
+    import torch
+
+    module.eval()
+    batch = torch.export.Dim("batch", min=1)
+    with _quiet_exporter():
+        program = torch.onnx.export(
+            module,
+            (example,),
+            None,
+            dynamo=True,
+            input_names=[input_name],
+            output_names=list(output_names),
+            dynamic_shapes=({0: batch},),
+            opset_version=OPSET,
+            external_data=False,
+            verbose=False,
+        )
+        assert program is not None
+        program.save(str(path))
+
+
+def onnx_outputs(path: Path, inputs: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[Any]]:
+    """Run the exported model on ONNX Runtime (through :class:`OnnxEngine`)."""
+    from tradecore.inference.onnx import OnnxEngine
+
+    engine = OnnxEngine(path)
+    try:
+        name = engine.metadata.inputs[0].name
+        return {k: np.asarray(v) for k, v in engine.run({name: inputs}).items()}
+    finally:
+        engine.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Artifacts:
+    """The files of one training run (all in ``out_dir``) and what they hold."""
+
+    name: str
+    out_dir: Path
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    reference: dict[str, npt.NDArray[Any]] = field(repr=False)
+
+    @property
+    def model_file(self) -> Path:
+        return self.out_dir / MODEL_FILE
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.out_dir / METRICS_FILE
+
+    @property
+    def lineage_file(self) -> Path:
+        return self.out_dir / LINEAGE_FILE
+
+    @property
+    def reference_file(self) -> Path:
+        return self.out_dir / REFERENCE_FILE
+
+
+class Registry(Protocol):
+    """What :func:`register` needs of a model registry
+    (``tradecore.inference.registry.ModelRegistry``)."""
+
+    def register(
+        self,
+        name: str,
+        model_file: Path,
+        *,
+        lineage: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+        reference: Path,
+    ) -> Any: ...
+
+
+def register(registry: Registry, artifacts: Artifacts) -> Any:
+    """Hand a run's files to a model registry; returns what the registry returns."""
+    return registry.register(
+        artifacts.name,
+        artifacts.model_file,
+        lineage=artifacts.lineage,
+        metrics=artifacts.metrics,
+        reference=artifacts.reference_file,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def write_artifacts(
+    name: str,
+    out_dir: Path,
+    *,
+    metrics: dict[str, Any],
+    lineage: dict[str, Any],
+    reference: dict[str, npt.NDArray[Any]],
+) -> Artifacts:
+    """Write metrics.json, lineage.json and reference.npz beside the already exported
+    model.onnx; lineage gets the run's time and the code's commit."""
+    lineage = {
+        "model": name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code_version": git_commit(),
+        **lineage,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / METRICS_FILE).write_text(json.dumps(_jsonable(metrics), indent=2) + "\n")
+    (out_dir / LINEAGE_FILE).write_text(json.dumps(_jsonable(lineage), indent=2) + "\n")
+    np.savez_compressed(out_dir / REFERENCE_FILE, **reference)  # type: ignore[arg-type]
+    return Artifacts(name, out_dir, metrics, lineage, reference)
