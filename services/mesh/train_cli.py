@@ -62,9 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(ns: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
-    from tradecore.inference.train import common
-
-    common.require_torch()
+    # Arguments and data are checked before torch is imported (train_* import it).
     out = ns.out if ns.out is not None else Path("models") / ns.model
     chosen = {k: v for k, v in (("epochs", ns.epochs),) if v is not None}
     if ns.model == "surrogate":

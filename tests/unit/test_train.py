@@ -68,6 +68,11 @@ def test_surrogate_writes_the_files_and_a_dynamic_batch_fp32_model(surrogate: Ar
     assert lineage["seed"] == 0 and lineage["data"]["samples"] == TINY.samples
     assert lineage["hyperparameters"]["epochs"] == TINY.epochs
     assert lineage["inputs"] == list(INPUTS) and lineage["outputs"] == list(HEADS)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True
+    )
+    if head.returncode == 0:  # a checkout: the commit the run's code came from
+        assert lineage["code_version"].startswith(head.stdout.strip())
 
 
 def test_surrogate_onnx_equals_torch_and_every_head_beats_the_trivial_baseline(
@@ -227,3 +232,16 @@ def test_the_library_imports_without_torch() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_cli_without_the_train_extra_says_what_to_install(tmp_path: Path) -> None:
+    # sys.modules[name] = None makes `import name` raise ImportError, as when it is absent.
+    code = (
+        "import sys; sys.modules['torch'] = None; "
+        "from tradecore_services.mesh.cli import main; "
+        f"sys.exit(main(['train', 'surrogate', '--out', {str(tmp_path)!r}]))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "training needs the train extra: pip install -e '.[train]'" in r.stderr
+    assert not any(tmp_path.iterdir())

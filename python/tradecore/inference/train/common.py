@@ -206,13 +206,15 @@ def write_artifacts(
     metrics: dict[str, Any],
     lineage: dict[str, Any],
     reference: dict[str, npt.NDArray[Any]],
+    code_version: str | None,
 ) -> Artifacts:
     """Write metrics.json, lineage.json and reference.npz beside the already exported
-    model.onnx; lineage gets the run's time and the code's commit."""
+    model.onnx; lineage gets the run's time and ``code_version`` (:func:`git_commit` read when
+    the run started: the code that ran)."""
     lineage = {
         "model": name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "code_version": git_commit(),
+        "code_version": code_version,
         **lineage,
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -222,6 +222,7 @@ def train_signal(
     common.require_torch()
     import torch
 
+    code_version = common.git_commit()
     common.deterministic(cfg.seed)
     t0 = time.perf_counter()
     data = features(messages_path, book_path, cfg.horizon)
@@ -351,5 +352,10 @@ def train_signal(
         "torch": torch.__version__,
     }
     return common.write_artifacts(
-        NAME, out_dir, metrics=metrics, lineage=lineage, reference=reference
+        NAME,
+        out_dir,
+        metrics=metrics,
+        lineage=lineage,
+        reference=reference,
+        code_version=code_version,
     )

@@ -136,6 +136,7 @@ def train_surrogate(cfg: SurrogateConfig, out_dir: Path) -> common.Artifacts:
     common.require_torch()
     import torch
 
+    code_version = common.git_commit()
     common.deterministic(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     t0 = time.perf_counter()
@@ -219,5 +220,10 @@ def train_surrogate(cfg: SurrogateConfig, out_dir: Path) -> common.Artifacts:
         "torch": torch.__version__,
     }
     return common.write_artifacts(
-        NAME, out_dir, metrics=metrics, lineage=lineage, reference=reference
+        NAME,
+        out_dir,
+        metrics=metrics,
+        lineage=lineage,
+        reference=reference,
+        code_version=code_version,
     )
