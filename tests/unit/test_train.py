@@ -75,6 +75,17 @@ def test_surrogate_writes_the_files_and_a_dynamic_batch_fp32_model(surrogate: Ar
         assert lineage["code_version"].startswith(head.stdout.strip())
 
 
+def test_exported_models_carry_no_local_paths(surrogate: Artifacts) -> None:
+    """The exporter's per-node provenance (stack traces with this checkout's paths) is
+    stripped: the file depends only on the weights and the graph."""
+    import onnx
+
+    data = surrogate.model_file.read_bytes()
+    assert str(Path(__file__).resolve().parents[2]).encode() not in data
+    model = onnx.load_from_string(data)
+    assert not any(n.metadata_props for n in model.graph.node)
+
+
 def test_surrogate_onnx_equals_torch_and_every_head_beats_the_trivial_baseline(
     surrogate: Artifacts,
 ) -> None:
@@ -104,6 +115,7 @@ def test_surrogate_training_is_deterministic_for_a_seed(
     assert again.metrics["train_loss_per_epoch"] == surrogate.metrics["train_loss_per_epoch"]
     for h in HEADS:
         np.testing.assert_array_equal(again.reference[h], surrogate.reference[h])
+    assert again.model_file.read_bytes() == surrogate.model_file.read_bytes()
 
 
 def test_surrogate_targets_are_the_european_kernel_in_strike_units() -> None:

@@ -100,7 +100,8 @@ def export_onnx(
     output_names: Sequence[str],
 ) -> None:
     """Export ``module`` (one FP32 input [batch, k], outputs [batch] each) to ``path`` with a
-    dynamic batch dimension, through torch's dynamo exporter."""
+    dynamic batch dimension, through torch's dynamo exporter, without the exporter's
+    provenance metadata."""
     import torch
 
     module.eval()
@@ -119,7 +120,16 @@ def export_onnx(
             verbose=False,
         )
         assert program is not None
-        program.save(str(path))
+    import onnx
+
+    # Drop the exporter's provenance (per-node stack traces with this checkout's paths, the
+    # exported program's signature): the file then depends only on the graph and the weights.
+    model = program.model_proto
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    del model.graph.metadata_props[:]
+    del model.metadata_props[:]
+    onnx.save_model(model, str(path))
 
 
 def onnx_outputs(path: Path, inputs: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[Any]]:
