@@ -177,21 +177,33 @@ def test_signal_features_use_no_future_events(goog: tuple[Path, Path], tmp_path:
     np.testing.assert_array_equal(cut.x, full.x[:n])
 
 
-def test_register_hands_every_file_to_the_registry(signal: Artifacts) -> None:
-    calls: list[tuple[Any, ...]] = []
+def test_register_stores_the_run_in_the_model_registry(
+    signal: Artifacts, surrogate: Artifacts, tmp_path: Path
+) -> None:
+    from tradecore import store
+    from tradecore.inference.registry import ModelRegistry
 
-    class Recorder:
-        def register(
-            self, name: str, model_file: Path, *, lineage: Any, metrics: Any, reference: Path
-        ) -> str:
-            calls.append((name, model_file, lineage, metrics, reference))
-            return "v1"
-
-    assert register(Recorder(), signal) == "v1"
-    name, model_file, lineage, metrics, reference = calls[0]
-    assert name == "signal" and model_file.read_bytes()[:2] and reference.is_file()
-    assert lineage == json.loads(signal.lineage_file.read_text())
-    assert metrics["model"] == json.loads(signal.metrics_file.read_text())["model"]
+    with store.connect(store.default_dsn(tmp_path, "models")) as db:
+        reg = ModelRegistry(tmp_path / "models", db)
+        assert register(reg, signal, actor="test") == 1
+        assert register(reg, surrogate) == 1
+        info = reg.version("signal", 1)
+        assert info.file_name == "model.onnx"
+        assert info.path.read_bytes() == signal.model_file.read_bytes()
+        lin = info.lineage
+        assert lin.data_source == f"LOBSTER {GOOG.format('message')}"
+        assert (lin.data_start, lin.data_end) == ("2012-06-21T13:30:00Z", "2012-06-21T18:29:12Z")
+        assert lin.seed == 0 and lin.params["horizon"] == 20
+        assert lin.code_version == (signal.lineage["code_version"] or "")
+        assert info.metrics["model.auc"] == signal.metrics["model"]["auc"]
+        assert info.metrics["baselines.persistence.log_loss"] > info.metrics["model.log_loss"]
+        ref = reg.reference("signal", 1)
+        for key, value in signal.reference.items():
+            np.testing.assert_array_equal(ref[key], value)
+        sur = reg.version("surrogate", 1)
+        assert sur.metrics["heads.gamma.max_abs"] == surrogate.metrics["heads"]["gamma"]["max_abs"]
+        assert sur.lineage.params["samples"] == TINY.samples
+        assert sur.lineage.data_source == "tradecore.pricing.european (K = 1)"
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -12,6 +12,11 @@ torch is imported only when a model is trained; this package imports without it.
 
 from __future__ import annotations
 
-from tradecore.inference.train.common import Artifacts, Registry, register
+from tradecore.inference.train.common import (
+    Artifacts,
+    register,
+    registry_lineage,
+    registry_metrics,
+)
 
-__all__ = ["Artifacts", "Registry", "register"]
+__all__ = ["Artifacts", "register", "registry_lineage", "registry_metrics"]

@@ -9,19 +9,22 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import subprocess
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
     import torch
+
+    from tradecore.inference.registry import Lineage, ModelRegistry
 
 FloatArray = npt.NDArray[np.float64]
 MODEL_FILE = "model.onnx"
@@ -171,29 +174,60 @@ class Artifacts:
         return self.out_dir / REFERENCE_FILE
 
 
-class Registry(Protocol):
-    """What :func:`register` needs of a model registry
-    (``tradecore.inference.registry.ModelRegistry``)."""
-
-    def register(
-        self,
-        name: str,
-        model_file: Path,
-        *,
-        lineage: Mapping[str, Any],
-        metrics: Mapping[str, Any],
-        reference: Path,
-    ) -> Any: ...
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
 
 
-def register(registry: Registry, artifacts: Artifacts) -> Any:
-    """Hand a run's files to a model registry; returns what the registry returns."""
+def registry_metrics(artifacts: Artifacts) -> dict[str, float]:
+    """The run's metrics as the registry keeps them: every finite number of metrics.json by
+    its dotted path (``heads.price.max_abs``, ``model.auc``, ``baselines.persistence.auc``);
+    lists (the loss per epoch, ranges) are left to metrics.json."""
+    flat: dict[str, Any] = {}
+    _flatten("", artifacts.metrics, flat)
+    return {
+        k: float(v)
+        for k, v in flat.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
+
+
+def registry_lineage(artifacts: Artifacts) -> Lineage:
+    """The run's lineage as the registry's :class:`Lineage`: data source and range, code
+    version, seed, and the hyper-parameters (text, numbers and booleans; others as text)."""
+    from tradecore.inference.registry import Lineage
+
+    lin = artifacts.lineage
+    data = lin.get("data", {})
+    params: dict[str, str | int | float | bool] = {}
+    for k, v in lin.get("hyperparameters", {}).items():
+        params[k] = v if isinstance(v, str | int | float | bool) else json.dumps(_jsonable(v))
+    return Lineage(
+        data_source=str(data.get("source", "")),
+        data_start=str(data.get("start", "")),
+        data_end=str(data.get("end", "")),
+        code_version=lin.get("code_version") or "",
+        seed=lin.get("seed"),
+        params=params,
+    )
+
+
+def register(
+    registry: ModelRegistry, artifacts: Artifacts, *, description: str = "", actor: str = ""
+) -> int:
+    """Register a run as a new version of its model (``surrogate`` or ``signal``) in
+    ``registry``: the ONNX file, lineage, metrics and reference sample. Returns the version."""
     return registry.register(
         artifacts.name,
         artifacts.model_file,
-        lineage=artifacts.lineage,
-        metrics=artifacts.metrics,
-        reference=artifacts.reference_file,
+        lineage=registry_lineage(artifacts),
+        metrics=registry_metrics(artifacts),
+        reference=artifacts.reference,
+        description=description,
+        actor=actor,
     )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -335,8 +336,22 @@ def train_signal(
         INPUT_NAME: x32[ref],
         OUTPUT_NAME: common.onnx_outputs(model_path, x32[ref])[OUTPUT_NAME],
     }
+    day = lobster.date_from_name(messages_path)
+
+    def utc(row: int) -> str:
+        """An event's time as ISO 8601 UTC (needs the trading day from the file name)."""
+        if day is None:
+            return ""
+        ns = lobster.midnight_utc_ns(day) + int(data.time_ns[row])
+        when = datetime.fromtimestamp(ns // 1_000_000_000, UTC)
+        return when.isoformat().replace("+00:00", "Z")
+
     lineage: dict[str, Any] = {
         "data": {
+            "source": f"LOBSTER {messages_path.name}",
+            # the training part's range (the test part follows it)
+            "start": utc(0),
+            "end": utc(split - 1),
             "messages": messages_path.name,
             "orderbook": book_path.name,
             "events": n,
