@@ -269,3 +269,17 @@ def test_cli_without_the_train_extra_says_what_to_install(tmp_path: Path) -> Non
     assert r.returncode == 2, r.stderr
     assert "training needs the train extra: pip install -e '.[train]'" in r.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_cli_register_without_a_mesh_keeps_the_files_and_exits_3(
+    goog: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "sig"
+    data = tmp_path / "data"
+    r = _cli(
+        *("--data-dir", str(data), "signal", "--data", str(goog[0].parent)),
+        *("--epochs", "1", "--out", str(out), "--register"),
+    )
+    assert r.returncode == 3, r.stderr
+    assert "tradecore model register: the mesh is not running" in r.stderr
+    assert (out / "model.onnx").is_file() and (out / "reference.npz").is_file()
