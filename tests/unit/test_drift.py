@@ -17,7 +17,7 @@ from tradecore.inference.drift import (
     DriftDetector,
     DriftMonitor,
     adjust_p_values,
-    reference_path,
+    reference_of,
     tensor_features,
 )
 from tradecore.inference.types import ModelVersion
@@ -270,16 +270,42 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     ref = {"x": rng.normal(size=1000), "c": rng.choice(["u", "v"], size=1000).astype(object)}
     win = {"x": rng.normal(0.5, 1, size=800), "c": rng.choice(["u", "v", "w"], size=800)}
     det = DriftDetector(ref, categorical=["c"], correction="bonferroni", bins=7)
-    model = tmp_path / "m" / "3" / "model.onnx"
-    model.parent.mkdir(parents=True)
-    model.write_bytes(b"")
-    version = ModelVersion(name="m", version=3, path=model, platform="onnxruntime_onnx")
     with pytest.raises(NotFoundError):
-        DriftDetector.for_version(version)
-    det.save(reference_path(version))
-    again = DriftDetector.for_version(version)
+        DriftDetector.load(tmp_path / "none.npz")
+    again = DriftDetector.load(det.save(tmp_path / "prepared.npz"))
     assert again.bins == 7 and again.correction == "bonferroni"
     assert det.check(win).to_dict() == again.check(win).to_dict()
+
+
+def test_for_version_reads_the_registered_reference(tmp_path: Path) -> None:
+    # The registry stores a version's reference as an .npz of tensor name -> array and names
+    # it in ModelVersion.config["reference"].
+    rng = np.random.default_rng(12)
+    path = tmp_path / "ref.npz"
+    np.savez(path, x=rng.normal(size=(500, 2)), side=rng.integers(0, 3, size=500))
+    version = ModelVersion(
+        name="m",
+        version=3,
+        path=tmp_path / "m.onnx",
+        platform="onnxruntime_onnx",
+        config={"reference": str(path), "drift_categorical": "side"},
+    )
+    det = DriftDetector.for_version(version, tests=["ks", "chi2"])
+    assert det.feature_names == ("x[0]", "x[1]", "side")
+    assert det.categorical_features == ("side",)
+    assert set(reference_of(version)) == {"x[0]", "x[1]", "side"}
+    rep = det.check(
+        {
+            "x[0]": rng.normal(size=100),
+            "x[1]": rng.normal(size=100),
+            "side": rng.integers(0, 3, size=100),
+        }
+    )
+    assert rep.result("side", "chi2").p_value is not None
+    with pytest.raises(NotFoundError, match="has no reference data"):
+        DriftDetector.for_version(
+            ModelVersion(name="m", version=4, path=path, platform="onnxruntime_onnx")
+        )
 
 
 def test_tensor_features_flattens_a_batch() -> None:

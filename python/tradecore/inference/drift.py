@@ -58,7 +58,6 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "JOINT",
     "P_VALUE_TESTS",
-    "REFERENCE_FILE",
     "TESTS",
     "DriftDetector",
     "DriftMonitor",
@@ -66,7 +65,7 @@ __all__ = [
     "TestResult",
     "WindowRange",
     "adjust_p_values",
-    "reference_path",
+    "reference_of",
     "tensor_features",
 ]
 
@@ -84,7 +83,6 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 CORRECTIONS: tuple[str, ...] = ("bh", "bonferroni", "none")
 Correction = Literal["bh", "bonferroni", "none"]
 JOINT = "*"  # the feature name of the multivariate (MMD) test's result
-REFERENCE_FILE = "drift_reference.npz"  # beside a model version's file
 PSI_FLOOR = 1e-4  # bin shares below this count as this in the PSI (an empty bin is not infinite)
 BANDWIDTH_ROWS = 1000  # reference rows whose pairwise distances give the MMD bandwidth
 _FORMAT = 1  # of a saved reference
@@ -209,13 +207,6 @@ def tensor_features(tensors: Mapping[str, npt.ArrayLike]) -> dict[str, npt.NDArr
         for i in range(flat.shape[1]):
             out[f"{name}[{i}]"] = flat[:, i]
     return out
-
-
-def reference_path(version: ModelVersion) -> Path:
-    """Where a model version's drift reference is stored: ``drift_reference.npz`` in the
-    directory of its model file (the version's directory in a Triton-layout repository)."""
-    base = version.path if version.path.is_dir() else version.path.parent
-    return base / REFERENCE_FILE
 
 
 def _columns(
@@ -711,9 +702,28 @@ class DriftDetector:
         return self
 
     @classmethod
-    def for_version(cls, version: ModelVersion, *, threads: int = 0) -> DriftDetector:
-        """The detector stored with a model version (:func:`reference_path`)."""
-        return cls.load(reference_path(version), threads=threads)
+    def for_version(cls, version: ModelVersion, **options: Any) -> DriftDetector:
+        """The detector of a model version against the reference data registered with it
+        (:func:`reference_of`); ``categorical`` defaults to the comma-separated feature names
+        of the version's ``drift_categorical`` config entry, the other ``options`` are the
+        constructor's."""
+        if "categorical" not in options:
+            raw = version.config.get("drift_categorical", "")
+            options["categorical"] = [c.strip() for c in raw.split(",") if c.strip()]
+        return cls(reference_of(version), **options)
+
+
+def reference_of(version: ModelVersion) -> dict[str, npt.NDArray[Any]]:
+    """The feature columns of the reference data stored with a model version (the registry's
+    ``.npz`` of tensor name to array, named by ``config["reference"]``), flattened by
+    :func:`tensor_features`; NotFoundError when the version has none."""
+    path = version.config.get("reference")
+    if not path or not Path(path).is_file():
+        raise NotFoundError(
+            f"version: model {version.name!r} version {version.version} has no reference data"
+        )
+    with np.load(path, allow_pickle=False) as npz:
+        return tensor_features({k: npz[k] for k in npz.files})
 
 
 class DriftMonitor:
