@@ -91,6 +91,13 @@ def test_kernel_ks_wasserstein_with_ties_and_negative_zero() -> None:
     ks, w1 = _core.drift_ks_wasserstein_sorted(u, v)
     assert ks == pytest.approx(stats.ks_2samp(u, v).statistic, abs=1e-15)
     assert w1 == pytest.approx(stats.wasserstein_distance(u, v), rel=1e-12)
+    for seed in range(30):  # runs of equal values within and across the samples, unequal sizes
+        g = np.random.default_rng(seed)
+        u = np.sort(g.integers(0, 1 + seed % 7, size=g.integers(1, 300)).astype(np.float64))
+        v = np.sort(g.integers(0, 1 + seed % 5, size=g.integers(1, 300)).astype(np.float64))
+        ks, w1 = _core.drift_ks_wasserstein_sorted(u, v)
+        assert ks == pytest.approx(stats.ks_2samp(u, v).statistic, abs=1e-15), seed
+        assert w1 == pytest.approx(stats.wasserstein_distance(u, v), rel=1e-12, abs=1e-15), seed
     s, bad = _core.drift_sort_columns([np.array([0.0, -0.0, -1.0, 3.0])])
     assert bad.tolist() == [-1]
     assert s.tolist() == [[-1.0, 0.0, 0.0, 3.0]]

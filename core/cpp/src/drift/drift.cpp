@@ -137,11 +137,29 @@ void ks_wasserstein_sorted(const double* u, std::size_t m, const double* v, std:
   std::size_t i = 0, j = 0;
   double d = 0.0, w = 0.0, fu = 0.0, fv = 0.0;
   double prev = std::min(u[0], v[0]);
-  // The walk visits each distinct value once: the ECDFs are constant between visits, so the
-  // Wasserstein integral adds |F_u - F_v| times the gap, and the KS supremum is attained right
-  // after a visit (both ECDFs are right-continuous).
+  // One element of the merged order per step, chosen without a branch (u first on a tie): the
+  // ECDFs are constant between consecutive values, so the Wasserstein integral adds
+  // |F_u - F_v| times each gap (zero inside a run of equal values), and the KS supremum is
+  // taken only where the next value differs (after a whole run of equal values: both ECDFs
+  // are right-continuous).
+  while (i < m && j < n) {
+    const double a = u[i], b = v[j];
+    const bool take_u = a <= b;
+    const double x = take_u ? a : b;
+    w += std::fabs(fu - fv) * (x - prev);
+    prev = x;
+    i += take_u;
+    j += !take_u;
+    fu = static_cast<double>(i) / dm;
+    fv = static_cast<double>(j) / dn;
+    const double next_u = i < m ? u[i] : HUGE_VAL;
+    const double next_v = j < n ? v[j] : HUGE_VAL;
+    const double diff = std::fabs(fu - fv);
+    d = (std::min(next_u, next_v) != x && diff > d) ? diff : d;
+  }
+  // One sample is used up: the other's remaining values in runs.
   while (i < m || j < n) {
-    const double x = (j >= n || (i < m && u[i] < v[j])) ? u[i] : v[j];
+    const double x = i < m ? u[i] : v[j];
     w += std::fabs(fu - fv) * (x - prev);
     prev = x;
     while (i < m && u[i] == x) ++i;
