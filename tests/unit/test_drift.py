@@ -365,3 +365,27 @@ def test_monitor_windows_by_time() -> None:
         DriftMonitor(det)
     with pytest.raises(ValueError, match="window_rows"):
         DriftMonitor(det, window_rows=2)
+
+
+def test_for_version_through_the_model_registry(tmp_path: Path) -> None:
+    """A reference registered with a version (the real registry on chDB) is what the version's
+    detector compares with."""
+    from tradecore import store
+    from tradecore.inference.registry import ModelRegistry
+
+    rng = np.random.default_rng(13)
+    src = tmp_path / "m.onnx"
+    src.write_bytes(b"not parsed by the registry")
+    with store.connect(store.default_dsn(tmp_path, "models")) as db:
+        registry = ModelRegistry(tmp_path / "models", db)
+        v = registry.register(
+            "pricer",
+            src,
+            reference={"x": rng.normal(size=(2000, 3)), "price": rng.normal(size=2000)},
+            actor="test",
+        )
+        version = registry.resolve("pricer", str(v))
+    det = DriftDetector.for_version(version, tests=["ks"])
+    assert det.feature_names == ("x[0]", "x[1]", "x[2]", "price")
+    window = tensor_features({"x": rng.normal(size=(500, 3)), "price": rng.normal(2, 1, size=500)})
+    assert det.check(window).drifted_features == ("price",)
