@@ -197,8 +197,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
         http_prefixes=("/v2", "/monitor"),
         http_streams=("/monitor/api/stream",),
         description="Open Inference Protocol (KServe v2 / Triton) over gRPC and REST; the model "
-        "registry and traffic policies (ModelService)",
-        needs_nats=False,
+        "registry and traffic policies (ModelService); drift alerts on model.drift.<model>",
+        needs_nats=True,
+        needs_clickhouse=True,
+        keeps_files=True,
         env=(
             EnvVar(
                 "TRADECORE_INFERENCE_MODEL_REPOSITORY",
@@ -215,6 +217,22 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "TRADECORE_INFERENCE_MAX_ON_DEMAND",
                 "2",
                 "versions per model loaded for requests naming them (0: NOT_FOUND)",
+            ),
+            EnvVar(
+                "TRADECORE_INFERENCE_DRIFT_WINDOW_ROWS",
+                "10000",
+                "rows per drift window of a served version (0: by time only)",
+            ),
+            EnvVar("TRADECORE_INFERENCE_DRIFT_WINDOW_S", "0", "seconds per drift window (0: off)"),
+            EnvVar(
+                "TRADECORE_INFERENCE_RETRAIN",
+                "off",
+                "command run on a drift alert (model, version in its environment)",
+            ),
+            EnvVar(
+                "TRADECORE_INFERENCE_RETRAIN_COOLDOWN_S",
+                "3600",
+                "at most one retraining per model per this many seconds",
             ),
         ),
     ),

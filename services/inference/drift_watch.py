@@ -179,6 +179,7 @@ class DriftWatch:
         cooldown_s: float = 3600.0,
         publish_all: bool = False,
         max_pending: int = MAX_PENDING,
+        on_report: Callable[[str, int, DriftReport], None] | None = None,
     ) -> None:
         if window_rows is None and window_seconds is None:
             raise ValueError("window_rows or window_seconds must be set")
@@ -190,6 +191,9 @@ class DriftWatch:
         self.retrain = retrain
         self.cooldown_s = float(cooldown_s)
         self.publish_all = publish_all
+        #: Called with every tested window (drifted or not) on the worker thread, e.g. to
+        #: plot the scores on the monitoring page; its failures are logged, never raised.
+        self.on_report = on_report
         self.dropped = 0  # batches record() could not queue
         self.failed_windows = 0  # windows whose tests raised (logged)
         self.alerts = 0
@@ -204,9 +208,15 @@ class DriftWatch:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_settings(cls, bus: Bus, settings: DriftWatchSettings) -> DriftWatch:
+    def from_settings(
+        cls,
+        bus: Bus,
+        settings: DriftWatchSettings,
+        on_report: Callable[[str, int, DriftReport], None] | None = None,
+    ) -> DriftWatch:
         return cls(
             bus,
+            on_report=on_report,
             window_rows=settings.window_rows or None,
             window_seconds=settings.window_seconds or None,
             retrain=settings.retrain_hook(),
@@ -312,6 +322,11 @@ class DriftWatch:
                 self._handle(model, version, report)
 
     def _handle(self, model: str, version: int, report: DriftReport) -> None:
+        if self.on_report is not None:
+            try:
+                self.on_report(model, version, report)
+            except Exception:
+                log.exception("drift %s v%s: the report callback failed", model, version)
         retrain = False
         if report.drifted and self.retrain is not None:
             now = time.monotonic()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
@@ -29,6 +30,7 @@ import grpc
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from tradecore.inference import ModelSource
+from tradecore.inference.drift import DriftReport
 from tradecore.inference.monitor import MonitorRecorder
 from tradecore.inference.registry import ModelRegistry
 from tradecore.inference.repository import DirectorySource
@@ -39,10 +41,12 @@ from tradecore_api.inference import grpc_service_pb2_grpc as pb_grpc
 from tradecore_api.inference.v1 import models_pb2 as models_pb
 from tradecore_api.inference.v1 import models_pb2_grpc as models_pb_grpc
 
+from ..common.bus import Bus
 from ..common.server import ServiceApp, main
 from ..common.settings import ServiceSettings, env_int
 from ..registry import by_name
 from . import monitor_page, rest
+from .drift_watch import DriftWatch, DriftWatchSettings
 from .metrics import TritonCollector
 from .models import Models, runner_factory
 from .models_servicer import ModelsServicer
@@ -142,6 +146,12 @@ class InferenceApp:
         registry_source = source is None
         inline_ns = inline_us * 1000
         self.recorder = MonitorRecorder()
+        # Drift alerts go out on NATS (model.drift.<model>); serving does not need NATS, so it
+        # is not a dependency of the service's health.
+        self.bus = Bus(settings.nats_url, "inference")
+        self.drift = DriftWatch.from_settings(
+            self.bus, DriftWatchSettings.from_env(), on_report=self._plot_drift
+        )
         self.models = Models(
             source if source is not None else self.model_store.registry,
             router=self.model_store.router if registry_source else None,
@@ -149,6 +159,7 @@ class InferenceApp:
             max_elements=max_elements,
             max_on_demand=max_on_demand,
             recorder=self.recorder,
+            drift=self.drift,
         )
         self.registry.register(TritonCollector(self.models.loaded))
         version = _version()
@@ -183,7 +194,17 @@ class InferenceApp:
             registry=self.registry,
         )
 
+    def _plot_drift(self, model: str, version: int, report: DriftReport) -> None:
+        """Every tested window's scores on the monitoring page (by feature and test)."""
+        t = (report.window.end_time_ns or time.time_ns()) / 1e9
+        for r in report.results:
+            self.recorder.record_drift(
+                model, str(version), r.feature, r.test, r.statistic, r.drifted, t
+            )
+
     async def start(self) -> None:
+        await self.bus.start()
+        await self.drift.start()
         await self.models.load_all()
         if self.http_port:
             runner = web.AppRunner(self.http_app, access_log=None)
@@ -206,6 +227,8 @@ class InferenceApp:
             self._runner = None
         await self.model_store.router.drain()
         await self.models.close()
+        await self.drift.stop()
+        await self.bus.stop()
         await self.model_store.close()
 
 

@@ -31,6 +31,7 @@ from tradecore.inference import (
     validate_inputs,
 )
 from tradecore.inference.batching import DEFAULT_MAX_QUEUE, BatchStats, DynamicBatcher
+from tradecore.inference.drift import DriftDetector
 from tradecore.inference.monitor import MonitorRecorder
 from tradecore.inference.rollout import PolicyKind, Router
 
@@ -281,6 +282,22 @@ def challenger_of(router: Router | None, name: str, default: int) -> int | None:
     return rec.policy.challenger
 
 
+class DriftSink(Protocol):
+    """What serving tells drift monitoring (services/inference/drift_watch.DriftWatch)."""
+
+    def watch(self, model: str, version: int, detector: DriftDetector) -> None: ...
+
+    def unwatch(self, model: str, version: int) -> None: ...
+
+    def record(
+        self,
+        model: str,
+        version: int,
+        inputs: Mapping[str, npt.ArrayLike],
+        outputs: Mapping[str, npt.ArrayLike],
+    ) -> None: ...
+
+
 class Models:
     """The repository of loaded models over a :class:`ModelSource`, several versions per model.
 
@@ -310,6 +327,7 @@ class Models:
         max_elements: int = 1 << 24,
         max_on_demand: int = 2,
         recorder: MonitorRecorder | None = None,
+        drift: DriftSink | None = None,
     ) -> None:
         if max_on_demand < 0:
             raise ValueError(f"max_on_demand: >= 0, got {max_on_demand}")
@@ -320,6 +338,7 @@ class Models:
         self._engine_factory = engine_factory
         self._runner_factory = runner_factory or runner_factory_default
         self.recorder = recorder
+        self.drift = drift
         self._models: dict[str, ModelState] = {}
         self._lock = threading.Lock()  # guards _models against the loader threads
         # One load, sync or unload at a time (they are rare; a lock per name would grow with
@@ -402,8 +421,34 @@ class Models:
                 result = versions[state.default]
             for v in sorted(fresh, key=int):
                 log.info("model %r version %s loaded (%s)", name, v, fresh[v].version.path)
+            await self._watch([lv.version for lv in fresh.values()], retire)
             await self._retire(retire)
             return result
+
+    async def _watch(self, fresh: list[ModelVersion], retired: list[Loaded]) -> None:
+        """Drift monitoring of the pinned versions against the reference data registered with
+        them (a version without reference data is served unmonitored)."""
+        if self.drift is None:
+            return
+        for lv in retired:
+            if str(lv.version.version) not in {str(mv.version) for mv in fresh}:
+                self.drift.unwatch(lv.version.name, lv.version.version)
+        for mv in fresh:
+            try:
+                detector = await asyncio.to_thread(DriftDetector.for_version, mv)
+            except NotFoundError:
+                log.info(
+                    "model %r version %s: no reference data, no drift monitoring",
+                    mv.name,
+                    mv.version,
+                )
+                continue
+            except ValueError as exc:
+                log.warning(
+                    "model %r version %s: drift monitoring off: %s", mv.name, mv.version, exc
+                )
+                continue
+            self.drift.watch(mv.name, mv.version, detector)
 
     async def _build(self, mv: ModelVersion) -> Loaded:
         engine = await asyncio.to_thread(self._make_engine, mv)
@@ -639,6 +684,11 @@ class Models:
         stats.inference_count += rows
         stats.last_inference_ms = time.time_ns() // 1_000_000
         self._record(loaded, role, spent, rows, True)
+        if self.drift is not None:
+            try:
+                self.drift.record(loaded.version.name, loaded.version.version, arrays, result)
+            except Exception as exc:  # monitoring never fails a call
+                log.debug("drift: %s", exc)
         if outputs:
             return {n: result[n] for n in outputs}
         return result

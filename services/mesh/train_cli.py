@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--register", action="store_true", help="register the run with the mesh's registry"
         )
+        p.add_argument(
+            "--alias",
+            default="",
+            help="with --register: point this alias at the new version (e.g. challenger)",
+        )
     sur.add_argument("--samples", type=_positive, default=None, help="training samples")
     sig.add_argument(
         "--data", type=Path, default=None, help=f"LOBSTER directory (default ${LOBSTER_DIR_ENV})"
@@ -97,6 +102,8 @@ def register_args(ns: argparse.Namespace, artifacts: Artifacts) -> list[str]:
         args += ["--param", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
     for k, m in registry_metrics(artifacts).items():
         args += ["--metric", f"{k}={m!r}"]
+    if ns.alias:
+        args += ["--alias", ns.alias]
     return args
 
 
@@ -135,6 +142,9 @@ def train_main(argv: list[str]) -> int:
         ns = parser.parse_args(argv)
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else 2
+    if ns.alias and not ns.register:
+        print(f"tradecore train {ns.model}: error: --alias needs --register", file=sys.stderr)
+        return 2
     try:
         artifacts, summary = _train(ns)
     except (ValueError, ImportError) as exc:
