@@ -36,7 +36,7 @@ every account, from the stream ``RISK_JOURNAL`` when it exists.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client
@@ -137,11 +137,24 @@ def batch(entries: list[pb.JournalEntry], request_id: str = "") -> pb.JournalEnt
     return out
 
 
+Follower = Callable[[int, Sequence[pb.JournalEntry]], None]
+
+
 class Journal:
     """Writes to and replays ``EXEC_JOURNAL`` on the service's NATS connection."""
 
     def __init__(self) -> None:
         self._js: JetStreamContext | None = None
+        self._followers: list[Follower] = []
+
+    def follow(self, follower: Follower) -> None:
+        """Call ``follower(stream sequence, entries)`` (on the loop) with every journal message
+        this journal stored (after JetStream acknowledged it; not a duplicate) or replayed."""
+        self._followers.append(follower)
+
+    def _stored(self, seq: int, entries: Sequence[pb.JournalEntry]) -> None:
+        for follower in self._followers:
+            follower(seq, entries)
 
     async def attach(self, nc: Client) -> None:
         """Use ``nc`` from now on (each new connection of the service's Bus); makes the
@@ -174,6 +187,8 @@ class Journal:
         if msg_id:
             headers[MSG_ID] = msg_id
         ack = await self._publish(subject, entry.SerializeToString(), headers)
+        if not ack.duplicate:
+            self._stored(int(ack.seq), entries_of(entry))
         return bool(ack.duplicate)
 
     async def write_batch(self, entries: list[pb.JournalEntry], request_id: str = "") -> int:
@@ -183,6 +198,7 @@ class Journal:
         subject = exec_journal_subject(kind_of(message), message.account)
         headers = trace_headers(request_id) if request_id else {}
         ack = await self._publish(subject, message.SerializeToString(), headers)
+        self._stored(int(ack.seq), entries)
         return int(ack.seq)
 
     async def publish_fill(self, fill: events.Fill) -> None:
@@ -204,9 +220,19 @@ class Journal:
 
     async def replay(self) -> AsyncIterator[tuple[int, pb.JournalEntry]]:
         """(stream sequence, entry) of every journaled entry, in the order they were written
-        (a batch's entries one by one, with its sequence)."""
+        (a batch's entries one by one, with its sequence); each message is also given to the
+        followers (:meth:`follow`)."""
+        held: list[pb.JournalEntry] = []
+        held_seq = 0
         async for seq, _, entry in self.records():
+            if seq != held_seq and held:
+                self._stored(held_seq, held)
+                held = []
+            held_seq = seq
+            held.append(entry)
             yield seq, entry
+        if held:
+            self._stored(held_seq, held)
 
     async def records(self, after: int = 0) -> AsyncIterator[tuple[int, int, pb.JournalEntry]]:
         """(stream sequence, place in its message, entry) of every journaled entry of a

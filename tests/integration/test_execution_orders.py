@@ -14,6 +14,7 @@ from pathlib import Path
 import nats
 import pytest
 from tradecore.oms.paper import PaperVenue
+from tradecore.oms.reconcile import Policy
 from tradecore.oms.types import OrderType, VenueEvent, VenueEventKind, VenueOrder
 from tradecore.oms.venue import Listener
 from tradecore.subjects import MdKind, exec_filter, md_subject
@@ -363,6 +364,89 @@ def test_the_paper_venue_fills_new_orders_after_a_restart(server: NatsServer) ->
         assert (second.status, second.filled_quantity) == (events.FILLED, 10), second
         positions = await ex.get_positions(pb.GetPositionsRequest(account="A1"))
         assert [(p.symbol, p.quantity) for p in positions.positions] == [("AAPL", 20)]
+        await stop(bus, ex)
+        await nc.close()
+
+    asyncio.run(go())
+
+
+class LostAnswer(Journal):
+    """Fails the next journal write holding a fill (a submit's second write, with the venue's
+    answers): ``"lost"`` never stores it, ``"unacked"`` stores it and loses the
+    acknowledgement (nats-server died before answering)."""
+
+    mode = ""
+
+    async def write_batch(self, entries: list[pb.JournalEntry], request_id: str = "") -> int:
+        if self.mode and any(e.oms.type == "OrderFilled" for e in entries):
+            mode, self.mode = self.mode, ""
+            if mode == "unacked":
+                await super().write_batch(entries, request_id)
+            raise UnavailableError("the execution journal did not acknowledge (test)")
+        return await super().write_batch(entries, request_id)
+
+    async def write(self, entry: pb.JournalEntry, msg_id: str = "") -> bool:
+        if self.mode and entry.oms.type == "OrderFilled":
+            mode, self.mode = self.mode, ""
+            if mode == "unacked":
+                await super().write(entry, msg_id)
+            raise UnavailableError("the execution journal did not acknowledge (test)")
+        return await super().write(entry, msg_id)
+
+
+@pytest.mark.parametrize("mode", ["lost", "unacked"])
+def test_a_lost_write_of_the_venues_answers_rebuilds_without_breaks(
+    server: NatsServer, mode: str
+) -> None:
+    """The paper venue filled an order inside its submit and the journal write of its answers
+    failed: the rebuild (replay, resume, the reconciliation at start with ADOPT_VENUE) takes the
+    venue's state without a break it cannot adopt, so the account keeps trading; the client's
+    retry gets the order FILLED once, with its fill booked once."""
+
+    async def go() -> None:
+        nc = await _connect(server.url)
+        paper = venues({})["PAPER"]
+        assert isinstance(paper, PaperVenue)
+        feed = PaperFeed(paper)
+        bus = Bus(server.url, "execution-test")
+        journal = LostAnswer()
+        ex = Execution(
+            bus,
+            journal,
+            Engine(journal, {"PAPER": paper}, feed.clock),
+            feed,
+            start_policy=Policy.ADOPT_VENUE,
+        )
+        await bus.start()
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        q = market_pb2.Quote(
+            venue="XNAS", symbol="AAPL", bid_price=190.0, ask_price=191.0, bid_size=1000,
+            ask_size=1000,
+        )  # fmt: skip
+        await nc.publish(md_subject("XNAS", "AAPL", MdKind.QUOTE), q.SerializeToString())
+        await quote(nc, ex, "AAPL", 190.0, 191.0)
+        ioc = {"price": 191.0, "time_in_force": "IOC"}
+        first = await ex.submit_order(order("c0", qty=10, **ioc))
+        assert first.status == events.FILLED
+        journal.mode = mode
+        with pytest.raises(UnavailableError):
+            await ex.submit_order(order("c1", qty=7, **ioc))
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        result = ex.start_results["PAPER"]
+        assert not result.unresolved and not result.halted, result
+        state = await ex.get_trading_state(pb.GetTradingStateRequest(account="A1"))
+        assert state.effective == risk_events.ENABLED
+        again = await ex.submit_order(order("c1", qty=7, **ioc))
+        assert (again.status, again.filled_quantity) == (events.FILLED, 7), again
+        third = await ex.submit_order(order("c2", qty=5, **ioc))
+        assert (third.status, third.filled_quantity) == (events.FILLED, 5), third
+        positions = await ex.get_positions(pb.GetPositionsRequest(account="A1"))
+        assert [(p.symbol, p.quantity) for p in positions.positions] == [("AAPL", 22)]
+        for _ in range(100):
+            if len(await ex.journal.fill_ids()) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert len(await ex.journal.fill_ids()) == 3
         await stop(bus, ex)
         await nc.close()
 
