@@ -451,3 +451,61 @@ def test_a_lost_write_of_the_venues_answers_rebuilds_without_breaks(
         await nc.close()
 
     asyncio.run(go())
+
+
+def test_a_lost_write_of_a_resting_orders_fill_rebuilds_without_breaks(
+    server: NatsServer,
+) -> None:
+    """A resting order filled by a market update whose journal write is not stored: the
+    rebuild's reconciliation (ADOPT_VENUE) books the venue's fill and ends the order; the
+    position difference the fill explains is not a break of its own, so the account is not
+    halted."""
+
+    async def go() -> None:
+        nc = await _connect(server.url)
+        paper = venues({})["PAPER"]
+        assert isinstance(paper, PaperVenue)
+        feed = PaperFeed(paper)
+        bus = Bus(server.url, "execution-test")
+        journal = LostAnswer()
+        ex = Execution(
+            bus,
+            journal,
+            Engine(journal, {"PAPER": paper}, feed.clock),
+            feed,
+            start_policy=Policy.ADOPT_VENUE,
+        )
+        await bus.start()
+        await asyncio.wait_for(ex.restored.wait(), 20)
+
+        async def market(bid: float, ask: float) -> None:
+            q = market_pb2.Quote(
+                venue="XNAS", symbol="AAPL", bid_price=bid, ask_price=ask, bid_size=1000,
+                ask_size=1000,
+            )  # fmt: skip
+            await nc.publish(md_subject("XNAS", "AAPL", MdKind.QUOTE), q.SerializeToString())
+            await quote(nc, ex, "AAPL", bid, ask)
+
+        await market(190.0, 191.0)
+        resting = await ex.submit_order(order("r0", qty=10, price=190.5))
+        assert resting.status == events.ACCEPTED
+        journal.mode = "lost"
+        await market(190.1, 190.4)  # the ask crosses the resting buy: the venue fills it
+        for _ in range(200):
+            if journal.mode == "" and ex.restored.is_set() and ex.start_results:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        result = ex.start_results["PAPER"]
+        assert [b.kind for b in result.breaks] == ["STATUS_MISMATCH", "MISSING_FILL"], result
+        assert not result.unresolved and not result.halted, result
+        state = await ex.get_trading_state(pb.GetTradingStateRequest(account="A1"))
+        assert state.effective == risk_events.ENABLED
+        got = await ex.get_order(pb.GetOrderRequest(order_id=resting.order_id))
+        assert (got.status, got.filled_quantity) == (events.FILLED, 10), got
+        positions = await ex.get_positions(pb.GetPositionsRequest(account="A1"))
+        assert [(p.symbol, p.quantity) for p in positions.positions] == [("AAPL", 10)]
+        await stop(bus, ex)
+        await nc.close()
+
+    asyncio.run(go())
