@@ -4,13 +4,13 @@ with JetStream file storage, the paper venue).
 * ``test_submit_orders_grpc[N]``: SubmitOrder calls from one grpc.aio client with N calls in
   flight, marketable IOC limit orders filled by the paper venue (buys at the ask and sells at
   the bid in turn, a quantity per order so that the duplicate-order control lets them through).
-  Each call journals its command and the OMS's events in ``EXEC_JOURNAL`` and publishes its
-  fill into ``EXEC_FILLS`` before it answers. extra_info: orders/s over the run, p50/p99 of one
-  call.
+  Each call journals its command and the OMS's events in ``EXEC_JOURNAL`` (two writes: before
+  the venue request, and the venue's answers) before it answers; its fill goes into
+  ``EXEC_FILLS`` after that. extra_info: orders/s over the run, p50/p99 of one call.
 * ``test_quote_to_order``: a client subscribed to ``md.<venue>.<symbol>.quote`` decides on each
-  quote (buy at the ask or sell at the bid) and submits a marketable IOC order over gRPC; the
-  test publishes the quotes one at a time. Measured from the quote's publish to the FILLED
-  reply, and to the ``exec.order.<account>`` event saying FILLED (target: p99 <= 2 ms).
+  quote (buys and sells in turn, limits 10 cents through the quote) and submits the IOC order
+  over gRPC; the test publishes the quotes one at a time. Measured from the quote's publish to
+  the FILLED reply, and to the ``exec.order.<account>`` event saying FILLED (target: p99 <= 2 ms).
 * ``test_quote_to_order_in_process``: the same decision path without gRPC: the service's
   ``Execution`` (the paper venue, its journal on a nats-server of its own, file storage) in the
   test's process; the decider's quote subscription calls ``Execution.submit_order`` directly.
@@ -86,6 +86,16 @@ def order(acct: str, sym: str, i: int, bid: float = BID, ask: float = ASK) -> pb
     )  # fmt: skip
 
 
+def decision(acct: str, sym: str, q: market_pb2.Quote) -> pb.SubmitOrderRequest:
+    """Buy on even quotes, sell on odd ones, as marketable limits capped 10 cents through the
+    quote: the service reads the same quote from NATS at the same moment, and the order can
+    reach its paper venue before that quote does (the previous one, a few cents away, is
+    still its book then)."""
+    return order(
+        acct, sym, int(q.sequence), round(q.bid_price - 0.1, 2), round(q.ask_price + 0.1, 2)
+    )
+
+
 async def _ready(mesh: Mesh, nc: nats.NATS, stub: pb_grpc.ExecutionServiceStub, sym: str) -> None:
     """Publish the symbol's quote until an IOC at the ask fills (the paper venue has it)."""
     acct = "W" + uuid.uuid4().hex[:10]
@@ -155,8 +165,7 @@ async def _quote_to_order(mesh: Mesh) -> dict[str, float | int]:
         async def decide(msg: Msg) -> None:
             q = market_pb2.Quote.FromString(msg.data)
             i = int(q.sequence)
-            # the decision: buy at the ask on even quotes, sell at the bid on odd ones
-            req = order(acct, sym, i, q.bid_price, q.ask_price)
+            req = decision(acct, sym, q)
             got = await stub.SubmitOrder(req, timeout=10)
             if got.status != execution_pb2.FILLED:
                 raise AssertionError(got)
@@ -232,7 +241,7 @@ async def _in_process(url: str) -> dict[str, float | int]:
     async def decide(msg: Msg) -> None:
         q = market_pb2.Quote.FromString(msg.data)
         i = int(q.sequence)
-        got = await ex.submit_order(order(acct, sym, i, q.bid_price, q.ask_price))
+        got = await ex.submit_order(decision(acct, sym, q))
         state["filled"] = got.status == execution_pb2.FILLED
         if state["record"]:
             lat[i] = (clock() - sent[i]) / 1e3
