@@ -107,8 +107,9 @@ class Engine:
         self._order_listeners.append(listener)
 
     def on_lost(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` (on the loop) when a journaled fill was not stored in EXEC_FILLS
-        (the service rebuilds, which publishes it)."""
+        """Call ``listener`` (on the loop) when a journal write's outcome is unknown (the OMS
+        may hold what the journal lacks) or a journaled fill was not stored in EXEC_FILLS: the
+        service rebuilds from the journal (which publishes the fill)."""
         self._lost_listeners.append(listener)
 
     def serial(self) -> asyncio.Lock:
@@ -177,11 +178,26 @@ class Engine:
         """Run ``fn(oms)`` on the OMS thread, journal ``command`` (first) and the events it
         produced, then publish what it changed. ``fn`` converts what it returns to messages
         itself, and may fill in the command's account. The command is journaled with the
-        call's first write; a call that raises before producing an event journals nothing."""
+        call's first write; a call that raises before producing an event journals nothing.
+        A caller that is cancelled (a gRPC client gone) does not cut the call short: once on
+        the OMS thread it runs to its last write."""
+        task = asyncio.ensure_future(self._run_call(fn, request_id, command))
+        task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+
+    async def _run_call(
+        self, fn: Callable[[OMS], T], request_id: str, command: pb.JournalEntry | None
+    ) -> T:
         loop = asyncio.get_running_loop()
         self._loop = loop
 
-        def run() -> tuple[T | None, BaseException | None, _Call, list[tuple[str, bytes, bool]]]:
+        def run() -> tuple[
+            T | None,
+            BaseException | None,
+            _Call,
+            list[tuple[str, bytes, bool]],
+            concurrent.futures.Future[int] | None,
+        ]:
             call = self._call = _Call(request_id, [command] if command is not None else [])
             try:
                 try:
@@ -195,19 +211,38 @@ class Engine:
                     # a barrier's write failed (the service rebuilds), or the call was refused
                     # before it changed anything: nothing (more) to journal
                     call.pending = []
-                return result, error, call, self._outgoing(call.emitted)
+                # the last write starts now, while the contracts are made and the loop wakes
+                written = (
+                    asyncio.run_coroutine_threadsafe(
+                        self.journal.write_batch(call.pending, request_id), loop
+                    )
+                    if call.pending
+                    else None
+                )
+                return result, error, call, self._outgoing(call.emitted), written
             finally:
                 self._call = _Call()
 
         async with self.serial():
-            result, error, call, outgoing = await loop.run_in_executor(self._thread, run)
-            if call.pending:
-                await self.journal.write_batch(call.pending, request_id)
+            result, error, call, outgoing, written = await loop.run_in_executor(self._thread, run)
+            if call.failed:
+                self._lose()
+            elif written is not None:
+                try:
+                    await asyncio.wrap_future(written)
+                except BaseException:
+                    self._lose()
+                    raise
         if not call.failed:
             await self._publish(outgoing)
         if error is not None:
             raise error
         return typing.cast(T, result)
+
+    def _lose(self) -> None:
+        """A write's outcome is unknown and the OMS may be ahead of the journal: rebuild."""
+        for listener in self._lost_listeners:
+            listener()
 
     async def replay(self, records: Iterable[pb.OmsRecord]) -> int:
         """Rebuild a fresh OMS from journaled events (no venue is called)."""
@@ -299,8 +334,13 @@ class Engine:
             await self.journal.publish_fill(events.Fill.FromString(data))
         except Exception as exc:  # journaled already: the rebuild publishes it
             log.warning("%s: not stored in EXEC_FILLS (%s); rebuilding", subject, exc)
-            for listener in self._lost_listeners:
-                listener()
+            self._lose()
+
+
+def _retrieve(task: asyncio.Future[typing.Any]) -> None:
+    """Mark a call's outcome retrieved: its caller may have been cancelled."""
+    if not task.cancelled():
+        task.exception()
 
 
 def order_message(o: Order) -> pb.Order:

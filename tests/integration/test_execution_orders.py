@@ -509,3 +509,44 @@ def test_a_lost_write_of_a_resting_orders_fill_rebuilds_without_breaks(
         await nc.close()
 
     asyncio.run(go())
+
+
+class SlowJournal(Journal):
+    """Each batch write waits a while before it is sent (a slow JetStream)."""
+
+    async def write_batch(self, entries: list[pb.JournalEntry], request_id: str = "") -> int:
+        await asyncio.sleep(0.2)
+        return await super().write_batch(entries, request_id)
+
+
+def test_a_cancelled_call_still_journals_what_the_oms_applied(server: NatsServer) -> None:
+    """A caller that goes away mid-call (a cancelled RPC) does not stop the call's journal
+    writes: the OMS applied the venue's answers, so the journal gets them too, and the state a
+    restart rebuilds is the one the service kept serving."""
+
+    async def go() -> None:
+        nc = await _connect(server.url)
+        bus = Bus(server.url, "execution-test")
+        journal = SlowJournal()
+        ex = Execution(bus, journal, Engine(journal, {"PAPER": LocalVenue(fill=True)}))
+        await bus.start()
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        await quote(nc, ex, "AAPL", 190.0, 191.0)
+        call = asyncio.ensure_future(ex.submit_order(order("c1", qty=10), "r1"))
+        await asyncio.sleep(0.3)  # past the first write, inside the second
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        got = await ex.submit_order(order("c1", qty=10), "r2")  # the client's retry
+        assert (got.status, got.filled_quantity) == (events.FILLED, 10)
+        assert ex.restored.is_set()
+        types = [e.oms.type async for _, e in journal.replay() if e.WhichOneof("entry") == "oms"]
+        assert types.count("OrderFilled") == 1, types
+        await stop(bus, ex)
+        bus, ex = await instance(server.url, LocalVenue(fill=True))  # a restart
+        again = await ex.get_order(pb.GetOrderRequest(order_id=got.order_id))
+        assert (again.status, again.filled_quantity) == (events.FILLED, 10)
+        await stop(bus, ex)
+        await nc.close()
+
+    asyncio.run(go())
