@@ -5,13 +5,16 @@ The OMS hands each event to its sink before applying it; the sink here only coll
 ``JournalEntry.oms``). The OMS calls the engine's barrier before every request it sends a venue:
 the barrier journals what was collected (the call's command first, then its events) as one
 JetStream message and waits for the acknowledgement, on the OMS thread, while the service's
-event loop does the write. What the call collected after its last venue request is journaled by
-the loop when the call returns, before it answers: a filled marketable order costs two
+event loop does the write. What the call collected after its last venue request goes as one more
+message when the call returns (sent from the OMS thread, so the write is on its way while the
+loop wakes), and the call answers once it is acknowledged: a filled marketable order costs two
 acknowledgements (command, created and submitted; then accepted and filled). Calls run one at a
 time, each until its last write is acknowledged, so the journal always holds what the next call
-starts from. A write that fails leaves the OMS with events it applied but the journal may lack:
-UnavailableError, and the service rebuilds from the journal before serving again. All access to
-the OMS (commands, venue reports, queries, conversions to messages) happens on that one thread.
+starts from; a caller that is cancelled does not cut its call short. A write that fails leaves
+the OMS with events it applied but the journal may lack: UnavailableError, and the service
+rebuilds from the journal before serving again (:meth:`Engine.on_lost`). All access to the OMS
+(commands, venue reports, queries, conversions to messages) happens on that one thread, inside a
+call: an event emitted outside one is refused (the sink raises).
 
 After a call's events are journaled, what it changed is published as the event contracts:
 ``exec.order.<account>`` (``events.v1.OrderUpdate``, the order after the call) and
@@ -86,7 +89,7 @@ class Engine:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="execution-oms")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._serial: asyncio.Lock | None = None
-        self._call = _Call()
+        self._call: _Call | None = None  # the call on the OMS thread
         self._nc: Client | None = None
         self._order_listeners: list[Callable[[events.OrderUpdate], None]] = []
         self._lost_listeners: list[Callable[[], None]] = []
@@ -136,20 +139,23 @@ class Engine:
             return NO_ACCOUNT
 
     def _sink(self, event: OmsEvent) -> None:
+        call = self._call
+        if call is None:  # nothing would journal it: refused, the OMS stays as it was
+            raise RuntimeError(f"{type(event).__name__} outside a call of the engine")
         name, data = CODEC.encode(event)
         entry = pb.JournalEntry(
             account=self._account(event),
-            request_id=self._call.request_id,
+            request_id=call.request_id,
             time_ns=event.time_ns,
             oms=pb.OmsRecord(type=name, json=data),
         )
-        self._call.pending.append(entry)
-        self._call.emitted.append(event)
+        call.pending.append(entry)
+        call.emitted.append(event)
 
     def _barrier(self) -> None:
         """Journal what the call collected, before the OMS sends a venue request."""
         call = self._call
-        if not call.pending:
+        if call is None or not call.pending:
             return
         loop = self._loop
         if loop is None:
@@ -221,7 +227,7 @@ class Engine:
                 )
                 return result, error, call, self._outgoing(call.emitted), written
             finally:
-                self._call = _Call()
+                self._call = None
 
         async with self.serial():
             result, error, call, outgoing, written = await loop.run_in_executor(self._thread, run)
