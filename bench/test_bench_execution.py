@@ -158,6 +158,7 @@ async def _quote_to_order(mesh: Mesh) -> dict[str, float | int]:
     got_reply = asyncio.Event()
     got_event = asyncio.Event()
     state = {"i": 0, "record": False, "replies": 0}
+    failed: list[str] = []  # what the deciding callback met (it runs outside the test's task)
     async with grpc.aio.insecure_channel(mesh.execution) as ch:
         stub = pb_grpc.ExecutionServiceStub(ch)
         await _ready(mesh, pub, stub, sym)
@@ -165,10 +166,16 @@ async def _quote_to_order(mesh: Mesh) -> dict[str, float | int]:
         async def decide(msg: Msg) -> None:
             q = market_pb2.Quote.FromString(msg.data)
             i = int(q.sequence)
+            state["entered"] = i
             req = decision(acct, sym, q)
-            got = await stub.SubmitOrder(req, timeout=10)
+            try:
+                got = await stub.SubmitOrder(req, timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                failed.append(f"quote {i}: {exc.code().name} {exc.details()}")
+                got_reply.set()
+                return
             if got.status != execution_pb2.FILLED:
-                raise AssertionError(got)
+                failed.append(f"quote {i}: not filled: {got}")
             if state["record"]:
                 to_reply[i] = (clock() - sent[req.client_order_id]) / 1e3
             got_reply.set()
@@ -196,7 +203,14 @@ async def _quote_to_order(mesh: Mesh) -> dict[str, float | int]:
                 got_event.clear()
                 sent[f"b{i}"] = clock()
                 await pub.publish(subject, data)
-                await asyncio.wait_for(got_reply.wait(), 10)
+                try:
+                    await asyncio.wait_for(got_reply.wait(), 10)
+                except TimeoutError:
+                    raise AssertionError(
+                        f"quote {i}: no reply in 10 s (the decider last took quote "
+                        f"{state.get('entered')})"
+                    ) from None
+                assert not failed, failed
                 await asyncio.wait_for(got_event.wait(), 10)
     await nc.close()
     await pub.close()
