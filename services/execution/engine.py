@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import logging
 import time
 import typing
@@ -38,6 +39,7 @@ from tradecore.subjects import ExecKind, exec_subject
 from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
+from ..common import tracing
 from ..common.errors import NotFoundError, UnavailableError
 from ..common.nats_rpc import publish
 from . import convert
@@ -149,8 +151,10 @@ class Engine:
             finally:
                 self._call = _Call()
 
-        result, outgoing = await loop.run_in_executor(self._thread, run)
-        await self._publish(outgoing)
+        with tracing.child_span("execution.oms"):
+            ctx = contextvars.copy_context()
+            result, outgoing = await loop.run_in_executor(self._thread, ctx.run, run)
+            await self._publish(outgoing)
         return result
 
     async def replay(self, records: Iterable[pb.OmsRecord]) -> int:

@@ -38,6 +38,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 from tradecore.subjects import (
     ExecJournalKind,
     ExecKind,
@@ -52,6 +53,7 @@ from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
+from ..common import tracing
 from ..common.bus import JETSTREAM_UNAVAILABLE
 from ..common.errors import UnavailableError
 from ..common.nats_rpc import trace_headers
@@ -132,10 +134,15 @@ class Journal:
         """Publish and wait for JetStream's acknowledgement; True when JetStream had the
         message id already (a duplicate, not stored again)."""
         js = self._context()
-        try:
-            ack = await js.publish(subject, data, headers=headers or None)
-        except JETSTREAM_UNAVAILABLE as exc:
-            raise UnavailableError(f"the execution journal did not acknowledge {subject}") from exc
+        with tracing.child_span(f"journal {subject}", SpanKind.PRODUCER, bytes=len(data)):
+            try:
+                ack = await js.publish(
+                    subject, data, headers=tracing.headers_with_trace(headers) or None
+                )
+            except JETSTREAM_UNAVAILABLE as exc:
+                raise UnavailableError(
+                    f"the execution journal did not acknowledge {subject}"
+                ) from exc
         return bool(ack.duplicate)
 
     async def write(self, entry: pb.JournalEntry, msg_id: str = "") -> bool:
