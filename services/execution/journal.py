@@ -134,7 +134,7 @@ class Journal:
         """Publish and wait for JetStream's acknowledgement; True when JetStream had the
         message id already (a duplicate, not stored again)."""
         js = self._context()
-        with tracing.child_span(f"journal {subject}", SpanKind.PRODUCER, bytes=len(data)):
+        with tracing.child_span(f"jetstream {subject}", SpanKind.PRODUCER, bytes=len(data)):
             try:
                 ack = await js.publish(
                     subject, data, headers=tracing.headers_with_trace(headers) or None

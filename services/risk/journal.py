@@ -144,7 +144,7 @@ class Journal:
     async def _write(self, subject: str, data: bytes, request_id: str) -> int:
         """Publish and wait for JetStream's acknowledgement; the stream sequence stored."""
         js = self._context()
-        with tracing.child_span(f"journal {subject}", SpanKind.PRODUCER, bytes=len(data)):
+        with tracing.child_span(f"jetstream {subject}", SpanKind.PRODUCER, bytes=len(data)):
             try:
                 ack = await js.publish(
                     subject,
