@@ -66,6 +66,7 @@ current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
 
 _tracer: trace.Tracer = trace.get_tracer("tradecore")
 _stream_ratio = 0.001
+_root_ratio = 1.0
 _exporter: NatsSpanExporter | None = None
 _provider: TracerProvider | None = None
 
@@ -84,8 +85,8 @@ def _ratio(name: str, default: float) -> float:
 def configure(service: str) -> TracerProvider:
     """Install the service's tracer provider (see the module's docstring). The local exporter
     publishes once :func:`attach` gave it a NATS connection."""
-    global _tracer, _stream_ratio, _exporter, _provider
-    ratio = _ratio("TRADECORE_TRACE_SAMPLE", 1.0)
+    global _tracer, _stream_ratio, _root_ratio, _exporter, _provider
+    ratio = _root_ratio = _ratio("TRADECORE_TRACE_SAMPLE", 1.0)
     _stream_ratio = _ratio("TRADECORE_TRACE_STREAM_SAMPLE", 0.001)
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
@@ -182,7 +183,15 @@ def server_span(
     name: str, parent: otel_context.Context | None, kind: SpanKind = SpanKind.SERVER
 ) -> tuple[Span, object]:
     """Start the span of a request being served (a root when ``parent`` is None, sampled by
-    the ratio) and make it current; end it with :func:`end_server_span`."""
+    the ratio) and make it current; end it with :func:`end_server_span`. Under a parent that
+    is not sampled (or with a ratio of 0 for a root) no span is made: the parent's context (or
+    none) is current, so the work below makes no spans either."""
+    if parent is not None:
+        remote = trace.get_current_span(parent)
+        if not remote.get_span_context().trace_flags.sampled:
+            return remote, otel_context.attach(parent)
+    elif _root_ratio <= 0.0:
+        return trace.INVALID_SPAN, otel_context.attach(otel_context.Context())
     span = _tracer.start_span(name, context=parent, kind=kind)
     token = otel_context.attach(trace.set_span_in_context(span))
     return span, token
@@ -200,17 +209,18 @@ def end_server_span(span: Span, token: object, code: str, request_id: str = "") 
     span.end()
 
 
-@contextlib.contextmanager
+#: What :func:`child_span` and :func:`consume_span` return outside a sampled trace.
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
 def child_span(
     name: str, kind: SpanKind = SpanKind.INTERNAL, **attributes: Any
-) -> Iterator[Span | None]:
-    """A span under the current one when that one is sampled; nothing (None) otherwise, so
+) -> contextlib.AbstractContextManager[Span | None]:
+    """A span under the current one when that one is sampled; a shared no-op otherwise, so
     work outside a sampled trace pays one context lookup."""
     if not trace.get_current_span().is_recording():
-        yield None
-        return
-    with _tracer.start_as_current_span(name, kind=kind, attributes=attributes) as span:
-        yield span
+        return _NO_SPAN
+    return _tracer.start_as_current_span(name, kind=kind, attributes=attributes)
 
 
 @contextlib.contextmanager
@@ -220,18 +230,19 @@ def root_span(name: str, kind: SpanKind = SpanKind.INTERNAL, **attributes: Any) 
         yield span
 
 
-@contextlib.contextmanager
-def consume_span(name: str, headers: Mapping[str, str] | None, **attributes: Any) -> Iterator[None]:
+def consume_span(
+    name: str, headers: Mapping[str, str] | None, **attributes: Any
+) -> contextlib.AbstractContextManager[Span | None]:
     """The span of a consumed NATS message that carries a sampled ``traceparent`` (a child of
-    its publisher's span); nothing for a message without one."""
+    its publisher's span); a shared no-op for a message without one."""
+    if not headers:
+        return _NO_SPAN
     parent = parent_of(headers)
     if parent is None or not trace.get_current_span(parent).get_span_context().trace_flags.sampled:
-        yield None
-        return
-    with _tracer.start_as_current_span(
+        return _NO_SPAN
+    return _tracer.start_as_current_span(
         name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes
-    ):
-        yield None
+    )
 
 
 @contextlib.contextmanager
