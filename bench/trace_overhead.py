@@ -69,6 +69,11 @@ def main() -> None:
     tracing.end_server_span(span, token, "OK")
     assert not trace.get_current_span().is_recording()
     otel_context.get_current()
+    tracing.shutdown()
+    # The default: a root sampled at 1 % (the SDK's sampler decides, most calls unsampled).
+    os.environ["TRADECORE_TRACE_SAMPLE"] = str(tracing.DEFAULT_SAMPLE)
+    tracing.configure("bench")
+    rows.append(("server span, no traceparent (root, default ratio)", per_op_us(server(""))))
     for name, us in rows:
         print(f"{name:<50} {us:7.2f} µs")
     tracing.shutdown()

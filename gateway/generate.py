@@ -650,7 +650,7 @@ def add_tracing(config: dict[str, Any], hcm: dict[str, Any]) -> None:
     when set; otherwise to a cluster without endpoints (Envoy's tracer needs an exporter: the
     gateway's spans are then not kept, and the service's span is the first of the trace that
     ``tradecore trace`` shows, its parent the gateway's span id)."""
-    raw = os.environ.get("TRADECORE_TRACE_SAMPLE", "1")
+    raw = os.environ.get("TRADECORE_TRACE_SAMPLE", "0.01")  # the services' default too
     try:
         ratio = float(raw)
     except ValueError:

@@ -3,8 +3,9 @@
 :func:`configure` (called once by :func:`.server.main`) installs a tracer provider named after
 the service with a parent-based ratio sampler: a span whose parent was sampled is sampled, a
 root span (a gRPC call or NATS request that arrived without a ``traceparent``) is sampled with
-probability ``TRADECORE_TRACE_SAMPLE`` (default 1: requests are few and each is worth a
-trace). Streaming work (a quote the market-data service publishes, a batch of ticks it stores)
+probability ``TRADECORE_TRACE_SAMPLE`` (default 0.01: a sampled order costs its call a few
+hundred µs of span work, see docs/operations.md; a caller forces a trace by sending a sampled
+``traceparent``, flags ``01``). Streaming work (a quote the market-data service publishes, a batch of ticks it stores)
 starts a trace with probability ``TRADECORE_TRACE_STREAM_SAMPLE`` (default 0.001: quotes arrive
 by the thousand a second).
 
@@ -66,7 +67,7 @@ current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
 
 _tracer: trace.Tracer = trace.get_tracer("tradecore")
 _stream_ratio = 0.001
-_root_ratio = 1.0
+_root_ratio = DEFAULT_SAMPLE = 0.01
 _exporter: NatsSpanExporter | None = None
 _provider: TracerProvider | None = None
 
@@ -86,7 +87,7 @@ def configure(service: str) -> TracerProvider:
     """Install the service's tracer provider (see the module's docstring). The local exporter
     publishes once :func:`attach` gave it a NATS connection."""
     global _tracer, _stream_ratio, _root_ratio, _exporter, _provider
-    ratio = _root_ratio = _ratio("TRADECORE_TRACE_SAMPLE", 1.0)
+    ratio = _root_ratio = _ratio("TRADECORE_TRACE_SAMPLE", DEFAULT_SAMPLE)
     _stream_ratio = _ratio("TRADECORE_TRACE_STREAM_SAMPLE", 0.001)
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),

@@ -7,6 +7,7 @@ shows it. The services' JSON log lines carry the request id and the trace id."""
 from __future__ import annotations
 
 import json
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +93,26 @@ def test_a_quote_from_the_market_data_service_is_traced_through_execution_and_ri
     assert any(s["name"] == "execution.oms" for s in spans)
     text = tmesh.run("trace", trace_id).stdout
     assert "marketdata" in text.splitlines()[0] and "consume md.synthetic." in text
+
+
+def test_the_gateway_starts_a_trace_and_returns_its_context(tmesh: Mesh) -> None:
+    """At TRADECORE_TRACE_SAMPLE=1 Envoy samples a request that came without a traceparent:
+    the service's span is its child, and the caller gets the context back."""
+    req = urllib.request.Request(
+        f"http://{tmesh.gateway}/v1/execution/accounts/TG{uuid.uuid4().hex[:8]}/state"
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+        version, trace_id, gateway_span, flags = r.headers["traceparent"].split("-")
+    assert (version, flags, len(trace_id), len(gateway_span)) == ("00", "01", 32, 16)
+    spans: list[dict[str, Any]] = []
+    for _ in range(20):
+        out = tmesh.run("trace", trace_id, "--json", "--wait", "2")
+        spans = json.loads(out.stdout) if out.returncode == 0 else []
+        if spans:
+            break
+    assert [s["name"] for s in spans] == ["tradecore.execution.v1.ExecutionService/GetTradingState"]
+    assert spans[0]["parent_id"] == gateway_span
 
 
 def test_json_logs_carry_the_request_id_and_the_trace_id(tmesh: Mesh) -> None:
