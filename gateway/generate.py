@@ -638,18 +638,18 @@ def envoy_config(
             "clusters": clusters,
         },
     }
-    add_tracing(config, hcm)
+    if upstreams:
+        add_tracing(config, hcm, (health_service or sorted(upstreams)[0]).replace(".", "_"))
     return config
 
 
-def add_tracing(config: dict[str, Any], hcm: dict[str, Any]) -> None:
+def add_tracing(config: dict[str, Any], hcm: dict[str, Any], receiver: str) -> None:
     """Envoy's OpenTelemetry tracer on the gateway: a span per request, sampled at
     TRADECORE_TRACE_SAMPLE (a caller's sampled ``traceparent`` is followed), its context sent
     to the service as ``traceparent`` and returned to the caller in the ``traceparent``
     response header. Exported by OTLP/gRPC to TRADECORE_OTLP_ENDPOINT (``http://host:port``)
-    when set; otherwise to a cluster without endpoints (Envoy's tracer needs an exporter: the
-    gateway's spans are then not kept, and the service's span is the first of the trace that
-    ``tradecore trace`` shows, its parent the gateway's span id)."""
+    when set; otherwise to the service of cluster ``receiver`` (the health route's), which
+    keeps them with its own spans (services/common/tracing.py, ``add_receiver``)."""
     raw = os.environ.get("TRADECORE_TRACE_SAMPLE", "0.01")  # the services' default too
     try:
         ratio = float(raw)
@@ -662,16 +662,15 @@ def add_tracing(config: dict[str, Any], hcm: dict[str, Any]) -> None:
         "service_name": "gateway",
     }
     endpoint = os.environ.get("TRADECORE_OTLP_ENDPOINT", "")
-    otel["grpc_service"] = {"envoy_grpc": {"cluster_name": "otlp"}, "timeout": "1s"}
     if endpoint:
         url = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
         if not url.hostname or not url.port:
             raise ValueError(f"TRADECORE_OTLP_ENDPOINT must be host:port (got {endpoint!r})")
         otlp = _cluster("otlp", Upstream(url.hostname, url.port))
         del otlp["health_checks"]
-    else:
-        otlp = {"name": "otlp", "type": "STATIC", "connect_timeout": "1s"}
-    config["static_resources"]["clusters"].append(otlp)
+        config["static_resources"]["clusters"].append(otlp)
+        receiver = "otlp"
+    otel["grpc_service"] = {"envoy_grpc": {"cluster_name": receiver}, "timeout": "1s"}
     hcm["tracing"] = {
         "random_sampling": {"value": ratio * 100.0},
         "provider": {"name": "envoy.tracers.opentelemetry", "typed_config": otel},

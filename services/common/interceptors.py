@@ -217,8 +217,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         cached = self._wrapped.get(details.method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        if details.method.startswith("/grpc."):
-            return handler  # health and reflection: no metrics, no wrapping
+        if details.method.startswith(("/grpc.", "/opentelemetry.")):
+            return handler  # health, reflection, spans received: no metrics, no wrapping
         wrapped = self._wrap(handler, details.method.rsplit("/", 1)[-1], details.method[1:])
         self._wrapped[details.method] = (handler, wrapped)
         return wrapped

@@ -158,6 +158,7 @@ async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
         ],
     )
     app.register(server)
+    tracing.add_receiver(server)  # the gateway's spans (services/common/tracing.py)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [*app.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]

@@ -3,11 +3,11 @@
 :func:`configure` (called once by :func:`.server.main`) installs a tracer provider named after
 the service with a parent-based ratio sampler: a span whose parent was sampled is sampled, a
 root span (a gRPC call or NATS request that arrived without a ``traceparent``) is sampled with
-probability ``TRADECORE_TRACE_SAMPLE`` (default 0.01: a sampled order costs its call a few
-hundred µs of span work, see docs/operations.md; a caller forces a trace by sending a sampled
-``traceparent``, flags ``01``). Streaming work (a quote the market-data service publishes, a batch of ticks it stores)
-starts a trace with probability ``TRADECORE_TRACE_STREAM_SAMPLE`` (default 0.001: quotes arrive
-by the thousand a second).
+probability ``TRADECORE_TRACE_SAMPLE`` (default 0.01: a sampled order costs its call about a
+millisecond of span work on a loaded 2-core VM, see docs/operations.md; a caller forces a trace
+by sending a sampled ``traceparent``, flags ``01``). Streaming work (a quote the market-data
+service publishes, a batch of ticks it stores) starts a trace with probability
+``TRADECORE_TRACE_STREAM_SAMPLE`` (default 0.001: quotes arrive by the thousand a second).
 
 Spans go by OTLP/gRPC to ``TRADECORE_OTLP_ENDPOINT`` when it is set; otherwise a batching
 exporter publishes them on the service's NATS connection to ``telemetry.spans.<trace id>``,
@@ -418,3 +418,72 @@ async def attach(nc: Any) -> None:
         except Exception as exc:  # another service made it meanwhile, or JetStream is off
             log.debug("span stream not made: %s", exc)
     exporter.attach(nc, asyncio.get_running_loop())
+
+
+# -- the gateway's spans -------------------------------------------------------------------
+
+_KINDS = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+_STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
+def _any_value(v: Any) -> Any:
+    which = v.WhichOneof("value")
+    if which in ("string_value", "bool_value", "int_value", "double_value"):
+        return getattr(v, which)
+    if which == "array_value":
+        return [_any_value(x) for x in v.array_value.values]
+    return str(getattr(v, which)) if which else None
+
+
+def otlp_records(request: Any) -> list[dict[str, Any]]:
+    """The spans of an OTLP ``ExportTraceServiceRequest`` as stored in ``TELEMETRY_SPANS``."""
+    out = []
+    for rs in request.resource_spans:
+        attrs = {a.key: _any_value(a.value) for a in rs.resource.attributes}
+        service = str(attrs.get("service.name", ""))
+        for ss in rs.scope_spans:
+            for s in ss.spans:
+                out.append(
+                    {
+                        "trace_id": s.trace_id.hex(),
+                        "span_id": s.span_id.hex(),
+                        "parent_id": s.parent_span_id.hex(),
+                        "name": s.name,
+                        "service": service,
+                        "kind": _KINDS.get(s.kind, "INTERNAL"),
+                        "start_ns": s.start_time_unix_nano,
+                        "end_ns": s.end_time_unix_nano,
+                        "status": _STATUS.get(s.status.code, "UNSET"),
+                        "message": s.status.message,
+                        "attributes": {a.key: _any_value(a.value) for a in s.attributes},
+                    }
+                )
+    return out
+
+
+def add_receiver(server: Any) -> None:
+    """Serve OTLP/gRPC ``TraceService.Export`` on ``server``: the gateway (Envoy's tracer, when
+    no TRADECORE_OTLP_ENDPOINT is set) sends its spans to a service, which stores them in
+    ``TELEMETRY_SPANS`` beside its own, so ``tradecore trace`` shows the gateway's hop too."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
+        async def Export(self, request: Any, context: Any) -> Any:
+            exporter = _exporter
+            nc = exporter._nc if exporter is not None else None
+            if nc is not None and nc.is_connected:
+                by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+                for rec in otlp_records(request):
+                    by_trace[rec["trace_id"]].append(rec)
+                _publish_all(
+                    nc,
+                    [
+                        (spans_subject(tid), json.dumps(recs).encode())
+                        for tid, recs in by_trace.items()
+                    ],
+                )
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        Receiver(), server
+    )

@@ -97,7 +97,8 @@ def test_a_quote_from_the_market_data_service_is_traced_through_execution_and_ri
 
 def test_the_gateway_starts_a_trace_and_returns_its_context(tmesh: Mesh) -> None:
     """At TRADECORE_TRACE_SAMPLE=1 Envoy samples a request that came without a traceparent:
-    the service's span is its child, and the caller gets the context back."""
+    the service's span is its child, the caller gets the context back, and Envoy's own span is
+    stored beside it (sent by OTLP to the pricing service's receiver)."""
     req = urllib.request.Request(
         f"http://{tmesh.gateway}/v1/execution/accounts/TG{uuid.uuid4().hex[:8]}/state"
     )
@@ -106,13 +107,19 @@ def test_the_gateway_starts_a_trace_and_returns_its_context(tmesh: Mesh) -> None
         version, trace_id, gateway_span, flags = r.headers["traceparent"].split("-")
     assert (version, flags, len(trace_id), len(gateway_span)) == ("00", "01", 32, 16)
     spans: list[dict[str, Any]] = []
-    for _ in range(20):
+    for _ in range(20):  # Envoy flushes its spans every 5 s
         out = tmesh.run("trace", trace_id, "--json", "--wait", "2")
         spans = json.loads(out.stdout) if out.returncode == 0 else []
-        if spans:
+        if len(spans) >= 2:
             break
-    assert [s["name"] for s in spans] == ["tradecore.execution.v1.ExecutionService/GetTradingState"]
-    assert spans[0]["parent_id"] == gateway_span
+    assert [(s["service"], s["depth"]) for s in spans] == [("gateway", 0), ("execution", 1)], spans
+    gateway, service = spans
+    assert gateway["span_id"] == gateway_span and gateway["kind"] == "SERVER"
+    assert not gateway["parent_id"] and gateway["end_ns"] >= service["end_ns"]
+    assert service["name"] == "tradecore.execution.v1.ExecutionService/GetTradingState"
+    assert service["parent_id"] == gateway_span
+    text = tmesh.run("trace", trace_id).stdout.splitlines()
+    assert text[0].startswith(f"trace {trace_id}: 2 spans, services execution, gateway")
 
 
 def test_json_logs_carry_the_request_id_and_the_trace_id(tmesh: Mesh) -> None:

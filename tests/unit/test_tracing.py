@@ -209,8 +209,16 @@ def test_the_gateway_traces_and_envoy_accepts_it(
     tracing_cfg = _hcm(cfg)["tracing"]
     assert tracing_cfg["provider"]["name"] == "envoy.tracers.opentelemetry"
     assert tracing_cfg["random_sampling"]["value"] == pytest.approx(tracing.DEFAULT_SAMPLE * 100)
-    otlp = next(c for c in cfg["static_resources"]["clusters"] if c["name"] == "otlp")
-    assert ("load_assignment" in otlp) == bool(endpoint)
+    # spans go to the collector, else to the service behind the health route, which keeps them
+    receiver = tracing_cfg["provider"]["typed_config"]["grpc_service"]["envoy_grpc"]
+    assert receiver["cluster_name"] == (
+        "otlp" if endpoint else "tradecore_pricing_v1_PricingService"
+    )
+    clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
+    assert ("otlp" in clusters) == bool(endpoint)
+    if endpoint:
+        address = clusters["otlp"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+        assert address["endpoint"]["address"]["socket_address"]["port_value"] == 4317
     host = _hcm(cfg)["route_config"]["virtual_hosts"][0]
     assert {"key": "traceparent", "value": "%REQ(traceparent)%"} in [
         h["header"] for h in host["response_headers_to_add"]
