@@ -54,6 +54,10 @@ def main() -> None:
 
         return op
 
+    def quote() -> None:
+        with tracing.stream_root("publish q"):
+            pass
+
     rows = [
         ("server span, caller's traceparent sampled", per_op_us(server(sampled_parent))),
         ("server span, caller's traceparent not sampled", per_op_us(server(unsampled_parent))),
@@ -62,6 +66,7 @@ def main() -> None:
         ("consume span, message without traceparent", per_op_us(consume(None))),
         ("consume span, sampled traceparent", per_op_us(consume({"traceparent": sampled_parent}))),
         ("traceparent() of a non-sampled context", per_op_us(tracing.traceparent)),
+        ("a quote not sampled (stream ratio 0.001)", per_op_us(quote)),
     ]
     span, token = tracing.server_span("svc/Method", None)
     rows.append(("child span under a sampled span", per_op_us(child)))

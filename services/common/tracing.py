@@ -246,14 +246,23 @@ def consume_span(
     )
 
 
-@contextlib.contextmanager
-def stream_root(name: str, kind: SpanKind = SpanKind.INTERNAL, **attributes: Any) -> Iterator[str]:
+#: What :func:`stream_root` returns for work it does not sample: no span, no traceparent.
+_NO_TRACE: contextlib.nullcontext[str] = contextlib.nullcontext("")
+
+
+def stream_root(
+    name: str, kind: SpanKind = SpanKind.INTERNAL, **attributes: Any
+) -> contextlib.AbstractContextManager[str]:
     """Streaming work (a quote published, a batch of ticks stored): with probability
-    TRADECORE_TRACE_STREAM_SAMPLE a new sampled trace (yields its ``traceparent`` for the
-    headers of the messages it sends), else "" and no span at all."""
+    TRADECORE_TRACE_STREAM_SAMPLE a new sampled trace (its ``traceparent`` for the headers of
+    the messages it sends), else "" and no span at all (a shared no-op)."""
     if _stream_ratio <= 0.0 or random.random() >= _stream_ratio:
-        yield ""
-        return
+        return _NO_TRACE
+    return _new_trace(name, kind, attributes)
+
+
+@contextlib.contextmanager
+def _new_trace(name: str, kind: SpanKind, attributes: dict[str, Any]) -> Iterator[str]:
     with _tracer.start_as_current_span(
         name, context=otel_context.Context(), kind=kind, attributes=attributes
     ):
