@@ -645,7 +645,8 @@ def envoy_config(
 
 def add_tracing(config: dict[str, Any], hcm: dict[str, Any], receiver: str) -> None:
     """Envoy's OpenTelemetry tracer on the gateway: a span per request, sampled at
-    TRADECORE_TRACE_SAMPLE (a caller's sampled ``traceparent`` is followed), its context sent
+    TRADECORE_TRACE_SAMPLE or forced by an ``x-client-trace-id`` header (Envoy's decision, not
+    the caller's ``traceparent`` flags; its trace id is continued), its context sent
     to the service as ``traceparent`` and returned to the caller in the ``traceparent``
     response header. Exported by OTLP/gRPC to TRADECORE_OTLP_ENDPOINT (``http://host:port``)
     when set; otherwise to the service of cluster ``receiver`` (the health route's), which
