@@ -189,10 +189,11 @@ def test_the_tree_puts_children_under_parents_and_measures_hops() -> None:
 def gateway(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    return envoy_config(
+    cfg: dict[str, Any] = envoy_config(
         descriptor=descriptor_path(),
         upstreams={"tradecore.pricing.v1.PricingService": Upstream("127.0.0.1", 50051)},
     )
+    return cfg
 
 
 def _hcm(cfg: dict[str, Any]) -> dict[str, Any]:
