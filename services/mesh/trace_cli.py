@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
+MAX_ATTRIBUTES_SHOWN = 160  # characters of a span's attributes on its line
 
 
 def trace_parser() -> argparse.ArgumentParser:
@@ -144,16 +145,21 @@ def render(trace_id: str, spans: list[dict[str, Any]]) -> str:
     ]
     for depth, s in ordered:
         name = s["name"]
-        extra = [f"{k}={v}" for k, v in sorted(s.get("attributes", {}).items())]
+        extra = [
+            f"{k}={v}" for k, v in sorted(s.get("attributes", {}).items()) if v not in ("", "-")
+        ]
         if s["status"] == "ERROR":
             extra.append(f"ERROR {s.get('message', '')}".strip())
         if depth == 0 and s["parent_id"]:
             extra.append(f"parent {s['parent_id']} not stored")
         h = hop.get(s["span_id"])
+        shown = " ".join(extra)
+        if len(shown) > MAX_ATTRIBUTES_SHOWN:  # Envoy's spans carry many tags: --json has all
+            shown = shown[: MAX_ATTRIBUTES_SHOWN - 1] + "…"
         lines.append(
             f"{(s['start_ns'] - t0) / 1e6:>10.3f} {(s['end_ns'] - s['start_ns']) / 1e6:>9.3f} "
             f"{'' if h is None else f'{h:.3f}':>8}  {s['service']:<12} {'  ' * depth}{name}"
-            + (f"  [{' '.join(extra)}]" if extra else "")
+            + (f"  [{shown}]" if shown else "")
         )
     return "\n".join(lines)
 

@@ -17,7 +17,7 @@ from tradecore_services.common import tracing
 from tradecore_services.common.server import configure_logging
 from tradecore_services.common.settings import ServiceSettings
 from tradecore_services.mesh.components import envoy_path
-from tradecore_services.mesh.trace_cli import hops, tree
+from tradecore_services.mesh.trace_cli import hops, render, tree
 
 TID = "4bf92f3577b34da6a3ce929d0e0e4736"
 SID = "00f067aa0ba902b7"
@@ -245,3 +245,19 @@ def test_bad_gateway_tracing_settings_name_the_variable(
 ) -> None:
     with pytest.raises(ValueError, match=needle):
         gateway(monkeypatch, **env)
+
+
+def test_render_shows_the_tree_and_cuts_long_attributes() -> None:
+    spans = [
+        {**span("a", "", "gateway", 0, "ingress"), "attributes": {"empty": "", "none": "-",
+         "tag": "x" * 400}, "status": "UNSET"},
+        {**span("b", "a", "execution", 2_000_000, "svc/M"), "attributes": {"rows": 3},
+         "status": "ERROR", "message": "INVALID_ARGUMENT"},
+    ]  # fmt: skip
+    lines = render("t" * 32, spans).splitlines()
+    assert lines[0] == f"trace {'t' * 32}: 2 spans, services execution, gateway, 2.000 ms"
+    gw, svc = lines[2], lines[3]
+    assert "empty=" not in gw and "none=" not in gw and gw.endswith("…]")
+    assert len(gw) < 250
+    assert svc.split()[:4] == ["2.000", "0.000", "2.000", "execution"]
+    assert svc.endswith("  svc/M  [rows=3 ERROR INVALID_ARGUMENT]")
