@@ -3,7 +3,7 @@
 :func:`configure` (called once by :func:`.server.main`) installs a tracer provider named after
 the service with a parent-based ratio sampler: a span whose parent was sampled is sampled, a
 root span (a gRPC call or NATS request that arrived without a ``traceparent``) is sampled with
-probability ``TRADECORE_TRACE_SAMPLE`` (default 0.01: a sampled order costs its call about a
+probability ``TRADECORE_TRACE_SAMPLE`` (default 0.01: a sampled order costs its call 1-2
 millisecond of span work on a loaded 2-core VM, see docs/operations.md; a caller forces a trace
 by sending a sampled ``traceparent``, flags ``01``). Streaming work (a quote the market-data
 service publishes, a batch of ticks it stores) starts a trace with probability
@@ -116,10 +116,6 @@ def shutdown() -> None:
         _provider.shutdown()
 
 
-def tracer() -> trace.Tracer:
-    return _tracer
-
-
 # -- W3C trace context ---------------------------------------------------------------------
 
 
@@ -169,12 +165,6 @@ def parent_of_metadata(metadata: Sequence[tuple[str, Any]] | None) -> otel_conte
         if key == TRACEPARENT:
             return parent_of({TRACEPARENT: str(value)})
     return None
-
-
-def trace_id_hex() -> str:
-    """The current span's trace id (32 hex digits) when it is sampled, else ""."""
-    ctx = trace.get_current_span().get_span_context()
-    return f"{ctx.trace_id:032x}" if ctx.trace_flags.sampled else ""
 
 
 # -- spans ---------------------------------------------------------------------------------
