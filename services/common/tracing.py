@@ -4,7 +4,7 @@
 the service with a parent-based ratio sampler: a span whose parent was sampled is sampled, a
 root span (a gRPC call or NATS request that arrived without a ``traceparent``) is sampled with
 probability ``TRADECORE_TRACE_SAMPLE`` (default 0.01: a sampled order costs its call 1-2
-millisecond of span work on a loaded 2-core VM, see docs/operations.md; a caller forces a trace
+milliseconds of span work on a loaded 2-core VM, see docs/operations.md; a caller forces a trace
 by sending a sampled ``traceparent``, flags ``01``). Streaming work (a quote the market-data
 service publishes, a batch of ticks it stores) starts a trace with probability
 ``TRADECORE_TRACE_STREAM_SAMPLE`` (default 0.001: quotes arrive by the thousand a second).
