@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import logging
 import time
 import typing
@@ -48,6 +49,7 @@ from tradecore.subjects import ExecKind, exec_subject
 from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
+from ..common import tracing
 from ..common.errors import NotFoundError, UnavailableError
 from ..common.nats_rpc import publish
 from . import convert
@@ -229,18 +231,22 @@ class Engine:
             finally:
                 self._call = None
 
-        async with self.serial():
-            result, error, call, outgoing, written = await loop.run_in_executor(self._thread, run)
-            if call.failed:
-                self._lose()
-            elif written is not None:
-                try:
-                    await asyncio.wrap_future(written)
-                except BaseException:
+        with tracing.child_span("execution.oms"):
+            ctx = contextvars.copy_context()
+            async with self.serial():
+                result, error, call, outgoing, written = await loop.run_in_executor(
+                    self._thread, ctx.run, run
+                )
+                if call.failed:
                     self._lose()
-                    raise
-        if not call.failed:
-            await self._publish(outgoing)
+                elif written is not None:
+                    try:
+                        await asyncio.wrap_future(written)
+                    except BaseException:
+                        self._lose()
+                        raise
+            if not call.failed:
+                await self._publish(outgoing)
         if error is not None:
             raise error
         return typing.cast(T, result)

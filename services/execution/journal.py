@@ -52,6 +52,7 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 from tradecore.subjects import (
     ExecJournalKind,
     ExecKind,
@@ -66,6 +67,7 @@ from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
+from ..common import tracing
 from ..common.bus import JETSTREAM_UNAVAILABLE
 from ..common.errors import UnavailableError
 from ..common.nats_rpc import trace_headers
@@ -181,10 +183,15 @@ class Journal:
         """Publish and wait for JetStream's acknowledgement (``duplicate``: JetStream had the
         message id already and did not store it again)."""
         js = self._context()
-        try:
-            return await js.publish(subject, data, headers=headers or None)
-        except JETSTREAM_UNAVAILABLE as exc:
-            raise UnavailableError(f"the execution journal did not acknowledge {subject}") from exc
+        with tracing.child_span(f"jetstream {subject}", SpanKind.PRODUCER, bytes=len(data)):
+            try:
+                return await js.publish(
+                    subject, data, headers=tracing.headers_with_trace(headers) or None
+                )
+            except JETSTREAM_UNAVAILABLE as exc:
+                raise UnavailableError(
+                    f"the execution journal did not acknowledge {subject}"
+                ) from exc
 
     async def write(self, entry: pb.JournalEntry, msg_id: str = "") -> bool:
         """Journal ``entry`` on ``exec.journal.<kind>.<account>`` and return once JetStream has

@@ -47,6 +47,7 @@ from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
+from ..common import tracing
 from ..common.bus import Bus
 from ..common.errors import PreconditionError, ResourceExhaustedError, UnavailableError
 from . import convert
@@ -246,7 +247,8 @@ class Execution:
         except (DecodeError, ValueError) as exc:
             log.warning("%s: trading state skipped: %s", msg.subject, exc)
             return
-        await self._take_risk_state(state)
+        with tracing.consume_span(f"consume {msg.subject}", msg.headers):
+            await self._take_risk_state(state)
 
     async def _take_risk_state(self, state: risk_events.TradingState) -> None:
         if not self.states.set_risk(state):
@@ -274,7 +276,8 @@ class Execution:
             self.algos.on_quote(symbol, bid, ask, oms.clock_ns())
 
         if self.restored.is_set():
-            await self._market(msg.subject, mark)
+            with tracing.consume_span(f"consume {msg.subject}", msg.headers):
+                await self._market(msg.subject, mark)
 
     async def _on_trade(self, msg: Msg) -> None:
         try:

@@ -28,12 +28,12 @@ from ..registry import by_name
 from .alpaca_venue import AlpacaVenue, credentials
 from .audit_trail import AuditTrail, log_dir, signer_for
 from .engine import Engine
-from .journal import Journal
+from .journal import STREAM, Journal
 from .live import REBUILD_RETRY_S, Execution
 from .paper_feed import PaperFeed
 from .reconciliation import start_policy
 from .servicer import ExecutionServicer
-from .store import JournalStore, StoreConsumer
+from .store import DURABLE, JournalStore, StoreConsumer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExecutionService"].full_name
 SPEC = by_name("execution")
@@ -65,6 +65,7 @@ class ExecutionApp:
             lambda: JournalStore(settings.clickhouse_dsn), "execution journal store"
         )
         self.consumer = StoreConsumer(self.store)
+        self.consumer.backlog.register(self.registry, STREAM, DURABLE)
         self.bus.on_connect(self._attach_consumer)  # after Execution's hook made the stream
         self.servicer = ExecutionServicer(self.execution)
         self.reports: VenueReports | None = None

@@ -23,6 +23,8 @@ from tradecore.store import Migration, Store, connect
 from tradecore.subjects import exec_journal_filter
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
+from ..common import tracing
+from ..common.backlog import Backlog
 from ..common.store_thread import StoreThread
 from .journal import STREAM, entries_of, kind_of
 
@@ -130,6 +132,7 @@ class StoreConsumer:
 
     def __init__(self, store: StoreThread[JournalStore]) -> None:
         self.store = store
+        self.backlog = Backlog()  # the pending gauge (registered by the app)
         self._sub: JetStreamContext.PullSubscription | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -170,7 +173,9 @@ class StoreConsumer:
                 continue
             try:
                 msgs = await sub.fetch(FETCH_BATCH, timeout=FETCH_WAIT_S)
+                self.backlog.fetched(msgs)
             except (FetchTimeoutError, TimeoutError):
+                self.backlog.fetched([])
                 continue
             except Exception as exc:  # a closed connection: wait for the next attach
                 log.warning("journal store fetch failed: %s", exc)
@@ -189,7 +194,10 @@ class StoreConsumer:
             except Exception as exc:  # not a journal entry: logged, acknowledged, not stored
                 log.error("%s: not stored: %s", m.subject, exc)
         try:
-            await self.store.call(lambda s: s.insert(found))
+            with tracing.batch_span(
+                "clickhouse insert exec_journal", [m.headers for m in msgs], rows=len(found)
+            ):
+                await self.store.call(lambda s: s.insert(found))
         except Exception:
             log.exception("journal store insert failed; the messages are delivered again")
             await asyncio.sleep(RETRY_S)
