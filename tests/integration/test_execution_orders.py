@@ -562,9 +562,18 @@ def test_a_lost_write_of_a_resting_orders_fill_rebuilds_without_breaks(
 
 
 class SlowJournal(Journal):
-    """Each batch write waits a while before it is sent (a slow JetStream)."""
+    """Each batch write waits a while before it is sent (a slow JetStream); ``second`` is set
+    when the second write begins."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.second = asyncio.Event()
 
     async def write_batch(self, entries: list[pb.JournalEntry], request_id: str = "") -> int:
+        self.writes += 1
+        if self.writes == 2:
+            self.second.set()
         await asyncio.sleep(0.2)
         return await super().write_batch(entries, request_id)
 
@@ -583,7 +592,7 @@ def test_a_cancelled_call_still_journals_what_the_oms_applied(server: NatsServer
         await asyncio.wait_for(ex.restored.wait(), 20)
         await quote(nc, ex, "AAPL", 190.0, 191.0)
         call = asyncio.ensure_future(ex.submit_order(order("c1", qty=10), "r1"))
-        await asyncio.sleep(0.3)  # past the first write, inside the second
+        await asyncio.wait_for(journal.second.wait(), 30)  # past the first write, in the second
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
