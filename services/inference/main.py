@@ -28,7 +28,7 @@ from pathlib import Path
 
 import grpc
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from tradecore.inference import ModelSource
 from tradecore.inference.drift import DriftReport
 from tradecore.inference.monitor import MonitorRecorder
@@ -162,6 +162,12 @@ class InferenceApp:
             drift=self.drift,
         )
         self.registry.register(TritonCollector(self.models.loaded))
+        self.drift_alerts = Counter(
+            "tradecore_drift_alerts",
+            "Drift windows that drifted, per model (each published on model.drift.<model>)",
+            ["model"],
+            registry=self.registry,
+        )
         version = _version()
         self.servicer = InferenceServicer(self.models, version)
         self.models_servicer = ModelsServicer(
@@ -196,6 +202,8 @@ class InferenceApp:
 
     def _plot_drift(self, model: str, version: int, report: DriftReport) -> None:
         """Every tested window's scores on the monitoring page (by feature and test)."""
+        if report.drifted:
+            self.drift_alerts.labels(model=model).inc()
         t = (report.window.end_time_ns or time.time_ns()) / 1e9
         for r in report.results:
             self.recorder.record_drift(
