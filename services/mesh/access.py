@@ -189,7 +189,7 @@ def _since(value: str) -> datetime:
 
 def query(store: Store, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rows newest first by ``filters``: ``since`` (see ``_since``), ``who`` (subject, account,
-    role or client certificate subject), ``route`` (part of the route name or path),
+    role or client certificate subject), ``route`` (part of the route name or path, any case),
     ``status`` (an HTTP code ``429``, a class ``4xx``, a gRPC name ``RESOURCE_EXHAUSTED``, or
     ``denied``: 401/403, UNAUTHENTICATED/PERMISSION_DENIED), ``limit`` (default 100). A
     ValueError names a bad filter."""
@@ -205,7 +205,10 @@ def query(store: Store, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
         where.append("({who:String} IN (subject, account, role, peer))")
         params["who"] = str(filters["who"])
     if filters.get("route"):
-        where.append("(position(route, {route:String}) > 0 OR position(path, {route:String}) > 0)")
+        where.append(
+            "(positionCaseInsensitive(route, {route:String}) > 0"
+            " OR positionCaseInsensitive(path, {route:String}) > 0)"
+        )
         params["route"] = str(filters["route"])
     status = str(filters.get("status") or "").strip()
     if status:

@@ -220,15 +220,19 @@ def cert_main(argv: list[str]) -> int:
     from .config import MeshConfig
 
     defaults = MeshConfig.from_env()
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=defaults.data_dir, help="(TRADECORE_DATA_DIR)")
     ap = argparse.ArgumentParser(
         prog="tradecore cert", description="certificates of the gateway's local CA"
     )
-    ap.add_argument("--data-dir", default=defaults.data_dir)
     sub = ap.add_subparsers(dest="action", required=True)
-    cl = sub.add_parser("client", help="issue a client certificate for mutual TLS")
+    cl = sub.add_parser(
+        "client", parents=[common], help="issue a client certificate for mutual TLS"
+    )
     cl.add_argument("--name", required=True, help="the certificate's common name")
     sub.add_parser(
         "server",
+        parents=[common],
         help="issue a new server certificate (rotation; the gateway serves it after a restart)",
     )
     ns = ap.parse_args(argv)
