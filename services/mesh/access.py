@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -147,9 +147,9 @@ def parse_line(line: bytes) -> tuple[Any, ...] | None:
     if not isinstance(doc, dict):
         return None
     try:
-        when = datetime.fromtimestamp(float(doc.get("start", 0)), tz=timezone.utc)
+        when = datetime.fromtimestamp(float(doc.get("start", 0)), tz=UTC)
     except (TypeError, ValueError, OverflowError):
-        when = datetime.fromtimestamp(0, tz=timezone.utc)
+        when = datetime.fromtimestamp(0, tz=UTC)
     return (
         when,
         _str(doc.get("request_id")),
@@ -177,14 +177,14 @@ def _since(value: str) -> datetime:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     v = value.strip()
     if v[-1:] in units and v[:-1].isdigit():
-        return datetime.fromtimestamp(time.time() - int(v[:-1]) * units[v[-1]], tz=timezone.utc)
+        return datetime.fromtimestamp(time.time() - int(v[:-1]) * units[v[-1]], tz=UTC)
     try:
         t = datetime.fromisoformat(v)
     except ValueError:
         raise ValueError(
             f"since: {value!r} is neither a duration (30s, 10m, 2h, 7d) nor an ISO time"
         ) from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def query(store: Store, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -241,7 +241,7 @@ def query(store: Store, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
         doc = dict(zip(COLUMNS, row, strict=True))
         t = doc["time"]
         if isinstance(t, datetime):
-            doc["time"] = (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).isoformat()
+            doc["time"] = (t if t.tzinfo else t.replace(tzinfo=UTC)).isoformat()
         g = doc["grpc_status"]
         doc["grpc_status"] = GRPC_CODES[g] if 0 <= g < len(GRPC_CODES) else None
         out.append(doc)
@@ -266,7 +266,7 @@ class Tailer:
 
     def _open(self) -> bool:
         try:
-            f = open(self.path, "rb")
+            f = open(self.path, "rb")  # noqa: SIM115 (kept open across reads; see close)
         except FileNotFoundError:
             return False
         inode = os.fstat(f.fileno()).st_ino
@@ -275,7 +275,7 @@ class Tailer:
             rotated = self.path.with_name(self.path.name + ".1")
             if self.inode and rotated.exists() and rotated.stat().st_ino == self.inode:
                 f.close()  # finish the rotated file first
-                f = open(rotated, "rb")
+                f = open(rotated, "rb")  # noqa: SIM115
             else:
                 self.inode, self.offset = inode, 0
         self.file = f
@@ -314,6 +314,11 @@ class Tailer:
             self.file = None
             self.inode, self.offset = current, 0
             self.commit(0)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
     def commit(self, offset: int) -> None:
         self.offset = offset
@@ -423,6 +428,7 @@ async def serve(data_dir: Path, log_path: Path, dsn: str) -> None:
     finally:
         server.close()
         sock.unlink(missing_ok=True)
+        tailer.close()
         await loop.run_in_executor(pool, store.close)
         pool.shutdown()
 

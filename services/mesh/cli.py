@@ -327,9 +327,7 @@ def build_parser(services: tuple[ServiceSpec, ...] = SERVICES) -> argparse.Argum
         help="the gateway's access audit (--since --who --route --status)",
         add_help=False,
     )
-    sub.add_parser(
-        "cert", help="gateway certificates: client --name X | server", add_help=False
-    )
+    sub.add_parser("cert", help="gateway certificates: client --name X | server", add_help=False)
     return ap
 
 

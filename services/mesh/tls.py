@@ -73,7 +73,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _builder(subject: str, issuer: x509.Name, public: object, days: int) -> x509.CertificateBuilder:

@@ -215,7 +215,9 @@ def test_a_rate_limited_route_answers_resource_exhausted_and_429_with_retry_afte
         # JSON: the same route after the transcoder (the same bucket), 429 with retry-after and
         # the services' error shape.
         url = f"http://{gw.target}/v1/pricing/price"
-        statuses = [_json_post(url, json.dumps({"contracts": [CONTRACT]}).encode()) for _ in range(8)]
+        statuses = [
+            _json_post(url, json.dumps({"contracts": [CONTRACT]}).encode()) for _ in range(8)
+        ]
         codes_json = [s for s, _ in statuses]
         assert set(codes_json) <= {200, 429} and 429 in codes_json, codes_json
         headers, body = next(b for s, b in statuses if s == 429)
@@ -226,35 +228,36 @@ def test_a_rate_limited_route_answers_resource_exhausted_and_429_with_retry_afte
 def test_each_role_has_its_own_bucket_and_a_client_cannot_claim_one(
     mesh: Mesh, tmp_path: Path
 ) -> None:
-    with gateway(mesh, tmp_path, limits="reads.rate=1,reads.burst=2", role_from="x-test-role") as gw:
-        with gw.channel() as ch:
-            stub = pb_grpc.PricingServiceStub(ch)
+    with (
+        gateway(mesh, tmp_path, limits="reads.rate=1,reads.burst=2", role_from="x-test-role") as gw,
+        gw.channel() as ch,
+    ):
+        stub = pb_grpc.PricingServiceStub(ch)
 
-            def call(metadata: tuple[tuple[str, str], ...]) -> grpc.StatusCode:
-                try:
-                    stub.Price(_price_request(), timeout=10, metadata=metadata)
-                    return grpc.StatusCode.OK
-                except grpc.RpcError as e:
-                    return e.code()
+        def call(metadata: tuple[tuple[str, str], ...]) -> grpc.StatusCode:
+            try:
+                stub.Price(_price_request(), timeout=10, metadata=metadata)
+                return grpc.StatusCode.OK
+            except grpc.RpcError as e:
+                return e.code()
 
-            viewer = [call((("x-test-role", "viewer"),)) for _ in range(6)]
-            assert grpc.StatusCode.RESOURCE_EXHAUSTED in viewer, viewer
-            # The viewers' bucket is spent; the traders' and the anonymous one are not.
-            assert call((("x-test-role", "trader"),)) == grpc.StatusCode.OK
-            assert call(()) == grpc.StatusCode.OK
-    with gateway(mesh, tmp_path, limits="reads.rate=1,reads.burst=2") as gw:
-        with gw.channel() as ch:
-            stub = pb_grpc.PricingServiceStub(ch)
-            codes = []
-            for role in ("viewer", "viewer", "viewer", "trader", "risk", "admin", "admin"):
-                # A role header sent by the client is removed before the limiter reads it: all
-                # these calls spend the one anonymous bucket.
-                try:
-                    stub.Price(_price_request(), timeout=10, metadata=(("x-tradecore-role", role),))
-                    codes.append(grpc.StatusCode.OK)
-                except grpc.RpcError as e:
-                    codes.append(e.code())
-            assert codes.count(grpc.StatusCode.OK) < len(codes) - 2, codes
+        viewer = [call((("x-test-role", "viewer"),)) for _ in range(6)]
+        assert grpc.StatusCode.RESOURCE_EXHAUSTED in viewer, viewer
+        # The viewers' bucket is spent; the traders' and the anonymous one are not.
+        assert call((("x-test-role", "trader"),)) == grpc.StatusCode.OK
+        assert call(()) == grpc.StatusCode.OK
+    with gateway(mesh, tmp_path, limits="reads.rate=1,reads.burst=2") as gw, gw.channel() as ch:
+        stub = pb_grpc.PricingServiceStub(ch)
+        codes = []
+        for role in ("viewer", "viewer", "viewer", "trader", "risk", "admin", "admin"):
+            # A role header sent by the client is removed before the limiter reads it: all
+            # these calls spend the one anonymous bucket.
+            try:
+                stub.Price(_price_request(), timeout=10, metadata=(("x-tradecore-role", role),))
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as e:
+                codes.append(e.code())
+        assert codes.count(grpc.StatusCode.OK) < len(codes) - 2, codes
 
 
 def test_an_oversized_request_is_refused_413_and_resource_exhausted(
@@ -282,9 +285,11 @@ def test_an_oversized_request_is_refused_413_and_resource_exhausted(
 
 
 def _health(ch: grpc.Channel) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
-    return health_pb2_grpc.HealthStub(ch).Check(
-        health_pb2.HealthCheckRequest(service=HEALTH), timeout=10
-    ).status
+    return (
+        health_pb2_grpc.HealthStub(ch)
+        .Check(health_pb2.HealthCheckRequest(service=HEALTH), timeout=10)
+        .status
+    )
 
 
 def test_tls_with_the_generated_ca_and_no_plain_connection(mesh: Mesh, tmp_path: Path) -> None:
