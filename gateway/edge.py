@@ -14,11 +14,11 @@ a request size limit and a timeout (``DEFAULT_LIMITS``, overridable by ``parse_l
   inference and registration.
 
 Roles. Within a route, each role of ``ROLES`` has its own bucket (the class's rate times the
-role's factor), so one role's traffic never spends another's. The role is read from the request
-header ``x-tradecore-role`` (``ROLE_HEADER``), which the sanitising filter first removes from
-every incoming request and which the authentication filter (jwt_authn's ``claim_to_headers``)
-sets from the verified token; a request without it (no token) spends the route's default
-bucket.
+role's factor), so one role's traffic never spends another's. The role is the ``role`` claim of
+the verified token, read from the dynamic metadata jwt_authn keeps it in
+(``JWT_FILTER``/``JWT_PAYLOAD``, the names gateway/auth.py gives its provider), so a client
+cannot claim one; a request without a verified token (the health checks, auth off) spends the
+route's default bucket.
 """
 
 from __future__ import annotations
@@ -30,12 +30,10 @@ from typing import Any
 
 _T = "type.googleapis.com/envoy.extensions."
 
-#: Identity headers set by the authentication layer from a verified JWT. Nothing a client sends
-#: under these names reaches a filter or a service: the sanitising filter removes them first.
-ROLE_HEADER = "x-tradecore-role"
-SUBJECT_HEADER = "x-tradecore-subject"
-ACCOUNT_HEADER = "x-tradecore-account"
-IDENTITY_HEADERS = (ROLE_HEADER, SUBJECT_HEADER, ACCOUNT_HEADER)
+#: Where jwt_authn keeps a verified token's payload (``payload_in_metadata`` of gateway/auth.py):
+#: the rate limiter reads the ``role`` claim, the access log ``sub``, ``role`` and ``account``.
+JWT_FILTER = "envoy.filters.http.jwt_authn"
+JWT_PAYLOAD = "jwt_payload"
 
 ROLES = ("viewer", "trader", "risk", "admin")
 CLASSES = ("reads", "orders", "heavy")
@@ -159,18 +157,6 @@ def http_route_class(prefix: str) -> str:
 # ---------------------------------------------------------------------------- HTTP filters
 
 
-def sanitize_filter() -> dict[str, Any]:
-    """Removes the identity headers from every incoming request (first filter), so only the
-    authentication filter after it can set them."""
-    return {
-        "name": "envoy.filters.http.header_mutation",
-        "typed_config": {
-            "@type": _T + "filters.http.header_mutation.v3.HeaderMutation",
-            "mutations": {"request_mutations": [{"remove": h} for h in IDENTITY_HEADERS]},
-        },
-    }
-
-
 def cors_filter() -> dict[str, Any]:
     """CORS: answers preflights and adds the response headers by the virtual host's policy
     (``cors_policy``); without a policy it does nothing."""
@@ -272,15 +258,19 @@ def route_ratelimit(limits: RouteLimits, role_factors: Mapping[str, float]) -> d
 
 
 def route_descriptors() -> list[dict[str, Any]]:
-    """The route's ``rate_limits``: the role header as the descriptor ``role`` (absent: no
-    descriptor, the default bucket)."""
+    """The route's ``rate_limits``: the verified token's ``role`` claim as the descriptor
+    ``role`` (no token: no descriptor, the default bucket)."""
     return [
         {
             "actions": [
                 {
-                    "request_headers": {
-                        "header_name": ROLE_HEADER,
+                    "metadata": {
                         "descriptor_key": "role",
+                        "metadata_key": {
+                            "key": JWT_FILTER,
+                            "path": [{"key": JWT_PAYLOAD}, {"key": "role"}],
+                        },
+                        "source": "DYNAMIC",
                         "skip_if_absent": True,
                     }
                 }
@@ -422,9 +412,9 @@ ACCESS_LOG_FORMAT: dict[str, str] = {
     "request_id": "%REQ(X-REQUEST-ID)%",
     "client": "%DOWNSTREAM_REMOTE_ADDRESS%",
     "peer": "%DOWNSTREAM_PEER_SUBJECT%",
-    "subject": f"%REQ({SUBJECT_HEADER.upper()})%",
-    "role": f"%REQ({ROLE_HEADER.upper()})%",
-    "account": f"%REQ({ACCOUNT_HEADER.upper()})%",
+    "subject": f"%DYNAMIC_METADATA({JWT_FILTER}:{JWT_PAYLOAD}:sub)%",
+    "role": f"%DYNAMIC_METADATA({JWT_FILTER}:{JWT_PAYLOAD}:role)%",
+    "account": f"%DYNAMIC_METADATA({JWT_FILTER}:{JWT_PAYLOAD}:account)%",
     "method": "%REQ(:METHOD)%",
     "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
     "route": "%ROUTE_NAME%",

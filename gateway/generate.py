@@ -632,13 +632,9 @@ def envoy_config(
                 },
             },
         )
-    # Edge filters first: identity headers removed, CORS preflights answered, gRPC-Web turned
-    # into gRPC, all before anything reads the request (see docs/architecture.md).
-    http_filters[:0] = [
-        edge_mod.sanitize_filter(),
-        edge_mod.cors_filter(),
-        edge_mod.grpc_web_filter(),
-    ]
+    # Edge filters first: CORS preflights answered (they carry no token) and gRPC-Web turned
+    # into gRPC before anything reads the request (see docs/architecture.md, "The gateway").
+    http_filters[:0] = [edge_mod.cors_filter(), edge_mod.grpc_web_filter()]
     vhost: dict[str, Any] = {"name": "tradecore", "domains": ["*"], "routes": routes}
     if edge.cors_origins:
         vhost["typed_per_filter_config"] = {

@@ -361,13 +361,13 @@ def _iter_rows(lines: list[bytes]) -> Iterator[tuple[Any, ...]]:
 
 
 async def serve(data_dir: Path, log_path: Path, dsn: str) -> None:
-    pool = ThreadPoolExecutor(1, thread_name_prefix="access-store")  # one store thread
     loop = asyncio.get_running_loop()
-    store = await loop.run_in_executor(pool, lambda: connect(dsn, MIGRATIONS))
-    tailer = Tailer(log_path)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="access-store")  # one store thread
+    store = await loop.run_in_executor(pool, lambda: connect(dsn, MIGRATIONS))
+    tailer = Tailer(log_path)
     inserted = 0
 
     def copy_once() -> int:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import socket
 import ssl
 import struct
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 from tradecore_gateway.generate import descriptor_path, write_config
+from tradecore_services.mesh import access
 from tradecore_services.mesh import tls as tls_mod
 from tradecore_services.mesh.components import envoy_path, gateway_config
 from tradecore_services.mesh.config import MeshConfig
@@ -87,11 +90,13 @@ def gateway(
     tls: str = "off",
     limits: str = "",
     cors: str = "",
-    role_from: str = "",
+    claims_from: str = "",
 ) -> Iterator[Gateway]:
     """Envoy with the mesh's generated configuration for these settings, in front of the shared
-    mesh's services. ``role_from``: a request header the role header is set from after the
-    sanitising filter, as the authentication filter sets it from a token's claim."""
+    mesh's services. ``claims_from``: a request header whose value becomes the ``role`` claim
+    (with ``sub`` ``user-<role>`` and ``account`` ``ACC-<role>``) in the dynamic metadata where
+    jwt_authn keeps a verified token's payload, as the authentication filter (gateway/auth.py)
+    does from a token."""
     data = tmp_path / f"gw-{uuid.uuid4().hex[:8]}"
     port, admin = free_port(), free_port()
     cfg = MeshConfig.from_dict(
@@ -110,30 +115,26 @@ def gateway(
     if tls != "off":
         tls_mod.ensure(data, mutual=tls == "mtls")
     config: dict[str, Any] = gateway_config(cfg, descriptor_path())
-    if role_from:
+    if claims_from:
         hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
         filters = hcm["typed_config"]["http_filters"]
-        at = [f["name"] for f in filters].index("envoy.filters.http.header_mutation") + 1
+        at = [f["name"] for f in filters].index("envoy.filters.http.grpc_web") + 1
+        lua = f"""
+function envoy_on_request(handle)
+  local role = handle:headers():get("{claims_from}")
+  if role then
+    handle:streamInfo():dynamicMetadata():set("envoy.filters.http.jwt_authn", "jwt_payload",
+      {{role = role, sub = "user-" .. role, account = "ACC-" .. role}})
+  end
+end
+"""
         filters.insert(
             at,
             {
-                "name": "test.set_role",
+                "name": "test.jwt_payload",
                 "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation."
-                    "v3.HeaderMutation",
-                    "mutations": {
-                        "request_mutations": [
-                            {
-                                "append": {
-                                    "header": {
-                                        "key": "x-tradecore-role",
-                                        "value": f"%REQ({role_from})%",
-                                    },
-                                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                                }
-                            }
-                        ]
-                    },
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                    "default_source_code": {"inline_string": lua},
                 },
             },
         )
@@ -225,11 +226,13 @@ def test_a_rate_limited_route_answers_resource_exhausted_and_429_with_retry_afte
         assert body["code"] == 8 and "rate limit" in body["message"]
 
 
-def test_each_role_has_its_own_bucket_and_a_client_cannot_claim_one(
+def test_each_role_has_its_own_bucket_and_refused_calls_are_audited_with_who(
     mesh: Mesh, tmp_path: Path
 ) -> None:
     with (
-        gateway(mesh, tmp_path, limits="reads.rate=1,reads.burst=2", role_from="x-test-role") as gw,
+        gateway(
+            mesh, tmp_path, limits="reads.rate=1,reads.burst=2", claims_from="x-test-role"
+        ) as gw,
         gw.channel() as ch,
     ):
         stub = pb_grpc.PricingServiceStub(ch)
@@ -243,21 +246,49 @@ def test_each_role_has_its_own_bucket_and_a_client_cannot_claim_one(
 
         viewer = [call((("x-test-role", "viewer"),)) for _ in range(6)]
         assert grpc.StatusCode.RESOURCE_EXHAUSTED in viewer, viewer
-        # The viewers' bucket is spent; the traders' and the anonymous one are not.
+        # The viewers' bucket is spent; the traders' and the one of calls without a token
+        # are not.
         assert call((("x-test-role", "trader"),)) == grpc.StatusCode.OK
         assert call(()) == grpc.StatusCode.OK
-    with gateway(mesh, tmp_path, limits="reads.rate=1,reads.burst=2") as gw, gw.channel() as ch:
-        stub = pb_grpc.PricingServiceStub(ch)
-        codes = []
-        for role in ("viewer", "viewer", "viewer", "trader", "risk", "admin", "admin"):
-            # A role header sent by the client is removed before the limiter reads it: all
-            # these calls spend the one anonymous bucket.
-            try:
-                stub.Price(_price_request(), timeout=10, metadata=(("x-tradecore-role", role),))
-                codes.append(grpc.StatusCode.OK)
-            except grpc.RpcError as e:
-                codes.append(e.code())
-        assert codes.count(grpc.StatusCode.OK) < len(codes) - 2, codes
+        # The access component reads this gateway's log into ClickHouse: the refused calls
+        # are there, with who made them.
+        env = {**os.environ, "TRADECORE_DATA_DIR": str(gw.data)}
+        env.pop("TRADECORE_CLICKHOUSE_DSN", None)
+        with open(gw.data / "logs" / "access.log", "ab") as out:
+            reader = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tradecore_services.mesh.access",
+                    "--log",
+                    str(gw.data / "logs" / "gateway-access.jsonl"),
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + 30
+            while not access.ping(gw.data)[0]:
+                assert reader.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+            rows: list[dict[str, Any]] = []
+            while time.monotonic() < deadline:
+                rows = _access(gw.data, "--who", "user-viewer", "--status", "RESOURCE_EXHAUSTED")
+                if len(rows) == viewer.count(grpc.StatusCode.RESOURCE_EXHAUSTED):
+                    break
+                time.sleep(0.3)
+            assert len(rows) == viewer.count(grpc.StatusCode.RESOURCE_EXHAUSTED), rows
+            row = rows[0]
+            assert (row["subject"], row["role"], row["account"]) == (
+                "user-viewer", "viewer", "ACC-viewer"
+            )  # fmt: skip
+            assert row["route"] == "tradecore.pricing.v1.PricingService/Price"
+            assert row["flags"] == "RL"
+            assert {r["role"] for r in _access(gw.data, "--who", "ACC-trader")} == {"trader"}
+        finally:
+            reader.terminate()
+            assert reader.wait(30) == 0
 
 
 def test_an_oversized_request_is_refused_413_and_resource_exhausted(
@@ -416,9 +447,9 @@ def test_a_grpc_web_call_and_cors_preflights(mesh: Mesh, tmp_path: Path) -> None
 # ---------------------------------------------------------------------------- access audit
 
 
-def _access(mesh: Mesh, *args: str) -> list[dict[str, Any]]:
+def _access(data_dir: Path, *args: str) -> list[dict[str, Any]]:
     out = subprocess.run(
-        [*tradecore_cmd(), "access", "--data-dir", str(mesh.data_dir), *args],
+        [*tradecore_cmd(), "access", "--data-dir", str(data_dir), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -452,7 +483,7 @@ def test_every_gateway_call_is_in_the_access_audit(mesh: Mesh) -> None:
     while time.monotonic() < deadline and len(rows) < 3:
         rows = {
             r["request_id"]: r
-            for r in _access(mesh, "--since", "10m", "--limit", "1000")
+            for r in _access(mesh.data_dir, "--since", "10m", "--limit", "1000")
             if r["request_id"] in (ok_id, bad_id, missing_id)
         }
         time.sleep(0.3)
@@ -467,13 +498,15 @@ def test_every_gateway_call_is_in_the_access_audit(mesh: Mesh) -> None:
     assert (bad["code"], bad["path"], bad["method"]) == (400, "/v1/pricing/price", "POST")
     assert rows[missing_id]["code"] == 404
     # The CLI's filters.
-    found = _access(mesh, "--route", "Price", "--status", "400", "--since", "10m")
+    found = _access(mesh.data_dir, "--route", "Price", "--status", "400", "--since", "10m")
     assert bad_id in {r["request_id"] for r in found}
     assert all(r["code"] == 400 for r in found)
-    found = _access(mesh, "--status", "4xx", "--since", "10m", "--limit", "1000")
+    found = _access(mesh.data_dir, "--status", "4xx", "--since", "10m", "--limit", "1000")
     assert {bad_id, missing_id} <= {r["request_id"] for r in found}
     assert ok_id not in {r["request_id"] for r in found}
-    found = _access(mesh, "--status", "OK", "--route", "PricingService/Price", "--limit", "1000")
+    found = _access(
+        mesh.data_dir, "--status", "OK", "--route", "PricingService/Price", "--limit", "1000"
+    )
     assert ok_id in {r["request_id"] for r in found}
     bad_filter = subprocess.run(
         [*tradecore_cmd(), "access", "--data-dir", str(mesh.data_dir), "--since", "yesterday"],

@@ -74,8 +74,7 @@ def test_filters_run_in_the_edge_order() -> None:
     filters = _hcm(envoy_config(descriptor=descriptor_path(), upstreams=PRICING))["http_filters"]
     names = [f["name"] for f in filters]
     assert names == [
-        "envoy.filters.http.header_mutation",  # identity headers removed
-        "envoy.filters.http.cors",  # preflights answered before anything else
+        "envoy.filters.http.cors",  # preflights (no token) answered before anything else
         "envoy.filters.http.grpc_web",  # gRPC-Web becomes gRPC
         "envoy.filters.http.lua",  # strict JSON
         "envoy.filters.http.grpc_json_transcoder",  # JSON becomes gRPC: the route is the method's
@@ -83,11 +82,6 @@ def test_filters_run_in_the_edge_order() -> None:
         "envoy.filters.http.buffer",  # size limit by the method's route
         "envoy.filters.http.router",
     ]
-    sanitize = _hcm(envoy_config(descriptor=descriptor_path(), upstreams=PRICING))["http_filters"][
-        0
-    ]
-    removed = [m["remove"] for m in sanitize["typed_config"]["mutations"]["request_mutations"]]
-    assert removed == ["x-tradecore-role", "x-tradecore-subject", "x-tradecore-account"]
 
 
 def test_every_method_route_is_limited_by_its_class_and_role() -> None:
@@ -110,8 +104,13 @@ def test_every_method_route_is_limited_by_its_class_and_role() -> None:
     assert set(buckets) == {"viewer", "trader", "risk", "admin"}
     assert buckets["admin"]["tokens_per_fill"] == 14 and buckets["trader"]["max_tokens"] == 9
     assert rl["response_headers_to_add"][0]["header"] == {"key": "retry-after", "value": "1"}
-    action = submit["route"]["rate_limits"][0]["actions"][0]["request_headers"]
-    assert action["header_name"] == "x-tradecore-role" and action["skip_if_absent"] is True
+    # The role is the verified token's claim, where jwt_authn keeps it (gateway/auth.py).
+    action = submit["route"]["rate_limits"][0]["actions"][0]["metadata"]
+    assert action["metadata_key"] == {
+        "key": "envoy.filters.http.jwt_authn",
+        "path": [{"key": "jwt_payload"}, {"key": "role"}],
+    }
+    assert action["source"] == "DYNAMIC" and action["skip_if_absent"] is True
     assert submit["route"]["timeout"] == "15s"
     size = submit["typed_per_filter_config"]["envoy.filters.http.buffer"]
     assert size["buffer"]["max_request_bytes"] == DEFAULT_LIMITS["orders"].max_request_bytes
