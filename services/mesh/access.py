@@ -423,7 +423,8 @@ async def serve(data_dir: Path, log_path: Path, dsn: str) -> None:
             if n < BATCH_LINES:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), POLL_S)
-        # What Envoy flushed before it stopped (it stops after us) is read at the next start.
+        # The supervisor stops the gateway before this component: its last lines are in the
+        # file now.
         inserted += await loop.run_in_executor(pool, copy_once)
     finally:
         server.close()
