@@ -11,6 +11,9 @@ from the same descriptor set) that rejects malformed JSON, unknown fields, nulls
 query parameters with 400 before the transcoder, which would ignore them. Every route retries
 the upstream hop when the request never reached the service (connect failure, refused stream,
 reset before the request was sent), so a restarting service costs few failed calls.
+
+Every method has a route of its own, so the edge (gateway/edge.py: rate, size and time limits
+per route class and role, TLS, gRPC-Web, CORS, the access log) applies per method.
 """
 
 from __future__ import annotations
