@@ -186,22 +186,25 @@ def gateway_edge(cfg: MeshConfig) -> Edge:
 
 def gateway_credentials(cfg: MeshConfig) -> tuple[grpc.ChannelCredentials | None, list[Any]]:
     """How the mesh itself (health checks) connects to the gateway: plain, or TLS trusting the
-    gateway's CA with the supervisor's client certificate under mTLS; and the channel options
-    (the name to check the certificate against when it is a supplied one)."""
+    gateway's CA (a supplied certificate without a CA file: the system's roots), with the
+    supervisor's client certificate under mTLS; and the channel options: the name the
+    certificate is checked for (``localhost`` for the local CA's, a supplied one's first DNS
+    name)."""
     if cfg.tls == "off":
         return None, []
-    from .tls import mesh_client_files
+    from .tls import mesh_client_files, server_name
 
     d = cfg.data_path / "tls"
-    ca_file = Path(cfg.tls_ca_file) if cfg.tls_ca_file else d / "ca.crt"
-    root = ca_file.read_bytes() if ca_file.is_file() else None
+    ca_file = Path(cfg.tls_ca_file) if cfg.tls_ca_file else None
+    if ca_file is None and not cfg.tls_cert_file:
+        ca_file = d / "ca.crt"
+    root = ca_file.read_bytes() if ca_file is not None and ca_file.is_file() else None
     key = chain = None
     client = mesh_client_files(cfg.data_path)
     if cfg.tls == "mtls" and client is not None:
         chain, key = client[0].read_bytes(), client[1].read_bytes()
-    options: list[Any] = []
-    if not cfg.tls_cert_file:
-        options.append(("grpc.ssl_target_name_override", "localhost"))
+    name = server_name(Path(cfg.tls_cert_file)) if cfg.tls_cert_file else "localhost"
+    options: list[Any] = [("grpc.ssl_target_name_override", name)] if name else []
     return grpc.ssl_channel_credentials(root, key, chain), options
 
 

@@ -207,6 +207,23 @@ def ensure(
     return GatewayTls(d / "server.crt", d / "server.key", d / "ca.crt", d / "ca.key", mutual)
 
 
+def server_name(cert: Path) -> str:
+    """The first DNS name of a certificate (its common name without one; "" if unreadable)."""
+    try:
+        c = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError):
+        return ""
+    try:
+        san = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = san.get_values_for_type(x509.DNSName)
+        if names:
+            return str(names[0])
+    except x509.ExtensionNotFound:
+        pass
+    cn = c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(cn[0].value) if cn else ""
+
+
 def mesh_client_files(data_dir: Path) -> tuple[Path, Path] | None:
     """The supervisor's own client certificate and key, when the local CA made them."""
     d = tls_dir(data_dir) / "clients"

@@ -34,7 +34,12 @@ from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 from tradecore_gateway.generate import descriptor_path, write_config
 from tradecore_services.mesh import access
 from tradecore_services.mesh import tls as tls_mod
-from tradecore_services.mesh.components import envoy_path, gateway_config
+from tradecore_services.mesh.components import (
+    envoy_path,
+    gateway_config,
+    gateway_credentials,
+    grpc_health,
+)
 from tradecore_services.mesh.config import MeshConfig
 
 from tests.conftest import free_port
@@ -49,6 +54,7 @@ class Gateway:
     port: int
     data: Path
     tls: str
+    cfg: MeshConfig
 
     @property
     def target(self) -> str:
@@ -91,6 +97,7 @@ def gateway(
     limits: str = "",
     cors: str = "",
     claims_from: str = "",
+    settings: dict[str, str] | None = None,
 ) -> Iterator[Gateway]:
     """Envoy with the mesh's generated configuration for these settings, in front of the shared
     mesh's services. ``claims_from``: a request header whose value becomes the ``role`` claim
@@ -108,12 +115,19 @@ def gateway(
             "tls": tls,
             "gateway_limits": limits,
             "cors_origins": cors,
+            **(settings or {}),
         }
     )
     cfg.validate()
     cfg.prepare_data_dir()
     if tls != "off":
-        tls_mod.ensure(data, mutual=tls == "mtls")
+        tls_mod.ensure(
+            data,
+            mutual=tls == "mtls",
+            cert_file=cfg.tls_cert_file,
+            key_file=cfg.tls_key_file,
+            ca_file=cfg.tls_ca_file,
+        )
     config: dict[str, Any] = gateway_config(cfg, descriptor_path())
     if claims_from:
         hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
@@ -166,7 +180,7 @@ end
                 pass
             assert time.monotonic() < deadline, "Envoy not ready"
             time.sleep(0.1)
-        yield Gateway(port, data, tls)
+        yield Gateway(port, data, tls, cfg)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -329,6 +343,7 @@ def test_tls_with_the_generated_ca_and_no_plain_connection(mesh: Mesh, tmp_path:
             assert (gw.data / "tls" / key).stat().st_mode & 0o777 == 0o600, key
         with gw.channel() as ch:
             assert _health(ch) == health_pb2.HealthCheckResponse.SERVING
+        assert _supervisor_health(gw) == (True, "SERVING")
         # JSON over HTTPS (HTTP/1.1), verified against the CA for the name 127.0.0.1.
         ctx = ssl.create_default_context(cadata=gw.ca().decode())
         status, (_, body) = _json_post(
@@ -356,6 +371,66 @@ def test_tls_with_the_generated_ca_and_no_plain_connection(mesh: Mesh, tmp_path:
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+def _supervisor_health(gw: Gateway) -> tuple[bool, str]:
+    """The supervisor's own health check of the gateway (components.py)."""
+    credentials, options = gateway_credentials(gw.cfg)
+    return grpc_health(gw.target, HEALTH, timeout=10, credentials=credentials, options=options)
+
+
+def _user_certificate(d: Path, name: str) -> dict[str, str]:
+    """A CA and a server certificate for the DNS name ``name`` only (no IP address), as a user
+    would supply for a gateway reached by name."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    d.mkdir(parents=True)
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(subject: str, key: Any, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        return b.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    pem = serialization.Encoding.PEM
+    (d / "ca.crt").write_bytes(cert("User CA", ca_key, "User CA", ca_key, True).public_bytes(pem))
+    (d / "gw.crt").write_bytes(cert(name, key, "User CA", ca_key, False).public_bytes(pem))
+    (d / "gw.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return {
+        "tls_cert_file": str(d / "gw.crt"),
+        "tls_key_file": str(d / "gw.key"),
+        "tls_ca_file": str(d / "ca.crt"),
+    }
+
+
+def test_a_supplied_certificate_is_served_and_checked(mesh: Mesh, tmp_path: Path) -> None:
+    supplied = _user_certificate(tmp_path / "user", "gateway.internal")
+    with gateway(mesh, tmp_path, tls="on", settings=supplied) as gw:
+        assert not (gw.data / "tls").exists()  # nothing generated beside supplied files
+        # The supervisor checks the certificate for its own name, not 127.0.0.1.
+        assert _supervisor_health(gw) == (True, "SERVING")
+        creds = grpc.ssl_channel_credentials(Path(supplied["tls_ca_file"]).read_bytes())
+        opts = [("grpc.ssl_target_name_override", "gateway.internal")]
+        with grpc.secure_channel(gw.target, creds, options=opts) as ch:
+            assert _health(ch) == health_pb2.HealthCheckResponse.SERVING
+
+
 def test_mutual_tls_needs_a_client_certificate_of_the_ca(mesh: Mesh, tmp_path: Path) -> None:
     with gateway(mesh, tmp_path, tls="mtls") as gw:
         with gw.channel() as ch, pytest.raises(grpc.RpcError) as err:
@@ -374,6 +449,8 @@ def test_mutual_tls_needs_a_client_certificate_of_the_ca(mesh: Mesh, tmp_path: P
         assert key.stat().st_mode & 0o777 == 0o600
         with gw.channel((key.read_bytes(), cert.read_bytes())) as ch:
             assert _health(ch) == health_pb2.HealthCheckResponse.SERVING
+        # The supervisor checks the gateway with its own client certificate.
+        assert _supervisor_health(gw) == (True, "SERVING")
         # A client certificate of another CA is refused.
         other = tmp_path / "other"
         tls_mod.ensure(other, mutual=True)
