@@ -39,7 +39,7 @@ log = logging.getLogger("tradecore.access")
 TABLE = "gateway_access"
 POLL_S = 0.25
 BATCH_LINES = 5000
-ROTATE_BYTES = 64 << 20
+ROTATE_BYTES = 64 << 20  # TRADECORE_ACCESS_ROTATE_BYTES overrides
 RETENTION_DAYS = 90
 COLUMNS = (
     "time", "request_id", "client", "peer", "subject", "role", "account", "method", "path",
@@ -254,8 +254,9 @@ def query(store: Store, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
 class Tailer:
     """Reads complete lines of the access log from the recorded offset, follows rotation."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rotate_bytes: int = ROTATE_BYTES) -> None:
         self.path = path
+        self.rotate_bytes = rotate_bytes
         self.state_file = path.with_suffix(".offset")
         self.file: IO[bytes] | None = None
         self.inode = 0
@@ -327,14 +328,14 @@ class Tailer:
         os.replace(tmp, self.state_file)
 
     def maybe_rotate(self, envoy_pid: int | None) -> None:
-        """Rename a log past ROTATE_BYTES that is read to its end, and have Envoy reopen it."""
+        """Rename a log past ``rotate_bytes`` that is read to its end, and have Envoy reopen it."""
         if envoy_pid is None or self.file is None:
             return
         try:
             st = self.path.stat()
         except FileNotFoundError:
             return
-        if st.st_size < ROTATE_BYTES or st.st_ino != self.inode or self.offset < st.st_size:
+        if st.st_size < self.rotate_bytes or st.st_ino != self.inode or self.offset < st.st_size:
             return
         rotated = self.path.with_name(self.path.name + ".1")
         os.replace(self.path, rotated)
@@ -360,14 +361,14 @@ def _iter_rows(lines: list[bytes]) -> Iterator[tuple[Any, ...]]:
             yield row
 
 
-async def serve(data_dir: Path, log_path: Path, dsn: str) -> None:
+async def serve(data_dir: Path, log_path: Path, dsn: str, rotate_bytes: int = ROTATE_BYTES) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     pool = ThreadPoolExecutor(1, thread_name_prefix="access-store")  # one store thread
     store = await loop.run_in_executor(pool, lambda: connect(dsn, MIGRATIONS))
-    tailer = Tailer(log_path)
+    tailer = Tailer(log_path, rotate_bytes)
     inserted = 0
 
     def copy_once() -> int:
@@ -445,7 +446,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     data = Path(os.environ.get("TRADECORE_DATA_DIR", ".tradecore")).resolve()
     dsn = os.environ.get("TRADECORE_CLICKHOUSE_DSN") or default_dsn(data, "access")
-    asyncio.run(serve(data, ns.log.resolve(), dsn))
+    raw = os.environ.get("TRADECORE_ACCESS_ROTATE_BYTES", "")
+    try:
+        rotate = int(raw) if raw else ROTATE_BYTES
+    except ValueError:
+        raise SystemExit(
+            f"TRADECORE_ACCESS_ROTATE_BYTES must be an integer (got {raw!r})"
+        ) from None
+    asyncio.run(serve(data, ns.log.resolve(), dsn, rotate))
     return 0
 
 

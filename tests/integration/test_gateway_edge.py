@@ -41,6 +41,7 @@ from tradecore_services.mesh.components import (
     grpc_health,
 )
 from tradecore_services.mesh.config import MeshConfig
+from tradecore_services.mesh.procs import start_time
 
 from tests.conftest import free_port
 from tests.mesh import Mesh, tradecore_cmd
@@ -55,6 +56,7 @@ class Gateway:
     data: Path
     tls: str
     cfg: MeshConfig
+    pid: int
 
     @property
     def target(self) -> str:
@@ -180,7 +182,7 @@ end
                 pass
             assert time.monotonic() < deadline, "Envoy not ready"
             time.sleep(0.1)
-        yield Gateway(port, data, tls, cfg)
+        yield Gateway(port, data, tls, cfg, proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -266,26 +268,8 @@ def test_each_role_has_its_own_bucket_and_refused_calls_are_audited_with_who(
         assert call(()) == grpc.StatusCode.OK
         # The access component reads this gateway's log into ClickHouse: the refused calls
         # are there, with who made them.
-        env = {**os.environ, "TRADECORE_DATA_DIR": str(gw.data)}
-        env.pop("TRADECORE_CLICKHOUSE_DSN", None)
-        with open(gw.data / "logs" / "access.log", "ab") as out:
-            reader = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tradecore_services.mesh.access",
-                    "--log",
-                    str(gw.data / "logs" / "gateway-access.jsonl"),
-                ],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
+        with access_reader(gw):
             deadline = time.monotonic() + 30
-            while not access.ping(gw.data)[0]:
-                assert reader.poll() is None and time.monotonic() < deadline
-                time.sleep(0.1)
             rows: list[dict[str, Any]] = []
             while time.monotonic() < deadline:
                 rows = _access(gw.data, "--who", "user-viewer", "--status", "RESOURCE_EXHAUSTED")
@@ -300,9 +284,62 @@ def test_each_role_has_its_own_bucket_and_refused_calls_are_audited_with_who(
             assert row["route"] == "tradecore.pricing.v1.PricingService/Price"
             assert row["flags"] == "RL"
             assert {r["role"] for r in _access(gw.data, "--who", "ACC-trader")} == {"trader"}
-        finally:
-            reader.terminate()
-            assert reader.wait(30) == 0
+
+
+@contextlib.contextmanager
+def access_reader(gw: Gateway, **env_extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The access component (as the supervisor runs it) on ``gw``'s access log, answering
+    queries; it must stop cleanly on SIGTERM."""
+    env = {**os.environ, "TRADECORE_DATA_DIR": str(gw.data), **env_extra}
+    env.pop("TRADECORE_CLICKHOUSE_DSN", None)
+    with open(gw.data / "logs" / "access.log", "ab") as out:
+        reader = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tradecore_services.mesh.access",
+                "--log",
+                str(gw.data / "logs" / "gateway-access.jsonl"),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not access.ping(gw.data)[0]:
+            assert reader.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        yield reader
+    finally:
+        reader.terminate()
+        assert reader.wait(30) == 0
+
+
+def test_the_access_log_is_rotated_without_losing_a_call(mesh: Mesh, tmp_path: Path) -> None:
+    with gateway(mesh, tmp_path, limits="*.rate=0") as gw:
+        # The component finds Envoy's pid in mesh.json, as in a mesh.
+        (gw.data / "mesh.json").write_text(
+            json.dumps({"components": {"gateway": {"pid": gw.pid, "start": start_time(gw.pid)}}})
+        )
+        tag = uuid.uuid4().hex[:8]
+        with access_reader(gw, TRADECORE_ACCESS_ROTATE_BYTES="8192"), gw.channel() as ch:
+            stub = pb_grpc.PricingServiceStub(ch)
+            for i in range(80):
+                stub.Price(_price_request(), timeout=10, metadata=(("x-request-id", f"{tag}-{i}"),))
+                time.sleep(0.02)
+            deadline = time.monotonic() + 30
+            found: set[str] = set()
+            while time.monotonic() < deadline and len(found) < 80:
+                rows = _access(gw.data, "--route", "Price", "--limit", "1000")
+                found = {r["request_id"] for r in rows if r["request_id"].startswith(tag)}
+                time.sleep(0.3)
+            assert found == {f"{tag}-{i}" for i in range(80)}
+            rows = _access(gw.data, "--route", "Price", "--limit", "1000")
+            assert len([r for r in rows if r["request_id"].startswith(tag)]) == 80  # no doubles
+        logs = gw.data / "logs"
+        assert (logs / "gateway-access.jsonl.1").exists()  # rotated (at least once)
+        assert (logs / "gateway-access.jsonl").stat().st_size < 80 * 400
 
 
 def test_an_oversized_request_is_refused_413_and_resource_exhausted(
