@@ -11,6 +11,9 @@ from the same descriptor set) that rejects malformed JSON, unknown fields, nulls
 query parameters with 400 before the transcoder, which would ignore them. Every route retries
 the upstream hop when the request never reached the service (connect failure, refused stream,
 reset before the request was sent), so a restarting service costs few failed calls.
+
+Every method has a route of its own, so the edge (gateway/edge.py: rate, size and time limits
+per route class and role, TLS, gRPC-Web, CORS, the access log) applies per method.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from typing import Any
 
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
+
+from . import edge as edge_mod
+from .edge import Edge
 
 _T = "type.googleapis.com/envoy.extensions."
 
@@ -95,6 +101,18 @@ def streaming_methods(descriptor: Path) -> list[str]:
         for s in f.service
         for m in s.method
         if m.server_streaming
+    )
+
+
+def api_methods(descriptor: Path, service: str) -> list[str]:
+    """gRPC paths of every method of ``service`` (a full name)."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
+    return sorted(
+        f"/{f.package}.{s.name}/{m.name}"
+        for f in fds.file
+        for s in f.service
+        if f"{f.package}.{s.name}" == service
+        for m in s.method
     )
 
 
@@ -464,6 +482,7 @@ def envoy_config(
     strict_json: bool = True,
     inline_descriptor: bool = False,
     http_upstreams: Mapping[str, HttpUpstream] | None = None,
+    edge: Edge | None = None,
 ) -> dict[str, Any]:
     """The Envoy bootstrap for the given service → upstream map (full service names), and
     ``http_upstreams`` (a name → an HTTP/1.1 upstream and its path prefixes, proxied as they
@@ -471,7 +490,10 @@ def envoy_config(
 
     ``strict_json=False`` leaves out the strict-JSON Lua filter (for measuring its cost).
     ``inline_descriptor`` puts the descriptor set into the configuration itself (base64) instead
-    of naming its file, for a gateway that runs where the file is not (a Kubernetes pod)."""
+    of naming its file, for a gateway that runs where the file is not (a Kubernetes pod).
+    ``edge``: rate, size and time limits per route class, TLS, CORS origins and the access log
+    (gateway/edge.py; default: the default limits, plain HTTP, no CORS, no access log)."""
+    edge = edge or Edge()
     services = api_services(descriptor)
     missing = [s for s in upstreams if s not in services]
     if missing:
@@ -484,64 +506,74 @@ def envoy_config(
     for full_name, up in sorted(upstreams.items()):
         cluster = full_name.replace(".", "_")
         clusters.append(_cluster(cluster, up))
-        # Server streams (gRPC, and JSON after the transcoder) run until the client cancels:
-        # no overall route timeout for them, only an idle timeout of 1 hour without a message.
-        for path in streams:
-            if path.startswith(f"/{full_name}/"):
-                routes.append(
-                    {
-                        "match": {"path": path},
-                        "route": {
-                            "cluster": cluster,
-                            "timeout": "0s",
-                            "idle_timeout": "3600s",
-                            "retry_policy": _RETRY_IDEMPOTENT if path in safe else _RETRY,
-                        },
-                    }
+        # A route per method: its own rate-limit bucket, size limit and timeout by its class
+        # (gateway/edge.py). Server streams (gRPC, and JSON after the transcoder) run until the
+        # client cancels: no overall timeout, only an idle timeout of 1 hour without a message.
+        for path in api_methods(descriptor, full_name):
+            stream = path in streams
+            action: dict[str, Any] = {
+                "cluster": cluster,
+                "retry_policy": _RETRY_IDEMPOTENT if path in safe else _RETRY,
+            }
+            if stream:
+                action.update(timeout="0s", idle_timeout="3600s")
+            method_route: dict[str, Any] = {
+                "name": path.lstrip("/"),
+                "match": {"path": path},
+                "route": action,
+            }
+            if full_name not in transcoded:
+                method_route["typed_per_filter_config"] = dict(_PASS_THROUGH)
+            routes.append(
+                edge_mod.apply_route_limits(
+                    method_route, edge_mod.route_class(path), edge.limits, stream=stream
                 )
-        for path in safe:
-            if path.startswith(f"/{full_name}/") and path not in streams:
-                routes.append(
-                    {
-                        "match": {"path": path},
-                        "route": {
-                            "cluster": cluster,
-                            "timeout": "60s",
-                            "retry_policy": _RETRY_IDEMPOTENT,
-                        },
-                    }
-                )
+            )
+        # Anything else under the service's prefix (a method the descriptor set does not know:
+        # the service answers UNIMPLEMENTED).
         route: dict[str, Any] = {
+            "name": f"{full_name}/*",
             "match": {"prefix": f"/{full_name}/"},
-            "route": {"cluster": cluster, "timeout": "60s", "retry_policy": _RETRY},
+            "route": {"cluster": cluster, "retry_policy": _RETRY},
         }
         if full_name not in transcoded:
-            route["typed_per_filter_config"] = _PASS_THROUGH
-        routes.append(route)
+            route["typed_per_filter_config"] = dict(_PASS_THROUGH)
+        routes.append(edge_mod.apply_route_limits(route, "reads", edge.limits))
     # Plain HTTP services (HTTP/1.1 upstreams), proxied untouched.
     for name, hup in sorted((http_upstreams or {}).items()):
         cluster = f"{name}_http"
         clusters.append(_http_cluster(cluster, hup))
         for path in hup.streams:  # before the prefixes, which would time them out
             routes.append(
-                {
-                    "match": {"path": path},
-                    "route": {
-                        "cluster": cluster,
-                        "timeout": "0s",
-                        "idle_timeout": "3600s",
-                        "retry_policy": _RETRY,
+                edge_mod.apply_route_limits(
+                    {
+                        "name": f"{name}:{path}",
+                        "match": {"path": path},
+                        "route": {
+                            "cluster": cluster,
+                            "timeout": "0s",
+                            "idle_timeout": "3600s",
+                            "retry_policy": _RETRY,
+                        },
+                        "typed_per_filter_config": dict(_PASS_THROUGH),
                     },
-                    "typed_per_filter_config": _PASS_THROUGH,
-                }
+                    "reads",
+                    edge.limits,
+                    stream=True,
+                )
             )
         for prefix in hup.prefixes:
             routes.append(
-                {
-                    "match": {"path_separated_prefix": prefix},
-                    "route": {"cluster": cluster, "timeout": "60s", "retry_policy": _RETRY},
-                    "typed_per_filter_config": _PASS_THROUGH,
-                }
+                edge_mod.apply_route_limits(
+                    {
+                        "name": f"{name}:{prefix}",
+                        "match": {"path_separated_prefix": prefix},
+                        "route": {"cluster": cluster, "retry_policy": _RETRY},
+                        "typed_per_filter_config": dict(_PASS_THROUGH),
+                    },
+                    edge_mod.http_route_class(prefix),
+                    edge.limits,
+                )
             )
     # Health of the gateway itself over gRPC (routed to the health endpoint of
     # ``health_service``, by default the first service by name).
@@ -549,7 +581,13 @@ def envoy_config(
         raise ValueError(f"health_service {health_service!r} is not one of the upstreams")
     if upstreams:
         first = (health_service or sorted(upstreams)[0]).replace(".", "_")
-        routes.append({"match": {"prefix": "/grpc.health.v1.Health/"}, "route": {"cluster": first}})
+        routes.append(
+            {
+                "name": "grpc.health.v1.Health",
+                "match": {"prefix": "/grpc.health.v1.Health/"},
+                "route": {"cluster": first},
+            }
+        )
     http_filters = [
         {
             "name": "envoy.filters.http.grpc_json_transcoder",
@@ -577,6 +615,8 @@ def envoy_config(
                 "max_response_body_size": max_request_bytes * 4,
             },
         },
+        edge_mod.ratelimit_filter(),
+        edge_mod.size_filter(max_request_bytes),
         {
             "name": "envoy.filters.http.router",
             "typed_config": {"@type": _T + "filters.http.router.v3.Router"},
@@ -597,6 +637,14 @@ def envoy_config(
                 },
             },
         )
+    # Edge filters first: CORS preflights answered (they carry no token) and gRPC-Web turned
+    # into gRPC before anything reads the request (see docs/architecture.md, "The gateway").
+    http_filters[:0] = [edge_mod.cors_filter(), edge_mod.grpc_web_filter()]
+    vhost: dict[str, Any] = {"name": "tradecore", "domains": ["*"], "routes": routes}
+    if edge.cors_origins:
+        vhost["typed_per_filter_config"] = {
+            "envoy.filters.http.cors": edge_mod.cors_policy(edge.cors_origins)
+        }
     hcm = {
         "@type": _T + "filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "gateway",
@@ -607,10 +655,18 @@ def envoy_config(
         "always_set_request_id_in_response": True,
         "route_config": {
             "name": "tradecore",
-            "virtual_hosts": [{"name": "tradecore", "domains": ["*"], "routes": routes}],
+            "virtual_hosts": [vhost],
         },
         "http_filters": http_filters,
+        "local_reply_config": edge_mod.local_reply_config(),
     }
+    if edge.access_log_path:
+        hcm["access_log"] = edge_mod.access_log(edge.access_log_path)
+    filter_chain: dict[str, Any] = {
+        "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
+    }
+    if edge.tls is not None:
+        filter_chain["transport_socket"] = edge_mod.downstream_tls(edge.tls)
     config = {
         "admin": {
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}
@@ -623,16 +679,7 @@ def envoy_config(
                         "socket_address": {"address": listen_host, "port_value": listen_port}
                     },
                     "per_connection_buffer_limit_bytes": max_request_bytes,
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {
-                                    "name": "envoy.filters.network.http_connection_manager",
-                                    "typed_config": hcm,
-                                }
-                            ]
-                        }
-                    ],
+                    "filter_chains": [filter_chain],
                 }
             ],
             "clusters": clusters,

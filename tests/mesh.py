@@ -41,6 +41,11 @@ class Mesh:
     services: tuple[ServiceSpec, ...] = SERVICES
     # Extra environment for the CLI and, through the supervisor, every service.
     env: dict[str, str] = field(default_factory=dict)
+    # The gateway's TLS (None: the default, TLS on) and limits (None: the defaults). The shared
+    # test mesh is plain and without rate limits, so tests can call it with insecure channels
+    # and as fast as they like; tests/integration/test_gateway_edge.py covers TLS and limits.
+    tls: str | None = "off"
+    gateway_limits: str | None = "*.rate=0"
 
     @classmethod
     def with_free_ports(cls, data_dir: Path, services: tuple[ServiceSpec, ...] = SERVICES) -> Mesh:
@@ -81,6 +86,10 @@ class Mesh:
         for s in settings(self.services):
             if s.is_port:
                 out += [s.flag, str(values[s.key])]
+        if self.tls is not None:
+            out += ["--tls", self.tls]
+        if self.gateway_limits is not None:
+            out += ["--gateway-limits", self.gateway_limits]
         return out
 
     def run(

@@ -324,6 +324,12 @@ def build_parser(services: tuple[ServiceSpec, ...] = SERVICES) -> argparse.Argum
         add_help=False,
     )
     sub.add_parser("train", help="train a model offline (surrogate|signal)", add_help=False)
+    sub.add_parser(
+        "access",
+        help="the gateway's access audit (--since --who --route --status)",
+        add_help=False,
+    )
+    sub.add_parser("cert", help="gateway certificates: client --name X | server", add_help=False)
     return ap
 
 
@@ -361,6 +367,14 @@ def main(argv: list[str] | None = None) -> int:
         from .trace_cli import trace_main
 
         return trace_main(args[1:])
+    if args[:1] == ["access"]:
+        from .access_cli import access_main
+
+        return access_main(args[1:])
+    if args[:1] == ["cert"]:
+        from .tls import cert_main
+
+        return cert_main(args[1:])
     if args[:1] == ["positions"]:
         from .order_cli import positions_main
 

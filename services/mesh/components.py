@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tradecore_gateway.edge import Edge, TlsFiles, parse_limits
 from tradecore_gateway.generate import HttpUpstream, Upstream, envoy_config
 
 from ..registry import ServiceSpec
@@ -63,9 +64,19 @@ def http_ok(url: str, timeout: float = 1.0) -> tuple[bool, str]:
         return False, str(getattr(exc, "reason", exc))
 
 
-def grpc_health(target: str, service: str = "", timeout: float = 1.0) -> tuple[bool, str]:
+def grpc_health(
+    target: str,
+    service: str = "",
+    timeout: float = 1.0,
+    credentials: grpc.ChannelCredentials | None = None,
+    options: list[Any] | None = None,
+) -> tuple[bool, str]:
     try:
-        with grpc.insecure_channel(target) as ch:
+        with (
+            grpc.secure_channel(target, credentials, options=options)
+            if credentials is not None
+            else grpc.insecure_channel(target)
+        ) as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
             status = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
@@ -145,9 +156,62 @@ def gateway_health_service(cfg: MeshConfig) -> str:
     return cfg.services[0].health_service
 
 
+def access_log_path(cfg: MeshConfig) -> Path:
+    """Envoy's access log (JSON lines), read into ClickHouse by the access component."""
+    return cfg.data_path / "logs" / "gateway-access.jsonl"
+
+
+def gateway_tls_files(cfg: MeshConfig) -> TlsFiles | None:
+    """The gateway's certificate, key and (mTLS) client CA by ``cfg`` (None: plain); the local
+    CA's files must exist (services/mesh/tls.py ``ensure``, called by the supervisor)."""
+    if cfg.tls == "off":
+        return None
+    d = cfg.data_path / "tls"
+    ca = cfg.tls_ca_file or (str(d / "ca.crt") if not cfg.tls_cert_file else "")
+    return TlsFiles(
+        cert=cfg.tls_cert_file or str(d / "server.crt"),
+        key=cfg.tls_key_file or str(d / "server.key"),
+        client_ca=ca if cfg.tls == "mtls" else "",
+    )
+
+
+def gateway_edge(cfg: MeshConfig) -> Edge:
+    return Edge(
+        limits=parse_limits(cfg.gateway_limits),
+        tls=gateway_tls_files(cfg),
+        cors_origins=tuple(o.strip() for o in cfg.cors_origins.split(",") if o.strip()),
+        access_log_path=str(access_log_path(cfg)),
+    )
+
+
+def gateway_credentials(cfg: MeshConfig) -> tuple[grpc.ChannelCredentials | None, list[Any]]:
+    """How the mesh itself (health checks) connects to the gateway: plain, or TLS trusting the
+    gateway's CA (a supplied certificate without a CA file: the system's roots), with the
+    supervisor's client certificate under mTLS; and the channel options: the name the
+    certificate is checked for (``localhost`` for the local CA's, a supplied one's first DNS
+    name)."""
+    if cfg.tls == "off":
+        return None, []
+    from .tls import mesh_client_files, server_name
+
+    d = cfg.data_path / "tls"
+    ca_file = Path(cfg.tls_ca_file) if cfg.tls_ca_file else None
+    if ca_file is None and not cfg.tls_cert_file:
+        ca_file = d / "ca.crt"
+    root = ca_file.read_bytes() if ca_file is not None and ca_file.is_file() else None
+    key = chain = None
+    client = mesh_client_files(cfg.data_path)
+    if cfg.tls == "mtls" and client is not None:
+        chain, key = client[0].read_bytes(), client[1].read_bytes()
+    name = server_name(Path(cfg.tls_cert_file)) if cfg.tls_cert_file else "localhost"
+    options: list[Any] = [("grpc.ssl_target_name_override", name)] if name else []
+    return grpc.ssl_channel_credentials(root, key, chain), options
+
+
 def gateway_config(cfg: MeshConfig, descriptor: Path) -> dict[str, Any]:
     """The Envoy bootstrap for ``cfg``: a route and cluster per registered gRPC service, and per
-    service with an HTTP port its path prefixes to an HTTP/1.1 cluster."""
+    service with an HTTP port its path prefixes to an HTTP/1.1 cluster; the edge (limits, TLS,
+    CORS, access log) by ``cfg``'s settings."""
     config: dict[str, Any] = envoy_config(
         descriptor=descriptor,
         upstreams=gateway_upstreams(cfg),
@@ -156,6 +220,7 @@ def gateway_config(cfg: MeshConfig, descriptor: Path) -> dict[str, Any]:
         listen_host=cfg.host,
         listen_port=cfg.gateway_port,
         admin_port=cfg.admin_port,
+        edge=gateway_edge(cfg),
     )
     return config
 
@@ -187,6 +252,7 @@ def components(cfg: MeshConfig, envoy_config: Path) -> list[Component]:
             )
         )
     out += [service_component(cfg, spec) for spec in cfg.services]
+    out.append(access_component(cfg))
     gateway_target = f"{cfg.host}:{cfg.gateway_port}"
 
     def envoy_health() -> tuple[bool, str]:
@@ -194,7 +260,10 @@ def components(cfg: MeshConfig, envoy_config: Path) -> list[Component]:
         if not ok:
             return ok, f"admin: {detail}"
         # The gateway routes grpc.health.v1 to the first registered service (gateway_upstreams).
-        return grpc_health(gateway_target, gateway_health_service(cfg))
+        credentials, options = gateway_credentials(cfg)
+        return grpc_health(
+            gateway_target, gateway_health_service(cfg), credentials=credentials, options=options
+        )
 
     out.append(
         Component(
@@ -208,13 +277,40 @@ def components(cfg: MeshConfig, envoy_config: Path) -> list[Component]:
                 "--disable-hot-restart",
                 "--log-path",
                 str(data / "logs" / "envoy-access.log"),
+                # The access log reaches its file (and ClickHouse) within a quarter second.
+                "--file-flush-interval-msec",
+                "250",
             ],
             health=envoy_health,
-            endpoint=f"http://{gateway_target} (gRPC + JSON; admin http://127.0.0.1:"
+            endpoint=f"{'http' if cfg.tls == 'off' else 'https'}://{gateway_target} "
+            f"(gRPC + JSON{', mTLS' if cfg.tls == 'mtls' else ''}; admin http://127.0.0.1:"
             f"{cfg.admin_port})",
         )
     )
     return out
+
+
+def access_component(cfg: MeshConfig) -> Component:
+    """The access audit: reads the gateway's access log into ClickHouse and answers
+    ``tradecore access`` on ``<data>/access.sock`` (services/mesh/access.py)."""
+    from .access import ping, socket_path
+
+    env = {"TRADECORE_DATA_DIR": str(cfg.data_path)}
+    if cfg.clickhouse_dsn:
+        env["TRADECORE_CLICKHOUSE_DSN"] = cfg.clickhouse_dsn
+    return Component(
+        name="access",
+        argv=[
+            sys.executable,
+            "-m",
+            "tradecore_services.mesh.access",
+            "--log",
+            str(access_log_path(cfg)),
+        ],
+        env=env,
+        health=lambda: ping(cfg.data_path),
+        endpoint=f"unix://{socket_path(cfg.data_path)} (gateway access log → ClickHouse)",
+    )
 
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:

@@ -91,6 +91,49 @@ def settings(services: Iterable[ServiceSpec] = SERVICES) -> list[Setting]:
             "chdb://<data>/clickhouse/<service>",
             "use a ClickHouse server (`http://…`) instead",
         ),
+        Setting(
+            "tls",
+            "--tls",
+            "TRADECORE_TLS",
+            "on",
+            "gateway TLS: `on`, `mtls` (clients need a certificate of the CA) or `off` (plain)",
+        ),
+        Setting(
+            "tls_cert_file",
+            "--tls-cert-file",
+            "TRADECORE_TLS_CERT_FILE",
+            "<data>/tls/server.crt",
+            "gateway certificate chain (PEM; made by a local CA when not set)",
+        ),
+        Setting(
+            "tls_key_file",
+            "--tls-key-file",
+            "TRADECORE_TLS_KEY_FILE",
+            "<data>/tls/server.key",
+            "gateway private key (PEM)",
+        ),
+        Setting(
+            "tls_ca_file",
+            "--tls-ca-file",
+            "TRADECORE_TLS_CA_FILE",
+            "<data>/tls/ca.crt",
+            "CA of the gateway's certificate and of client certificates (mTLS)",
+        ),
+        Setting(
+            "cors_origins",
+            "--cors-origins",
+            "TRADECORE_CORS_ORIGINS",
+            "",
+            "browser origins allowed by CORS, comma-separated (`*`: any)",
+        ),
+        Setting(
+            "gateway_limits",
+            "--gateway-limits",
+            "TRADECORE_GATEWAY_LIMITS",
+            "",
+            "rate/size/timeout limits per route class and role, e.g. `orders.rate=20,role.admin=2`"
+            " (docs/operations.md)",
+        ),
     ]
     return out
 
@@ -100,8 +143,8 @@ def readme_table(services: Iterable[ServiceSpec] = SERVICES) -> str:
     rows = ["| flag | variable | default | meaning |", "|---|---|---|---|"]
     rows += [
         f"| `{s.flag}` | `{s.variable}` | `{s.default}` | {s.meaning} |"
-        if s.default != "embedded"
-        else f"| `{s.flag}` | `{s.variable}` | {s.default} | {s.meaning} |"
+        if s.default not in ("embedded", "")
+        else f"| `{s.flag}` | `{s.variable}` | {s.default or '(none)'} | {s.meaning} |"
         for s in settings(services)
     ]
     return "\n".join(rows)
@@ -121,6 +164,12 @@ class MeshConfig:
     nats_monitor_port: int = 8222
     nats_url: str = ""  # external NATS: when set, no embedded nats-server is started
     clickhouse_dsn: str = ""  # external ClickHouse: when empty, embedded chDB under data_dir
+    tls: str = "on"  # on | mtls | off (gateway/edge.py, services/mesh/tls.py)
+    tls_cert_file: str = ""  # supplied certificate; empty: the local CA's under <data>/tls
+    tls_key_file: str = ""
+    tls_ca_file: str = ""
+    cors_origins: str = ""
+    gateway_limits: str = ""  # gateway.edge.parse_limits
     service_ports: dict[str, int] = field(default_factory=dict)
     services: tuple[ServiceSpec, ...] = field(default=SERVICES, repr=False, compare=False)
 
@@ -149,6 +198,11 @@ class MeshConfig:
                 "host": e.get("TRADECORE_GATEWAY_HOST", "127.0.0.1"),
                 "nats_url": e.get("TRADECORE_NATS_URL", ""),
                 "clickhouse_dsn": e.get("TRADECORE_CLICKHOUSE_DSN", ""),
+                **{
+                    s.key: e.get(s.variable, "")
+                    for s in settings(services)
+                    if s.key in _EDGE and e.get(s.variable)
+                },
             },
             services,
         )
@@ -250,6 +304,11 @@ class MeshConfig:
         return True
 
     def validate(self) -> None:
+        if self.tls not in ("on", "off", "mtls"):
+            raise ValueError(f"tls must be on, mtls or off (got {self.tls!r})")
+        from tradecore_gateway.edge import parse_limits
+
+        parse_limits(self.gateway_limits)
         for what, port in self.ports().items():
             if not 1 <= port <= 65535:
                 raise ValueError(f"{what} port must be in 1..65535 (got {port})")
@@ -269,7 +328,8 @@ class MeshConfig:
 
 # MeshConfig fields that are not per-service ports.
 _FIXED = ("gateway_port", "admin_port", "nats_port", "nats_monitor_port")
-_OTHER = ("data_dir", "host", "nats_url", "clickhouse_dsn")
+_EDGE = ("tls", "tls_cert_file", "tls_key_file", "tls_ca_file", "cors_origins", "gateway_limits")
+_OTHER = ("data_dir", "host", "nats_url", "clickhouse_dsn", *_EDGE)
 
 
 def _reason(exc: OSError, path: Path) -> str:

@@ -157,6 +157,16 @@ class Supervisor:
     def start(self) -> None:
         self.data.mkdir(parents=True, exist_ok=True)
         check_ports(self.cfg)
+        if self.cfg.tls != "off":
+            from .tls import ensure
+
+            ensure(
+                self.data,
+                mutual=self.cfg.tls == "mtls",
+                cert_file=self.cfg.tls_cert_file,
+                key_file=self.cfg.tls_key_file,
+                ca_file=self.cfg.tls_ca_file,
+            )
         envoy_file = self.data / "envoy.json"
         write_config(
             envoy_file,

@@ -168,7 +168,7 @@ def test_supervisor_killed_hard_takes_its_children_and_up_starts_cleanly(tmp_pat
     assert m.run("up").returncode == 0
     sup = int(m.state()["supervisor_pid"])
     children = child_pids(m)
-    assert set(children) == {"nats", "gateway", *(s.name for s in SERVICES)}
+    assert set(children) == {"nats", "access", "gateway", *(s.name for s in SERVICES)}
     try:
         os.kill(sup, signal.SIGKILL)  # the supervisor dies without stopping its children
         # SIGTERM from PR_SET_PDEATHSIG: each drains (grace 10 s) and stops its stores first.

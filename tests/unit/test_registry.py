@@ -107,6 +107,13 @@ def test_flags_variables_and_defaults_keep_their_names() -> None:
         "inference_port": 50055,
         "inference_metrics_port": 9468,
         "inference_http_port": 8085,
+        # (and the gateway's edge settings at their defaults: an older state file has none)
+        "tls": "on",
+        "tls_cert_file": "",
+        "tls_key_file": "",
+        "tls_ca_file": "",
+        "cors_origins": "",
+        "gateway_limits": "",
     }
 
 
@@ -172,7 +179,10 @@ def test_a_new_service_is_one_registry_entry(
     assert cfg.component_ports()["audit"] == [7000, 7001]
     # A supervisor component, before the gateway, with its ports, dependencies and health check.
     comps = components(cfg, tmp_path / "envoy.json")
-    names = ["nats", "pricing", "marketdata", "risk", "execution", "inference", "audit", "gateway"]
+    names = [
+        "nats", "pricing", "marketdata", "risk", "execution", "inference", "audit", "access",
+        "gateway",
+    ]  # fmt: skip
     assert [c.name for c in comps] == names
     audit = comps[6]
     assert audit.argv[1:] == ["-m", "tradecore_services.audit"]
