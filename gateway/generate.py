@@ -28,6 +28,14 @@ from typing import Any
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
+from .auth import (
+    AuthConfig,
+    jwt_authn_filter,
+    local_reply_mappers,
+    rbac_filter,
+    strip_claims_filter,
+)
+
 _T = "type.googleapis.com/envoy.extensions."
 
 
@@ -462,6 +470,7 @@ def envoy_config(
     strict_json: bool = True,
     inline_descriptor: bool = False,
     http_upstreams: Mapping[str, HttpUpstream] | None = None,
+    auth: AuthConfig | None = None,
 ) -> dict[str, Any]:
     """The Envoy bootstrap for the given service → upstream map (full service names), and
     ``http_upstreams`` (a name → an HTTP/1.1 upstream and its path prefixes, proxied as they
@@ -469,7 +478,9 @@ def envoy_config(
 
     ``strict_json=False`` leaves out the strict-JSON Lua filter (for measuring its cost).
     ``inline_descriptor`` puts the descriptor set into the configuration itself (base64) instead
-    of naming its file, for a gateway that runs where the file is not (a Kubernetes pod)."""
+    of naming its file, for a gateway that runs where the file is not (a Kubernetes pod).
+    ``auth`` turns on JWT authentication and roles (gateway/auth.py); without it every route
+    is open."""
     services = api_services(descriptor)
     missing = [s for s in upstreams if s not in services]
     if missing:
@@ -595,6 +606,7 @@ def envoy_config(
                 },
             },
         )
+    _add_auth_filters(http_filters, auth, descriptor, http_upstreams)
     hcm = {
         "@type": _T + "filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "gateway",
@@ -608,7 +620,13 @@ def envoy_config(
             "virtual_hosts": [{"name": "tradecore", "domains": ["*"], "routes": routes}],
         },
         "http_filters": http_filters,
+        # Resolve "..", "." and "//" before any filter or route sees the path, so a path
+        # cannot look public to one filter and private to another.
+        "normalize_path": True,
+        "merge_slashes": True,
     }
+    if auth is not None:
+        hcm["local_reply_config"] = {"mappers": local_reply_mappers()}
     return {
         "admin": {
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}
@@ -636,6 +654,25 @@ def envoy_config(
             "clusters": clusters,
         },
     }
+
+
+def _add_auth_filters(
+    http_filters: list[dict[str, Any]],
+    auth: AuthConfig | None,
+    descriptor: Path,
+    http_upstreams: Mapping[str, HttpUpstream] | None,
+) -> None:
+    """Authentication and roles (gateway/auth.py) around the filters already in
+    ``http_filters`` (Lua, transcoder, router): the claims header stripped first, jwt_authn
+    before the Lua filter, RBAC after the transcoder (on the gRPC method path) and before the
+    router. The claims header is stripped with auth off too (nothing may forge it)."""
+    http_filters.insert(0, strip_claims_filter())
+    if auth is None:
+        return
+    http_filters.insert(1, jwt_authn_filter(auth))
+    prefixes = tuple(p for up in (http_upstreams or {}).values() for p in up.prefixes)
+    router = next(i for i, f in enumerate(http_filters) if f["name"] == "envoy.filters.http.router")
+    http_filters.insert(router, rbac_filter(descriptor, prefixes))
 
 
 def write_config(path: Path, config: Mapping[str, Any]) -> Path:

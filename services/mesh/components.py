@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tradecore_gateway.generate import HttpUpstream, Upstream, envoy_config
 
 from ..registry import ServiceSpec
+from .auth import auth_config
 from .config import MeshConfig
 
 HealthCheck = Callable[[], tuple[bool, str]]
@@ -156,6 +157,7 @@ def gateway_config(cfg: MeshConfig, descriptor: Path) -> dict[str, Any]:
         listen_host=cfg.host,
         listen_port=cfg.gateway_port,
         admin_port=cfg.admin_port,
+        auth=auth_config(cfg),
     )
     return config
 

@@ -91,6 +91,34 @@ def settings(services: Iterable[ServiceSpec] = SERVICES) -> list[Setting]:
             "chdb://<data>/clickhouse/<service>",
             "use a ClickHouse server (`http://…`) instead",
         ),
+        Setting(
+            "auth",
+            "--auth",
+            "TRADECORE_AUTH",
+            "on",
+            "`off`: the gateway asks for no token (docs/api.md, Authentication)",
+        ),
+        Setting(
+            "auth_issuer",
+            "--auth-issuer",
+            "TRADECORE_AUTH_ISSUER",
+            "tradecore",
+            "the tokens' issuer (set with the JWKS file to use your own)",
+        ),
+        Setting(
+            "auth_audience",
+            "--auth-audience",
+            "TRADECORE_AUTH_AUDIENCE",
+            "tradecore",
+            "the audience tokens must name",
+        ),
+        Setting(
+            "auth_jwks_file",
+            "--auth-jwks-file",
+            "TRADECORE_AUTH_JWKS_FILE",
+            "<data>/auth/jwks.json",
+            "your issuer's JWKS instead of the local signing key's",
+        ),
     ]
     return out
 
@@ -121,6 +149,10 @@ class MeshConfig:
     nats_monitor_port: int = 8222
     nats_url: str = ""  # external NATS: when set, no embedded nats-server is started
     clickhouse_dsn: str = ""  # external ClickHouse: when empty, embedded chDB under data_dir
+    auth: str = "on"  # "off": the gateway checks no token
+    auth_issuer: str = "tradecore"
+    auth_audience: str = "tradecore"
+    auth_jwks_file: str = ""  # a user-supplied JWKS; empty: the local key's <data>/auth/jwks.json
     service_ports: dict[str, int] = field(default_factory=dict)
     services: tuple[ServiceSpec, ...] = field(default=SERVICES, repr=False, compare=False)
 
@@ -149,6 +181,10 @@ class MeshConfig:
                 "host": e.get("TRADECORE_GATEWAY_HOST", "127.0.0.1"),
                 "nats_url": e.get("TRADECORE_NATS_URL", ""),
                 "clickhouse_dsn": e.get("TRADECORE_CLICKHOUSE_DSN", ""),
+                "auth": e.get("TRADECORE_AUTH", "on"),
+                "auth_issuer": e.get("TRADECORE_AUTH_ISSUER", "tradecore"),
+                "auth_audience": e.get("TRADECORE_AUTH_AUDIENCE", "tradecore"),
+                "auth_jwks_file": e.get("TRADECORE_AUTH_JWKS_FILE", ""),
             },
             services,
         )
@@ -250,6 +286,10 @@ class MeshConfig:
         return True
 
     def validate(self) -> None:
+        if self.auth not in ("on", "off"):
+            raise ValueError(f"--auth (TRADECORE_AUTH) must be on or off (got {self.auth!r})")
+        if not self.auth_issuer or not self.auth_audience:
+            raise ValueError("--auth-issuer and --auth-audience must not be empty")
         for what, port in self.ports().items():
             if not 1 <= port <= 65535:
                 raise ValueError(f"{what} port must be in 1..65535 (got {port})")
@@ -269,7 +309,16 @@ class MeshConfig:
 
 # MeshConfig fields that are not per-service ports.
 _FIXED = ("gateway_port", "admin_port", "nats_port", "nats_monitor_port")
-_OTHER = ("data_dir", "host", "nats_url", "clickhouse_dsn")
+_OTHER = (
+    "data_dir",
+    "host",
+    "nats_url",
+    "clickhouse_dsn",
+    "auth",
+    "auth_issuer",
+    "auth_audience",
+    "auth_jwks_file",
+)
 
 
 def _reason(exc: OSError, path: Path) -> str:
