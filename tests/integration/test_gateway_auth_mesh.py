@@ -6,7 +6,9 @@ wrong-audience and wrong-role token, and with a token of its minimum role."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +30,7 @@ from tradecore_services.mesh.auth import sign, signing_key
 from tradecore_services.registry import SERVICES
 
 from tests.integration.conftest import running_mesh
-from tests.mesh import Mesh
+from tests.mesh import Mesh, tradecore_cmd
 
 ACCOUNT = "acct-x"
 UNAUTHENTICATED, DENIED = grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED
@@ -334,3 +336,52 @@ def test_auth_off_and_a_forged_claims_header(tmp_path: Path) -> None:
                 timeout=10,
             )
         assert list(resp.orders) == []
+
+
+def _token_cli(m: Mesh, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECORE_")}
+    return subprocess.run(
+        [*tradecore_cmd(), "token", *args, "--data-dir", str(m.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def _wait_code(m: Mesh, token: str, want: grpc.StatusCode, timeout: float = 30) -> None:
+    """Until a ListSymbols call with ``token`` gets ``want`` (the gateway restarts meanwhile)."""
+    deadline = time.monotonic() + timeout
+    code = grpc.StatusCode.UNKNOWN
+    while time.monotonic() < deadline:
+        code = grpc_code(m, "/tradecore.marketdata.v1.MarketDataService/ListSymbols", token)
+        if code == want:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{want.name} expected, last {code.name}")
+
+
+def test_token_cli_and_key_rotation(tmp_path: Path) -> None:
+    with running_mesh(tmp_path) as m:
+        minted = _token_cli(m, "--role", "viewer", "--ttl", "10m")
+        assert minted.returncode == 0, minted.stderr
+        old = minted.stdout.strip()
+        _wait_code(m, old, grpc.StatusCode.OK)
+        bad = _token_cli(m, "--role", "trader")  # a trader token needs its account
+        assert bad.returncode == 2 and "account" in bad.stderr, bad.stderr
+        old_kid = json.loads((tmp_path / "auth" / "jwks.json").read_text())["keys"][0]["kid"]
+
+        rotated = _token_cli(m, "rotate")
+        assert rotated.returncode == 0 and "restarts" in rotated.stdout, rotated
+        kids = [k["kid"] for k in json.loads((tmp_path / "auth" / "jwks.json").read_text())["keys"]]
+        assert old_kid in kids and len(kids) == 2
+        new = _token_cli(m, "--role", "viewer").stdout.strip()
+        _wait_code(m, new, grpc.StatusCode.OK)  # the restarted gateway knows the new key
+        _wait_code(m, old, grpc.StatusCode.OK)  # and still the old one
+
+        refused = _token_cli(m, "rotate", "--retire", kids[0] if kids[0] != old_kid else kids[1])
+        assert refused.returncode == 2 and "current" in refused.stderr, refused
+        retired = _token_cli(m, "rotate", "--retire", old_kid)
+        assert retired.returncode == 0, retired
+        _wait_code(m, old, UNAUTHENTICATED)
+        _wait_code(m, new, grpc.StatusCode.OK)

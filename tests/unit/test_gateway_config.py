@@ -42,16 +42,18 @@ def test_config_routes_and_admin_loopback() -> None:
     ]
     assert len(prefix) == 1 and prefix[0]["route"]["timeout"] == "60s"
     assert routes.index(prefix[0]) > 0
-    # The strict-JSON Lua filter runs before the transcoder, the router last.
+    # The client's claims header removed first (gateway/auth.py), the strict-JSON Lua filter
+    # before the transcoder, the router last.
     names = [f["name"] for f in hcm["http_filters"]]
     assert names == [
+        "envoy.filters.http.header_mutation",
         "envoy.filters.http.lua",
         "envoy.filters.http.grpc_json_transcoder",
         "envoy.filters.http.router",
     ]
-    lua = hcm["http_filters"][0]["typed_config"]["default_source_code"]["inline_string"]
+    lua = hcm["http_filters"][1]["typed_config"]["default_source_code"]["inline_string"]
     assert "local SCHEMA = " in lua and "function envoy_on_request(handle)" in lua
-    transcoder = hcm["http_filters"][1]["typed_config"]
+    transcoder = hcm["http_filters"][2]["typed_config"]
     assert transcoder["request_validation_options"]["reject_unknown_method"] is True
     assert transcoder["convert_grpc_status"] is True
     cluster = cfg["static_resources"]["clusters"][0]
