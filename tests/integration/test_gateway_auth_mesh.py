@@ -271,7 +271,7 @@ def test_a_trader_acts_on_its_own_account_only(mesh: Mesh) -> None:
         md = mesh.metadata(role, account)
         return ch, _Stub(pb_grpc.ExecutionServiceStub(ch), md)  # type: ignore[return-value]
 
-    order = dict(
+    order: dict[str, Any] = dict(
         client_order_id="c1", symbol="AAPL", side=common_pb2.BUY, quantity=10,
         type=execution_pb2.LIMIT, limit_price=99.0,
     )  # fmt: skip
