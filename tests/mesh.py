@@ -60,7 +60,7 @@ class _CallDetails(
     pass
 
 
-class _AioBearer(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _AioDetails:
     def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
         self._metadata = metadata
 
@@ -70,9 +70,14 @@ class _AioBearer(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClien
             details.method, details.timeout, md, details.credentials, details.wait_for_ready
         )
 
+
+# grpc.aio files an interceptor under the first kind it is an instance of: one class per kind.
+class _AioBearerUnary(_AioDetails, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _AioBearerStream(_AioDetails, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
@@ -179,7 +184,8 @@ class Mesh:
     def aio_channel(self, target: str | None = None) -> grpc.aio.Channel:
         """:meth:`channel` for grpc.aio."""
         return grpc.aio.insecure_channel(
-            target or self.gateway, interceptors=[_AioBearer(self.metadata())]
+            target or self.gateway,
+            interceptors=[_AioBearerUnary(self.metadata()), _AioBearerStream(self.metadata())],
         )
 
     @property

@@ -129,7 +129,8 @@ def http_call(
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, None  # a stream stays open: its status is enough
     except urllib.error.HTTPError as err:
-        raw = err.read()
+        with err:
+            raw = err.read()
         try:
             return err.code, json.loads(raw)
         except ValueError:
