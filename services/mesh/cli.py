@@ -167,6 +167,11 @@ def cmd_up(ns: argparse.Namespace) -> int:
                 f"data {cfg.data_path})"
             )
             _print_endpoints(state)
+            if cfg.auth == "on" and not cfg.auth_jwks_file:
+                print(
+                    "The gateway asks for a token: `tradecore token --role admin` mints one "
+                    "(docs/api.md, Authentication and roles)."
+                )
             print("Run `tradecore status` to check it and `tradecore down` to stop it.")
             return 0
         time.sleep(0.1)
