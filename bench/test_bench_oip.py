@@ -42,7 +42,9 @@ THROUGHPUT_SECONDS = 3.0
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     m = Mesh.with_free_ports(Path(tmp_path_factory.mktemp("bench-oip")))
+    # A Triton-layout directory instead of the registry: the service's path without routing.
     write(m.data_dir / "models", "mlp", 1, mlp())  # loaded when the service starts
+    m.env["TRADECORE_INFERENCE_MODEL_REPOSITORY"] = str(m.data_dir / "models")
     # TRADECORE_INFERENCE_INLINE_US=0 in the environment measures the always-threaded path.
     if "TRADECORE_INFERENCE_INLINE_US" in os.environ:
         m.env["TRADECORE_INFERENCE_INLINE_US"] = os.environ["TRADECORE_INFERENCE_INLINE_US"]

@@ -181,6 +181,20 @@ class Mesh:
         ch = grpc.insecure_channel(target or self.gateway, options=options)
         return grpc.intercept_channel(ch, _Bearer(self.metadata()))
 
+    def triton(self, client: Any) -> Any:
+        """``client`` (a tritonclient grpc or http InferenceServerClient) with the admin token on
+        every call."""
+        from tritonclient._plugin import InferenceServerClientPlugin
+
+        header = self.auth_headers()
+
+        class Bearer(InferenceServerClientPlugin):  # type: ignore[misc]
+            def __call__(self, request: Any) -> None:
+                request.headers = {**(request.headers or {}), **header}
+
+        client.register_plugin(Bearer())
+        return client
+
     def aio_channel(self, target: str | None = None) -> grpc.aio.Channel:
         """:meth:`channel` for grpc.aio."""
         return grpc.aio.insecure_channel(

@@ -14,6 +14,7 @@ void bind_book(py::module_& m);
 void bind_american(py::module_& m);
 void bind_option_type(py::module_& m);
 void bind_risk(py::module_& m);
+void bind_drift(py::module_& m);
 }  // namespace tradecore::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -33,4 +34,5 @@ PYBIND11_MODULE(_core, m) {
   tradecore::bindings::bind_american(m);
   tradecore::bindings::bind_option_type(m);
   tradecore::bindings::bind_risk(m);
+  tradecore::bindings::bind_drift(m);
 }

@@ -300,3 +300,31 @@ def monte_carlo(
     npt.NDArray[np.float64] | None,
     npt.NDArray[np.float64],
 ]: ...
+
+# Drift detection (tradecore.inference.drift): columns are 1-D float64/float32 arrays.
+def drift_sort_columns(
+    columns: Sequence[npt.NDArray[Any]], threads: int = 0
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]: ...
+def drift_bin_counts(
+    sorted: npt.NDArray[np.float64], edges: npt.NDArray[np.float64], threads: int = 0
+) -> npt.NDArray[np.int64]: ...
+def drift_compare(
+    columns: Sequence[npt.NDArray[Any]],
+    ref_sorted: npt.NDArray[np.float64],
+    edges: npt.NDArray[np.float64],
+    threads: int = 0,
+) -> tuple[
+    npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]
+]: ...
+def drift_mmd_linear(
+    x: Sequence[npt.NDArray[Any]],
+    y: Sequence[npt.NDArray[Any]],
+    center: npt.NDArray[np.float64],
+    inv_scale: npt.NDArray[np.float64],
+    gamma: float,
+    pairs: int,
+    threads: int = 0,
+) -> tuple[float, float, int, int, int]: ...
+def drift_ks_wasserstein_sorted(
+    u: npt.NDArray[np.float64], v: npt.NDArray[np.float64]
+) -> tuple[float, float]: ...

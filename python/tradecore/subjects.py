@@ -12,7 +12,7 @@ contracts, see docs/architecture.md):
 ``risk.<kind>.<account>``        risk (:class:`RiskKind`: snapshot, alert, state)
 ``risk.journal.<kind>.<account>`` the risk service's journal (:class:`RiskJournalKind`:
                                  limits, positions; JetStream stream RISK_JOURNAL)
-``model.<kind>.<model>``         model outputs (:class:`ModelKind`: surface, signal)
+``model.<kind>.<model>``         model outputs (:class:`ModelKind`: surface, signal, drift)
 ``<service>.v<N>.<method>``      request/reply (:data:`REQUEST_REPLY`)
 ===============================  =======================================================
 
@@ -52,6 +52,7 @@ __all__ = [
     "exec_subject",
     "md_filter",
     "md_subject",
+    "model_drift_subject",
     "model_filter",
     "model_subject",
     "parse_md_subject",
@@ -116,6 +117,7 @@ class ModelKind(StrEnum):
 
     SURFACE = "surface"  # a fitted volatility surface of the model
     SIGNAL = "signal"  # a trading signal the model emits
+    DRIFT = "drift"  # events.v1.DriftAlert: the model's inputs/outputs drifted
 
 
 # Request/reply subjects, ``<service>.v<N>.<method>``: the request is the method's request
@@ -255,6 +257,11 @@ def risk_journal_filter(
 def model_subject(kind: ModelKind | str, model: str) -> str:
     """``model.<kind>.<model>`` (ValueError names ``kind`` or ``model``)."""
     return f"model.{_kind(ModelKind, kind)}.{validate_token('model', model)}"
+
+
+def model_drift_subject(model: str) -> str:
+    """``model.drift.<model>``: the model's DriftAlerts (ValueError names ``model``)."""
+    return model_subject(ModelKind.DRIFT, model)
 
 
 def model_filter(kind: ModelKind | str | None = None, model: str | None = None) -> str:

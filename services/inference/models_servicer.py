@@ -5,7 +5,9 @@
 Reads (models, policies, reports) come from the registry's and router's memory, on the loop.
 Writes (a registration, an alias move, a policy) go to the store and the blob files, which
 block: they run on ``store_executor``, the one thread the service's store calls run on (chDB
-calls are not concurrent).
+calls are not concurrent). After a write that can change what serves a model (a registration,
+an alias move, a policy) the servicer awaits ``on_change(name)``, the service's reload of that
+model, before it answers: a rollback answered is a rollback in force.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import io
 import math
 import zipfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeAlias, TypeVar
 
@@ -165,15 +167,29 @@ def reference_of(data: bytes) -> dict[str, Any] | None:
 
 
 class ModelsServicer(pb_grpc.ModelServiceServicer):
-    """``store_executor``: the single thread the registry's and router's store calls run on."""
+    """``store_executor``: the single thread the registry's and router's store calls run on;
+    ``on_change``: awaited with the model's name after every write that can change what serves
+    it (its error, e.g. a version that fails to load, is the call's)."""
 
-    def __init__(self, registry: ModelRegistry, router: Router, store_executor: Executor) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        router: Router,
+        store_executor: Executor,
+        *,
+        on_change: Callable[[str], Awaitable[object]] | None = None,
+    ) -> None:
         self.registry = registry
         self.router = router
         self.store_executor = store_executor
+        self.on_change = on_change
 
     async def _write(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.store_executor, fn)
+
+    async def _changed(self, name: str) -> None:
+        if self.on_change is not None:
+            await self.on_change(name)
 
     def _model(self, name: str) -> pb.Model:
         versions = self.registry.versions(name)
@@ -229,6 +245,7 @@ class ModelsServicer(pb_grpc.ModelServiceServicer):
             )
 
         version = await self._write(register)
+        await self._changed(request.name)
         return version_pb(
             self.registry.version(request.name, version), self.registry.aliases(request.name)
         )
@@ -243,6 +260,7 @@ class ModelsServicer(pb_grpc.ModelServiceServicer):
                 reason=request.reason,
             )
         )
+        await self._changed(request.name)
         return self._model(request.name)
 
     async def DeleteAlias(self, request: pb.DeleteAliasRequest, context: Context) -> pb.Model:
@@ -251,6 +269,7 @@ class ModelsServicer(pb_grpc.ModelServiceServicer):
                 request.name, request.alias, actor=request.actor, reason=request.reason
             )
         )
+        await self._changed(request.name)
         return self._model(request.name)
 
     async def Rollback(self, request: pb.RollbackRequest, context: Context) -> pb.Model:
@@ -259,6 +278,7 @@ class ModelsServicer(pb_grpc.ModelServiceServicer):
                 request.name, request.alias, actor=request.actor, reason=request.reason
             )
         )
+        await self._changed(request.name)
         return self._model(request.name)
 
     async def SetTrafficPolicy(
@@ -280,6 +300,7 @@ class ModelsServicer(pb_grpc.ModelServiceServicer):
                 request.name, policy, actor=request.actor, reason=request.reason
             )
         )
+        await self._changed(request.name)
         return policy_pb(request.name, rec)
 
     async def GetTrafficPolicy(

@@ -1,6 +1,10 @@
 """The Open Inference Protocol over HTTP/REST (KServe v2), with Triton's binary tensor data and
 model repository extensions, as an aiohttp application on the service's second port.
 
+An inference request without a version is routed by the model's traffic policy by its id: the
+body's ``id``, else the ``x-request-id`` header, else a new one; the response's ``id`` is that
+id and its ``model_version`` the version that answered.
+
 Routes: ``GET /v2/health/live``, ``/v2/health/ready``, ``GET /v2`` (server metadata),
 ``GET /v2/models/{name}[/versions/{v}]`` (model metadata), ``.../ready``, ``POST .../infer``,
 ``POST /v2/repository/index``, ``POST /v2/repository/models/{name}/load|unload``.
@@ -32,11 +36,14 @@ from tradecore.errors import (
 )
 from tradecore.inference import Tensors, TensorSpec
 
+from ..common.interceptors import REQUEST_ID_KEY, new_request_id, quote_id
 from . import codec
 from .models import Loaded, Models
 
 log = logging.getLogger("tradecore.inference.rest")
 HEADER_LENGTH = "Inference-Header-Content-Length"
+# As the gRPC servicer's (servicer.MAX_ID_CHARS): the key routing and outcomes are kept under.
+MAX_ID_CHARS = 128
 MAX_BODY = web.AppKey("max_body_bytes", int)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -265,17 +272,26 @@ def make_app(
         return models.get(request.match_info["name"], request.match_info.get("version", ""))
 
     async def model_metadata(request: web.Request) -> web.Response:
-        return web.json_response(metadata_json(models, loaded_of(request)))
+        loaded = await models.lookup(
+            request.match_info["name"], request.match_info.get("version", "")
+        )
+        return web.json_response(metadata_json(models, loaded))
 
     async def model_ready(request: web.Request) -> web.Response:
         loaded_of(request)  # 404 naming the model or version when it is not loaded
         return web.json_response({"ready": True})
 
     async def infer(request: web.Request) -> web.Response:
-        loaded = loaded_of(request)
+        name, version = request.match_info["name"], request.match_info.get("version", "")
+        await models.lookup(name, version)  # 404 naming the model or version before the body
         body = await request.read()
         req = InferRequest(body, request.headers.get(HEADER_LENGTH), models.max_elements)
-        result = await models.infer(loaded, req.inputs, req.outputs)
+        if req.id and len(req.id) > MAX_ID_CHARS:
+            raise ValueError(f"id: at most {MAX_ID_CHARS} characters, got {len(req.id)}")
+        header = request.headers.get(REQUEST_ID_KEY, "")
+        rid = req.id or (quote_id(header) if header else new_request_id())
+        loaded, result = await models.serve(name, version, rid, req.inputs, req.outputs)
+        req.id = rid
         return infer_response(req, loaded, result)
 
     async def repository_index(request: web.Request) -> web.Response:

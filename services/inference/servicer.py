@@ -10,6 +10,7 @@ from tradecore.errors import NotFoundError, quote
 from tradecore_api.inference import grpc_service_pb2 as pb
 from tradecore_api.inference import grpc_service_pb2_grpc as pb_grpc
 
+from ..common.interceptors import request_id as request_id_of
 from . import convert
 from .models import Models
 
@@ -17,6 +18,8 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 SERVER_NAME = "tradecore"
 # The protocol extensions served (ServerMetadata.extensions, GET /v2).
 EXTENSIONS = ("model_repository", "statistics", "binary_tensor_data")
+# A request's id is the key its routing and its outcome (RecordOutcome) are kept under.
+MAX_ID_CHARS = 128
 
 
 def check_repository(name: str) -> None:
@@ -29,6 +32,18 @@ def check_parameters(what: str, params: Any, allowed: tuple[str, ...] = ()) -> N
     for key in params:
         if key not in allowed:
             raise ValueError(f"{what}[{quote(key)}]: not supported (supported: {list(allowed)})")
+
+
+def check_id(rid: str) -> str:
+    if len(rid) > MAX_ID_CHARS:
+        raise ValueError(f"id: at most {MAX_ID_CHARS} characters, got {len(rid)}")
+    return rid
+
+
+def routing_id(request_id: str, context: Context) -> str:
+    """The id a request is routed by (docs/api.md, "Inference: serving from the registry"): the
+    request's ``id``, else its ``x-request-id``, else a new one."""
+    return check_id(request_id) if request_id else request_id_of(context)
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -61,16 +76,26 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: Context
     ) -> pb.ModelMetadataResponse:
-        loaded = self.models.get(request.name, request.version)
+        loaded = await self.models.lookup(request.name, request.version)
         return convert.metadata_response(loaded.metadata, self.models.versions(request.name))
 
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: Context
     ) -> pb.ModelInferResponse:
-        loaded = self.models.get(request.model_name, request.model_version)
+        # NOT_FOUND naming the model or version before the tensors are decoded.
+        await self.models.lookup(request.model_name, request.model_version)
+        rid = routing_id(request.id, context)
         inputs = convert.request_inputs(request, self.models.max_elements)
-        result = await self.models.infer(loaded, inputs, convert.requested_outputs(request))
-        return convert.infer_response(request, loaded, result)
+        loaded, result = await self.models.serve(
+            request.model_name,
+            request.model_version,
+            rid,
+            inputs,
+            convert.requested_outputs(request),
+        )
+        response = convert.infer_response(request, loaded, result)
+        response.id = rid
+        return response
 
     async def ModelStatistics(
         self, request: pb.ModelStatisticsRequest, context: Context

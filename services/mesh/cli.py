@@ -337,6 +337,7 @@ def build_parser(services: tuple[ServiceSpec, ...] = SERVICES) -> argparse.Argum
         "(list|show|register|alias|rollback|policy|report)",
         add_help=False,
     )
+    sub.add_parser("train", help="train a model offline (surrogate|signal)", add_help=False)
     return ap
 
 
@@ -378,6 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         from .order_cli import positions_main
 
         return positions_main(args[1:])
+    if args[:1] == ["train"]:
+        from .train_cli import train_main
+
+        return train_main(args[1:])
     ap = build_parser()
     ns, rest = ap.parse_known_args(args)
     if ns.command == "replay":

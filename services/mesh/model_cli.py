@@ -118,6 +118,7 @@ def model_parser() -> argparse.ArgumentParser:
     rg.add_argument("--seed", type=int, default=None)
     rg.add_argument("--param", action="append", type=_key_value, default=[], metavar="K=V")
     rg.add_argument("--parent", type=int, default=0, help="the version it was trained from")
+    rg.add_argument("--alias", default="", help="then point this alias at it (e.g. challenger)")
     al = sub.add_parser("alias", help="point an alias at a version (or --remove it)")
     al.add_argument("name")
     al.add_argument("alias")
@@ -138,7 +139,7 @@ def model_parser() -> argparse.ArgumentParser:
     rp.add_argument("name")
     for p in (rg, al, rb, po):
         p.add_argument("--by", default=_user(), help="who does it (default: the user)")
-    for p in (al, rb, po):
+    for p in (rg, al, rb, po):
         p.add_argument("--reason", default="")
     return ap
 
@@ -187,7 +188,23 @@ def _calls(ns: argparse.Namespace, pb: Any) -> Callable[[Any], Any]:
         return lambda stub: stub.GetModel(pb.GetModelRequest(name=ns.name), timeout=30)
     if ns.action == "register":
         request = _register_request(ns, pb)
-        return lambda stub: stub.RegisterModel(request, timeout=120)
+
+        def register(stub: Any) -> Any:
+            version = stub.RegisterModel(request, timeout=120)
+            if ns.alias:
+                stub.SetAlias(
+                    pb.SetAliasRequest(
+                        name=ns.name,
+                        alias=ns.alias,
+                        version=version.version,
+                        actor=ns.by,
+                        reason=ns.reason or "registered with --alias",
+                    ),
+                    timeout=30,
+                )
+            return version
+
+        return register
     if ns.action == "alias":
         if ns.remove == (ns.version is not None):
             raise ValueError("alias: give a VERSION or --remove")

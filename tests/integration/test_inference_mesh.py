@@ -1,8 +1,8 @@
 """The InferenceService in the running mesh, spoken to by tritonclient (gRPC and HTTP)
 unchanged, directly and through the gateway; REST through Envoy with plain urllib.
 
-The shared mesh starts the service with an empty repository (``<data>/models``); the tests copy
-ONNX models there and load them through the repository extension."""
+The shared mesh starts the service with an empty model registry; the tests register ONNX models
+with ``tradecore model register``, which serves them at once."""
 
 from __future__ import annotations
 
@@ -17,11 +17,10 @@ import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from tritonclient._plugin import InferenceServerClientPlugin
 from tritonclient.utils import InferenceServerException
 
 from tests.mesh import Mesh
-from tests.onnx_models import mlp, strings, write
+from tests.onnx_models import mlp, strings
 
 X = (np.arange(20, dtype=np.float32).reshape(5, 4) - 10) / 3
 
@@ -33,30 +32,22 @@ def expected(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def models(mesh: Mesh) -> Iterator[Mesh]:
-    root = mesh.data_dir / "models"
-    write(root, "mlp", 1, mlp(), {"max_batch_size": 64})
-    write(root, "strings", 1, strings())
+def models(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    root = tmp_path_factory.mktemp("onnx")
+    for name, model, config in (("mlp", mlp(), ["--config", "max_batch_size=64"]),
+                                ("strings", strings(), [])):  # fmt: skip
+        path = root / f"{name}.onnx"
+        path.write_bytes(model)
+        proc = mesh.run("model", "register", name, str(path), *config)
+        assert proc.returncode == 0, proc.stderr
     client = grpcclient.InferenceServerClient(str(mesh.inference))
-    client.load_model("mlp")
-    client.load_model("strings")
+    assert client.is_model_ready("mlp") and client.is_model_ready("strings")
     yield mesh
     client.close()
 
 
-class _Bearer(InferenceServerClientPlugin):  # type: ignore[misc]
-    """The mesh's admin token on every call of a tritonclient (the gateway asks for one)."""
-
-    def __init__(self, mesh: Mesh) -> None:
-        self._header = mesh.auth_headers()
-
-    def __call__(self, request: Any) -> None:
-        request.headers = {**(request.headers or {}), **self._header}
-
-
 def authed(client: Any, mesh: Mesh) -> Any:
-    client.register_plugin(_Bearer(mesh))
-    return client
+    return mesh.triton(client)
 
 
 def grpc_client(mesh: Mesh, via: str) -> grpcclient.InferenceServerClient:
@@ -158,7 +149,7 @@ def test_errors_name_the_model_version_or_tensor_grpc(models: Mesh, via: str) ->
         x.set_data_from_numpy(X)
         for model, version, message in (
             ("nope", "", "model 'nope' is not loaded"),
-            ("mlp", "7", "model 'mlp' has no loaded version '7'"),
+            ("mlp", "7", "model 'mlp' has no version 7"),
         ):
             with pytest.raises(InferenceServerException) as err:
                 client.infer(model, [x], model_version=version)
@@ -199,7 +190,7 @@ def test_repository_index_load_unload(models: Mesh) -> None:
         with pytest.raises(InferenceServerException) as err:
             client.load_model("absent")
         assert err.value.status() == "StatusCode.NOT_FOUND"
-        assert "model 'absent' is not in the repository" in err.value.message()
+        assert "model 'absent' is not registered" in err.value.message()
     finally:
         client.close()
 

@@ -67,11 +67,12 @@ def test_every_model_loads_at_its_newest_version_and_infers_as_onnxruntime(
         assert loaded.version.version == 2 and models.versions("mlp") == ["2"]
         out = await models.infer(loaded, {"x": X}, None)
         np.testing.assert_array_equal(out["y"], expected(X, 2.0))
-        # Loading version 1 by reference replaces it as the default.
-        await models.load("mlp", "1")
-        out = await models.infer(models.get("mlp", "1"), {"x": X}, ["y"])
+        # Version 1 named by a request is loaded on demand; the default stays.
+        one = await models.lookup("mlp", "1")
+        out = await models.infer(one, {"x": X}, ["y"])
         np.testing.assert_array_equal(out["y"], expected(X))
-        assert models.get("mlp").metadata.max_batch_size == 8  # from config.json
+        assert models.get("mlp").version.version == 2 and models.versions("mlp") == ["1", "2"]
+        assert one.metadata.max_batch_size == 8  # from config.json
         s = np.array([b"a", b"bc"], dtype=np.object_)
         n = np.arange(6, dtype=np.int64).reshape(2, 3)
         res = await models.infer(models.get("strings"), {"s": s, "n": n}, None)
@@ -129,9 +130,9 @@ def test_bad_requests_name_the_model_version_or_tensor(
 
 def test_batch_above_max_batch_size_is_refused(tmp_path: Path) -> None:
     async def check(models: Models) -> None:
-        await models.load("mlp", "1")  # max_batch_size 8
+        one = await models.lookup("mlp", "1")  # max_batch_size 8
         with pytest.raises(ValueError, match="input tensor 'x': batch size 9, at most 8"):
-            await models.infer(models.get("mlp"), {"x": np.zeros((9, 4), np.float32)}, None)
+            await models.infer(one, {"x": np.zeros((9, 4), np.float32)}, None)
 
     with_models(tmp_path, check)
 
@@ -269,7 +270,7 @@ def test_rest_json_and_binary_inference(tmp_path: Path) -> None:
     ("path", "body", "status", "message"),
     [
         ("/v2/models/nope/infer", {"inputs": []}, 404, "model 'nope' is not loaded"),
-        ("/v2/models/mlp/versions/9/infer", {"inputs": []}, 404, "no loaded version '9'"),
+        ("/v2/models/mlp/versions/9/infer", {"inputs": []}, 404, "model 'mlp' has no version '9'"),
         ("/v2/models/mlp/infer", {"inputs": []}, 400, "inputs: must be a non-empty list"),
         (
             "/v2/models/mlp/infer",

@@ -74,7 +74,9 @@ def test_every_scheme_builds_its_subjects() -> None:
     assert [sj.model_subject(k, "svi") for k in sj.ModelKind] == [
         "model.surface.svi",
         "model.signal.svi",
+        "model.drift.svi",
     ]
+    assert sj.model_drift_subject("svi") == "model.drift.svi"
     # a kind given as its string is the same kind
     assert sj.exec_subject("fill", "A") == sj.exec_subject(sj.ExecKind.FILL, "A")
     assert sj.PRICING_PRICE == "pricing.v1.price"
@@ -151,6 +153,7 @@ def test_a_kind_of_one_scheme_is_not_a_kind_of_another() -> None:
         (lambda v: sj.exec_filter(account=v), "account"),
         (lambda v: sj.risk_filter(account=v), "account"),
         (lambda v: sj.model_filter(model=v), "model"),
+        (lambda v: sj.model_drift_subject(v), "model"),
         (lambda v: sj.md_filter(venue=v), "venue"),
         (lambda v: sj.md_filter(symbol=v), "symbol"),
     ],

@@ -200,8 +200,7 @@ class OnnxEngine:
             raise ValueError(f"model {self._meta.name!r}: {exc}") from None
         if self._text_outputs:
             return {
-                name: _bytes_out(arr)
-                for name, arr in zip(self._output_names, results, strict=True)
+                name: _bytes_out(arr) for name, arr in zip(self._output_names, results, strict=True)
             }
         return dict(zip(self._output_names, results, strict=True))
 
