@@ -235,6 +235,9 @@ def jwt_authn_filter(auth: AuthConfig) -> dict[str, Any]:
                     "forward_payload_header": CLAIMS_HEADER,
                     "payload_in_metadata": PAYLOAD_METADATA,
                     "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+                    # Verified tokens are kept (until they expire) so a client's repeated token
+                    # is not verified again on every call (ES256 verification is ~0.1 ms).
+                    "jwt_cache_config": {"jwt_cache_size": 4096},
                 }
             },
             "rules": [*public, {"match": {"prefix": "/"}, "requires": {"provider_name": PROVIDER}}],
