@@ -4,16 +4,22 @@ with JetStream file storage, the paper venue).
 * ``test_submit_orders_grpc[N]``: SubmitOrder calls from one grpc.aio client with N calls in
   flight, marketable IOC limit orders filled by the paper venue (buys at the ask and sells at
   the bid in turn, a quantity per order so that the duplicate-order control lets them through).
-  Each call journals its command and the OMS's events in ``EXEC_JOURNAL`` and publishes its
-  fill into ``EXEC_FILLS`` before it answers. extra_info: orders/s over the run, p50/p99 of one
-  call.
+  Each call journals its command and the OMS's events in ``EXEC_JOURNAL`` (two writes: before
+  the venue request, and the venue's answers) before it answers; its fill goes into
+  ``EXEC_FILLS`` after that. extra_info: orders/s over the run, p50/p99 of one call.
 * ``test_quote_to_order``: a client subscribed to ``md.<venue>.<symbol>.quote`` decides on each
-  quote (buy at the ask or sell at the bid) and submits a marketable IOC order over gRPC; the
-  test publishes the quotes one at a time. Measured from the quote's publish to the FILLED
-  reply, and to the ``exec.order.<account>`` event saying FILLED (target: p99 <= 2 ms).
+  quote (buys and sells in turn, limits 10 cents through the quote) and submits the IOC order
+  over gRPC; the test publishes the quotes one at a time. Measured from the quote's publish to
+  the FILLED reply, and to the ``exec.order.<account>`` event saying FILLED (target: p99 <= 2 ms).
+* ``test_quote_to_order_in_process``: the same decision path without gRPC: the service's
+  ``Execution`` (the paper venue, its journal on a nats-server of its own, file storage) in the
+  test's process; the decider's quote subscription calls ``Execution.submit_order`` directly.
+  Measured from the quote's publish to the FILLED answer (what the service adds between a quote
+  and an accepted order when the gRPC hop is left out).
 * ``test_journal_write_baseline`` (peer): one JetStream publish acknowledged by the same
-  nats-server into a file-stored stream, the unit an order pays once per journal write (a
-  command, four OMS events and the fill contract for a filled order: six in sequence).
+  nats-server into a file-stored stream, the unit an order pays once per journal write (two in
+  sequence for a filled order: its command with the events up to the venue request, then the
+  venue's answers).
 """
 
 from __future__ import annotations
@@ -30,11 +36,20 @@ import numpy as np
 import pytest
 from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
+from tradecore.oms.paper import PaperVenue
 from tradecore.subjects import ExecKind, MdKind, exec_subject, md_subject
 from tradecore_api.events.v1 import common_pb2, execution_pb2, market_pb2
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_api.execution.v1 import execution_pb2_grpc as pb_grpc
+from tradecore_services.common.bus import Bus
+from tradecore_services.execution.engine import Engine
+from tradecore_services.execution.journal import Journal
+from tradecore_services.execution.live import Execution
+from tradecore_services.execution.main import venues
+from tradecore_services.execution.paper_feed import PaperFeed
 
+from tests.integration.test_execution_journal import _connect
+from tests.integration.test_nats_resilience import NatsServer
 from tests.mesh import Mesh
 
 ORDERS = 2000  # per concurrency level
@@ -69,6 +84,16 @@ def order(acct: str, sym: str, i: int, bid: float = BID, ask: float = ASK) -> pb
         type=execution_pb2.LIMIT, limit_price=ask if buy else bid,
         time_in_force=execution_pb2.IOC,
     )  # fmt: skip
+
+
+def decision(acct: str, sym: str, q: market_pb2.Quote) -> pb.SubmitOrderRequest:
+    """Buy on even quotes, sell on odd ones, as marketable limits capped 10 cents through the
+    quote: the service reads the same quote from NATS at the same moment, and the order can
+    reach its paper venue before that quote does (the previous one, a few cents away, is
+    still its book then)."""
+    return order(
+        acct, sym, int(q.sequence), round(q.bid_price - 0.1, 2), round(q.ask_price + 0.1, 2)
+    )
 
 
 async def _ready(mesh: Mesh, nc: nats.NATS, stub: pb_grpc.ExecutionServiceStub, sym: str) -> None:
@@ -133,6 +158,7 @@ async def _quote_to_order(mesh: Mesh) -> dict[str, float | int]:
     got_reply = asyncio.Event()
     got_event = asyncio.Event()
     state = {"i": 0, "record": False, "replies": 0}
+    failed: list[str] = []  # what the deciding callback met (it runs outside the test's task)
     async with grpc.aio.insecure_channel(mesh.execution) as ch:
         stub = pb_grpc.ExecutionServiceStub(ch)
         await _ready(mesh, pub, stub, sym)
@@ -140,11 +166,16 @@ async def _quote_to_order(mesh: Mesh) -> dict[str, float | int]:
         async def decide(msg: Msg) -> None:
             q = market_pb2.Quote.FromString(msg.data)
             i = int(q.sequence)
-            # the decision: buy at the ask on even quotes, sell at the bid on odd ones
-            req = order(acct, sym, i, q.bid_price, q.ask_price)
-            got = await stub.SubmitOrder(req, timeout=10)
+            state["entered"] = i
+            req = decision(acct, sym, q)
+            try:
+                got = await stub.SubmitOrder(req, timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                failed.append(f"quote {i}: {exc.code().name} {exc.details()}")
+                got_reply.set()
+                return
             if got.status != execution_pb2.FILLED:
-                raise AssertionError(got)
+                failed.append(f"quote {i}: not filled: {got}")
             if state["record"]:
                 to_reply[i] = (clock() - sent[req.client_order_id]) / 1e3
             got_reply.set()
@@ -172,7 +203,14 @@ async def _quote_to_order(mesh: Mesh) -> dict[str, float | int]:
                 got_event.clear()
                 sent[f"b{i}"] = clock()
                 await pub.publish(subject, data)
-                await asyncio.wait_for(got_reply.wait(), 10)
+                try:
+                    await asyncio.wait_for(got_reply.wait(), 10)
+                except TimeoutError:
+                    raise AssertionError(
+                        f"quote {i}: no reply in 10 s (the decider last took quote "
+                        f"{state.get('entered')})"
+                    ) from None
+                assert not failed, failed
                 await asyncio.wait_for(got_event.wait(), 10)
     await nc.close()
     await pub.close()
@@ -184,6 +222,72 @@ async def _quote_to_order(mesh: Mesh) -> dict[str, float | int]:
         "event_p50_us": event["p50_us"],
         "event_p99_us": event["p99_us"],
     }
+
+
+async def _quote_to_order_in_process(store: Path) -> dict[str, float | int]:
+    server = NatsServer(store)
+    server.start()
+    try:
+        return await _in_process(server.url)
+    finally:
+        server.kill()
+
+
+async def _in_process(url: str) -> dict[str, float | int]:
+    paper = venues({})["PAPER"]
+    assert isinstance(paper, PaperVenue)
+    feed = PaperFeed(paper)
+    bus = Bus(url, "execution-bench")
+    journal = Journal()
+    ex = Execution(bus, journal, Engine(journal, {"PAPER": paper}, feed.clock), feed)
+    await bus.start()
+    await asyncio.wait_for(ex.restored.wait(), 20)
+    sym = "BI" + uuid.uuid4().hex[:6].upper()
+    acct = "I" + uuid.uuid4().hex[:10]
+    pub = await _connect(url)
+    nc = await _connect(url)
+    clock = time.perf_counter_ns
+    lat = np.empty(QUOTES)
+    sent: dict[int, int] = {}
+    done = asyncio.Event()
+    state = {"record": False, "filled": False}
+
+    async def decide(msg: Msg) -> None:
+        q = market_pb2.Quote.FromString(msg.data)
+        i = int(q.sequence)
+        got = await ex.submit_order(decision(acct, sym, q))
+        state["filled"] = got.status == execution_pb2.FILLED
+        if state["record"]:
+            lat[i] = (clock() - sent[i]) / 1e3
+        done.set()
+
+    subject = md_subject("XBEN", sym, MdKind.QUOTE)
+    await nc.subscribe(subject, cb=decide)
+    await nc.flush()
+    for _ in range(200):  # until the paper venue has the quote and fills
+        done.clear()
+        sent[10 * QUOTES] = clock()
+        await pub.publish(subject, quote_bytes(sym, 10 * QUOTES))
+        await asyncio.wait_for(done.wait(), 10)
+        if state["filled"]:
+            break
+        await asyncio.sleep(0.05)
+    for record, base, count in ((False, QUOTES, WARMUP), (True, 0, QUOTES)):
+        state["record"] = record
+        for k in range(count):
+            i = base + k
+            bid = round(BID + 0.01 * (k % 10), 2)
+            done.clear()
+            sent[i] = clock()
+            await pub.publish(subject, quote_bytes(sym, i, bid, round(bid + 0.2, 2)))
+            await asyncio.wait_for(done.wait(), 10)
+            assert state["filled"], i
+    await nc.close()
+    await pub.close()
+    await ex.stop()
+    await bus.stop()
+    await ex.engine.close()
+    return {"quotes": QUOTES} | percentiles(lat)
 
 
 async def _journal_writes(mesh: Mesh) -> dict[str, float | int]:
@@ -220,6 +324,15 @@ def test_submit_orders_grpc(benchmark, mesh: Mesh, inflight: int) -> None:  # ty
 def test_quote_to_order(benchmark, mesh: Mesh) -> None:  # type: ignore[no-untyped-def]
     out: dict[str, float | int] = {}
     benchmark.pedantic(lambda: out.update(asyncio.run(_quote_to_order(mesh))), rounds=1)
+    benchmark.extra_info.update(out)
+
+
+@pytest.mark.benchmark(group="execution-quote-to-order")
+def test_quote_to_order_in_process(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out: dict[str, float | int] = {}
+    benchmark.pedantic(
+        lambda: out.update(asyncio.run(_quote_to_order_in_process(tmp_path / "nats"))), rounds=1
+    )
     benchmark.extra_info.update(out)
 
 

@@ -19,6 +19,8 @@ import argparse
 import base64
 import ipaddress
 import json
+import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -627,7 +629,7 @@ def envoy_config(
     }
     if auth is not None:
         hcm["local_reply_config"] = {"mappers": local_reply_mappers()}
-    return {
+    config = {
         "admin": {
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}
         },
@@ -654,6 +656,51 @@ def envoy_config(
             "clusters": clusters,
         },
     }
+    if upstreams:
+        add_tracing(config, hcm, (health_service or sorted(upstreams)[0]).replace(".", "_"))
+    return config
+
+
+def add_tracing(config: dict[str, Any], hcm: dict[str, Any], receiver: str) -> None:
+    """Envoy's OpenTelemetry tracer on the gateway: a span per request, sampled at
+    TRADECORE_TRACE_SAMPLE or forced by an ``x-client-trace-id`` header (Envoy's decision, not
+    the caller's ``traceparent`` flags; its trace id is continued), its context sent
+    to the service as ``traceparent`` and returned to the caller in the ``traceparent``
+    response header. Exported by OTLP/gRPC to TRADECORE_OTLP_ENDPOINT (``http://host:port``)
+    when set; otherwise to the service of cluster ``receiver`` (the health route's), which
+    keeps them with its own spans (services/common/tracing.py, ``add_receiver``)."""
+    raw = os.environ.get("TRADECORE_TRACE_SAMPLE", "0.01")  # the services' default too
+    try:
+        ratio = float(raw)
+    except ValueError:
+        raise ValueError(f"TRADECORE_TRACE_SAMPLE must be a number in 0..1 (got {raw!r})") from None
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"TRADECORE_TRACE_SAMPLE must be in 0..1 (got {ratio})")
+    otel: dict[str, Any] = {
+        "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+        "service_name": "gateway",
+    }
+    endpoint = os.environ.get("TRADECORE_OTLP_ENDPOINT", "")
+    if endpoint:
+        url = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+        if not url.hostname or not url.port:
+            raise ValueError(f"TRADECORE_OTLP_ENDPOINT must be host:port (got {endpoint!r})")
+        otlp = _cluster("otlp", Upstream(url.hostname, url.port))
+        del otlp["health_checks"]
+        config["static_resources"]["clusters"].append(otlp)
+        receiver = "otlp"
+    otel["grpc_service"] = {"envoy_grpc": {"cluster_name": receiver}, "timeout": "1s"}
+    hcm["tracing"] = {
+        "random_sampling": {"value": ratio * 100.0},
+        "provider": {"name": "envoy.tracers.opentelemetry", "typed_config": otel},
+    }
+    for host in hcm["route_config"]["virtual_hosts"]:
+        host.setdefault("response_headers_to_add", []).append(
+            {
+                "header": {"key": "traceparent", "value": "%REQ(traceparent)%"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
+        )
 
 
 def _add_auth_filters(

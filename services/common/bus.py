@@ -21,6 +21,8 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
+from . import tracing
+
 #: A JetStream publish that failed this way may or may not be stored: no acknowledgement came
 #: (timeout), nobody answered (a clustered stream electing its leader after a node died: no
 #: responders / no stream response), or JetStream said it is unavailable. Callers treat them
@@ -41,6 +43,15 @@ ConnectHook = Callable[[Client], Awaitable[None]]
 PENDING_BYTES = 64 * 1024 * 1024
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 5.0
+
+
+async def _attach_tracing(nc: Client) -> None:
+    """The local span exporter publishes on this connection (spans are telemetry: a failure
+    here leaves the connection usable)."""
+    try:
+        await tracing.attach(nc)
+    except Exception as exc:
+        log.warning("spans not stored on NATS: %s", exc)
 
 
 class Bus:
@@ -136,6 +147,7 @@ class Bus:
                     await nc.subscribe(subject, queue=queue, cb=handler)
                 for hook in self._hooks:
                     await hook(nc)
+                await _attach_tracing(nc)
             except asyncio.CancelledError:
                 if nc is not None:
                     with contextlib.suppress(Exception):

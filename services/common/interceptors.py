@@ -1,5 +1,7 @@
 """Server interceptor: request ids, exception → status mapping (messages capped in length),
-requests that do not decode → INVALID_ARGUMENT, per-RPC metrics."""
+requests that do not decode → INVALID_ARGUMENT, per-RPC metrics, a server span per call
+(services/common/tracing.py: the caller's ``traceparent`` is its parent; a sampled call's trace
+id goes back in the ``x-trace-id`` trailer)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from . import tracing
 from .errors import PermissionDeniedError, status_for
 
 log = logging.getLogger("tradecore.rpc")
@@ -261,14 +264,17 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         cached = self._wrapped.get(details.method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        if details.method.startswith("/grpc."):
-            return handler  # health and reflection: no metrics, no wrapping
-        wrapped = self._wrap(handler, details.method.rsplit("/", 1)[-1])
+        if details.method.startswith(("/grpc.", "/opentelemetry.")):
+            return handler  # health, reflection, spans received: no metrics, no wrapping
+        wrapped = self._wrap(handler, details.method.rsplit("/", 1)[-1], details.method[1:])
         self._wrapped[details.method] = (handler, wrapped)
         return wrapped
 
-    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler, method: str, span_name: str = ""
+    ) -> grpc.RpcMethodHandler:
         metrics = self._metrics.method(method)
+        span_name = span_name or method
         deserializer = _checked_deserializer(handler.request_deserializer, method)
         perf_counter = time.perf_counter
         if handler.unary_unary is not None:
@@ -278,6 +284,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 rid = request_id(context)
                 start = perf_counter()
                 code = grpc.StatusCode.OK
+                span, ids = _start_span(span_name, context, rid)
                 try:
                     CLAIMS.set(claims_of(context))
                     if type(request) is _UndecodableRequest:
@@ -285,7 +292,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     response = await inner(request, context)
                     # In the trailers, which go out with the response and status: awaiting
                     # send_initial_metadata is a batch of its own (~60-80 us a call).
-                    context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
+                    context.set_trailing_metadata(_ids_metadata(rid, span))
                     return response
                 except grpc.aio.AbortError:
                     code = context.code() or grpc.StatusCode.UNKNOWN
@@ -296,6 +303,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     raise  # not reached
                 finally:
                     metrics.observe(code, perf_counter() - start)
+                    _end_span(span, ids, code, rid)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
@@ -311,12 +319,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 rid = request_id(context)
                 start = perf_counter()
                 code = grpc.StatusCode.OK
+                span, ids = _start_span(span_name, context, rid)
                 try:
                     CLAIMS.set(claims_of(context))
                     if type(request) is _UndecodableRequest:
                         raise ValueError(request.message)
                     async for item in _with_headers(
-                        inner_stream(request, context), context, ((REQUEST_ID_KEY, rid),)
+                        inner_stream(request, context), context, _ids_metadata(rid, span)
                     ):
                         yield item
                 except grpc.aio.AbortError:
@@ -327,6 +336,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     await _fail(context, exc, method, rid)
                 finally:
                     metrics.observe(code, perf_counter() - start)
+                    _end_span(span, ids, code, rid)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream,
@@ -334,6 +344,31 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+
+def _start_span(
+    name: str, context: grpc.aio.ServicerContext[Any, Any], rid: str
+) -> tuple[Any, tuple[object, Any]]:
+    """The call's server span (its parent: the caller's ``traceparent``), made current with the
+    request id (for logs and the NATS messages the call sends)."""
+    span, token = tracing.server_span(
+        name, tracing.parent_of_metadata(context.invocation_metadata())
+    )
+    return span, (token, tracing.current_request_id.set(rid))
+
+
+def _end_span(span: Any, ids: tuple[object, Any], code: grpc.StatusCode, rid: str) -> None:
+    token, rid_token = ids
+    tracing.current_request_id.reset(rid_token)
+    tracing.end_server_span(span, token, code.name, rid)
+
+
+def _ids_metadata(rid: str, span: Any) -> tuple[tuple[str, str], ...]:
+    """The request id, and the trace id of a sampled call, for the response's metadata."""
+    ctx = span.get_span_context()
+    if not ctx.trace_flags.sampled:
+        return ((REQUEST_ID_KEY, rid),)
+    return ((REQUEST_ID_KEY, rid), (tracing.TRACE_ID_KEY, f"{ctx.trace_id:032x}"))
 
 
 async def _with_headers(

@@ -2,7 +2,8 @@
 
 Every NATS message a service sends because of a request carries that request's id in the
 ``x-request-id`` header (the same key as the gRPC metadata, :data:`.interceptors.REQUEST_ID_KEY`)
-and, when the caller sent one, the W3C ``traceparent``. :func:`publish` sets them,
+and, when the caller sent one or the current span is sampled, the W3C ``traceparent``
+(services/common/tracing.py). :func:`publish` sets them,
 :func:`request_id_of` reads them (a message without one gets a fresh id), and
 :data:`current_request_id` holds the id of the request being handled, for logging.
 
@@ -41,7 +42,9 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from opentelemetry.trace import SpanKind
 
+from . import tracing
 from .errors import status_for
 from .interceptors import REQUEST_ID_KEY, RpcMetrics, cap_message, quote_id
 
@@ -55,9 +58,8 @@ TIMEOUT_HEADER = "x-timeout-ms"
 # let a value forge further headers), so they are replaced.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "tradecore_request_id", default=""
-)
+#: The request id of the call being handled (the same variable the gRPC interceptor sets).
+current_request_id: contextvars.ContextVar[str] = tracing.current_request_id
 
 # time.monotonic() by which the request being handled must be answered (None: no deadline).
 current_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
@@ -113,7 +115,11 @@ async def publish(
     """Publish ``data`` with the request's ids (``request_id`` or, when empty, the id being
     handled now, else a new one) added to ``headers``; returns the id sent."""
     rid = request_id or current_request_id.get() or new_request_id()
-    await nc.publish(subject, data, headers={**(headers or {}), **trace_headers(rid, traceparent)})
+    with tracing.child_span(f"publish {subject}", SpanKind.PRODUCER):
+        traceparent = traceparent or tracing.traceparent()
+        await nc.publish(
+            subject, data, headers={**(headers or {}), **trace_headers(rid, traceparent)}
+        )
     return rid
 
 
@@ -161,8 +167,10 @@ async def request(
     error reply (nats-py's TimeoutError / NoRespondersError when nobody answers). The handler
     learns ``timeout`` from the ``x-timeout-ms`` header (:func:`time_remaining`)."""
     rid = request_id or current_request_id.get() or new_request_id()
-    headers = {**trace_headers(rid, traceparent), **timeout_header(timeout)}
-    reply = await nc.request(subject, data, timeout=timeout, headers=headers)
+    with tracing.child_span(f"request {subject}", SpanKind.CLIENT):
+        traceparent = traceparent or tracing.traceparent()
+        headers = {**trace_headers(rid, traceparent), **timeout_header(timeout)}
+        reply = await nc.request(subject, data, timeout=timeout, headers=headers)
     error = _header(reply.headers, ERROR_HEADER.lower())
     rid = _header(reply.headers, REQUEST_ID_HEADER) or rid
     if error:
@@ -182,7 +190,11 @@ def unary_handler(
 
     async def on_request(msg: Msg) -> None:
         rid = request_id_of(msg)
-        ids = trace_headers(rid, _header(msg.headers, TRACEPARENT_HEADER))
+        caller_tp = _header(msg.headers, TRACEPARENT_HEADER)
+        span, span_token = tracing.server_span(
+            method, tracing.parent_of({TRACEPARENT_HEADER: caller_tp}), SpanKind.SERVER
+        )
+        ids = trace_headers(rid, caller_tp)
         token = current_request_id.set(rid)
         deadline_token = current_deadline.set(deadline_of(msg, time.monotonic()))
         start = time.perf_counter()
@@ -211,6 +223,7 @@ def unary_handler(
             metrics.observe(method, code, time.perf_counter() - start)
             current_deadline.reset(deadline_token)
             current_request_id.reset(token)
+            tracing.end_server_span(span, span_token, code.name, rid)
         if not msg.reply:
             return  # published without a reply subject: nobody to answer
         # Msg.respond sends msg.headers with the reply: the ids (and an error) go there.

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import json
 import logging
 import logging.handlers
 import signal
@@ -25,8 +27,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry, start_http_server
 
+from . import tracing
 from .interceptors import RpcMetrics, ServiceInterceptor
 from .settings import ServiceSettings
 
@@ -64,13 +68,59 @@ class ServiceApp:
 
 LOG_BACKUPS = 3
 MAX_METADATA_BYTES = 256 * 1024
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(ids)s"
+
+
+class _Ids(logging.Filter):
+    """Adds the request id and trace/span ids of the call being handled to every record
+    (``record.request_id``, ``trace_id``, ``span_id``; ``ids``: them as a text suffix)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        rid = tracing.current_request_id.get()
+        ctx = trace.get_current_span().get_span_context()
+        tid = f"{ctx.trace_id:032x}" if ctx.is_valid else ""
+        record.request_id = rid
+        record.trace_id = tid
+        record.span_id = f"{ctx.span_id:016x}" if ctx.is_valid else ""
+        parts = ([f"request_id={rid}"] if rid else []) + ([f"trace_id={tid}"] if tid else [])
+        record.ids = f" [{' '.join(parts)}]" if parts else ""
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (RFC 3339, UTC), level, logger, message, service, and the
+    request id, trace id and span id of the call being handled (when there is one), the
+    exception's traceback as ``exc``."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
+                timespec="microseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "service": self.service,
+        }
+        for key in ("request_id", "trace_id", "span_id"):
+            value = getattr(record, key, "")
+            if value:
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
 
 
 def configure_logging(settings: ServiceSettings) -> None:
     """Log to ``settings.log_file``, rotated past ``log_max_bytes`` with LOG_BACKUPS old files
     kept (so the service's logs stay bounded whatever clients send), or to stderr for "-".
-    A client error is one line (see interceptors); tracebacks are logged for INTERNAL only."""
+    A client error is one line (see interceptors); tracebacks are logged for INTERNAL only.
+    ``settings.log_format``: "text" (a line per record, the ids in brackets at its end) or
+    "json" (:class:`JsonFormatter`)."""
     handler: logging.Handler
     if settings.log_file == "-":
         handler = logging.StreamHandler(sys.stderr)
@@ -80,7 +130,11 @@ def configure_logging(settings: ServiceSettings) -> None:
         handler = logging.handlers.RotatingFileHandler(
             path, maxBytes=settings.log_max_bytes, backupCount=LOG_BACKUPS, encoding="utf-8"
         )
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(_Ids())
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter(settings.service))
+    else:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
 
 
@@ -104,6 +158,7 @@ async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
         ],
     )
     app.register(server)
+    tracing.add_receiver(server)  # the gateway's spans (services/common/tracing.py)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [*app.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
@@ -193,9 +248,11 @@ def main(build: Callable[[], ServiceApp]) -> None:
     """Process entry: build the app, install uvloop when present, serve."""
     app = build()
     configure_logging(app.settings)
+    tracing.configure(app.settings.service)
     try:
         import uvloop
     except ImportError:
         asyncio.run(run(app))
     else:
         uvloop.run(run(app))
+    tracing.shutdown()

@@ -70,6 +70,8 @@ class ServiceSettings:
     TRADECORE_LOG_FILE            <data>/logs/<service>-     the service's log, rotated by
                                   service.log                size ("-": stderr, unrotated)
     TRADECORE_LOG_MAX_BYTES       10485760                   rotate past this size (keeps 3)
+    TRADECORE_LOG_FORMAT          text                       text, or json (one object a
+                                                             line with request/trace ids)
     ============================  =========================  ==============================
     """
 
@@ -86,6 +88,7 @@ class ServiceSettings:
     log_level: str = "INFO"
     log_file: str = "-"
     log_max_bytes: int = 10 * 1024 * 1024
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, service: str, *, port: int, metrics_port: int) -> ServiceSettings:
@@ -105,7 +108,12 @@ class ServiceSettings:
             log_level=_env("LOG_LEVEL", "INFO").upper(),
             log_file=_env("LOG_FILE", "") or str(data_dir / "logs" / f"{service}-service.log"),
             log_max_bytes=_env_int("LOG_MAX_BYTES", 10 * 1024 * 1024),
+            log_format=_env("LOG_FORMAT", "text").lower(),
         )
+        if settings.log_format not in ("text", "json"):
+            raise ValueError(
+                f"TRADECORE_LOG_FORMAT must be text or json (got {settings.log_format!r})"
+            )
         if settings.log_max_bytes < 4096:
             raise ValueError(f"log_max_bytes must be >= 4096 (got {settings.log_max_bytes})")
         for f in ("port", "metrics_port"):

@@ -29,15 +29,29 @@ def _float_out(x: float) -> float | str:
     return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
+#: Field names of each dataclass encoded so far (``dataclasses.fields`` once per class).
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _out(value: Any) -> Any:
+    t = type(value)
+    # the common cases first, by exact type (an event is mostly strings and numbers)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        return value if math.isfinite(value) else _float_out(value)
+    names = _FIELDS.get(t)
+    if names is not None:
+        return {n: _out(getattr(value, n)) for n in names}
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+    if isinstance(value, (bool, str, int)):
         return value
     if isinstance(value, float):
         return _float_out(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _out(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        names = _FIELDS[t] = tuple(f.name for f in dataclasses.fields(value))
+        return {n: _out(getattr(value, n)) for n in names}
     if isinstance(value, (tuple, list)):
         return [_out(v) for v in value]
     if isinstance(value, frozenset | set):

@@ -1,25 +1,36 @@
-"""The OMS core (``tradecore.oms.oms``) inside the service: on a thread of its own, every event
-journaled before the OMS applies it.
+"""The OMS core (``tradecore.oms.oms``) inside the service: on a thread of its own, what each
+call decides journaled as one message before a venue acts on it and before the call answers.
 
-The OMS hands each event to its sink before applying it, and a sink that raises leaves its state
-unchanged and fails the command. The sink here journals the event (``JournalEntry.oms``) and
-waits for JetStream's acknowledgement; it runs on the OMS thread and waits on the service's
-event loop, which is free meanwhile (the call that runs the OMS awaits it from an executor). All
-access to the OMS (commands, venue reports, queries, conversions to messages) happens on that
-one thread, so nothing reads an order while another call changes it.
+The OMS hands each event to its sink before applying it; the sink here only collects it (as a
+``JournalEntry.oms``). The OMS calls the engine's barrier before every request it sends a venue:
+the barrier journals what was collected (the call's command first, then its events) as one
+JetStream message and waits for the acknowledgement, on the OMS thread, while the service's
+event loop does the write. What the call collected after its last venue request goes as one more
+message when the call returns (sent from the OMS thread, so the write is on its way while the
+loop wakes), and the call answers once it is acknowledged: a filled marketable order costs two
+acknowledgements (command, created and submitted; then accepted and filled). Calls run one at a
+time, each until its last write is acknowledged, so the journal always holds what the next call
+starts from; a caller that is cancelled does not cut its call short. A write that fails leaves
+the OMS with events it applied but the journal may lack: UnavailableError, and the service
+rebuilds from the journal before serving again (:meth:`Engine.on_lost`). All access to the OMS
+(commands, venue reports, queries, conversions to messages) happens on that one thread, inside a
+call: an event emitted outside one is refused (the sink raises).
 
-After a call, what it changed is published as the event contracts: ``exec.order.<account>``
-(``events.v1.OrderUpdate``, the order after the call), ``exec.fill.<account>`` (``events.v1.Fill``,
-into the stream ``EXEC_FILLS``) and ``exec.position.<account>`` (``events.v1.Position``). A fill
-EXEC_FILLS did not acknowledge fails the call (UnavailableError: its events are journaled, the
-caller retries with the same client_order_id); :meth:`Engine.publish_missing_fills` publishes
-it after the rebuild that follows. Order updates and positions are best effort (core NATS).
+After a call's events are journaled, what it changed is published as the event contracts:
+``exec.order.<account>`` (``events.v1.OrderUpdate``, the order after the call) and
+``exec.position.<account>`` (``events.v1.Position``) on core NATS, best effort (the journal
+keeps the latest state), and ``exec.fill.<account>`` (``events.v1.Fill``) into the stream
+``EXEC_FILLS``, without the call waiting for that acknowledgement: a fill is already journaled
+when it is published, and a fill EXEC_FILLS did not acknowledge makes the service rebuild, which
+publishes every journaled fill the stream lacks (:meth:`Engine.publish_missing_fills`; the
+stream stores a fill id once).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import logging
 import time
 import typing
@@ -38,6 +49,7 @@ from tradecore.subjects import ExecKind, exec_subject
 from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
+from ..common import tracing
 from ..common.errors import NotFoundError, UnavailableError
 from ..common.nats_rpc import publish
 from . import convert
@@ -54,10 +66,14 @@ CODEC = Codec(typing.get_args(OmsEvent))
 
 @dataclass
 class _Call:
-    """What one call emitted (filled on the OMS thread)."""
+    """What one call collected (filled on the OMS thread)."""
 
     request_id: str = ""
+    #: Entries not journaled yet: the call's command (until its first write), then events.
+    pending: list[pb.JournalEntry] = field(default_factory=list)
     emitted: list[OmsEvent] = field(default_factory=list)
+    #: A barrier's write failed: its outcome is unknown, nothing more is written.
+    failed: bool = False
 
 
 class Engine:
@@ -74,16 +90,19 @@ class Engine:
         self.clock_ns = clock_ns
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="execution-oms")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._call = _Call()
+        self._serial: asyncio.Lock | None = None
+        self._call: _Call | None = None  # the call on the OMS thread
         self._nc: Client | None = None
         self._order_listeners: list[Callable[[events.OrderUpdate], None]] = []
+        self._lost_listeners: list[Callable[[], None]] = []
+        self._fills: set[asyncio.Task[None]] = set()  # EXEC_FILLS publishes in flight
         self._replayed_fills: list[tuple[str, bytes]] = []  # (fill id, contract) of the replay
         self.reference = MarketReference(clock_ns)
         self.oms = self._new_oms()
 
     def _new_oms(self) -> OMS:
         controls = PreTradeControls(self.reference)
-        return OMS(self.venues, controls, self.clock_ns, sink=self._sink)
+        return OMS(self.venues, controls, self.clock_ns, sink=self._sink, barrier=self._barrier)
 
     def attach(self, nc: Client) -> None:
         self._nc = nc
@@ -92,10 +111,25 @@ class Engine:
         """Call ``listener`` (on the loop) with every order update published."""
         self._order_listeners.append(listener)
 
+    def on_lost(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (on the loop) when a journal write's outcome is unknown (the OMS
+        may hold what the journal lacks) or a journaled fill was not stored in EXEC_FILLS: the
+        service rebuilds from the journal (which publishes the fill)."""
+        self._lost_listeners.append(listener)
+
+    def serial(self) -> asyncio.Lock:
+        """Held by each call until its last write is acknowledged; a rebuild holds it while it
+        reads the journal and replays it, so no call's write falls between the two."""
+        if self._serial is None:
+            self._serial = asyncio.Lock()
+        return self._serial
+
     async def close(self) -> None:
+        if self._fills:
+            await asyncio.gather(*self._fills, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown, True)
 
-    # -- the sink (OMS thread) -----------------------------------------------------------
+    # -- the sink and the barrier (OMS thread) -------------------------------------------
 
     def _account(self, event: OmsEvent) -> str:
         account = getattr(event, "account", "")
@@ -107,51 +141,120 @@ class Engine:
             return NO_ACCOUNT
 
     def _sink(self, event: OmsEvent) -> None:
-        loop = self._loop
-        if loop is None:
-            raise UnavailableError("the execution journal is not attached")
+        call = self._call
+        if call is None:  # nothing would journal it: refused, the OMS stays as it was
+            raise RuntimeError(f"{type(event).__name__} outside a call of the engine")
         name, data = CODEC.encode(event)
         entry = pb.JournalEntry(
             account=self._account(event),
-            request_id=self._call.request_id,
+            request_id=call.request_id,
             time_ns=event.time_ns,
             oms=pb.OmsRecord(type=name, json=data),
         )
-        # A fill is journaled once per (venue, fill id) within JetStream's duplicate window: a
-        # venue report re-sent after a write whose outcome was unknown is not stored twice.
-        msg_id = (
-            f"fill.{event.venue}.{event.fill_id}"
-            if isinstance(event, OrderFilled) and event.fill_id
-            else ""
-        )
-        future = asyncio.run_coroutine_threadsafe(self.journal.write(entry, msg_id), loop)
+        call.pending.append(entry)
+        call.emitted.append(event)
+
+    def _barrier(self) -> None:
+        """Journal what the call collected, before the OMS sends a venue request."""
+        call = self._call
+        if call is None or not call.pending:
+            return
+        loop = self._loop
+        if loop is None:
+            raise UnavailableError("the execution journal is not attached")
+        write = self.journal.write_batch(call.pending, call.request_id)
+        future = asyncio.run_coroutine_threadsafe(write, loop)
         try:
             future.result(ACK_TIMEOUT_S + 1.0)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise UnavailableError("the execution journal did not acknowledge an event") from None
-        self._call.emitted.append(event)
+            call.failed = True
+            raise UnavailableError("the execution journal did not acknowledge a write") from None
+        except BaseException:
+            call.failed = True
+            raise
+        call.pending = []
 
     # -- calls ---------------------------------------------------------------------------
 
-    async def call(self, fn: Callable[[OMS], T], request_id: str = "") -> T:
-        """Run ``fn(oms)`` on the OMS thread (its events journaled as they are emitted), then
-        publish what it changed. ``fn`` converts what it returns to messages itself."""
+    async def call(
+        self,
+        fn: Callable[[OMS], T],
+        request_id: str = "",
+        command: pb.JournalEntry | None = None,
+    ) -> T:
+        """Run ``fn(oms)`` on the OMS thread, journal ``command`` (first) and the events it
+        produced, then publish what it changed. ``fn`` converts what it returns to messages
+        itself, and may fill in the command's account. The command is journaled with the
+        call's first write; a call that raises before producing an event journals nothing.
+        A caller that is cancelled (a gRPC client gone) does not cut the call short: once on
+        the OMS thread it runs to its last write."""
+        task = asyncio.ensure_future(self._run_call(fn, request_id, command))
+        task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+
+    async def _run_call(
+        self, fn: Callable[[OMS], T], request_id: str, command: pb.JournalEntry | None
+    ) -> T:
         loop = asyncio.get_running_loop()
         self._loop = loop
 
-        def run() -> tuple[T, list[tuple[str, bytes, bool]]]:
-            self._call = _Call(request_id)
+        def run() -> tuple[
+            T | None,
+            BaseException | None,
+            _Call,
+            list[tuple[str, bytes, bool]],
+            concurrent.futures.Future[int] | None,
+        ]:
+            call = self._call = _Call(request_id, [command] if command is not None else [])
             try:
-                return fn(self.oms), self._outgoing(self._call.emitted)
-            except OrderNotFound as exc:
-                raise NotFoundError(str(exc)) from None
+                try:
+                    result: T | None = fn(self.oms)
+                    error: BaseException | None = None
+                except OrderNotFound as exc:
+                    result, error = None, NotFoundError(str(exc))
+                except Exception as exc:
+                    result, error = None, exc
+                if call.failed or (error is not None and not call.emitted):
+                    # a barrier's write failed (the service rebuilds), or the call was refused
+                    # before it changed anything: nothing (more) to journal
+                    call.pending = []
+                # the last write starts now, while the contracts are made and the loop wakes
+                written = (
+                    asyncio.run_coroutine_threadsafe(
+                        self.journal.write_batch(call.pending, request_id), loop
+                    )
+                    if call.pending
+                    else None
+                )
+                return result, error, call, self._outgoing(call.emitted), written
             finally:
-                self._call = _Call()
+                self._call = None
 
-        result, outgoing = await loop.run_in_executor(self._thread, run)
-        await self._publish(outgoing)
-        return result
+        with tracing.child_span("execution.oms"):
+            ctx = contextvars.copy_context()
+            async with self.serial():
+                result, error, call, outgoing, written = await loop.run_in_executor(
+                    self._thread, ctx.run, run
+                )
+                if call.failed:
+                    self._lose()
+                elif written is not None:
+                    try:
+                        await asyncio.wrap_future(written)
+                    except BaseException:
+                        self._lose()
+                        raise
+            if not call.failed:
+                await self._publish(outgoing)
+        if error is not None:
+            raise error
+        return typing.cast(T, result)
+
+    def _lose(self) -> None:
+        """A write's outcome is unknown and the OMS may be ahead of the journal: rebuild."""
+        for listener in self._lost_listeners:
+            listener()
 
     async def replay(self, records: Iterable[pb.OmsRecord]) -> int:
         """Rebuild a fresh OMS from journaled events (no venue is called)."""
@@ -217,29 +320,39 @@ class Engine:
         return True
 
     async def _publish(self, outgoing: list[tuple[str, bytes, bool]]) -> None:
-        """Publish the contracts; UnavailableError, after all were tried, when EXEC_FILLS did
-        not acknowledge a fill (the others are best effort: a lost one is logged)."""
+        """Publish the contracts of journaled events: order updates and positions on core
+        NATS (best effort: a lost one is logged), fills into EXEC_FILLS in the background
+        (in order, on the one connection); a fill not acknowledged there makes the service
+        rebuild, which publishes it again."""
         nc = self._nc
-        lost_fill: Exception | None = None
         for subject, data, durable in outgoing:
+            if durable:
+                task = asyncio.create_task(self._publish_fill(subject, data))
+                self._fills.add(task)
+                task.add_done_callback(self._fills.discard)
+                continue
             if self._order_listeners and subject.startswith("exec.order."):
                 update = events.OrderUpdate.FromString(data)
                 for listener in self._order_listeners:
                     listener(update)
-            try:
-                if durable:
-                    await self.journal.publish_fill(events.Fill.FromString(data))
-                elif nc is not None:
+            if nc is not None:
+                try:
                     await publish(nc, subject, data)
-            except Exception as exc:  # journaled already
-                log.warning("%s: not published: %s", subject, exc)
-                if durable:
-                    lost_fill = exc
-        if lost_fill is not None:
-            raise UnavailableError(
-                f"EXEC_FILLS did not acknowledge a fill ({lost_fill}); it is published again "
-                "once the state is rebuilt from the journal"
-            ) from lost_fill
+                except Exception as exc:  # journaled already
+                    log.warning("%s: not published: %s", subject, exc)
+
+    async def _publish_fill(self, subject: str, data: bytes) -> None:
+        try:
+            await self.journal.publish_fill(events.Fill.FromString(data))
+        except Exception as exc:  # journaled already: the rebuild publishes it
+            log.warning("%s: not stored in EXEC_FILLS (%s); rebuilding", subject, exc)
+            self._lose()
+
+
+def _retrieve(task: asyncio.Future[typing.Any]) -> None:
+    """Mark a call's outcome retrieved: its caller may have been cancelled."""
+    if not task.cancelled():
+        task.exception()
 
 
 def order_message(o: Order) -> pb.Order:

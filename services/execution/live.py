@@ -11,9 +11,11 @@ subscription delivered meanwhile is kept when it is newer: states carry a sequen
 gives the OMS every account's effective mode, and asks the venues about orders sent but not
 answered before the restart (``OMS.resume``).
 
-Order commands (SubmitOrder, CancelOrder, ReplaceOrder) are journaled as commands, then run by
-the OMS, whose events are journaled one by one before it applies them; the call answers after
-that. A resubmitted ``client_order_id`` returns the existing order.
+Order commands (SubmitOrder, CancelOrder, ReplaceOrder) and SetLimits are run by the OMS; the
+command and the events it produced are journaled together (engine.py: one message before each
+venue request, one for the rest), and the call answers after that. A command refused before it
+changed anything (an unknown order, a replace the order's state does not allow) is not
+journaled. A resubmitted ``client_order_id`` returns the existing order.
 
 A trading state from the RiskService takes effect as it arrives (a halt never waits for a
 write) and is then journaled as an event, so the journal records what the pre-trade controls
@@ -45,6 +47,7 @@ from tradecore_api.events.v1 import execution_pb2 as events
 from tradecore_api.events.v1 import risk_pb2 as risk_events
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
+from ..common import tracing
 from ..common.bus import Bus
 from ..common.errors import PreconditionError, ResourceExhaustedError, UnavailableError
 from . import convert
@@ -123,6 +126,7 @@ class Execution:
         #: The execution algorithms (algos.py): their engine runs on the OMS thread.
         self.algos = Algos()
         self.algo_calls = AlgoCalls(self)
+        engine.on_lost(self._lost)
         # One change RPC at a time: each reads the account's sequence, journals, then applies.
         self._changing = asyncio.Lock()
         bus.on_connect(self._on_connect)
@@ -148,13 +152,14 @@ class Execution:
         progress: dict[str, pb.AlgoProgress] = {}
         stops: dict[str, str] = {}
         n = 0
-        async for _, entry in self.journal.replay():
-            if entry.WhichOneof("entry") == "oms":
-                records.append(entry.oms)
-            elif not replay_entry(entry, starts, progress, stops):
-                apply(states, entry)
-            n += 1
-        await self.engine.replay(records)
+        async with self.engine.serial():
+            async for _, entry in self.journal.replay():
+                if entry.WhichOneof("entry") == "oms":
+                    records.append(entry.oms)
+                elif not replay_entry(entry, starts, progress, stops):
+                    apply(states, entry)
+                n += 1
+            await self.engine.replay(records)
         await self.engine.call(lambda oms: self.algos.rebuild(oms, starts, progress, stops))
         republished = await self.engine.publish_missing_fills(await self.journal.fill_ids())
         if republished:
@@ -211,10 +216,12 @@ class Execution:
             self._lost()
             raise
 
-    async def _oms(self, fn: Callable[[OMS], T], request_id: str = "") -> T:
-        """Run ``fn`` on the OMS (its events journaled before they apply), then journal the
-        progress of every algo it changed; an event whose journal write failed leaves the
-        OMS as it was, but may be stored: rebuild."""
+    async def _oms(
+        self, fn: Callable[[OMS], T], request_id: str = "", command: pb.JournalEntry | None = None
+    ) -> T:
+        """Run ``fn`` on the OMS, ``command`` and its events journaled (engine.py), then journal
+        the progress of every algo it changed; a journal write that failed leaves the OMS ahead
+        of the journal, which may or may not hold the write: rebuild from the journal."""
         paper = self.paper
         algos = self.algos
 
@@ -225,7 +232,7 @@ class Execution:
             return result, algos.collect(oms.clock_ns())
 
         try:
-            result, progress = await self.engine.call(run, request_id)
+            result, progress = await self.engine.call(run, request_id, command)
             for entry in progress:
                 await self.journal.write(entry)
         except UnavailableError:
@@ -240,7 +247,8 @@ class Execution:
         except (DecodeError, ValueError) as exc:
             log.warning("%s: trading state skipped: %s", msg.subject, exc)
             return
-        await self._take_risk_state(state)
+        with tracing.consume_span(f"consume {msg.subject}", msg.headers):
+            await self._take_risk_state(state)
 
     async def _take_risk_state(self, state: risk_events.TradingState) -> None:
         if not self.states.set_risk(state):
@@ -268,7 +276,8 @@ class Execution:
             self.algos.on_quote(symbol, bid, ask, oms.clock_ns())
 
         if self.restored.is_set():
-            await self._market(msg.subject, mark)
+            with tracing.consume_span(f"consume {msg.subject}", msg.headers):
+                await self._market(msg.subject, mark)
 
     async def _on_trade(self, msg: Msg) -> None:
         try:
@@ -416,7 +425,6 @@ class Execution:
         await self._ready()
         entry = pb.JournalEntry(account=spec.account, request_id=request_id, time_ns=time.time_ns())
         entry.submit.CopyFrom(request)
-        await self._write_command(entry, f"submit.{spec.account}.{spec.client_order_id}")
         legs = tuple(Leg(leg.symbol, leg.side, leg.ratio) for leg in spec.legs)
 
         def submit(oms: OMS) -> pb.Order:
@@ -435,16 +443,19 @@ class Execution:
             )
             return order_message(order)
 
-        return await self._oms(submit, request_id)
+        return await self._oms(submit, request_id, entry)
 
     async def cancel_order(self, request: pb.CancelOrderRequest, request_id: str = "") -> pb.Order:
         order_id = _order_id(request.order_id)
         await self._ready()
-        account_ = await self._oms(lambda oms: oms.order(order_id).account)
-        entry = pb.JournalEntry(account=account_, request_id=request_id, time_ns=time.time_ns())
+        entry = pb.JournalEntry(request_id=request_id, time_ns=time.time_ns())
         entry.cancel.CopyFrom(request)
-        await self._write_command(entry)
-        return await self._oms(lambda oms: order_message(oms.cancel(order_id)), request_id)
+
+        def cancel(oms: OMS) -> pb.Order:
+            entry.account = oms.order(order_id).account
+            return order_message(oms.cancel(order_id))
+
+        return await self._oms(cancel, request_id, entry)
 
     async def replace_order(
         self, request: pb.ReplaceOrderRequest, request_id: str = ""
@@ -459,18 +470,17 @@ class Execution:
         if quantity is None and limit is None:
             raise ValueError("quantity: give a new quantity, a new limit_price, or both")
         await self._ready()
-        account_ = await self._oms(lambda oms: oms.order(order_id).account)
-        entry = pb.JournalEntry(account=account_, request_id=request_id, time_ns=time.time_ns())
+        entry = pb.JournalEntry(request_id=request_id, time_ns=time.time_ns())
         entry.replace.CopyFrom(request)
-        await self._write_command(entry)
 
         def replace(oms: OMS) -> pb.Order:
             order = oms.order(order_id)
+            entry.account = order.account
             return order_message(
                 oms.replace(order_id, order.quantity if quantity is None else quantity, limit)
             )
 
-        return await self._oms(replace, request_id)
+        return await self._oms(replace, request_id, entry)
 
     async def get_order(self, request: pb.GetOrderRequest) -> pb.Order:
         order_id = _order_id(request.order_id)
@@ -561,13 +571,12 @@ class Execution:
         await self._ready()
         entry = pb.JournalEntry(account=acct, request_id=request_id, time_ns=time.time_ns())
         entry.set_limits.CopyFrom(request)
-        await self._write_command(entry)
 
         def set_limits(oms: OMS) -> pb.Limits:
             oms.set_limits(acct, limits)
             return convert.limits_message(acct, oms.controls.limits(acct))
 
-        return await self._oms(set_limits, request_id)
+        return await self._oms(set_limits, request_id, entry)
 
     async def get_limits(self, request: pb.GetLimitsRequest) -> pb.Limits:
         acct = account("account", request.account)

@@ -26,13 +26,14 @@ from ..common.settings import ServiceSettings
 from ..common.store_thread import StoreThread
 from ..registry import by_name
 from .alpaca_venue import AlpacaVenue, credentials
+from .audit_trail import AuditTrail, log_dir, signer_for
 from .engine import Engine
-from .journal import Journal
+from .journal import STREAM, Journal
 from .live import REBUILD_RETRY_S, Execution
 from .paper_feed import PaperFeed
 from .reconciliation import start_policy
 from .servicer import ExecutionServicer
-from .store import JournalStore, StoreConsumer
+from .store import DURABLE, JournalStore, StoreConsumer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExecutionService"].full_name
 SPEC = by_name("execution")
@@ -43,8 +44,10 @@ class ExecutionApp:
     """The service's parts, each made once with its collaborators: the metrics registry, the
     NATS connection, the journal, the execution state (made with the bus: it attaches the
     journal and replays it on connection), the ClickHouse copy of the journal (its store thread
-    and durable consumer), the servicer. :meth:`start` opens the store, then starts NATS;
-    :meth:`stop` stops them in reverse order after the server has drained."""
+    and durable consumer), the audit trail (every journal message appended to the tamper-evident
+    log under the data directory, audit_trail.py), the servicer. :meth:`start` opens the store
+    and the audit log, then starts NATS; :meth:`stop` stops them in reverse order after the
+    server has drained."""
 
     def __init__(self, settings: ServiceSettings, venues: Mapping[str, Venue]) -> None:
         paper = venues.get("PAPER")
@@ -52,6 +55,7 @@ class ExecutionApp:
         self.registry = CollectorRegistry()
         self.bus = Bus(settings.nats_url, "execution")
         self.journal = Journal()
+        self.audit: AuditTrail | None = None
         feed = PaperFeed(paper) if isinstance(paper, PaperVenue) else None
         self.engine = Engine(self.journal, venues, feed.clock if feed else time.time_ns)
         self.execution = Execution(
@@ -61,6 +65,7 @@ class ExecutionApp:
             lambda: JournalStore(settings.clickhouse_dsn), "execution journal store"
         )
         self.consumer = StoreConsumer(self.store)
+        self.consumer.backlog.register(self.registry, STREAM, DURABLE)
         self.bus.on_connect(self._attach_consumer)  # after Execution's hook made the stream
         self.servicer = ExecutionServicer(self.execution)
         self.reports: VenueReports | None = None
@@ -84,6 +89,13 @@ class ExecutionApp:
 
     async def start(self) -> None:
         await self.store.start()
+        loop = asyncio.get_running_loop()
+        data_dir = self.settings.data_dir
+        signer = await loop.run_in_executor(None, signer_for, data_dir)
+        audit = AuditTrail(log_dir(data_dir), signer)
+        await loop.run_in_executor(None, audit.open)
+        self.audit = audit
+        self.journal.follow(audit.offer)  # before the bus: the replay at start catches it up
         alpaca = self.engine.venues.get("ALPACA")
         if isinstance(alpaca, AlpacaVenue):  # its reports queued before the journal replays
             self.reports = VenueReports(self.execution, asyncio.get_running_loop())
@@ -103,6 +115,8 @@ class ExecutionApp:
         await self.execution.stop()
         await self.bus.stop()
         await self.engine.close()
+        if self.audit is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.audit.close)
         await self.store.stop()
 
 

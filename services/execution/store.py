@@ -2,9 +2,11 @@
 ``exec_journal`` by a durable JetStream consumer (explicit acks after the insert), for queries
 and audit. The stream stays the record the service rebuilds from; the table follows it.
 
-A message redelivered after a crash between the insert and its acknowledgement is inserted
-again; the table is a ReplacingMergeTree keyed by the stream sequence, so it holds one row per
-entry (reads use ``FINAL``).
+One row per journal entry: a message holding a batch (journal.py) gives a row per entry of it,
+numbered by ``batch_index`` (0 for a message holding one entry). A message redelivered after a
+crash between the insert and its acknowledgement is inserted again; the table is a
+ReplacingMergeTree keyed by (stream sequence, batch index), so it holds one row per entry (reads
+use ``FINAL``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from tradecore.store import Migration, Store, connect
 from tradecore.subjects import exec_journal_filter
 from tradecore_api.execution.v1 import execution_pb2 as pb
 
+from ..common import tracing
+from ..common.backlog import Backlog
 from ..common.store_thread import StoreThread
-from .journal import STREAM
+from .journal import STREAM, entries_of, kind_of
 
 log = logging.getLogger("tradecore.execution.store")
 
@@ -52,25 +56,39 @@ MIGRATIONS = (
             ) ENGINE = ReplacingMergeTree ORDER BY stream_seq""",
         ),
     ),
+    Migration(
+        2,
+        "exec_journal_batch_index",
+        (
+            f"""ALTER TABLE {TABLE}
+                ADD COLUMN IF NOT EXISTS batch_index UInt32 AFTER stream_seq,
+                MODIFY ORDER BY (stream_seq, batch_index)""",
+        ),
+    ),
 )
 
-Row = tuple[int, str, str, str, str, int, bytes]
-COLUMNS = ["stream_seq", "account", "kind", "entry", "request_id", "time_ns", "data"]
+Row = tuple[int, int, str, str, str, str, int, bytes]
+COLUMNS = ["stream_seq", "batch_index", "account", "kind", "entry", "request_id", "time_ns", "data"]
 
 
-def row(stream_seq: int, subject: str, data: bytes) -> Row:
-    """The table row of one journal message (``exec.journal.<kind>.<account>``)."""
-    entry = pb.JournalEntry.FromString(data)
-    _, _, kind, account = subject.split(".", 3)
-    return (
-        stream_seq,
-        account,
-        kind,
-        entry.WhichOneof("entry") or "",
-        entry.request_id,
-        entry.time_ns,
-        data,
-    )
+def rows(stream_seq: int, data: bytes) -> list[Row]:
+    """The table rows of one journal message: one per entry it holds (``data``: the entry
+    alone, a ``JournalEntry``)."""
+    out: list[Row] = []
+    for i, entry in enumerate(entries_of(pb.JournalEntry.FromString(data))):
+        out.append(
+            (
+                stream_seq,
+                i,
+                entry.account,
+                kind_of(entry).value,
+                entry.WhichOneof("entry") or "",
+                entry.request_id,
+                entry.time_ns,
+                entry.SerializeToString(),
+            )
+        )
+    return out
 
 
 class JournalStore:
@@ -92,7 +110,7 @@ class JournalStore:
         """(stream sequence, entry) of an account, in journal order."""
         rows = self.store.query_rows(
             f"SELECT stream_seq, data FROM {TABLE} FINAL WHERE account = {{a:String}} "
-            "ORDER BY stream_seq",
+            "ORDER BY stream_seq, batch_index",
             {"a": account},
         )
         return [(int(s), pb.JournalEntry.FromString(_bytes(d))) for s, d in rows]
@@ -114,6 +132,7 @@ class StoreConsumer:
 
     def __init__(self, store: StoreThread[JournalStore]) -> None:
         self.store = store
+        self.backlog = Backlog()  # the pending gauge (registered by the app)
         self._sub: JetStreamContext.PullSubscription | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -154,7 +173,9 @@ class StoreConsumer:
                 continue
             try:
                 msgs = await sub.fetch(FETCH_BATCH, timeout=FETCH_WAIT_S)
+                self.backlog.fetched(msgs)
             except (FetchTimeoutError, TimeoutError):
+                self.backlog.fetched([])
                 continue
             except Exception as exc:  # a closed connection: wait for the next attach
                 log.warning("journal store fetch failed: %s", exc)
@@ -166,14 +187,17 @@ class StoreConsumer:
                 await asyncio.sleep(max(0.0, began + INSERT_INTERVAL_S - loop.time()))
 
     async def _store(self, msgs: list[Msg]) -> None:
-        rows: list[Row] = []
+        found: list[Row] = []
         for m in msgs:
             try:
-                rows.append(row(m.metadata.sequence.stream, m.subject, m.data))
+                found += rows(m.metadata.sequence.stream, m.data)
             except Exception as exc:  # not a journal entry: logged, acknowledged, not stored
                 log.error("%s: not stored: %s", m.subject, exc)
         try:
-            await self.store.call(lambda s: s.insert(rows))
+            with tracing.batch_span(
+                "clickhouse insert exec_journal", [m.headers for m in msgs], rows=len(found)
+            ):
+                await self.store.call(lambda s: s.insert(found))
         except Exception:
             log.exception("journal store insert failed; the messages are delivered again")
             await asyncio.sleep(RETRY_S)
@@ -183,4 +207,4 @@ class StoreConsumer:
                 await m.ack()
 
 
-__all__ = ["MIGRATIONS", "TABLE", "JournalStore", "StoreConsumer", "row"]
+__all__ = ["MIGRATIONS", "TABLE", "JournalStore", "StoreConsumer", "rows"]

@@ -20,6 +20,7 @@ from tradecore_api.events.v1 import market_pb2 as events
 from tradecore_api.marketdata.v1 import marketdata_pb2 as pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 
+from ..common import tracing
 from ..common.bus import Bus
 from ..common.cpu import CpuPool
 from ..common.nats_rpc import unary_handler
@@ -31,7 +32,7 @@ from .books import Books
 from .closes import daily_closes_reply, volume_curve_reply
 from .feeds.manager import FeedManager
 from .feeds.sources import FlowThread
-from .pipeline import Publisher, StoreConsumer, ensure_stream
+from .pipeline import DURABLE, STREAM, Publisher, StoreConsumer, ensure_stream
 from .servicer import INLINE_ROWS, MarketDataServicer
 from .store import DEFAULT_RETENTION_DAYS, InsertResult, TickStore
 
@@ -79,6 +80,7 @@ class MarketDataApp:
             on_stop=[self.stop],
             dependencies=[self.bus.watch],  # feeds and the store consumer need NATS
         )
+        self.consumer.backlog.register(app.registry, STREAM, DURABLE)
         # The stored daily closes for processes that cannot open the store (closes.py).
         on_closes = unary_handler(
             MARKETDATA_DAILY_CLOSES, events.DailyClosesRequest, self.daily_closes, app.metrics
@@ -98,7 +100,10 @@ class MarketDataApp:
         return await self.store.call(lambda s: daily_closes_reply(s.store, req))
 
     async def _insert(self, batches: list[TickBatch]) -> InsertResult:
-        return await self.store.call(lambda s: s.insert(batches))
+        with tracing.stream_root(
+            "clickhouse insert ticks", batches=len(batches), rows=sum(len(b) for b in batches)
+        ):
+            return await self.store.call(lambda s: s.insert(batches))
 
     async def _resume_points(self, feed: str, venue: str, symbols: list[str]) -> dict[str, int]:
         return await self.store.call(lambda s: s.resume_points(feed, venue, symbols))

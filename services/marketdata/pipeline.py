@@ -42,9 +42,12 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 from tradecore.subjects import MdKind, md_filter, md_subject
 from tradecore.ticks import TRADE_TYPES, TickBatch, pack, unpack
 
+from ..common import tracing
+from ..common.backlog import Backlog
 from ..common.settings import jetstream_replicas
 from .books import Levels, book_deltas
 from .feeds.sources import Chunk
@@ -181,11 +184,12 @@ class Publisher:
         self.js = js
         self._books.clear()  # readers on the new connection start from a snapshot
 
-    async def _realtime(self, subj: str, data: bytes) -> bool:
+    async def _realtime(self, subj: str, data: bytes, traceparent: str = "") -> bool:
         """A core-NATS publish: buffered by the client while it reconnects, dropped (False)
-        when it cannot be sent."""
+        when it cannot be sent. ``traceparent``: the sampled trace the message continues."""
         try:
-            await self._conn()[0].publish(subj, data)
+            headers = {tracing.TRACEPARENT: traceparent} if traceparent else None
+            await self._conn()[0].publish(subj, data, headers=headers)
         except PERMANENT_ERRORS:
             raise
         except nats_errors.Error as exc:
@@ -214,7 +218,9 @@ class Publisher:
         if quotes:
             qs = subject(b.venue, b.symbol, MdKind.QUOTE)
             for q in quotes:
-                await self._realtime(qs, q.SerializeToString())
+                # A sampled quote starts a trace that its consumers continue (tracing.py).
+                with tracing.stream_root(f"publish {qs}", SpanKind.PRODUCER) as tp:
+                    await self._realtime(qs, q.SerializeToString(), tp)
         if chunk.per_event:
             # Paced and live feeds: let the client's flusher put the deltas and quotes on the
             # wire now, before the rest of the chunk's work (trades, the JetStream publish):
@@ -349,6 +355,7 @@ class StoreConsumer:
         # wait for more messages (none are coming), so the last ticks of a feed are stored
         # at once instead of after GROUP_WAIT_S.
         self.publishing = publishing
+        self.backlog = Backlog()  # the pending gauge (registered by the app)
         self._task: asyncio.Task[None] | None = None
         self._store_task: asyncio.Task[None] | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
@@ -434,7 +441,9 @@ class StoreConsumer:
             try:
                 assert self._sub is not None
                 got = await self._sub.fetch(FETCH_MESSAGES, timeout=0.02 if busy or msgs else 0.5)
+                self.backlog.fetched(got)
             except TimeoutError:
+                self.backlog.fetched([])
                 continue
             except asyncio.CancelledError:
                 raise

@@ -326,6 +326,7 @@ def build_parser(services: tuple[ServiceSpec, ...] = SERVICES) -> argparse.Argum
         help="mint a gateway token (--role, --account, --ttl) or rotate the key",
         add_help=False,
     )
+    sub.add_parser("trace", help="one trace of the running mesh, per-hop latency", add_help=False)
     sv = sub.add_parser("serve", help="run one registered service in the foreground (containers)")
     sv.add_argument("service", choices=[s.name for s in services])
     sub.add_parser("deploy", help="write Kubernetes manifests from the registry", add_help=False)
@@ -375,6 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         from .auth import token_main
 
         return token_main(args[1:])
+    if args[:1] == ["trace"]:
+        from .trace_cli import trace_main
+
+        return trace_main(args[1:])
     if args[:1] == ["positions"]:
         from .order_cli import positions_main
 

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter
 from tradecore_api.events.v1 import market_pb2
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 
+from ..common import tracing
 from ..common.cpu import CpuPool
 from . import implied, logic, surfaces
 from .stream import ChainRepricer
@@ -57,11 +58,17 @@ class Pricer:
 
     async def price(self, request: pb.PriceRequest) -> pb.PriceResponse:
         cost = contracts_cost(request.contracts)
-        return await self.cpu.run(cost, logic.price, request, self.max_contracts)
+        with tracing.child_span(
+            "kernel pricing.price", contracts=len(request.contracts), inline=self.cpu.inline(cost)
+        ):
+            return await self.cpu.run(cost, logic.price, request, self.max_contracts)
 
     async def implied_vol(self, request: pb.ImpliedVolRequest) -> pb.ImpliedVolResponse:
         cost = len(request.options)
-        return await self.cpu.run(cost, implied.implied_vol, request, self.max_contracts)
+        with tracing.child_span(
+            "kernel pricing.implied_vol", options=cost, inline=self.cpu.inline(cost)
+        ):
+            return await self.cpu.run(cost, implied.implied_vol, request, self.max_contracts)
 
     async def fit_surface(self, request: pb.FitSurfaceRequest) -> pb.FitSurfaceResponse:
         # scipy least squares, tens of milliseconds even for a small chain: always off the loop.

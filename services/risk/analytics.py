@@ -43,6 +43,7 @@ from tradecore.risk.stress import (
 from tradecore.risk.valuation import revalue
 from tradecore_api.risk.v1 import risk_pb2 as pb
 
+from ..common import tracing
 from ..common.cpu import CpuPool
 from ..common.errors import PreconditionError
 from . import convert
@@ -443,7 +444,10 @@ class Analytics:
         check_deadline(
             cost, time_remaining, "paths" if s.method in SIMULATED_METHODS else "returns"
         )
-        result = await self._run(cost, lambda: run_var(book, s, returns))
+        with tracing.child_span(
+            f"kernel risk.var.{s.method}", positions=len(req.positions), paths=s.paths, days=days
+        ):
+            result = await self._run(cost, lambda: run_var(book, s, returns))
         return convert.var_response(result)
 
     async def compute_var_batch(
@@ -479,7 +483,10 @@ class Analytics:
         cost = var_cost_ns(books, s, days)
         what = "settings.paths" if s.method in SIMULATED_METHODS else "books"
         check_deadline(cost, time_remaining, what)
-        results = await self._run(cost, lambda: batch_of(books, s, returns))
+        with tracing.child_span(
+            f"kernel risk.var_batch.{s.method}", books=len(books), paths=s.paths, days=days
+        ):
+            results = await self._run(cost, lambda: batch_of(books, s, returns))
         return pb.ComputeVaRBatchResponse(results=[convert.var_response(r) for r in results])
 
     async def backtest_var(self, req: pb.BacktestVaRRequest) -> pb.BacktestVaRResponse:

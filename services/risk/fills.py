@@ -36,6 +36,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from tradecore.subjects import ExecKind, exec_filter
 
+from ..common import tracing
 from .journal import stored_ns
 
 log = logging.getLogger("tradecore.risk.fills")
@@ -146,13 +147,15 @@ class FillFeed:
         )
 
     async def _on_core(self, msg: Msg) -> None:
-        await self._apply(msg.subject, msg.data, 0)
+        with tracing.consume_span(f"consume {msg.subject}", msg.headers):
+            await self._apply(msg.subject, msg.data, 0)
 
     async def _on_stream(self, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
         if seq < self.next_seq:  # already applied (the backlog read it)
             return
-        await self._apply(msg.subject, msg.data, stored_ns(msg.metadata.timestamp))
+        with tracing.consume_span(f"consume {msg.subject}", msg.headers, stream_seq=seq):
+            await self._apply(msg.subject, msg.data, stored_ns(msg.metadata.timestamp))
         self.next_seq = seq + 1
 
     async def stop(self) -> None:

@@ -31,6 +31,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 from tradecore.subjects import (
     RiskJournalKind,
     RiskKind,
@@ -42,6 +43,7 @@ from tradecore.subjects import (
 from tradecore_api.events.v1 import risk_pb2 as events
 from tradecore_api.risk.v1 import risk_pb2 as pb
 
+from ..common import tracing
 from ..common.bus import JETSTREAM_UNAVAILABLE
 from ..common.errors import UnavailableError
 from ..common.nats_rpc import trace_headers
@@ -142,12 +144,17 @@ class Journal:
     async def _write(self, subject: str, data: bytes, request_id: str) -> int:
         """Publish and wait for JetStream's acknowledgement; the stream sequence stored."""
         js = self._context()
-        try:
-            ack = await js.publish(
-                subject, data, headers=trace_headers(request_id) if request_id else None
-            )
-        except JETSTREAM_UNAVAILABLE as exc:
-            raise UnavailableError(f"the risk journal did not acknowledge {subject}") from exc
+        with tracing.child_span(f"jetstream {subject}", SpanKind.PRODUCER, bytes=len(data)):
+            try:
+                ack = await js.publish(
+                    subject,
+                    data,
+                    headers=trace_headers(request_id, tracing.traceparent())
+                    if request_id
+                    else tracing.headers_with_trace(),
+                )
+            except JETSTREAM_UNAVAILABLE as exc:
+                raise UnavailableError(f"the risk journal did not acknowledge {subject}") from exc
         return int(ack.seq)
 
     async def limits(self, limits: pb.Limits, request_id: str = "") -> None:

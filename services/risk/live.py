@@ -43,6 +43,7 @@ from tradecore_api.events.v1 import execution_pb2, market_pb2
 from tradecore_api.events.v1 import risk_pb2 as events
 from tradecore_api.risk.v1 import risk_pb2 as pb
 
+from ..common import tracing
 from ..common.bus import Bus
 from ..common.errors import NotFoundError, ResourceExhaustedError, UnavailableError
 from ..common.nats_rpc import publish
@@ -207,10 +208,11 @@ class Accounts:
         if mid is None:
             return
         symbol = msg.subject.split(".")[2]
-        for account in list(self.holders.get(symbol, ())):
-            book = self.books[account]
-            if book.on_quote(symbol, mid):
-                await self._publish(book, book.evaluate(time.time_ns()))
+        with tracing.consume_span(f"consume {msg.subject}", msg.headers):
+            for account in list(self.holders.get(symbol, ())):
+                book = self.books[account]
+                if book.on_quote(symbol, mid):
+                    await self._publish(book, book.evaluate(time.time_ns()))
 
     async def _publish(self, book: AccountBook, update: Update) -> None:
         """The update's snapshot, then its alerts, then its state (journaled)."""

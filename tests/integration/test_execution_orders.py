@@ -14,6 +14,7 @@ from pathlib import Path
 import nats
 import pytest
 from tradecore.oms.paper import PaperVenue
+from tradecore.oms.reconcile import Policy
 from tradecore.oms.types import OrderType, VenueEvent, VenueEventKind, VenueOrder
 from tradecore.oms.venue import Listener
 from tradecore.subjects import MdKind, exec_filter, md_subject
@@ -285,12 +286,13 @@ class LostFill(Journal):
         await super().publish_fill(fill)
 
 
-def test_a_fill_not_stored_in_exec_fills_fails_the_call_and_is_published_again(
+def test_a_fill_not_stored_in_exec_fills_is_published_again_from_the_journal(
     server: NatsServer,
 ) -> None:
-    """The fill contract is part of what a call acknowledges: when EXEC_FILLS does not store it
-    the call is not answered, and the state rebuilt from the journal publishes every journaled
-    fill that EXEC_FILLS lacks (once: the ones it has are not published again)."""
+    """A fill is published into EXEC_FILLS once the journal holds it, without the call waiting
+    for that acknowledgement: when EXEC_FILLS does not store it the service rebuilds from the
+    journal, which publishes every journaled fill that EXEC_FILLS lacks (once: the ones it has
+    are not published again)."""
 
     async def go() -> None:
         nc = await _connect(server.url)
@@ -303,13 +305,17 @@ def test_a_fill_not_stored_in_exec_fills_fails_the_call_and_is_published_again(
         js = nc.jetstream()
         assert (await ex.submit_order(order("c0", qty=10), "r0")).status == events.FILLED
         journal.lose = True
-        with pytest.raises(UnavailableError):
-            await ex.submit_order(order("c1"), "r1")
-        got = await ex.submit_order(order("c1"), "r2")  # the client's retry: the order, once
+        got = await ex.submit_order(order("c1"), "r1")  # journaled: answered
         assert got.status == events.FILLED and got.filled_quantity == 100
-        assert (await js.stream_info(FILLS_STREAM)).state.messages == 2
+        again = await ex.submit_order(order("c1"), "r2")  # a client's retry: the order, once
+        assert (again.order_id, again.status) == (got.order_id, events.FILLED)
         second = await ex.submit_order(order("c2", qty=7), "r3")
         assert second.status == events.FILLED
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        for _ in range(100):
+            if (await js.stream_info(FILLS_STREAM)).state.messages == 3:
+                break
+            await asyncio.sleep(0.05)
         stored = await ex.journal.fill_ids()
         assert stored == {"PAPER-F1", "PAPER-F2", "PAPER-F3"}
         assert (await js.stream_info(FILLS_STREAM)).state.messages == 3
@@ -408,6 +414,188 @@ def test_a_multi_leg_option_order_fills_every_leg_at_the_paper_venue(server: Nat
             pb.ReconcileRequest(account="A1", venue=pb.PAPER, policy=pb.REPORT)
         )
         assert rec.clean, rec
+        await stop(bus, ex)
+        await nc.close()
+
+    asyncio.run(go())
+
+
+class LostAnswer(Journal):
+    """Fails the next journal write holding a fill (a submit's second write, with the venue's
+    answers): ``"lost"`` never stores it, ``"unacked"`` stores it and loses the
+    acknowledgement (nats-server died before answering)."""
+
+    mode = ""
+
+    async def write_batch(self, entries: list[pb.JournalEntry], request_id: str = "") -> int:
+        if self.mode and any(e.oms.type == "OrderFilled" for e in entries):
+            mode, self.mode = self.mode, ""
+            if mode == "unacked":
+                await super().write_batch(entries, request_id)
+            raise UnavailableError("the execution journal did not acknowledge (test)")
+        return await super().write_batch(entries, request_id)
+
+    async def write(self, entry: pb.JournalEntry, msg_id: str = "") -> bool:
+        if self.mode and entry.oms.type == "OrderFilled":
+            mode, self.mode = self.mode, ""
+            if mode == "unacked":
+                await super().write(entry, msg_id)
+            raise UnavailableError("the execution journal did not acknowledge (test)")
+        return await super().write(entry, msg_id)
+
+
+@pytest.mark.parametrize("mode", ["lost", "unacked"])
+def test_a_lost_write_of_the_venues_answers_rebuilds_without_breaks(
+    server: NatsServer, mode: str
+) -> None:
+    """The paper venue filled an order inside its submit and the journal write of its answers
+    failed: the rebuild (replay, resume, the reconciliation at start with ADOPT_VENUE) takes the
+    venue's state without a break it cannot adopt, so the account keeps trading; the client's
+    retry gets the order FILLED once, with its fill booked once."""
+
+    async def go() -> None:
+        nc = await _connect(server.url)
+        paper = venues({})["PAPER"]
+        assert isinstance(paper, PaperVenue)
+        feed = PaperFeed(paper)
+        bus = Bus(server.url, "execution-test")
+        journal = LostAnswer()
+        ex = Execution(
+            bus,
+            journal,
+            Engine(journal, {"PAPER": paper}, feed.clock),
+            feed,
+            start_policy=Policy.ADOPT_VENUE,
+        )
+        await bus.start()
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        q = market_pb2.Quote(
+            venue="XNAS", symbol="AAPL", bid_price=190.0, ask_price=191.0, bid_size=1000,
+            ask_size=1000,
+        )  # fmt: skip
+        await nc.publish(md_subject("XNAS", "AAPL", MdKind.QUOTE), q.SerializeToString())
+        await quote(nc, ex, "AAPL", 190.0, 191.0)
+        ioc = {"price": 191.0, "time_in_force": "IOC"}
+        first = await ex.submit_order(order("c0", qty=10, **ioc))
+        assert first.status == events.FILLED
+        journal.mode = mode
+        with pytest.raises(UnavailableError):
+            await ex.submit_order(order("c1", qty=7, **ioc))
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        result = ex.start_results["PAPER"]
+        assert not result.unresolved and not result.halted, result
+        state = await ex.get_trading_state(pb.GetTradingStateRequest(account="A1"))
+        assert state.effective == risk_events.ENABLED
+        again = await ex.submit_order(order("c1", qty=7, **ioc))
+        assert (again.status, again.filled_quantity) == (events.FILLED, 7), again
+        third = await ex.submit_order(order("c2", qty=5, **ioc))
+        assert (third.status, third.filled_quantity) == (events.FILLED, 5), third
+        positions = await ex.get_positions(pb.GetPositionsRequest(account="A1"))
+        assert [(p.symbol, p.quantity) for p in positions.positions] == [("AAPL", 22)]
+        for _ in range(100):
+            if len(await ex.journal.fill_ids()) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert len(await ex.journal.fill_ids()) == 3
+        await stop(bus, ex)
+        await nc.close()
+
+    asyncio.run(go())
+
+
+def test_a_lost_write_of_a_resting_orders_fill_rebuilds_without_breaks(
+    server: NatsServer,
+) -> None:
+    """A resting order filled by a market update whose journal write is not stored: the
+    rebuild's reconciliation (ADOPT_VENUE) books the venue's fill and ends the order; the
+    position difference the fill explains is not a break of its own, so the account is not
+    halted."""
+
+    async def go() -> None:
+        nc = await _connect(server.url)
+        paper = venues({})["PAPER"]
+        assert isinstance(paper, PaperVenue)
+        feed = PaperFeed(paper)
+        bus = Bus(server.url, "execution-test")
+        journal = LostAnswer()
+        ex = Execution(
+            bus,
+            journal,
+            Engine(journal, {"PAPER": paper}, feed.clock),
+            feed,
+            start_policy=Policy.ADOPT_VENUE,
+        )
+        await bus.start()
+        await asyncio.wait_for(ex.restored.wait(), 20)
+
+        async def market(bid: float, ask: float) -> None:
+            q = market_pb2.Quote(
+                venue="XNAS", symbol="AAPL", bid_price=bid, ask_price=ask, bid_size=1000,
+                ask_size=1000,
+            )  # fmt: skip
+            await nc.publish(md_subject("XNAS", "AAPL", MdKind.QUOTE), q.SerializeToString())
+            await quote(nc, ex, "AAPL", bid, ask)
+
+        await market(190.0, 191.0)
+        resting = await ex.submit_order(order("r0", qty=10, price=190.5))
+        assert resting.status == events.ACCEPTED
+        journal.mode = "lost"
+        await market(190.1, 190.4)  # the ask crosses the resting buy: the venue fills it
+        for _ in range(200):
+            if journal.mode == "" and ex.restored.is_set() and ex.start_results:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        result = ex.start_results["PAPER"]
+        assert [b.kind for b in result.breaks] == ["STATUS_MISMATCH", "MISSING_FILL"], result
+        assert not result.unresolved and not result.halted, result
+        state = await ex.get_trading_state(pb.GetTradingStateRequest(account="A1"))
+        assert state.effective == risk_events.ENABLED
+        got = await ex.get_order(pb.GetOrderRequest(order_id=resting.order_id))
+        assert (got.status, got.filled_quantity) == (events.FILLED, 10), got
+        positions = await ex.get_positions(pb.GetPositionsRequest(account="A1"))
+        assert [(p.symbol, p.quantity) for p in positions.positions] == [("AAPL", 10)]
+        await stop(bus, ex)
+        await nc.close()
+
+    asyncio.run(go())
+
+
+class SlowJournal(Journal):
+    """Each batch write waits a while before it is sent (a slow JetStream)."""
+
+    async def write_batch(self, entries: list[pb.JournalEntry], request_id: str = "") -> int:
+        await asyncio.sleep(0.2)
+        return await super().write_batch(entries, request_id)
+
+
+def test_a_cancelled_call_still_journals_what_the_oms_applied(server: NatsServer) -> None:
+    """A caller that goes away mid-call (a cancelled RPC) does not stop the call's journal
+    writes: the OMS applied the venue's answers, so the journal gets them too, and the state a
+    restart rebuilds is the one the service kept serving."""
+
+    async def go() -> None:
+        nc = await _connect(server.url)
+        bus = Bus(server.url, "execution-test")
+        journal = SlowJournal()
+        ex = Execution(bus, journal, Engine(journal, {"PAPER": LocalVenue(fill=True)}))
+        await bus.start()
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        await quote(nc, ex, "AAPL", 190.0, 191.0)
+        call = asyncio.ensure_future(ex.submit_order(order("c1", qty=10), "r1"))
+        await asyncio.sleep(0.3)  # past the first write, inside the second
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        got = await ex.submit_order(order("c1", qty=10), "r2")  # the client's retry
+        assert (got.status, got.filled_quantity) == (events.FILLED, 10)
+        assert ex.restored.is_set()
+        types = [e.oms.type async for _, e in journal.replay() if e.WhichOneof("entry") == "oms"]
+        assert types.count("OrderFilled") == 1, types
+        await stop(bus, ex)
+        bus, ex = await instance(server.url, LocalVenue(fill=True))  # a restart
+        again = await ex.get_order(pb.GetOrderRequest(order_id=got.order_id))
+        assert (again.status, again.filled_quantity) == (events.FILLED, 10)
         await stop(bus, ex)
         await nc.close()
 

@@ -7,6 +7,11 @@ dataclasses below). Each event goes first to the sink (the service journals and 
 when the sink raises, the state is unchanged and the exception reaches the caller, so nothing
 unjournaled is acknowledged), then to :meth:`OMS.apply`, the only code that changes orders,
 positions, the idempotency index, the fill-id set and the controls' limits and trading states.
+A sink may instead collect the events and store them together: the OMS then calls its
+``barrier`` before every request it sends a venue (submit, cancel, replace), so what it
+decided before a request is stored before the venue acts on it; the sink's owner stores the
+rest before it answers the command. A barrier that raises leaves events applied but not stored:
+the exception reaches the caller, who must rebuild the OMS from what was stored.
 Replaying a session's events into a fresh OMS with :meth:`OMS.apply` therefore rebuilds the same
 orders and positions; ``apply`` never calls a venue.
 
@@ -338,6 +343,8 @@ class OMS:
         controls: the pre-trade controls (they hold the reference-price source for collars).
         clock_ns: the time in ns since the epoch (default ``time.time_ns``).
         sink: receives every event before it is applied (journal / publish); default none.
+        barrier: called before every venue request (submit, cancel, replace): a sink that
+            collects events stores them there; default none.
         position_mode: NETTING or HEDGING.
         order_id_prefix: order ids are this prefix and a sequence number.
         submit_retries: how many times a timed-out submit is sent again (after a lookup).
@@ -350,6 +357,7 @@ class OMS:
         clock_ns: Callable[[], int] = time.time_ns,
         sink: Callable[[OmsEvent], None] | None = None,
         *,
+        barrier: Callable[[], None] | None = None,
         position_mode: PositionMode = PositionMode.NETTING,
         order_id_prefix: str = "O",
         submit_retries: int = 1,
@@ -358,6 +366,7 @@ class OMS:
         self.controls = controls
         self.clock_ns = clock_ns
         self._sink = sink
+        self._barrier = barrier
         self._sink_failure: BaseException | None = None
         self.positions = PositionBook(position_mode)
         self.order_id_prefix = order_id_prefix
@@ -441,6 +450,17 @@ class OMS:
                 self._sink_failure = exc
                 raise
         self._apply[type(event)](event)
+
+    def _venue(self, name: str) -> Venue:
+        """The venue ``name``, once what was emitted before the request is stored (the
+        barrier)."""
+        if self._barrier is not None:
+            try:
+                self._barrier()
+            except BaseException as exc:
+                self._sink_failure = exc
+                raise
+        return self.venues[name]
 
     def apply(self, event: OmsEvent) -> None:
         """Apply one event (the only path that changes the state; replay uses it)."""
@@ -563,9 +583,9 @@ class OMS:
         return pending
 
     def _send(self, order: Order) -> None:
-        venue = self.venues[order.venue]
         request = order.venue_order()
         for attempt in range(self.submit_retries + 1):
+            venue = self._venue(order.venue)
             try:
                 venue.submit(request)
                 return
@@ -616,7 +636,7 @@ class OMS:
         order = self.order(order_id)
         now = self.clock_ns()
         if order.pending is OrderStatus.PENDING_CANCEL and not order.status.done:
-            self.venues[order.venue].cancel(order_id)
+            self._venue(order.venue).cancel(order_id)
             return order
         order.target(Trigger.CANCEL_REQUEST)  # raises when not allowed
         held = order.held
@@ -624,7 +644,7 @@ class OMS:
         if held:
             self._emit(OrderCanceled(now, order_id, "canceled before the stop was reached"))
         else:
-            self.venues[order.venue].cancel(order_id)
+            self._venue(order.venue).cancel(order_id)
         return order
 
     def replace(self, order_id: str, quantity: int, limit_price: float | None = None) -> Order:
@@ -660,7 +680,7 @@ class OMS:
         if held:
             self._emit(OrderReplaced(now, order_id, quantity, limit_price))
         else:
-            self.venues[order.venue].replace(order_id, quantity, limit_price)
+            self._venue(order.venue).replace(order_id, quantity, limit_price)
         return order
 
     def _check_amended(
@@ -711,7 +731,7 @@ class OMS:
         for order in self.open_orders(account):
             if order.pending is OrderStatus.PENDING_REPLACE:
                 # a replace is outstanding: the venue's CANCELED ends the order from there
-                self.venues[order.venue].cancel(order.order_id)
+                self._venue(order.venue).cancel(order.order_id)
             else:
                 self.cancel(order.order_id)
             canceled.append(order)
@@ -734,7 +754,7 @@ class OMS:
                 held = order.held
                 self._emit(OrderExpired(now, order.order_id, reason))
                 if not held:
-                    self.venues[order.venue].cancel(order.order_id)
+                    self._venue(order.venue).cancel(order.order_id)
                 expired.append(order)
         return expired
 

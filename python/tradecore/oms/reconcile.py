@@ -15,7 +15,9 @@ venue records. Each difference is a :class:`Break` of a :class:`BreakKind`:
 - ``STATUS_MISMATCH`` — open on one side and done on the other, done in two different ways, or
   unacknowledged in the journal but acknowledged at the venue;
 - ``POSITION_DIFFERENCE`` — the venue's net position differs from the journal's net of the fills
-  of the orders the venue knows.
+  of the orders the venue knows, counting the venue's fills the journal lacks (each its own
+  ``MISSING_FILL``, which ADOPT_VENUE books): a difference those fills explain is not reported
+  again.
 
 The venue's record is what it knows: fills of orders the venue does not know (a venue that
 started empty forgot them) are not compared fill by fill, and positions are compared over the
@@ -333,12 +335,21 @@ def _compare(oms: OMS, venue: str, snap: VenueSnapshot, account: str, plan: _Pla
             ),
             False,
         )
-    # ---- positions, over the orders both sides know
+    # ---- positions, over the orders both sides know. The venue's fills the journal lacks
+    # count on the journal's side: each is a MISSING_FILL break of its own, which ADOPT_VENUE
+    # books, so a difference they explain is not a second (unadoptable) break.
     ours_net: dict[tuple[str, str], int] = {}
-    for bf in booked.values():
-        if bf.order_id in known:
-            key = (bf.account, bf.symbol)
-            ours_net[key] = ours_net.get(key, 0) + bf.side.sign * bf.quantity
+    counted = [
+        (f.account, f.symbol, f.side.sign * f.quantity)
+        for f in booked.values()
+        if f.order_id in known
+    ] + [
+        (f.account, f.symbol, f.side.sign * f.quantity)
+        for fid, f in v_fills.items()
+        if fid not in booked and f.order_id in known
+    ]
+    for acct, symbol, signed in counted:
+        ours_net[(acct, symbol)] = ours_net.get((acct, symbol), 0) + signed
     v_net = {
         (p.account, p.symbol): p.quantity
         for p in snap.positions
