@@ -34,6 +34,13 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
 from . import edge as edge_mod
+from .auth import (
+    AuthConfig,
+    jwt_authn_filter,
+    local_reply_mappers,
+    rbac_filter,
+    strip_claims_filter,
+)
 from .edge import Edge
 
 _T = "type.googleapis.com/envoy.extensions."
@@ -483,6 +490,7 @@ def envoy_config(
     inline_descriptor: bool = False,
     http_upstreams: Mapping[str, HttpUpstream] | None = None,
     edge: Edge | None = None,
+    auth: AuthConfig | None = None,
 ) -> dict[str, Any]:
     """The Envoy bootstrap for the given service → upstream map (full service names), and
     ``http_upstreams`` (a name → an HTTP/1.1 upstream and its path prefixes, proxied as they
@@ -492,7 +500,9 @@ def envoy_config(
     ``inline_descriptor`` puts the descriptor set into the configuration itself (base64) instead
     of naming its file, for a gateway that runs where the file is not (a Kubernetes pod).
     ``edge``: rate, size and time limits per route class, TLS, CORS origins and the access log
-    (gateway/edge.py; default: the default limits, plain HTTP, no CORS, no access log)."""
+    (gateway/edge.py; default: the default limits, plain HTTP, no CORS, no access log).
+    ``auth`` turns on JWT authentication and roles (gateway/auth.py); without it every route
+    is open."""
     edge = edge or Edge()
     services = api_services(descriptor)
     missing = [s for s in upstreams if s not in services]
@@ -637,6 +647,7 @@ def envoy_config(
                 },
             },
         )
+    _add_auth_filters(http_filters, auth, descriptor, http_upstreams)
     # Edge filters first: CORS preflights answered (they carry no token) and gRPC-Web turned
     # into gRPC before anything reads the request (see docs/architecture.md, "The gateway").
     http_filters[:0] = [edge_mod.cors_filter(), edge_mod.grpc_web_filter()]
@@ -658,7 +669,15 @@ def envoy_config(
             "virtual_hosts": [vhost],
         },
         "http_filters": http_filters,
-        "local_reply_config": edge_mod.local_reply_config(),
+        # Resolve "..", "." and "//" before any filter or route sees the path, so a path
+        # cannot look public to one filter and private to another.
+        "normalize_path": True,
+        "merge_slashes": True,
+        # Envoy's own refusals (401/403 of auth, 413/429 of the edge) in the services' shape.
+        "local_reply_config": {
+            "mappers": (local_reply_mappers() if auth is not None else [])
+            + edge_mod.local_reply_config()["mappers"]
+        },
     }
     if edge.access_log_path:
         hcm["access_log"] = edge_mod.access_log(edge.access_log_path)
@@ -730,6 +749,30 @@ def add_tracing(config: dict[str, Any], hcm: dict[str, Any], receiver: str) -> N
                 "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
             }
         )
+
+
+def _add_auth_filters(
+    http_filters: list[dict[str, Any]],
+    auth: AuthConfig | None,
+    descriptor: Path,
+    http_upstreams: Mapping[str, HttpUpstream] | None,
+) -> None:
+    """Authentication and roles (gateway/auth.py) around the filters already in
+    ``http_filters`` (Lua, transcoder, the edge's limits, router): the claims header stripped
+    first, jwt_authn before the Lua filter, RBAC right after the transcoder (on the gRPC method
+    path; before the rate limits, so a refused call spends no tokens and the limits read a
+    verified role). The claims header is stripped with auth off too (nothing may forge it)."""
+    http_filters.insert(0, strip_claims_filter())
+    if auth is None:
+        return
+    http_filters.insert(1, jwt_authn_filter(auth))
+    prefixes = tuple(p for up in (http_upstreams or {}).values() for p in up.prefixes)
+    transcoder = next(
+        i
+        for i, f in enumerate(http_filters)
+        if f["name"] == "envoy.filters.http.grpc_json_transcoder"
+    )
+    http_filters.insert(transcoder + 1, rbac_filter(descriptor, prefixes))
 
 
 def write_config(path: Path, config: Mapping[str, Any]) -> Path:

@@ -7,6 +7,7 @@ Every registered service (services/registry.py) gets two free ports (three with 
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
@@ -15,13 +16,70 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tradecore_services.mesh.auth import mint
 from tradecore_services.mesh.config import settings
 from tradecore_services.registry import SERVICES, ServiceSpec, by_name
 
 from tests.conftest import free_port
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Adds the token's metadata to every call."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def _details(self, details: Any) -> Any:
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            (*(details.metadata or ()), *self._metadata),
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails",
+        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
+    ),
+    grpc.ClientCallDetails,  # type: ignore[misc]
+):
+    pass
+
+
+class _AioDetails:
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def _details(self, details: Any) -> Any:
+        md = grpc.aio.Metadata(*(details.metadata or ()), *self._metadata)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, md, details.credentials, details.wait_for_ready
+        )
+
+
+# grpc.aio files an interceptor under the first kind it is an instance of: one class per kind.
+class _AioBearerUnary(_AioDetails, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _AioBearerStream(_AioDetails, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
 
 
 def tradecore_cmd() -> list[str]:
@@ -46,6 +104,7 @@ class Mesh:
     # and as fast as they like; tests/integration/test_gateway_edge.py covers TLS and limits.
     tls: str | None = "off"
     gateway_limits: str | None = "*.rate=0"
+    _admin_token: str = field(default="", repr=False)
 
     @classmethod
     def with_free_ports(cls, data_dir: Path, services: tuple[ServiceSpec, ...] = SERVICES) -> Mesh:
@@ -103,6 +162,53 @@ class Mesh:
             text=True,
             timeout=timeout,
             env=env,
+        )
+
+    def token(self, role: str = "admin", account: str = "", ttl_s: int = 6 * 3600) -> str:
+        """A token signed with the mesh's key (the gateway asks for one on every route but the
+        health checks); the admin token is made once and kept."""
+        if (role, account) == ("admin", "") and self._admin_token:
+            return self._admin_token
+        tok = mint(self.data_dir, role, account, ttl_s)
+        if (role, account) == ("admin", ""):
+            self._admin_token = tok
+        return tok
+
+    def auth_headers(self, role: str = "admin", account: str = "") -> dict[str, str]:
+        """``authorization: Bearer <token>`` for urllib requests to the gateway."""
+        return {"authorization": f"Bearer {self.token(role, account)}"}
+
+    def metadata(self, role: str = "admin", account: str = "") -> tuple[tuple[str, str], ...]:
+        """The token as gRPC call metadata."""
+        return (("authorization", f"Bearer {self.token(role, account)}"),)
+
+    def channel(
+        self, target: str | None = None, options: list[tuple[str, object]] | None = None
+    ) -> grpc.Channel:
+        """A channel to ``target`` (default: the gateway) whose calls carry the admin token
+        (a service called directly ignores it)."""
+        ch = grpc.insecure_channel(target or self.gateway, options=options)
+        return grpc.intercept_channel(ch, _Bearer(self.metadata()))
+
+    def triton(self, client: Any) -> Any:
+        """``client`` (a tritonclient grpc or http InferenceServerClient) with the admin token on
+        every call."""
+        from tritonclient._plugin import InferenceServerClientPlugin
+
+        header = self.auth_headers()
+
+        class Bearer(InferenceServerClientPlugin):  # type: ignore[misc]
+            def __call__(self, request: Any) -> None:
+                request.headers = {**(request.headers or {}), **header}
+
+        client.register_plugin(Bearer())
+        return client
+
+    def aio_channel(self, target: str | None = None) -> grpc.aio.Channel:
+        """:meth:`channel` for grpc.aio."""
+        return grpc.aio.insecure_channel(
+            target or self.gateway,
+            interceptors=[_AioBearerUnary(self.metadata()), _AioBearerStream(self.metadata())],
         )
 
     @property

@@ -17,11 +17,16 @@ from tradecore.errors import (
 # that library code raises them too; the services import them from here.
 __all__ = [
     "NotFoundError",
+    "PermissionDeniedError",
     "PreconditionError",
     "ResourceExhaustedError",
     "UnavailableError",
     "status_for",
 ]
+
+
+class PermissionDeniedError(TradecoreError):
+    """The caller's token does not allow the call (e.g. a trader acting on another account)."""
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode:
@@ -33,6 +38,8 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
     a bug included, is INTERNAL: logged with its traceback and the request id."""
     if isinstance(exc, ValueError):
         return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(exc, PermissionDeniedError):
+        return grpc.StatusCode.PERMISSION_DENIED
     if isinstance(exc, NotFoundError):  # not LookupError: a stray KeyError is a bug (INTERNAL)
         return grpc.StatusCode.NOT_FOUND
     if isinstance(exc, PreconditionError):

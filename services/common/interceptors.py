@@ -6,7 +6,11 @@ id goes back in the ``x-trace-id`` trailer)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import contextvars
 import itertools
+import json
 import logging
 import os
 import time
@@ -17,11 +21,19 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from . import tracing
-from .errors import status_for
+from .errors import PermissionDeniedError, status_for
 
 log = logging.getLogger("tradecore.rpc")
 
 REQUEST_ID_KEY = "x-request-id"
+# The verified token's payload (base64url JSON), set by the gateway's jwt_authn filter only (it
+# removes a client's own header of this name first): tradecore_gateway.auth.CLAIMS_HEADER.
+CLAIMS_KEY = "x-tradecore-claims"
+#: The claims of the call being served: the gateway's verified token payload, or None for a
+#: call that did not come through an authenticating gateway (a loopback caller, auth off).
+CLAIMS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "tradecore_claims", default=None
+)
 # The largest status message sent, in UTF-8 bytes (the backstop behind the sources, which quote
 # at most a short prefix of a bad value: tradecore.errors.quote).
 MAX_STATUS_MESSAGE_BYTES = 1024
@@ -119,6 +131,41 @@ def request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
         if key == REQUEST_ID_KEY and value:
             return quote_id(str(value))
     return new_request_id()
+
+
+def claims_of(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, Any] | None:
+    """The gateway's claims header decoded (None without one); a ValueError when it is not
+    base64url JSON of an object (it comes from the gateway only, so that is a fault)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == CLAIMS_KEY and value:
+            raw = value if isinstance(value, str) else value.decode("ascii", "replace")
+            try:
+                claims = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+            except (binascii.Error, ValueError):
+                raise ValueError(f"{CLAIMS_KEY}: not base64url JSON") from None
+            if not isinstance(claims, dict):
+                raise ValueError(f"{CLAIMS_KEY}: not a JSON object")
+            return claims
+    return None
+
+
+# Roles that may act on any account; any other role only on its token's ``account`` claim.
+ALL_ACCOUNT_ROLES = ("risk", "admin")
+
+
+def check_account(account: str) -> None:
+    """Raise PermissionDeniedError (naming ``account``) unless the call's token may act on
+    ``account``: no claims (a call that did not come through an authenticating gateway), a
+    role of ALL_ACCOUNT_ROLES, or a token whose ``account`` claim is ``account``."""
+    claims = CLAIMS.get()
+    if claims is None or claims.get("role") in ALL_ACCOUNT_ROLES:
+        return
+    own = claims.get("account")
+    if not isinstance(own, str) or own != account:
+        raise PermissionDeniedError(
+            f"account {account[:64]!r}: the token (role {str(claims.get('role'))[:32]!r}) may "
+            f"act on account {str(own)[:64]!r} only"
+        )
 
 
 def quote_id(rid: str) -> str:
@@ -239,6 +286,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 code = grpc.StatusCode.OK
                 span, ids = _start_span(span_name, context, rid)
                 try:
+                    CLAIMS.set(claims_of(context))
                     if type(request) is _UndecodableRequest:
                         raise ValueError(request.message)
                     response = await inner(request, context)
@@ -273,6 +321,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 code = grpc.StatusCode.OK
                 span, ids = _start_span(span_name, context, rid)
                 try:
+                    CLAIMS.set(claims_of(context))
                     if type(request) is _UndecodableRequest:
                         raise ValueError(request.message)
                     async for item in _with_headers(

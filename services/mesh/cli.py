@@ -40,6 +40,8 @@ def _add_mesh_args(p: argparse.ArgumentParser, defaults: MeshConfig) -> None:
 def _config(ns: argparse.Namespace, services: tuple[ServiceSpec, ...] = SERVICES) -> MeshConfig:
     values = {s.key: getattr(ns, s.key) for s in settings(services)}
     values["data_dir"] = str(Path(ns.data_dir).resolve())
+    if values.get("auth_jwks_file"):
+        values["auth_jwks_file"] = str(Path(values["auth_jwks_file"]).resolve())
     cfg = MeshConfig.from_dict(values, services)
     cfg.validate()
     return cfg
@@ -98,8 +100,11 @@ def _print_endpoints(state: dict[str, Any]) -> None:
 
 
 def cmd_up(ns: argparse.Namespace) -> int:
+    from .auth import prepare as prepare_auth
+
     cfg = _config(ns)
     cfg.prepare_data_dir()
+    prepare_auth(cfg)
     state = _read_state(cfg)
     if state and _supervisor_running(state):
         print(
@@ -162,6 +167,11 @@ def cmd_up(ns: argparse.Namespace) -> int:
                 f"data {cfg.data_path})"
             )
             _print_endpoints(state)
+            if cfg.auth == "on" and not cfg.auth_jwks_file:
+                print(
+                    "The gateway asks for a token: `tradecore token --role admin` mints one "
+                    "(docs/api.md, Authentication and roles)."
+                )
             print("Run `tradecore status` to check it and `tradecore down` to stop it.")
             return 0
         time.sleep(0.1)
@@ -311,6 +321,11 @@ def build_parser(services: tuple[ServiceSpec, ...] = SERVICES) -> argparse.Argum
         "order", help="orders of the running mesh (submit|cancel|get|list)", add_help=False
     )
     sub.add_parser("positions", help="an account's positions in the running mesh", add_help=False)
+    sub.add_parser(
+        "token",
+        help="mint a gateway token (--role, --account, --ttl) or rotate the key",
+        add_help=False,
+    )
     sub.add_parser("trace", help="one trace of the running mesh, per-hop latency", add_help=False)
     sv = sub.add_parser("serve", help="run one registered service in the foreground (containers)")
     sv.add_argument("service", choices=[s.name for s in services])
@@ -363,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         from .model_cli import model_main
 
         return model_main(args[1:])
+    if args[:1] == ["token"]:
+        from .auth import token_main
+
+        return token_main(args[1:])
     if args[:1] == ["trace"]:
         from .trace_cli import trace_main
 

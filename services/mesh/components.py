@@ -19,6 +19,7 @@ from tradecore_gateway.edge import Edge, TlsFiles, parse_limits
 from tradecore_gateway.generate import HttpUpstream, Upstream, envoy_config
 
 from ..registry import ServiceSpec
+from .auth import auth_config
 from .config import MeshConfig
 
 HealthCheck = Callable[[], tuple[bool, str]]
@@ -221,6 +222,7 @@ def gateway_config(cfg: MeshConfig, descriptor: Path) -> dict[str, Any]:
         listen_port=cfg.gateway_port,
         admin_port=cfg.admin_port,
         edge=gateway_edge(cfg),
+        auth=auth_config(cfg),
     )
     return config
 

@@ -134,6 +134,34 @@ def settings(services: Iterable[ServiceSpec] = SERVICES) -> list[Setting]:
             "rate/size/timeout limits per route class and role, e.g. `orders.rate=20,role.admin=2`"
             " (docs/operations.md)",
         ),
+        Setting(
+            "auth",
+            "--auth",
+            "TRADECORE_AUTH",
+            "on",
+            "`off`: the gateway asks for no token (docs/api.md, Authentication)",
+        ),
+        Setting(
+            "auth_issuer",
+            "--auth-issuer",
+            "TRADECORE_AUTH_ISSUER",
+            "tradecore",
+            "the tokens' issuer (set with the JWKS file to use your own)",
+        ),
+        Setting(
+            "auth_audience",
+            "--auth-audience",
+            "TRADECORE_AUTH_AUDIENCE",
+            "tradecore",
+            "the audience tokens must name",
+        ),
+        Setting(
+            "auth_jwks_file",
+            "--auth-jwks-file",
+            "TRADECORE_AUTH_JWKS_FILE",
+            "<data>/auth/jwks.json",
+            "your issuer's JWKS instead of the local signing key's",
+        ),
     ]
     return out
 
@@ -170,6 +198,10 @@ class MeshConfig:
     tls_ca_file: str = ""
     cors_origins: str = ""
     gateway_limits: str = ""  # gateway.edge.parse_limits
+    auth: str = "on"  # "off": the gateway checks no token
+    auth_issuer: str = "tradecore"
+    auth_audience: str = "tradecore"
+    auth_jwks_file: str = ""  # a user-supplied JWKS; empty: the local key's <data>/auth/jwks.json
     service_ports: dict[str, int] = field(default_factory=dict)
     services: tuple[ServiceSpec, ...] = field(default=SERVICES, repr=False, compare=False)
 
@@ -203,6 +235,10 @@ class MeshConfig:
                     for s in settings(services)
                     if s.key in _EDGE and e.get(s.variable)
                 },
+                "auth": e.get("TRADECORE_AUTH", "on"),
+                "auth_issuer": e.get("TRADECORE_AUTH_ISSUER", "tradecore"),
+                "auth_audience": e.get("TRADECORE_AUTH_AUDIENCE", "tradecore"),
+                "auth_jwks_file": e.get("TRADECORE_AUTH_JWKS_FILE", ""),
             },
             services,
         )
@@ -309,6 +345,10 @@ class MeshConfig:
         from tradecore_gateway.edge import parse_limits
 
         parse_limits(self.gateway_limits)
+        if self.auth not in ("on", "off"):
+            raise ValueError(f"--auth (TRADECORE_AUTH) must be on or off (got {self.auth!r})")
+        if not self.auth_issuer or not self.auth_audience:
+            raise ValueError("--auth-issuer and --auth-audience must not be empty")
         for what, port in self.ports().items():
             if not 1 <= port <= 65535:
                 raise ValueError(f"{what} port must be in 1..65535 (got {port})")
@@ -329,7 +369,8 @@ class MeshConfig:
 # MeshConfig fields that are not per-service ports.
 _FIXED = ("gateway_port", "admin_port", "nats_port", "nats_monitor_port")
 _EDGE = ("tls", "tls_cert_file", "tls_key_file", "tls_ca_file", "cors_origins", "gateway_limits")
-_OTHER = ("data_dir", "host", "nats_url", "clickhouse_dsn", *_EDGE)
+_AUTH = ("auth", "auth_issuer", "auth_audience", "auth_jwks_file")
+_OTHER = ("data_dir", "host", "nats_url", "clickhouse_dsn", *_EDGE, *_AUTH)
 
 
 def _reason(exc: OSError, path: Path) -> str:

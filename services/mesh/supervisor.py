@@ -82,6 +82,8 @@ class Supervisor:
         self.children: list[Child] = []
         self.stopping = False
         self.state = "starting"
+        # Set by SIGHUP (`tradecore token rotate`): restart the gateway to load the new JWKS.
+        self.reload_gateway = False
 
     # ------------------------------------------------------------------ state file
     def write_state(self) -> None:
@@ -181,7 +183,25 @@ class Supervisor:
         self.state = "ready"
         self.write_state()
 
+    def restart_gateway(self) -> None:
+        """Stop the gateway and start it again at once (Envoy reads the JWKS file at start)."""
+        self.reload_gateway = False
+        for child in self.children:
+            if child.spec.name != "gateway" or child.proc is None:
+                continue
+            log.info("restarting the gateway to load the signing keys")
+            child.proc.terminate()
+            try:
+                child.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+            self.spawn(child)
+            self.write_state()
+
     def supervise_once(self) -> None:
+        if self.reload_gateway and self.state == "ready":
+            self.restart_gateway()
         now = time.monotonic()
         changed = False
         for child in self.children:
@@ -244,8 +264,12 @@ class Supervisor:
         def on_signal(signum: int, _frame: object) -> None:
             self.stopping = True
 
+        def on_hup(signum: int, _frame: object) -> None:
+            self.reload_gateway = True
+
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, on_hup)
         try:
             self.start()
             while not self.stopping:

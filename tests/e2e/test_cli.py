@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from tradecore_services.registry import SERVICES
 
-from tests.mesh import Mesh
+from tests.mesh import Mesh, tradecore_cmd
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +63,14 @@ def test_up_status_down_leaves_nothing(tmp_path: Path) -> None:
     # A second `up` on the same data dir is refused while the mesh runs.
     again = m.run("up")
     assert again.returncode == 1 and "already running" in again.stderr
-    # curl through the gateway works
+    # curl through the gateway works, with a token from `tradecore token`
+    minted = subprocess.run(
+        [*tradecore_cmd(), "token", "--role", "viewer", "--data-dir", str(m.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert minted.returncode == 0, minted.stderr
     body = json.dumps(
         {
             "contracts": [
@@ -77,7 +84,12 @@ def test_up_status_down_leaves_nothing(tmp_path: Path) -> None:
             ]
         }
     ).encode()
-    req = urllib.request.Request(f"http://{m.gateway}/v1/pricing/price", data=body, method="POST")
+    req = urllib.request.Request(
+        f"http://{m.gateway}/v1/pricing/price",
+        data=body,
+        method="POST",
+        headers={"authorization": f"Bearer {minted.stdout.strip()}"},
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         assert json.loads(r.read())["results"][0]["price"] == pytest.approx(
             7.965567455405804, rel=1e-12

@@ -10,10 +10,12 @@ from tests.mesh import Mesh
 
 
 @contextlib.contextmanager
-def running_mesh(data_dir: Path) -> Iterator[Mesh]:
-    """A mesh on free ports, up for the block and down after it (both must succeed)."""
+def running_mesh(data_dir: Path, *extra: str) -> Iterator[Mesh]:
+    """A mesh on free ports (``extra``: more flags of ``tradecore up``), up for the block and
+    down after it (both must succeed). The gateway asks for a token: ``mesh.channel()``,
+    ``mesh.auth_headers()`` and ``mesh.metadata()`` carry an admin one."""
     m = Mesh.with_free_ports(data_dir)
-    up = m.run("up")
+    up = m.run("up", *extra)
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         yield m

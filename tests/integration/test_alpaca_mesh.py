@@ -50,7 +50,7 @@ def amesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 
 @pytest.fixture(scope="module")
 def stub(amesh: Mesh) -> Iterator[Any]:
-    with grpc.insecure_channel(amesh.gateway) as ch:
+    with amesh.channel() as ch:
         yield pb_grpc.MarketDataServiceStub(ch)
 
 

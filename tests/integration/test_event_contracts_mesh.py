@@ -70,7 +70,8 @@ def test_stream_quotes_is_the_events_quote_over_grpc_and_json(mesh: Mesh) -> Non
         call.cancel()
     assert isinstance(quote, market_pb2.Quote) and quote.symbol == "EVQ"
     url = f"http://{mesh.gateway}/v1/marketdata/EVQ/quotes"
-    with urllib.request.urlopen(url, timeout=20) as r:
+    req = urllib.request.Request(url, headers=mesh.auth_headers())
+    with urllib.request.urlopen(req, timeout=20) as r:
         assert r.status == 200
         obj = first_json_object(r)
     assert set(obj) == QUOTE_FIELDS

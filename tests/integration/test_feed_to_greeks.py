@@ -8,7 +8,6 @@ import asyncio
 import threading
 from typing import Any
 
-import grpc
 import nats
 import pytest
 from tradecore import pricing
@@ -60,7 +59,7 @@ def test_synthetic_feed_drives_stream_greeks(mesh: Mesh) -> None:
         greeks=pb.GREEKS_ALL,
         max_updates=6,
     )
-    with grpc.insecure_channel(mesh.gateway) as ch:
+    with mesh.channel() as ch:
         stream = pb_grpc.PricingServiceStub(ch).StreamGreeks(request, timeout=60)
         feeds = md_grpc.MarketDataServiceStub(ch)
         # The stream is subscribed once its call is accepted; give the subscription a moment.

@@ -189,7 +189,7 @@ def channels(fuzz_mesh: Mesh) -> Iterator[dict[str, grpc.Channel]]:
     chans = {
         "direct-pricing": grpc.insecure_channel(fuzz_mesh.pricing),
         "direct-marketdata": grpc.insecure_channel(fuzz_mesh.marketdata),
-        "gateway": grpc.insecure_channel(fuzz_mesh.gateway),
+        "gateway": fuzz_mesh.channel(),
     }
     yield chans
     for c in chans.values():
@@ -330,7 +330,10 @@ def _http(mesh: Mesh, verb: str, path: str, body: bytes | None) -> tuple[int, by
         f"http://{mesh.gateway}{path}",
         data=body,
         method=verb,
-        headers={"content-type": "application/json"} if body is not None else {},
+        headers={
+            **mesh.auth_headers(),
+            **({"content-type": "application/json"} if body is not None else {}),
+        },
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:

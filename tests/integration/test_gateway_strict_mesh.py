@@ -173,7 +173,7 @@ def test_killed_pricing_service_costs_few_failed_calls(mesh: Mesh) -> None:
     stop = threading.Event()
     old_pid = pricing_pid(mesh)
     assert old_pid is not None
-    with grpc.insecure_channel(mesh.gateway) as ch:
+    with mesh.channel() as ch:
         stub = pb_grpc.PricingServiceStub(ch)
         threads = [
             threading.Thread(target=call_price_until, args=(stub, stop, counts))
@@ -212,7 +212,7 @@ def test_gateway_errors_are_json(mesh: Mesh) -> None:
         f"http://{mesh.gateway}/v1/pricing/price",
         data=b'{"contracts": [null]}',
         method="POST",
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **mesh.auth_headers()},
     )
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)

@@ -91,7 +91,11 @@ def test_a_shifted_window_raises_a_drift_alert_and_a_quiet_one_does_not(
     assert not drifted & {"x[0]", "x[1]", "x[3]"}
     # the page's API has the scores of both windows
     with urllib.request.urlopen(
-        f"http://{mesh.gateway}/monitor/api/snapshot?model={NAME}", timeout=30
+        urllib.request.Request(
+            f"http://{mesh.gateway}/monitor/api/snapshot?model={NAME}",
+            headers=mesh.auth_headers(),
+        ),
+        timeout=30,
     ) as r:
         snap = json.loads(r.read())
     text = json.dumps(snap)

@@ -46,9 +46,14 @@ def models(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mes
     client.close()
 
 
+def authed(client: Any, mesh: Mesh) -> Any:
+    return mesh.triton(client)
+
+
 def grpc_client(mesh: Mesh, via: str) -> grpcclient.InferenceServerClient:
-    return grpcclient.InferenceServerClient(
-        str(mesh.inference) if via == "direct" else mesh.gateway
+    return authed(
+        grpcclient.InferenceServerClient(str(mesh.inference) if via == "direct" else mesh.gateway),
+        mesh,
     )
 
 
@@ -89,7 +94,7 @@ def test_tritonclient_grpc_unchanged(models: Mesh, via: str) -> None:
 
 @pytest.mark.parametrize("via", ["direct", "gateway"])
 def test_tritonclient_http_unchanged(models: Mesh, via: str) -> None:
-    client = httpclient.InferenceServerClient(http_url(models, via))
+    client = authed(httpclient.InferenceServerClient(http_url(models, via)), models)
     try:
         assert client.is_server_live() and client.is_server_ready()
         assert client.is_model_ready("mlp") and not client.is_model_ready("nope")
@@ -155,7 +160,7 @@ def test_errors_name_the_model_version_or_tensor_grpc(models: Mesh, via: str) ->
 
 
 def test_errors_over_http_are_400_and_404(models: Mesh) -> None:
-    client = httpclient.InferenceServerClient(http_url(models, "gateway"))
+    client = authed(httpclient.InferenceServerClient(http_url(models, "gateway")), models)
     try:
         for model, inputs, message in _bad_inputs(httpclient):
             with pytest.raises(InferenceServerException) as err:
@@ -172,7 +177,7 @@ def test_errors_over_http_are_400_and_404(models: Mesh) -> None:
 
 
 def test_repository_index_load_unload(models: Mesh) -> None:
-    client = grpcclient.InferenceServerClient(models.gateway)
+    client = authed(grpcclient.InferenceServerClient(models.gateway), models)
     try:
         index = {(m.name, m.state) for m in client.get_model_repository_index().models}
         assert {("mlp", "READY"), ("strings", "READY")} <= index
@@ -190,8 +195,11 @@ def test_repository_index_load_unload(models: Mesh) -> None:
         client.close()
 
 
-def _get(url: str, data: bytes | None = None) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+def _get(url: str, data: bytes | None = None, mesh: Mesh | None = None) -> tuple[int, Any]:
+    headers = mesh.auth_headers() if mesh is not None else {}
+    req = urllib.request.Request(
+        url, data=data, method="POST" if data is not None else "GET", headers=headers
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read() or b"null")
@@ -202,24 +210,24 @@ def _get(url: str, data: bytes | None = None) -> tuple[int, Any]:
 def test_rest_routes_through_envoy(models: Mesh) -> None:
     base = f"http://{models.gateway}"
     assert _get(f"{base}/v2/health/live") == (200, {"live": True})
-    status, doc = _get(f"{base}/v2")
+    status, doc = _get(f"{base}/v2", mesh=models)
     assert status == 200 and doc["name"] == "tradecore" and "model_repository" in doc["extensions"]
-    status, doc = _get(f"{base}/v2/models/mlp/versions/1")
+    status, doc = _get(f"{base}/v2/models/mlp/versions/1", mesh=models)
     assert status == 200 and doc["outputs"][0]["name"] == "y"
     body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [5, 4], "data": X.tolist()}]}
-    status, doc = _get(f"{base}/v2/models/mlp/infer", json.dumps(body).encode())
+    status, doc = _get(f"{base}/v2/models/mlp/infer", json.dumps(body).encode(), mesh=models)
     assert status == 200, doc
     np.testing.assert_allclose(
         np.array(doc["outputs"][0]["data"], dtype=np.float32).reshape(5, 2), expected(X), rtol=1e-6
     )
     # Unknown fields are the service's to judge: the strict-JSON filter stays out of /v2.
     body["parameters"] = {"anything": 1}
-    assert _get(f"{base}/v2/models/mlp/infer", json.dumps(body).encode())[0] == 200
-    status, doc = _get(f"{base}/v2/models/nope")
+    assert _get(f"{base}/v2/models/mlp/infer", json.dumps(body).encode(), mesh=models)[0] == 200
+    status, doc = _get(f"{base}/v2/models/nope", mesh=models)
     assert status == 404 and "model 'nope'" in doc["error"]
-    status, doc = _get(f"{base}/v2/models/mlp/infer", b"{bad")
+    status, doc = _get(f"{base}/v2/models/mlp/infer", b"{bad", mesh=models)
     assert status == 400 and "not valid JSON" in doc["error"]
-    status, doc = _get(f"{base}/v2/repository/index", b"{}")
+    status, doc = _get(f"{base}/v2/repository/index", b"{}", mesh=models)
     assert status == 200 and {"name": "mlp", "version": "1", "state": "READY", "reason": ""} in doc
 
 

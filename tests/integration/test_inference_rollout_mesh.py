@@ -40,9 +40,11 @@ def cli(mesh: Mesh, *args: str) -> dict[str, Any]:
     return doc
 
 
-def http(url: str, body: object = None, method: str | None = None) -> tuple[int, Any]:
+def http(mesh: Mesh, url: str, body: object = None, method: str | None = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method or ("POST" if data else "GET"))
+    req = urllib.request.Request(
+        url, data=data, method=method or ("POST" if data else "GET"), headers=mesh.auth_headers()
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, json.loads(r.read() or b"null")
@@ -87,10 +89,12 @@ def test_register_route_shadow_and_roll_back(mesh: Mesh, tmp_path: Path) -> None
         # Binomial(200, 0.3): mean 60, sd 6.5; 4.5 sd either side.
         assert 31 <= challenger <= 89, challenger
         # The outcome of a canary request, through Envoy's JSON transcoding.
-        status, doc = http(f"{base}/v1/models:outcome", {"request_id": "canary-0", "value": 1.5})
+        status, doc = http(
+            mesh, f"{base}/v1/models:outcome", {"request_id": "canary-0", "value": 1.5}
+        )
         want = "challenger" if bucket(NAME, 0, "canary-0") < 30 else "champion"
         assert status == 200 and doc["arm"] == want, doc
-        status, report = http(f"{base}/v1/models/{NAME}/report")
+        status, report = http(mesh, f"{base}/v1/models/{NAME}/report")
         assert status == 200, report
         requests = {a["version"]: int(a["requests"]) for a in report["arms"]}
         assert requests == {1: n - challenger, 2: challenger}
@@ -100,7 +104,7 @@ def test_register_route_shadow_and_roll_back(mesh: Mesh, tmp_path: Path) -> None
             "id": "rest-7",
             "inputs": [{"name": "x", "datatype": "FP32", "shape": [3, 4], "data": X.tolist()}],
         }
-        status, doc = http(f"{base}/v2/models/{NAME}/infer", body)
+        status, doc = http(mesh, f"{base}/v2/models/{NAME}/infer", body)
         want_v = 2 if bucket(NAME, 0, "rest-7") < 30 else 1
         assert status == 200 and doc["id"] == "rest-7" and doc["model_version"] == str(want_v)
         np.testing.assert_allclose(
@@ -140,13 +144,13 @@ def test_register_route_shadow_and_roll_back(mesh: Mesh, tmp_path: Path) -> None
         version, y = infer(client, "explicit", version="2")
         assert version == "2"
         np.testing.assert_array_equal(y, expected(2))
-        status, doc = http(f"{base}/v2/models/{NAME}/versions/9/infer", body)
+        status, doc = http(mesh, f"{base}/v2/models/{NAME}/versions/9/infer", body)
         assert status == 404 and "has no version 9" in doc["error"], doc
 
         # A request without an id is routed by a new one, which comes back with the answer
         # (through Envoy: the x-request-id Envoy sets).
         for target in (str(mesh.inference), mesh.gateway):
-            other = grpcclient.InferenceServerClient(target)
+            other = mesh.triton(grpcclient.InferenceServerClient(target))
             try:
                 x = grpcclient.InferInput("x", list(X.shape), "FP32")
                 x.set_data_from_numpy(X)
@@ -155,7 +159,7 @@ def test_register_route_shadow_and_roll_back(mesh: Mesh, tmp_path: Path) -> None
                 other.close()
 
         # Every inference is on the monitoring page by version and role.
-        status, snap = http(f"{base}/monitor/api/snapshot?model={NAME}")
+        status, snap = http(mesh, f"{base}/monitor/api/snapshot?model={NAME}")
         assert status == 200, snap
         roles = {(x["version"], x["role"]) for x in snap["models"][0]["series"]}
         assert {("1", "champion"), ("2", "challenger"), ("2", "shadow")} <= roles, roles
@@ -168,23 +172,25 @@ def test_model_service_json_routes_through_envoy(mesh: Mesh, tmp_path: Path) -> 
     path = tmp_path / "m.onnx"
     path.write_bytes(mlp(3.0))
     cli(mesh, "register", "jsonroutes", str(path))
-    status, doc = http(f"{base}/v1/models")
+    status, doc = http(mesh, f"{base}/v1/models")
     assert status == 200 and "jsonroutes" in [m["name"] for m in doc["models"]], doc
-    status, doc = http(f"{base}/v1/models/jsonroutes")
+    status, doc = http(mesh, f"{base}/v1/models/jsonroutes")
     assert status == 200 and doc["default_version"] == 1, doc
     status, doc = http(
+        mesh,
         f"{base}/v1/models/jsonroutes/aliases/champion",
         {"version": 1, "actor": "test", "reason": "json"},
         method="PUT",
     )
     assert status == 200 and doc["aliases"] == {"champion": 1}, doc
-    status, doc = http(f"{base}/v1/models/jsonroutes/policy")
+    status, doc = http(mesh, f"{base}/v1/models/jsonroutes/policy")
     assert status == 200 and doc["kind"] == "NONE", doc
     status, doc = http(
+        mesh,
         f"{base}/v1/models/jsonroutes/policy",
         {"kind": "CANARY", "challenger_version": 1, "percent": 10, "actor": "test"},
         method="PUT",
     )
     assert status == 400 and "challenger" in doc["message"], doc
-    status, doc = http(f"{base}/v1/models/nope")
+    status, doc = http(mesh, f"{base}/v1/models/nope")
     assert status == 404, doc

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 def stub(mesh: Mesh) -> Any:
     from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as pb_grpc
 
-    with grpc.insecure_channel(mesh.gateway) as ch:  # default options: 4 MiB receive limit
+    with mesh.channel() as ch:  # default options: 4 MiB receive limit
         yield pb_grpc.MarketDataServiceStub(ch)
 
 

@@ -35,13 +35,16 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def stub(mesh: Mesh) -> Any:
-    with grpc.insecure_channel(mesh.gateway) as ch:
+    with mesh.channel() as ch:
         yield pb_grpc.MarketDataServiceStub(ch)
 
 
 def http_get(mesh: Mesh, path: str) -> tuple[int, dict[str, Any]]:
     try:
-        with urllib.request.urlopen(f"http://{mesh.gateway}{path}", timeout=30) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(f"http://{mesh.gateway}{path}", headers=mesh.auth_headers()),
+            timeout=30,
+        ) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         with e:

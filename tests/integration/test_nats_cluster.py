@@ -292,6 +292,6 @@ def run_orders_and_feed_through_a_node_kill(m: Mesh, cluster: Cluster) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     st = json.loads(done.stdout)
     assert int(st["published"]) == int(st["stored"]) == FEED_TICKS, st
-    with grpc.insecure_channel(m.gateway) as ch:
+    with m.channel() as ch:
         ticks = all_ticks(md_grpc.MarketDataServiceStub(ch), "NCFEED")
     assert ticks["sequence"].tolist() == list(range(1, FEED_TICKS + 1))

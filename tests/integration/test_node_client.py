@@ -51,7 +51,12 @@ def run_node(
     request: dict[str, object] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     body = {"contracts": contracts} if request is None else request
-    env = dict(os.environ, PRICE_REQUEST=json.dumps(body), PRICE_METHOD=method)
+    env = dict(
+        os.environ,
+        PRICE_REQUEST=json.dumps(body),
+        PRICE_METHOD=method,
+        AUTHORIZATION=f"Bearer {mesh.token()}",
+    )
     return subprocess.run(
         [node, str(NODE_DIR / "price.js"), mesh.gateway, str(REPO / "proto"), googleapis_dir()],
         capture_output=True,

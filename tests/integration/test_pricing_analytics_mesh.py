@@ -37,8 +37,8 @@ EU = dict(
 )  # fmt: skip
 
 
-def stub(target: str) -> tuple[grpc.Channel, pb_grpc.PricingServiceStub]:
-    ch = grpc.insecure_channel(target)
+def stub(target: str, mesh: Mesh) -> tuple[grpc.Channel, pb_grpc.PricingServiceStub]:
+    ch = mesh.channel(target)
     return ch, pb_grpc.PricingServiceStub(ch)
 
 
@@ -51,7 +51,7 @@ def test_price_all_greeks_json_and_grpc(mesh: Mesh) -> None:
     assert set(row) == {"price", *GREEKS_14}
     for g in ("price", *GREEKS_14):
         assert row[g] == pytest.approx(float(ref[g]), rel=1e-15, abs=1e-300), g
-    ch, s = stub(mesh.gateway)
+    ch, s = stub(mesh.gateway, mesh)
     with ch:
         res = s.Price(
             pb.PriceRequest(
@@ -114,7 +114,7 @@ def test_implied_vol_grpc(mesh: Mesh, via: str) -> None:
     req = pb.ImpliedVolRequest()
     for r in rows:
         req.options.add(**{**r, "option_type": pb.OptionType.Value(str(r["option_type"]))})
-    ch, s = stub(mesh.pricing if via == "direct" else mesh.gateway)
+    ch, s = stub(mesh.pricing if via == "direct" else mesh.gateway, mesh)
     with ch:
         res = s.ImpliedVol(req, timeout=10)
         np.testing.assert_allclose([r.volatility for r in res.results[:3]], vol, rtol=1e-12)
@@ -173,7 +173,7 @@ def test_fit_and_query_surface_grpc(mesh: Mesh, via: str) -> None:
     req = pb.FitSurfaceRequest(spot=100.0, rate=0.03, dividend_yield=0.01, model=pb.SURFACE_SABR)
     for q in svi_chain_quotes(SVI_TRUE, np.linspace(-0.3, 0.3, 9)):
         req.quotes.add(**{**q, "option_type": pb.OptionType.Value(str(q["option_type"]))})
-    ch, s = stub(mesh.pricing if via == "direct" else mesh.gateway)
+    ch, s = stub(mesh.pricing if via == "direct" else mesh.gateway, mesh)
     with ch:
         fitted = s.FitSurface(req, timeout=30)
         assert [sl.WhichOneof("params") for sl in fitted.slices] == ["sabr", "sabr"]
@@ -254,7 +254,7 @@ def test_stream_greeks_grpc(mesh: Mesh, via: str) -> None:
     async def go() -> None:
         nc = await nats.connect(mesh.nats_url)
         target = mesh.pricing if via == "direct" else mesh.gateway
-        async with grpc.aio.insecure_channel(target) as ch:
+        async with mesh.aio_channel(target) as ch:
             call = pb_grpc.PricingServiceStub(ch).StreamGreeks(
                 stream_request(symbol, tolerance=1e-12), timeout=60
             )
@@ -352,7 +352,7 @@ def test_stream_greeks_bad_requests(
         else:
             setattr(req, key, value)
     for target in (mesh.pricing, mesh.gateway):
-        ch, s = stub(target)
+        ch, s = stub(target, mesh)
         with ch, pytest.raises(grpc.RpcError) as err:
             list(s.StreamGreeks(req, timeout=10))
         assert err.value.code() == code
@@ -364,7 +364,7 @@ def test_over_long_symbol_is_invalid_and_the_service_keeps_its_nats(mesh: Mesh) 
     control line exceeded): it is INVALID_ARGUMENT naming the field, and afterwards StreamGreeks
     and the NATS ``pricing.v1.price`` request/reply still work."""
     for target in (mesh.pricing, mesh.gateway):
-        ch, s = stub(target)
+        ch, s = stub(target, mesh)
         with ch, pytest.raises(grpc.RpcError) as err:
             list(s.StreamGreeks(stream_request("S" * 4100), timeout=10))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -100,7 +100,7 @@ def post_json(mesh: Mesh, path: str, body: Any) -> tuple[int, Any]:
         f"http://{mesh.gateway}{path}",
         data=data,
         method="POST",
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **mesh.auth_headers()},
     )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
@@ -117,7 +117,7 @@ def post_json(mesh: Mesh, path: str, body: Any) -> tuple[int, Any]:
 @pytest.mark.parametrize("via", ["direct", "gateway"])
 def test_grpc_price(mesh: Mesh, via: str) -> None:
     target = mesh.pricing if via == "direct" else mesh.gateway
-    with grpc.insecure_channel(target) as ch:
+    with mesh.channel(target) as ch:
         stub = pb_grpc.PricingServiceStub(ch)
         res, call = stub.Price.with_call(
             proto_request(CONTRACTS), timeout=10, metadata=(("x-request-id", "req-123"),)
@@ -156,7 +156,7 @@ def test_bad_input_json_400_and_grpc_invalid_argument(
     assert status == 400
     assert expect in body["message"] and body["code"] == 3
     for target in (mesh.pricing, mesh.gateway):
-        with grpc.insecure_channel(target) as ch, pytest.raises(grpc.RpcError) as err:
+        with mesh.channel(target) as ch, pytest.raises(grpc.RpcError) as err:
             pb_grpc.PricingServiceStub(ch).Price(proto_request(bad), timeout=10)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert expect in err.value.details()
@@ -169,7 +169,7 @@ def test_malformed_json_and_unknown_routes(mesh: Mesh) -> None:
     assert status == 400
     status, _ = post_json(mesh, "/v1/nothing/here", {})
     assert status == 404
-    with grpc.insecure_channel(mesh.gateway) as ch:
+    with mesh.channel() as ch:
         call = ch.unary_unary("/tradecore.nothing.v1.Nope/Call")
         with pytest.raises(grpc.RpcError) as err:
             call(b"", timeout=5)
@@ -196,7 +196,7 @@ def test_large_batch_matches_library(mesh: Mesh) -> None:
         req.contracts.add(
             spot=s, strike=k, expiry_years=0.75, rate=0.02, volatility=0.3, option_type=pb.PUT
         )
-    with grpc.insecure_channel(mesh.gateway) as ch:
+    with mesh.channel() as ch:
         res = pb_grpc.PricingServiceStub(ch).Price(req, timeout=30)
     from tradecore import pricing
 
@@ -207,7 +207,7 @@ def test_large_batch_matches_library(mesh: Mesh) -> None:
 @pytest.mark.parametrize("via", ["direct", "gateway"])
 def test_health(mesh: Mesh, via: str) -> None:
     target = mesh.pricing if via == "direct" else mesh.gateway
-    with grpc.insecure_channel(target) as ch:
+    with mesh.channel(target) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         for service in ("", "tradecore.pricing.v1.PricingService"):
             resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
@@ -262,7 +262,7 @@ def test_request_id_reaches_json_callers_as_a_header(mesh: Mesh) -> None:
     made and passed to the service (the direct gRPC id is in the trailers)."""
     body = json.dumps({"contracts": CONTRACTS[:1]}).encode()
     for given in ("json-rid-1", None):
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": "application/json", **mesh.auth_headers()}
         if given:
             headers["x-request-id"] = given
         req = urllib.request.Request(

@@ -78,7 +78,7 @@ def http(mesh: Mesh, method: str, path: str, body: dict[str, Any] | None = None)
         f"http://{mesh.gateway}{path}",
         data=None if body is None else json.dumps(body).encode(),
         method=method,
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **mesh.auth_headers()},
     )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:

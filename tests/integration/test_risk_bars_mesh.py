@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import grpc
 import nats
 import numpy as np
 import pytest
@@ -46,7 +45,7 @@ def post(mesh: Mesh, path: str, body: dict[str, Any]) -> tuple[int, dict[str, An
     req = urllib.request.Request(
         f"http://{mesh.gateway}{path}",
         data=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **mesh.auth_headers()},
     )
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
@@ -60,7 +59,7 @@ def stored(mesh: Mesh) -> Iterator[md_grpc.MarketDataServiceStub]:
     """Synthetic trades of SYMBOLS over about 14 days of exchange time (6,000 ticks per symbol
     at 0.005 a second; the flow's clock starts at the feed's start), stored by the market-data
     service."""
-    with grpc.insecure_channel(mesh.gateway) as ch:
+    with mesh.channel() as ch:
         stub = md_grpc.MarketDataServiceStub(ch)
         spec = md.SyntheticFeedSpec(symbols=SYMBOLS, rate=0.005, count=COUNT, speed=0, seed=3)
         st = stub.StartFeed(md.StartFeedRequest(synthetic=spec), timeout=30)

@@ -78,7 +78,7 @@ def post(mesh: Mesh, path: str, body: dict[str, Any]) -> tuple[int, dict[str, An
     req = urllib.request.Request(
         f"http://{mesh.gateway}{path}",
         data=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **mesh.auth_headers()},
     )
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
@@ -129,7 +129,7 @@ def test_compute_var_over_grpc_and_json(mesh: Mesh) -> None:
     request = json_format.ParseDict(mc, pb.ComputeVaRRequest())
     with grpc.insecure_channel(mesh.risk) as channel:
         direct = pb_grpc.RiskServiceStub(channel).ComputeVaR(request, timeout=30)
-    with grpc.insecure_channel(mesh.gateway) as channel:
+    with mesh.channel() as channel:
         via = pb_grpc.RiskServiceStub(channel).ComputeVaR(request, timeout=30)
     assert direct == via and direct.var == body["var"]
     assert direct.expected_shortfall == body["expected_shortfall"]

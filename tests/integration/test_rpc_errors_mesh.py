@@ -35,7 +35,10 @@ SHORT = 1500  # no error message may be longer than this (the cap is 1 KiB)
 
 def get_json(mesh: Mesh, path: str) -> tuple[int, Any]:
     try:
-        with urllib.request.urlopen(f"http://{mesh.gateway}{path}", timeout=30) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(f"http://{mesh.gateway}{path}", headers=mesh.auth_headers()),
+            timeout=30,
+        ) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
@@ -61,7 +64,7 @@ def test_long_bad_values_get_400_with_a_short_message(mesh: Mesh, size: int) -> 
         status, text = get_json(mesh, f"/v1/marketdata/{long[:10_000]}/bars?interval=60s")
         assert status == 400, text[:500]
         assert "symbol must be 1-32 letters" in text and len(text) < SHORT
-    with grpc.insecure_channel(mesh.gateway) as ch, pytest.raises(grpc.RpcError) as err:
+    with mesh.channel() as ch, pytest.raises(grpc.RpcError) as err:
         pb_grpc.PricingServiceStub(ch).QuerySurface(
             pb.QuerySurfaceRequest(surface_id=long), timeout=10
         )
@@ -72,7 +75,7 @@ def test_long_bad_values_get_400_with_a_short_message(mesh: Mesh, size: int) -> 
 def test_innocent_calls_survive_long_bad_values(mesh: Mesh) -> None:
     """Three requests echoing 100 kB values while 16 innocent calls share the gateway's
     connection to the service: every innocent call succeeds."""
-    with grpc.insecure_channel(mesh.gateway) as ch:
+    with mesh.channel() as ch:
         s = pb_grpc.PricingServiceStub(ch)
         good = price_request()
 
@@ -177,7 +180,7 @@ def test_corrupt_protobuf_is_invalid_argument(mesh: Mesh, method: str) -> None:
     service = method.split("/")[1]
     direct = mesh.pricing if "pricing" in service else mesh.marketdata
     for target in (direct, mesh.gateway):
-        with grpc.insecure_channel(target) as ch:
+        with mesh.channel(target) as ch:
             if method.endswith(("StreamGreeks", "QueryTicks")):
                 call = ch.unary_stream(method)  # identity (de)serializers: raw bytes
                 with pytest.raises(grpc.RpcError) as err:
@@ -192,7 +195,7 @@ def test_corrupt_protobuf_is_invalid_argument(mesh: Mesh, method: str) -> None:
 # ------------------------------------------------------------------------ logs
 def test_a_client_error_logs_one_line_without_traceback(mesh: Mesh) -> None:
     rid = f"log-{uuid.uuid4().hex}"
-    with grpc.insecure_channel(mesh.gateway) as ch:
+    with mesh.channel() as ch:
         s = pb_grpc.PricingServiceStub(ch)
         with pytest.raises(grpc.RpcError):
             s.Price(price_request(volatility=-1.0), timeout=10, metadata=(("x-request-id", rid),))
@@ -256,7 +259,7 @@ def test_fit_surface_at_the_documented_limit_returns_through_the_gateway(
     least-squares fits do the most work per quote). OK through the gateway, whose route
     timeout is 60 s."""
     req = noisy_chain(128, strikes)
-    with grpc.insecure_channel(mesh.gateway) as ch:
+    with mesh.channel() as ch:
         start = time.perf_counter()
         res = pb_grpc.PricingServiceStub(ch).FitSurface(req, timeout=65)
         took = time.perf_counter() - start

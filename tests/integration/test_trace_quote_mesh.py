@@ -100,7 +100,8 @@ def test_the_gateway_starts_a_trace_and_returns_its_context(tmesh: Mesh) -> None
     the service's span is its child, the caller gets the context back, and Envoy's own span is
     stored beside it (sent by OTLP to the pricing service's receiver)."""
     req = urllib.request.Request(
-        f"http://{tmesh.gateway}/v1/execution/accounts/TG{uuid.uuid4().hex[:8]}/state"
+        f"http://{tmesh.gateway}/v1/execution/accounts/TG{uuid.uuid4().hex[:8]}/state",
+        headers=tmesh.auth_headers(),
     )
     with urllib.request.urlopen(req, timeout=10) as r:
         assert r.status == 200

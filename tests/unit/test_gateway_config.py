@@ -44,10 +44,12 @@ def test_config_routes_and_admin_loopback() -> None:
     ]
     assert len(prefix) == 1 and prefix[0]["route"]["timeout"] == "30s"
     assert routes.index(prefix[0]) > routes.index(stream)
-    # The strict-JSON Lua filter runs before the transcoder, the router last (edge filters:
-    # tests/unit/test_gateway_edge.py).
+    # The edge's CORS and gRPC-Web first, then the client's claims header removed
+    # (gateway/auth.py), the strict-JSON Lua filter before the transcoder, the edge's limits,
+    # the router last (auth and edge filters: test_gateway_auth.py, test_gateway_edge.py).
     names = [f["name"] for f in hcm["http_filters"]]
     lua_at = names.index("envoy.filters.http.lua")
+    assert names.index("envoy.filters.http.header_mutation") < lua_at
     assert names.index("envoy.filters.http.grpc_json_transcoder") == lua_at + 1
     assert names[-1] == "envoy.filters.http.router"
     lua = hcm["http_filters"][lua_at]["typed_config"]["default_source_code"]["inline_string"]

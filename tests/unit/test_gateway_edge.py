@@ -76,6 +76,7 @@ def test_filters_run_in_the_edge_order() -> None:
     assert names == [
         "envoy.filters.http.cors",  # preflights (no token) answered before anything else
         "envoy.filters.http.grpc_web",  # gRPC-Web becomes gRPC
+        "envoy.filters.http.header_mutation",  # a client's forged claims header removed (auth)
         "envoy.filters.http.lua",  # strict JSON
         "envoy.filters.http.grpc_json_transcoder",  # JSON becomes gRPC: the route is the method's
         "envoy.filters.http.local_ratelimit",  # by the method's route

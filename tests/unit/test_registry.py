@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import descriptor_pb2
+from tradecore_gateway.auth import METHOD_ROLES
 from tradecore_gateway.generate import api_services, descriptor_path
 from tradecore_services.mesh.cli import _config, build_parser
 from tradecore_services.mesh.components import components, gateway_config
@@ -114,6 +115,10 @@ def test_flags_variables_and_defaults_keep_their_names() -> None:
         "tls_ca_file": "",
         "cors_origins": "",
         "gateway_limits": "",
+        "auth": "on",
+        "auth_issuer": "tradecore",
+        "auth_audience": "tradecore",
+        "auth_jwks_file": "",
     }
 
 
@@ -191,7 +196,9 @@ def test_a_new_service_is_one_registry_entry(
     assert audit.env["TRADECORE_NATS_URL"] == cfg.effective_nats_url
     ok, detail = audit.health()  # nothing listens: not healthy, and says why
     assert not ok and "UNAVAILABLE" in detail
-    # Envoy: a cluster on its port, a route by its prefix, transcoded.
+    # Envoy: a cluster on its port, a route by its prefix, transcoded; its RPCs' minimum roles
+    # come from gateway/auth.py (the gateway refuses to start with an RPC that has none).
+    monkeypatch.setitem(METHOD_ROLES, "tradecore.audit.v1.AuditService", {"Assess": "viewer"})
     envoy = gateway_config(cfg, descriptor_with_audit(tmp_path))
     clusters = {c["name"]: c for c in envoy["static_resources"]["clusters"]}
     endpoint = clusters["tradecore_audit_v1_AuditService"]["load_assignment"]["endpoints"][0]
