@@ -30,6 +30,7 @@ from ..registry import SERVICES, ServiceSpec
 APP = "tradecore"
 #: Containers listen on every interface inside the pod.
 GATEWAY_PORT, ADMIN_PORT = 8080, 9901
+AUTH_DIR = "/etc/tradecore-auth"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class Options:
     min_replicas: int = 2
     max_replicas: int = 10
     cpu_target_percent: int = 70
+    #: The tokens the gateway accepts: their issuer and audience (the JWKS from the Secret
+    #: ``tradecore-auth``, key ``jwks.json``).
+    auth_issuer: str = "tradecore"
+    auth_audience: str = "tradecore"
 
 
 def _labels(component: str) -> dict[str, str]:
@@ -272,12 +277,16 @@ def gateway_objects(
                                 "securityContext": _security(),
                                 "volumeMounts": [
                                     {"name": "config", "mountPath": "/etc/tradecore"},
+                                    {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
                                     {"name": "tmp", "mountPath": "/tmp"},
                                 ],
                             }
                         ],
                         "volumes": [
                             {"name": "config", "configMap": {"name": f"{APP}-envoy"}},
+                            # The issuer's public keys (jwks.json): required, the gateway
+                            # checks a token on every route but health.
+                            {"name": "auth", "secret": {"secretName": f"{APP}-auth"}},
                             {"name": "tmp", "emptyDir": {}},
                         ],
                     },
@@ -427,11 +436,14 @@ def gateway_config(services: tuple[ServiceSpec, ...], opts: Options) -> dict[str
         for spec in services
         if spec.http_port and spec.http_prefixes
     }
+    from tradecore_gateway.auth import AuthConfig
+
     config: dict[str, Any] = envoy_config(
         descriptor=descriptor_path(),
         inline_descriptor=True,
         upstreams=upstreams,
         http_upstreams=http_upstreams,
+        auth=AuthConfig(opts.auth_issuer, opts.auth_audience, Path(AUTH_DIR) / "jwks.json"),
         health_service=services[0].health_service,
         listen_host="0.0.0.0",
         listen_port=GATEWAY_PORT,
@@ -473,12 +485,16 @@ def deploy_main(argv: list[str]) -> int:
     k8s.add_argument("--image", default=defaults.image)
     k8s.add_argument("--nats-url", default=defaults.nats_url)
     k8s.add_argument("--clickhouse-dsn", default=defaults.clickhouse_dsn)
+    k8s.add_argument("--auth-issuer", default=defaults.auth_issuer)
+    k8s.add_argument("--auth-audience", default=defaults.auth_audience)
     ns = ap.parse_args(argv)
     opts = Options(
         namespace=ns.namespace,
         image=ns.image,
         nats_url=ns.nats_url,
         clickhouse_dsn=ns.clickhouse_dsn,
+        auth_issuer=ns.auth_issuer,
+        auth_audience=ns.auth_audience,
     )
     for path in write(ns.out, manifests(SERVICES, opts)):
         print(path)

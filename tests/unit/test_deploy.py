@@ -17,6 +17,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from tradecore_services.mesh.auth import auth_dir, ensure_keys
 from tradecore_services.mesh.cli import main as cli_main
 from tradecore_services.mesh.components import envoy_path, grpc_health
 from tradecore_services.mesh.deploy import Options, manifests
@@ -110,6 +111,24 @@ def test_the_gateway_config_routes_to_the_in_cluster_services_and_envoy_accepts_
                 "address": f"tradecore-{spec.name}.trading.svc",
                 "port_value": spec.port,
             }
+    # every route but health asks for a token checked against the JWKS of the Secret
+    # tradecore-auth; Envoy reads that file at start: validated here with a real one
+    (jwt,) = [
+        f["typed_config"]
+        for f in config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+            "typed_config"
+        ]["http_filters"]
+        if f["name"] == "envoy.filters.http.jwt_authn"
+    ]
+    provider = next(iter(jwt["providers"].values()))
+    assert provider["local_jwks"] == {"filename": "/etc/tradecore-auth/jwks.json"}
+    (gateway,) = [
+        d for d in by_kind(docs, "Deployment").values() if "gateway" in d["metadata"]["name"]
+    ]
+    volumes = {v["name"]: v for v in gateway["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["auth"]["secret"] == {"secretName": "tradecore-auth"}
+    ensure_keys(tmp_path)
+    provider["local_jwks"] = {"filename": str(auth_dir(tmp_path) / "jwks.json")}
     path = tmp_path / "envoy.json"
     path.write_text(json.dumps(config))
     run = subprocess.run(
