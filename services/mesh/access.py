@@ -298,23 +298,25 @@ class Tailer:
                 break
             lines.append(line)
             end += len(line)
-        if not lines and end >= size:
-            self._follow_rotation()
+        if not lines and end >= size and self._follow_rotation():
+            return [], self.offset  # the new file's offset, not the old file's end
         return lines, end
 
-    def _follow_rotation(self) -> None:
+    def _follow_rotation(self) -> bool:
         """At the end of the file: move to the log's current file when it is another one (Envoy
-        reopened it after a rotation, having flushed the old one first)."""
+        reopened it after a rotation, having flushed the old one first); True when it moved."""
         assert self.file is not None
         try:
             current = self.path.stat().st_ino
         except FileNotFoundError:
-            return
-        if current != os.fstat(self.file.fileno()).st_ino:
-            self.file.close()
-            self.file = None
-            self.inode, self.offset = current, 0
-            self.commit(0)
+            return False
+        if current == os.fstat(self.file.fileno()).st_ino:
+            return False
+        self.file.close()
+        self.file = None
+        self.inode, self.offset = current, 0
+        self.commit(0)
+        return True
 
     def close(self) -> None:
         if self.file is not None:

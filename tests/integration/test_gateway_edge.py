@@ -117,6 +117,9 @@ def gateway(
             "tls": tls,
             "gateway_limits": limits,
             "cors_origins": cors,
+            # The edge on its own: claims come from ``claims_from`` (authentication with real
+            # tokens in front of the same filters: test_gateway_auth_mesh.py).
+            "auth": "off",
             **(settings or {}),
         }
     )
@@ -577,7 +580,7 @@ def test_every_gateway_call_is_in_the_access_audit(mesh: Mesh) -> None:
     ok_id, bad_id, missing_id = f"ok-{tag}", f"bad-{tag}", f"missing-{tag}"
     with grpc.insecure_channel(mesh.gateway) as ch:
         pb_grpc.PricingServiceStub(ch).Price(
-            _price_request(), timeout=10, metadata=(("x-request-id", ok_id),)
+            _price_request(), timeout=10, metadata=(("x-request-id", ok_id), *mesh.metadata())
         )
     for rid, path, body in (
         (bad_id, "/v1/pricing/price", b'{"contracts": [{"spot": "abc"}]}'),
@@ -587,7 +590,11 @@ def test_every_gateway_call_is_in_the_access_audit(mesh: Mesh) -> None:
             f"http://{mesh.gateway}{path}",
             data=body,
             method="POST",
-            headers={"content-type": "application/json", "x-request-id": rid},
+            headers={
+                "content-type": "application/json",
+                "x-request-id": rid,
+                **mesh.auth_headers(),
+            },
         )
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req, timeout=10)

@@ -279,6 +279,26 @@ def test_the_reader_takes_complete_lines_from_its_offset_and_follows_rotation(
     t3.close()
 
 
+def test_a_new_file_longer_than_the_old_one_is_read_from_its_start(tmp_path: Path) -> None:
+    # The offset of the old file's end must not carry over to the new file (it skipped the
+    # first lines of a new file that had grown past it before the switch).
+    log = tmp_path / "gateway-access.jsonl"
+    log.write_bytes(_line("a"))
+    t = access.Tailer(log)
+    lines, end = t.read()
+    t.commit(end)
+    log.rename(log.with_name(log.name + ".1"))
+    log.write_bytes(b"".join(_line(f"n{i}") for i in range(20)))  # longer than "a" alone
+    seen = []
+    for _ in range(4):  # as the copy loop does: read, commit what was read
+        lines, end = t.read()
+        seen += [json.loads(x)["request_id"] for x in lines]
+        if end != t.offset:
+            t.commit(end)
+    assert seen == [f"n{i}" for i in range(20)]
+    t.close()
+
+
 def test_lines_become_rows_and_queries_filter_them(tmp_path: Path) -> None:
     assert access.parse_line(b"not json") is None
     assert access.parse_line(b"[1, 2]") is None
