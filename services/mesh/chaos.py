@@ -424,7 +424,7 @@ class Chaos:
         spec = mpb.SyntheticFeedSpec(
             symbols=[symbol],
             rate=FEED_RATE,
-            count=int(FEED_RATE * FEED_SECONDS),
+            count=int(FEED_RATE * (FEED_SECONDS if k else 2)),  # the first: 2 s
             speed=1.0,
             seed=k,
         )
