@@ -450,8 +450,13 @@ class Chaos:
             elif code == "NOT_FOUND":
                 rec.state = "INTERRUPTED"
                 return rec
-            if not wait_done and self.stopping:
-                return rec
+            if not wait_done and self.stopping and rec.state == "RUNNING":
+                # the run is over: stop the feed, so its last count is final
+                stopped, _ = await self.timed(
+                    "feed", lambda: stub.StopFeed(mpb.StopFeedRequest(id=rec.id), timeout=10)
+                )
+                if stopped is None:
+                    return rec
 
     async def feeds_loop(self, stub: Any) -> None:
         k = 1
