@@ -164,6 +164,7 @@ class Chaos:
         self.health = {c.name: c.health for c in components(cfg, cfg.data_path / "envoy.json")}
         self.credentials, self.options = gateway_credentials(cfg)
         self.t0 = 0.0
+        self.started = ""
         self.stopping = False
 
     # ------------------------------------------------------------------ plumbing
@@ -515,6 +516,7 @@ class Chaos:
 
         from .auth import mint
 
+        self.started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         await asyncio.to_thread(self.ensure_model)
         token = mint(self.cfg.data_path, "admin", "", 6 * 3600)
         md = (("authorization", f"Bearer {token}"),)
@@ -698,7 +700,7 @@ class Chaos:
         calls = {k: s.summary() for k, s in self.stats.items()}
         sent = sum(s.sent for k, s in self.stats.items() if k in KINDS)
         return {
-            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "started": self.started,
             "data_dir": str(self.cfg.data_path),
             "duration_s": self.duration,
             "load_s": round(load_s, 3),
