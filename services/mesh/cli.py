@@ -339,6 +339,7 @@ def build_parser(services: tuple[ServiceSpec, ...] = SERVICES) -> argparse.Argum
         add_help=False,
     )
     sub.add_parser("train", help="train a model offline (surrogate|signal)", add_help=False)
+    sub.add_parser("chaos", help="load, kill -9 each component, count losses", add_help=False)
     sub.add_parser(
         "access",
         help="the gateway's access audit (--since --who --route --status)",
@@ -402,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
         from .train_cli import train_main
 
         return train_main(args[1:])
+    if args[:1] == ["chaos"]:
+        from .chaos import chaos_main
+
+        return chaos_main(args[1:])
     ap = build_parser()
     ns, rest = ap.parse_known_args(args)
     if ns.command == "replay":

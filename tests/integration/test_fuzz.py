@@ -7,16 +7,25 @@ nulls, wrong types, long values, unknown query parameters). No answer may be INT
 or a hang over gRPC, or a 5xx / an error with 200 over JSON; a finite request that succeeds has
 finite numbers in its answer; error messages stay short; and afterwards every component is
 still healthy with no restarts.
+
+Counts scale with ``TRADECORE_FUZZ_EXAMPLES`` (a multiplier, default 1: the CI run). The
+pricing and market-data RPCs, fuzzed longest, get 40 messages (12 for a stream) and 25 byte
+payloads (6) each at scale 1; the others (execution, risk, inference) a quarter of that. Every
+message sent is counted; the last test prints the total and, with
+``TRADECORE_FUZZ_MIN_MESSAGES``, fails below it; ``TRADECORE_FUZZ_REPORT`` names a JSON file for
+the counts and outcomes. docs/reliability.md has the ≥ 10,000-message run.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +38,14 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tradecore_api.execution.v1 import execution_pb2 as exec_pb
+from tradecore_api.inference import grpc_service_pb2 as kserve_pb
+from tradecore_api.inference.v1 import models_pb2 as models_pb
 from tradecore_api.marketdata.v1 import marketdata_pb2 as md_pb
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as md_grpc
 from tradecore_api.pricing.v1 import pricing_pb2 as pricing_pb
+from tradecore_api.risk.v1 import risk_pb2 as risk_pb
+from tradecore_services.registry import SERVICES
 
 from tests.integration.conftest import running_mesh
 from tests.mesh import Mesh
@@ -42,7 +56,21 @@ MAX_MESSAGE = 2048  # longest error message a client may get (no echo of long va
 BAD_CODES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 UNARY_TIMEOUT_S = 20.0  # a unary call that takes longer is a hang
 STREAM_TIMEOUT_S = 1.0  # server streams may wait for data: a deadline is fine, a crash is not
+# The fuzzed longest (as many examples as at scale 1 before the others were added) ...
 FILES = (pricing_pb.DESCRIPTOR, md_pb.DESCRIPTOR)
+# ... and the rest of the mesh's RPCs, a quarter as many at the same scale.
+MORE_FILES = (exec_pb.DESCRIPTOR, risk_pb.DESCRIPTOR, models_pb.DESCRIPTOR, kserve_pb.DESCRIPTOR)
+SCALE = float(os.environ.get("TRADECORE_FUZZ_EXAMPLES", "1"))
+# Messages sent, by outcome: "grpc <code>", "json <status>".
+SENT: Counter[str] = Counter()
+
+
+def examples(m: Method, unary: int, stream: int) -> int:
+    """Examples for ``m``: ``unary`` or ``stream`` at scale 1, a quarter for MORE_FILES."""
+    base = stream if m.streaming else unary
+    if m.desc.containing_service.file not in FILES:
+        base = max(1, base // 4)
+    return max(1, round(base * SCALE))
 
 
 @dataclass(frozen=True)
@@ -72,7 +100,7 @@ class Method:
 
 METHODS = [
     Method(svc.full_name, m)
-    for f in FILES
+    for f in (*FILES, *MORE_FILES)
     for svc in f.services_by_name.values()
     for m in svc.methods
 ]
@@ -164,6 +192,30 @@ def messages(draw: st.DrawFn, desc: Descriptor, depth: int = 0) -> Any:
     return msg
 
 
+@st.composite
+def mutated(draw: st.DrawFn, desc: Descriptor) -> bytes:
+    """A valid message of type ``desc``, serialized, then a few bytes flipped, inserted,
+    deleted or the end cut off: mostly wire-format damage inside otherwise plausible input."""
+    data = bytearray(draw(messages(desc)).SerializeToString())
+    for op, pos, byte in draw(
+        st.lists(
+            st.tuples(st.sampled_from("fidt"), st.integers(0, 1 << 16), st.integers(0, 255)),
+            min_size=1,
+            max_size=4,
+        )
+    ):
+        i = pos % (len(data) + 1)
+        if op == "f" and i < len(data):
+            data[i] ^= byte or 1
+        elif op == "i":
+            data.insert(i, byte)
+        elif op == "d" and i < len(data):
+            del data[i]
+        elif op == "t":
+            del data[i:]
+    return bytes(data) or b"\xff"
+
+
 def _all_finite(msg: Any) -> bool:
     for f, v in msg.ListFields():
         values = v if f.is_repeated else [v]
@@ -187,8 +239,11 @@ def fuzz_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 @pytest.fixture(scope="module")
 def channels(fuzz_mesh: Mesh) -> Iterator[dict[str, grpc.Channel]]:
     chans = {
-        "direct-pricing": grpc.insecure_channel(fuzz_mesh.pricing),
-        "direct-marketdata": grpc.insecure_channel(fuzz_mesh.marketdata),
+        **{
+            f"direct-{g}": grpc.insecure_channel(str(getattr(fuzz_mesh, spec.name)))
+            for spec in SERVICES
+            for g in spec.grpc_services
+        },
         "gateway": fuzz_mesh.channel(),
     }
     yield chans
@@ -197,7 +252,7 @@ def channels(fuzz_mesh: Mesh) -> Iterator[dict[str, grpc.Channel]]:
 
 
 def _direct(channels: dict[str, grpc.Channel], m: Method) -> grpc.Channel:
-    return channels["direct-pricing" if ".pricing." in m.service else "direct-marketdata"]
+    return channels[f"direct-{m.service}"]
 
 
 def _stop_running_feeds(channel: grpc.Channel) -> None:
@@ -211,6 +266,14 @@ def _call(
     channel: grpc.Channel, m: Method, payload: bytes
 ) -> tuple[grpc.StatusCode, str, list[bytes]]:
     """Sends raw request bytes; returns the status, its message and the raw responses."""
+    code, message, out = _call_once(channel, m, payload)
+    SENT[f"grpc {code.name}"] += 1
+    return code, message, out
+
+
+def _call_once(
+    channel: grpc.Channel, m: Method, payload: bytes
+) -> tuple[grpc.StatusCode, str, list[bytes]]:
     ident = lambda b: b  # noqa: E731 - raw bytes both ways
     try:
         if m.streaming:
@@ -245,10 +308,10 @@ def test_random_messages_get_a_clear_answer(
     from google.protobuf import message_factory
 
     response_cls = message_factory.GetMessageClass(method.desc.output_type)
-    feeds = channels["direct-marketdata"]
+    feeds = channels["direct-tradecore.marketdata.v1.MarketDataService"]
 
     @settings(
-        max_examples=12 if method.streaming else 40,
+        max_examples=examples(method, 40, 12),
         deadline=None,
         derandomize=True,
         database=None,
@@ -274,16 +337,22 @@ def test_random_messages_get_a_clear_answer(
 def test_random_bytes_are_invalid_argument_not_unknown(
     method: Method, channels: dict[str, grpc.Channel]
 ) -> None:
-    feeds = channels["direct-marketdata"]
+    feeds = channels["direct-tradecore.marketdata.v1.MarketDataService"]
 
     @settings(
-        max_examples=6 if method.streaming else 25,
+        max_examples=examples(method, 25, 6),
         deadline=None,
         derandomize=True,
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(payload=st.one_of(st.binary(min_size=1, max_size=256), st.just(b"\xff\xff\xff\xff")))
+    @given(
+        payload=st.one_of(
+            st.binary(min_size=1, max_size=256),
+            st.just(b"\xff\xff\xff\xff"),
+            mutated(method.request),
+        )
+    )
     def run(payload: bytes) -> None:
         code, message, _ = _call(_direct(channels, method), method, payload)
         _check(method, code, message, what=f"bytes {payload[:40]!r}")
@@ -337,8 +406,10 @@ def _http(mesh: Mesh, verb: str, path: str, body: bytes | None) -> tuple[int, by
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
+            SENT[f"json {r.status}"] += 1
             return r.status, r.read(1 << 20)
     except urllib.error.HTTPError as e:
+        SENT[f"json {e.code}"] += 1
         with e:
             return e.code, e.read(1 << 20)
 
@@ -411,8 +482,11 @@ def test_json_bad_input_matrix(route: tuple[Method, str, str, str], fuzz_mesh: M
             _check_error(status, raw, f"{verb} {path}?{f.json_name}=<5000 chars>")
 
 
-def test_mesh_is_healthy_after_the_fuzzing(fuzz_mesh: Mesh) -> None:
-    """Runs last in this module: every component still up, none restarted."""
+def test_mesh_is_healthy_after_the_fuzzing(
+    fuzz_mesh: Mesh, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs last in this module: every component still up, none restarted; the count of
+    messages sent printed (and checked against ``TRADECORE_FUZZ_MIN_MESSAGES``)."""
     time.sleep(0.5)
     status = fuzz_mesh.run("status")
     assert status.returncode == 0, status.stdout + status.stderr
@@ -423,3 +497,25 @@ def test_mesh_is_healthy_after_the_fuzzing(fuzz_mesh: Mesh) -> None:
         if isinstance(c, dict)
     }
     assert not any(restarts.values()), restarts
+    total = sum(SENT.values())
+    with capsys.disabled():
+        print(
+            f"\nfuzz: {total} messages sent (scale {SCALE:g}): "
+            + ", ".join(f"{k} {n}" for k, n in sorted(SENT.items()))
+        )
+    if os.environ.get("TRADECORE_FUZZ_REPORT"):
+        Path(os.environ["TRADECORE_FUZZ_REPORT"]).write_text(
+            json.dumps(
+                {
+                    "scale": SCALE,
+                    "messages": total,
+                    "by_outcome": dict(SENT),
+                    "rpcs": len(METHODS),
+                    "json_routes": len(ROUTES),
+                    "restarts": restarts,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    assert total >= int(os.environ.get("TRADECORE_FUZZ_MIN_MESSAGES", "0")), total
