@@ -377,8 +377,8 @@ def test_a_json_run_longer_than_the_gateway_waits_is_refused_before_it_starts(
     mesh: Mesh,
 ) -> None:
     """A JSON call carries no gRPC deadline, but the gateway answers 504 after its route
-    timeout (60 s, sent as x-envoy-expected-rq-timeout-ms): a run estimated longer than that is
-    refused at once instead of computing for nobody."""
+    timeout (the heavy route class's 120 s, sent as x-envoy-expected-rq-timeout-ms): a run
+    estimated longer than that is refused at once instead of computing for nobody."""
     positions = [
         {
             "instrument": {
@@ -396,8 +396,8 @@ def test_a_json_run_longer_than_the_gateway_waits_is_refused_before_it_starts(
             "underlyings": [{"symbol": "AAA", "spot": 100, "volatility": 0.2}],
         },
         "method": "HISTORICAL",
-        # 400 American options (20 European each) x 100k days x 100 ns: about 80 s.
-        "returns": np.round(RNG.normal(0, 0.01, 100_000), 5).tolist(),
+        # 400 American options (20 European each) x 400k days x 100 ns: about 320 s.
+        "returns": np.round(RNG.normal(0, 0.01, 400_000), 5).tolist(),
     }
     start = time.perf_counter()
     status, reply = post(mesh, "/v1/risk/var", body)

@@ -39,6 +39,7 @@ def post_order(mesh: Mesh, body: dict[str, Any], traceparent: str) -> tuple[dict
             # Envoy's sampling decision is its own: a client trace id forces it
             # (client_sampling, 100 % by default).
             "x-client-trace-id": traceparent.split("-")[1],
+            **mesh.auth_headers(),
         },
     )
     with urllib.request.urlopen(req, timeout=10) as r:
