@@ -6,6 +6,7 @@ shows it. The services' JSON log lines carry the request id and the trace id."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 import uuid
@@ -14,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import nats
 import pytest
-from tradecore_api.events.v1 import common_pb2, execution_pb2
+from tradecore.subjects import MdKind, md_subject
+from tradecore_api.events.v1 import common_pb2, execution_pb2, market_pb2
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_api.execution.v1 import execution_pb2_grpc as pb_grpc
 
@@ -140,3 +143,77 @@ def test_json_logs_carry_the_request_id_and_the_trace_id(tmesh: Mesh) -> None:
     mine = [x for x in lines if x.get("request_id") == rid]
     assert mine and mine[0]["trace_id"] == trace_id and mine[0]["service"] == "execution"
     assert "INVALID_ARGUMENT" in mine[0]["message"] and mine[0]["level"] == "INFO"
+
+
+def test_a_quote_a_client_acts_on_is_one_trace_through_the_order_to_risk(tmesh: Mesh) -> None:
+    """The journey quote → decision → order: a client receives a quote the market-data service
+    published (its ``traceparent`` in the message headers), decides, and sends its order
+    through the gateway with that context. One trace then holds the quote's publish, the
+    order's pre-trade controls and journal writes on the OMS, the fill, and the risk service
+    taking the fill, with per-hop latency in ``tradecore trace``."""
+    acct, sym = "TJ" + uuid.uuid4().hex[:10], "TJQ" + uuid.uuid4().hex[:5].upper()
+    got: dict[str, Any] = {}
+
+    async def first_quote() -> None:
+        nc = await nats.connect(tmesh.nats_url)
+        done = asyncio.Event()
+
+        async def on(msg: Any) -> None:  # the latest quote is the one the client acts on
+            if (msg.headers or {}).get("traceparent"):
+                q = market_pb2.Quote.FromString(msg.data)
+                got.update(traceparent=msg.headers["traceparent"], ask=q.ask_price)
+                done.set()
+
+        await nc.subscribe(md_subject("synthetic", sym, MdKind.QUOTE), cb=on)
+        await nc.flush()
+        feed = await asyncio.to_thread(
+            tmesh.run, "feed", "synthetic", "--symbols", sym, "--rate", "200", "--count",
+            "400", "--wait", timeout=120,
+        )  # fmt: skip
+        assert feed.returncode == 0, feed.stderr
+        await asyncio.wait_for(done.wait(), 30)
+        await asyncio.sleep(0.5)  # the last quotes delivered
+        await nc.close()
+
+    asyncio.run(first_quote())
+    # The decision: buy at the quote's ask, as a marketable IOC, in the quote's trace.
+    trace_id = got["traceparent"].split("-")[1]
+    body = {
+        "account": acct, "symbol": sym, "side": "BUY", "quantity": 1, "type": "LIMIT",
+        "limit_price": got["ask"], "time_in_force": "IOC", "venue": "PAPER",
+        "client_order_id": "from-quote",
+    }  # fmt: skip
+    req = urllib.request.Request(
+        f"http://{tmesh.gateway}/v1/execution/orders",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={
+            "content-type": "application/json",
+            "traceparent": got["traceparent"],
+            "x-client-trace-id": trace_id,
+            **tmesh.auth_headers(),
+        },
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        order = json.loads(r.read())
+    assert order["status"] == "FILLED", order
+    spans: list[dict[str, Any]] = []
+    for _ in range(30):
+        out = tmesh.run("trace", trace_id, "--json", "--wait", "1")
+        spans = json.loads(out.stdout) if out.returncode == 0 else []
+        names = {(s["service"], s["name"]) for s in spans}
+        if ("risk", f"consume exec.fill.{acct}") in names:
+            break
+    names = {(s["service"], s["name"].split(" ")[0]) for s in spans}
+    assert {
+        ("marketdata", "publish"),
+        ("execution", "tradecore.execution.v1.ExecutionService/SubmitOrder"),
+        ("execution", "execution.oms"),
+        ("risk", "consume"),
+    } <= names, sorted(names)
+    assert {s["trace_id"] for s in spans} == {trace_id}
+    root = spans[0]
+    assert root["service"] == "marketdata" and root["name"] == f"publish md.synthetic.{sym}.quote"
+    text = tmesh.run("trace", trace_id).stdout.splitlines()
+    assert text[0].startswith(f"trace {trace_id}:") and "risk" in text[0]
+    assert any(f"consume exec.fill.{acct}" in line for line in text)
