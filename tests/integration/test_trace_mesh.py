@@ -120,8 +120,11 @@ def test_an_order_through_the_gateway_is_one_trace_from_gateway_to_risk(mesh: Me
     text = mesh.run("trace", trace_id)
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
-    assert lines[0].startswith(f"trace {trace_id}: {len(spans)} spans")
-    assert "execution, risk" in lines[0]
+    # (spans may still arrive: the gateway's own is flushed every 5 s)
+    head = lines[0].split()
+    assert head[:2] == ["trace", f"{trace_id}:"] and int(head[2]) >= len(spans), lines[0]
+    services = lines[0].split("services ", 1)[1].rsplit(",", 1)[0].split(", ")
+    assert {"execution", "risk"} <= set(services), lines[0]
     hop = next(line for line in lines if f"consume exec.fill.{acct}" in line)
     assert float(hop.split()[2]) >= 0.0, hop  # start, duration, hop ms
 
