@@ -109,7 +109,10 @@ def test_an_order_through_the_gateway_is_one_trace_from_gateway_to_risk(mesh: Me
     # The fill reached the risk service as a child of the fill's publish in the order's call.
     fill = next(s for s in spans if s["service"] == "risk" and s["name"].startswith("consume"))
     assert fill["name"] == f"consume exec.fill.{acct}" and fill["kind"] == "CONSUMER"
-    assert chain(fill)[-1] == "execution:tradecore.execution.v1.ExecutionService/SubmitOrder"
+    # (above the call, only the gateway's own span, once Envoy has flushed it)
+    path = chain(fill)
+    at = path.index("execution:tradecore.execution.v1.ExecutionService/SubmitOrder")
+    assert path[at + 1 :] in ([], ["gateway:ingress"]), path
     journal = [s for s in spans if s["name"].startswith("jetstream exec.journal.")]
     assert journal and all(s["attributes"]["bytes"] > 0 for s in journal)
     # the OMS's events are journaled from its thread, within the call's trace
