@@ -6,7 +6,9 @@ dependency the service watches (``ServiceApp.dependencies``, e.g. its NATS conne
 NOT_SERVING while one is down. One interceptor maps
 exceptions to status codes and records metrics; Prometheus metrics are served on a loopback
 port; SIGTERM/SIGINT flip health to NOT_SERVING, stop accepting, drain in-flight calls for the
-grace period, run the service's shutdown hooks (drain NATS, flush stores) and exit.
+grace period, run the service's shutdown hooks (drain NATS, flush stores) and exit. A service
+process (:func:`main`) that has not exited STOP_BUDGET_S after its grace period writes every
+thread's stack to its log and exits: a stuck hook never leaves an orphan holding its ports.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import faulthandler
 import json
 import logging
 import logging.handlers
+import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +72,10 @@ class ServiceApp:
 
 
 LOG_BACKUPS = 3
+# After the grace period: the shutdown hooks and the interpreter's exit (which joins executor
+# threads) get this long before the process ends itself (exit status EXIT_STUCK).
+STOP_BUDGET_S = 5.0
+EXIT_STUCK = 70
 MAX_METADATA_BYTES = 256 * 1024
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(ids)s"
 
@@ -138,8 +147,36 @@ def configure_logging(settings: ServiceSettings) -> None:
     logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
 
 
-async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
-    """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+def _arm_exit_watchdog(service: str, seconds: float) -> None:
+    """End the process ``seconds`` from now, after logging every thread's stack (a daemon
+    timer: it outlives :func:`run` and covers the interpreter's exit too)."""
+
+    def fire() -> None:
+        log.critical("%s: still shutting down after %.1fs; thread stacks follow", service, seconds)
+        streams = [sys.stderr]
+        for handler in logging.getLogger().handlers:
+            stream = getattr(handler, "stream", None)
+            if stream is not None and stream not in streams:
+                streams.append(stream)
+        for stream in streams:
+            with contextlib.suppress(Exception):
+                stream.flush()
+                faulthandler.dump_traceback(file=stream, all_threads=True)
+                stream.flush()
+        os._exit(EXIT_STUCK)
+
+    timer = threading.Timer(seconds, fire)
+    timer.name = f"{service}-exit-watchdog"
+    timer.daemon = True
+    timer.start()
+
+
+async def run(
+    app: ServiceApp, *, ready: asyncio.Event | None = None, exit_watchdog: bool = False
+) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully. ``exit_watchdog`` (a service
+    process, not a caller in process): end the process if the shutdown outlasts the grace
+    period by STOP_BUDGET_S."""
     s = app.settings
     metrics = app.metrics
     server = grpc.aio.server(
@@ -224,6 +261,8 @@ async def run(app: ServiceApp, *, ready: asyncio.Event | None = None) -> None:
         await stop.wait()
     finally:
         log.info("%s shutting down: NOT_SERVING, draining for %.1fs", s.service, s.grace_seconds)
+        if exit_watchdog:
+            _arm_exit_watchdog(s.service, s.grace_seconds + STOP_BUDGET_S)
         for task in watchers:
             task.cancel()
         await asyncio.gather(*watchers, return_exceptions=True)
@@ -252,7 +291,7 @@ def main(build: Callable[[], ServiceApp]) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(run(app))
+        asyncio.run(run(app, exit_watchdog=True))
     else:
-        uvloop.run(run(app))
+        uvloop.run(run(app, exit_watchdog=True))
     tracing.shutdown()

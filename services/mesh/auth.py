@@ -3,7 +3,7 @@
 At the first ``tradecore up`` (auth on, no JWKS file of the user's) an EC P-256 key is made
 under ``<data>/auth/`` (directory 0700): ``keys/<kid>.pem`` (PKCS#8, 0600), ``current`` (the kid
 that signs) and ``jwks.json`` (the public keys the gateway checks tokens against; the kid is
-the key's RFC 7638 thumbprint). ``tradecore token rotate`` makes a new current key and keeps
+the key's RFC 7638 thumbprint in hex). ``tradecore token rotate`` makes a new current key and keeps
 the old public keys in the JWKS until ``tradecore token rotate --retire <kid>``; both tell a
 running mesh's supervisor (SIGHUP) to restart the gateway, which reads the JWKS at start.
 
@@ -63,7 +63,8 @@ def _private_dir(path: Path) -> Path:
 
 
 def public_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:
-    """The JWK of a P-256 public key, its kid the RFC 7638 thumbprint."""
+    """The JWK of a P-256 public key, its kid the RFC 7638 thumbprint in hex (a base64url kid
+    may begin with "-", which a command line then reads as an option)."""
     nums = key.public_numbers()
     jwk = {
         "crv": "P-256",
@@ -72,7 +73,7 @@ def public_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:
         "y": b64url(nums.y.to_bytes(32, "big")),
     }
     canonical = json.dumps(jwk, separators=(",", ":"), sort_keys=True).encode()
-    kid = b64url(hashlib.sha256(canonical).digest())
+    kid = hashlib.sha256(canonical).hexdigest()
     return {**jwk, "kid": kid, "use": "sig", "alg": ALGORITHM}
 
 
@@ -91,7 +92,7 @@ def _keys(data: Path) -> dict[str, ec.EllipticCurvePrivateKey]:
 
 
 def _write_jwks(data: Path) -> None:
-    keys = [public_jwk(k.public_key()) for k in _keys(data).values()]
+    keys = [{**public_jwk(k.public_key()), "kid": kid} for kid, k in _keys(data).items()]
     _private_write(
         auth_dir(data) / "jwks.json", json.dumps({"keys": keys}, indent=2).encode(), 0o644
     )

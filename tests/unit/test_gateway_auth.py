@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,12 @@ def test_the_mesh_settings_check_auth(tmp_path: Path) -> None:
     got = auth.auth_config(cfg)
     assert got is not None and got.jwks_file == jwks and got.issuer == "https://idp"
     assert auth.auth_config(MeshConfig(auth="off")) is None
+
+
+def test_kids_never_read_as_command_line_options(tmp_path: Path) -> None:
+    """A kid is the hex thumbprint: `tradecore token rotate --retire <kid>` takes it as typed
+    (a base64url kid may begin with "-", which argparse reads as an option)."""
+    kids = {auth.ensure_keys(tmp_path), *(auth.rotate(tmp_path) for _ in range(40))}
+    assert all(re.fullmatch(r"[0-9a-f]{64}", kid) for kid in kids)
+    jwks = json.loads((tmp_path / "auth" / "jwks.json").read_text())
+    assert {k["kid"] for k in jwks["keys"]} == kids
