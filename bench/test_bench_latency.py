@@ -7,9 +7,6 @@ and the latency Envoy adds (p50) are in extra_info."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +16,7 @@ import pytest
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
-from tests.conftest import free_port
+from bench.rtt import echo_call, echo_server, interleaved, report
 from tests.mesh import Mesh
 
 CALLS = 3000
@@ -38,7 +35,6 @@ REQUEST = pb.PriceRequest(
         )
     ]
 )
-PATHS = ("echo", "direct", "envoy")
 
 
 @pytest.fixture(scope="module")
@@ -51,35 +47,26 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 
 @pytest.fixture(scope="module")
 def echo() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / "echo_server.py"), str(port)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    with proc.stdout:
-        assert proc.stdout.readline().strip() == "ready"
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+    with echo_server() as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
 def calls(mesh: Mesh, echo: str) -> Iterator[dict[str, Callable[[], object]]]:
-    """One call of each path (its own channel each)."""
+    """One call of each path (its own channel each); through Envoy with a viewer's token, as a
+    client of the gateway sends it."""
     channels = {
         "echo": grpc.insecure_channel(echo),
         "direct": grpc.insecure_channel(mesh.pricing),
         "envoy": grpc.insecure_channel(mesh.gateway),
     }
-    payload = REQUEST.SerializeToString()
-    echo_call = channels["echo"].unary_unary("/bench.Echo/Echo")
-    out: dict[str, Callable[[], object]] = {"echo": lambda: echo_call(payload, timeout=5)}
+    token = {"direct": (), "envoy": mesh.metadata("viewer")}
+    out = {"echo": echo_call(channels["echo"], REQUEST.SerializeToString())}
     for via in ("direct", "envoy"):
         stub = pb_grpc.PricingServiceStub(channels[via])
-        assert stub.Price(REQUEST, timeout=5).results[0].price > 0
-        out[via] = lambda stub=stub: stub.Price(REQUEST, timeout=5)
+        md = token[via]
+        assert stub.Price(REQUEST, timeout=5, metadata=md).results[0].price > 0
+        out[via] = lambda stub=stub, md=md: stub.Price(REQUEST, timeout=5, metadata=md)
     yield out
     for ch in channels.values():
         ch.close()
@@ -87,32 +74,7 @@ def calls(mesh: Mesh, echo: str) -> Iterator[dict[str, Callable[[], object]]]:
 
 @pytest.fixture(scope="module")
 def samples(calls: dict[str, Callable[[], object]]) -> dict[str, np.ndarray]:
-    """Round-trip times in microseconds, CALLS per path, the paths interleaved call by call."""
-    for _ in range(WARMUP):  # connections and code paths warm
-        for name in PATHS:
-            calls[name]()
-    out = {name: np.empty(CALLS) for name in PATHS}
-    clock = time.perf_counter_ns
-    for i in range(CALLS):
-        for name in PATHS:
-            call = calls[name]
-            t0 = clock()
-            call()
-            out[name][i] = (clock() - t0) / 1e3
-    return out
-
-
-def report(benchmark, name: str, samples: dict[str, np.ndarray], call) -> None:  # type: ignore[no-untyped-def]
-    benchmark.pedantic(call, rounds=200, iterations=1)
-    p50, p99 = (float(np.percentile(samples[name], q)) for q in (50, 99))
-    e50, e99 = (float(np.percentile(samples["echo"], q)) for q in (50, 99))
-    info: dict[str, float | int] = {"p50_us": p50, "p99_us": p99, "calls": CALLS}
-    if name != "echo":
-        info |= {"p50_over_echo": p50 / e50, "p99_over_echo": p99 / e99}
-    if name == "envoy":
-        d50 = float(np.percentile(samples["direct"], 50))
-        info["envoy_added_p50_us"] = p50 - d50
-    benchmark.extra_info.update(info)
+    return interleaved(calls, CALLS, WARMUP)
 
 
 @pytest.mark.benchmark(group="price-latency")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,13 +20,12 @@ import pytest
 from tradecore_api.inference import grpc_service_pb2 as pb
 from tradecore_api.inference import grpc_service_pb2_grpc as pb_grpc
 
-from tests.conftest import free_port
+from bench.rtt import echo_call, echo_server, interleaved, report
 from tests.mesh import Mesh
 from tests.onnx_models import mlp, write
 
 CALLS = 3000
 WARMUP = 300
-PATHS = ("echo", "direct", "envoy")
 X = np.linspace(-1, 1, 4, dtype=np.float32).reshape(1, 4)
 REQUEST = pb.ModelInferRequest(
     model_name="mlp",
@@ -56,36 +53,27 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 
 @pytest.fixture(scope="module")
 def echo() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / "echo_server.py"), str(port)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    with proc.stdout:
-        assert proc.stdout.readline().strip() == "ready"
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+    with echo_server() as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
 def calls(mesh: Mesh, echo: str) -> Iterator[dict[str, Callable[[], object]]]:
+    """One call of each path; through Envoy with a viewer's token, as a client sends it."""
     channels = {
         "echo": grpc.insecure_channel(echo),
         "direct": grpc.insecure_channel(str(mesh.inference)),
         "envoy": grpc.insecure_channel(mesh.gateway),
     }
+    token = {"direct": (), "envoy": mesh.metadata("viewer")}
     # The echo answers with the request: pad it to the size of a ModelInfer response too.
-    payload = REQUEST.SerializeToString()
-    echo_call = channels["echo"].unary_unary("/bench.Echo/Echo")
-    out: dict[str, Callable[[], object]] = {"echo": lambda: echo_call(payload, timeout=5)}
+    out = {"echo": echo_call(channels["echo"], REQUEST.SerializeToString())}
     for via in ("direct", "envoy"):
         stub = pb_grpc.GRPCInferenceServiceStub(channels[via])
-        resp = stub.ModelInfer(REQUEST, timeout=5)
+        md = token[via]
+        resp = stub.ModelInfer(REQUEST, timeout=5, metadata=md)
         assert np.frombuffer(resp.raw_output_contents[0], np.float32).shape == (2,)
-        out[via] = lambda stub=stub: stub.ModelInfer(REQUEST, timeout=5)
+        out[via] = lambda stub=stub, md=md: stub.ModelInfer(REQUEST, timeout=5, metadata=md)
     yield out
     for ch in channels.values():
         ch.close()
@@ -93,31 +81,7 @@ def calls(mesh: Mesh, echo: str) -> Iterator[dict[str, Callable[[], object]]]:
 
 @pytest.fixture(scope="module")
 def samples(calls: dict[str, Callable[[], object]]) -> dict[str, np.ndarray]:
-    for _ in range(WARMUP):
-        for name in PATHS:
-            calls[name]()
-    out = {name: np.empty(CALLS) for name in PATHS}
-    clock = time.perf_counter_ns
-    for i in range(CALLS):
-        for name in PATHS:
-            call = calls[name]
-            t0 = clock()
-            call()
-            out[name][i] = (clock() - t0) / 1e3
-    return out
-
-
-def report(benchmark, name: str, samples: dict[str, np.ndarray], call) -> None:  # type: ignore[no-untyped-def]
-    benchmark.pedantic(call, rounds=200, iterations=1)
-    p50, p99 = (float(np.percentile(samples[name], q)) for q in (50, 99))
-    e50, e99 = (float(np.percentile(samples["echo"], q)) for q in (50, 99))
-    info: dict[str, float | int] = {"p50_us": p50, "p99_us": p99, "calls": CALLS}
-    if name != "echo":
-        info |= {"p50_over_echo": p50 / e50, "p99_over_echo": p99 / e99}
-    if name == "envoy":
-        info["envoy_added_p50_us"] = p50 - float(np.percentile(samples["direct"], 50))
-    benchmark.extra_info.update(info)
-    print(f"\n{name}: " + ", ".join(f"{k}={v:.3g}" for k, v in info.items()))
+    return interleaved(calls, CALLS, WARMUP)
 
 
 @pytest.mark.benchmark(group="oip-latency")

@@ -125,28 +125,61 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
-def request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    """The caller's ``x-request-id`` (cut by :func:`quote_id`), else a new one."""
-    for key, value in context.invocation_metadata() or ():
-        if key == REQUEST_ID_KEY and value:
-            return quote_id(str(value))
+def _claims(raw: str | bytes) -> dict[str, Any]:
+    """The gateway's claims header decoded; a ValueError when it is not base64url JSON of an
+    object (it comes from the gateway only, so that is a fault). A token's calls repeat one
+    value: the last CLAIMS_CACHE decodings are kept (read-only to their users)."""
+    text = raw if isinstance(raw, str) else raw.decode("ascii", "replace")
+    claims = _claims_cache.get(text)
+    if claims is not None:
+        return claims
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{CLAIMS_KEY}: not base64url JSON") from None
+    if not isinstance(claims, dict):
+        raise ValueError(f"{CLAIMS_KEY}: not a JSON object")
+    if len(_claims_cache) >= CLAIMS_CACHE:
+        _claims_cache.pop(next(iter(_claims_cache)))
+    _claims_cache[text] = claims
+    return claims
+
+
+CLAIMS_CACHE = 256
+_claims_cache: dict[str, dict[str, Any]] = {}
+
+
+def request_id(context: grpc.aio.ServicerContext[Any, Any] | None = None) -> str:
+    """The id of the call being handled: the one the interceptor took from the caller's
+    ``x-request-id`` or made (and sends back in the trailers); outside an intercepted call,
+    the caller's ``x-request-id`` from ``context`` or a new one."""
+    rid = tracing.current_request_id.get()
+    if rid:
+        return rid
+    if context is not None:
+        return _call_metadata(context)[0]
     return new_request_id()
 
 
-def claims_of(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, Any] | None:
-    """The gateway's claims header decoded (None without one); a ValueError when it is not
-    base64url JSON of an object (it comes from the gateway only, so that is a fault)."""
+def _call_metadata(
+    context: grpc.aio.ServicerContext[Any, Any],
+) -> tuple[str, str | bytes | None, str | None]:
+    """One pass over a call's metadata: the caller's ``x-request-id`` (cut by
+    :func:`quote_id`, else a new one), the gateway's raw claims header and the
+    ``traceparent`` (None when absent)."""
+    rid = ""
+    claims: str | bytes | None = None
+    parent: str | None = None
     for key, value in context.invocation_metadata() or ():
-        if key == CLAIMS_KEY and value:
-            raw = value if isinstance(value, str) else value.decode("ascii", "replace")
-            try:
-                claims = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-            except (binascii.Error, ValueError):
-                raise ValueError(f"{CLAIMS_KEY}: not base64url JSON") from None
-            if not isinstance(claims, dict):
-                raise ValueError(f"{CLAIMS_KEY}: not a JSON object")
-            return claims
-    return None
+        if key == REQUEST_ID_KEY:
+            if value and not rid:
+                rid = quote_id(str(value))
+        elif key == CLAIMS_KEY:
+            if value and claims is None:
+                claims = value
+        elif key == tracing.TRACEPARENT and parent is None:
+            parent = str(value)
+    return rid or new_request_id(), claims, parent
 
 
 # Roles that may act on any account; any other role only on its token's ``account`` claim.
@@ -281,12 +314,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                rid = request_id(context)
+                rid, claims, parent = _call_metadata(context)
                 start = perf_counter()
                 code = grpc.StatusCode.OK
-                span, ids = _start_span(span_name, context, rid)
+                span, ids = _start_span(span_name, parent, rid)
                 try:
-                    CLAIMS.set(claims_of(context))
+                    CLAIMS.set(None if claims is None else _claims(claims))
                     if type(request) is _UndecodableRequest:
                         raise ValueError(request.message)
                     response = await inner(request, context)
@@ -316,12 +349,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             async def stream(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                rid = request_id(context)
+                rid, claims, parent = _call_metadata(context)
                 start = perf_counter()
                 code = grpc.StatusCode.OK
-                span, ids = _start_span(span_name, context, rid)
+                span, ids = _start_span(span_name, parent, rid)
                 try:
-                    CLAIMS.set(claims_of(context))
+                    CLAIMS.set(None if claims is None else _claims(claims))
                     if type(request) is _UndecodableRequest:
                         raise ValueError(request.message)
                     async for item in _with_headers(
@@ -346,14 +379,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return handler
 
 
-def _start_span(
-    name: str, context: grpc.aio.ServicerContext[Any, Any], rid: str
-) -> tuple[Any, tuple[object, Any]]:
+def _start_span(name: str, parent: str | None, rid: str) -> tuple[Any, tuple[object, Any]]:
     """The call's server span (its parent: the caller's ``traceparent``), made current with the
     request id (for logs and the NATS messages the call sends)."""
-    span, token = tracing.server_span(
-        name, tracing.parent_of_metadata(context.invocation_metadata())
-    )
+    context = None if parent is None else tracing.parent_of({tracing.TRACEPARENT: parent})
+    span, token = tracing.server_span(name, context)
     return span, (token, tracing.current_request_id.set(rid))
 
 

@@ -1,11 +1,12 @@
 """OpenTelemetry tracing of every service: spans, W3C trace context on NATS, and where spans go.
 
 :func:`configure` (called once by :func:`.server.main`) installs a tracer provider named after
-the service with a parent-based ratio sampler: a span whose parent was sampled is sampled, a
-root span (a gRPC call or NATS request that arrived without a ``traceparent``) is sampled with
-probability ``TRADECORE_TRACE_SAMPLE`` (default 0.01: a sampled order costs its call 1-2
-milliseconds of span work on a loaded 2-core VM, see docs/operations.md; a caller forces a trace
-by sending a sampled ``traceparent``, flags ``01``). Streaming work (a quote the market-data
+the service with a parent-based sampler: a span whose parent was sampled is sampled, a root span
+(a gRPC call or NATS request that arrived without a ``traceparent``, background work) is
+drawn here, before any span is made, with probability ``TRADECORE_TRACE_SAMPLE`` (default
+0.01: a sampled order costs its call 1-2 milliseconds of span work on a loaded 2-core VM, see
+docs/operations.md; a caller forces a trace by sending a sampled ``traceparent``, flags
+``01``). Streaming work (a quote the market-data
 service publishes, a batch of ticks it stores) starts a trace with probability
 ``TRADECORE_TRACE_STREAM_SAMPLE`` (default 0.001: quotes arrive by the thousand a second).
 
@@ -15,8 +16,9 @@ captured by the JetStream stream ``TELEMETRY_SPANS`` (limits retention: 24 h, 25
 dropped first), which ``tradecore trace <trace id>`` reads by subject. Spans are telemetry:
 while NATS is down they are dropped, never buffered without bound.
 
-Costs on a hot path: a call whose parent is not sampled makes no span at all
-(:func:`child_span`, :func:`consume_span` check the parent first, ~0.3 µs); a NATS message
+Costs on a hot path: a call whose parent is not sampled, or a root the draw did not pick, makes
+no span and no context at all (:func:`server_span` of an unsampled root: one random draw;
+:func:`child_span`, :func:`consume_span` check the parent first, ~0.3 µs); a NATS message
 carries ``traceparent`` only when its trace is sampled.
 """
 
@@ -38,7 +40,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import (
     NonRecordingSpan,
     Span,
@@ -87,11 +89,13 @@ def configure(service: str) -> TracerProvider:
     """Install the service's tracer provider (see the module's docstring). The local exporter
     publishes once :func:`attach` gave it a NATS connection."""
     global _tracer, _stream_ratio, _root_ratio, _exporter, _provider
-    ratio = _root_ratio = _ratio("TRADECORE_TRACE_SAMPLE", DEFAULT_SAMPLE)
+    _root_ratio = _ratio("TRADECORE_TRACE_SAMPLE", DEFAULT_SAMPLE)
     _stream_ratio = _ratio("TRADECORE_TRACE_STREAM_SAMPLE", 0.001)
+    # Roots are drawn by the functions below (the ratio of each kind of root), so a root
+    # reaching the provider is sampled; a child follows its parent.
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
-        sampler=ParentBased(TraceIdRatioBased(ratio)),
+        sampler=ParentBased(ALWAYS_ON),
     )
     endpoint = os.environ.get("TRADECORE_OTLP_ENDPOINT", "")
     exporter: SpanExporter
@@ -159,15 +163,12 @@ def parent_of(headers: Mapping[str, str] | None) -> otel_context.Context | None:
     return trace.set_span_in_context(NonRecordingSpan(span_ctx))
 
 
-def parent_of_metadata(metadata: Sequence[tuple[str, Any]] | None) -> otel_context.Context | None:
-    """The context of a gRPC call's ``traceparent`` metadata (None without one)."""
-    for key, value in metadata or ():
-        if key == TRACEPARENT:
-            return parent_of({TRACEPARENT: str(value)})
-    return None
-
-
 # -- spans ---------------------------------------------------------------------------------
+
+
+def _draw(ratio: float) -> bool:
+    """Whether to start a new trace, with probability ``ratio``."""
+    return ratio >= 1.0 or (ratio > 0.0 and random.random() < ratio)
 
 
 def server_span(
@@ -181,8 +182,10 @@ def server_span(
         remote = trace.get_current_span(parent)
         if not remote.get_span_context().trace_flags.sampled:
             return remote, otel_context.attach(parent)
-    elif _root_ratio <= 0.0:
-        return trace.INVALID_SPAN, otel_context.attach(otel_context.Context())
+    elif not _draw(_root_ratio):
+        return trace.INVALID_SPAN, None
+    else:
+        parent = otel_context.Context()
     span = _tracer.start_span(name, context=parent, kind=kind)
     token = otel_context.attach(trace.set_span_in_context(span))
     return span, token
@@ -190,6 +193,8 @@ def server_span(
 
 def end_server_span(span: Span, token: object, code: str, request_id: str = "") -> None:
     """End a :func:`server_span` with the call's status name (``OK`` or the error's)."""
+    if token is None:  # an unsampled root: nothing was made current
+        return
     otel_context.detach(token)  # type: ignore[arg-type]
     if span.is_recording():
         span.set_attribute("rpc.grpc.status_code", code)
@@ -216,7 +221,11 @@ def child_span(
 
 @contextlib.contextmanager
 def root_span(name: str, kind: SpanKind = SpanKind.INTERNAL, **attributes: Any) -> Iterator[Span]:
-    """A span under the current one, or a new trace sampled by the ratio (background work)."""
+    """A span under the current one, or a new trace sampled by the ratio (background work);
+    a non-recording span when neither."""
+    if not trace.get_current_span().get_span_context().is_valid and not _draw(_root_ratio):
+        yield trace.INVALID_SPAN
+        return
     with _tracer.start_as_current_span(name, kind=kind, attributes=attributes) as span:
         yield span
 
@@ -246,7 +255,7 @@ def stream_root(
     """Streaming work (a quote published, a batch of ticks stored): with probability
     TRADECORE_TRACE_STREAM_SAMPLE a new sampled trace (its ``traceparent`` for the headers of
     the messages it sends), else "" and no span at all (a shared no-op)."""
-    if _stream_ratio <= 0.0 or random.random() >= _stream_ratio:
+    if not _draw(_stream_ratio):
         return _NO_TRACE
     return _new_trace(name, kind, attributes)
 

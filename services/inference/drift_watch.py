@@ -2,10 +2,11 @@
 reference stored with the version, a ``DriftAlert`` on ``model.drift.<model>`` for a window
 that drifted, and an optional retrain hook.
 
-The inference path calls :meth:`DriftWatch.record` with each request's tensors: it only puts
-them on a bounded queue (a full queue drops the batch and counts it in ``dropped``), so the
-request pays for no test. One worker thread takes the batches, flattens them into feature
-columns (:func:`tradecore.inference.drift.tensor_features`), feeds the version's
+The inference path calls :meth:`DriftWatch.record` with each request's tensors: for a watched
+version it only appends them to a bounded list (a full list drops the batch and counts it in
+``dropped``), so the request pays for no test and, below WAKE_AT batches, not even for waking
+the worker, which takes what is pending every DRAIN_S. The worker flattens the batches into
+feature columns (:func:`tradecore.inference.drift.tensor_features`), feeds the version's
 :class:`~tradecore.inference.drift.DriftMonitor` and, for each window it closes, runs the
 tests (C++ kernels, GIL released), publishes the alert through the service's :class:`Bus`
 (on its event loop) and starts the retrain hook, at most once per ``cooldown_s`` per model.
@@ -30,14 +31,13 @@ TRADECORE_INFERENCE_DRIFT_WINDOW_S         0         seconds per window (0: by r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import queue
 import shlex
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -54,6 +54,8 @@ log = logging.getLogger("tradecore.inference.drift")
 RetrainHook = Callable[[str, int, DriftReport], None]
 POLL_S = 0.5  # how often the worker closes windows whose time is up when no batch arrives
 MAX_PENDING = 1024  # batches queued for the worker before record() drops
+DRAIN_S = 0.02  # the worker takes the pending batches at least this often
+WAKE_AT = 64  # pending batches that wake the worker at once
 
 
 class CommandHook:
@@ -197,9 +199,10 @@ class DriftWatch:
         self.dropped = 0  # batches record() could not queue
         self.failed_windows = 0  # windows whose tests raised (logged)
         self.alerts = 0
-        self._queue: queue.Queue[tuple[str, int, object, object, int] | None] = queue.Queue(
-            max_pending
-        )
+        self._max_pending = max_pending
+        self._pending: deque[tuple[str, int, object, object, int]] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
         self._monitors: dict[tuple[str, int], DriftMonitor] = {}
         self._lock = threading.Lock()
         self._last_retrain: dict[str, float] = {}
@@ -249,12 +252,17 @@ class DriftWatch:
         inputs: Mapping[str, npt.ArrayLike],
         outputs: Mapping[str, npt.ArrayLike],
     ) -> None:
-        """Queue one batch of a model's inputs and outputs (arrays the caller no longer
-        changes); returns at once."""
-        try:
-            self._queue.put_nowait((model, version, inputs, outputs, time.time_ns()))
-        except queue.Full:
+        """Queue one batch of a watched version's inputs and outputs (arrays the caller no
+        longer changes); returns at once, and at once too for a version nobody watches."""
+        if (model, version) not in self._monitors:
+            return
+        pending = self._pending
+        if len(pending) >= self._max_pending:
             self.dropped += 1
+            return
+        pending.append((model, version, inputs, outputs, time.time_ns()))
+        if len(pending) >= WAKE_AT:
+            self._wake.set()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -266,46 +274,48 @@ class DriftWatch:
         thread = self._thread
         if thread is None:
             return
-        while True:  # the sentinel must get in even when the queue is full
-            try:
-                self._queue.put_nowait(None)
-                break
-            except queue.Full:
-                with contextlib.suppress(queue.Empty):
-                    self._queue.get_nowait()
-                    self.dropped += 1
+        self._stopping = True
+        self._wake.set()
         await asyncio.to_thread(thread.join)
         self._thread = None
 
     # ------------------------------------------------------------------ the worker
     def _run(self) -> None:
+        polled = time.monotonic()
         while True:
-            try:
-                item = self._queue.get(timeout=POLL_S)
-            except queue.Empty:
-                self._poll()
-                continue
-            if item is None:
+            # Every DRAIN_S while a version is watched (no wake-up per request), else only to
+            # close windows by time.
+            self._wake.wait(DRAIN_S if self._monitors else POLL_S)
+            self._wake.clear()
+            stopping = self._stopping  # what was recorded before stop() is still taken
+            while self._pending:
+                self._take(*self._pending.popleft())
+            if stopping:
                 return
-            model, version, inputs, outputs, t = item
-            with self._lock:
-                monitor = self._monitors.get((model, version))
-            if monitor is None:
-                continue
-            try:
-                features = tensor_features(inputs)  # type: ignore[arg-type]
-                out = tensor_features(outputs)  # type: ignore[arg-type]
-                clash = features.keys() & out.keys()
-                if clash:
-                    raise ValueError(f"{sorted(clash)[0]!r} is both an input and an output")
-                features.update(out)
-                reports = monitor.add(features, t)
-            except ValueError as exc:
-                self.failed_windows += 1
-                log.warning("drift %s v%s: batch not monitored: %s", model, version, exc)
-                continue
-            for report in reports:
-                self._handle(model, version, report)
+            if time.monotonic() - polled >= POLL_S:
+                polled = time.monotonic()
+                self._poll()
+
+    def _take(self, model: str, version: int, inputs: object, outputs: object, t: int) -> None:
+        """One recorded batch into its version's monitor; the windows it closes handled."""
+        with self._lock:
+            monitor = self._monitors.get((model, version))
+        if monitor is None:
+            return
+        try:
+            features = tensor_features(inputs)  # type: ignore[arg-type]
+            out = tensor_features(outputs)  # type: ignore[arg-type]
+            clash = features.keys() & out.keys()
+            if clash:
+                raise ValueError(f"{sorted(clash)[0]!r} is both an input and an output")
+            features.update(out)
+            reports = monitor.add(features, t)
+        except ValueError as exc:
+            self.failed_windows += 1
+            log.warning("drift %s v%s: batch not monitored: %s", model, version, exc)
+            return
+        for report in reports:
+            self._handle(model, version, report)
 
     def _poll(self) -> None:
         now = time.time_ns()

@@ -14,6 +14,7 @@ from tradecore_services.common.interceptors import (
     RpcMetrics,
     ServiceInterceptor,
     new_request_id,
+    request_id,
 )
 
 
@@ -73,3 +74,41 @@ def test_generated_request_ids_are_32_hex_digits_and_distinct() -> None:
     ids = [new_request_id() for _ in range(10_000)]
     assert all(re.fullmatch("[0-9a-f]{32}", i) for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+class _Context:
+    """What the wrapped handler reads of a call's context."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.metadata = metadata
+        self.trailers: tuple[tuple[str, str], ...] = ()
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    def set_trailing_metadata(self, md: tuple[tuple[str, str], ...]) -> None:
+        self.trailers = md
+
+
+def test_the_handler_sees_the_request_id_that_goes_back_in_the_trailers() -> None:
+    """One id per call: the caller's x-request-id, or the one the interceptor made; a servicer
+    calling request_id(context) gets that one (the journal's id = the caller's trailer)."""
+    seen: list[str] = []
+
+    async def handler(request: Any, context: Any) -> Any:
+        seen.append(request_id(context))
+        return request
+
+    interceptor = ServiceInterceptor(RpcMetrics(CollectorRegistry(), "svc"))
+    wrapped = interceptor._wrap(grpc.unary_unary_rpc_method_handler(handler), "M")
+
+    async def call(metadata: tuple[tuple[str, str], ...]) -> str:
+        ctx = _Context(metadata)
+        await wrapped.unary_unary(b"", ctx)
+        return dict(ctx.trailers)["x-request-id"]
+
+    made = asyncio.run(call(()))
+    assert seen == [made] and re.fullmatch("[0-9a-f]{32}", made)
+    given = asyncio.run(call((("x-request-id", "client-7"), ("traceparent", "garbage"))))
+    assert seen[1] == given == "client-7"
+    assert request_id() != made  # outside a call: a new one

@@ -70,8 +70,9 @@ def test_a_call_under_an_unsampled_parent_makes_no_span(sampled_all: None) -> No
 
 
 def test_a_sampled_parent_is_continued(sampled_all: None) -> None:
-    span, token = tracing.server_span("svc/M", tracing.parent_of_metadata(
-        (("x-other", "1"), ("traceparent", f"00-{TID}-{SID}-01"))))  # fmt: skip
+    span, token = tracing.server_span(
+        "svc/M", tracing.parent_of({"x-other": "1", "traceparent": f"00-{TID}-{SID}-01"})
+    )
     try:
         ctx = span.get_span_context()
         assert span.is_recording() and f"{ctx.trace_id:032x}" == TID
@@ -96,6 +97,33 @@ def test_a_root_ratio_of_zero_samples_nothing(monkeypatch: pytest.MonkeyPatch) -
         tracing.end_server_span(span, token, "OK")
         with tracing.stream_root("publish q") as tp:
             assert tp == ""  # the stream ratio (0.001 by default) decides quotes
+    finally:
+        tracing.shutdown()
+
+
+def test_each_kind_of_root_is_sampled_at_its_own_ratio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls at TRADECORE_TRACE_SAMPLE, streaming work at TRADECORE_TRACE_STREAM_SAMPLE, each
+    alone (the stream's ratio is not multiplied by the calls')."""
+    monkeypatch.setenv("TRADECORE_TRACE_SAMPLE", "0.25")
+    monkeypatch.setenv("TRADECORE_TRACE_STREAM_SAMPLE", "1")
+    tracing.configure("unit")
+    try:
+        n, sampled = 4000, 0
+        for _ in range(n):
+            span, token = tracing.server_span("svc/M", None)
+            sampled += span.is_recording()
+            tracing.end_server_span(span, token, "OK")
+            assert not trace.get_current_span().is_recording()
+        # binomial(4000, 0.25): sd 27.4; 6 sd either side
+        assert abs(sampled - n * 0.25) < 6 * (n * 0.25 * 0.75) ** 0.5, sampled
+        for _ in range(50):
+            with tracing.stream_root("publish q") as tp:
+                assert tp.endswith("-01")
+        roots = 0
+        for _ in range(400):
+            with tracing.root_span("background") as root:
+                roots += root.is_recording()
+        assert 40 < roots < 160, roots  # binomial(400, 0.25): mean 100, sd 8.7
     finally:
         tracing.shutdown()
 

@@ -1,0 +1,78 @@
+"""Round-trip latency of one unary call by several paths (a bare gRPC echo, the service
+directly, the service through Envoy), measured in one run: the paths are called in turn
+(echo, direct, envoy, echo, ...) so that load from other jobs on a shared machine falls on all
+of them alike. Used by test_bench_latency (Price) and test_bench_oip (ModelInfer)."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from tests.conftest import free_port
+
+PATHS = ("echo", "direct", "envoy")
+
+
+@contextlib.contextmanager
+def echo_server() -> Iterator[str]:
+    """bench/echo_server.py on a free loopback port: its address."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "echo_server.py"), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        with proc.stdout:
+            assert proc.stdout.readline().strip() == "ready"
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def echo_call(channel: grpc.Channel, payload: bytes) -> Callable[[], object]:
+    """One echo of ``payload`` (send a request the size of the measured call's)."""
+    call = channel.unary_unary("/bench.Echo/Echo")
+    return lambda: call(payload, timeout=5)
+
+
+def interleaved(
+    calls: Mapping[str, Callable[[], object]], n: int, warmup: int
+) -> dict[str, np.ndarray]:
+    """Round-trip times in microseconds, ``n`` per path, the paths interleaved call by call
+    after ``warmup`` rounds."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    out = {name: np.empty(n) for name in calls}
+    clock = time.perf_counter_ns
+    for i in range(n):
+        for name, call in calls.items():
+            t0 = clock()
+            call()
+            out[name][i] = (clock() - t0) / 1e3
+    return out
+
+
+def report(benchmark, name: str, samples: Mapping[str, np.ndarray], call) -> None:  # type: ignore[no-untyped-def]
+    """pytest-benchmark's own rounds of ``call``, and in extra_info the interleaved p50/p99,
+    their ratios to the echo's and (through Envoy) what Envoy adds at p50."""
+    benchmark.pedantic(call, rounds=200, iterations=1)
+    p50, p99 = (float(np.percentile(samples[name], q)) for q in (50, 99))
+    e50, e99 = (float(np.percentile(samples["echo"], q)) for q in (50, 99))
+    info: dict[str, float | int] = {"p50_us": p50, "p99_us": p99, "calls": len(samples[name])}
+    if name != "echo":
+        info |= {"p50_over_echo": p50 / e50, "p99_over_echo": p99 / e99}
+    if name == "envoy":
+        info["envoy_added_p50_us"] = p50 - float(np.percentile(samples["direct"], 50))
+    benchmark.extra_info.update(info)
+    print(f"\n{name}: " + ", ".join(f"{k}={v:.3g}" for k, v in info.items()))
