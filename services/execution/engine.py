@@ -1,20 +1,30 @@
-"""The OMS core (``tradecore.oms.oms``) inside the service: on a thread of its own, what each
-call decides journaled as one message before a venue acts on it and before the call answers.
+"""The OMS core (``tradecore.oms.oms``) inside the service: what each call decides journaled as
+one message before a venue outside this process acts on it and before the call answers.
 
 The OMS hands each event to its sink before applying it; the sink here only collects it (as a
-``JournalEntry.oms``). The OMS calls the engine's barrier before every request it sends a venue:
-the barrier journals what was collected (the call's command first, then its events) as one
-JetStream message and waits for the acknowledgement, on the OMS thread, while the service's
-event loop does the write. What the call collected after its last venue request goes as one more
-message when the call returns (sent from the OMS thread, so the write is on its way while the
-loop wakes), and the call answers once it is acknowledged: a filled marketable order costs two
-acknowledgements (command, created and submitted; then accepted and filled). Calls run one at a
-time, each until its last write is acknowledged, so the journal always holds what the next call
-starts from; a caller that is cancelled does not cut its call short. A write that fails leaves
-the OMS with events it applied but the journal may lack: UnavailableError, and the service
-rebuilds from the journal before serving again (:meth:`Engine.on_lost`). All access to the OMS
-(commands, venue reports, queries, conversions to messages) happens on that one thread, inside a
-call: an event emitted outside one is refused (the sink raises).
+``JournalEntry.oms``). Calls run one at a time, each until its last write is acknowledged, so the
+journal always holds what the next call starts from; a caller that is cancelled does not cut its
+call short. A write that fails leaves the OMS with events it applied but the journal may lack:
+UnavailableError, and the service rebuilds from the journal before serving again
+(:meth:`Engine.on_lost`). All access to the OMS (commands, venue reports, queries, conversions to
+messages) happens inside a call: an event emitted outside one is refused (the sink raises).
+
+Two ways to run a call:
+
+* **Inline** (every venue runs in this process, e.g. the paper venue; the default then): the
+  call runs on the event loop and everything it collected (command, events, venue answers) goes
+  as ONE JetStream message; it answers once that is acknowledged. No venue request needs a
+  barrier: an in-process venue's actions are seen by nobody before the call is stored, and when
+  the write fails the rebuild makes the venue forget the orders the journal lacks
+  (``PaperVenue.retain``). A filled marketable order costs one acknowledgement.
+* **On the OMS thread** (a venue outside the process, e.g. Alpaca): the OMS calls the engine's
+  barrier before every request it sends a venue; the barrier journals what was collected (the
+  call's command first, then its events) as one message and waits for the acknowledgement, on
+  the OMS thread, while the event loop does the write. What the call collected after its last
+  venue request goes as one more message when the call returns (sent from the OMS thread, so the
+  write is on its way while the loop wakes): a filled marketable order costs two
+  acknowledgements, and the order is in the journal before the venue could have seen it (after
+  a crash the OMS looks it up at the venue before any retry).
 
 After a call's events are journaled, what it changed is published as the event contracts:
 ``exec.order.<account>`` (``events.v1.OrderUpdate``, the order after the call) and
@@ -84,10 +94,19 @@ class Engine:
         journal: Journal,
         venues: Mapping[str, Venue],
         clock_ns: Callable[[], int] = time.time_ns,
+        *,
+        inline: bool | None = None,
     ) -> None:
         self.journal = journal
         self.venues = dict(venues)
         self.clock_ns = clock_ns
+        #: Calls run on the event loop, journaled once (see the module's docstring): by default
+        #: when every venue runs in this process (``in_process``, the paper venue).
+        self.inline = (
+            all(getattr(v, "in_process", False) for v in self.venues.values())
+            if inline is None
+            else inline
+        )
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="execution-oms")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._serial: asyncio.Lock | None = None
@@ -102,7 +121,8 @@ class Engine:
 
     def _new_oms(self) -> OMS:
         controls = PreTradeControls(self.reference)
-        return OMS(self.venues, controls, self.clock_ns, sink=self._sink, barrier=self._barrier)
+        barrier = None if self.inline else self._barrier
+        return OMS(self.venues, controls, self.clock_ns, sink=self._sink, barrier=barrier)
 
     def attach(self, nc: Client) -> None:
         self._nc = nc
@@ -193,55 +213,51 @@ class Engine:
         task.add_done_callback(_retrieve)
         return await asyncio.shield(task)
 
+    def _run(
+        self, fn: Callable[[OMS], T], request_id: str, command: pb.JournalEntry | None
+    ) -> tuple[T | None, BaseException | None, _Call, list[tuple[str, bytes, bool]]]:
+        """``fn(oms)`` as one call: what it returned or raised, what it collected, and the
+        contracts of what it emitted (on the OMS thread, or on the loop when inline)."""
+        call = self._call = _Call(request_id, [command] if command is not None else [])
+        try:
+            try:
+                result: T | None = fn(self.oms)
+                error: BaseException | None = None
+            except OrderNotFound as exc:
+                result, error = None, NotFoundError(str(exc))
+            except Exception as exc:
+                result, error = None, exc
+            if call.failed or (error is not None and not call.emitted):
+                # a barrier's write failed (the service rebuilds), or the call was refused
+                # before it changed anything: nothing (more) to journal
+                call.pending = []
+            return result, error, call, self._outgoing(call.emitted)
+        finally:
+            self._call = None
+
     async def _run_call(
         self, fn: Callable[[OMS], T], request_id: str, command: pb.JournalEntry | None
     ) -> T:
         loop = asyncio.get_running_loop()
         self._loop = loop
-
-        def run() -> tuple[
-            T | None,
-            BaseException | None,
-            _Call,
-            list[tuple[str, bytes, bool]],
-            concurrent.futures.Future[int] | None,
-        ]:
-            call = self._call = _Call(request_id, [command] if command is not None else [])
-            try:
-                try:
-                    result: T | None = fn(self.oms)
-                    error: BaseException | None = None
-                except OrderNotFound as exc:
-                    result, error = None, NotFoundError(str(exc))
-                except Exception as exc:
-                    result, error = None, exc
-                if call.failed or (error is not None and not call.emitted):
-                    # a barrier's write failed (the service rebuilds), or the call was refused
-                    # before it changed anything: nothing (more) to journal
-                    call.pending = []
-                # the last write starts now, while the contracts are made and the loop wakes
-                written = (
-                    asyncio.run_coroutine_threadsafe(
-                        self.journal.write_batch(call.pending, request_id), loop
-                    )
-                    if call.pending
-                    else None
-                )
-                return result, error, call, self._outgoing(call.emitted), written
-            finally:
-                self._call = None
-
         with tracing.child_span("execution.oms"):
-            ctx = contextvars.copy_context()
             async with self.serial():
-                result, error, call, outgoing, written = await loop.run_in_executor(
-                    self._thread, ctx.run, run
-                )
+                if self.inline:
+                    result, error, call, outgoing = self._run(fn, request_id, command)
+                    written: asyncio.Future[int] | None = (
+                        asyncio.ensure_future(self.journal.write_batch(call.pending, request_id))
+                        if call.pending
+                        else None
+                    )
+                else:
+                    result, error, call, outgoing, written = await self._on_thread(
+                        loop, fn, request_id, command
+                    )
                 if call.failed:
                     self._lose()
                 elif written is not None:
                     try:
-                        await asyncio.wrap_future(written)
+                        await written
                     except BaseException:
                         self._lose()
                         raise
@@ -250,6 +266,51 @@ class Engine:
         if error is not None:
             raise error
         return typing.cast(T, result)
+
+    async def _on_thread(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fn: Callable[[OMS], T],
+        request_id: str,
+        command: pb.JournalEntry | None,
+    ) -> tuple[
+        T | None,
+        BaseException | None,
+        _Call,
+        list[tuple[str, bytes, bool]],
+        asyncio.Future[int] | None,
+    ]:
+        """:meth:`_run` on the OMS thread; its last write sent from there, so that it is on its
+        way while the loop wakes."""
+
+        def run() -> tuple[
+            T | None,
+            BaseException | None,
+            _Call,
+            list[tuple[str, bytes, bool]],
+            concurrent.futures.Future[int] | None,
+        ]:
+            result, error, call, outgoing = self._run(fn, request_id, command)
+            written = (
+                asyncio.run_coroutine_threadsafe(
+                    self.journal.write_batch(call.pending, request_id), loop
+                )
+                if call.pending
+                else None
+            )
+            return result, error, call, outgoing, written
+
+        ctx = contextvars.copy_context()
+        result, error, call, outgoing, written = await loop.run_in_executor(
+            self._thread, ctx.run, run
+        )
+        return (
+            result,
+            error,
+            call,
+            outgoing,
+            None if written is None else asyncio.wrap_future(written),
+        )
 
     def _lose(self) -> None:
         """A write's outcome is unknown and the OMS may be ahead of the journal: rebuild."""
@@ -263,6 +324,7 @@ class Engine:
         def run() -> list[tuple[str, bytes]]:
             self.oms = self._new_oms()
             self.oms.replay(decoded)
+            self._retain_at_venues()
             fills = []
             for e in decoded:
                 if isinstance(e, OrderFilled):
@@ -273,6 +335,23 @@ class Engine:
         loop = asyncio.get_running_loop()
         self._replayed_fills = await loop.run_in_executor(self._thread, run)
         return len(decoded)
+
+    def _retain_at_venues(self) -> None:
+        """An in-process venue forgets the orders the journal lacks: without a barrier (an
+        inline engine) a call whose write failed may have reached it (PaperVenue.retain)."""
+        known = {o.order_id for o in self.oms.orders()}
+        for name, venue in self.venues.items():
+            retain = getattr(venue, "retain", None)
+            if retain is None:
+                continue
+            forgotten = retain(known)
+            if forgotten:
+                log.warning(
+                    "execution: %s forgot %d orders the journal lacks: %s",
+                    name,
+                    len(forgotten),
+                    ", ".join(forgotten[:10]),
+                )
 
     async def publish_missing_fills(self, stored: set[str]) -> int:
         """Publish into EXEC_FILLS every fill of the last replay whose id is not in ``stored``

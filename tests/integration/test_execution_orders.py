@@ -26,6 +26,7 @@ from tradecore_services.common.bus import Bus
 from tradecore_services.common.errors import NotFoundError, PreconditionError, UnavailableError
 from tradecore_services.execution.engine import Engine
 from tradecore_services.execution.journal import FILLS_STREAM, Journal
+from tradecore_services.execution.journal import STREAM as JOURNAL_STREAM
 from tradecore_services.execution.live import Execution
 from tradecore_services.execution.main import venues
 from tradecore_services.execution.paper_feed import PaperFeed
@@ -492,11 +493,55 @@ def test_a_lost_write_of_the_venues_answers_rebuilds_without_breaks(
         assert (third.status, third.filled_quantity) == (events.FILLED, 5), third
         positions = await ex.get_positions(pb.GetPositionsRequest(account="A1"))
         assert [(p.symbol, p.quantity) for p in positions.positions] == [("AAPL", 22)]
+        # The venue holds what the journal holds: a call whose single write was lost (inline
+        # engine, no barrier) was forgotten by the paper venue at the rebuild.
+        snap = paper.snapshot()
+        assert {o.order_id for o in snap.orders} == {o.order_id for o in ex.engine.oms.orders()}
+        assert sum(f.quantity for f in snap.fills) == 22
         for _ in range(100):
             if len(await ex.journal.fill_ids()) == 3:
                 break
             await asyncio.sleep(0.05)
         assert len(await ex.journal.fill_ids()) == 3
+        await stop(bus, ex)
+        await nc.close()
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_a_filled_order_is_journaled_as_one_message_with_an_in_process_venue(
+    server: NatsServer, in_process: bool
+) -> None:
+    """With only in-process venues the engine runs inline: a marketable order's command, its
+    events and the venue's fill are one JetStream message; a venue outside the process gets the
+    barrier (the order journaled before the venue sees it), so two."""
+
+    async def go() -> None:
+        nc = await _connect(server.url)
+        venue = LocalVenue(fill=True)
+        venue.in_process = in_process  # type: ignore[attr-defined]
+        bus = Bus(server.url, "execution-test")
+        journal = Journal()
+        ex = Execution(bus, journal, Engine(journal, {"PAPER": venue}))
+        assert ex.engine.inline is in_process
+        await bus.start()
+        await asyncio.wait_for(ex.restored.wait(), 20)
+        await quote(nc, ex, "AAPL", 190.0, 191.0)
+        js = nc.jetstream()
+        before = (await js.stream_info(JOURNAL_STREAM)).state.messages
+        got = await ex.submit_order(order("c1", qty=10))
+        assert (got.status, got.filled_quantity) == (events.FILLED, 10)
+        written = (await js.stream_info(JOURNAL_STREAM)).state.messages - before
+        assert written == (1 if in_process else 2)
+        types = [e.oms.type async for _, e in journal.replay() if e.WhichOneof("entry") == "oms"]
+        assert types.count("OrderFilled") == 1 and types.index("OrderSubmitted") < types.index(
+            "OrderFilled"
+        ), types
+        await stop(bus, ex)
+        bus, ex = await instance(server.url, LocalVenue(fill=True))  # a restart rebuilds it
+        again = await ex.get_order(pb.GetOrderRequest(order_id=got.order_id))
+        assert (again.status, again.filled_quantity) == (events.FILLED, 10)
         await stop(bus, ex)
         await nc.close()
 

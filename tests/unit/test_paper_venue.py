@@ -965,3 +965,37 @@ def test_invalid_multi_leg_orders_are_rejected_with_the_reason() -> None:
     assert "twice" in reasons["twice"]
     assert "ratio" in reasons["ratio"]
     assert "LIMIT or MARKET" in reasons["stop"]
+
+
+def test_retain_forgets_the_orders_a_rebuilt_oms_does_not_know() -> None:
+    """After a journal write failed, the OMS is rebuilt without the call's orders: the venue
+    drops them too (off the book, in-flight requests and answers, fills out of its record),
+    and keeps the others exactly as they were."""
+    v, events = venue(entry_latency_ns=1_000)
+    book_of(v, [(1, 9_900, 100)], [(2, 10_100, 100)])
+    v.advance(10)
+    v.submit(order("kept", Side.BUY, 5, 99.0))  # rests behind the market bid
+    v.submit(order("lost-rest", Side.BUY, 7, 99.0))
+    v.submit(order("lost-fill", Side.BUY, 10, 101.0))  # marketable
+    v.advance(2_000)
+    v.submit(order("lost-flight", Side.SELL, 3, 102.0))  # still on its way (entry latency)
+    assert fills(events, "lost-fill") == [(10, 101.0, "TAKER")]
+    assert {o.order_id for o in v.snapshot().orders} == {
+        "kept",
+        "lost-rest",
+        "lost-fill",
+        "lost-flight",
+    }
+
+    assert v.retain({"kept"}) == ["lost-fill", "lost-flight", "lost-rest"]
+    snap = v.snapshot()
+    assert [o.order_id for o in snap.orders] == ["kept"] and snap.fills == ()
+    assert v.lookup("lost-rest") is None and v.lookup("kept") is not None
+    assert v.queue_ahead("kept") == 100  # behind the market only: the lost order left the queue
+    events.clear()
+    v.advance(10_000)  # the forgotten order in flight never arrives
+    assert [e.order_id for e in events] == []
+    v.on_l3(SYM, L3.EXECUTE, 1, BUY, 9_900, 100, 10_001)  # the market bid trades away
+    v.on_l3(SYM, L3.ADD, 3, SELL, 9_900, 50, 10_002)  # a seller crosses our level
+    assert [e.order_id for e in events if e.kind is VenueEventKind.FILL] == ["kept"]
+    assert v.retain({"kept"}) == []

@@ -90,7 +90,7 @@ import bisect
 import heapq
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -269,6 +269,9 @@ class PaperVenue:
     """A simulated venue (see the module docstring for the models)."""
 
     name = "PAPER"
+    #: Runs inside the OMS's process: nothing it does is seen outside before the OMS stores the
+    #: call (see :meth:`retain`), so the OMS needs no journal barrier before its requests.
+    in_process = True
 
     def __init__(self, config: PaperConfig | None = None) -> None:
         self.config = config if config is not None else PaperConfig()
@@ -371,6 +374,33 @@ class PaperVenue:
             net[key] = net.get(key, 0) + f.side.sign * f.quantity
         positions = tuple(VenuePosition(a, sym, q) for (a, sym), q in net.items())
         return VenueSnapshot(self.name, self._now, tuple(orders), fills, positions)
+
+    def retain(self, order_ids: Collection[str]) -> list[str]:
+        """Forget every order not in ``order_ids`` (the orders an OMS rebuilt from its journal
+        knows): taken off the book, its requests and answers still on their way dropped, its
+        fills out of the record. What an OMS decided but could not store never reached the
+        outside world, so the venue drops it too. Returns the forgotten ids."""
+        keep = order_ids if isinstance(order_ids, (set, frozenset, dict)) else set(order_ids)
+        gone = [oid for oid in self._orders if oid not in keep]
+        for oid in gone:
+            self._withdraw(self._orders.pop(oid))
+        gone_set = set(gone)
+
+        def kept(action: Callable[..., None], args: tuple[Any, ...]) -> bool:
+            first = args[0] if args else None
+            oid = first.order_id if isinstance(first, VenueOrder) else first
+            if oid not in keep and oid is not None and action == self._arrive_submit:
+                gone_set.add(str(oid))
+            return oid in keep
+
+        self._actions = [a for a in self._actions if kept(a[2], a[3])]
+        heapq.heapify(self._actions)
+        self._outbox = [e for e in self._outbox if e[2].order_id in keep]
+        heapq.heapify(self._outbox)
+        for oid in [k for k in self._last if k not in keep]:
+            del self._last[oid]
+        self._fill_log = [(ev, o) for ev, o in self._fill_log if o.order.order_id in keep]
+        return sorted(gone_set)
 
     # ------------------------------------------------------------------ market data
     @property
