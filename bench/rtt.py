@@ -1,7 +1,9 @@
-"""Round-trip latency of one unary call by several paths (a bare gRPC echo, the service
-directly, the service through Envoy), measured in one run: the paths are called in turn
-(echo, direct, envoy, echo, ...) so that load from other jobs on a shared machine falls on all
-of them alike. Used by test_bench_latency (Price) and test_bench_oip (ModelInfer)."""
+"""Round-trip latency of one unary call by two paths (the service directly, the service through
+Envoy) against a bare gRPC echo, in the same run: each path is paired with the echo and the two
+are called in turn (echo, path, echo, path, ...), so that load from other jobs on a shared
+machine falls on both alike and the ratio compares like with like; the paths get a pairing each
+(the gateway's work after its calls, its access log and spans, stays out of the direct path's
+samples). Used by test_bench_latency (Price) and test_bench_oip (ModelInfer)."""
 
 from __future__ import annotations
 
@@ -63,16 +65,29 @@ def interleaved(
     return out
 
 
-def report(benchmark, name: str, samples: Mapping[str, np.ndarray], call) -> None:  # type: ignore[no-untyped-def]
-    """pytest-benchmark's own rounds of ``call``, and in extra_info the interleaved p50/p99,
-    their ratios to the echo's and (through Envoy) what Envoy adds at p50."""
+def paired(
+    calls: Mapping[str, Callable[[], object]], n: int, warmup: int
+) -> dict[str, dict[str, np.ndarray]]:
+    """For every path but the echo: its samples and the echo's, the two interleaved."""
+    return {
+        name: interleaved({"echo": calls["echo"], name: call}, n, warmup)
+        for name, call in calls.items()
+        if name != "echo"
+    }
+
+
+def report(benchmark, name: str, pairs: Mapping[str, Mapping[str, np.ndarray]], call) -> None:  # type: ignore[no-untyped-def]
+    """pytest-benchmark's own rounds of ``call``, and in extra_info the paired p50/p99, their
+    ratios to the echo's of the same pairing and (through Envoy) what Envoy adds at p50 (the
+    echo's own figures: those of its pairing with the direct path)."""
     benchmark.pedantic(call, rounds=200, iterations=1)
+    samples = pairs["direct" if name == "echo" else name]
     p50, p99 = (float(np.percentile(samples[name], q)) for q in (50, 99))
     e50, e99 = (float(np.percentile(samples["echo"], q)) for q in (50, 99))
     info: dict[str, float | int] = {"p50_us": p50, "p99_us": p99, "calls": len(samples[name])}
     if name != "echo":
         info |= {"p50_over_echo": p50 / e50, "p99_over_echo": p99 / e99}
     if name == "envoy":
-        info["envoy_added_p50_us"] = p50 - float(np.percentile(samples["direct"], 50))
+        info["envoy_added_p50_us"] = p50 - float(np.percentile(pairs["direct"]["direct"], 50))
     benchmark.extra_info.update(info)
     print(f"\n{name}: " + ", ".join(f"{k}={v:.3g}" for k, v in info.items()))

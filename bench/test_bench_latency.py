@@ -1,9 +1,9 @@
 """(b) Price round-trip latency (one contract): direct and through Envoy, against a bare gRPC
 echo service (same payload size) measured in the same run.
 
-The three paths are called in turn (echo, direct, Envoy, echo, ...) so that load from other
-jobs on a shared machine falls on all three alike; p50/p99 and the ratios to echo (p50 and p99)
-and the latency Envoy adds (p50) are in extra_info."""
+Each path is paired with the echo and the two called in turn (bench/rtt.py), so that load from
+other jobs on a shared machine falls on both alike; p50/p99 and the ratios to the echo (p50 and
+p99) and the latency Envoy adds (p50) are in extra_info."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from tradecore_api.pricing.v1 import pricing_pb2 as pb
 from tradecore_api.pricing.v1 import pricing_pb2_grpc as pb_grpc
 
-from bench.rtt import echo_call, echo_server, interleaved, report
+from bench.rtt import echo_call, echo_server, paired, report
 from tests.mesh import Mesh
 
 CALLS = 3000
@@ -73,8 +73,8 @@ def calls(mesh: Mesh, echo: str) -> Iterator[dict[str, Callable[[], object]]]:
 
 
 @pytest.fixture(scope="module")
-def samples(calls: dict[str, Callable[[], object]]) -> dict[str, np.ndarray]:
-    return interleaved(calls, CALLS, WARMUP)
+def samples(calls: dict[str, Callable[[], object]]) -> dict[str, dict[str, np.ndarray]]:
+    return paired(calls, CALLS, WARMUP)
 
 
 @pytest.mark.benchmark(group="price-latency")

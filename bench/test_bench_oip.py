@@ -2,8 +2,8 @@
 round-trip latency direct and through Envoy against a bare gRPC echo service (same payload
 size) measured in the same run, and throughput with 1-64 concurrent clients.
 
-The three latency paths are called in turn (echo, direct, Envoy, echo, ...) so that load from
-other jobs falls on all three alike; p50/p99, the ratios to echo and what Envoy adds are in
+Each path is paired with the echo and the two called in turn (bench/rtt.py), so that load from
+other jobs falls on both alike; p50/p99, the ratios to the echo and what Envoy adds are in
 extra_info. Targets (issue 13): direct p99 <= 1.3x echo; through the gateway p99 < 1 ms."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from tradecore_api.inference import grpc_service_pb2 as pb
 from tradecore_api.inference import grpc_service_pb2_grpc as pb_grpc
 
-from bench.rtt import echo_call, echo_server, interleaved, report
+from bench.rtt import echo_call, echo_server, paired, report
 from tests.mesh import Mesh
 from tests.onnx_models import mlp, write
 
@@ -80,8 +80,8 @@ def calls(mesh: Mesh, echo: str) -> Iterator[dict[str, Callable[[], object]]]:
 
 
 @pytest.fixture(scope="module")
-def samples(calls: dict[str, Callable[[], object]]) -> dict[str, np.ndarray]:
-    return interleaved(calls, CALLS, WARMUP)
+def samples(calls: dict[str, Callable[[], object]]) -> dict[str, dict[str, np.ndarray]]:
+    return paired(calls, CALLS, WARMUP)
 
 
 @pytest.mark.benchmark(group="oip-latency")
