@@ -21,8 +21,8 @@ from tradecore_api.inference import grpc_service_pb2 as pb
 from tradecore_api.inference import grpc_service_pb2_grpc as pb_grpc
 
 from bench.rtt import echo_call, echo_server, paired, report
+from tests.inference_models import small_mlp, write
 from tests.mesh import Mesh
-from tests.onnx_models import mlp, write
 
 CALLS = 3000
 WARMUP = 300
@@ -40,7 +40,7 @@ THROUGHPUT_SECONDS = 3.0
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     m = Mesh.with_free_ports(Path(tmp_path_factory.mktemp("bench-oip")))
     # A Triton-layout directory instead of the registry: the service's path without routing.
-    write(m.data_dir / "models", "mlp", 1, mlp())  # loaded when the service starts
+    write(m.data_dir / "models", "mlp", 1, small_mlp())  # loaded when the service starts
     m.env["TRADECORE_INFERENCE_MODEL_REPOSITORY"] = str(m.data_dir / "models")
     # TRADECORE_INFERENCE_INLINE_US=0 in the environment measures the always-threaded path.
     if "TRADECORE_INFERENCE_INLINE_US" in os.environ:

@@ -4,7 +4,9 @@ the numpy computation it must agree with."""
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -46,8 +48,10 @@ def mlp(
     *,
     seed: int = 0,
     batch: str | int = "batch",
+    scale: float = 1.0,
 ) -> Mlp:
-    """An MLP with random weights; ``batch`` names the dynamic first dimension or fixes it."""
+    """An MLP with random weights; ``batch`` names the dynamic first dimension or fixes it;
+    ``scale`` multiplies the output (another version of the same model)."""
     rng = np.random.default_rng(seed)
     dims = [n_in, *hidden, n_out]
     weights, biases, inits, nodes = [], [], [], []
@@ -55,6 +59,8 @@ def mlp(
     for i, (a, b) in enumerate(itertools.pairwise(dims)):
         w = (rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32)
         c = (rng.standard_normal(b) * 0.1).astype(np.float32)
+        if i == len(dims) - 2:
+            w, c = (w * scale).astype(np.float32), (c * scale).astype(np.float32)
         weights.append(w)
         biases.append(c)
         inits += [numpy_helper.from_array(w, f"W{i}"), numpy_helper.from_array(c, f"B{i}")]
@@ -111,3 +117,44 @@ def lookup(rows: int = 10) -> bytes:
         [numpy_helper.from_array(table, "T")],
     )
     return _model(graph)
+
+
+def small_mlp(scale: float = 1.0) -> bytes:
+    """The mesh tests' model: ``x`` FP32 [batch, 4] → ``y`` FP32 [batch, 2], one hidden layer of
+    8 (``scale`` multiplies the output: a second version of the same model)."""
+    return mlp(4, (8,), 2, seed=13, scale=scale).onnx_bytes
+
+
+def strings() -> bytes:
+    """Two inputs, two outputs: ``s`` BYTES [batch] echoed as ``s_out``, ``n`` INT64 [batch, 3]
+    doubled as ``n2``."""
+    nodes = [
+        helper.make_node("Identity", ["s"], ["s_out"]),
+        helper.make_node("Add", ["n", "n"], ["n2"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "strings",
+        [
+            helper.make_tensor_value_info("s", TensorProto.STRING, ["batch"]),
+            helper.make_tensor_value_info("n", TensorProto.INT64, ["batch", 3]),
+        ],
+        [
+            helper.make_tensor_value_info("s_out", TensorProto.STRING, ["batch"]),
+            helper.make_tensor_value_info("n2", TensorProto.INT64, ["batch", 3]),
+        ],
+    )
+    return _model(graph)
+
+
+def write(
+    root: Path, name: str, version: int, model: bytes, config: dict[str, object] | None = None
+) -> Path:
+    """``model`` as ``<root>/<name>/<version>/model.onnx`` (and its config.json): a
+    Triton-layout model repository."""
+    folder = root / name / str(version)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.onnx").write_bytes(model)
+    if config is not None:
+        (root / name / "config.json").write_text(json.dumps(config))
+    return folder / "model.onnx"

@@ -16,45 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 from aiohttp import web
-from onnx import TensorProto, helper, numpy_helper
 from scipy import stats
 from tradecore.inference import OnnxEngine, validate_inputs
 from tradecore.inference.monitor import MonitorRecorder
 from tradecore_services.inference.monitor_page import add_routes
 
+from tests import inference_models
 from tests.conftest import free_port
 
 FEATURES = 4
 
 
 def mlp(scale: float, seed: int = 13) -> bytes:
-    """y = relu(x @ W1 + b1) @ W2 * scale, x FP32 [batch, 4], y FP32 [batch, 2]."""
-    rng = np.random.default_rng(seed)
-    w1 = rng.standard_normal((FEATURES, 16)).astype(np.float32)
-    b1 = rng.standard_normal(16).astype(np.float32)
-    w2 = (rng.standard_normal((16, 2)) * scale).astype(np.float32)
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x", "W1"], ["h0"]),
-            helper.make_node("Add", ["h0", "B1"], ["h1"]),
-            helper.make_node("Relu", ["h1"], ["h2"]),
-            helper.make_node("MatMul", ["h2", "W2"], ["y"]),
-        ],
-        "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", FEATURES])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])],
-        [
-            numpy_helper.from_array(w1, "W1"),
-            numpy_helper.from_array(b1, "B1"),
-            numpy_helper.from_array(w2, "W2"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    """x FP32 [batch, 4] -> y FP32 [batch, 2] through 16 hidden units, ``scale`` times."""
+    return inference_models.mlp(FEATURES, (16,), 2, seed=seed, scale=scale).onnx_bytes
 
 
 class Server:

@@ -16,38 +16,15 @@ not running.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
 
+from .client_cli import message_json, service_target
 from .config import MeshConfig
-
-
-def _status_json(status: Any) -> str:
-    return json.dumps(
-        json_format.MessageToDict(
-            status, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
-    )
-
-
-def _target(data_dir: str, explicit: str) -> str | None:
-    """MarketDataService's address: ``explicit``, else the mesh's from its ``mesh.json`` (None
-    when there is none; a ValueError naming the data directory when it is unusable)."""
-    if explicit:
-        return explicit
-    from .cli import _read_state
-
-    state = _read_state(MeshConfig(data_dir=data_dir))
-    if state is None:
-        return None
-    port = state.get("config", {}).get("marketdata_port")
-    return f"127.0.0.1:{port}" if port else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,7 +103,7 @@ def _wait(stub: Any, pb: Any, feed_id: str, timeout: float) -> Any:
 def feed_main(argv: list[str]) -> int:
     ns = build_parser().parse_args(argv)
     try:
-        target = _target(ns.data_dir, ns.target)
+        target = service_target(ns.data_dir, ns.target, "marketdata")
     except ValueError as exc:
         print(f"tradecore feed: {exc}", file=sys.stderr)
         return 2
@@ -144,10 +121,10 @@ def feed_main(argv: list[str]) -> int:
         try:
             if ns.action == "list":
                 for f in stub.ListFeeds(pb.ListFeedsRequest(), timeout=10).feeds:
-                    print(_status_json(f))
+                    print(message_json(f))
                 return 0
             if ns.action == "stop":
-                print(_status_json(stub.StopFeed(pb.StopFeedRequest(id=ns.id), timeout=30)))
+                print(message_json(stub.StopFeed(pb.StopFeedRequest(id=ns.id), timeout=30)))
                 return 0
             if ns.action == "status":
                 status = stub.GetFeed(pb.GetFeedRequest(id=ns.id), timeout=10)
@@ -182,7 +159,7 @@ def feed_main(argv: list[str]) -> int:
                 )
             if ns.wait:
                 status = _wait(stub, pb, status.id, ns.timeout)
-            print(_status_json(status))
+            print(message_json(status))
             if ns.wait and status.state != pb.DONE:
                 return 1
             return 0

@@ -29,39 +29,17 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
 
+from .client_cli import message_json, service_target
 from .config import MeshConfig
 
 MAX_UPLOAD = 64 * 1024 * 1024
-
-
-def _json(message: Any) -> str:
-    return json.dumps(
-        json_format.MessageToDict(
-            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
-    )
-
-
-def _target(data_dir: str, explicit: str) -> str | None:
-    """The InferenceService's address: ``explicit``, else the mesh's from its ``mesh.json``."""
-    if explicit:
-        return explicit
-    from .cli import _read_state
-
-    state = _read_state(MeshConfig(data_dir=data_dir))
-    if state is None:
-        return None
-    port = state.get("config", {}).get("inference_port")
-    return f"127.0.0.1:{port}" if port else None
 
 
 def _user() -> str:
@@ -252,7 +230,7 @@ def model_main(argv: list[str]) -> int:
 
     try:
         call = _calls(ns, pb)
-        target = _target(ns.data_dir, ns.target)
+        target = service_target(ns.data_dir, ns.target, "inference")
     except (ValueError, OSError) as exc:
         print(f"tradecore {what}: {exc}", file=sys.stderr)
         return 2
@@ -266,7 +244,7 @@ def model_main(argv: list[str]) -> int:
     options = [("grpc.max_send_message_length", MAX_UPLOAD + (1 << 20))]
     with grpc.insecure_channel(target, options=options) as channel:
         try:
-            print(_json(call(pb_grpc.ModelServiceStub(channel))))
+            print(message_json(call(pb_grpc.ModelServiceStub(channel))))
             return 0
         except grpc.RpcError as exc:
             code = exc.code()

@@ -26,36 +26,14 @@ venue not running), 2 bad input, 3 the mesh is not running or the service is una
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
 
+from .client_cli import message_json, service_target
 from .config import MeshConfig
-
-
-def _json(message: Any) -> str:
-    return json.dumps(
-        json_format.MessageToDict(
-            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
-    )
-
-
-def _target(data_dir: str, explicit: str) -> str | None:
-    """ExecutionService's address: ``explicit``, else the mesh's from its ``mesh.json``."""
-    if explicit:
-        return explicit
-    from .cli import _read_state
-
-    state = _read_state(MeshConfig(data_dir=data_dir))
-    if state is None:
-        return None
-    port = state.get("config", {}).get("execution_port")
-    return f"127.0.0.1:{port}" if port else None
 
 
 def _common(ap: argparse.ArgumentParser) -> None:
@@ -189,7 +167,7 @@ def positions_parser() -> argparse.ArgumentParser:
 
 def _run(what: str, ns: argparse.Namespace, body: Any) -> int:
     try:
-        target = _target(ns.data_dir, ns.target)
+        target = service_target(ns.data_dir, ns.target, "execution")
     except ValueError as exc:
         print(f"tradecore {what}: {exc}", file=sys.stderr)
         return 2
@@ -207,7 +185,7 @@ def _run(what: str, ns: argparse.Namespace, body: Any) -> int:
         stub = pb_grpc.ExecutionServiceStub(channel)
         try:
             for message in body(stub, pb):
-                print(_json(message))
+                print(message_json(message))
             return 0
         except grpc.RpcError as exc:
             code = exc.code()

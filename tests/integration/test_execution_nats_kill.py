@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -43,6 +44,105 @@ class Answered:
     price: float
     attempts: int
     started: float  # time.monotonic() of the first attempt
+
+
+def marketable(acct: str, sym: str, prefix: str) -> Callable[[int], pb.SubmitOrderRequest]:
+    """The i-th order of a run: a marketable IOC, two buys then a sell, a quantity of its own
+    (the duplicate-order control denies repeats), client_order_id ``<prefix><i>``."""
+
+    def order(i: int) -> pb.SubmitOrderRequest:
+        buy = i % 3 != 2
+        return pb.SubmitOrderRequest(
+            account=acct, client_order_id=f"{prefix}{i}", symbol=sym,
+            side=common_pb2.BUY if buy else common_pb2.SELL, quantity=i + 1,
+            type=execution_pb2.LIMIT, limit_price=ASK if buy else BID,
+            time_in_force=execution_pb2.IOC,
+        )  # fmt: skip
+
+    return order
+
+
+class OrderLoop:
+    """A client on a thread of its own sending ``order(0)``, ``order(1)``, ... one at a time,
+    each retried with its client_order_id until answered (only UNAVAILABLE or
+    DEADLINE_EXCEEDED may come meanwhile, for at most 120 s), as a real client would."""
+
+    def __init__(self, target: str, order: Callable[[int], pb.SubmitOrderRequest]) -> None:
+        self.target = target
+        self.order = order
+        self.answered: dict[str, Answered] = {}
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        try:
+            with grpc.insecure_channel(self.target) as ch:
+                stub = pb_grpc.ExecutionServiceStub(ch)
+                i = 0
+                while not self._stop.is_set():
+                    req, attempts, started = self.order(i), 0, time.monotonic()
+                    deadline = time.monotonic() + 120
+                    while True:
+                        attempts += 1
+                        try:
+                            got = stub.SubmitOrder(req, timeout=10)
+                            break
+                        except grpc.RpcError as exc:
+                            assert exc.code() in (
+                                grpc.StatusCode.UNAVAILABLE,
+                                grpc.StatusCode.DEADLINE_EXCEEDED,
+                            ), exc
+                            assert time.monotonic() < deadline, exc
+                            time.sleep(0.05)
+                    assert got.client_order_id == req.client_order_id
+                    self.answered[req.client_order_id] = Answered(
+                        got.order_id, req.side, got.status, got.filled_quantity,
+                        got.average_price, attempts, started,
+                    )  # fmt: skip
+                    i += 1
+        except BaseException as exc:  # reported by wait_for and stop
+            self.errors.append(exc)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait_for(self, n: int, timeout: float, what: str) -> None:
+        """Until ``n`` orders are answered (AssertionError naming ``what`` after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while len(self.answered) < n:
+            alive = self._thread.is_alive()
+            assert time.monotonic() < deadline and alive, self.errors or f"no orders {what}"
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+        assert not self.errors, self.errors
+
+
+def wait_paper_fills(target: str, acct: str, sym: str, before: Callable[[], None] | None = None,
+                     timeout: float = 30) -> None:  # fmt: skip
+    """Until an IOC buy at the ask fills (the quote has reached the paper venue); ``before`` is
+    called before each try (e.g. to publish the quote again)."""
+    with grpc.insecure_channel(target) as ch:
+        stub = pb_grpc.ExecutionServiceStub(ch)
+        deadline = time.monotonic() + timeout
+        while True:
+            if before is not None:
+                before()
+            probe = stub.SubmitOrder(
+                pb.SubmitOrderRequest(
+                    account="P" + acct, client_order_id=uuid.uuid4().hex, symbol=sym,
+                    side=common_pb2.BUY, quantity=1, type=execution_pb2.LIMIT, limit_price=ASK,
+                    time_in_force=execution_pb2.IOC,
+                ),
+                timeout=10,
+            )  # fmt: skip
+            if probe.status == execution_pb2.FILLED:
+                return
+            assert time.monotonic() < deadline, probe
+            time.sleep(0.1)
 
 
 def publish_quote(mesh: Mesh, symbol: str) -> None:
@@ -107,84 +207,11 @@ def nats_component(mesh: Mesh) -> dict[str, int]:
 def test_nats_killed_mid_stream_loses_and_doubles_no_acknowledged_order(mesh: Mesh) -> None:
     acct, sym = "NK" + uuid.uuid4().hex[:10], "NKQ" + uuid.uuid4().hex[:6].upper()
     publish_quote(mesh, sym)
-    answered: dict[str, Answered] = {}
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def order(i: int) -> pb.SubmitOrderRequest:
-        # marketable IOC orders, buys and sells in turn; a quantity per order: the
-        # duplicate-order control denies repeats
-        buy = i % 3 != 2
-        return pb.SubmitOrderRequest(
-            account=acct,
-            client_order_id=f"n{i}",
-            symbol=sym,
-            side=common_pb2.BUY if buy else common_pb2.SELL,
-            quantity=i + 1,
-            type=execution_pb2.LIMIT,
-            limit_price=ASK if buy else BID,
-            time_in_force=execution_pb2.IOC,
-        )
-
-    def run() -> None:
-        try:
-            with grpc.insecure_channel(mesh.execution) as ch:
-                stub = pb_grpc.ExecutionServiceStub(ch)
-                i = 0
-                while not stop.is_set():
-                    req, attempts, started = order(i), 0, time.monotonic()
-                    deadline = time.monotonic() + 120
-                    while True:  # retried with the same client_order_id until answered
-                        attempts += 1
-                        try:
-                            got = stub.SubmitOrder(req, timeout=10)
-                            break
-                        except grpc.RpcError as exc:
-                            code = exc.code()
-                            assert code in (
-                                grpc.StatusCode.UNAVAILABLE,
-                                grpc.StatusCode.DEADLINE_EXCEEDED,
-                            ), exc
-                            assert time.monotonic() < deadline, exc
-                            time.sleep(0.05)
-                    assert got.client_order_id == req.client_order_id
-                    answered[req.client_order_id] = Answered(
-                        got.order_id,
-                        req.side,
-                        got.status,
-                        got.filled_quantity,
-                        got.average_price,
-                        attempts,
-                        started,
-                    )
-                    i += 1
-        except BaseException as exc:  # reported by the test thread
-            errors.append(exc)
-
-    # the quote has reached the paper venue once an IOC at the ask fills
-    with grpc.insecure_channel(mesh.execution) as ch:
-        stub = pb_grpc.ExecutionServiceStub(ch)
-        deadline = time.monotonic() + 20
-        while True:
-            probe = stub.SubmitOrder(
-                pb.SubmitOrderRequest(
-                    account="P" + acct, client_order_id=uuid.uuid4().hex, symbol=sym,
-                    side=common_pb2.BUY, quantity=1, type=execution_pb2.LIMIT, limit_price=ASK,
-                    time_in_force=execution_pb2.IOC,
-                ),
-                timeout=10,
-            )  # fmt: skip
-            if probe.status == execution_pb2.FILLED:
-                break
-            assert time.monotonic() < deadline, probe
-            time.sleep(0.1)
-
-    t = threading.Thread(target=run)
-    t.start()
-    deadline = time.monotonic() + 60
-    while len(answered) < BEFORE_KILL:
-        assert time.monotonic() < deadline and t.is_alive(), errors or "no orders answered"
-        time.sleep(0.01)
+    wait_paper_fills(str(mesh.execution), acct, sym)
+    loop = OrderLoop(str(mesh.execution), marketable(acct, sym, "n"))
+    loop.start()
+    loop.wait_for(BEFORE_KILL, 60, "answered")
+    answered = loop.answered
     before = nats_component(mesh)
     # frozen first, so that journal writes are in flight (sent, not acknowledged) when it dies
     os.kill(int(before["pid"]), signal.SIGSTOP)
@@ -192,13 +219,8 @@ def test_nats_killed_mid_stream_loses_and_doubles_no_acknowledged_order(mesh: Me
     os.kill(int(before["pid"]), signal.SIGKILL)
     killed_t = time.monotonic()
     killed_at = len(answered)
-    deadline = time.monotonic() + 180
-    while len(answered) < killed_at + AFTER_RESTART:
-        assert time.monotonic() < deadline and t.is_alive(), errors or "no orders after restart"
-        time.sleep(0.05)
-    stop.set()
-    t.join(60)
-    assert not errors, errors
+    loop.wait_for(killed_at + AFTER_RESTART, 180, "after restart")
+    loop.stop()
     assert nats_component(mesh)["restarts"] > before["restarts"]
     # an order was in flight at the kill: answered after it, or retried
     spanning = [

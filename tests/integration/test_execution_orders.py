@@ -445,6 +445,26 @@ class LostAnswer(Journal):
         return await super().write(entry, msg_id)
 
 
+async def lossy_paper(url: str) -> tuple[PaperVenue, LostAnswer, Bus, Execution]:
+    """The service's parts with the paper venue (fed by the quotes), a journal that can lose a
+    write, and the reconciliation at start adopting the venue's state; replayed."""
+    paper = venues({})["PAPER"]
+    assert isinstance(paper, PaperVenue)
+    feed = PaperFeed(paper)
+    bus = Bus(url, "execution-test")
+    journal = LostAnswer()
+    ex = Execution(
+        bus,
+        journal,
+        Engine(journal, {"PAPER": paper}, feed.clock),
+        feed,
+        start_policy=Policy.ADOPT_VENUE,
+    )
+    await bus.start()
+    await asyncio.wait_for(ex.restored.wait(), 20)
+    return paper, journal, bus, ex
+
+
 @pytest.mark.parametrize("mode", ["lost", "unacked"])
 def test_a_lost_write_of_the_venues_answers_rebuilds_without_breaks(
     server: NatsServer, mode: str
@@ -456,20 +476,7 @@ def test_a_lost_write_of_the_venues_answers_rebuilds_without_breaks(
 
     async def go() -> None:
         nc = await _connect(server.url)
-        paper = venues({})["PAPER"]
-        assert isinstance(paper, PaperVenue)
-        feed = PaperFeed(paper)
-        bus = Bus(server.url, "execution-test")
-        journal = LostAnswer()
-        ex = Execution(
-            bus,
-            journal,
-            Engine(journal, {"PAPER": paper}, feed.clock),
-            feed,
-            start_policy=Policy.ADOPT_VENUE,
-        )
-        await bus.start()
-        await asyncio.wait_for(ex.restored.wait(), 20)
+        paper, journal, bus, ex = await lossy_paper(server.url)
         q = market_pb2.Quote(
             venue="XNAS", symbol="AAPL", bid_price=190.0, ask_price=191.0, bid_size=1000,
             ask_size=1000,
@@ -558,20 +565,7 @@ def test_a_lost_write_of_a_resting_orders_fill_rebuilds_without_breaks(
 
     async def go() -> None:
         nc = await _connect(server.url)
-        paper = venues({})["PAPER"]
-        assert isinstance(paper, PaperVenue)
-        feed = PaperFeed(paper)
-        bus = Bus(server.url, "execution-test")
-        journal = LostAnswer()
-        ex = Execution(
-            bus,
-            journal,
-            Engine(journal, {"PAPER": paper}, feed.clock),
-            feed,
-            start_policy=Policy.ADOPT_VENUE,
-        )
-        await bus.start()
-        await asyncio.wait_for(ex.restored.wait(), 20)
+        _, journal, bus, ex = await lossy_paper(server.url)
 
         async def market(bid: float, ask: float) -> None:
             q = market_pb2.Quote(

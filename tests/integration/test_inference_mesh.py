@@ -19,14 +19,14 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from tests.inference_models import small_mlp, strings
 from tests.mesh import Mesh
-from tests.onnx_models import mlp, strings
 
 X = (np.arange(20, dtype=np.float32).reshape(5, 4) - 10) / 3
 
 
 def expected(x: np.ndarray) -> np.ndarray:
-    sess = ort.InferenceSession(mlp(), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(small_mlp(), providers=["CPUExecutionProvider"])
     out: np.ndarray = sess.run(["y"], {"x": x})[0]
     return out
 
@@ -34,7 +34,7 @@ def expected(x: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def models(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     root = tmp_path_factory.mktemp("onnx")
-    for name, model, config in (("mlp", mlp(), ["--config", "max_batch_size=64"]),
+    for name, model, config in (("mlp", small_mlp(), ["--config", "max_batch_size=64"]),
                                 ("strings", strings(), [])):  # fmt: skip
         path = root / f"{name}.onnx"
         path.write_bytes(model)

@@ -19,8 +19,8 @@ import onnxruntime as ort
 import tritonclient.grpc as grpcclient
 from tradecore.inference.rollout import bucket
 
+from tests.inference_models import small_mlp
 from tests.mesh import Mesh
-from tests.onnx_models import mlp
 
 NAME = "rollout"
 X = (np.arange(12, dtype=np.float32).reshape(3, 4) - 6) / 4
@@ -28,7 +28,7 @@ SCALES = {1: 1.0, 2: 2.0}
 
 
 def expected(version: int) -> npt.NDArray[np.float32]:
-    sess = ort.InferenceSession(mlp(SCALES[version]), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(small_mlp(SCALES[version]), providers=["CPUExecutionProvider"])
     out: npt.NDArray[np.float32] = sess.run(["y"], {"x": X})[0]
     return out
 
@@ -64,7 +64,7 @@ def infer(client: grpcclient.InferenceServerClient, rid: str, version: str = "")
 def test_register_route_shadow_and_roll_back(mesh: Mesh, tmp_path: Path) -> None:
     for v, scale in SCALES.items():
         path = tmp_path / f"mlp_v{v}.onnx"
-        path.write_bytes(mlp(scale))
+        path.write_bytes(small_mlp(scale))
         got = cli(mesh, "register", NAME, str(path), "--config", "max_batch_size=64")
         assert got["version"] == v
     cli(mesh, "alias", NAME, "champion", "1", "--reason", "validated")
@@ -170,7 +170,7 @@ def test_register_route_shadow_and_roll_back(mesh: Mesh, tmp_path: Path) -> None
 def test_model_service_json_routes_through_envoy(mesh: Mesh, tmp_path: Path) -> None:
     base = f"http://{mesh.gateway}"
     path = tmp_path / "m.onnx"
-    path.write_bytes(mlp(3.0))
+    path.write_bytes(small_mlp(3.0))
     cli(mesh, "register", "jsonroutes", str(path))
     status, doc = http(mesh, f"{base}/v1/models")
     assert status == 200 and "jsonroutes" in [m["name"] for m in doc["models"]], doc

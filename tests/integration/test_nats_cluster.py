@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import threading
 import time
 import urllib.request
 import uuid
@@ -23,14 +22,19 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from tradecore.subjects import ExecKind, MdKind, exec_subject, md_subject
-from tradecore_api.events.v1 import common_pb2, execution_pb2, market_pb2
+from tradecore_api.events.v1 import execution_pb2, market_pb2
 from tradecore_api.execution.v1 import execution_pb2 as pb
 from tradecore_api.execution.v1 import execution_pb2_grpc as pb_grpc
 from tradecore_api.marketdata.v1 import marketdata_pb2_grpc as md_grpc
 from tradecore_services.mesh.components import nats_server_path
 
 from tests.conftest import free_port
-from tests.integration.test_execution_nats_kill import Answered, net_position
+from tests.integration.test_execution_nats_kill import (
+    OrderLoop,
+    marketable,
+    net_position,
+    wait_paper_fills,
+)
 from tests.integration.test_marketdata_mesh import all_ticks
 from tests.mesh import Mesh
 
@@ -152,32 +156,7 @@ def run_orders_and_feed_through_a_node_kill(m: Mesh, cluster: Cluster) -> None:
         await nc.publish(md_subject("XNAS", sym, MdKind.QUOTE), q.SerializeToString())
         await nc.flush()
 
-    def order(i: int) -> pb.SubmitOrderRequest:
-        buy = i % 3 != 2
-        return pb.SubmitOrderRequest(
-            account=acct, client_order_id=f"c{i}", symbol=sym,
-            side=common_pb2.BUY if buy else common_pb2.SELL, quantity=i + 1,
-            type=execution_pb2.LIMIT, limit_price=ASK if buy else BID,
-            time_in_force=execution_pb2.IOC,
-        )  # fmt: skip
-
-    with grpc.insecure_channel(m.execution) as ch:
-        stub = pb_grpc.ExecutionServiceStub(ch)
-        deadline = time.monotonic() + 30
-        while True:  # the quote has reached the paper venue once an IOC at the ask fills
-            js_call(cluster.urls, quote)
-            probe = stub.SubmitOrder(
-                pb.SubmitOrderRequest(
-                    account="P" + acct, client_order_id=uuid.uuid4().hex, symbol=sym,
-                    side=common_pb2.BUY, quantity=1, type=execution_pb2.LIMIT, limit_price=ASK,
-                    time_in_force=execution_pb2.IOC,
-                ),
-                timeout=10,
-            )  # fmt: skip
-            if probe.status == execution_pb2.FILLED:
-                break
-            assert time.monotonic() < deadline, probe
-            time.sleep(0.2)
+    wait_paper_fills(str(m.execution), acct, sym, before=lambda: js_call(cluster.urls, quote))
 
     async def replicas(nc, js):  # type: ignore[no-untyped-def]
         out = {}
@@ -196,55 +175,16 @@ def run_orders_and_feed_through_a_node_kill(m: Mesh, cluster: Cluster) -> None:
     assert feed.returncode == 0, feed.stdout + feed.stderr
     feed_id = json.loads(feed.stdout)["id"]
 
-    answered: dict[str, Answered] = {}
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            with grpc.insecure_channel(m.execution) as ch:
-                stub = pb_grpc.ExecutionServiceStub(ch)
-                i = 0
-                while not stop.is_set():
-                    req, attempts, started = order(i), 0, time.monotonic()
-                    deadline = time.monotonic() + 120
-                    while True:  # retried with the same client_order_id until answered
-                        attempts += 1
-                        try:
-                            got = stub.SubmitOrder(req, timeout=10)
-                            break
-                        except grpc.RpcError as exc:
-                            assert exc.code() in (
-                                grpc.StatusCode.UNAVAILABLE,
-                                grpc.StatusCode.DEADLINE_EXCEEDED,
-                            ), exc
-                            assert time.monotonic() < deadline, exc
-                            time.sleep(0.05)
-                    answered[req.client_order_id] = Answered(
-                        got.order_id, req.side, got.status, got.filled_quantity,
-                        got.average_price, attempts, started,
-                    )  # fmt: skip
-                    i += 1
-        except BaseException as exc:  # reported by the test thread
-            errors.append(exc)
-
-    t = threading.Thread(target=run)
-    t.start()
-    deadline = time.monotonic() + 60
-    while len(answered) < BEFORE_KILL:
-        assert time.monotonic() < deadline and t.is_alive(), errors or "no orders answered"
-        time.sleep(0.01)
+    loop = OrderLoop(str(m.execution), marketable(acct, sym, "c"))
+    loop.start()
+    loop.wait_for(BEFORE_KILL, 60, "answered")
+    answered = loop.answered
     # the node leading the journal's stream goes: the worst one to lose
     leader = streams["EXEC_JOURNAL"][1]
     cluster.kill(leader)
     killed_at = len(answered)
-    deadline = time.monotonic() + 180
-    while len(answered) < killed_at + AFTER_KILL:
-        assert time.monotonic() < deadline and t.is_alive(), errors or "no orders after the kill"
-        time.sleep(0.05)
-    stop.set()
-    t.join(60)
-    assert not errors, errors
+    loop.wait_for(killed_at + AFTER_KILL, 180, "after the kill")
+    loop.stop()
 
     with grpc.insecure_channel(m.execution) as ch:
         stub = pb_grpc.ExecutionServiceStub(ch)

@@ -23,7 +23,7 @@ from tradecore_services.inference import convert, rest
 from tradecore_services.inference.metrics import TritonCollector
 from tradecore_services.inference.models import Models
 
-from tests.onnx_models import mlp, strings, write
+from tests.inference_models import small_mlp, strings, write
 
 T = TypeVar("T")
 X = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
@@ -34,14 +34,14 @@ def run(coro: Awaitable[T]) -> T:
 
 
 def expected(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    sess = ort.InferenceSession(mlp(scale), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(small_mlp(scale), providers=["CPUExecutionProvider"])
     out: np.ndarray = sess.run(["y"], {"x": x})[0]
     return out
 
 
 def repo(tmp_path: Path) -> Path:
-    write(tmp_path, "mlp", 1, mlp(), {"max_batch_size": 8})
-    write(tmp_path, "mlp", 2, mlp(2.0))
+    write(tmp_path, "mlp", 1, small_mlp(), {"max_batch_size": 8})
+    write(tmp_path, "mlp", 2, small_mlp(2.0))
     write(tmp_path, "strings", 1, strings())
     return tmp_path
 
@@ -356,8 +356,8 @@ def test_the_runner_keeps_calls_off_the_loop_until_measured_small() -> None:
     from tradecore_services.inference.models import DirectRunner
 
     async def body() -> None:
-        never = DirectRunner(OnnxEngine(mlp()), inline_ns=0)
-        always = DirectRunner(OnnxEngine(mlp()), inline_ns=10**12)
+        never = DirectRunner(OnnxEngine(small_mlp()), inline_ns=0)
+        always = DirectRunner(OnnxEngine(small_mlp()), inline_ns=10**12)
         try:
             assert not always.inline(1)  # nothing measured yet: the thread
             out, timings = await always.run({"x": X})

@@ -29,7 +29,7 @@ from tradecore.inference.rollout import PolicyKind, Router, TrafficPolicy, bucke
 from tradecore_services.inference import rest
 from tradecore_services.inference.models import BatchingRunner, Models, onnx_engine
 
-from tests.onnx_models import mlp
+from tests.inference_models import small_mlp
 
 T = TypeVar("T")
 X = np.arange(8, dtype=np.float32).reshape(2, 4) / 5
@@ -37,7 +37,7 @@ SCALES = {1: 1.0, 2: 2.0, 3: 3.0}
 
 
 def expected(version: int, x: npt.NDArray[np.float32] = X) -> npt.NDArray[np.float32]:
-    sess = ort.InferenceSession(mlp(SCALES[version]), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(small_mlp(SCALES[version]), providers=["CPUExecutionProvider"])
     out: npt.NDArray[np.float32] = sess.run(["y"], {"x": x})[0]
     return out
 
@@ -72,7 +72,7 @@ async def registry_of(tmp_path: Path, versions: int = 2) -> AsyncIterator[Setup]
         for v in range(1, versions + 1):
             await s.call(
                 lambda v=v: s.registry.register(
-                    "m", mlp(SCALES[v]), file_name="m.onnx", config={"max_batch_size": "16"}
+                    "m", small_mlp(SCALES[v]), file_name="m.onnx", config={"max_batch_size": "16"}
                 )
             )
         await s.alias(1)
@@ -292,7 +292,7 @@ def test_a_version_whose_config_asks_for_dynamic_batching_is_served_by_the_batch
             v = await s.call(
                 lambda: s.registry.register(
                     "m",
-                    mlp(SCALES[2]),
+                    small_mlp(SCALES[2]),
                     file_name="m.onnx",
                     config={"max_batch_size": "16", "max_queue_delay_us": "5000000"},
                 )
@@ -319,7 +319,7 @@ def test_a_version_whose_config_asks_for_dynamic_batching_is_served_by_the_batch
                 await models.close()
             await s.call(
                 lambda: s.registry.register(
-                    "m", mlp(), file_name="m.onnx", config={"max_queue_delay_us": "soon"}
+                    "m", small_mlp(), file_name="m.onnx", config={"max_queue_delay_us": "soon"}
                 )
             )
             models = Models(s.registry, router=s.router)

@@ -9,11 +9,11 @@ from tradecore.errors import NotFoundError
 from tradecore.inference import ModelSource
 from tradecore.inference.repository import DirectorySource
 
-from tests.onnx_models import mlp, write
+from tests.inference_models import small_mlp, write
 
 
 def test_versions_aliases_and_config(tmp_path: Path) -> None:
-    model = mlp()
+    model = small_mlp()
     write(tmp_path, "mlp", 1, model)
     write(tmp_path, "mlp", 3, model, {"max_batch_size": 16, "aliases": {"champion": 1}})
     (tmp_path / "mlp" / "7").mkdir()  # no model file: not a version
@@ -32,7 +32,7 @@ def test_versions_aliases_and_config(tmp_path: Path) -> None:
 
 
 def test_unknown_model_version_or_alias_is_not_found(tmp_path: Path) -> None:
-    write(tmp_path, "mlp", 1, mlp())
+    write(tmp_path, "mlp", 1, small_mlp())
     src = DirectorySource(tmp_path)
     with pytest.raises(NotFoundError, match="model 'nope' is not in the repository"):
         src.resolve("nope")
@@ -53,7 +53,7 @@ def test_missing_root_is_an_empty_repository_and_bad_config_names_the_model(
     tmp_path: Path,
 ) -> None:
     assert DirectorySource(tmp_path / "absent").index() == []
-    write(tmp_path, "mlp", 1, mlp())
+    write(tmp_path, "mlp", 1, small_mlp())
     (tmp_path / "mlp" / "config.json").write_text("{nope")
     with pytest.raises(ValueError, match=r"model 'mlp': config\.json is not valid JSON"):
         DirectorySource(tmp_path).resolve("mlp")
