@@ -20,7 +20,10 @@ from aiohttp import web
 from scipy import stats
 from tradecore.inference import OnnxEngine, validate_inputs
 from tradecore.inference.monitor import MonitorRecorder
+from tradecore_gateway import generate
+from tradecore_gateway.edge import Edge, http_route_class, parse_limits
 from tradecore_services.inference.monitor_page import add_routes
+from tradecore_services.registry import SERVICES
 
 from tests import inference_models
 from tests.conftest import free_port
@@ -158,98 +161,24 @@ class Traffic:
 
 
 def envoy_config(listen: int, upstream: int, prefix_timeout_s: int) -> dict[str, Any]:
-    """The gateway's routes for the InferenceService's HTTP port: ``/monitor/api/stream`` on
-    its own route with no overall timeout, before the ``/monitor`` prefix route."""
-    t = "type.googleapis.com/envoy.extensions."
-    cluster = "inference_http"
-    return {
-        "static_resources": {
-            "listeners": [
-                {
-                    "name": "gateway",
-                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen}},
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {
-                                    "name": "envoy.filters.network.http_connection_manager",
-                                    "typed_config": {
-                                        "@type": t + "filters.network.http_connection_manager"
-                                        ".v3.HttpConnectionManager",
-                                        "stat_prefix": "gateway",
-                                        "codec_type": "AUTO",
-                                        "route_config": {
-                                            "virtual_hosts": [
-                                                {
-                                                    "name": "all",
-                                                    "domains": ["*"],
-                                                    "routes": [
-                                                        {
-                                                            "match": {
-                                                                "path": "/monitor/api/stream"
-                                                            },
-                                                            "route": {
-                                                                "cluster": cluster,
-                                                                "timeout": "0s",
-                                                                "idle_timeout": "3600s",
-                                                            },
-                                                        },
-                                                        {
-                                                            "match": {
-                                                                "path_separated_prefix": "/monitor"
-                                                            },
-                                                            "route": {
-                                                                "cluster": cluster,
-                                                                "timeout": f"{prefix_timeout_s}s",
-                                                            },
-                                                        },
-                                                    ],
-                                                }
-                                            ]
-                                        },
-                                        "http_filters": [
-                                            {
-                                                "name": "envoy.filters.http.router",
-                                                "typed_config": {
-                                                    "@type": t + "filters.http.router.v3.Router"
-                                                },
-                                            }
-                                        ],
-                                    },
-                                }
-                            ]
-                        }
-                    ],
-                }
-            ],
-            "clusters": [
-                {
-                    "name": cluster,
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": cluster,
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {
-                                        "endpoint": {
-                                            "address": {
-                                                "socket_address": {
-                                                    "address": "127.0.0.1",
-                                                    "port_value": upstream,
-                                                }
-                                            }
-                                        }
-                                    }
-                                ]
-                            }
-                        ],
-                    },
-                }
-            ],
-        }
-    }
+    """The gateway's own configuration (gateway/generate.py) with the InferenceService's HTTP
+    port at ``upstream`` as its only upstream: ``/monitor`` routed with an overall timeout of
+    ``prefix_timeout_s`` (its route class's), ``/monitor/api/stream`` on a route of its own
+    without one; no other service, no token asked."""
+    reg = next(s for s in SERVICES if s.name == "inference")
+    limits = parse_limits(f"*.rate=0,{http_route_class('/monitor')}.timeout_s={prefix_timeout_s}")
+    return generate.envoy_config(
+        descriptor=generate.descriptor_path(),
+        upstreams={},
+        listen_port=listen,
+        admin_port=free_port(),
+        http_upstreams={
+            "inference": generate.HttpUpstream(
+                "127.0.0.1", upstream, reg.http_prefixes, reg.http_streams
+            )
+        },
+        edge=Edge(limits=limits),
+    )
 
 
 class Envoy:
