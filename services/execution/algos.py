@@ -1,10 +1,10 @@
-"""Execution algorithms inside the execution service: ``tradecore.oms.algos.AlgoEngine`` on the
-OMS thread, its commands and progress journaled, its RPCs (StartAlgo, GetAlgo, StopAlgo,
+"""Execution algorithms inside the execution service: ``tradecore.oms.algos.AlgoEngine`` inside
+the engine's OMS calls, its commands and progress journaled, its RPCs (StartAlgo, GetAlgo, StopAlgo,
 ListAlgos).
 
 Every child is an ordinary order of the service's OMS (``OMS.submit``): the pre-trade
 controls, the journal (its events through the engine's sink) and the venue, like any
-SubmitOrder. The algo engine is driven on the OMS thread by the market data the service
+SubmitOrder. The algo engine is driven inside OMS calls by the market data the service
 already takes (``md.*.*.quote``: every quote; ``md.*.*.trade``: every trade while the paper
 venue runs) and by a clock task (:class:`AlgoCalls` ``run``) that calls ``on_time`` when the
 next slice, end or duplicate-window hold is due; times are the OMS's clock (the paper venue's

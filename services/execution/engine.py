@@ -76,7 +76,7 @@ CODEC = Codec(typing.get_args(OmsEvent))
 
 @dataclass
 class _Call:
-    """What one call collected (filled on the OMS thread)."""
+    """What one call collected (filled inside the call)."""
 
     request_id: str = ""
     #: Entries not journaled yet: the call's command (until its first write), then events.
@@ -110,7 +110,7 @@ class Engine:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="execution-oms")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._serial: asyncio.Lock | None = None
-        self._call: _Call | None = None  # the call on the OMS thread
+        self._call: _Call | None = None  # the call running now
         self._nc: Client | None = None
         self._order_listeners: list[Callable[[events.OrderUpdate], None]] = []
         self._lost_listeners: list[Callable[[], None]] = []
@@ -149,7 +149,7 @@ class Engine:
             await asyncio.gather(*self._fills, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown, True)
 
-    # -- the sink and the barrier (OMS thread) -------------------------------------------
+    # -- the sink and the barrier (inside a call) ----------------------------------------
 
     def _account(self, event: OmsEvent) -> str:
         account = getattr(event, "account", "")
@@ -203,7 +203,7 @@ class Engine:
         request_id: str = "",
         command: pb.JournalEntry | None = None,
     ) -> T:
-        """Run ``fn(oms)`` on the OMS thread, journal ``command`` (first) and the events it
+        """Run ``fn(oms)`` as one call (inline or on the OMS thread), journal ``command`` (first) and the events it
         produced, then publish what it changed. ``fn`` converts what it returns to messages
         itself, and may fill in the command's account. The command is journaled with the
         call's first write; a call that raises before producing an event journals nothing.
