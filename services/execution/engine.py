@@ -203,12 +203,12 @@ class Engine:
         request_id: str = "",
         command: pb.JournalEntry | None = None,
     ) -> T:
-        """Run ``fn(oms)`` as one call (inline or on the OMS thread), journal ``command`` (first) and the events it
-        produced, then publish what it changed. ``fn`` converts what it returns to messages
-        itself, and may fill in the command's account. The command is journaled with the
-        call's first write; a call that raises before producing an event journals nothing.
-        A caller that is cancelled (a gRPC client gone) does not cut the call short: once on
-        the OMS thread it runs to its last write."""
+        """Run ``fn(oms)`` as one call (inline or on the OMS thread), journal ``command``
+        (first) and the events it produced, then publish what it changed. ``fn`` converts
+        what it returns to messages itself, and may fill in the command's account. The
+        command is journaled with the call's first write; a call that raises before producing
+        an event journals nothing. A caller that is cancelled (a gRPC client gone) does not
+        cut the call short: once started it runs to its last write."""
         task = asyncio.ensure_future(self._run_call(fn, request_id, command))
         task.add_done_callback(_retrieve)
         return await asyncio.shield(task)
