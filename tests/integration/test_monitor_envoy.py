@@ -1,8 +1,8 @@
 """The monitoring page and its Server-Sent Events stream through a real Envoy configured by the
-gateway's own generator for the InferenceService's HTTP port: the ``/monitor`` prefix with an overall route
-timeout, and ``/monitor/api/stream`` on its own route without one (docs/api.md, "Inference:
-monitoring page"). Events must arrive one at a time (Envoy buffers nothing) and the stream must
-outlive the prefix route's timeout."""
+gateway's own generator for the InferenceService's HTTP port: the ``/monitor`` prefix with an
+overall route timeout, and ``/monitor/api/stream`` on its own route without one (docs/api.md,
+"Inference: monitoring page"). Events must arrive one at a time (Envoy buffers nothing) and the
+stream must outlive the prefix route's timeout."""
 
 from __future__ import annotations
 
