@@ -9,6 +9,7 @@ import asyncio
 import base64
 import binascii
 import contextvars
+import functools
 import itertools
 import json
 import logging
@@ -127,26 +128,20 @@ def new_request_id() -> str:
 
 def _claims(raw: str | bytes) -> dict[str, Any]:
     """The gateway's claims header decoded; a ValueError when it is not base64url JSON of an
-    object (it comes from the gateway only, so that is a fault). A token's calls repeat one
-    value: the last CLAIMS_CACHE decodings are kept (read-only to their users)."""
-    text = raw if isinstance(raw, str) else raw.decode("ascii", "replace")
-    claims = _claims_cache.get(text)
-    if claims is not None:
-        return claims
+    object (it comes from the gateway only, so that is a fault)."""
+    return _decode_claims(raw if isinstance(raw, str) else raw.decode("ascii", "replace"))
+
+
+@functools.lru_cache(maxsize=256)
+def _decode_claims(text: str) -> dict[str, Any]:
+    """A token's calls repeat one value: its decoding is kept (read-only to its users)."""
     try:
         claims = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (binascii.Error, ValueError):
         raise ValueError(f"{CLAIMS_KEY}: not base64url JSON") from None
     if not isinstance(claims, dict):
         raise ValueError(f"{CLAIMS_KEY}: not a JSON object")
-    if len(_claims_cache) >= CLAIMS_CACHE:
-        _claims_cache.pop(next(iter(_claims_cache)))
-    _claims_cache[text] = claims
     return claims
-
-
-CLAIMS_CACHE = 256
-_claims_cache: dict[str, dict[str, Any]] = {}
 
 
 def request_id(context: grpc.aio.ServicerContext[Any, Any] | None = None) -> str:

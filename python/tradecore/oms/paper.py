@@ -380,27 +380,23 @@ class PaperVenue:
         knows): taken off the book, its requests and answers still on their way dropped, its
         fills out of the record. What an OMS decided but could not store never reached the
         outside world, so the venue drops it too. Returns the forgotten ids."""
-        keep = order_ids if isinstance(order_ids, (set, frozenset, dict)) else set(order_ids)
-        gone = [oid for oid in self._orders if oid not in keep]
+        keep = set(order_ids)
+        gone = {oid for oid in self._orders if oid not in keep}
         for oid in gone:
             self._withdraw(self._orders.pop(oid))
-        gone_set = set(gone)
 
-        def kept(action: Callable[..., None], args: tuple[Any, ...]) -> bool:
-            first = args[0] if args else None
-            oid = first.order_id if isinstance(first, VenueOrder) else first
-            if oid not in keep and oid is not None and action == self._arrive_submit:
-                gone_set.add(str(oid))
-            return oid in keep
+        def order_of(args: tuple[Any, ...]) -> str:  # a request's order: a submit's or the id
+            return args[0].order_id if isinstance(args[0], VenueOrder) else str(args[0])
 
-        self._actions = [a for a in self._actions if kept(a[2], a[3])]
+        gone |= {order_of(a[3]) for a in self._actions if order_of(a[3]) not in keep}
+        self._actions = [a for a in self._actions if order_of(a[3]) in keep]
         heapq.heapify(self._actions)
         self._outbox = [e for e in self._outbox if e[2].order_id in keep]
         heapq.heapify(self._outbox)
         for oid in [k for k in self._last if k not in keep]:
             del self._last[oid]
         self._fill_log = [(ev, o) for ev, o in self._fill_log if o.order.order_id in keep]
-        return sorted(gone_set)
+        return sorted(gone)
 
     # ------------------------------------------------------------------ market data
     @property
