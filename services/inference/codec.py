@@ -20,10 +20,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from tradecore.errors import quote
-from tradecore.inference import datatype_of, dtype_of
+from tradecore.inference import DATATYPES, datatype_of, dtype_of
 
 Array = npt.NDArray[Any]
 _LEN = struct.Struct("<I")
+# Each fixed-size datatype's little-endian dtype (raw data's byte order), and whether it is the
+# machine's own (then the decoded array is a view of the request's bytes, nothing converted).
+_RAW: dict[str, tuple[np.dtype[Any], bool]] = {
+    name: (dt.newbyteorder("<"), dt.newbyteorder("<") == dt)
+    for name, dt in DATATYPES.items()
+    if dt.kind != "O"
+}
 
 
 def check_shape(what: str, shape: Sequence[int], max_elements: int) -> int:
@@ -52,16 +59,21 @@ def from_raw(
     what: str, dtype_name: str, shape: Sequence[int], data: bytes, max_elements: int
 ) -> Array:
     """The tensor encoded in ``data`` (raw form)."""
-    dt = datatype(what, dtype_name)
+    raw = _RAW.get(dtype_name)
+    if raw is None:
+        datatype(what, dtype_name)  # BYTES, or a ValueError naming the datatype
+        return _bytes_from_raw(what, shape, check_shape(what, shape, max_elements), data)
+    little, native = raw
     count = check_shape(what, shape, max_elements)
-    if dtype_name == "BYTES":
-        return _bytes_from_raw(what, shape, count, data)
-    need = count * dt.itemsize
+    need = count * little.itemsize
     if len(data) != need:
         raise ValueError(
             f"{what}: {len(data)} bytes of data, shape {list(shape)} of {dtype_name} needs {need}"
         )
-    return np.frombuffer(data, dtype=dt.newbyteorder("<")).astype(dt, copy=False).reshape(shape)
+    arr = np.frombuffer(data, dtype=little)
+    if not native:
+        arr = arr.astype(little.newbyteorder("="))
+    return arr.reshape(shape)
 
 
 def _bytes_from_raw(what: str, shape: Sequence[int], count: int, data: bytes) -> Array:

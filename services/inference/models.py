@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any, Protocol
 
 import numpy.typing as npt
@@ -28,12 +28,12 @@ from tradecore.inference import (
     ModelVersion,
     OnnxEngine,
     Tensors,
-    validate_inputs,
 )
 from tradecore.inference.batching import DEFAULT_MAX_QUEUE, BatchStats, DynamicBatcher
 from tradecore.inference.drift import DriftDetector
 from tradecore.inference.monitor import MonitorRecorder
 from tradecore.inference.rollout import PolicyKind, Router
+from tradecore.inference.types import MAX_ELEMENTS, InputValidator
 
 log = logging.getLogger("tradecore.inference")
 
@@ -85,8 +85,9 @@ class DirectRunner:
     p50 and milliseconds at p99 on a loaded machine, against ~12 us for a small MLP); anything
     larger, or any call while the engine is busy, runs on the runner's own thread so the loop
     stays free. The estimate is the measured compute time per batch row (an exponential
-    average over the calls so far) times the call's rows; until a call has been measured every
-    call goes to the thread. ``inline_ns=0`` keeps every call off the loop."""
+    average over the calls so far, an outlier counted as 4x the average) times the call's
+    rows; until a call has been measured every call goes to the thread. ``inline_ns=0`` keeps
+    every call off the loop."""
 
     def __init__(self, engine: Engine, inline_ns: int = 0) -> None:
         self.engine = engine
@@ -99,7 +100,12 @@ class DirectRunner:
     def _measure(self, rows: int, ns: int) -> None:
         per_row = ns / max(rows, 1)
         prev = self._ns_per_row
-        self._ns_per_row = per_row if prev is None else 0.8 * prev + 0.2 * per_row
+        if prev is None:
+            self._ns_per_row = per_row
+        else:
+            # A call the machine paused (preempted, a page fault) counts as at most 4x the
+            # estimate: one such outlier must not send the next calls through the thread.
+            self._ns_per_row = 0.8 * prev + 0.2 * min(per_row, 4.0 * prev)
 
     def _run(self, inputs: Tensors, rows: int, submitted: int) -> tuple[Tensors, Timings]:
         with self._busy:
@@ -114,18 +120,27 @@ class DirectRunner:
         per_row = self._ns_per_row
         return per_row is not None and per_row * rows <= self.inline_ns
 
+    def run_now(self, inputs: Tensors, rows: int) -> tuple[Tensors, int] | None:
+        """The call run here and now with its compute time in ns when it is estimated small
+        enough for the event loop and the engine is free; None otherwise (then :meth:`run`)."""
+        if not self.inline(rows) or not self._busy.acquire(blocking=False):
+            return None
+        try:
+            start = time.perf_counter_ns()
+            out = self.engine.run(inputs)
+            spent = time.perf_counter_ns() - start
+            self._measure(rows, spent)
+        finally:
+            self._busy.release()
+        return out, spent
+
     async def run(self, inputs: Tensors) -> tuple[Tensors, Timings]:
         rows = _rows(self.engine.metadata, inputs)
-        submitted = time.perf_counter_ns()
-        if self.inline(rows) and self._busy.acquire(blocking=False):
-            try:
-                out = self.engine.run(inputs)
-                done = time.perf_counter_ns()
-                self._measure(rows, done - submitted)
-            finally:
-                self._busy.release()
-            return out, Timings(0, done - submitted)
+        now = self.run_now(inputs, rows)
+        if now is not None:
+            return now[0], Timings(0, now[1])
         loop = asyncio.get_running_loop()
+        submitted = time.perf_counter_ns()
         return await loop.run_in_executor(self._pool, self._run, inputs, rows, submitted)
 
     def close(self) -> None:
@@ -248,6 +263,18 @@ class Loaded:
     last_used: int = 0
     retired: bool = False
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    max_elements: InitVar[int] = MAX_ELEMENTS
+    # Made once per version, off the request path: the request's inputs checked against the
+    # model (a fast path for well-formed tensors), the version number as text (the monitor's
+    # and the response's key) and the model's output names.
+    validate: InputValidator = field(init=False)
+    version_text: str = field(init=False)
+    output_names: frozenset[str] = field(init=False)
+
+    def __post_init__(self, max_elements: int) -> None:
+        self.validate = InputValidator(self.metadata, max_elements=max_elements)
+        self.version_text = str(self.version.version)
+        self.output_names = frozenset(t.name for t in self.metadata.outputs)
 
 
 @dataclass
@@ -458,7 +485,7 @@ class Models:
         except BaseException:
             engine.close()
             raise
-        return Loaded(mv, engine.metadata, runner, stats)
+        return Loaded(mv, engine.metadata, runner, stats, max_elements=self.max_elements)
 
     def _make_engine(self, mv: ModelVersion) -> Engine:
         engine = self._engine_factory(mv)
@@ -561,6 +588,14 @@ class Models:
             return await self._load_on_demand(name, version)
         return loaded
 
+    def loaded_now(self, name: str, version: str = "") -> Loaded | None:
+        """The loaded version (the default one when ``version`` is empty), None when it is not
+        loaded (then :meth:`lookup`: NOT_FOUND, or a load on demand)."""
+        state = self._models.get(name)
+        if state is None:
+            return None
+        return state.versions.get(version or state.default)
+
     def versions(self, name: str) -> list[str]:
         return sorted(self._state(name).versions, key=int)
 
@@ -597,7 +632,7 @@ class Models:
         the caller's answer is ready, off the caller's path (:meth:`Router.serve`). Returns the
         version that answered and its outputs."""
         if version or self.router is None:
-            loaded = await self.lookup(name, version)
+            loaded = self.loaded_now(name, version) or await self.lookup(name, version)
             return loaded, await self.infer(loaded, inputs, outputs, self._role(loaded))
         self._state(name)  # NotFoundError for a model that is not loaded (or was unloaded)
         answers: dict[int, tuple[Loaded, Tensors]] = {}
@@ -643,7 +678,8 @@ class Models:
     ) -> Tensors:
         """Validate ``inputs`` against the model (ValueError naming the tensor), run them, and
         return the requested outputs (all when ``outputs`` is empty or None), counting the
-        request in the version's statistics and, in ``role``, in the monitor's."""
+        request in the version's statistics and, in ``role``, in the monitor's (a success on
+        the event loop's next turn, a failure at once)."""
         if loaded.retired:
             raise UnavailableError(
                 f"model {loaded.version.name!r} version {loaded.version.version} was just "
@@ -656,16 +692,21 @@ class Models:
         rows = 0
         try:
             meta = loaded.metadata
-            declared = {t.name for t in meta.outputs}
             for name in outputs or ():
-                if name not in declared:
+                if name not in loaded.output_names:
                     raise ValueError(
                         f"output tensor {quote(name)}: model {meta.name!r} has outputs "
-                        f"{sorted(declared)}"
+                        f"{sorted(loaded.output_names)}"
                     )
-            arrays = validate_inputs(meta, inputs, max_elements=self.max_elements)
+            arrays = loaded.validate(inputs)
             rows = _rows(meta, arrays)
-            result, timings = await loaded.runner.run(arrays)
+            runner = loaded.runner
+            # A small call runs inline on a DirectRunner without a coroutine of its own.
+            now = runner.run_now(arrays, rows) if type(runner) is DirectRunner else None
+            if now is None:
+                result, timings = await runner.run(arrays)
+            else:
+                result, timings = now[0], Timings(0, now[1])
         except BaseException:
             spent = time.perf_counter_ns() - start
             stats.fail.add(spent)
@@ -675,7 +716,35 @@ class Models:
             loaded.active -= 1
             if not loaded.active:
                 loaded.idle.set()
-        spent = time.perf_counter_ns() - start
+        # The call's statistics, monitor and drift records are kept on the loop's next turn:
+        # after the answer has been written (the handler's task writes it before it yields)
+        # and before any later request is read, so they are off the caller's latency and
+        # still counted before the caller's next call is served.
+        asyncio.get_running_loop().call_soon(
+            self._succeeded,
+            loaded,
+            role,
+            time.perf_counter_ns() - start,
+            rows,
+            timings,
+            arrays,
+            result,
+        )
+        if outputs:
+            return {n: result[n] for n in outputs}
+        return result
+
+    def _succeeded(
+        self,
+        loaded: Loaded,
+        role: str,
+        spent: int,
+        rows: int,
+        timings: Timings | None,
+        arrays: Tensors,
+        result: Tensors,
+    ) -> None:
+        stats = loaded.stats
         stats.success.add(spent)
         if timings is not None:
             stats.queue.add(timings.queue_ns)
@@ -689,17 +758,15 @@ class Models:
                 self.drift.record(loaded.version.name, loaded.version.version, arrays, result)
             except Exception as exc:  # monitoring never fails a call
                 log.debug("drift: %s", exc)
-        if outputs:
-            return {n: result[n] for n in outputs}
-        return result
 
     def _record(self, loaded: Loaded, role: str, ns: int, rows: int, ok: bool) -> None:
         """One call in the monitor; its failure (e.g. its series limit) never fails a call."""
         if self.recorder is None:
             return
-        mv = loaded.version
         try:
-            self.recorder.record_inference(mv.name, str(mv.version), role, ns / 1e9, rows, ok)
+            self.recorder.record_inference(
+                loaded.version.name, loaded.version_text, role, ns / 1e9, rows, ok
+            )
         except Exception as exc:
             log.debug("monitor: %s", exc)
 

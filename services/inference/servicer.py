@@ -83,7 +83,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelInferRequest, context: Context
     ) -> pb.ModelInferResponse:
         # NOT_FOUND naming the model or version before the tensors are decoded.
-        await self.models.lookup(request.model_name, request.model_version)
+        if self.models.loaded_now(request.model_name, request.model_version) is None:
+            await self.models.lookup(request.model_name, request.model_version)
         rid = routing_id(request.id, context)
         inputs = convert.request_inputs(request, self.models.max_elements)
         loaded, result = await self.models.serve(
