@@ -37,7 +37,10 @@ from tradecore.store import Migration, Store, connect, default_dsn
 log = logging.getLogger("tradecore.access")
 
 TABLE = "gateway_access"
-POLL_S = 0.25
+# One insert a second at most while calls flow: each insert is a new part for ClickHouse to
+# write and merge, which on a small machine is CPU taken from the calls (inserting four times a
+# second put the gateway's ModelInfer p99 at 3.3-4.5 ms, once a second at 2.1-2.4 ms).
+POLL_S = 1.0
 BATCH_LINES = 5000
 ROTATE_BYTES = 64 << 20  # TRADECORE_ACCESS_ROTATE_BYTES overrides
 RETENTION_DAYS = 90
