@@ -8,6 +8,7 @@ samples). Used by test_bench_latency (Price) and test_bench_oip (ModelInfer)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 import time
@@ -20,6 +21,110 @@ import numpy as np
 from tests.conftest import free_port
 
 PATHS = ("echo", "direct", "envoy")
+
+
+def bare_envoy_config(port: int, admin_port: int, upstream: str) -> dict[str, object]:
+    """The least an Envoy can be in front of a gRPC server: one listener, the router filter
+    alone (no auth, limits, access log or tracer), one HTTP/2 cluster: the floor under any
+    gateway's figures on this machine."""
+    host, up_port = upstream.rsplit(":", 1)
+    h2 = {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        }
+    }
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
+        ".v3.HttpConnectionManager",
+        "stat_prefix": "bare",
+        "codec_type": "AUTO",
+        "route_config": {
+            "virtual_hosts": [
+                {
+                    "name": "all",
+                    "domains": ["*"],
+                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}],
+                }
+            ]
+        },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                },
+            }
+        ],
+    }
+    address = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+    endpoint = {"address": {"socket_address": {"address": host, "port_value": int(up_port)}}}
+    admin = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}}
+    return {
+        "admin": admin,
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "bare",
+                    "address": address,
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": hcm,
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "clusters": [
+                {
+                    "name": "upstream",
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "typed_extension_protocol_options": h2,
+                    "load_assignment": {
+                        "cluster_name": "upstream",
+                        "endpoints": [{"lb_endpoints": [{"endpoint": endpoint}]}],
+                    },
+                }
+            ],
+        },
+    }
+
+
+@contextlib.contextmanager
+def bare_envoy(upstream: str, workdir: Path) -> Iterator[str]:
+    """An Envoy of :func:`bare_envoy_config` in front of ``upstream`` (``host:port``), as the
+    gateway runs it (same binary, two workers on this machine): its address once a call
+    through it succeeds."""
+    from tradecore_services.mesh.components import envoy_path
+
+    port, admin = free_port(), free_port()
+    config = workdir / "bare-envoy.json"
+    config.write_text(json.dumps(bare_envoy_config(port, admin, upstream)))
+    proc = subprocess.Popen(
+        [envoy_path(), "-c", str(config), "--log-level", "error", "--disable-hot-restart"],
+        stderr=subprocess.DEVNULL,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        call = echo_call(grpc.insecure_channel(address), b"")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                call()
+                break
+            except grpc.RpcError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 @contextlib.contextmanager
@@ -89,5 +194,7 @@ def report(benchmark, name: str, pairs: Mapping[str, Mapping[str, np.ndarray]], 
         info |= {"p50_over_echo": p50 / e50, "p99_over_echo": p99 / e99}
     if name == "envoy":
         info["envoy_added_p50_us"] = p50 - float(np.percentile(pairs["direct"]["direct"], 50))
+    if name == "echo_bare_envoy":
+        info["bare_envoy_added_p50_us"] = p50 - e50
     benchmark.extra_info.update(info)
     print(f"\n{name}: " + ", ".join(f"{k}={v:.3g}" for k, v in info.items()))

@@ -4,7 +4,9 @@ size) measured in the same run, and throughput with 1-64 concurrent clients.
 
 Each path is paired with the echo and the two called in turn (bench/rtt.py), so that load from
 other jobs falls on both alike; p50/p99, the ratios to the echo and what Envoy adds are in
-extra_info. Targets (issue 13): direct p99 <= 1.3x echo; through the gateway p99 < 1 ms."""
+extra_info. Targets (issue 13): direct p99 <= 1.3x echo; through the gateway p99 < 1 ms. The
+floor under the gateway's figure is measured beside it: the same echo through a bare Envoy
+(the router filter alone, bench/rtt.py ``bare_envoy``)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import pytest
 from tradecore_api.inference import grpc_service_pb2 as pb
 from tradecore_api.inference import grpc_service_pb2_grpc as pb_grpc
 
-from bench.rtt import echo_call, echo_server, paired, report
+from bench.rtt import bare_envoy, echo_call, echo_server, paired, report
 from tests.inference_models import small_mlp, write
 from tests.mesh import Mesh
 
@@ -58,16 +60,29 @@ def echo() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def calls(mesh: Mesh, echo: str) -> Iterator[dict[str, Callable[[], object]]]:
+def echo_via_bare_envoy(echo: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with bare_envoy(echo, Path(tmp_path_factory.mktemp("bare-envoy"))) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def calls(
+    mesh: Mesh, echo: str, echo_via_bare_envoy: str
+) -> Iterator[dict[str, Callable[[], object]]]:
     """One call of each path; through Envoy with a viewer's token, as a client sends it."""
     channels = {
         "echo": grpc.insecure_channel(echo),
+        "echo_bare_envoy": grpc.insecure_channel(echo_via_bare_envoy),
         "direct": grpc.insecure_channel(str(mesh.inference)),
         "envoy": grpc.insecure_channel(mesh.gateway),
     }
     token = {"direct": (), "envoy": mesh.metadata("viewer")}
     # The echo answers with the request: pad it to the size of a ModelInfer response too.
-    out = {"echo": echo_call(channels["echo"], REQUEST.SerializeToString())}
+    payload = REQUEST.SerializeToString()
+    out = {
+        "echo": echo_call(channels["echo"], payload),
+        "echo_bare_envoy": echo_call(channels["echo_bare_envoy"], payload),
+    }
     for via in ("direct", "envoy"):
         stub = pb_grpc.GRPCInferenceServiceStub(channels[via])
         md = token[via]
@@ -87,6 +102,12 @@ def samples(calls: dict[str, Callable[[], object]]) -> dict[str, dict[str, np.nd
 @pytest.mark.benchmark(group="oip-latency")
 def test_echo_baseline(benchmark, samples, calls) -> None:  # type: ignore[no-untyped-def]
     report(benchmark, "echo", samples, calls["echo"])
+
+
+@pytest.mark.benchmark(group="oip-latency")
+def test_echo_through_bare_envoy(benchmark, samples, calls) -> None:  # type: ignore[no-untyped-def]
+    """The floor of any call through an Envoy here: the bare echo behind the router alone."""
+    report(benchmark, "echo_bare_envoy", samples, calls["echo_bare_envoy"])
 
 
 @pytest.mark.benchmark(group="oip-latency")
