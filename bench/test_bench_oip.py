@@ -26,7 +26,7 @@ from bench.rtt import bare_envoy, echo_call, echo_server, paired, report
 from tests.inference_models import small_mlp, write
 from tests.mesh import Mesh
 
-CALLS = 3000
+CALLS = 10_000
 WARMUP = 300
 X = np.linspace(-1, 1, 4, dtype=np.float32).reshape(1, 4)
 REQUEST = pb.ModelInferRequest(
