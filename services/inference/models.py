@@ -139,6 +139,11 @@ class DirectRunner:
         now = self.run_now(inputs, rows)
         if now is not None:
             return now[0], Timings(0, now[1])
+        return await self.run_threaded(inputs, rows)
+
+    async def run_threaded(self, inputs: Tensors, rows: int) -> tuple[Tensors, Timings]:
+        """The call on the runner's thread (what :meth:`run` does when :meth:`run_now` will
+        not run it here)."""
         loop = asyncio.get_running_loop()
         submitted = time.perf_counter_ns()
         return await loop.run_in_executor(self._pool, self._run, inputs, rows, submitted)
@@ -701,12 +706,17 @@ class Models:
             arrays = loaded.validate(inputs)
             rows = _rows(meta, arrays)
             runner = loaded.runner
-            # A small call runs inline on a DirectRunner without a coroutine of its own.
-            now = runner.run_now(arrays, rows) if type(runner) is DirectRunner else None
-            if now is None:
-                result, timings = await runner.run(arrays)
+            timings: Timings | None
+            if type(runner) is DirectRunner:
+                # A small call runs inline without a coroutine of its own; a larger one (or one
+                # while the engine is busy) on the runner's thread.
+                now = runner.run_now(arrays, rows)
+                if now is None:
+                    result, timings = await runner.run_threaded(arrays, rows)
+                else:
+                    result, timings = now[0], Timings(0, now[1])
             else:
-                result, timings = now[0], Timings(0, now[1])
+                result, timings = await runner.run(arrays)
         except BaseException:
             spent = time.perf_counter_ns() - start
             stats.fail.add(spent)
