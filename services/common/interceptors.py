@@ -305,6 +305,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         span_name = span_name or method
         deserializer = _checked_deserializer(handler.request_deserializer, method)
         perf_counter = time.perf_counter
+        get_running_loop = asyncio.get_running_loop
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
@@ -330,8 +331,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     await _fail(context, exc, method, rid)
                     raise  # not reached
                 finally:
-                    metrics.observe(code, perf_counter() - start)
                     _end_span(span, ids, code, rid)
+                    # Counted on the loop's next turn: by then the handler's task has handed
+                    # the response and status to gRPC (it yields only to wait for the send), so
+                    # the bookkeeping is off the caller's latency, and it still comes before
+                    # the next request is read.
+                    get_running_loop().call_soon(metrics.observe, code, perf_counter() - start)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
